@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need when it is missing (dig, from Debian's
+# bind9-dnsutils), then checks formatting and lints, then runs unit, property and integration tests. The
+# integration tests start their own vpcdns servers on loopback; nothing else needs to be running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v dig >/dev/null 2>&1; then
+  echo "== installing dig (bind9-dnsutils)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bind9-dnsutils >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --locked

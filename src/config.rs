@@ -1,0 +1,415 @@
+//! The TOML configuration: raw serde types and their translation into the normalized [`State`].
+//!
+//! Only this module knows that TOML exists. It checks the file's shape (unknown keys are errors, so typos never pass
+//! silently), reads zone files, resolves link names to uids, and leaves every cross-item rule to `validate`, which
+//! checks the state model and not the file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::name::Name;
+use crate::rdata::{self, RData, Record};
+use crate::state::{Account, Link, Policy, ServerSettings, Site, State, Uid, User, Vpc, VpcId, Zone, ZoneId};
+use crate::zonefile;
+
+/// The listen address when `[server]` gives none.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
+/// MNAME of generated SOAs and target of generated NS records when `[server].nameserver` is not set.
+pub const DEFAULT_NAMESERVER: &str = "ns.vpcdns.internal.";
+/// TTL of an inline record that gives none.
+pub const DEFAULT_RECORD_TTL: u32 = 300;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    accounts: Vec<RawAccount>,
+    #[serde(default)]
+    users: Vec<RawUser>,
+    #[serde(default)]
+    vpcs: Vec<RawVpc>,
+    #[serde(default)]
+    links: Vec<RawLink>,
+    #[serde(default)]
+    zones: Vec<RawZone>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Vec<String>>,
+    nameserver: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    uid: String,
+    name: String,
+    email: String,
+    site: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    account: String,
+    name: String,
+    #[serde(default)]
+    policies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVpc {
+    id: String,
+    account: String,
+    #[serde(default)]
+    region: String,
+    cidrs: Vec<String>,
+    #[serde(default)]
+    listeners: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    account: String,
+    linked: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    id: Option<String>,
+    name: String,
+    account: String,
+    #[serde(default)]
+    scope: Vec<String>,
+    file: Option<PathBuf>,
+    records: Option<Vec<RawRecord>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    name: String,
+    #[serde(rename = "type")]
+    rtype: String,
+    ttl: Option<u32>,
+    data: String,
+}
+
+/// A configuration that could not be turned into a state. Each message names the offending item; the
+/// `Display` form starts with the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("{path}: {}", .problems.join("\n  "))]
+    Invalid { path: PathBuf, problems: Vec<String> },
+    #[error(transparent)]
+    ZoneFile(#[from] zonefile::ZoneFileError),
+}
+
+/// A loaded configuration: the state, plus the files whose change should trigger a reload.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub state: State,
+    pub watched: Vec<PathBuf>,
+}
+
+/// Reads the configuration at `path` into a state. `previous` (the state being served) lets unchanged zones keep
+/// their revision, so their SOA serial stays put and their compiled tables are reused.
+pub fn load(path: &Path, previous: Option<&State>) -> Result<Loaded, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    from_str(&text, path, &base, previous)
+}
+
+/// Parses configuration text; zone files are resolved against `base` (the config file's directory).
+pub fn from_str(text: &str, path: &Path, base: &Path, previous: Option<&State>) -> Result<Loaded, ConfigError> {
+    let raw: RawConfig = toml::from_str(text)
+        .map_err(|e| ConfigError::Toml { path: path.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
+    let mut builder = Builder {
+        problems: Vec::new(),
+        base,
+        previous,
+        revision: next_revision(previous),
+        watched: vec![path.to_path_buf()],
+    };
+    let state = builder.build(raw)?;
+    if builder.problems.is_empty() {
+        Ok(Loaded { state, watched: builder.watched })
+    } else {
+        Err(ConfigError::Invalid { path: path.to_path_buf(), problems: builder.problems })
+    }
+}
+
+/// The load time in seconds, but always above the previous revision so serials grow on every change.
+fn next_revision(previous: Option<&State>) -> u64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1);
+    match previous {
+        Some(prev) => now.max(prev.revision + 1),
+        None => now,
+    }
+}
+
+struct Builder<'a> {
+    problems: Vec<String>,
+    base: &'a Path,
+    previous: Option<&'a State>,
+    revision: u64,
+    watched: Vec<PathBuf>,
+}
+
+impl Builder<'_> {
+    fn build(&mut self, raw: RawConfig) -> Result<State, ConfigError> {
+        let server = self.server(raw.server);
+        let accounts = self.accounts(raw.accounts);
+        let users = self.users(raw.users);
+        let vpcs = self.vpcs(raw.vpcs);
+        let links = self.links(raw.links, &accounts, &users);
+        let mut zones = BTreeMap::new();
+        for raw_zone in raw.zones {
+            if let Some(zone) = self.zone(raw_zone)? {
+                if zones.contains_key(&zone.id) {
+                    self.problems.push(format!(
+                        "zone id {:?} is used twice (give one of the zones an explicit `id`)",
+                        zone.id.0
+                    ));
+                    continue;
+                }
+                zones.insert(zone.id.clone(), zone);
+            }
+        }
+        Ok(State { revision: self.revision, server, accounts, users, vpcs, links, zones })
+    }
+
+    fn server(&mut self, raw: RawServer) -> ServerSettings {
+        let listen_text = raw.listen.unwrap_or_else(|| vec![DEFAULT_LISTEN.to_string()]);
+        let mut listen = Vec::new();
+        for text in &listen_text {
+            match text.parse::<SocketAddr>() {
+                Ok(addr) => listen.push(addr),
+                Err(_) => self.problems.push(format!(
+                    "[server].listen: {text:?} is not an address:port (e.g. \"127.0.0.1:5300\" or \"[::1]:5300\")"
+                )),
+            }
+        }
+        if listen_text.is_empty() {
+            self.problems.push("[server].listen is empty: give at least one address".into());
+        }
+        let ns_text = raw.nameserver.unwrap_or_else(|| DEFAULT_NAMESERVER.to_string());
+        let nameserver = match Name::from_text(&ns_text, Some(&Name::root())) {
+            Ok(name) => name,
+            Err(e) => {
+                self.problems.push(format!("[server].nameserver: {e}"));
+                Name::root()
+            }
+        };
+        ServerSettings { listen, nameserver }
+    }
+
+    fn accounts(&mut self, raw: Vec<RawAccount>) -> BTreeMap<Uid, Account> {
+        let mut accounts = BTreeMap::new();
+        for a in raw {
+            let site = match a.site.as_str() {
+                "cn" => Site::Cn,
+                "intl" => Site::Intl,
+                other => {
+                    self.problems.push(format!("account {}: site {other:?} is neither \"cn\" nor \"intl\"", a.uid));
+                    continue;
+                }
+            };
+            let account = Account { uid: Uid(a.uid.clone()), name: a.name, email: a.email, site };
+            if accounts.insert(account.uid.clone(), account).is_some() {
+                self.problems.push(format!("account uid {} is defined twice", a.uid));
+            }
+        }
+        accounts
+    }
+
+    fn users(&mut self, raw: Vec<RawUser>) -> BTreeMap<(Uid, String), User> {
+        let mut users = BTreeMap::new();
+        for u in raw {
+            let mut policies = Vec::new();
+            for p in &u.policies {
+                match p.as_str() {
+                    "DNSFullAccess" => policies.push(Policy::DnsFullAccess),
+                    "DNSReadOnlyAccess" => policies.push(Policy::DnsReadOnlyAccess),
+                    other => self.problems.push(format!(
+                        "user {}@{}: unknown policy {other:?} (known: DNSFullAccess, DNSReadOnlyAccess)",
+                        u.name, u.account
+                    )),
+                }
+            }
+            let key = (Uid(u.account.clone()), u.name.clone());
+            let user = User { account: Uid(u.account), name: u.name, policies };
+            if users.insert(key, user).is_some() {
+                self.problems.push("a user is defined twice in one account".into());
+            }
+        }
+        users
+    }
+
+    fn vpcs(&mut self, raw: Vec<RawVpc>) -> BTreeMap<VpcId, Vpc> {
+        let mut vpcs = BTreeMap::new();
+        for v in raw {
+            let mut cidrs = Vec::new();
+            for text in &v.cidrs {
+                match parse_cidr(text) {
+                    Ok(net) => cidrs.push(net),
+                    Err(message) => self.problems.push(format!("vpc {}: {message}", v.id)),
+                }
+            }
+            let mut listeners = Vec::new();
+            for text in &v.listeners {
+                match text.parse::<SocketAddr>() {
+                    Ok(addr) => listeners.push(addr),
+                    Err(_) => self.problems.push(format!("vpc {}: listener {text:?} is not an address:port", v.id)),
+                }
+            }
+            let vpc = Vpc { id: VpcId(v.id.clone()), account: Uid(v.account), region: v.region, cidrs, listeners };
+            if vpcs.insert(vpc.id.clone(), vpc).is_some() {
+                self.problems.push(format!("vpc id {} is defined twice", v.id));
+            }
+        }
+        vpcs
+    }
+
+    /// Resolves each link's `linked` name (email or username) to a uid. A uid, a sub-user or an unknown name is
+    /// refused here, because the state model holds only resolved root accounts.
+    fn links(
+        &mut self,
+        raw: Vec<RawLink>,
+        accounts: &BTreeMap<Uid, Account>,
+        users: &BTreeMap<(Uid, String), User>,
+    ) -> BTreeSet<Link> {
+        let mut links = BTreeSet::new();
+        for l in raw {
+            match resolve_root_account(&l.linked, accounts, users) {
+                Ok(linked) => {
+                    let link = Link { account: Uid(l.account.clone()), linked };
+                    if !links.insert(link) {
+                        self.problems.push(format!("link from {} to {:?} is listed twice", l.account, l.linked));
+                    }
+                }
+                Err(message) => self.problems.push(format!("link from {} to {:?}: {message}", l.account, l.linked)),
+            }
+        }
+        links
+    }
+
+    fn zone(&mut self, raw: RawZone) -> Result<Option<Zone>, ConfigError> {
+        let origin = match Name::from_text(&raw.name, Some(&Name::root())) {
+            Ok(name) => name,
+            Err(e) => {
+                self.problems.push(format!("zone {:?}: bad name: {e}", raw.name));
+                return Ok(None);
+            }
+        };
+        let id = ZoneId(raw.id.clone().unwrap_or_else(|| format!("{}/{}", raw.account, origin.lower())));
+        let (records, source) = match (&raw.file, raw.records) {
+            (Some(_), Some(_)) => {
+                self.problems.push(format!("zone {origin}: give either `file` or `records`, not both"));
+                return Ok(None);
+            }
+            (Some(file), None) => {
+                let path = self.base.join(file);
+                let records = zonefile::parse_zone_file(&path, &origin, self.base)?;
+                self.watched.push(path.clone());
+                (records, path.display().to_string())
+            }
+            (None, inline) => {
+                let records = self.inline_records(&origin, inline.unwrap_or_default());
+                (records, format!("[[zones]] {origin}"))
+            }
+        };
+        let account = Uid(raw.account);
+        let scope = raw.scope.into_iter().map(VpcId).collect();
+        let revision = self.zone_revision(&id, &origin, &account, &records);
+        Ok(Some(Zone { id, name: origin, account, scope, records, revision, origin: source }))
+    }
+
+    fn inline_records(&mut self, origin: &Name, raw: Vec<RawRecord>) -> Vec<Record> {
+        let mut records = Vec::with_capacity(raw.len());
+        for r in raw {
+            let Some(rtype) = rdata::type_from_mnemonic(&r.rtype) else {
+                self.problems.push(format!("zone {origin}: record {:?}: unknown type {:?}", r.name, r.rtype));
+                continue;
+            };
+            let owner = match Name::from_text(&r.name, Some(origin)) {
+                Ok(owner) => owner,
+                Err(e) => {
+                    self.problems.push(format!("zone {origin}: record {:?}: {e}", r.name));
+                    continue;
+                }
+            };
+            match RData::from_text(rtype, &r.data, origin) {
+                Ok(rdata) => records.push(Record { owner, ttl: r.ttl.unwrap_or(DEFAULT_RECORD_TTL), rdata }),
+                Err(e) => self.problems.push(format!("zone {origin}: record {} {} {:?}: {e}", r.name, r.rtype, r.data)),
+            }
+        }
+        records
+    }
+
+    /// Keeps the previous revision when the zone's content is unchanged.
+    fn zone_revision(&self, id: &ZoneId, name: &Name, account: &Uid, records: &[Record]) -> u64 {
+        self.previous
+            .and_then(|prev| prev.zones.get(id))
+            .filter(|z| &z.name == name && &z.account == account && z.records == records)
+            .map_or(self.revision, |z| z.revision)
+    }
+}
+
+/// Parses a CIDR and normalizes it: host bits cleared, `::ffff:a.b.c.d/n` turned into IPv4.
+pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let net: IpNet =
+        text.parse().map_err(|_| format!("{text:?} is not a CIDR prefix (e.g. \"10.0.0.0/16\" or \"fd00::/64\")"))?;
+    if let IpNet::V6(v6) = net {
+        if let Some(v4) = v6.addr().to_ipv4_mapped() {
+            let len = v6.prefix_len().saturating_sub(96);
+            if v6.prefix_len() < 96 {
+                return Err(format!("{text:?}: an IPv4-mapped prefix must be at least /96"));
+            }
+            return ipnet::Ipv4Net::new(v4, len).map(|n| IpNet::V4(n.trunc())).map_err(|e| format!("{text:?}: {e}"));
+        }
+    }
+    Ok(net.trunc())
+}
+
+/// Resolves a link target named by email or username to a root account's uid. Uids and sub-user principals
+/// (`user@account`) are refused with a message that says how to name the account instead.
+pub fn resolve_root_account(
+    text: &str,
+    accounts: &BTreeMap<Uid, Account>,
+    users: &BTreeMap<(Uid, String), User>,
+) -> Result<Uid, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("a link names the account by email or username, not by uid".into());
+    }
+    if let Some(a) = accounts.values().find(|a| a.email.eq_ignore_ascii_case(text) || a.name == text) {
+        return Ok(a.uid.clone());
+    }
+    if let Some((user, account)) = text.split_once('@') {
+        let owner = accounts.values().find(|a| a.name == account || a.uid.0 == account);
+        if let Some(owner) = owner {
+            if users.contains_key(&(owner.uid.clone(), user.to_string())) {
+                return Err(format!("{text:?} is a sub-user of {}; only root accounts can be linked", owner.name));
+            }
+        }
+    }
+    Err("no root account has this email or username".into())
+}

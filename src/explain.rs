@@ -1,0 +1,157 @@
+//! `explain`: why a source gets the answer it gets, told from the same pure functions the server runs.
+//!
+//! It classifies, lists the VPC's view, names the answering zone and the zones it shadows, follows the chain, and
+//! shows the exact response — the bytes `respond::handle` produces, decoded by an independent decoder
+//! (hickory-proto). It opens no socket and changes nothing.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::lookup::{self, Owner, Transport};
+use crate::name::{self, Name};
+use crate::rdata::{type_name, RData};
+use crate::respond;
+use crate::snapshot::Snapshot;
+use crate::state::{State, Zone};
+
+/// One question to explain.
+pub struct Question {
+    pub listener: SocketAddr,
+    pub source: IpAddr,
+    pub name: Name,
+    pub qtype: u16,
+    pub transport: Transport,
+}
+
+/// The report, as text.
+pub fn explain(state: &State, snap: &Snapshot, q: &Question) -> String {
+    let mut out = String::new();
+    let transport = match q.transport {
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
+    };
+    let _ = writeln!(
+        out,
+        "query:   {} {} from {} on listener {} over {transport}",
+        q.name,
+        type_name(q.qtype),
+        q.source,
+        q.listener
+    );
+    match snap.classifier.classify(q.listener, q.source) {
+        None => {
+            let _ =
+                writeln!(out, "vpc:     none: {} lies in no VPC prefix accepted on {} → REFUSED", q.source, q.listener);
+        }
+        Some(class) => explain_vpc(state, snap, q, class, &mut out),
+    }
+    let _ = writeln!(out, "response:");
+    out.push_str(&response_text(snap, q));
+    out
+}
+
+fn explain_vpc(state: &State, snap: &Snapshot, q: &Question, class: crate::classify::Classification, out: &mut String) {
+    let Some(vpc) = snap.vpcs.get(class.vpc as usize) else { return };
+    let listener = match class.listener {
+        Some(l) => format!("the table of listener {l}"),
+        None => "the table of VPCs open to every listener".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "vpc:     {} (account {}), source in {} by longest prefix, from {listener}",
+        vpc.id,
+        account_label(state, &vpc.account.0),
+        class.cidr
+    );
+    let visible: Vec<&Zone> = state.zones.values().filter(|z| z.scope.contains(&vpc.id)).collect();
+    let _ = writeln!(out, "sees:    {} zone(s)", visible.len());
+    for zone in &visible {
+        let via = if zone.account == vpc.account {
+            "own account".to_string()
+        } else {
+            format!(
+                "owner {} linked account {}",
+                account_label(state, &zone.account.0),
+                account_label(state, &vpc.account.0)
+            )
+        };
+        let _ = writeln!(out, "         {} [{}] — {via}", zone.name, zone.id);
+    }
+    let mut holding: Vec<&&Zone> = visible.iter().filter(|z| q.name.is_at_or_below(&z.name)).collect();
+    holding.sort_by_key(|z| std::cmp::Reverse(z.name.label_count()));
+    match holding.split_first() {
+        None => {
+            let _ = writeln!(out, "zone:    none of them holds {} → REFUSED", q.name);
+        }
+        Some((winner, shadowed)) => {
+            let _ = writeln!(
+                out,
+                "zone:    {} [{}] answers (most specific); its owner {} is billed",
+                winner.name,
+                winner.id,
+                account_label(state, &winner.account.0)
+            );
+            for z in shadowed {
+                let _ = writeln!(out, "shadows: {} [{}] (less specific, never consulted for this name)", z.name, z.id);
+            }
+        }
+    }
+    explain_chain(snap, class.vpc, q, out);
+}
+
+fn explain_chain(snap: &Snapshot, vpc: u32, q: &Question, out: &mut String) {
+    let answer = lookup::lookup(snap, vpc, q.name.wire(), q.qtype, q.transport);
+    let _ = writeln!(out, "result:  {}", answer.rcode.name());
+    for rr in answer.answer.iter().chain(&answer.authority).chain(&answer.additional) {
+        let owner = match rr.owner {
+            Owner::QName => q.name.to_string(),
+            Owner::Name(wire) => name::wire_to_string(wire),
+        };
+        let zone = &snap.zones[rr.zone as usize];
+        let first = rr.rrset.rdata.first().map(|d| rdata_text(rr.rrset.rtype, d)).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  from {} (owner {}): {owner} {} {first}{}",
+            zone.name,
+            zone.owner,
+            type_name(rr.rrset.rtype),
+            if rr.rrset.rdata.len() > 1 { " …" } else { "" }
+        );
+    }
+}
+
+fn rdata_text(rtype: u16, wire: &[u8]) -> String {
+    RData::from_wire(rtype, wire).map(|d| d.to_string()).unwrap_or_else(|_| "<undecodable>".into())
+}
+
+fn account_label(state: &State, uid: &str) -> String {
+    state
+        .accounts
+        .values()
+        .find(|a| a.uid.0 == uid)
+        .map_or_else(|| uid.to_string(), |a| format!("{} {}", a.name, a.uid))
+}
+
+/// Builds the query a stub would send (RD set, EDNS 1232), runs the real handler, and decodes the response.
+fn response_text(snap: &Snapshot, q: &Question) -> String {
+    let mut query = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    query.extend_from_slice(q.name.wire());
+    query.extend_from_slice(&q.qtype.to_be_bytes());
+    query.extend_from_slice(&1u16.to_be_bytes());
+    query.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    let mut out = Vec::new();
+    if respond::handle(&query, q.source, q.listener, q.transport, snap, &mut out).is_none() {
+        return "  (no response: the packet is dropped)\n".into();
+    }
+    match hickory_proto::op::Message::from_vec(&out) {
+        Ok(msg) => {
+            let mut text = String::new();
+            for line in msg.to_string().lines() {
+                let _ = writeln!(text, "  {line}");
+            }
+            let _ = writeln!(text, "  ; {} bytes", out.len());
+            text
+        }
+        Err(e) => format!("  (the response did not decode: {e})\n"),
+    }
+}

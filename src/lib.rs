@@ -1,0 +1,21 @@
+//! vpcdns: multi-tenant private DNS for VPCs.
+//!
+//! The query path is `serve` → `respond` (→ `wire` decode) → `classify` → `snapshot::View` → `lookup` →
+//! `respond` (encode); the change path is `config` → `validate` → `compile` → `reload` (swap). See
+//! ARCHITECTURE.md for the map and its invariants.
+
+pub mod classify;
+pub mod compile;
+pub mod config;
+pub mod explain;
+pub mod lookup;
+pub mod name;
+pub mod rdata;
+pub mod reload;
+pub mod respond;
+pub mod serve;
+pub mod snapshot;
+pub mod state;
+pub mod validate;
+pub mod wire;
+pub mod zonefile;

@@ -1,0 +1,163 @@
+//! The `vpcdns` command: CLI, logging, runtime and exit codes — nothing else.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use vpcdns::compile::Compiler;
+use vpcdns::lookup::Transport;
+use vpcdns::name::Name;
+use vpcdns::reload::{self, Reloader};
+use vpcdns::{explain, rdata, serve};
+
+#[derive(Parser)]
+#[command(name = "vpcdns", version, about = "Multi-tenant private DNS for VPCs")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the configuration's zones on every [server].listen address, UDP and TCP.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// How often config and zone files are checked for changes, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        watch_interval_ms: u64,
+        /// UDP sockets per listen address (SO_REUSEPORT); default: one per CPU.
+        #[arg(long)]
+        udp_sockets: Option<usize>,
+    },
+    /// Validate a configuration: exit 0, or print every problem and exit 1.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Say why a source gets the answer it gets, without sockets.
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The query's source address.
+        #[arg(long)]
+        source: IpAddr,
+        /// The local address the query arrives on (default: the first [server].listen address).
+        #[arg(long)]
+        listener: Option<SocketAddr>,
+        /// Explain the TCP answer (ANY and truncation differ).
+        #[arg(long)]
+        tcp: bool,
+        /// The query name.
+        name: String,
+        /// The query type (A, AAAA, MX, TYPE65534, …).
+        #[arg(default_value = "A")]
+        qtype: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vpcdns: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { config, watch_interval_ms, udp_sockets } => {
+            serve_forever(config, Duration::from_millis(watch_interval_ms.max(10)), udp_sockets)
+        }
+        Command::Check { config } => {
+            let loaded = reload::load_valid(&config, None)?;
+            let s = &loaded.state;
+            let records: usize = s.zones.values().map(|z| z.records.len()).sum();
+            println!(
+                "{}: OK ({} accounts, {} vpcs, {} links, {} zones, {} records)",
+                config.display(),
+                s.accounts.len(),
+                s.vpcs.len(),
+                s.links.len(),
+                s.zones.len(),
+                records
+            );
+            Ok(())
+        }
+        Command::Explain { config, source, listener, tcp, name, qtype } => {
+            let loaded = reload::load_valid(&config, None)?;
+            let snapshot = Compiler::default().compile(&loaded.state);
+            let Some(listener) = listener.or_else(|| loaded.state.server.listen.first().copied()) else {
+                bail!("no listener: give --listener");
+            };
+            let question = explain::Question {
+                listener,
+                source,
+                name: Name::from_text(&name, Some(&Name::root())).with_context(|| format!("bad name {name:?}"))?,
+                qtype: rdata::type_from_mnemonic(&qtype).with_context(|| format!("unknown type {qtype:?}"))?,
+                transport: if tcp { Transport::Tcp } else { Transport::Udp },
+            };
+            print!("{}", explain::explain(&loaded.state, &snapshot, &question));
+            Ok(())
+        }
+    }
+}
+
+fn serve_forever(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usize>) -> anyhow::Result<()> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let reloader = Reloader::start(&config)?;
+        let bound = serve::bind_all(&reloader.state().server.listen, udp_sockets.unwrap_or(workers))?;
+        for addr in &bound.addresses {
+            tracing::info!(%addr, "listening on UDP and TCP");
+        }
+        let published = reloader.published();
+        let addresses: Vec<String> = bound.addresses.iter().map(ToString::to_string).collect();
+        let server = tokio::spawn(serve::run(bound, published, serve::tcp::TcpLimits::default()));
+        let watcher = tokio::spawn(reload::watch(reloader, watch_interval));
+        // The readiness line supervisors and tests wait for.
+        println!("vpcdns ready: listening on {}", addresses.join(" "));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            r = watcher => {
+                r.context("the reload task failed")??;
+            }
+        }
+        server.abort();
+        Ok(())
+    })
+}

@@ -1,0 +1,150 @@
+//! The change path for file-based state: config/zone files → load → validate → compile → swap.
+//!
+//! A reload is triggered by SIGHUP or by a change of the config file or of a zone file (polled by size and
+//! modification time). An invalid new state is logged with its whole error chain and the old snapshot keeps
+//! serving. Compile work runs on a blocking thread so that the query path's runtime threads never wait for it;
+//! readers keep loading the old snapshot until the single `store` publishes the new one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+
+use crate::compile::Compiler;
+use crate::config;
+use crate::serve::Published;
+use crate::snapshot::Snapshot;
+use crate::state::State;
+use crate::validate;
+
+/// Loads and validates the configuration at `path`: the one function `serve`, `check` and `explain` share.
+pub fn load_valid(path: &Path, previous: Option<&State>) -> anyhow::Result<config::Loaded> {
+    let loaded = config::load(path, previous)?;
+    validate::validate(&loaded.state).with_context(|| format!("{}: invalid configuration", path.display()))?;
+    Ok(loaded)
+}
+
+/// A file's identity for change detection; `None` when it cannot be read.
+type Fingerprint = Option<(u64, SystemTime)>;
+
+fn fingerprint(path: &Path) -> Fingerprint {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// Owns the served state and the compiler; publishes each new snapshot.
+pub struct Reloader {
+    config_path: PathBuf,
+    state: State,
+    compiler: Compiler,
+    watched: Vec<(PathBuf, Fingerprint)>,
+    published: Published,
+}
+
+impl Reloader {
+    /// Loads, validates and compiles the first snapshot; an error here means the server cannot start.
+    pub fn start(config_path: &Path) -> anyhow::Result<Reloader> {
+        let loaded = load_valid(config_path, None)?;
+        let mut compiler = Compiler::default();
+        let snapshot = compiler.compile(&loaded.state);
+        log_counts(&snapshot, "loaded");
+        Ok(Reloader {
+            config_path: config_path.to_path_buf(),
+            state: loaded.state,
+            compiler,
+            watched: fingerprints(loaded.watched),
+            published: Arc::new(ArcSwap::from_pointee(snapshot)),
+        })
+    }
+
+    pub fn published(&self) -> Published {
+        self.published.clone()
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// True when a watched file changed since the last load attempt.
+    pub fn files_changed(&self) -> bool {
+        self.watched.iter().any(|(path, fp)| fingerprint(path) != *fp)
+    }
+
+    /// Rebuilds from the files and swaps; on error the current snapshot stays.
+    pub fn reload(&mut self, why: &str) {
+        let started = Instant::now();
+        match load_valid(&self.config_path, Some(&self.state)) {
+            Ok(loaded) => {
+                self.watched = fingerprints(loaded.watched);
+                if loaded.state.server.listen != self.state.server.listen {
+                    tracing::warn!("[server].listen changed: new addresses take effect after a restart");
+                }
+                let snapshot = self.compiler.compile(&loaded.state);
+                let generation = snapshot.generation;
+                log_counts(&snapshot, "reloaded");
+                self.published.store(Arc::new(snapshot));
+                self.state = loaded.state;
+                tracing::info!(
+                    why,
+                    generation,
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "new snapshot published"
+                );
+            }
+            Err(e) => {
+                // Remember what we saw so one broken edit is reported once, not on every poll.
+                self.watched = fingerprints(self.watched.iter().map(|(p, _)| p.clone()).collect());
+                tracing::error!(why, error = format!("{e:#}"), "reload failed; still serving the previous snapshot");
+            }
+        }
+    }
+}
+
+fn fingerprints(paths: Vec<PathBuf>) -> Vec<(PathBuf, Fingerprint)> {
+    paths
+        .into_iter()
+        .map(|p| {
+            let fp = fingerprint(&p);
+            (p, fp)
+        })
+        .collect()
+}
+
+fn log_counts(snapshot: &Snapshot, what: &str) {
+    let records: usize = snapshot.zones.iter().map(|z| z.record_count).sum();
+    tracing::info!(
+        generation = snapshot.generation,
+        revision = snapshot.revision,
+        vpcs = snapshot.vpcs.len(),
+        zones = snapshot.zones.len(),
+        records,
+        "state {what}"
+    );
+}
+
+/// Reloads on SIGHUP and on file changes (polled every `interval`) until the process ends.
+pub async fn watch(mut reloader: Reloader, interval: Duration) -> anyhow::Result<()> {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let why = tokio::select! {
+            _ = hangup.recv() => "SIGHUP",
+            _ = ticks.tick() => {
+                if !reloader.files_changed() {
+                    continue;
+                }
+                "file change"
+            }
+        };
+        reloader = tokio::task::spawn_blocking(move || {
+            reloader.reload(why);
+            reloader
+        })
+        .await
+        .context("the reload thread panicked")?;
+    }
+}

@@ -1,0 +1,302 @@
+//! The request handler: packet bytes → response bytes, shared by UDP and TCP.
+//!
+//! `handle` decodes, applies the protocol rules that come before any lookup (opcode, EDNS version, meta types,
+//! class), classifies the source, runs the pure lookup, and encodes the [`Answer`] with name compression, EDNS and
+//! truncation. UDP and TCP differ only in the size limit and ANY handling. Nothing here does I/O or panics.
+
+use std::net::{IpAddr, SocketAddr};
+
+use smallvec::SmallVec;
+
+use crate::lookup::{self, Answer, Owner, Rcode, Rr, Transport};
+use crate::rdata::rtype;
+use crate::snapshot::{Snapshot, VpcIdx, ZoneIdx};
+use crate::wire::{self, DecodeError, Edns, Query, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN};
+
+/// Our EDNS UDP payload size, and the most we send over UDP (the DNS Flag Day 2020 value).
+pub const EDNS_UDP_SIZE: u16 = 1232;
+/// The UDP limit without EDNS (RFC 1035 §4.2.1).
+pub const PLAIN_UDP_SIZE: usize = 512;
+/// The size of our OPT record with no options.
+const OPT_LEN: usize = 11;
+/// At most this many name positions are remembered for compression: bounds the CPU one response can cost.
+const MAX_COMPRESSION_ENTRIES: usize = 64;
+const CLASS_IN: u16 = 1;
+
+/// What became of a request, for logging and metering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub rcode: Rcode,
+    pub vpc: Option<VpcIdx>,
+    /// The zone that answered the query name (its owner is billed).
+    pub zone: Option<ZoneIdx>,
+    pub truncated: bool,
+}
+
+/// Handles one request. Returns `None` when the packet must be dropped (no response at all); otherwise the
+/// response is in `out`.
+pub fn handle(
+    packet: &[u8],
+    source: IpAddr,
+    local: SocketAddr,
+    transport: Transport,
+    snap: &Snapshot,
+    out: &mut Vec<u8>,
+) -> Option<Outcome> {
+    out.clear();
+    let query = match wire::decode(packet) {
+        Ok(q) => q,
+        Err(DecodeError::Drop) => return None,
+        Err(DecodeError::FormErr { id, flags }) => {
+            write_header(out, id, flags, Rcode::FormErr, 0, false);
+            return Some(outcome(Rcode::FormErr, None, None));
+        }
+    };
+    if let Some(rcode) = precheck(&query, transport) {
+        write_error(&query, rcode, out);
+        return Some(outcome(rcode, None, None));
+    }
+    let Some(class) = snap.classifier.classify(local, source) else {
+        write_error(&query, Rcode::Refused, out);
+        return Some(outcome(Rcode::Refused, None, None));
+    };
+    let answer = lookup::lookup(snap, class.vpc, query.qname, query.qtype, transport);
+    let truncated = encode(&query, &answer, size_limit(&query, transport), out);
+    Some(Outcome { rcode: answer.rcode, vpc: Some(class.vpc), zone: answer.zone, truncated })
+}
+
+fn outcome(rcode: Rcode, vpc: Option<VpcIdx>, zone: Option<ZoneIdx>) -> Outcome {
+    Outcome { rcode, vpc, zone, truncated: false }
+}
+
+/// The rules that answer before any lookup: opcode, EDNS version, meta query types, class.
+fn precheck(query: &Query, transport: Transport) -> Option<Rcode> {
+    match query.opcode {
+        0 => {}
+        4 | 5 => return Some(Rcode::Refused), // NOTIFY, UPDATE: we are no secondary and take no updates
+        _ => return Some(Rcode::NotImp),
+    }
+    if query.edns.is_some_and(|e| e.version > 0) {
+        return Some(Rcode::BadVers); // RFC 6891 §6.1.3
+    }
+    match query.qtype {
+        rtype::OPT | rtype::TSIG | rtype::TKEY => return Some(Rcode::FormErr),
+        rtype::AXFR | rtype::IXFR if transport == Transport::Udp => return Some(Rcode::FormErr),
+        rtype::AXFR | rtype::IXFR => return Some(Rcode::Refused),
+        _ => {}
+    }
+    if query.qclass != CLASS_IN {
+        return Some(Rcode::Refused);
+    }
+    None
+}
+
+/// The largest response the client accepts: 512 without EDNS; with EDNS its size, at least 512 and at most ours.
+pub fn size_limit(query: &Query, transport: Transport) -> usize {
+    match (transport, query.edns) {
+        (Transport::Tcp, _) => u16::MAX as usize,
+        (Transport::Udp, None) => PLAIN_UDP_SIZE,
+        (Transport::Udp, Some(e)) => (e.udp_size as usize).clamp(PLAIN_UDP_SIZE, EDNS_UDP_SIZE as usize),
+    }
+}
+
+fn write_header(out: &mut Vec<u8>, id: u16, request_flags: u16, rcode: Rcode, qdcount: u16, aa: bool) {
+    let mut flags = FLAG_QR | (request_flags & (0x7800 | FLAG_RD | FLAG_CD)) | (rcode as u16 & 0xF);
+    if aa {
+        flags |= FLAG_AA;
+    }
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&flags.to_be_bytes());
+    out.extend_from_slice(&qdcount.to_be_bytes());
+    out.extend_from_slice(&[0; 6]);
+}
+
+/// An error response: header, the question echoed, and OPT when the client sent EDNS.
+fn write_error(query: &Query, rcode: Rcode, out: &mut Vec<u8>) {
+    write_header(out, query.id, query.flags, rcode, 1, false);
+    out.extend_from_slice(query.question);
+    if let Some(edns) = query.edns {
+        write_opt(out, rcode, edns);
+        set_count(out, 10, 1);
+    }
+}
+
+fn write_opt(out: &mut Vec<u8>, rcode: Rcode, edns: Edns) {
+    let ext_rcode = (rcode as u16 >> 4) as u32;
+    let ttl = (ext_rcode << 24) | if edns.dnssec_ok { 0x8000 } else { 0 };
+    out.push(0);
+    out.extend_from_slice(&rtype::OPT.to_be_bytes());
+    out.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+}
+
+fn set_count(out: &mut [u8], at: usize, value: u16) {
+    out[at..at + 2].copy_from_slice(&value.to_be_bytes());
+}
+
+/// Encodes an answer within `limit` bytes. If the answer and authority sections do not fit, the response is the
+/// header and question with TC set (the client retries over TCP); additional RRsets that do not fit are left out
+/// without TC (RFC 2181 §9). Returns whether TC was set.
+pub fn encode(query: &Query, answer: &Answer, limit: usize, out: &mut Vec<u8>) -> bool {
+    write_header(out, query.id, query.flags, answer.rcode, 1, answer.authoritative);
+    out.extend_from_slice(query.question);
+    let mut enc = Encoder::new(out, query.qname);
+    let reserve = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let an = enc.rrsets(&answer.answer);
+    let ns = enc.rrsets(&answer.authority);
+    let truncated = enc.out.len() + reserve > limit;
+    let (an, ns, ar) = if truncated {
+        enc.out.truncate(HEADER_LEN + query.question.len());
+        let flags = u16::from_be_bytes([enc.out[2], enc.out[3]]) | FLAG_TC;
+        set_count(enc.out, 2, flags);
+        (0, 0, 0)
+    } else {
+        (an, ns, enc.additional(&answer.additional, limit - reserve))
+    };
+    set_count(enc.out, 6, an);
+    set_count(enc.out, 8, ns);
+    let mut ar = ar;
+    if let Some(edns) = query.edns {
+        write_opt(enc.out, answer.rcode, edns);
+        ar += 1;
+    }
+    set_count(enc.out, 10, ar);
+    truncated
+}
+
+/// Writes records with name compression (RFC 1035 §4.1.4), compressing only the names RFC 3597 §4 allows.
+struct Encoder<'o> {
+    out: &'o mut Vec<u8>,
+    /// Offsets of names (or name suffixes) already in the message, case as written.
+    names: SmallVec<[u16; 16]>,
+}
+
+impl<'o> Encoder<'o> {
+    fn new(out: &'o mut Vec<u8>, qname: &[u8]) -> Encoder<'o> {
+        let mut names = SmallVec::new();
+        let mut pos = 0;
+        while pos < qname.len() && qname[pos] != 0 {
+            names.push((HEADER_LEN + pos) as u16);
+            pos += 1 + qname[pos] as usize;
+        }
+        Encoder { out, names }
+    }
+
+    fn rrsets(&mut self, rrs: &[Rr]) -> u16 {
+        let mut count = 0u16;
+        for rr in rrs {
+            for rdata in rr.rrset.rdata.iter() {
+                self.record(rr.owner, rr.rrset.rtype, rr.rrset.ttl, rdata);
+                count = count.saturating_add(1);
+            }
+        }
+        count
+    }
+
+    /// Adds whole RRsets while they fit; the first that does not fit ends the section.
+    fn additional(&mut self, rrs: &[Rr], limit: usize) -> u16 {
+        let mut count = 0u16;
+        for rr in rrs {
+            let mark = self.out.len();
+            let names_mark = self.names.len();
+            let added = self.rrsets(std::slice::from_ref(rr));
+            if self.out.len() > limit {
+                self.out.truncate(mark);
+                self.names.truncate(names_mark);
+                break;
+            }
+            count += added;
+        }
+        count
+    }
+
+    fn record(&mut self, owner: Owner, rtype: u16, ttl: u32, rdata: &[u8]) {
+        match owner {
+            Owner::QName => self.out.extend_from_slice(&(0xC000u16 | HEADER_LEN as u16).to_be_bytes()),
+            Owner::Name(name) => self.name(name),
+        }
+        self.out.extend_from_slice(&rtype.to_be_bytes());
+        self.out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        self.out.extend_from_slice(&ttl.to_be_bytes());
+        let len_at = self.out.len();
+        self.out.extend_from_slice(&[0, 0]);
+        self.rdata(rtype, rdata);
+        let len = (self.out.len() - len_at - 2) as u16;
+        set_count(self.out, len_at, len);
+    }
+
+    fn rdata(&mut self, rtype: u16, rdata: &[u8]) {
+        let split = |at: usize| rdata.split_at_checked(at).filter(|(_, rest)| !rest.is_empty());
+        match rtype {
+            rtype::NS | rtype::CNAME | rtype::PTR => self.name(rdata),
+            rtype::MX => match split(2) {
+                Some((pref, name)) => {
+                    self.out.extend_from_slice(pref);
+                    self.name(name);
+                }
+                None => self.out.extend_from_slice(rdata),
+            },
+            rtype::SOA => match crate::name::wire_len(rdata) {
+                Some(m) => match crate::name::wire_len(&rdata[m..]) {
+                    Some(r) => {
+                        self.name(&rdata[..m]);
+                        self.name(&rdata[m..m + r]);
+                        self.out.extend_from_slice(&rdata[m + r..]);
+                    }
+                    None => self.out.extend_from_slice(rdata),
+                },
+                None => self.out.extend_from_slice(rdata),
+            },
+            _ => self.out.extend_from_slice(rdata),
+        }
+    }
+
+    /// Writes an uncompressed wire name, replacing its longest suffix already in the message by a pointer.
+    fn name(&mut self, name: &[u8]) {
+        let mut pos = 0;
+        while pos < name.len() && name[pos] != 0 {
+            let suffix = &name[pos..];
+            if let Some(&at) = self.names.iter().find(|&&at| self.matches(at as usize, suffix)) {
+                self.out.extend_from_slice(&(0xC000 | at).to_be_bytes());
+                return;
+            }
+            let here = self.out.len();
+            if here < 0x3FFF && self.names.len() < MAX_COMPRESSION_ENTRIES {
+                self.names.push(here as u16);
+            }
+            let len = name[pos] as usize;
+            self.out.extend_from_slice(&name[pos..pos + 1 + len]);
+            pos += 1 + len;
+        }
+        self.out.push(0);
+    }
+
+    /// True when the (possibly compressed) name at `at` in the message equals `suffix` byte for byte: compression is
+    /// case-sensitive, as in BIND, so every name keeps the case its zone (or the client) gave it.
+    fn matches(&self, mut at: usize, suffix: &[u8]) -> bool {
+        let msg = &self.out[..];
+        let mut pos = 0;
+        for _ in 0..=MAX_COMPRESSION_ENTRIES * 2 {
+            let Some(&len) = msg.get(at) else { return false };
+            if len & 0xC0 == 0xC0 {
+                let Some(&low) = msg.get(at + 1) else { return false };
+                at = (((len & 0x3F) as usize) << 8) | low as usize;
+                continue;
+            }
+            let len = len as usize;
+            let (Some(mine), Some(theirs)) = (suffix.get(pos..pos + 1 + len), msg.get(at..at + 1 + len)) else {
+                return false;
+            };
+            if mine != theirs {
+                return false;
+            }
+            if len == 0 {
+                return true;
+            }
+            pos += 1 + len;
+            at += 1 + len;
+        }
+        false
+    }
+}

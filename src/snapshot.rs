@@ -1,0 +1,207 @@
+//! The immutable tables the query path reads: classifier, per-VPC views and per-zone tables.
+//!
+//! Only `compile` builds these types; nothing mutates them after publication. Zone tables sit behind `Arc` so that
+//! a new snapshot shares every unchanged zone with the old one (and 1,000 VPCs that see one zone share one table).
+//! Every method here is synchronous, lock-free and allocation-free: it runs once per query.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ahash::RandomState;
+
+use crate::classify::Classifier;
+use crate::name::{self, Name, MAX_NAME_LEN};
+use crate::state::{Uid, VpcId, ZoneId};
+
+/// Index of a VPC in [`Snapshot::vpcs`] and [`Snapshot::views`].
+pub type VpcIdx = u32;
+/// Index of a zone in [`Snapshot::zones`].
+pub type ZoneIdx = u32;
+
+/// One published state: what every query of one generation is answered from.
+pub struct Snapshot {
+    /// Counts swaps since the process started.
+    pub generation: u64,
+    /// The state revision this snapshot was compiled from.
+    pub revision: u64,
+    pub classifier: Classifier,
+    pub vpcs: Vec<VpcEntry>,
+    /// `views[v]` is what VPC `v` sees.
+    pub views: Vec<View>,
+    pub zones: Vec<Arc<ZoneTable>>,
+}
+
+/// The identity of a VPC, for answers' metering and `explain`.
+pub struct VpcEntry {
+    pub id: VpcId,
+    pub account: Uid,
+}
+
+/// The zones one VPC sees, keyed by lower-case apex.
+pub struct View {
+    pub zones: HashMap<Box<[u8]>, ZoneIdx, RandomState>,
+    /// Bit `n` is set when some visible zone's apex has `n` labels: the lookup probes only those depths.
+    pub depths: u128,
+}
+
+impl View {
+    /// The most specific visible zone at or above the lower-case wire name `lower` (RFC 1034 §4.3.2 step 2).
+    pub fn find_zone(&self, lower: &[u8]) -> Option<ZoneIdx> {
+        let mut starts = [0u8; 128];
+        let count = label_starts(lower, &mut starts);
+        for depth in (0..=count).rev() {
+            if depth >= 128 || self.depths & (1u128 << depth) == 0 {
+                continue;
+            }
+            let suffix = &lower[starts[count - depth] as usize..];
+            if let Some(&zone) = self.zones.get(suffix) {
+                return Some(zone);
+            }
+        }
+        None
+    }
+}
+
+/// Fills `starts[i]` with the offset of label `i` (and `starts[count]` with the root's); returns the label count.
+fn label_starts(wire: &[u8], starts: &mut [u8; 128]) -> usize {
+    let mut pos = 0usize;
+    let mut count = 0usize;
+    while let Some(&len) = wire.get(pos) {
+        if count >= 127 {
+            break;
+        }
+        starts[count] = pos as u8;
+        if len == 0 {
+            return count;
+        }
+        count += 1;
+        pos += 1 + len as usize;
+    }
+    starts[count] = pos.min(MAX_NAME_LEN - 1) as u8;
+    count
+}
+
+/// All the records of one RRset, each RDATA pre-encoded in uncompressed wire form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RRset {
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Box<[Box<[u8]>]>,
+}
+
+/// An owner name and its RRsets, sorted by type; no RRsets means an empty non-terminal.
+#[derive(Debug)]
+pub struct Node {
+    /// The owner as its zone spells it.
+    pub name: Name,
+    pub rrsets: Box<[RRset]>,
+}
+
+impl Node {
+    pub fn rrset(&self, rtype: u16) -> Option<&RRset> {
+        self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+
+    pub fn is_empty_non_terminal(&self) -> bool {
+        self.rrsets.is_empty()
+    }
+}
+
+/// How a name matched inside one zone.
+pub enum NameMatch<'z> {
+    /// The name exists (possibly as an empty non-terminal).
+    Exact(&'z Node),
+    /// The name does not exist; a wildcard at its closest encloser covers it (RFC 4592 §3.3.1).
+    Wildcard(&'z Node),
+    /// The name does not exist and no wildcard covers it.
+    NxDomain,
+}
+
+/// One zone's records, compiled. Shared (through `Arc`) by every view that sees the zone and by later snapshots
+/// for as long as the zone is unchanged.
+#[derive(Debug)]
+pub struct ZoneTable {
+    pub id: ZoneId,
+    /// Apex as its owner wrote it.
+    pub name: Name,
+    /// The owner account, billed for the queries this zone answers.
+    pub owner: Uid,
+    /// The state revision of the zone's content; compile reuses the table while it is unchanged.
+    pub revision: u64,
+    /// The nameserver name generated SOA/NS used (a change of `[server].nameserver` recompiles the zone).
+    pub nameserver: Name,
+    /// Keyed by lower-case full wire name; holds every owner, the apex, and every empty non-terminal.
+    pub(crate) nodes: HashMap<Box<[u8]>, Node, RandomState>,
+    /// The apex SOA with TTL = min(SOA TTL, SOA minimum), for the authority section of negative answers
+    /// (RFC 2308 §3).
+    pub negative_soa: RRset,
+    pub has_wildcards: bool,
+    pub record_count: usize,
+}
+
+impl ZoneTable {
+    pub fn node(&self, lower: &[u8]) -> Option<&Node> {
+        self.nodes.get(lower)
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    pub fn apex(&self) -> Option<&Node> {
+        self.nodes.get(self.name.lower().wire())
+    }
+
+    /// RFC 1034 §4.3.2 step 3 within this zone, with RFC 4592 wildcards: `lower` must be at or below the apex.
+    pub fn match_name(&self, lower: &[u8]) -> NameMatch<'_> {
+        if let Some(node) = self.nodes.get(lower) {
+            return NameMatch::Exact(node);
+        }
+        if !self.has_wildcards {
+            return NameMatch::NxDomain;
+        }
+        // Walk up to the closest encloser: the nearest existing ancestor (the apex exists, so the walk ends there).
+        let mut pos = 0usize;
+        while let Some(&len) = lower.get(pos) {
+            if len == 0 {
+                break;
+            }
+            pos += 1 + len as usize;
+            let ancestor = &lower[pos.min(lower.len())..];
+            if self.nodes.contains_key(ancestor) {
+                return self.wildcard_below(ancestor);
+            }
+        }
+        NameMatch::NxDomain
+    }
+
+    fn wildcard_below(&self, encloser: &[u8]) -> NameMatch<'_> {
+        let mut buf = [0u8; MAX_NAME_LEN + 2];
+        let len = encloser.len() + 2;
+        if len > MAX_NAME_LEN {
+            return NameMatch::NxDomain;
+        }
+        buf[0] = 1;
+        buf[1] = b'*';
+        buf[2..len].copy_from_slice(encloser);
+        match self.nodes.get(&buf[..len]) {
+            Some(node) => NameMatch::Wildcard(node),
+            None => NameMatch::NxDomain,
+        }
+    }
+}
+
+/// The name an RDATA of type `rtype` points at for additional-section processing (MX exchange, SRV target, NS
+/// name), as an uncompressed wire slice of the stored RDATA.
+pub fn additional_target(rtype: u16, rdata: &[u8]) -> Option<&[u8]> {
+    use crate::rdata::rtype as t;
+    let start = match rtype {
+        t::NS => 0,
+        t::MX => 2,
+        t::SRV => 6,
+        _ => return None,
+    };
+    let tail = rdata.get(start..)?;
+    let len = name::wire_len(tail)?;
+    Some(&tail[..len])
+}

@@ -1,0 +1,145 @@
+//! The normalized state model: accounts, users, VPCs, links and zones keyed by uid and id.
+//!
+//! This is the one shape of "what should be served" — built from the TOML file today, persisted and changed through
+//! the admin API later. It holds no file formats and no derived tables: `config` builds it, `validate` checks it,
+//! `compile` turns it into a snapshot. Links are held by the resolved uid of both accounts, never by a name.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+
+use crate::name::Name;
+use crate::rdata::Record;
+
+/// A root account's uid: decimal digits, as the cloud issues them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uid(pub String);
+
+/// A VPC's id, unique across all accounts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VpcId(pub String);
+
+/// A zone's id, unique across all accounts. Two accounts may own zones of the same name; the id tells them apart.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ZoneId(pub String);
+
+macro_rules! display_inner {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+display_inner!(Uid, VpcId, ZoneId);
+
+/// The cloud site an account belongs to; links never cross sites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Site {
+    Cn,
+    Intl,
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Site::Cn => "cn",
+            Site::Intl => "intl",
+        })
+    }
+}
+
+/// A root account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub uid: Uid,
+    /// Username, unique, never all digits (so it can never be mistaken for a uid).
+    pub name: String,
+    pub email: String,
+    pub site: Site,
+}
+
+/// A policy a sub-user may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Policy {
+    DnsFullAccess,
+    DnsReadOnlyAccess,
+}
+
+/// A sub-user of an account; its principal name is `name@<account name>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub account: Uid,
+    pub name: String,
+    pub policies: Vec<Policy>,
+}
+
+/// A VPC: the network a query comes from, recognised by its source prefixes (and optionally the listener).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vpc {
+    pub id: VpcId,
+    pub account: Uid,
+    pub region: String,
+    /// Normalized prefixes (host bits cleared, IPv4-mapped IPv6 turned into IPv4).
+    pub cidrs: Vec<IpNet>,
+    /// When not empty, only queries arriving on one of these local addresses belong to this VPC.
+    pub listeners: Vec<SocketAddr>,
+}
+
+/// A verified link: `account` may put `linked`'s VPCs into its zones' scopes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Link {
+    pub account: Uid,
+    pub linked: Uid,
+}
+
+/// A private zone and its effective scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    pub id: ZoneId,
+    /// Apex, as written by its owner.
+    pub name: Name,
+    /// Owner account, billed for the queries this zone answers.
+    pub account: Uid,
+    /// The VPCs that see this zone.
+    pub scope: Vec<VpcId>,
+    /// Records as loaded, in source order; SOA/NS may be absent (compile adds defaults).
+    pub records: Vec<Record>,
+    /// The state revision at which this zone's content (name, owner, records) last changed: the SOA serial of a
+    /// generated SOA, and the key that lets compile reuse an unchanged zone's table.
+    pub revision: u64,
+    /// Where the zone came from (a file path or the config), for error messages.
+    pub origin: String,
+}
+
+/// Server-wide settings that belong to the served state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Every address is served on UDP and TCP.
+    pub listen: Vec<SocketAddr>,
+    /// MNAME of generated SOAs and target of generated NS records.
+    pub nameserver: Name,
+}
+
+/// Everything that should be served, normalized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    /// Grows on every change; with the file loader it is the load time in seconds (or the previous revision + 1).
+    pub revision: u64,
+    pub server: ServerSettings,
+    pub accounts: BTreeMap<Uid, Account>,
+    pub users: BTreeMap<(Uid, String), User>,
+    pub vpcs: BTreeMap<VpcId, Vpc>,
+    pub links: BTreeSet<Link>,
+    pub zones: BTreeMap<ZoneId, Zone>,
+}
+
+impl State {
+    /// True when `account` may use `vpc_owner`'s VPCs: its own, or those of an account it has linked.
+    pub fn may_use_vpcs_of(&self, account: &Uid, vpc_owner: &Uid) -> bool {
+        account == vpc_owner || self.links.contains(&Link { account: account.clone(), linked: vpc_owner.clone() })
+    }
+}

@@ -1,0 +1,323 @@
+//! Validation of the state model: every rule that spans items, checked on [`State`] rather than on a file.
+//!
+//! `validate` collects every problem before failing, so an operator fixes a configuration in one pass. It only
+//! reads the state; it never builds tables. The rules are the product's contract: who may bind which VPC to which
+//! zone, which zone contents a private zone may hold, and which VPC prefixes can coexist on one listener.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+
+use crate::name::Name;
+use crate::rdata::{rtype, type_name, RData};
+use crate::state::{State, Vpc, VpcId, Zone};
+
+/// Every problem found in a state, each naming the offending item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n  "))]
+pub struct Problems(pub Vec<String>);
+
+/// Checks every rule; `Ok` means the state may be compiled and served.
+pub fn validate(state: &State) -> Result<(), Problems> {
+    let mut p = Vec::new();
+    check_accounts(state, &mut p);
+    check_users(state, &mut p);
+    check_vpcs(state, &mut p);
+    check_links(state, &mut p);
+    for zone in state.zones.values() {
+        check_zone_binding(state, zone, &mut p);
+        check_zone_records(zone, &mut p);
+    }
+    check_views(state, &mut p);
+    check_prefixes(state, &mut p);
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(Problems(p))
+    }
+}
+
+/// `[a-z][a-z0-9._-]{1,63}`: starts with a letter, so a username is never all digits and never a uid.
+pub fn is_valid_username(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (2..=64).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase()
+        && bytes[1..].iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
+}
+
+fn is_valid_uid(uid: &str) -> bool {
+    (1..=32).contains(&uid.len()) && uid.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_valid_email(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.contains('@')
+                && !email.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        }
+        None => false,
+    }
+}
+
+fn is_valid_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+fn check_accounts(state: &State, p: &mut Vec<String>) {
+    let mut names = HashSet::new();
+    let mut emails = HashSet::new();
+    for a in state.accounts.values() {
+        if !is_valid_uid(&a.uid.0) {
+            p.push(format!("account {:?}: a uid is 1 to 32 decimal digits", a.uid.0));
+        }
+        if !is_valid_username(&a.name) {
+            p.push(format!("account {}: name {:?} must match [a-z][a-z0-9._-]{{1,63}}", a.uid, a.name));
+        }
+        if !is_valid_email(&a.email) {
+            p.push(format!("account {}: {:?} is not an email address", a.uid, a.email));
+        }
+        if !names.insert(a.name.as_str()) {
+            p.push(format!("account {}: name {:?} is already taken", a.uid, a.name));
+        }
+        if !emails.insert(a.email.to_ascii_lowercase()) {
+            p.push(format!("account {}: email {:?} is already taken", a.uid, a.email));
+        }
+    }
+}
+
+fn check_users(state: &State, p: &mut Vec<String>) {
+    for u in state.users.values() {
+        if !state.accounts.contains_key(&u.account) {
+            p.push(format!("user {:?}: unknown account uid {}", u.name, u.account));
+        }
+        let valid = !u.name.is_empty()
+            && u.name.len() <= 64
+            && u.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        if !valid {
+            p.push(format!("user {:?} of account {}: name must match [a-z0-9._-]{{1,64}}", u.name, u.account));
+        }
+    }
+}
+
+fn check_vpcs(state: &State, p: &mut Vec<String>) {
+    for v in state.vpcs.values() {
+        if !is_valid_id(&v.id.0) {
+            p.push(format!("vpc {:?}: an id is 1 to 128 of [A-Za-z0-9._-]", v.id.0));
+        }
+        if !state.accounts.contains_key(&v.account) {
+            p.push(format!("vpc {}: unknown account uid {}", v.id, v.account));
+        }
+        if v.cidrs.is_empty() {
+            p.push(format!("vpc {}: no cidrs: it could never match a query", v.id));
+        }
+        for l in &v.listeners {
+            if !state.server.listen.iter().any(|s| listener_covers(*s, *l)) {
+                p.push(format!(
+                    "vpc {}: listener {l} is not one of [server].listen, so no query can arrive on it",
+                    v.id
+                ));
+            }
+        }
+    }
+}
+
+/// True when a socket bound to `bound` receives packets addressed to `local`.
+fn listener_covers(bound: SocketAddr, local: SocketAddr) -> bool {
+    bound.port() == local.port()
+        && (bound.ip() == local.ip() || (bound.ip().is_unspecified() && bound.is_ipv4() == local.is_ipv4()))
+}
+
+fn check_links(state: &State, p: &mut Vec<String>) {
+    for link in &state.links {
+        let (Some(from), Some(to)) = (state.accounts.get(&link.account), state.accounts.get(&link.linked)) else {
+            p.push(format!("link {} -> {}: unknown account", link.account, link.linked));
+            continue;
+        };
+        if link.account == link.linked {
+            p.push(format!("link {} -> {}: an account cannot link itself", from.name, to.name));
+        }
+        if from.site != to.site {
+            p.push(format!(
+                "link {} -> {}: accounts of different sites ({} and {}) cannot be linked",
+                from.name, to.name, from.site, to.site
+            ));
+        }
+        if !state.vpcs.values().any(|v| v.account == link.linked) {
+            p.push(format!("link {} -> {}: {} has no VPC to associate", from.name, to.name, to.name));
+        }
+    }
+}
+
+fn check_zone_binding(state: &State, zone: &Zone, p: &mut Vec<String>) {
+    let what = format!("zone {} ({})", zone.name, zone.id);
+    if !state.accounts.contains_key(&zone.account) {
+        p.push(format!("{what}: unknown owner account uid {}", zone.account));
+        return;
+    }
+    let mut seen = HashSet::new();
+    for vpc_id in &zone.scope {
+        if !seen.insert(vpc_id) {
+            p.push(format!("{what}: scope lists vpc {vpc_id} twice"));
+            continue;
+        }
+        match state.vpcs.get(vpc_id) {
+            None => p.push(format!("{what}: scope names unknown vpc {vpc_id}")),
+            Some(vpc) if !state.may_use_vpcs_of(&zone.account, &vpc.account) => p.push(format!(
+                "{what}: scope names vpc {vpc_id} of account {}, which the zone's owner {} has not linked",
+                vpc.account, zone.account
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
+fn check_zone_records(zone: &Zone, p: &mut Vec<String>) {
+    let what = format!("zone {} ({})", zone.name, zone.origin);
+    let apex = zone.name.lower();
+    let mut types_at: HashMap<Name, Vec<u16>> = HashMap::new();
+    for r in &zone.records {
+        let owner = r.owner.lower();
+        if !owner.is_at_or_below(&apex) {
+            p.push(format!("{what}: record {} {} lies outside the zone", r.owner, type_name(r.rdata.rtype())));
+            continue;
+        }
+        match &r.rdata {
+            RData::Dname(_) => p.push(format!("{what}: {} DNAME: private zones do not serve DNAME", r.owner)),
+            RData::Ns(_) if owner != apex => p.push(format!(
+                "{what}: {} NS: private zones do not delegate (NS is allowed only at the apex)",
+                r.owner
+            )),
+            RData::Soa { .. } if owner != apex => {
+                p.push(format!("{what}: {} SOA: an SOA belongs only at the apex", r.owner))
+            }
+            _ => {}
+        }
+        types_at.entry(owner).or_default().push(r.rdata.rtype());
+    }
+    for (owner, types) in &types_at {
+        let cnames = types.iter().filter(|t| **t == rtype::CNAME).count();
+        if cnames > 0 && types.len() > cnames {
+            p.push(format!("{what}: {owner} has a CNAME beside other data"));
+        } else if cnames > 1 && !all_same_cname(zone, owner) {
+            p.push(format!("{what}: {owner} has more than one CNAME"));
+        }
+        if owner == &apex && types.iter().filter(|t| **t == rtype::SOA).count() > 1 {
+            p.push(format!("{what}: more than one SOA at the apex"));
+        }
+    }
+}
+
+/// Identical CNAME lines are one record (a master file may repeat a line); different targets are an error.
+fn all_same_cname(zone: &Zone, owner: &Name) -> bool {
+    let mut targets = zone.records.iter().filter(|r| &r.owner.lower() == owner).filter_map(|r| match &r.rdata {
+        RData::Cname(t) => Some(t.lower()),
+        _ => None,
+    });
+    let first = targets.next();
+    targets.all(|t| Some(t) == first)
+}
+
+/// Per VPC: no two visible zones of the same name, and no zone of another account at or below a zone that the
+/// VPC's own account binds to it (a linked owner never shadows the VPC owner's own names).
+fn check_views(state: &State, p: &mut Vec<String>) {
+    let mut visible: BTreeMap<&VpcId, Vec<&Zone>> = BTreeMap::new();
+    for zone in state.zones.values() {
+        for vpc in &zone.scope {
+            visible.entry(vpc).or_default().push(zone);
+        }
+    }
+    for (vpc_id, zones) in visible {
+        let Some(vpc) = state.vpcs.get(vpc_id) else { continue };
+        let mut by_name: HashMap<Name, &Zone> = HashMap::new();
+        for zone in &zones {
+            if let Some(other) = by_name.insert(zone.name.lower(), zone) {
+                p.push(format!("vpc {vpc_id} would see two zones named {}: {} and {}", zone.name, other.id, zone.id));
+            }
+        }
+        check_shadowing(vpc, &zones, p);
+    }
+}
+
+fn check_shadowing(vpc: &Vpc, zones: &[&Zone], p: &mut Vec<String>) {
+    let own: Vec<&&Zone> = zones.iter().filter(|z| z.account == vpc.account).collect();
+    for foreign in zones.iter().filter(|z| z.account != vpc.account) {
+        for mine in &own {
+            if foreign.name.is_at_or_below(&mine.name) {
+                p.push(format!(
+                    "zone {} of account {} would shadow names of zone {} that vpc {}'s own account {} binds to it",
+                    foreign.name, foreign.account, mine.name, vpc.id, vpc.account
+                ));
+            }
+        }
+    }
+}
+
+/// One prefix of one VPC, as an address range.
+struct PrefixEntry<'a> {
+    net: IpNet,
+    start: u128,
+    end: u128,
+    vpc: &'a Vpc,
+}
+
+fn range(net: &IpNet) -> (u128, u128) {
+    match net {
+        IpNet::V4(n) => (u32::from(n.network()) as u128, u32::from(n.broadcast()) as u128),
+        IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
+    }
+}
+
+/// On a listener two VPCs share: no identical prefixes, and no overlap between VPCs of different accounts (the
+/// longest-prefix rule is for one account's nested networks, never to let one tenant capture another's sources).
+/// Prefixes are either nested or disjoint, so one sorted sweep with a stack of enclosing prefixes finds every pair.
+fn check_prefixes(state: &State, p: &mut Vec<String>) {
+    for v4 in [true, false] {
+        let mut entries: Vec<PrefixEntry> = state
+            .vpcs
+            .values()
+            .flat_map(|vpc| vpc.cidrs.iter().map(move |net| (vpc, net)))
+            .filter(|(_, net)| matches!(net, IpNet::V4(_)) == v4)
+            .map(|(vpc, net)| {
+                let (start, end) = range(net);
+                PrefixEntry { net: *net, start, end, vpc }
+            })
+            .collect();
+        entries.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut stack: Vec<&PrefixEntry> = Vec::new();
+        for entry in &entries {
+            while stack.last().is_some_and(|top| top.end < entry.start) {
+                stack.pop();
+            }
+            for outer in &stack {
+                check_pair(outer, entry, p);
+            }
+            stack.push(entry);
+        }
+    }
+}
+
+fn check_pair(outer: &PrefixEntry, inner: &PrefixEntry, p: &mut Vec<String>) {
+    if outer.vpc.id == inner.vpc.id || !share_listener(outer.vpc, inner.vpc) {
+        return;
+    }
+    if outer.net == inner.net {
+        p.push(format!(
+            "vpcs {} and {} both claim {} on a shared listener: a source there would be ambiguous",
+            outer.vpc.id, inner.vpc.id, inner.net
+        ));
+    } else if outer.vpc.account != inner.vpc.account {
+        p.push(format!(
+            "vpc {} ({}, account {}) overlaps vpc {} ({}, account {}) on a shared listener: prefixes of different \
+             accounts must not overlap",
+            outer.vpc.id, outer.net, outer.vpc.account, inner.vpc.id, inner.net, inner.vpc.account
+        ));
+    }
+}
+
+/// Two VPCs share a listener when either accepts every listener, or both name a common one.
+fn share_listener(a: &Vpc, b: &Vpc) -> bool {
+    a.listeners.is_empty() || b.listeners.is_empty() || a.listeners.iter().any(|l| b.listeners.contains(l))
+}
