@@ -96,10 +96,10 @@ fn explain_vpc(state: &State, snap: &Snapshot, q: &Question, class: crate::class
             }
         }
     }
-    explain_chain(snap, class.vpc, q, out);
+    explain_chain(state, snap, class.vpc, q, out);
 }
 
-fn explain_chain(snap: &Snapshot, vpc: u32, q: &Question, out: &mut String) {
+fn explain_chain(state: &State, snap: &Snapshot, vpc: u32, q: &Question, out: &mut String) {
     let answer = lookup::lookup(snap, vpc, q.name.wire(), q.qtype, q.transport);
     let _ = writeln!(out, "result:  {}", answer.rcode.name());
     for rr in answer.answer.iter().chain(&answer.authority).chain(&answer.additional) {
@@ -113,10 +113,29 @@ fn explain_chain(snap: &Snapshot, vpc: u32, q: &Question, out: &mut String) {
             out,
             "  from {} (owner {}): {owner} {} {first}{}",
             zone.name,
-            zone.owner,
+            account_label(state, &zone.owner.0),
             type_name(rr.rrset.rtype),
             if rr.rrset.rdata.len() > 1 { " …" } else { "" }
         );
+    }
+    if let Some(end) = unfollowed_cname_target(snap, vpc, &answer, q.qtype) {
+        let _ = writeln!(out, "  the chain ends at {end}: no zone this VPC sees holds it (the client asks again)");
+    }
+}
+
+/// The target of a final CNAME that was not followed because it lies in no zone the VPC sees.
+fn unfollowed_cname_target(snap: &Snapshot, vpc: u32, answer: &lookup::Answer, qtype: u16) -> Option<String> {
+    let last = answer.answer.last()?;
+    if last.rrset.rtype != crate::rdata::rtype::CNAME || qtype == crate::rdata::rtype::CNAME {
+        return None;
+    }
+    let target = last.rrset.rdata.first()?;
+    let mut buf = [0u8; name::MAX_NAME_LEN];
+    let lower = name::lower_into(target, &mut buf);
+    let view = snap.views.get(vpc as usize)?;
+    match view.find_zone(lower) {
+        Some(_) => None,
+        None => Some(name::wire_to_string(target)),
     }
 }
 

@@ -300,3 +300,126 @@ impl<'o> Encoder<'o> {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::Compiler;
+    use std::path::Path;
+
+    const CONFIG: &str = r#"
+[server]
+listen = ["127.0.0.1:53"]
+[[accounts]]
+uid = "1"
+name = "acme"
+email = "root@acme.example"
+site = "intl"
+[[vpcs]]
+id = "v1"
+account = "1"
+cidrs = ["127.0.10.0/24"]
+[[zones]]
+name = "corp.internal."
+account = "1"
+scope = ["v1"]
+records = [
+  { name = "www", type = "A", data = "10.0.0.1" },
+  { name = "big", type = "TXT", data = "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"" },
+]
+"#;
+
+    fn snapshot() -> Snapshot {
+        let loaded = crate::config::from_str(CONFIG, Path::new("test.toml"), Path::new("."), None).expect("config");
+        crate::validate::validate(&loaded.state).expect("valid");
+        Compiler::default().compile(&loaded.state)
+    }
+
+    /// A query: header flags word, qname, qtype, qclass, and optional raw additional records.
+    fn packet(flags: u16, qdcount: u16, qname: &[u8], qtype: u16, qclass: u16, additional: &[&[u8]]) -> Vec<u8> {
+        let mut q = vec![0xab, 0xcd];
+        q.extend_from_slice(&flags.to_be_bytes());
+        q.extend_from_slice(&qdcount.to_be_bytes());
+        q.extend_from_slice(&[0, 0, 0, 0]);
+        q.extend_from_slice(&(additional.len() as u16).to_be_bytes());
+        q.extend_from_slice(qname);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&qclass.to_be_bytes());
+        for rr in additional {
+            q.extend_from_slice(rr);
+        }
+        q
+    }
+
+    const WWW: &[u8] = b"\x03www\x04corp\x08internal\x00";
+    const OPT: &[u8] = &[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
+
+    fn run(snap: &Snapshot, bytes: &[u8], transport: Transport) -> Option<(Vec<u8>, Outcome)> {
+        let mut out = Vec::new();
+        let local = "127.0.0.1:53".parse().expect("addr");
+        let source = "127.0.10.9".parse().expect("addr");
+        handle(bytes, source, local, transport, snap, &mut out).map(|o| (out, o))
+    }
+
+    fn rcode_of(resp: &[u8]) -> u8 {
+        resp[3] & 0x0F
+    }
+
+    #[test]
+    fn protocol_rules_before_lookup() {
+        let snap = snapshot();
+        let udp = Transport::Udp;
+        // (flags, qdcount, qtype, qclass, additional, expected header rcode)
+        let cases: [(u16, u16, u16, u16, &[&[u8]], Option<u8>); 10] = [
+            (0x0000, 1, rtype::A, 1, &[], Some(0)),
+            (0x8000, 1, rtype::A, 1, &[], None),       // a response: dropped
+            (0x0000, 0, rtype::A, 1, &[], Some(1)),    // no question: FORMERR
+            (0x0000, 2, rtype::A, 1, &[], Some(1)),    // two questions claimed: FORMERR
+            (0x2000, 1, rtype::A, 1, &[], Some(5)),    // NOTIFY: REFUSED
+            (0x2800, 1, rtype::A, 1, &[], Some(5)),    // UPDATE: REFUSED
+            (0x1000, 1, rtype::A, 1, &[], Some(4)),    // STATUS: NOTIMP
+            (0x0000, 1, rtype::AXFR, 1, &[], Some(1)), // AXFR over UDP: FORMERR
+            (0x0000, 1, rtype::OPT, 1, &[], Some(1)),  // OPT as a question: FORMERR
+            (0x0000, 1, rtype::A, 3, &[], Some(5)),    // class CH: REFUSED
+        ];
+        for (flags, qd, qtype, qclass, additional, expected) in cases {
+            let result = run(&snap, &packet(flags, qd, WWW, qtype, qclass, additional), udp);
+            assert_eq!(result.map(|(r, _)| rcode_of(&r)), expected, "flags {flags:#x} qd {qd} type {qtype}");
+        }
+        let (resp, _) = run(&snap, &packet(0, 1, WWW, rtype::AXFR, 1, &[]), Transport::Tcp).expect("answered");
+        assert_eq!(rcode_of(&resp), 5, "AXFR over TCP: REFUSED");
+        assert_eq!(run(&snap, &[0u8; 11], udp).map(|r| r.1), None, "shorter than a header: dropped");
+    }
+
+    #[test]
+    fn edns_version_and_sizes() {
+        let snap = snapshot();
+        let v1: &[u8] = &[0, 0, 41, 0x04, 0xd0, 0, 1, 0, 0, 0, 0];
+        let (resp, outcome) = run(&snap, &packet(0, 1, WWW, rtype::A, 1, &[v1]), Transport::Udp).expect("answered");
+        assert_eq!(outcome.rcode, Rcode::BadVers);
+        assert_eq!(rcode_of(&resp), 0);
+        assert_eq!(resp[resp.len() - 6], 1, "extended rcode 1 (BADVERS = 16) in the OPT TTL");
+        // The 600-byte TXT does not fit 512 bytes (no EDNS, or EDNS asking for less than 512) but fits 1232.
+        let big = b"\x03big\x04corp\x08internal\x00";
+        let (resp, o) = run(&snap, &packet(0, 1, big, rtype::TXT, 1, &[]), Transport::Udp).expect("answered");
+        assert!(o.truncated && resp[2] & 0x02 != 0 && resp.len() <= 512);
+        let small: &[u8] = &[0, 0, 41, 0, 100, 0, 0, 0, 0, 0, 0];
+        let (_, o) = run(&snap, &packet(0, 1, big, rtype::TXT, 1, &[small]), Transport::Udp).expect("answered");
+        assert!(o.truncated, "a buffer under 512 is treated as 512");
+        let (resp, o) = run(&snap, &packet(0, 1, big, rtype::TXT, 1, &[OPT]), Transport::Udp).expect("answered");
+        assert!(!o.truncated && resp.len() > 512 && resp.len() <= 1232);
+    }
+
+    #[test]
+    fn answers_echo_the_question_and_compress_owners() {
+        let snap = snapshot();
+        let mixed = b"\x03WwW\x04CORP\x08internal\x00";
+        let (resp, o) = run(&snap, &packet(0x0100, 1, mixed, rtype::A, 1, &[OPT]), Transport::Udp).expect("answered");
+        assert_eq!(o.rcode, Rcode::NoError);
+        assert_eq!(&resp[12..12 + mixed.len()], mixed);
+        assert_eq!(resp[2] & 0x01, 0x01, "RD is copied");
+        assert_eq!(resp[2] & 0x04, 0x04, "AA is set");
+        let answer = 12 + mixed.len() + 4;
+        assert_eq!(&resp[answer..answer + 2], &[0xC0, 0x0C], "the owner points at the question");
+    }
+}

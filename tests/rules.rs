@@ -239,3 +239,52 @@ fn ipv4_mapped_prefixes_classify_as_ipv4() {
     let d = s.dig(DEV.replace("11", "14").as_str(), "www.dev.corp.internal", "A");
     assert_eq!(d.data("A"), ["10.1.1.10"], "{}", d.raw);
 }
+
+fn listener_config(listen: &str, vpcs: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = [{listen}]
+[[accounts]]
+uid = "1"
+name = "acme"
+email = "root@acme.example"
+site = "intl"
+{vpcs}
+[[zones]]
+name = "corp.internal."
+account = "1"
+scope = ["v1", "v2"]
+records = [{{ name = "www", type = "A", data = "10.0.0.1" }}]
+"#
+    )
+}
+
+#[test]
+fn a_wildcard_listener_classifies_by_destination_and_replies_from_it() {
+    let port = common::free_port();
+    let vpcs = format!(
+        "[[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.70.0/24\"]\n\
+         [[vpcs]]\nid = \"v2\"\naccount = \"1\"\ncidrs = [\"127.0.71.0/24\"]\nlisteners = [\"127.0.0.2:{port}\"]\n"
+    );
+    let s = Server::start(&listener_config(&format!("\"0.0.0.0:{port}\""), &vpcs), &[]);
+    let on = |ip: &str, src: &str| dig_at(&format!("{ip}:{port}"), src, "www.corp.internal", "A", &[]);
+    // dig accepts a UDP reply only from the address it asked: an answer proves the reply came from there.
+    assert_eq!(on("127.0.0.2", "127.0.71.1").data("A"), ["10.0.0.1"]);
+    assert_eq!(on("127.0.0.1", "127.0.71.1").status, "REFUSED");
+    assert_eq!(on("127.0.0.3", "127.0.70.1").data("A"), ["10.0.0.1"]);
+    let tcp = dig_at(&format!("127.0.0.2:{port}"), "127.0.71.1", "www.corp.internal", "A", &["+tcp"]);
+    assert_eq!(tcp.data("A"), ["10.0.0.1"]);
+}
+
+#[test]
+fn ipv6_sources_and_listeners() {
+    let vpcs = "[[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"::1/128\"]\n\
+                [[vpcs]]\nid = \"v2\"\naccount = \"1\"\ncidrs = [\"127.0.72.0/24\"]\n";
+    let s = Server::start(&listener_config("\"[::1]:0\", \"127.0.0.1:0\"", vpcs), &[]);
+    let d = dig_at(&s.addrs[0], "::1", "www.corp.internal", "A", &[]);
+    assert_eq!(d.data("A"), ["10.0.0.1"], "{}", d.raw);
+    let d = dig_at(&s.addrs[0], "::1", "www.corp.internal", "A", &["+tcp"]);
+    assert_eq!(d.data("A"), ["10.0.0.1"], "{}", d.raw);
+    assert_eq!(dig_at(&s.addrs[1], "127.0.72.9", "www.corp.internal", "A", &[]).data("A"), ["10.0.0.1"]);
+}
