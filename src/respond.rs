@@ -369,21 +369,21 @@ records = [
     fn protocol_rules_before_lookup() {
         let snap = snapshot();
         let udp = Transport::Udp;
-        // (flags, qdcount, qtype, qclass, additional, expected header rcode)
-        let cases: [(u16, u16, u16, u16, &[&[u8]], Option<u8>); 10] = [
-            (0x0000, 1, rtype::A, 1, &[], Some(0)),
-            (0x8000, 1, rtype::A, 1, &[], None),       // a response: dropped
-            (0x0000, 0, rtype::A, 1, &[], Some(1)),    // no question: FORMERR
-            (0x0000, 2, rtype::A, 1, &[], Some(1)),    // two questions claimed: FORMERR
-            (0x2000, 1, rtype::A, 1, &[], Some(5)),    // NOTIFY: REFUSED
-            (0x2800, 1, rtype::A, 1, &[], Some(5)),    // UPDATE: REFUSED
-            (0x1000, 1, rtype::A, 1, &[], Some(4)),    // STATUS: NOTIMP
-            (0x0000, 1, rtype::AXFR, 1, &[], Some(1)), // AXFR over UDP: FORMERR
-            (0x0000, 1, rtype::OPT, 1, &[], Some(1)),  // OPT as a question: FORMERR
-            (0x0000, 1, rtype::A, 3, &[], Some(5)),    // class CH: REFUSED
+        // (flags, qdcount, qtype, qclass, expected header rcode)
+        let cases: [(u16, u16, u16, u16, Option<u8>); 10] = [
+            (0x0000, 1, rtype::A, 1, Some(0)),
+            (0x8000, 1, rtype::A, 1, None),       // a response: dropped
+            (0x0000, 0, rtype::A, 1, Some(1)),    // no question: FORMERR
+            (0x0000, 2, rtype::A, 1, Some(1)),    // two questions claimed: FORMERR
+            (0x2000, 1, rtype::A, 1, Some(5)),    // NOTIFY: REFUSED
+            (0x2800, 1, rtype::A, 1, Some(5)),    // UPDATE: REFUSED
+            (0x1000, 1, rtype::A, 1, Some(4)),    // STATUS: NOTIMP
+            (0x0000, 1, rtype::AXFR, 1, Some(1)), // AXFR over UDP: FORMERR
+            (0x0000, 1, rtype::OPT, 1, Some(1)),  // OPT as a question: FORMERR
+            (0x0000, 1, rtype::A, 3, Some(5)),    // class CH: REFUSED
         ];
-        for (flags, qd, qtype, qclass, additional, expected) in cases {
-            let result = run(&snap, &packet(flags, qd, WWW, qtype, qclass, additional), udp);
+        for (flags, qd, qtype, qclass, expected) in cases {
+            let result = run(&snap, &packet(flags, qd, WWW, qtype, qclass, &[]), udp);
             assert_eq!(result.map(|(r, _)| rcode_of(&r)), expected, "flags {flags:#x} qd {qd} type {qtype}");
         }
         let (resp, _) = run(&snap, &packet(0, 1, WWW, rtype::AXFR, 1, &[]), Transport::Tcp).expect("answered");

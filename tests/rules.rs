@@ -267,7 +267,7 @@ fn a_wildcard_listener_classifies_by_destination_and_replies_from_it() {
         "[[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.70.0/24\"]\n\
          [[vpcs]]\nid = \"v2\"\naccount = \"1\"\ncidrs = [\"127.0.71.0/24\"]\nlisteners = [\"127.0.0.2:{port}\"]\n"
     );
-    let s = Server::start(&listener_config(&format!("\"0.0.0.0:{port}\""), &vpcs), &[]);
+    let _server = Server::start(&listener_config(&format!("\"0.0.0.0:{port}\""), &vpcs), &[]);
     let on = |ip: &str, src: &str| dig_at(&format!("{ip}:{port}"), src, "www.corp.internal", "A", &[]);
     // dig accepts a UDP reply only from the address it asked: an answer proves the reply came from there.
     assert_eq!(on("127.0.0.2", "127.0.71.1").data("A"), ["10.0.0.1"]);
