@@ -205,3 +205,67 @@ fn negative_soa(records: &[Record], apex_lower: &Name) -> RRset {
     };
     RRset { rtype: rtype::SOA, ttl, rdata: vec![wire.into_boxed_slice()].into_boxed_slice() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(www: &str) -> String {
+        format!(
+            r#"
+[[accounts]]
+uid = "1"
+name = "acme"
+email = "root@acme.example"
+site = "intl"
+[[vpcs]]
+id = "v1"
+account = "1"
+cidrs = ["127.0.10.0/24"]
+[[zones]]
+name = "a.internal."
+account = "1"
+scope = ["v1"]
+records = [{{ name = "www", type = "A", data = "{www}" }}]
+[[zones]]
+name = "b.internal."
+account = "1"
+scope = ["v1"]
+records = [{{ name = "x.y.z", type = "A", data = "10.0.0.9" }}]
+"#
+        )
+    }
+
+    fn load(text: &str, previous: Option<&State>) -> State {
+        crate::config::from_str(text, Path::new("t.toml"), Path::new("."), previous).expect("config").state
+    }
+
+    #[test]
+    fn a_change_recompiles_only_the_zone_it_touched() {
+        let mut compiler = Compiler::default();
+        let first = load(&config("10.0.0.1"), None);
+        let one = compiler.compile(&first);
+        let second = load(&config("10.0.0.2"), Some(&first));
+        let two = compiler.compile(&second);
+        assert_eq!(two.generation, one.generation + 1);
+        let (a1, b1) = (&one.zones[0], &one.zones[1]);
+        let (a2, b2) = (&two.zones[0], &two.zones[1]);
+        assert!(!Arc::ptr_eq(a1, a2), "the changed zone is rebuilt");
+        assert!(Arc::ptr_eq(b1, b2), "the unchanged zone's table is shared");
+        assert!(a2.revision > a1.revision, "the changed zone's serial grows");
+        assert_eq!(b2.revision, b1.revision);
+    }
+
+    #[test]
+    fn generated_soa_ns_and_empty_non_terminals() {
+        let snap = Compiler::default().compile(&load(&config("10.0.0.1"), None));
+        let b = &snap.zones[1];
+        let apex = b.apex().expect("apex node");
+        assert!(apex.rrset(rtype::SOA).is_some() && apex.rrset(rtype::NS).is_some());
+        let ent = Name::from_text("y.z.b.internal.", None).expect("name");
+        assert!(b.node(ent.wire()).is_some_and(Node::is_empty_non_terminal));
+        assert_eq!(b.negative_soa.ttl, 60, "min(3600, minimum 60)");
+        assert_eq!(b.record_count, 3);
+    }
+}

@@ -328,9 +328,10 @@ impl Builder<'_> {
             }
             (Some(file), None) => {
                 let path = self.base.join(file);
-                let records = zonefile::parse_zone_file(&path, &origin, self.base)?;
+                let loaded = zonefile::read_zone_file(&path, &origin, self.base)?;
                 self.watched.push(path.clone());
-                (records, path.display().to_string())
+                self.watched.extend(loaded.included);
+                (loaded.records, path.display().to_string())
             }
             (None, inline) => {
                 let records = self.inline_records(&origin, inline.unwrap_or_default());

@@ -39,6 +39,17 @@ pub struct ZoneFileError {
 /// Reads and parses a zone file. Every `$INCLUDE` must resolve (after canonicalisation) inside `include_root`;
 /// relative `$INCLUDE` paths are relative to `include_root`.
 pub fn parse_zone_file(path: &Path, origin: &Name, include_root: &Path) -> Result<Vec<Record>, ZoneFileError> {
+    read_zone_file(path, origin, include_root).map(|loaded| loaded.records)
+}
+
+/// A parsed zone file and every file it `$INCLUDE`d (so a watcher can reload when any of them changes).
+pub struct LoadedZoneFile {
+    pub records: Vec<Record>,
+    pub included: Vec<PathBuf>,
+}
+
+/// As [`parse_zone_file`], also naming the included files.
+pub fn read_zone_file(path: &Path, origin: &Name, include_root: &Path) -> Result<LoadedZoneFile, ZoneFileError> {
     let bytes = fs::read(path).map_err(|e| ZoneFileError {
         file: path.to_path_buf(),
         line: 0,
@@ -54,7 +65,7 @@ pub fn parse_zone_str(
     origin: &Name,
     include_root: &Path,
 ) -> Result<Vec<Record>, ZoneFileError> {
-    parse_bytes(text.as_bytes(), file, origin, include_root)
+    parse_bytes(text.as_bytes(), file, origin, include_root).map(|loaded| loaded.records)
 }
 
 /// Splits text into tokens with the zone-file rules, ignoring line structure (used by [`RData::from_text`]).
@@ -67,11 +78,11 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
-fn parse_bytes(bytes: &[u8], file: &Path, origin: &Name, include_root: &Path) -> Result<Vec<Record>, ZoneFileError> {
-    let mut parser = Parser { include_root, ttl: TtlState::default(), records: Vec::new() };
+fn parse_bytes(bytes: &[u8], file: &Path, origin: &Name, include_root: &Path) -> Result<LoadedZoneFile, ZoneFileError> {
+    let mut parser = Parser { include_root, ttl: TtlState::default(), records: Vec::new(), included: Vec::new() };
     let ctx = FileCtx { file: file.to_path_buf(), origin: origin.clone(), last_owner: None, depth: 0 };
     parser.parse_file(bytes, ctx)?;
-    Ok(parser.records)
+    Ok(LoadedZoneFile { records: parser.records, included: parser.included })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -286,6 +297,7 @@ struct Parser<'r> {
     include_root: &'r Path,
     ttl: TtlState,
     records: Vec<Record>,
+    included: Vec<PathBuf>,
 }
 
 impl Parser<'_> {
@@ -339,6 +351,7 @@ impl Parser<'_> {
         }
         let (shown, real) = resolve_include(self.include_root, &file).map_err(fail)?;
         let bytes = fs::read(&real).map_err(|e| fail(format!("cannot read $INCLUDE file {}: {e}", shown.display())))?;
+        self.included.push(real);
         let child = FileCtx { file: shown, origin, last_owner: None, depth: ctx.depth + 1 };
         self.parse_file(&bytes, child)
     }

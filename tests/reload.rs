@@ -112,3 +112,13 @@ fn queries_in_flight_during_swaps_are_all_answered() {
     assert_eq!(answered, 600, "every query during the swaps got its answer");
     assert!(s.log().matches("new snapshot published").count() >= 2, "{}", s.log());
 }
+
+#[test]
+fn included_files_are_watched_too() {
+    let zone = format!("{ZONE}$INCLUDE extra.zone\n");
+    let s = Server::start(&config(), &[("corp.zone", &zone), ("extra.zone", "one A 10.0.2.1\n")]);
+    assert_eq!(s.dig(SRC, "one.corp.internal", "A").data("A"), ["10.0.2.1"]);
+    std::fs::write(s.dir.path().join("extra.zone"), "two A 10.0.2.2\n").expect("write");
+    s.wait_until("the included record", || s.dig(SRC, "two.corp.internal", "A").data("A") == ["10.0.2.2"]);
+    assert_eq!(s.dig(SRC, "one.corp.internal", "A").status, "NXDOMAIN");
+}

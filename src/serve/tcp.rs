@@ -83,6 +83,7 @@ async fn connection(
     stream.set_nodelay(true)?;
     let mut message = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
+    let mut frame = Vec::with_capacity(4098);
     loop {
         let len = match timeout(limits.idle, stream.read_u16()).await {
             Ok(Ok(len)) => len as usize,
@@ -101,7 +102,7 @@ async fn connection(
         if handled.is_none() {
             continue;
         }
-        let mut frame = Vec::with_capacity(out.len() + 2);
+        frame.clear();
         frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
         frame.extend_from_slice(&out);
         match timeout(limits.write, stream.write_all(&frame)).await {
