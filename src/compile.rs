@@ -131,6 +131,7 @@ pub fn compile_zone(zone: &Zone, nameserver: &Name) -> ZoneTable {
         revision: zone.revision,
         nameserver: nameserver.clone(),
         nodes,
+        negative_soa_zero_ttl: RRset { ttl: 0, ..negative_soa.clone() },
         negative_soa,
         has_wildcards,
         record_count,

@@ -1,7 +1,7 @@
 //! The lookup: (snapshot, VPC, question) → [`Answer`], the pure heart of the server.
 //!
 //! RFC 1034 §4.3.2 over the zones one VPC sees: the most specific visible zone answers, authoritatively; wildcards
-//! per RFC 4592; CNAME chains followed as BIND 9 follows them (and, deliberately unlike BIND, into other zones the
+//! per RFC 4592; CNAME chains followed and cut as BIND 9.18 follows and cuts them (and, deliberately unlike BIND, into other zones the
 //! same VPC sees). The answer holds references into the snapshot and says which zone answered (the billed one) and
 //! which zones contributed records. No I/O, no locks, no heap allocation for answers of up to four RRsets.
 
@@ -9,11 +9,11 @@ use smallvec::SmallVec;
 
 use crate::name::{lower_into, MAX_NAME_LEN};
 use crate::rdata::rtype;
-use crate::snapshot::{additional_target, NameMatch, RRset, Snapshot, View, VpcIdx, ZoneIdx};
+use crate::snapshot::{additional_target, NameMatch, RRset, Snapshot, View, VpcIdx, ZoneIdx, ZoneTable};
 
-/// How many CNAMEs a chain may hold: BIND 9.18 restarts a query at most 16 times (`MAX_RESTARTS`), then answers
-/// with the chain so far.
-pub const MAX_CNAME_CHAIN: usize = 16;
+/// How many times a query may restart at a CNAME target: BIND 9.18's `max-query-restarts` (11 since 9.18.29).
+/// A chain that needs more — or loops — ends in SERVFAIL with the CNAMEs found so far, as BIND answers it.
+pub const MAX_RESTARTS: usize = 11;
 /// Additional-section RRsets at the most: bounds the work one MX/SRV/NS answer can cause.
 pub const MAX_ADDITIONAL_RRSETS: usize = 16;
 
@@ -78,7 +78,19 @@ pub struct Answer<'s> {
     pub additional: SmallVec<[Rr<'s>; 4]>,
     /// The zone that answered the query name: its owner is billed. `None` when no visible zone holds the name.
     pub zone: Option<ZoneIdx>,
+    /// An Extended DNS Error (RFC 8914) to attach when the client speaks EDNS.
+    pub ede: Option<Ede>,
 }
+
+/// An Extended DNS Error: info-code and extra text (RFC 8914 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ede {
+    pub code: u16,
+    pub text: &'static str,
+}
+
+/// What BIND attaches to a chain cut at the restart limit.
+pub const EDE_MAX_RESTARTS: Ede = Ede { code: 0, text: "max. restarts reached" };
 
 impl<'s> Answer<'s> {
     /// REFUSED: no AA, no records (the name lies in no zone this VPC sees, or the source is in no VPC).
@@ -90,6 +102,7 @@ impl<'s> Answer<'s> {
             authority: SmallVec::new(),
             additional: SmallVec::new(),
             zone: None,
+            ede: None,
         }
     }
 
@@ -129,9 +142,13 @@ pub fn lookup<'s>(snap: &'s Snapshot, vpc: VpcIdx, qname: &[u8], qtype: u16, tra
         authority: SmallVec::new(),
         additional: SmallVec::new(),
         zone: Some(first_zone),
+        ede: None,
     };
     resolve_chain(snap, view, first_zone, &mut buf, len, qtype, transport, &mut answer);
-    add_additional(snap, view, &mut answer);
+    // ANY is answered minimally, without additional data (as BIND does).
+    if qtype != rtype::ANY {
+        add_additional(snap, view, &mut answer);
+    }
     answer
 }
 
@@ -148,13 +165,14 @@ fn resolve_chain<'s>(
     answer: &mut Answer<'s>,
 ) {
     let mut owner = Owner::QName;
-    for _ in 0..=MAX_CNAME_CHAIN {
+    let mut restarts = 0;
+    loop {
         let zone = &snap.zones[zone_idx as usize];
         let node = match zone.match_name(&buf[..len]) {
             NameMatch::Exact(node) | NameMatch::Wildcard(node) => node,
             NameMatch::NxDomain => {
                 answer.rcode = Rcode::NxDomain;
-                push_negative(answer, zone_idx, zone);
+                push_negative(answer, zone_idx, zone, qtype);
                 return;
             }
         };
@@ -164,15 +182,22 @@ fn resolve_chain<'s>(
                 answer.answer.push(Rr { owner, rrset, zone: zone_idx });
             }
             if node.rrsets.is_empty() {
-                push_negative(answer, zone_idx, zone);
+                push_negative(answer, zone_idx, zone, qtype);
             }
             return;
         }
         if let Some(cname) = node.rrset(rtype::CNAME).filter(|_| qtype != rtype::CNAME) {
-            if answer.holds(cname) {
-                return; // a loop: BIND stops adding what the message already holds
+            // A loop restarts until the limit without adding anything new: cut it there at once.
+            let looped = answer.holds(cname);
+            if !looped {
+                answer.answer.push(Rr { owner, rrset: cname, zone: zone_idx });
             }
-            answer.answer.push(Rr { owner, rrset: cname, zone: zone_idx });
+            if looped || restarts == MAX_RESTARTS {
+                answer.rcode = Rcode::ServFail;
+                answer.ede = Some(EDE_MAX_RESTARTS);
+                return;
+            }
+            restarts += 1;
             let Some(target) = cname.rdata.first() else { return };
             len = lower_into(target, buf).len();
             // A target in no zone this VPC sees ends the chain at the CNAME (the stub resolver asks again).
@@ -183,15 +208,17 @@ fn resolve_chain<'s>(
         }
         match node.rrset(qtype) {
             Some(rrset) => answer.answer.push(Rr { owner, rrset, zone: zone_idx }),
-            None => push_negative(answer, zone_idx, zone),
+            None => push_negative(answer, zone_idx, zone, qtype),
         }
         return;
     }
 }
 
-/// NXDOMAIN/NODATA carry the zone's SOA with the negative TTL (RFC 2308 §3).
-fn push_negative<'s>(answer: &mut Answer<'s>, zone_idx: ZoneIdx, zone: &'s crate::snapshot::ZoneTable) {
-    answer.authority.push(Rr { owner: Owner::Name(zone.name.wire()), rrset: &zone.negative_soa, zone: zone_idx });
+/// NXDOMAIN/NODATA carry the zone's SOA with the negative TTL (RFC 2308 §3) — TTL 0 when the question is for
+/// SOA itself, so that no resolver caches the SOA from a negative answer (BIND's `zero-no-soa-ttl`).
+fn push_negative<'s>(answer: &mut Answer<'s>, zone_idx: ZoneIdx, zone: &'s ZoneTable, qtype: u16) {
+    let rrset = if qtype == rtype::SOA { &zone.negative_soa_zero_ttl } else { &zone.negative_soa };
+    answer.authority.push(Rr { owner: Owner::Name(zone.name.wire()), rrset, zone: zone_idx });
 }
 
 /// A/AAAA of MX, SRV and NS targets, from zones the same VPC sees (RFC 1035 §3.3.9, RFC 2782), never from others.
@@ -204,7 +231,11 @@ fn add_additional<'s>(snap: &'s Snapshot, view: &View, answer: &mut Answer<'s>) 
             let len = lower_into(target, &mut buf).len();
             let Some(zone_idx) = view.find_zone(&buf[..len]) else { continue };
             let zone = &snap.zones[zone_idx as usize];
-            let Some(node) = zone.node(&buf[..len]) else { continue };
+            // Wildcards synthesize additional data too, as BIND's additional processing does.
+            let node = match zone.match_name(&buf[..len]) {
+                NameMatch::Exact(node) | NameMatch::Wildcard(node) => node,
+                NameMatch::NxDomain => continue,
+            };
             for t in [rtype::A, rtype::AAAA] {
                 let Some(set) = node.rrset(t) else { continue };
                 if answer.additional.len() >= MAX_ADDITIONAL_RRSETS {
@@ -215,5 +246,110 @@ fn add_additional<'s>(snap: &'s Snapshot, view: &View, answer: &mut Answer<'s>) 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::Compiler;
+    use crate::name::Name;
+    use std::path::Path;
+
+    /// One VPC (index 0) seeing `t.internal.` with the given inline records.
+    fn snapshot(records: &str) -> Snapshot {
+        let text = format!(
+            r#"
+[[accounts]]
+uid = "1"
+name = "acme"
+email = "root@acme.example"
+site = "intl"
+[[vpcs]]
+id = "v1"
+account = "1"
+cidrs = ["127.0.10.0/24"]
+[[zones]]
+name = "t.internal."
+account = "1"
+scope = ["v1"]
+records = [{records}]
+"#
+        );
+        let loaded = crate::config::from_str(&text, Path::new("t.toml"), Path::new("."), None).expect("config");
+        crate::validate::validate(&loaded.state).expect("valid");
+        Compiler::default().compile(&loaded.state)
+    }
+
+    fn ask<'s>(snap: &'s Snapshot, name: &str, qtype: u16) -> Answer<'s> {
+        let name = Name::from_text(name, None).expect("name");
+        lookup(snap, 0, name.wire(), qtype, Transport::Udp)
+    }
+
+    fn chain(len: usize) -> String {
+        let mut records: Vec<String> =
+            (1..=len).map(|i| format!("{{ name = \"c{i}\", type = \"CNAME\", data = \"c{}\" }}", i + 1)).collect();
+        records.push(format!("{{ name = \"c{}\", type = \"A\", data = \"10.0.0.1\" }}", len + 1));
+        records.join(",\n")
+    }
+
+    /// (CNAMEs in the chain, expected rcode, expected CNAMEs in the answer, final A present)
+    #[test]
+    fn cname_chains_end_at_bind_918_restart_limit() {
+        for (len, rcode, cnames, final_a) in [
+            (1, Rcode::NoError, 1, true),
+            (11, Rcode::NoError, 11, true),
+            (12, Rcode::ServFail, 12, false),
+            (30, Rcode::ServFail, 12, false),
+        ] {
+            let snap = snapshot(&chain(len));
+            let answer = ask(&snap, "c1.t.internal.", rtype::A);
+            assert_eq!(answer.rcode, rcode, "chain of {len}");
+            let count = |t: u16| answer.answer.iter().filter(|rr| rr.rrset.rtype == t).count();
+            assert_eq!(count(rtype::CNAME), cnames, "chain of {len}");
+            assert_eq!(count(rtype::A) == 1, final_a, "chain of {len}");
+            assert_eq!(answer.ede.is_some(), rcode == Rcode::ServFail);
+        }
+    }
+
+    #[test]
+    fn cname_loops_are_cut_with_servfail() {
+        let snap = snapshot(
+            r#"{ name = "l1", type = "CNAME", data = "l2" }, { name = "l2", type = "CNAME", data = "l1" },
+               { name = "me", type = "CNAME", data = "me" }"#,
+        );
+        let answer = ask(&snap, "l1.t.internal.", rtype::A);
+        assert_eq!((answer.rcode, answer.answer.len()), (Rcode::ServFail, 2));
+        let answer = ask(&snap, "me.t.internal.", rtype::A);
+        assert_eq!((answer.rcode, answer.answer.len()), (Rcode::ServFail, 1));
+        // Asking for the CNAME itself never follows it.
+        let answer = ask(&snap, "me.t.internal.", rtype::CNAME);
+        assert_eq!((answer.rcode, answer.answer.len()), (Rcode::NoError, 1));
+    }
+
+    #[test]
+    fn negative_soa_ttl_is_zero_for_soa_questions() {
+        let snap = snapshot(r#"{ name = "www", type = "A", data = "10.0.0.1" }"#);
+        let nx = ask(&snap, "nope.t.internal.", rtype::SOA);
+        assert_eq!((nx.rcode, nx.authority[0].rrset.ttl), (Rcode::NxDomain, 0));
+        let nx = ask(&snap, "nope.t.internal.", rtype::A);
+        assert_eq!(nx.authority[0].rrset.ttl, 60);
+        let nodata = ask(&snap, "www.t.internal.", rtype::SOA);
+        assert_eq!((nodata.rcode, nodata.answer.len(), nodata.authority[0].rrset.ttl), (Rcode::NoError, 0, 0));
+    }
+
+    #[test]
+    fn additional_data_comes_from_wildcards_too_but_not_for_any() {
+        let snap = snapshot(
+            r#"{ name = "@", type = "MX", data = "10 mx.w" }, { name = "*.w", type = "A", data = "10.0.0.9" },
+               { name = "srv", type = "SRV", data = "0 0 25 host.w" }"#,
+        );
+        let mx = ask(&snap, "t.internal.", rtype::MX);
+        assert_eq!(mx.additional.len(), 1);
+        assert_eq!(mx.additional[0].owner, Owner::Name(b"\x02mx\x01w\x01t\x08internal\x00"));
+        let srv = ask(&snap, "srv.t.internal.", rtype::SRV);
+        assert_eq!(srv.additional.len(), 1);
+        let any = ask(&snap, "t.internal.", rtype::ANY);
+        assert_eq!((any.answer.len(), any.additional.len()), (1, 0));
     }
 }

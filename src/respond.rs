@@ -8,8 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use smallvec::SmallVec;
 
+use crate::lookup::Ede;
 use crate::lookup::{self, Answer, Owner, Rcode, Rr, Transport};
-use crate::rdata::rtype;
+use crate::rdata::{is_meta_type, rtype};
 use crate::snapshot::{Snapshot, VpcIdx, ZoneIdx};
 use crate::wire::{self, DecodeError, Edns, Query, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN};
 
@@ -22,6 +23,8 @@ const OPT_LEN: usize = 11;
 /// At most this many name positions are remembered for compression: bounds the CPU one response can cost.
 const MAX_COMPRESSION_ENTRIES: usize = 64;
 const CLASS_IN: u16 = 1;
+/// EDNS option code of Extended DNS Errors (RFC 8914).
+const EDNS_OPTION_EDE: u16 = 15;
 
 /// What became of a request, for logging and metering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +50,10 @@ pub fn handle(
     let query = match wire::decode(packet) {
         Ok(q) => q,
         Err(DecodeError::Drop) => return None,
-        Err(DecodeError::FormErr { id, flags }) => {
-            write_header(out, id, flags, Rcode::FormErr, 0, false);
+        Err(DecodeError::FormErr { id, flags, question_end }) => {
+            let question = question_end.and_then(|end| packet.get(HEADER_LEN..end));
+            write_header(out, id, flags, Rcode::FormErr, u16::from(question.is_some()), false);
+            out.extend_from_slice(question.unwrap_or_default());
             return Some(outcome(Rcode::FormErr, None, None));
         }
     };
@@ -80,9 +85,11 @@ fn precheck(query: &Query, transport: Transport) -> Option<Rcode> {
         return Some(Rcode::BadVers); // RFC 6891 §6.1.3
     }
     match query.qtype {
-        rtype::OPT | rtype::TSIG | rtype::TKEY => return Some(Rcode::FormErr),
         rtype::AXFR | rtype::IXFR if transport == Transport::Udp => return Some(Rcode::FormErr),
-        rtype::AXFR | rtype::IXFR => return Some(Rcode::Refused),
+        rtype::AXFR | rtype::IXFR => return Some(Rcode::Refused), // no zone transfers of private zones
+        rtype::MAILA | rtype::MAILB => return Some(Rcode::NotImp),
+        rtype::ANY => {}
+        t if is_meta_type(t) => return Some(Rcode::FormErr), // OPT, TSIG, TKEY, …: never a question
         _ => {}
     }
     if query.qclass != CLASS_IN {
@@ -116,19 +123,35 @@ fn write_error(query: &Query, rcode: Rcode, out: &mut Vec<u8>) {
     write_header(out, query.id, query.flags, rcode, 1, false);
     out.extend_from_slice(query.question);
     if let Some(edns) = query.edns {
-        write_opt(out, rcode, edns);
+        write_opt(out, rcode, edns, None);
         set_count(out, 10, 1);
     }
 }
 
-fn write_opt(out: &mut Vec<u8>, rcode: Rcode, edns: Edns) {
+/// Our OPT record: our UDP size, the extended rcode bits, DO echoed, and an Extended DNS Error if any.
+fn write_opt(out: &mut Vec<u8>, rcode: Rcode, edns: Edns, ede: Option<Ede>) {
     let ext_rcode = (rcode as u16 >> 4) as u32;
     let ttl = (ext_rcode << 24) | if edns.dnssec_ok { 0x8000 } else { 0 };
     out.push(0);
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
     out.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
     out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&0u16.to_be_bytes());
+    match ede {
+        Some(ede) => {
+            let len = 2 + ede.text.len() as u16;
+            out.extend_from_slice(&(4 + len).to_be_bytes());
+            out.extend_from_slice(&EDNS_OPTION_EDE.to_be_bytes());
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&ede.code.to_be_bytes());
+            out.extend_from_slice(ede.text.as_bytes());
+        }
+        None => out.extend_from_slice(&0u16.to_be_bytes()),
+    }
+}
+
+/// The size of our OPT record carrying `ede`.
+fn opt_len(ede: Option<Ede>) -> usize {
+    OPT_LEN + ede.map_or(0, |e| 6 + e.text.len())
 }
 
 fn set_count(out: &mut [u8], at: usize, value: u16) {
@@ -142,7 +165,7 @@ pub fn encode(query: &Query, answer: &Answer, limit: usize, out: &mut Vec<u8>) -
     write_header(out, query.id, query.flags, answer.rcode, 1, answer.authoritative);
     out.extend_from_slice(query.question);
     let mut enc = Encoder::new(out, query.qname);
-    let reserve = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let reserve = if query.edns.is_some() { opt_len(answer.ede) } else { 0 };
     let an = enc.rrsets(&answer.answer);
     let ns = enc.rrsets(&answer.authority);
     let truncated = enc.out.len() + reserve > limit;
@@ -158,7 +181,7 @@ pub fn encode(query: &Query, answer: &Answer, limit: usize, out: &mut Vec<u8>) -
     set_count(enc.out, 8, ns);
     let mut ar = ar;
     if let Some(edns) = query.edns {
-        write_opt(enc.out, answer.rcode, edns);
+        write_opt(enc.out, answer.rcode, edns, answer.ede);
         ar += 1;
     }
     set_count(enc.out, 10, ar);

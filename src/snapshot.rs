@@ -135,6 +135,8 @@ pub struct ZoneTable {
     /// The apex SOA with TTL = min(SOA TTL, SOA minimum), for the authority section of negative answers
     /// (RFC 2308 §3).
     pub negative_soa: RRset,
+    /// The same SOA with TTL 0, for negative answers to SOA queries.
+    pub negative_soa_zero_ttl: RRset,
     pub has_wildcards: bool,
     pub record_count: usize,
 }

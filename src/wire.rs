@@ -48,8 +48,9 @@ pub struct Query<'a> {
 pub enum DecodeError {
     /// Shorter than a header, or a response (QR=1): never answered, so that no packet loop can form.
     Drop,
-    /// Malformed: answered FORMERR with the request's id, opcode and flags.
-    FormErr { id: u16, flags: u16 },
+    /// Malformed: answered FORMERR with the request's id, opcode and flags, and its question when that much was
+    /// well-formed (`question_end` is where the question section ends in the packet).
+    FormErr { id: u16, flags: u16, question_end: Option<usize> },
 }
 
 fn u16_at(b: &[u8], pos: usize) -> Option<u16> {
@@ -66,7 +67,7 @@ pub fn decode(packet: &[u8]) -> Result<Query<'_>, DecodeError> {
     if flags & FLAG_QR != 0 {
         return Err(DecodeError::Drop);
     }
-    let formerr = DecodeError::FormErr { id, flags };
+    let formerr = DecodeError::FormErr { id, flags, question_end: None };
     let count = |i: usize| u16::from_be_bytes([packet[4 + 2 * i], packet[5 + 2 * i]]);
     let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
     if qd != 1 {
@@ -77,6 +78,7 @@ pub fn decode(packet: &[u8]) -> Result<Query<'_>, DecodeError> {
     let qtype = u16_at(packet, qname_end).ok_or(formerr)?;
     let qclass = u16_at(packet, qname_end + 2).ok_or(formerr)?;
     let question_end = qname_end + 4;
+    let formerr = DecodeError::FormErr { id, flags, question_end: Some(question_end) };
     let mut pos = question_end;
     let mut edns = None;
     for section in 0..3 {
