@@ -210,20 +210,11 @@ fn negative_soa(records: &[Record], apex_lower: &Name) -> RRset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::testing;
 
-    fn config(www: &str) -> String {
+    fn zones(www: &str) -> String {
         format!(
             r#"
-[[accounts]]
-uid = "1"
-name = "acme"
-email = "root@acme.example"
-site = "intl"
-[[vpcs]]
-id = "v1"
-account = "1"
-cidrs = ["127.0.10.0/24"]
 [[zones]]
 name = "a.internal."
 account = "1"
@@ -238,16 +229,12 @@ records = [{{ name = "x.y.z", type = "A", data = "10.0.0.9" }}]
         )
     }
 
-    fn load(text: &str, previous: Option<&State>) -> State {
-        crate::config::from_str(text, Path::new("t.toml"), Path::new("."), previous).expect("config").state
-    }
-
     #[test]
     fn a_change_recompiles_only_the_zone_it_touched() {
         let mut compiler = Compiler::default();
-        let first = load(&config("10.0.0.1"), None);
+        let first = testing::state(&zones("10.0.0.1"), None);
         let one = compiler.compile(&first);
-        let second = load(&config("10.0.0.2"), Some(&first));
+        let second = testing::state(&zones("10.0.0.2"), Some(&first));
         let two = compiler.compile(&second);
         assert_eq!(two.generation, one.generation + 1);
         let (a1, b1) = (&one.zones[0], &one.zones[1]);
@@ -260,7 +247,7 @@ records = [{{ name = "x.y.z", type = "A", data = "10.0.0.9" }}]
 
     #[test]
     fn generated_soa_ns_and_empty_non_terminals() {
-        let snap = Compiler::default().compile(&load(&config("10.0.0.1"), None));
+        let snap = Compiler::default().compile(&testing::state(&zones("10.0.0.1"), None));
         let b = &snap.zones[1];
         let apex = b.apex().expect("apex node");
         assert!(apex.rrset(rtype::SOA).is_some() && apex.rrset(rtype::NS).is_some());

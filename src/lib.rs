@@ -16,6 +16,8 @@ pub mod respond;
 pub mod serve;
 pub mod snapshot;
 pub mod state;
+#[cfg(test)]
+mod testing;
 pub mod validate;
 pub mod wire;
 pub mod zonefile;

@@ -252,33 +252,14 @@ fn add_additional<'s>(snap: &'s Snapshot, view: &View, answer: &mut Answer<'s>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::Compiler;
     use crate::name::Name;
-    use std::path::Path;
+    use crate::testing;
 
     /// One VPC (index 0) seeing `t.internal.` with the given inline records.
     fn snapshot(records: &str) -> Snapshot {
-        let text = format!(
-            r#"
-[[accounts]]
-uid = "1"
-name = "acme"
-email = "root@acme.example"
-site = "intl"
-[[vpcs]]
-id = "v1"
-account = "1"
-cidrs = ["127.0.10.0/24"]
-[[zones]]
-name = "t.internal."
-account = "1"
-scope = ["v1"]
-records = [{records}]
-"#
-        );
-        let loaded = crate::config::from_str(&text, Path::new("t.toml"), Path::new("."), None).expect("config");
-        crate::validate::validate(&loaded.state).expect("valid");
-        Compiler::default().compile(&loaded.state)
+        testing::snapshot(&format!(
+            "[[zones]]\nname = \"t.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\nrecords = [{records}]\n"
+        ))
     }
 
     fn ask<'s>(snap: &'s Snapshot, name: &str, qtype: u16) -> Answer<'s> {

@@ -327,21 +327,8 @@ impl<'o> Encoder<'o> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::Compiler;
-    use std::path::Path;
 
-    const CONFIG: &str = r#"
-[server]
-listen = ["127.0.0.1:53"]
-[[accounts]]
-uid = "1"
-name = "acme"
-email = "root@acme.example"
-site = "intl"
-[[vpcs]]
-id = "v1"
-account = "1"
-cidrs = ["127.0.10.0/24"]
+    const ZONES: &str = r#"
 [[zones]]
 name = "corp.internal."
 account = "1"
@@ -353,9 +340,7 @@ records = [
 "#;
 
     fn snapshot() -> Snapshot {
-        let loaded = crate::config::from_str(CONFIG, Path::new("test.toml"), Path::new("."), None).expect("config");
-        crate::validate::validate(&loaded.state).expect("valid");
-        Compiler::default().compile(&loaded.state)
+        crate::testing::snapshot(ZONES)
     }
 
     /// A query: header flags word, qname, qtype, qclass, and optional raw additional records.

@@ -9,14 +9,10 @@ use std::time::Duration;
 use common::Server;
 
 fn config() -> String {
-    r#"
+    common::ACCOUNT.to_string()
+        + r#"
 [server]
 listen = ["127.0.0.1:0"]
-[[accounts]]
-uid = "1"
-name = "acme"
-email = "root@acme.example"
-site = "intl"
 [[vpcs]]
 id = "v1"
 account = "1"
@@ -27,7 +23,6 @@ account = "1"
 scope = ["v1"]
 file = "corp.zone"
 "#
-    .to_string()
 }
 
 const ZONE: &str = "$ORIGIN corp.internal.\n$TTL 300\nwww A 10.0.0.1\n";

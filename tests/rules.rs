@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dig_at, example_dir, Server};
+use common::{dig_at, example_dir, Server, ACCOUNT};
 
 fn example() -> Server {
     let (dir, _) = example_dir();
@@ -199,12 +199,7 @@ fn large_answers_truncate_over_udp_and_complete_over_tcp() {
         r#"
 [server]
 listen = ["127.0.0.1:0"]
-[[accounts]]
-uid = "1"
-name = "acme"
-email = "root@acme.example"
-site = "intl"
-[[vpcs]]
+{ACCOUNT}[[vpcs]]
 id = "v1"
 account = "1"
 cidrs = ["127.0.40.0/24"]
@@ -245,12 +240,7 @@ fn listener_config(listen: &str, vpcs: &str) -> String {
         r#"
 [server]
 listen = [{listen}]
-[[accounts]]
-uid = "1"
-name = "acme"
-email = "root@acme.example"
-site = "intl"
-{vpcs}
+{ACCOUNT}{vpcs}
 [[zones]]
 name = "corp.internal."
 account = "1"

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vpcdns");
 
+/// One root account, uid "1", for the small configs tests write.
+pub const ACCOUNT: &str =
+    "[[accounts]]\nuid = \"1\"\nname = \"acme\"\nemail = \"root@acme.example\"\nsite = \"intl\"\n";
+
 /// A running server on a temporary configuration.
 pub struct Server {
     child: Child,
