@@ -39,7 +39,60 @@ struct RawConfig {
     links: Vec<RawLink>,
     #[serde(default)]
     zones: Vec<RawZone>,
+    store: Option<RawStore>,
+    admin: Option<RawAdmin>,
+    notify: Option<RawNotify>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: PathBuf,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+    socket: Option<PathBuf>,
+    secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    smtp: Option<RawSmtp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    #[serde(default = "default_smtp_port")]
+    port: u16,
+    from: String,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+
+/// Where the control plane keeps its state and listens (store mode, `[store]` set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlSettings {
+    /// The embedded store's file.
+    pub store: PathBuf,
+    /// The tenant API (HTTP/JSON).
+    pub admin_listen: SocketAddr,
+    /// The operator's Unix socket (owner-only permissions).
+    pub socket: PathBuf,
+    /// The secret verification codes are HMACed under; created on first start, never in the store.
+    pub secret_file: PathBuf,
+    pub smtp: Option<crate::notify::SmtpSettings>,
+}
+
+/// Where the admin API listens when `[admin] listen` is not set.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:5380";
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +179,8 @@ pub enum ConfigError {
 pub struct Loaded {
     pub state: State,
     pub watched: Vec<PathBuf>,
+    /// Set in store mode: the state then comes from the store, and the file gives only server settings.
+    pub control: Option<ControlSettings>,
 }
 
 /// Reads the configuration at `path` into a state. `previous` (the state being served) lets unchanged zones keep
@@ -149,9 +204,22 @@ pub fn from_str(text: &str, path: &Path, base: &Path, previous: Option<&State>) 
         revision: next_revision(previous),
         watched: vec![path.to_path_buf()],
     };
+    let control = builder.control_settings(&raw);
+    let declares_state = !(raw.accounts.is_empty()
+        && raw.users.is_empty()
+        && raw.vpcs.is_empty()
+        && raw.links.is_empty()
+        && raw.zones.is_empty());
+    if control.is_some() && declares_state {
+        builder.problems.push(
+            "with [store] the accounts, VPCs, links and zones live in the store: remove them from this file and load \
+             them with `vpcdns operator apply`"
+                .into(),
+        );
+    }
     let state = builder.build(raw)?;
     if builder.problems.is_empty() {
-        Ok(Loaded { state, watched: builder.watched })
+        Ok(Loaded { state, watched: builder.watched, control })
     } else {
         Err(ConfigError::Invalid { path: path.to_path_buf(), problems: builder.problems })
     }
@@ -175,6 +243,37 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    fn control_settings(&mut self, raw: &RawConfig) -> Option<ControlSettings> {
+        let store = raw.store.as_ref()?;
+        let path = self.base.join(&store.path);
+        let admin = raw.admin.as_ref();
+        let listen_text = admin.and_then(|a| a.listen.clone()).unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.into());
+        let admin_listen = match listen_text.parse() {
+            Ok(a) => a,
+            Err(_) => {
+                self.problems.push(format!("[admin].listen: {listen_text:?} is not an address:port"));
+                DEFAULT_ADMIN_LISTEN.parse().ok()?
+            }
+        };
+        let with_ext = |ext: &str| {
+            let mut p = path.clone().into_os_string();
+            p.push(ext);
+            PathBuf::from(p)
+        };
+        let socket =
+            admin.and_then(|a| a.socket.as_ref()).map(|s| self.base.join(s)).unwrap_or_else(|| with_ext(".sock"));
+        let secret_file = admin
+            .and_then(|a| a.secret_file.as_ref())
+            .map(|s| self.base.join(s))
+            .unwrap_or_else(|| with_ext(".secret"));
+        let smtp = raw.notify.as_ref().and_then(|n| n.smtp.as_ref()).map(|s| crate::notify::SmtpSettings {
+            host: s.host.clone(),
+            port: s.port,
+            from: s.from.clone(),
+        });
+        Some(ControlSettings { store: path, admin_listen, socket, secret_file, smtp })
+    }
+
     fn build(&mut self, raw: RawConfig) -> Result<State, ConfigError> {
         let server = self.server(raw.server);
         let accounts = self.accounts(raw.accounts);

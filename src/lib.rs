@@ -4,18 +4,24 @@
 //! `respond` (encode); the change path is `config` → `validate` → `compile` → `reload` (swap). See
 //! ARCHITECTURE.md for the map and its invariants.
 
+pub mod api;
 pub mod classify;
+pub mod cli;
 pub mod compile;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod explain;
 pub mod lookup;
 pub mod name;
+pub mod notify;
 pub mod rdata;
 pub mod reload;
 pub mod respond;
 pub mod serve;
 pub mod snapshot;
 pub mod state;
+pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod validate;

@@ -11,8 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use vpcdns::compile::Compiler;
 use vpcdns::lookup::Transport;
 use vpcdns::name::Name;
-use vpcdns::reload::{self, Reloader};
-use vpcdns::{explain, rdata, serve};
+use vpcdns::reload;
+use vpcdns::{explain, rdata};
 
 #[derive(Parser)]
 #[command(name = "vpcdns", version, about = "Multi-tenant private DNS for VPCs")]
@@ -48,6 +48,10 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Tenant operations through the admin API.
+    Admin(vpcdns::cli::admin::AdminArgs),
+    /// Operator operations: the inventory (accounts, VPCs), root keys.
+    Operator(vpcdns::cli::operator::OperatorArgs),
     /// Say why a source gets the answer it gets, without sockets.
     Explain {
         #[arg(long, short)]
@@ -94,8 +98,10 @@ fn init_logging(format: LogFormat) {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config, watch_interval_ms, udp_sockets } => {
-            serve_forever(config, Duration::from_millis(watch_interval_ms.max(10)), udp_sockets)
+            vpcdns::daemon::serve(config, Duration::from_millis(watch_interval_ms.max(10)), udp_sockets)
         }
+        Command::Admin(args) => client_runtime()?.block_on(vpcdns::cli::admin::run(args)),
+        Command::Operator(args) => client_runtime()?.block_on(vpcdns::cli::operator::run(args)),
         Command::Check { config } => {
             let loaded = reload::load_valid(&config, None)?;
             let s = &loaded.state;
@@ -130,34 +136,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn serve_forever(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usize>) -> anyhow::Result<()> {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    runtime.block_on(async move {
-        let reloader = Reloader::start(&config)?;
-        let bound = serve::bind_all(&reloader.state().server.listen, udp_sockets.unwrap_or(workers))?;
-        for addr in &bound.addresses {
-            tracing::info!(%addr, "listening on UDP and TCP");
-        }
-        let published = reloader.published();
-        let addresses: Vec<String> = bound.addresses.iter().map(ToString::to_string).collect();
-        let server = tokio::spawn(serve::run(bound, published, serve::tcp::TcpLimits::default()));
-        let watcher = tokio::spawn(reload::watch(reloader, watch_interval));
-        // The readiness line supervisors and tests wait for.
-        println!("vpcdns ready: listening on {}", addresses.join(" "));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            r = watcher => {
-                r.context("the reload task failed")??;
-            }
-        }
-        server.abort();
-        Ok(())
-    })
+/// A small runtime for the CLI clients.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")
 }

@@ -1,0 +1,116 @@
+//! The admin API: HTTP/JSON over axum, a thin shell around `control` operations.
+//!
+//! Two listeners share the handlers: TCP (`[admin] listen`) where every request carries a tenant access key, and a
+//! Unix socket with owner-only permissions where the caller is the operator. Handlers parse input, pick the actor,
+//! call one operation and render its answer or its [`ApiError`]; they decide nothing themselves.
+
+pub mod listen;
+mod routes;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+use crate::control::{auth, Actor, ApiError, ControlPlane, Ctx, Plan};
+use crate::notify::Mailer;
+
+pub use routes::{operator_router, tenant_router};
+
+/// Failed authentications one address may make per window before it gets 429.
+const AUTH_FAILURES_PER_WINDOW: u32 = 10;
+const AUTH_WINDOW: Duration = Duration::from_secs(60);
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub plane: Arc<ControlPlane>,
+    pub mailer: Option<Arc<Mailer>>,
+    failures: Arc<Mutex<HashMap<IpAddr, (Instant, u32)>>>,
+}
+
+impl ApiState {
+    pub fn new(plane: Arc<ControlPlane>, mailer: Option<Arc<Mailer>>) -> ApiState {
+        ApiState { plane, mailer, failures: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// The tenant behind the bearer token; failures are counted per address and throttled.
+    pub fn tenant(&self, headers: &HeaderMap, remote: Option<SocketAddr>) -> Result<Actor, ApiError> {
+        let ip = remote.map(|r| r.ip());
+        if let Some(ip) = ip {
+            if self.failures_of(ip) >= AUTH_FAILURES_PER_WINDOW {
+                return Err(ApiError::too_many("too many failed authentications: wait a minute"));
+            }
+        }
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let result = auth::authenticate(&self.plane.current(), token.trim(), crate::control::unix_now());
+        if result.is_err() {
+            if let Some(ip) = ip {
+                self.count_failure(ip);
+            }
+        }
+        result
+    }
+
+    fn failures_of(&self, ip: IpAddr) -> u32 {
+        let Ok(map) = self.failures.lock() else { return 0 };
+        map.get(&ip).filter(|(start, _)| start.elapsed() < AUTH_WINDOW).map_or(0, |(_, n)| *n)
+    }
+
+    fn count_failure(&self, ip: IpAddr) {
+        let Ok(mut map) = self.failures.lock() else { return };
+        if map.len() > 100_000 {
+            map.retain(|_, (start, _)| start.elapsed() < AUTH_WINDOW);
+        }
+        let entry = map.entry(ip).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= AUTH_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+
+    /// Runs a write and sends the mail its plan asks for once committed.
+    pub async fn write(
+        &self,
+        actor: Actor,
+        remote: String,
+        op: impl FnOnce(&crate::control::Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
+    ) -> Result<Value, ApiError> {
+        let plane = self.plane.clone();
+        let (response, plan) = tokio::task::spawn_blocking(move || plane.execute(&actor, &remote, op))
+            .await
+            .map_err(|e| ApiError::internal(format!("the write task failed: {e}")))??;
+        if let Some(mailer) = &self.mailer {
+            let control = self.plane.current();
+            for (uid, subject, body) in plan.mail {
+                if let Some(account) = control.state.accounts.get(&crate::state::Uid(uid)) {
+                    mailer.send(account.email.clone(), subject, body).await;
+                }
+            }
+        }
+        Ok(response)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(serde_json::json!({ "error": self }))).into_response()
+    }
+}
+
+/// The revision an `If-Match` header expects (`"12"`, `12` or `W/"12"`).
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or_default().trim().trim_start_matches("W/").trim_matches('"');
+    text.parse().map(Some).map_err(|_| ApiError::bad_request("bad_if_match", "If-Match takes a revision number"))
+}

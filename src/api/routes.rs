@@ -1,0 +1,432 @@
+//! Routes: one small handler per endpoint, each mapping HTTP to one control operation.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{if_match, ApiState};
+use crate::control::model::{AccountDoc, Control, VpcDoc};
+use crate::control::ops::tenant::{NewZone, RecordInput, ScopeChange};
+use crate::control::ops::{inventory, links, tenant};
+use crate::control::{Actor, ApiError, Ctx, Plan};
+
+type ApiResult = Result<Json<Value>, ApiError>;
+type Remote = ConnectInfo<SocketAddr>;
+
+/// Tenant endpoints, served on `[admin] listen`; every request needs an access key.
+pub fn tenant_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/users", get(users_list))
+        .route("/v1/users/{name}", put(user_put).delete(user_delete))
+        .route("/v1/keys", get(keys_list).post(key_create))
+        .route("/v1/keys/{id}", axum::routing::delete(key_delete))
+        .route("/v1/keys/{id}/rotate", post(key_rotate))
+        .route("/v1/vpcs", get(vpcs_list))
+        .route("/v1/foreign-zones", get(foreign_zones))
+        .route("/v1/links", get(links_list).post(link_request))
+        .route("/v1/links/requests/{id}/verify", post(link_verify))
+        .route("/v1/links/{account}", axum::routing::delete(link_remove))
+        .route("/v1/blocks/{account}", put(block_put).delete(block_delete))
+        .route("/v1/inbox", get(inbox))
+        .route("/v1/zones", get(zones_list).post(zone_create))
+        .route("/v1/zones/{id}", get(zone_get).delete(zone_delete))
+        .route("/v1/zones/{id}/scope", put(scope_set))
+        .route("/v1/zones/{id}/scope/add", post(scope_add))
+        .route("/v1/zones/{id}/scope/remove", post(scope_remove))
+        .route("/v1/zones/{id}/records", post(record_add))
+        .route("/v1/zones/{id}/records/{rid}", put(record_change).delete(record_remove))
+        .route("/v1/zones/{id}/file", get(zone_export).put(zone_import))
+        .with_state(state)
+}
+
+/// Operator endpoints, served only on the owner-only Unix socket.
+pub fn operator_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/operator/accounts", get(op_accounts).post(op_account_put))
+        .route("/v1/operator/accounts/{uid}", axum::routing::delete(op_account_delete))
+        .route("/v1/operator/vpcs", get(op_vpcs).post(op_vpc_put))
+        .route("/v1/operator/vpcs/{id}", axum::routing::delete(op_vpc_delete))
+        .route("/v1/operator/keys", post(op_key_create))
+        .route("/v1/operator/links", post(op_link_put))
+        .with_state(state)
+}
+
+// ---- helpers ---------------------------------------------------------------------------------------------------
+
+async fn tenant_write(
+    api: ApiState,
+    headers: &HeaderMap,
+    remote: SocketAddr,
+    op: impl FnOnce(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
+) -> ApiResult {
+    let actor = api.tenant(headers, Some(remote))?;
+    api.write(actor, remote.to_string(), op).await.map(Json)
+}
+
+fn tenant_read(
+    api: &ApiState,
+    headers: &HeaderMap,
+    remote: SocketAddr,
+    f: impl FnOnce(&Control, &Ctx) -> Result<Value, ApiError>,
+) -> ApiResult {
+    let actor = api.tenant(headers, Some(remote))?;
+    api.plane.read(&actor, f).map(Json)
+}
+
+async fn operator_write(
+    api: ApiState,
+    op: impl FnOnce(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
+) -> ApiResult {
+    api.write(Actor::Operator, "unix-socket".into(), op).await.map(Json)
+}
+
+/// Days from now, as a unix time.
+fn expiry(days: Option<u64>) -> Option<u64> {
+    days.map(|d| crate::control::unix_now() + d.saturating_mul(86_400))
+}
+
+// ---- tenant handlers -------------------------------------------------------------------------------------------
+
+async fn whoami(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    let actor = api.tenant(&headers, Some(remote))?;
+    let control = api.plane.current();
+    let tenant = actor.tenant()?;
+    Ok(Json(
+        json!({ "principal": actor.to_string(), "account": super::super::control::ops::account_json(&control, &tenant.account) }),
+    ))
+}
+
+async fn users_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::list_users)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    #[serde(default)]
+    policies: Vec<String>,
+}
+
+async fn user_put(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Json(body): Json<UserBody>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::put_user(c, ctx, &name, body.policies)).await
+}
+
+async fn user_delete(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_user(c, ctx, &name)).await
+}
+
+async fn keys_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::list_keys)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    user: Option<String>,
+    expires_in_days: Option<u64>,
+}
+
+async fn key_create(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Json(body): Json<KeyBody>,
+) -> ApiResult {
+    let expires = expiry(body.expires_in_days);
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::create_key(c, ctx, body.user.as_deref(), expires)).await
+}
+
+async fn key_delete(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, false)).await
+}
+
+async fn key_rotate(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, true)).await
+}
+
+async fn vpcs_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::list_vpcs)
+}
+
+async fn foreign_zones(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::foreign_zones)
+}
+
+async fn links_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, links::list)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    target: String,
+}
+
+async fn link_request(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Json(body): Json<LinkBody>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| links::request(c, ctx, &body.target)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: String,
+}
+
+async fn link_verify(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<CodeBody>,
+) -> ApiResult {
+    let response = tenant_write(api, &headers, remote, move |c, ctx| links::verify(c, ctx, &id, &body.code)).await?;
+    links::verify_outcome(&response.0)?;
+    Ok(response)
+}
+
+async fn link_remove(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| links::remove(c, ctx, &account)).await
+}
+
+async fn block_put(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, true)).await
+}
+
+async fn block_delete(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(account): Path<String>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, false)).await
+}
+
+async fn inbox(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, links::inbox)
+}
+
+async fn zones_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::list_zones)
+}
+
+async fn zone_create(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Json(body): Json<NewZone>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::create_zone(c, ctx, body)).await
+}
+
+async fn zone_get(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    tenant_read(&api, &headers, remote, move |c, ctx| tenant::get_zone(c, ctx, &id))
+}
+
+async fn zone_delete(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::delete_zone(c, ctx, &id, expected)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeBody {
+    vpcs: Vec<String>,
+}
+
+async fn scope(
+    api: ApiState,
+    headers: HeaderMap,
+    remote: SocketAddr,
+    id: String,
+    body: ScopeBody,
+    how: ScopeChange,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::change_scope(c, ctx, &id, body.vpcs, how, expected)).await
+}
+
+async fn scope_set(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<ScopeBody>,
+) -> ApiResult {
+    scope(api, headers, remote, id, body, ScopeChange::Set).await
+}
+
+async fn scope_add(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<ScopeBody>,
+) -> ApiResult {
+    scope(api, headers, remote, id, body, ScopeChange::Add).await
+}
+
+async fn scope_remove(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<ScopeBody>,
+) -> ApiResult {
+    scope(api, headers, remote, id, body, ScopeChange::Remove).await
+}
+
+async fn record_add(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<RecordInput>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::add_record(c, ctx, &id, body, expected)).await
+}
+
+async fn record_change(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path((id, rid)): Path<(String, String)>,
+    Json(body): Json<RecordInput>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::change_record(c, ctx, &id, &rid, body, expected)).await
+}
+
+async fn record_remove(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path((id, rid)): Path<(String, String)>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_record(c, ctx, &id, &rid, expected)).await
+}
+
+async fn zone_export(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = api.tenant(&headers, Some(remote))?;
+    let text = api.plane.read(&actor, |c, ctx| tenant::export_zone(c, ctx, &id))?;
+    Ok((StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "text/dns; charset=utf-8")], text))
+}
+
+async fn zone_import(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::import_zone(c, ctx, &id, &body, expected)).await
+}
+
+// ---- operator handlers -----------------------------------------------------------------------------------------
+
+async fn op_accounts(State(api): State<ApiState>) -> ApiResult {
+    api.plane.read(&Actor::Operator, |c, ctx| inventory::list_accounts(c, ctx.actor)).map(Json)
+}
+
+async fn op_account_put(State(api): State<ApiState>, Json(doc): Json<AccountDoc>) -> ApiResult {
+    operator_write(api, move |c, ctx| inventory::put_account(c, ctx, doc)).await
+}
+
+async fn op_account_delete(State(api): State<ApiState>, Path(uid): Path<String>) -> ApiResult {
+    operator_write(api, move |c, ctx| inventory::remove_account(c, ctx, &uid)).await
+}
+
+async fn op_vpcs(State(api): State<ApiState>) -> ApiResult {
+    api.plane.read(&Actor::Operator, |c, ctx| inventory::list_vpcs(c, ctx.actor)).map(Json)
+}
+
+async fn op_vpc_put(State(api): State<ApiState>, Json(doc): Json<VpcDoc>) -> ApiResult {
+    operator_write(api, move |c, ctx| inventory::put_vpc(c, ctx, doc)).await
+}
+
+async fn op_vpc_delete(State(api): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+    operator_write(api, move |c, ctx| inventory::remove_vpc(c, ctx, &id)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RootKeyBody {
+    account: String,
+    expires_in_days: Option<u64>,
+}
+
+async fn op_key_create(State(api): State<ApiState>, Json(body): Json<RootKeyBody>) -> ApiResult {
+    let expires = expiry(body.expires_in_days);
+    operator_write(api, move |c, ctx| inventory::create_root_key(c, ctx, &body.account, expires)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkPutBody {
+    account: String,
+    linked: String,
+}
+
+async fn op_link_put(State(api): State<ApiState>, Json(body): Json<LinkPutBody>) -> ApiResult {
+    operator_write(api, move |c, ctx| inventory::put_link(c, ctx, &body.account, &body.linked)).await
+}

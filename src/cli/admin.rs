@@ -1,0 +1,301 @@
+//! `vpcdns admin …`: every tenant operation of the admin API, as commands.
+
+use axum::body::Body;
+use axum::http::Method;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::client::{self, Transport};
+use super::seg;
+
+/// Connection to the admin API.
+#[derive(Args)]
+pub struct AdminArgs {
+    /// The admin API.
+    #[arg(long, env = "VPCDNS_URL", default_value = "http://127.0.0.1:5380")]
+    pub url: String,
+    /// An access key (`vpcdns_…`).
+    #[arg(long, env = "VPCDNS_KEY", hide_env_values = true)]
+    pub key: String,
+    /// Print the JSON answer instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Who the key belongs to.
+    Whoami,
+    /// Sub-users of your account.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Access keys of your account.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Your VPCs, and every VPC you may put into a scope.
+    Vpcs,
+    /// Zones of other accounts that answer in your VPCs.
+    ForeignZones,
+    /// Cross-account links.
+    #[command(subcommand)]
+    Links(LinksCommand),
+    /// Your inbox (verification codes arrive here).
+    Inbox,
+    /// Private zones.
+    #[command(subcommand)]
+    Zones(ZonesCommand),
+    /// Records of a zone.
+    #[command(subcommand)]
+    Records(RecordsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    List,
+    /// Create or update a sub-user.
+    Put {
+        name: String,
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+    },
+    Rm {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    List,
+    /// Issue a key (for a sub-user with --user); the token is printed once.
+    Create {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        expires_in_days: Option<u64>,
+    },
+    Rm {
+        id: String,
+    },
+    /// Replace a key by a new one for the same principal.
+    Rotate {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LinksCommand {
+    List,
+    /// Ask to link another root account, named by email or username; its owner receives a code.
+    Request {
+        target: String,
+    },
+    /// Submit the code the other account's owner received.
+    Verify {
+        request: String,
+        code: String,
+    },
+    /// Remove the link between your account and another (either side may).
+    Rm {
+        account: String,
+    },
+    /// Refuse link requests from an account.
+    Block {
+        account: String,
+    },
+    Unblock {
+        account: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ZonesCommand {
+    List,
+    Create {
+        name: String,
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+    },
+    Show {
+        id: String,
+    },
+    Rm {
+        id: String,
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+    /// Change the effective scope: --set replaces it, --add / --remove edit it.
+    Scope {
+        id: String,
+        #[arg(long, num_args = 0.., conflicts_with_all = ["add", "remove"])]
+        set: Option<Vec<String>>,
+        #[arg(long, num_args = 1..)]
+        add: Option<Vec<String>>,
+        #[arg(long, num_args = 1..)]
+        remove: Option<Vec<String>>,
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+    /// Print the zone as an RFC 1035 master file.
+    Export {
+        id: String,
+    },
+    /// Replace the zone's records with an RFC 1035 master file.
+    Import {
+        id: String,
+        file: std::path::PathBuf,
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RecordsCommand {
+    Add {
+        zone: String,
+        name: String,
+        #[arg(value_name = "TYPE")]
+        rtype: String,
+        data: String,
+        #[arg(long)]
+        ttl: Option<u32>,
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+    Change {
+        zone: String,
+        id: String,
+        name: String,
+        #[arg(value_name = "TYPE")]
+        rtype: String,
+        data: String,
+        #[arg(long)]
+        ttl: Option<u32>,
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+    Rm {
+        zone: String,
+        id: String,
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+}
+
+/// A request the command maps to.
+struct Call {
+    method: Method,
+    path: String,
+    body: Option<Body>,
+    if_match: Option<u64>,
+}
+
+fn call(method: Method, path: String) -> Call {
+    Call { method, path, body: None, if_match: None }
+}
+
+fn with_json(mut c: Call, value: Value) -> Call {
+    c.body = Some(Body::from(value.to_string()));
+    c
+}
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let transport = Transport::Tcp { addr: client::parse_url(&args.url)?, key: args.key.clone() };
+    let call = to_call(args.command)?;
+    let mut headers = vec![("content-type", "application/json".to_string())];
+    if let Some(r) = call.if_match {
+        headers.push(("if-match", format!("\"{r}\"")));
+    }
+    let answer = transport.send(call.method, &call.path, call.body, &headers).await?;
+    client::print(&answer, args.json)
+}
+
+fn to_call(command: AdminCommand) -> anyhow::Result<Call> {
+    use Method as M;
+    Ok(match command {
+        AdminCommand::Whoami => call(M::GET, "/v1/whoami".into()),
+        AdminCommand::Users(UsersCommand::List) => call(M::GET, "/v1/users".into()),
+        AdminCommand::Users(UsersCommand::Put { name, policies }) => {
+            with_json(call(M::PUT, format!("/v1/users/{}", seg(&name))), json!({ "policies": policies }))
+        }
+        AdminCommand::Users(UsersCommand::Rm { name }) => call(M::DELETE, format!("/v1/users/{}", seg(&name))),
+        AdminCommand::Keys(KeysCommand::List) => call(M::GET, "/v1/keys".into()),
+        AdminCommand::Keys(KeysCommand::Create { user, expires_in_days }) => {
+            with_json(call(M::POST, "/v1/keys".into()), json!({ "user": user, "expires_in_days": expires_in_days }))
+        }
+        AdminCommand::Keys(KeysCommand::Rm { id }) => call(M::DELETE, format!("/v1/keys/{}", seg(&id))),
+        AdminCommand::Keys(KeysCommand::Rotate { id }) => call(M::POST, format!("/v1/keys/{}/rotate", seg(&id))),
+        AdminCommand::Vpcs => call(M::GET, "/v1/vpcs".into()),
+        AdminCommand::ForeignZones => call(M::GET, "/v1/foreign-zones".into()),
+        AdminCommand::Inbox => call(M::GET, "/v1/inbox".into()),
+        AdminCommand::Links(c) => links_call(c),
+        AdminCommand::Zones(c) => zones_call(c)?,
+        AdminCommand::Records(c) => records_call(c),
+    })
+}
+
+fn links_call(c: LinksCommand) -> Call {
+    use Method as M;
+    match c {
+        LinksCommand::List => call(M::GET, "/v1/links".into()),
+        LinksCommand::Request { target } => with_json(call(M::POST, "/v1/links".into()), json!({ "target": target })),
+        LinksCommand::Verify { request, code } => {
+            with_json(call(M::POST, format!("/v1/links/requests/{}/verify", seg(&request))), json!({ "code": code }))
+        }
+        LinksCommand::Rm { account } => call(M::DELETE, format!("/v1/links/{}", seg(&account))),
+        LinksCommand::Block { account } => call(M::PUT, format!("/v1/blocks/{}", seg(&account))),
+        LinksCommand::Unblock { account } => call(M::DELETE, format!("/v1/blocks/{}", seg(&account))),
+    }
+}
+
+fn zones_call(c: ZonesCommand) -> anyhow::Result<Call> {
+    use Method as M;
+    Ok(match c {
+        ZonesCommand::List => call(M::GET, "/v1/zones".into()),
+        ZonesCommand::Create { name, scope } => {
+            with_json(call(M::POST, "/v1/zones".into()), json!({ "name": name, "scope": scope }))
+        }
+        ZonesCommand::Show { id } => call(M::GET, format!("/v1/zones/{}", seg(&id))),
+        ZonesCommand::Rm { id, if_match } => Call { if_match, ..call(M::DELETE, format!("/v1/zones/{}", seg(&id))) },
+        ZonesCommand::Scope { id, set, add, remove, if_match } => {
+            let base = format!("/v1/zones/{}/scope", seg(&id));
+            let (method, path, vpcs) = match (set, add, remove) {
+                (Some(v), None, None) => (M::PUT, base, v),
+                (None, Some(v), None) => (M::POST, format!("{base}/add"), v),
+                (None, None, Some(v)) => (M::POST, format!("{base}/remove"), v),
+                _ => anyhow::bail!("give exactly one of --set, --add, --remove"),
+            };
+            Call { if_match, ..with_json(call(method, path), json!({ "vpcs": vpcs })) }
+        }
+        ZonesCommand::Export { id } => call(M::GET, format!("/v1/zones/{}/file", seg(&id))),
+        ZonesCommand::Import { id, file, if_match } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            Call { if_match, body: Some(Body::from(text)), ..call(M::PUT, format!("/v1/zones/{}/file", seg(&id))) }
+        }
+    })
+}
+
+fn records_call(c: RecordsCommand) -> Call {
+    use Method as M;
+    match c {
+        RecordsCommand::Add { zone, name, rtype, data, ttl, if_match } => Call {
+            if_match,
+            ..with_json(
+                call(M::POST, format!("/v1/zones/{}/records", seg(&zone))),
+                json!({ "name": name, "type": rtype, "ttl": ttl, "data": data }),
+            )
+        },
+        RecordsCommand::Change { zone, id, name, rtype, data, ttl, if_match } => Call {
+            if_match,
+            ..with_json(
+                call(M::PUT, format!("/v1/zones/{}/records/{}", seg(&zone), seg(&id))),
+                json!({ "name": name, "type": rtype, "ttl": ttl, "data": data }),
+            )
+        },
+        RecordsCommand::Rm { zone, id, if_match } => {
+            Call { if_match, ..call(M::DELETE, format!("/v1/zones/{}/records/{}", seg(&zone), seg(&id))) }
+        }
+    }
+}

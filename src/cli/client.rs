@@ -1,0 +1,170 @@
+//! The CLI's HTTP client: one request at a time to the admin API over TCP, to the operator socket, or — when the
+//! server is stopped — to the operator router run in-process on the store directly.
+//!
+//! hyper does the HTTP; this module only picks the transport and turns the answer into JSON or an error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Where requests go.
+pub enum Transport {
+    /// The tenant API, with an access key.
+    Tcp { addr: SocketAddr, key: String },
+    /// The operator socket of a running server.
+    Unix(PathBuf),
+    /// The operator router over the store, in this process (the server is stopped).
+    InProcess(axum::Router),
+}
+
+/// An answer: status and body (JSON when it parses, text otherwise).
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Transport {
+    /// Sends one request; `body` is JSON (or raw text when `raw` is set).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+        headers: &[(&str, String)],
+    ) -> anyhow::Result<Answer> {
+        let mut builder = Request::builder().method(method).uri(path).header("host", "vpcdns");
+        if let Transport::Tcp { key, .. } = self {
+            builder = builder.header("authorization", format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
+        let request = builder.body(body.unwrap_or_else(Body::empty)).context("cannot build the request")?;
+        let response = match self {
+            Transport::Tcp { addr, .. } => {
+                let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| {
+                    format!("cannot reach the admin API at {addr}: is vpcdns serving with [store]?")
+                })?;
+                exchange(TokioIo::new(stream), request).await?
+            }
+            Transport::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .with_context(|| format!("cannot reach the operator socket {}", path.display()))?;
+                exchange(TokioIo::new(stream), request).await?
+            }
+            Transport::InProcess(router) => {
+                let response = router.clone().oneshot(request).await.context("in-process request failed")?;
+                let (parts, body) = response.into_parts();
+                let bytes = body.collect().await.context("cannot read the answer")?.to_bytes();
+                (parts.status, bytes.to_vec())
+            }
+        };
+        let (status, bytes) = response;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Answer { status, body, text })
+    }
+}
+
+async fn exchange<I>(io: I, request: Request<Body>) -> anyhow::Result<(StatusCode, Vec<u8>)>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.context("HTTP handshake failed")?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let response = sender.send_request(request).await.context("the request failed")?;
+    let status = response.status();
+    let bytes = response.into_body().collect().await.context("cannot read the answer")?.to_bytes();
+    Ok((status, bytes.to_vec()))
+}
+
+/// The address part of an `http://host:port` URL (TLS endpoints are not supported by this client yet).
+pub fn parse_url(url: &str) -> anyhow::Result<SocketAddr> {
+    let Some(rest) = url.strip_prefix("http://") else { bail!("the admin URL must start with http:// (got {url:?})") };
+    let host = rest.trim_end_matches('/');
+    host.parse().with_context(|| format!("{host:?} is not an address:port"))
+}
+
+/// Prints an answer: an error as `error <code>: message` (exit 1), else JSON (`--json`) or a table.
+pub fn print(answer: &Answer, json: bool) -> anyhow::Result<()> {
+    if !answer.status.is_success() {
+        let error = &answer.body["error"];
+        let code = error["code"].as_str().unwrap_or("error");
+        let message = error["message"].as_str().map(str::to_string).unwrap_or_else(|| answer.text.clone());
+        let mut text = format!("{} {code}: {message}", answer.status.as_u16());
+        if let Some(problems) = error["problems"].as_array() {
+            for p in problems {
+                text.push_str(&format!("\n  {}", p.as_str().unwrap_or_default()));
+            }
+        }
+        bail!(text);
+    }
+    if json || answer.body.is_null() {
+        match answer.body {
+            Value::Null => print!("{}", answer.text),
+            ref body => println!("{}", serde_json::to_string_pretty(body).unwrap_or_default()),
+        }
+        return Ok(());
+    }
+    print_table(&answer.body);
+    Ok(())
+}
+
+/// A readable form: the first array of objects as a table, other fields as `key: value` lines.
+fn print_table(body: &Value) {
+    let Value::Object(map) = body else {
+        println!("{body}");
+        return;
+    };
+    for (key, value) in map {
+        match value {
+            Value::Array(rows) if rows.iter().all(Value::is_object) => {
+                println!("{key}:");
+                table(rows);
+            }
+            other => println!("{key}: {}", scalar(other)),
+        }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn table(rows: &[Value]) {
+    let Some(Value::Object(first)) = rows.first() else {
+        println!("  (none)");
+        return;
+    };
+    let columns: Vec<&String> = first.keys().collect();
+    let cells: Vec<Vec<String>> =
+        rows.iter().map(|r| columns.iter().map(|c| scalar(&r[c.as_str()])).collect()).collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cells.iter().map(|row| row[i].len()).chain([c.len()]).max().unwrap_or(0))
+        .collect();
+    let line = |values: Vec<&str>| {
+        let parts: Vec<String> = values.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+        println!("  {}", parts.join("  ").trim_end());
+    };
+    line(columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>().iter().map(String::as_str).collect());
+    for row in &cells {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,18 @@
+//! The command-line clients of the admin API: `vpcdns admin` (tenants) and `vpcdns operator` (the inventory).
+
+pub mod admin;
+pub mod client;
+pub mod operator;
+
+/// Percent-encodes one path segment (zone ids hold `/`).
+pub fn seg(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

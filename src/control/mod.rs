@@ -1,0 +1,226 @@
+//! The control plane: tenants and the operator change state through operations; every acknowledged change is
+//! committed to the store first, then folded into memory and compiled into a new snapshot.
+//!
+//! The write path: `execute` → an operation builds a [`Plan`] (compares, ops, response) from the current
+//! [`Control`] → the ops are tried on a copy and the resulting state validated (the same `validate` as the config
+//! file) → one store transaction (compares make stale writers fail with 412) → memory updated → snapshot swapped.
+//! Writers are serialized by a mutex; readers never wait for a commit.
+
+pub mod auth;
+pub mod error;
+pub mod model;
+pub mod ops;
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::compile::Compiler;
+use crate::serve::Published;
+use crate::snapshot::Snapshot;
+use crate::state::ServerSettings;
+use crate::store::{Change, Compare, Op, Store, TxnOutcome};
+use crate::validate;
+pub use auth::Actor;
+pub use error::ApiError;
+pub use model::Control;
+
+/// What an operation wants done.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub compares: Vec<Compare>,
+    pub ops: Vec<Op>,
+    /// The answer to the caller (the commit revision is added to it).
+    pub response: Value,
+    /// What the audit log says: action and target.
+    pub audit: Option<(String, String)>,
+    /// Messages to deliver by e-mail once the change is committed: (account uid, subject, body).
+    pub mail: Vec<(String, String, String)>,
+}
+
+impl Plan {
+    pub fn put<T: serde::Serialize>(&mut self, key: String, doc: &T) {
+        self.ops.push(Op::Put { key, value: model::encode(doc) });
+    }
+    pub fn delete(&mut self, key: String) {
+        self.ops.push(Op::Delete { key });
+    }
+    /// The write only applies if `key` is still at `revision` (0 = absent).
+    pub fn expect(&mut self, key: String, revision: u64) {
+        self.compares.push(Compare { key, mod_revision: revision });
+    }
+}
+
+/// Per-request context an operation may use.
+pub struct Ctx<'a> {
+    pub actor: &'a Actor,
+    pub now: u64,
+    /// The server secret that verification codes are HMACed under (never stored).
+    pub secret: &'a [u8],
+}
+
+/// Everything the control plane owns at run time.
+pub struct ControlPlane {
+    store: Arc<dyn Store>,
+    control: RwLock<Arc<Control>>,
+    writer: Mutex<Compiler>,
+    published: Published,
+    secret: Vec<u8>,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+pub fn unix_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl ControlPlane {
+    /// Loads the whole store into memory and compiles the first snapshot.
+    pub fn open(store: Arc<dyn Store>, server: ServerSettings, secret: Vec<u8>) -> anyhow::Result<ControlPlane> {
+        let control = load_control(store.as_ref(), server)?;
+        let mut compiler = Compiler::default();
+        let snapshot = compiler.compile(&control.state);
+        Ok(ControlPlane {
+            store,
+            control: RwLock::new(Arc::new(control)),
+            writer: Mutex::new(compiler),
+            published: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot)),
+            secret,
+        })
+    }
+
+    pub fn published(&self) -> Published {
+        self.published.clone()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The current in-memory state (cheap: an `Arc`).
+    pub fn current(&self) -> Arc<Control> {
+        match self.control.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.published.load_full()
+    }
+
+    /// Runs a read-only operation against the current state.
+    pub fn read<R>(&self, actor: &Actor, f: impl FnOnce(&Control, &Ctx) -> Result<R, ApiError>) -> Result<R, ApiError> {
+        let control = self.current();
+        let ctx = Ctx { actor, now: unix_now(), secret: &self.secret };
+        f(&control, &ctx)
+    }
+
+    /// Plans, validates, commits and publishes one change. Returns the response with the commit revision.
+    pub fn execute(
+        &self,
+        actor: &Actor,
+        remote: &str,
+        op: impl FnOnce(&Control, &Ctx) -> Result<Plan, ApiError>,
+    ) -> Result<(Value, Plan), ApiError> {
+        let mut compiler = self.writer.lock().map_err(|_| ApiError::internal("the writer lock is poisoned"))?;
+        let current = self.current();
+        let ctx = Ctx { actor, now: unix_now(), secret: &self.secret };
+        let mut plan = op(&current, &ctx)?;
+        if plan.ops.is_empty() {
+            let mut response = plan.response.clone();
+            add_revision(&mut response, current.revision);
+            return Ok((response, plan));
+        }
+        if let Some((action, target)) = &plan.audit {
+            let account = match actor {
+                Actor::Tenant(t) => t.account.0.clone(),
+                Actor::Operator => String::new(),
+            };
+            let doc = model::AuditDoc {
+                time_ms: unix_millis(),
+                account,
+                principal: actor.to_string(),
+                action: action.clone(),
+                target: target.clone(),
+                remote: remote.to_string(),
+            };
+            let id = auth::random_hex(4)?;
+            plan.put(model::keys::audit(doc.time_ms, &id), &doc);
+        }
+        let provisional = current.revision + 1;
+        let mut next = (*current).clone();
+        let problems = next.apply(&changes_of(&plan.ops, &current, provisional));
+        if !problems.is_empty() {
+            return Err(ApiError::internal(format!("the change does not decode: {}", problems.join("; "))));
+        }
+        validate::validate(&next.state).map_err(|p| ApiError::invalid_state(p.0))?;
+        let revision = match self.store.txn(&plan.compares, &plan.ops) {
+            Ok(TxnOutcome::Committed { revision }) => revision,
+            Ok(TxnOutcome::Conflict { key, expected, actual }) => {
+                return Err(ApiError::precondition_failed(format!(
+                    "{key} is at revision {actual}, not {expected}: read it again and retry"
+                )))
+            }
+            Err(e) => return Err(ApiError::internal(format!("store: {e}"))),
+        };
+        if revision != provisional {
+            // Another writer committed in between (another process on the same store): fold in the real history.
+            next = self.reload_after(revision)?;
+        }
+        let snapshot = compiler.compile(&next.state);
+        self.published.store(Arc::new(snapshot));
+        match self.control.write() {
+            Ok(mut c) => *c = Arc::new(next),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(next),
+        }
+        let mut response = plan.response.clone();
+        add_revision(&mut response, revision);
+        Ok((response, plan))
+    }
+
+    fn reload_after(&self, _revision: u64) -> Result<Control, ApiError> {
+        let server = self.current().state.server.clone();
+        load_control(self.store.as_ref(), server).map_err(|e| ApiError::internal(format!("{e:#}")))
+    }
+}
+
+fn add_revision(response: &mut Value, revision: u64) {
+    if let Value::Object(map) = response {
+        map.insert("revision".into(), Value::from(revision));
+    }
+}
+
+/// The changes a list of ops makes, as the store would record them (DeletePrefix expands to the keys it hits).
+fn changes_of(ops: &[Op], current: &Control, revision: u64) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put { key, value } => changes.push(Change { revision, key: key.clone(), value: Some(value.clone()) }),
+            Op::Delete { key } => changes.push(Change { revision, key: key.clone(), value: None }),
+            Op::DeletePrefix { prefix } => {
+                for key in current.key_revisions.keys().filter(|k| k.starts_with(prefix.as_str())) {
+                    changes.push(Change { revision, key: key.clone(), value: None });
+                }
+            }
+        }
+    }
+    changes
+}
+
+/// Reads every document into a fresh [`Control`].
+pub fn load_control(store: &dyn Store, server: ServerSettings) -> anyhow::Result<Control> {
+    let (entries, revision) = store.list("")?;
+    let mut control = Control::new(server);
+    let changes: Vec<Change> =
+        entries.into_iter().map(|e| Change { revision: e.mod_revision, key: e.key, value: Some(e.value) }).collect();
+    for problem in control.apply(&changes) {
+        tracing::error!(problem, "a stored document was skipped");
+    }
+    control.revision = revision;
+    control.state.revision = revision;
+    Ok(control)
+}

@@ -1,0 +1,505 @@
+//! The control plane's data: documents as stored (one JSON value per key), the key layout, and [`Control`] — the
+//! in-memory view of the store that every API read is served from.
+//!
+//! The store holds documents; `Control::apply` folds changes (from startup's full listing, from our own commits,
+//! later from another node's watch) into memory, keeping the served [`State`] in step. This module does no I/O and
+//! makes no decisions about who may do what.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config;
+use crate::name::Name;
+use crate::rdata::{self, RData, Record};
+use crate::state::{Account, Link, Policy, ServerSettings, Site, State, Uid, User, Vpc, VpcId, Zone, ZoneId};
+use crate::store::Change;
+
+/// The key layout. Id components are escaped so that a `/` inside an id can never forge another key.
+pub mod keys {
+    pub const ACCOUNT: &str = "account/";
+    pub const USER: &str = "user/";
+    pub const VPC: &str = "vpc/";
+    pub const LINK: &str = "link/";
+    pub const ZONE: &str = "zone/";
+    pub const SCOPE: &str = "scope/";
+    pub const RECORD: &str = "record/";
+    pub const KEY: &str = "key/";
+    pub const LINK_REQUEST: &str = "linkreq/";
+    pub const BLOCK: &str = "block/";
+    pub const INBOX: &str = "inbox/";
+    pub const AUDIT: &str = "audit/";
+    pub const USAGE: &str = "usage/";
+
+    /// `%` and `/` escaped, so that ids join into keys unambiguously.
+    pub fn esc(part: &str) -> String {
+        part.replace('%', "%25").replace('/', "%2F")
+    }
+
+    pub fn unesc(part: &str) -> String {
+        part.replace("%2F", "/").replace("%25", "%")
+    }
+
+    pub fn account(uid: &str) -> String {
+        format!("{ACCOUNT}{}", esc(uid))
+    }
+    pub fn user(uid: &str, name: &str) -> String {
+        format!("{USER}{}/{}", esc(uid), esc(name))
+    }
+    pub fn vpc(id: &str) -> String {
+        format!("{VPC}{}", esc(id))
+    }
+    pub fn link(account: &str, linked: &str) -> String {
+        format!("{LINK}{}/{}", esc(account), esc(linked))
+    }
+    pub fn zone(id: &str) -> String {
+        format!("{ZONE}{}", esc(id))
+    }
+    pub fn scope(id: &str) -> String {
+        format!("{SCOPE}{}", esc(id))
+    }
+    pub fn records(zone: &str) -> String {
+        format!("{RECORD}{}/", esc(zone))
+    }
+    pub fn record(zone: &str, rid: &str) -> String {
+        format!("{RECORD}{}/{}", esc(zone), esc(rid))
+    }
+    pub fn access_key(id: &str) -> String {
+        format!("{KEY}{}", esc(id))
+    }
+    pub fn link_request(id: &str) -> String {
+        format!("{LINK_REQUEST}{}", esc(id))
+    }
+    pub fn block(account: &str, blocked: &str) -> String {
+        format!("{BLOCK}{}/{}", esc(account), esc(blocked))
+    }
+    pub fn inbox(account: &str, id: &str) -> String {
+        format!("{INBOX}{}/{}", esc(account), esc(id))
+    }
+    pub fn audit(millis: u64, id: &str) -> String {
+        format!("{AUDIT}{millis:016}-{}", esc(id))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDoc {
+    pub uid: String,
+    pub name: String,
+    pub email: String,
+    pub site: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDoc {
+    pub account: String,
+    pub name: String,
+    pub policies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcDoc {
+    pub id: String,
+    pub account: String,
+    #[serde(default)]
+    pub region: String,
+    pub cidrs: Vec<String>,
+    #[serde(default)]
+    pub listeners: Vec<String>,
+}
+
+/// A verified link. `via` says how it came to be: `verification` (the tenant procedure) or `operator`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkDoc {
+    pub account: String,
+    pub linked: String,
+    pub added_at: u64,
+    pub via: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneDoc {
+    pub id: String,
+    pub name: String,
+    pub account: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeDoc {
+    pub vpcs: Vec<String>,
+}
+
+/// A record in presentation form: absolute owner, type mnemonic, TTL, RDATA text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordDoc {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: u32,
+    pub data: String,
+}
+
+impl RecordDoc {
+    pub fn from_record(r: &Record) -> RecordDoc {
+        RecordDoc {
+            name: r.owner.to_string(),
+            rtype: rdata::type_name(r.rdata.rtype()).into_owned(),
+            ttl: r.ttl,
+            data: r.rdata.to_string(),
+        }
+    }
+
+    /// Parses the record; `origin` completes relative names (API input may be relative to the zone).
+    pub fn to_record(&self, origin: &Name) -> Result<Record, String> {
+        let rtype = rdata::type_from_mnemonic(&self.rtype).ok_or_else(|| format!("unknown type {:?}", self.rtype))?;
+        let owner = Name::from_text(&self.name, Some(origin)).map_err(|e| format!("name {:?}: {e}", self.name))?;
+        let rdata =
+            RData::from_text(rtype, &self.data, origin).map_err(|e| format!("{} {:?}: {e}", self.rtype, self.data))?;
+        Ok(Record { owner, ttl: self.ttl, rdata })
+    }
+}
+
+/// An access key: only the SHA-256 of its secret is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyDoc {
+    pub id: String,
+    pub account: String,
+    /// The sub-user the key belongs to; `None` for the root account.
+    pub user: Option<String>,
+    pub secret_sha256: String,
+    pub created: u64,
+    pub expires: Option<u64>,
+}
+
+/// A pending (or finished) link request. The code is kept only as an HMAC under a secret outside the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRequestDoc {
+    pub id: String,
+    pub account: String,
+    pub target: String,
+    pub code_hmac: String,
+    pub created: u64,
+    pub expires: u64,
+    pub failed_tries: u32,
+    /// `pending`, `verified`, `dead` (too many tries, expired, blocked or superseded).
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDoc {
+    pub account: String,
+    pub blocked: String,
+    pub at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxDoc {
+    pub id: String,
+    pub account: String,
+    pub time: u64,
+    pub from: String,
+    pub subject: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditDoc {
+    pub time_ms: u64,
+    pub account: String,
+    pub principal: String,
+    pub action: String,
+    pub target: String,
+    pub remote: String,
+}
+
+/// Everything the control plane knows, in memory, as of `revision`.
+#[derive(Debug, Clone)]
+pub struct Control {
+    pub revision: u64,
+    /// The served model, kept in step with the documents.
+    pub state: State,
+    /// mod_revision of every key held here (for If-Match and for answers).
+    pub key_revisions: HashMap<String, u64>,
+    pub zone_docs: BTreeMap<ZoneId, ZoneDoc>,
+    pub scopes: HashMap<ZoneId, Vec<VpcId>>,
+    pub records: HashMap<ZoneId, BTreeMap<String, Record>>,
+    pub link_docs: BTreeMap<(Uid, Uid), LinkDoc>,
+    pub keys: BTreeMap<String, KeyDoc>,
+    pub link_requests: BTreeMap<String, LinkRequestDoc>,
+    pub blocks: BTreeSet<(Uid, Uid)>,
+    pub inbox: BTreeMap<(Uid, String), InboxDoc>,
+    /// Zones whose records changed since the last `take_dirty_zones` (their record lists need rebuilding).
+    dirty_zones: BTreeSet<ZoneId>,
+}
+
+impl Control {
+    pub fn new(server: ServerSettings) -> Control {
+        Control {
+            revision: 0,
+            state: State {
+                revision: 0,
+                server,
+                accounts: BTreeMap::new(),
+                users: BTreeMap::new(),
+                vpcs: BTreeMap::new(),
+                links: BTreeSet::new(),
+                zones: BTreeMap::new(),
+            },
+            key_revisions: HashMap::new(),
+            zone_docs: BTreeMap::new(),
+            scopes: HashMap::new(),
+            records: HashMap::new(),
+            link_docs: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            link_requests: BTreeMap::new(),
+            blocks: BTreeSet::new(),
+            inbox: BTreeMap::new(),
+            dirty_zones: BTreeSet::new(),
+        }
+    }
+
+    /// The mod_revision of `key`, 0 when absent (the value a create's compare expects).
+    pub fn key_revision(&self, key: &str) -> u64 {
+        self.key_revisions.get(key).copied().unwrap_or(0)
+    }
+
+    /// Folds changes into memory; documents that do not parse are reported and skipped (never a panic), so one bad
+    /// value cannot take the service down.
+    pub fn apply(&mut self, changes: &[Change]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for change in changes {
+            self.revision = self.revision.max(change.revision);
+            // Audit entries and usage buckets are append-only and read from the store on demand: not held here.
+            let held = !change.key.starts_with(keys::AUDIT) && !change.key.starts_with(keys::USAGE);
+            match &change.value {
+                Some(_) if held => {
+                    self.key_revisions.insert(change.key.clone(), change.revision);
+                }
+                _ => {
+                    self.key_revisions.remove(&change.key);
+                }
+            }
+            if let Err(e) = self.apply_one(change) {
+                problems.push(format!("{}: {e}", change.key));
+            }
+        }
+        self.state.revision = self.revision;
+        self.rebuild_dirty_zones(&mut problems);
+        problems
+    }
+
+    fn apply_one(&mut self, change: &Change) -> Result<(), String> {
+        let key = change.key.as_str();
+        let value = change.value.as_deref();
+        let parts: Vec<String> = key.split('/').skip(1).map(keys::unesc).collect();
+        let kind = key.split('/').next().unwrap_or_default();
+        match (kind, parts.as_slice()) {
+            ("account", [uid]) => self.apply_account(uid, value),
+            ("user", [uid, name]) => self.apply_user(uid, name, value),
+            ("vpc", [id]) => self.apply_vpc(id, value),
+            ("link", [a, b]) => self.apply_link(a, b, value),
+            ("zone", [id]) => self.apply_zone(id, value, change.revision),
+            ("scope", [id]) => self.apply_scope(id, value),
+            ("record", [zone, rid]) => self.apply_record(zone, rid, value),
+            ("key", [id]) => apply_doc(&mut self.keys, id.clone(), value),
+            ("linkreq", [id]) => apply_doc(&mut self.link_requests, id.clone(), value),
+            ("block", [a, b]) => {
+                let pair = (Uid(a.clone()), Uid(b.clone()));
+                match value {
+                    Some(_) => self.blocks.insert(pair),
+                    None => self.blocks.remove(&pair),
+                };
+                Ok(())
+            }
+            ("inbox", [a, id]) => apply_doc(&mut self.inbox, (Uid(a.clone()), id.clone()), value),
+            ("audit", _) | ("usage", _) => Ok(()), // read from the store on demand
+            _ => Err("unknown key".into()),
+        }
+    }
+
+    fn apply_account(&mut self, uid: &str, value: Option<&[u8]>) -> Result<(), String> {
+        let uid = Uid(uid.to_string());
+        let Some(value) = value else {
+            self.state.accounts.remove(&uid);
+            return Ok(());
+        };
+        let doc: AccountDoc = decode(value)?;
+        let site = match doc.site.as_str() {
+            "cn" => Site::Cn,
+            "intl" => Site::Intl,
+            other => return Err(format!("bad site {other:?}")),
+        };
+        self.state.accounts.insert(uid.clone(), Account { uid, name: doc.name, email: doc.email, site });
+        Ok(())
+    }
+
+    fn apply_user(&mut self, uid: &str, name: &str, value: Option<&[u8]>) -> Result<(), String> {
+        let key = (Uid(uid.to_string()), name.to_string());
+        let Some(value) = value else {
+            self.state.users.remove(&key);
+            return Ok(());
+        };
+        let doc: UserDoc = decode(value)?;
+        let policies = doc.policies.iter().filter_map(|p| parse_policy(p)).collect();
+        self.state.users.insert(key, User { account: Uid(doc.account), name: doc.name, policies });
+        Ok(())
+    }
+
+    fn apply_vpc(&mut self, id: &str, value: Option<&[u8]>) -> Result<(), String> {
+        let id = VpcId(id.to_string());
+        let Some(value) = value else {
+            self.state.vpcs.remove(&id);
+            return Ok(());
+        };
+        let doc: VpcDoc = decode(value)?;
+        let cidrs = doc.cidrs.iter().map(|c| config::parse_cidr(c)).collect::<Result<Vec<_>, _>>()?;
+        let listeners = doc
+            .listeners
+            .iter()
+            .map(|l| l.parse().map_err(|_| format!("bad listener {l:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.state.vpcs.insert(id.clone(), Vpc { id, account: Uid(doc.account), region: doc.region, cidrs, listeners });
+        Ok(())
+    }
+
+    fn apply_link(&mut self, a: &str, b: &str, value: Option<&[u8]>) -> Result<(), String> {
+        let link = Link { account: Uid(a.to_string()), linked: Uid(b.to_string()) };
+        let pair = (link.account.clone(), link.linked.clone());
+        match value {
+            Some(v) => {
+                let doc: LinkDoc = decode(v)?;
+                self.state.links.insert(link);
+                self.link_docs.insert(pair, doc);
+            }
+            None => {
+                self.state.links.remove(&link);
+                self.link_docs.remove(&pair);
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_zone(&mut self, id: &str, value: Option<&[u8]>, revision: u64) -> Result<(), String> {
+        let id = ZoneId(id.to_string());
+        let Some(value) = value else {
+            self.zone_docs.remove(&id);
+            self.scopes.remove(&id);
+            self.state.zones.remove(&id);
+            self.records.remove(&id);
+            return Ok(());
+        };
+        let doc: ZoneDoc = decode(value)?;
+        let name = Name::from_text(&doc.name, Some(&Name::root())).map_err(|e| e.to_string())?;
+        // Keys are listed in order, so a zone's scope document may arrive before the zone itself.
+        let scope = self.scopes.get(&id).cloned().unwrap_or_default();
+        self.state.zones.insert(
+            id.clone(),
+            Zone {
+                id: id.clone(),
+                name,
+                account: Uid(doc.account.clone()),
+                scope,
+                records: Vec::new(),
+                revision,
+                origin: format!("store zone {}", doc.id),
+            },
+        );
+        self.zone_docs.insert(id.clone(), doc);
+        self.dirty_zones.insert(id);
+        Ok(())
+    }
+
+    fn apply_scope(&mut self, id: &str, value: Option<&[u8]>) -> Result<(), String> {
+        let id = ZoneId(id.to_string());
+        let vpcs: Vec<VpcId> = match value {
+            Some(v) => decode::<ScopeDoc>(v)?.vpcs.into_iter().map(VpcId).collect(),
+            None => Vec::new(),
+        };
+        if let Some(zone) = self.state.zones.get_mut(&id) {
+            zone.scope = vpcs.clone();
+        }
+        if vpcs.is_empty() {
+            self.scopes.remove(&id);
+        } else {
+            self.scopes.insert(id, vpcs);
+        }
+        Ok(())
+    }
+
+    fn apply_record(&mut self, zone: &str, rid: &str, value: Option<&[u8]>) -> Result<(), String> {
+        let zone_id = ZoneId(zone.to_string());
+        self.dirty_zones.insert(zone_id.clone());
+        let records = self.records.entry(zone_id.clone()).or_default();
+        let Some(value) = value else {
+            records.remove(rid);
+            return Ok(());
+        };
+        let doc: RecordDoc = decode(value)?;
+        let origin = self.zone_docs.get(&zone_id).and_then(|z| Name::from_text(&z.name, Some(&Name::root())).ok());
+        let record = doc.to_record(&origin.unwrap_or_else(Name::root))?;
+        records.insert(rid.to_string(), record);
+        Ok(())
+    }
+
+    /// Zones whose records changed get their record list rebuilt (in record-id order) and their scope re-read.
+    fn rebuild_dirty_zones(&mut self, problems: &mut Vec<String>) {
+        let dirty = std::mem::take(&mut self.dirty_zones);
+        for id in dirty {
+            let records: Vec<Record> = self.records.get(&id).map(|m| m.values().cloned().collect()).unwrap_or_default();
+            match self.state.zones.get_mut(&id) {
+                Some(zone) => {
+                    zone.records = records;
+                    zone.revision = self.revision;
+                    if let Some(doc_rev) = self.key_revisions.get(&keys::zone(&id.0)) {
+                        zone.revision = zone.revision.max(*doc_rev);
+                    }
+                }
+                None if !records.is_empty() => problems.push(format!("records of unknown zone {id}")),
+                None => {}
+            }
+        }
+    }
+
+    /// The account a principal-facing name (email or username) resolves to, root accounts only.
+    pub fn account_by_name(&self, text: &str) -> Option<&Account> {
+        self.state.accounts.values().find(|a| a.name == text || a.email.eq_ignore_ascii_case(text))
+    }
+}
+
+fn apply_doc<K: Ord, T: for<'de> Deserialize<'de>>(
+    map: &mut BTreeMap<K, T>,
+    key: K,
+    value: Option<&[u8]>,
+) -> Result<(), String> {
+    match value {
+        Some(v) => {
+            map.insert(key, decode(v)?);
+        }
+        None => {
+            map.remove(&key);
+        }
+    }
+    Ok(())
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(value: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(value).map_err(|e| format!("bad document: {e}"))
+}
+
+pub fn encode<T: Serialize>(doc: &T) -> Vec<u8> {
+    serde_json::to_vec(doc).unwrap_or_default()
+}
+
+pub fn parse_policy(text: &str) -> Option<Policy> {
+    match text {
+        "DNSFullAccess" => Some(Policy::DnsFullAccess),
+        "DNSReadOnlyAccess" => Some(Policy::DnsReadOnlyAccess),
+        _ => None,
+    }
+}
+
+pub fn policy_name(policy: Policy) -> &'static str {
+    match policy {
+        Policy::DnsFullAccess => "DNSFullAccess",
+        Policy::DnsReadOnlyAccess => "DNSReadOnlyAccess",
+    }
+}

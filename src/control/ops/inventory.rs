@@ -1,0 +1,150 @@
+//! Operator operations: the inventory (accounts, their sites, VPCs and their prefixes) and root access keys.
+//!
+//! Only the operator may run these: a VPC's prefixes decide whose queries it receives, so tenants never create or
+//! change VPCs. Removing a VPC takes it out of every scope first, and the answer says which zones lost it.
+
+use serde_json::{json, Value};
+
+use super::super::auth::{mint_key, Actor};
+use super::super::error::ApiError;
+use super::super::model::{keys, AccountDoc, Control, LinkDoc, ScopeDoc, VpcDoc};
+use super::super::{Ctx, Plan};
+use crate::state::{Uid, VpcId};
+
+pub fn list_accounts(control: &Control, actor: &Actor) -> Result<Value, ApiError> {
+    actor.require_operator()?;
+    let accounts: Vec<Value> = control
+        .state
+        .accounts
+        .values()
+        .map(|a| json!({ "uid": a.uid.0, "name": a.name, "email": a.email, "site": a.site.to_string() }))
+        .collect();
+    Ok(json!({ "accounts": accounts }))
+}
+
+/// Creates or replaces an account.
+pub fn put_account(control: &Control, ctx: &Ctx, doc: AccountDoc) -> Result<Plan, ApiError> {
+    ctx.actor.require_operator()?;
+    let mut plan = Plan::default();
+    let key = keys::account(&doc.uid);
+    let verb = if control.key_revision(&key) == 0 { "created" } else { "updated" };
+    plan.response = json!({ "account": doc.uid, "result": verb });
+    plan.audit = Some(("account.put".into(), doc.uid.clone()));
+    plan.put(key, &doc);
+    Ok(plan)
+}
+
+/// Removes an account that owns nothing any more (zones and VPCs must go first; links and keys go with it).
+pub fn remove_account(control: &Control, ctx: &Ctx, uid: &str) -> Result<Plan, ApiError> {
+    ctx.actor.require_operator()?;
+    let uid = Uid(uid.to_string());
+    if !control.state.accounts.contains_key(&uid) {
+        return Err(ApiError::not_found(format!("no account {uid}")));
+    }
+    let zones: Vec<_> = control.state.zones.values().filter(|z| z.account == uid).map(|z| z.id.0.clone()).collect();
+    let vpcs: Vec<_> = control.state.vpcs.values().filter(|v| v.account == uid).map(|v| v.id.0.clone()).collect();
+    if !zones.is_empty() || !vpcs.is_empty() {
+        return Err(ApiError::conflict(
+            "account_in_use",
+            format!("account {uid} still owns zones {zones:?} and vpcs {vpcs:?}: remove them first"),
+        ));
+    }
+    let mut plan = Plan::default();
+    plan.delete(keys::account(&uid.0));
+    for (a, b) in control.link_docs.keys().filter(|(a, b)| *a == uid || *b == uid) {
+        plan.delete(keys::link(&a.0, &b.0));
+    }
+    for key in control.keys.values().filter(|k| k.account == uid.0) {
+        plan.delete(keys::access_key(&key.id));
+    }
+    for (account, name) in control.state.users.keys().filter(|(a, _)| *a == uid) {
+        plan.delete(keys::user(&account.0, name));
+    }
+    plan.response = json!({ "account": uid.0, "result": "removed" });
+    plan.audit = Some(("account.remove".into(), uid.0));
+    Ok(plan)
+}
+
+pub fn list_vpcs(control: &Control, actor: &Actor) -> Result<Value, ApiError> {
+    actor.require_operator()?;
+    Ok(json!({ "vpcs": control.state.vpcs.values().map(vpc_json).collect::<Vec<_>>() }))
+}
+
+pub fn vpc_json(v: &crate::state::Vpc) -> Value {
+    json!({
+        "id": v.id.0,
+        "account": v.account.0,
+        "region": v.region,
+        "cidrs": v.cidrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "listeners": v.listeners.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+/// Creates or replaces a VPC (prefixes are validated with every other rule before commit).
+pub fn put_vpc(control: &Control, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, ApiError> {
+    ctx.actor.require_operator()?;
+    let mut plan = Plan::default();
+    let key = keys::vpc(&doc.id);
+    let verb = if control.key_revision(&key) == 0 { "created" } else { "updated" };
+    plan.response = json!({ "vpc": doc.id, "result": verb });
+    plan.audit = Some(("vpc.put".into(), doc.id.clone()));
+    plan.put(key, &doc);
+    Ok(plan)
+}
+
+/// Removes a VPC from the inventory and from every scope that lists it; the answer names those zones.
+pub fn remove_vpc(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ApiError> {
+    ctx.actor.require_operator()?;
+    let vpc = VpcId(id.to_string());
+    if !control.state.vpcs.contains_key(&vpc) {
+        return Err(ApiError::not_found(format!("no vpc {id}")));
+    }
+    let mut plan = Plan::default();
+    let mut unscoped = Vec::new();
+    for zone in control.state.zones.values().filter(|z| z.scope.contains(&vpc)) {
+        let vpcs: Vec<String> = zone.scope.iter().filter(|v| **v != vpc).map(|v| v.0.clone()).collect();
+        plan.put(keys::scope(&zone.id.0), &ScopeDoc { vpcs });
+        unscoped.push(zone.id.0.clone());
+    }
+    plan.delete(keys::vpc(id));
+    plan.response = json!({ "vpc": id, "result": "removed", "removed_from_scopes": unscoped });
+    plan.audit = Some(("vpc.remove".into(), id.to_string()));
+    Ok(plan)
+}
+
+/// Issues an access key for a root account (how a tenant gets its first key).
+pub fn create_root_key(control: &Control, ctx: &Ctx, account: &str, expires: Option<u64>) -> Result<Plan, ApiError> {
+    ctx.actor.require_operator()?;
+    let uid = resolve_account(control, account)?;
+    let key = mint_key(&uid, None, ctx.now, expires)?;
+    let mut plan = Plan::default();
+    plan.put(keys::access_key(&key.doc.id), &key.doc);
+    plan.response = json!({ "id": key.doc.id, "account": uid.0, "token": key.token, "expires": expires });
+    plan.audit = Some(("key.create".into(), format!("root:{}", uid.0)));
+    Ok(plan)
+}
+
+/// An operator-declared link (the operator's word; tenants link only through verification).
+pub fn put_link(control: &Control, ctx: &Ctx, account: &str, linked: &str) -> Result<Plan, ApiError> {
+    ctx.actor.require_operator()?;
+    let a = resolve_account(control, account)?;
+    let b = resolve_account(control, linked)?;
+    let mut plan = Plan::default();
+    let doc = LinkDoc { account: a.0.clone(), linked: b.0.clone(), added_at: ctx.now, via: "operator".into() };
+    plan.put(keys::link(&a.0, &b.0), &doc);
+    plan.response = json!({ "account": a.0, "linked": b.0, "result": "linked" });
+    plan.audit = Some(("link.put".into(), format!("{} -> {}", a.0, b.0)));
+    Ok(plan)
+}
+
+/// An account by uid, username or email (the operator may name accounts any way).
+pub fn resolve_account(control: &Control, text: &str) -> Result<Uid, ApiError> {
+    let uid = Uid(text.to_string());
+    if control.state.accounts.contains_key(&uid) {
+        return Ok(uid);
+    }
+    control
+        .account_by_name(text)
+        .map(|a| a.uid.clone())
+        .ok_or_else(|| ApiError::not_found(format!("no account {text:?}")))
+}

@@ -1,0 +1,52 @@
+//! Operations: each reads the current [`Control`] and returns a [`Plan`] (or, for reads, a JSON value).
+//!
+//! Operations decide who may do what and what the documents become; they never write: `ControlPlane::execute`
+//! validates and commits their plans. A tenant only ever sees its own account's resources: another account's zone is
+//! "not found", never "forbidden", so that names of other tenants' resources do not leak.
+
+pub mod inventory;
+pub mod links;
+pub mod tenant;
+
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::model::{keys, Control, ZoneDoc};
+use crate::state::{Uid, Zone, ZoneId};
+
+/// A zone of the caller's own account, or 404.
+pub fn own_zone<'c>(control: &'c Control, account: &Uid, id: &str) -> Result<(&'c Zone, &'c ZoneDoc), ApiError> {
+    let id = ZoneId(id.to_string());
+    match (control.state.zones.get(&id), control.zone_docs.get(&id)) {
+        (Some(zone), Some(doc)) if &zone.account == account => Ok((zone, doc)),
+        _ => Err(ApiError::not_found(format!("no zone {:?} in your account", id.0))),
+    }
+}
+
+/// The compare for an `If-Match` the caller sent, if any.
+pub fn if_match(plan: &mut super::Plan, key: String, expected: Option<u64>) {
+    if let Some(revision) = expected {
+        plan.expect(key, revision);
+    }
+}
+
+/// The account's display form in answers.
+pub fn account_json(control: &Control, uid: &Uid) -> Value {
+    match control.state.accounts.get(uid) {
+        Some(a) => json!({ "uid": a.uid.0, "name": a.name }),
+        None => json!({ "uid": uid.0 }),
+    }
+}
+
+/// A zone as answers show it.
+pub fn zone_json(control: &Control, zone: &Zone) -> Value {
+    json!({
+        "id": zone.id.0,
+        "name": zone.name.to_string(),
+        "account": zone.account.0,
+        "scope": zone.scope.iter().map(|v| v.0.clone()).collect::<Vec<_>>(),
+        "records": control.records.get(&zone.id).map_or(0, |r| r.len()),
+        "zone_revision": control.key_revision(&keys::zone(&zone.id.0)),
+        "scope_revision": control.key_revision(&keys::scope(&zone.id.0)),
+    })
+}

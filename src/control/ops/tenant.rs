@@ -1,0 +1,444 @@
+//! Tenant operations on the caller's own account: sub-users and keys, VPC listings, zones, scopes and records.
+//!
+//! Record and zone input goes through the same parsers and the same `validate` as the configuration file. Every
+//! record change also rewrites its zone's document, so the zone's revision (and SOA serial) moves with its content
+//! and an `If-Match` on the zone guards against concurrent editors.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::super::auth::{mint_key, random_hex};
+use super::super::error::ApiError;
+use super::super::model::{keys, policy_name, Control, RecordDoc, ScopeDoc, UserDoc, ZoneDoc};
+use super::super::{Ctx, Plan};
+use super::{if_match, own_zone, zone_json};
+use crate::name::Name;
+use crate::rdata::Record;
+use crate::state::{Uid, VpcId};
+use crate::zonefile;
+
+// ---- users and keys --------------------------------------------------------------------------------------------
+
+pub fn list_users(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+    let me = ctx.actor.tenant()?.require_read()?;
+    let users: Vec<Value> = control
+        .state
+        .users
+        .values()
+        .filter(|u| &u.account == me)
+        .map(|u| json!({ "name": u.name, "policies": u.policies.iter().map(|p| policy_name(*p)).collect::<Vec<_>>() }))
+        .collect();
+    Ok(json!({ "users": users }))
+}
+
+pub fn put_user(control: &Control, ctx: &Ctx, name: &str, policies: Vec<String>) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_root()?.clone();
+    for p in &policies {
+        if super::super::model::parse_policy(p).is_none() {
+            return Err(ApiError::bad_request(
+                "bad_policy",
+                format!("unknown policy {p:?} (DNSFullAccess, DNSReadOnlyAccess)"),
+            ));
+        }
+    }
+    let mut plan = Plan::default();
+    let key = keys::user(&me.0, name);
+    let verb = if control.key_revision(&key) == 0 { "created" } else { "updated" };
+    plan.put(key, &UserDoc { account: me.0.clone(), name: name.to_string(), policies });
+    plan.response = json!({ "user": format!("{name}@{}", account_name(control, &me)), "result": verb });
+    plan.audit = Some(("user.put".into(), name.to_string()));
+    Ok(plan)
+}
+
+pub fn remove_user(control: &Control, ctx: &Ctx, name: &str) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_root()?.clone();
+    if !control.state.users.contains_key(&(me.clone(), name.to_string())) {
+        return Err(ApiError::not_found(format!("no user {name:?}")));
+    }
+    let mut plan = Plan::default();
+    plan.delete(keys::user(&me.0, name));
+    for key in control.keys.values().filter(|k| k.account == me.0 && k.user.as_deref() == Some(name)) {
+        plan.delete(keys::access_key(&key.id));
+    }
+    plan.response = json!({ "user": name, "result": "removed" });
+    plan.audit = Some(("user.remove".into(), name.to_string()));
+    Ok(plan)
+}
+
+fn account_name(control: &Control, uid: &Uid) -> String {
+    control.state.accounts.get(uid).map_or_else(|| uid.0.clone(), |a| a.name.clone())
+}
+
+pub fn list_keys(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+    let me = ctx.actor.tenant()?.require_root()?;
+    let keys: Vec<Value> = control
+        .keys
+        .values()
+        .filter(|k| k.account == me.0)
+        .map(|k| json!({ "id": k.id, "user": k.user, "created": k.created, "expires": k.expires }))
+        .collect();
+    Ok(json!({ "keys": keys }))
+}
+
+/// A new key for the root account or one of its sub-users; the token is shown only in this answer.
+pub fn create_key(control: &Control, ctx: &Ctx, user: Option<&str>, expires: Option<u64>) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_root()?.clone();
+    if let Some(user) = user {
+        if !control.state.users.contains_key(&(me.clone(), user.to_string())) {
+            return Err(ApiError::not_found(format!("no user {user:?}")));
+        }
+    }
+    let key = mint_key(&me, user, ctx.now, expires)?;
+    let mut plan = Plan::default();
+    plan.put(keys::access_key(&key.doc.id), &key.doc);
+    plan.response = json!({ "id": key.doc.id, "user": user, "token": key.token, "expires": expires });
+    plan.audit = Some(("key.create".into(), key.doc.id.clone()));
+    Ok(plan)
+}
+
+/// Deletes a key; with `rotate`, issues its replacement for the same principal in the same transaction.
+pub fn remove_key(control: &Control, ctx: &Ctx, id: &str, rotate: bool) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_root()?.clone();
+    let old = control
+        .keys
+        .get(id)
+        .filter(|k| k.account == me.0)
+        .ok_or_else(|| ApiError::not_found(format!("no key {id:?}")))?;
+    let mut plan = Plan::default();
+    plan.delete(keys::access_key(id));
+    plan.response = json!({ "id": id, "result": "removed" });
+    if rotate {
+        // The replacement lives as long as the old key was meant to.
+        let expires = old.expires.map(|e| ctx.now + e.saturating_sub(old.created));
+        let key = mint_key(&me, old.user.as_deref(), ctx.now, expires)?;
+        plan.put(keys::access_key(&key.doc.id), &key.doc);
+        plan.response = json!({ "id": key.doc.id, "replaces": id, "user": old.user, "token": key.token, "expires": key.doc.expires });
+    }
+    plan.audit = Some((if rotate { "key.rotate" } else { "key.remove" }.into(), id.to_string()));
+    Ok(plan)
+}
+
+// ---- VPCs --------------------------------------------------------------------------------------------------------
+
+/// The caller's own VPCs, and every VPC it may put into a scope (its own and those of accounts it has linked).
+pub fn list_vpcs(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+    let me = ctx.actor.tenant()?.require_read()?;
+    let own: Vec<Value> =
+        control.state.vpcs.values().filter(|v| &v.account == me).map(super::inventory::vpc_json).collect();
+    let selectable: Vec<Value> = control
+        .state
+        .vpcs
+        .values()
+        .filter(|v| control.state.may_use_vpcs_of(me, &v.account))
+        .map(|v| json!({ "id": v.id.0, "account": v.account.0, "region": v.region }))
+        .collect();
+    Ok(json!({ "vpcs": own, "selectable": selectable }))
+}
+
+/// Every zone of another account that answers in the caller's VPCs (so B sees what A put there).
+pub fn foreign_zones(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+    let me = ctx.actor.tenant()?.require_read()?;
+    let mine: Vec<&VpcId> = control.state.vpcs.values().filter(|v| &v.account == me).map(|v| &v.id).collect();
+    let zones: Vec<Value> = control
+        .state
+        .zones
+        .values()
+        .filter(|z| &z.account != me)
+        .filter_map(|z| {
+            let vpcs: Vec<&str> = z.scope.iter().filter(|v| mine.contains(v)).map(|v| v.0.as_str()).collect();
+            (!vpcs.is_empty()).then(|| {
+                json!({ "zone": z.name.to_string(), "id": z.id.0, "owner": super::account_json(control, &z.account), "in_vpcs": vpcs })
+            })
+        })
+        .collect();
+    Ok(json!({ "zones": zones }))
+}
+
+// ---- zones and scopes -------------------------------------------------------------------------------------------
+
+pub fn list_zones(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+    let me = ctx.actor.tenant()?.require_read()?;
+    let zones: Vec<Value> =
+        control.state.zones.values().filter(|z| &z.account == me).map(|z| zone_json(control, z)).collect();
+    Ok(json!({ "zones": zones }))
+}
+
+/// A zone with its records (each with its id and revision).
+pub fn get_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
+    let me = ctx.actor.tenant()?.require_read()?;
+    let (zone, _) = own_zone(control, me, id)?;
+    let mut value = zone_json(control, zone);
+    let records: Vec<Value> = control
+        .records
+        .get(&zone.id)
+        .into_iter()
+        .flatten()
+        .map(|(rid, r)| {
+            let doc = RecordDoc::from_record(r);
+            json!({ "id": rid, "name": doc.name, "type": doc.rtype, "ttl": doc.ttl, "data": doc.data,
+                    "revision": control.key_revision(&keys::record(&zone.id.0, rid)) })
+        })
+        .collect();
+    value["records"] = Value::Array(records);
+    Ok(value)
+}
+
+/// Zone creation input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewZone {
+    pub name: String,
+    #[serde(default)]
+    pub scope: Vec<String>,
+    #[serde(default)]
+    pub records: Vec<RecordInput>,
+}
+
+/// A record as the API takes it: the name may be relative to the zone, TTL defaults to 300.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordInput {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: Option<u32>,
+    pub data: String,
+}
+
+impl RecordInput {
+    fn parse(&self, origin: &Name) -> Result<Record, ApiError> {
+        let doc = RecordDoc {
+            name: self.name.clone(),
+            rtype: self.rtype.to_ascii_uppercase(),
+            ttl: self.ttl.unwrap_or(crate::config::DEFAULT_RECORD_TTL),
+            data: self.data.clone(),
+        };
+        let record = doc.to_record(origin).map_err(|e| ApiError::bad_request("bad_record", e))?;
+        const SERVED: [&str; 9] = ["A", "AAAA", "CNAME", "MX", "TXT", "PTR", "SRV", "CAA", "NS"];
+        if !SERVED.contains(&doc.rtype.as_str()) {
+            return Err(ApiError::bad_request(
+                "bad_record",
+                format!("records of type {} cannot be managed here", doc.rtype),
+            ));
+        }
+        Ok(record)
+    }
+}
+
+fn zone_name(text: &str) -> Result<Name, ApiError> {
+    Name::from_text(text, Some(&Name::root()))
+        .map_err(|e| ApiError::bad_request("bad_name", format!("zone name {text:?}: {e}")))
+}
+
+pub fn create_zone(control: &Control, ctx: &Ctx, input: NewZone) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    let name = zone_name(&input.name)?;
+    let id = format!("{}/{}", me.0, name.lower());
+    let key = keys::zone(&id);
+    if control.key_revision(&key) != 0 {
+        return Err(ApiError::conflict("zone_exists", format!("you already have a zone {name}")));
+    }
+    let mut plan = Plan::default();
+    plan.expect(key.clone(), 0);
+    plan.put(key, &ZoneDoc { id: id.clone(), name: name.to_string(), account: me.0.clone() });
+    if !input.scope.is_empty() {
+        plan.put(keys::scope(&id), &ScopeDoc { vpcs: input.scope });
+    }
+    for r in &input.records {
+        let record = r.parse(&name)?;
+        plan.put(keys::record(&id, &random_hex(8)?), &RecordDoc::from_record(&record));
+    }
+    plan.response = json!({ "id": id, "name": name.to_string() });
+    plan.audit = Some(("zone.create".into(), id));
+    Ok(plan)
+}
+
+pub fn delete_zone(control: &Control, ctx: &Ctx, id: &str, expected: Option<u64>) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    own_zone(control, &me, id)?;
+    let mut plan = Plan::default();
+    if_match(&mut plan, keys::zone(id), expected);
+    plan.delete(keys::zone(id));
+    plan.delete(keys::scope(id));
+    plan.ops.push(crate::store::Op::DeletePrefix { prefix: keys::records(id) });
+    plan.response = json!({ "id": id, "result": "deleted" });
+    plan.audit = Some(("zone.delete".into(), id.to_string()));
+    Ok(plan)
+}
+
+/// How a scope request changes the scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeChange {
+    /// A full replace, as the service we model does it.
+    Set,
+    Add,
+    Remove,
+}
+
+/// Changes a zone's effective scope. VPCs of accounts the owner has not linked are refused here (and by validation).
+pub fn change_scope(
+    control: &Control,
+    ctx: &Ctx,
+    id: &str,
+    vpcs: Vec<String>,
+    how: ScopeChange,
+    expected: Option<u64>,
+) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    let (zone, _) = own_zone(control, &me, id)?;
+    for v in &vpcs {
+        match control.state.vpcs.get(&VpcId(v.clone())) {
+            Some(vpc) if control.state.may_use_vpcs_of(&me, &vpc.account) => {}
+            // An unknown VPC and another account's unlinked VPC get the same answer: nothing leaks.
+            _ => {
+                return Err(ApiError::bad_request(
+                    "vpc_not_selectable",
+                    format!("vpc {v:?} is neither yours nor of an account you have linked"),
+                ))
+            }
+        }
+    }
+    let mut scope: Vec<String> = match how {
+        ScopeChange::Set => Vec::new(),
+        _ => zone.scope.iter().map(|v| v.0.clone()).collect(),
+    };
+    match how {
+        ScopeChange::Set | ScopeChange::Add => {
+            for v in vpcs {
+                if !scope.contains(&v) {
+                    scope.push(v);
+                }
+            }
+        }
+        ScopeChange::Remove => scope.retain(|v| !vpcs.contains(v)),
+    }
+    let mut plan = Plan::default();
+    let key = keys::scope(id);
+    if_match(&mut plan, key.clone(), expected);
+    plan.put(key, &ScopeDoc { vpcs: scope.clone() });
+    plan.response = json!({ "id": id, "scope": scope });
+    plan.audit = Some(("zone.scope".into(), id.to_string()));
+    Ok(plan)
+}
+
+// ---- records ---------------------------------------------------------------------------------------------------
+
+fn touch_zone(plan: &mut Plan, doc: &ZoneDoc, expected: Option<u64>) {
+    let key = keys::zone(&doc.id);
+    if_match(plan, key.clone(), expected);
+    plan.put(key, doc);
+}
+
+pub fn add_record(
+    control: &Control,
+    ctx: &Ctx,
+    id: &str,
+    input: RecordInput,
+    expected: Option<u64>,
+) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    let (zone, doc) = own_zone(control, &me, id)?;
+    let record = input.parse(&zone.name)?;
+    let rid = random_hex(8)?;
+    let mut plan = Plan::default();
+    touch_zone(&mut plan, doc, expected);
+    let stored = RecordDoc::from_record(&record);
+    plan.put(keys::record(id, &rid), &stored);
+    plan.response = json!({ "zone": id, "id": rid, "name": stored.name, "type": stored.rtype, "ttl": stored.ttl, "data": stored.data });
+    plan.audit = Some(("record.add".into(), format!("{id} {} {}", stored.name, stored.rtype)));
+    Ok(plan)
+}
+
+pub fn change_record(
+    control: &Control,
+    ctx: &Ctx,
+    id: &str,
+    rid: &str,
+    input: RecordInput,
+    expected: Option<u64>,
+) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    let (zone, doc) = own_zone(control, &me, id)?;
+    let key = keys::record(id, rid);
+    if control.key_revision(&key) == 0 {
+        return Err(ApiError::not_found(format!("no record {rid:?} in zone {id}")));
+    }
+    let record = input.parse(&zone.name)?;
+    let mut plan = Plan::default();
+    touch_zone(&mut plan, doc, None);
+    if_match(&mut plan, key.clone(), expected);
+    let stored = RecordDoc::from_record(&record);
+    plan.put(key, &stored);
+    plan.response = json!({ "zone": id, "id": rid, "name": stored.name, "type": stored.rtype, "ttl": stored.ttl, "data": stored.data });
+    plan.audit = Some(("record.change".into(), format!("{id} {rid}")));
+    Ok(plan)
+}
+
+pub fn remove_record(
+    control: &Control,
+    ctx: &Ctx,
+    id: &str,
+    rid: &str,
+    expected: Option<u64>,
+) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    let (_, doc) = own_zone(control, &me, id)?;
+    let key = keys::record(id, rid);
+    if control.key_revision(&key) == 0 {
+        return Err(ApiError::not_found(format!("no record {rid:?} in zone {id}")));
+    }
+    let mut plan = Plan::default();
+    touch_zone(&mut plan, doc, None);
+    if_match(&mut plan, key.clone(), expected);
+    plan.delete(key);
+    plan.response = json!({ "zone": id, "id": rid, "result": "removed" });
+    plan.audit = Some(("record.remove".into(), format!("{id} {rid}")));
+    Ok(plan)
+}
+
+/// Replaces a zone's records with an RFC 1035 master file. `$INCLUDE` (any file access) is refused in tenant text.
+pub fn import_zone(
+    control: &Control,
+    ctx: &Ctx,
+    id: &str,
+    text: &str,
+    expected: Option<u64>,
+) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    let (zone, doc) = own_zone(control, &me, id)?;
+    if text.lines().any(|l| l.trim_start().to_ascii_uppercase().starts_with("$INCLUDE")) {
+        return Err(ApiError::bad_request("include_refused", "$INCLUDE is not allowed in imported zone text"));
+    }
+    let records =
+        zonefile::parse_zone_str(text, Path::new("import"), &zone.name, Path::new("/nonexistent-include-root"))
+            .map_err(|e| ApiError::bad_request("bad_zone_file", e.to_string()))?;
+    let mut plan = Plan::default();
+    touch_zone(&mut plan, doc, expected);
+    plan.ops.push(crate::store::Op::DeletePrefix { prefix: keys::records(id) });
+    for record in &records {
+        plan.put(keys::record(id, &random_hex(8)?), &RecordDoc::from_record(record));
+    }
+    plan.response = json!({ "zone": id, "records": records.len() });
+    plan.audit = Some(("zone.import".into(), id.to_string()));
+    Ok(plan)
+}
+
+/// The zone as an RFC 1035 master file.
+pub fn export_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<String, ApiError> {
+    let me = ctx.actor.tenant()?.require_read()?;
+    let (zone, _) = own_zone(control, me, id)?;
+    let mut text = format!("$ORIGIN {}\n", zone.name);
+    for record in control.records.get(&zone.id).into_iter().flat_map(|r| r.values()) {
+        let doc = RecordDoc::from_record(record);
+        text.push_str(&format!(
+            "{}\t{}\tIN\t{}\t{}\n",
+            record.owner.relative_to(&zone.name),
+            doc.ttl,
+            doc.rtype,
+            doc.data
+        ));
+    }
+    Ok(text)
+}

@@ -1,0 +1,120 @@
+//! The `serve` command's life: pick the mode, bind, print readiness, run until a signal.
+//!
+//! File mode (no `[store]`): the configuration is the state, reloaded on SIGHUP and file changes. Store mode: the
+//! state lives in the embedded store and changes through the admin API; the configuration gives only server,
+//! store, admin and notify settings.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::api::{self, ApiState};
+use crate::config::ControlSettings;
+use crate::control::{auth, ControlPlane};
+use crate::notify::Mailer;
+use crate::reload::{self, Reloader};
+use crate::serve::{self, Published};
+use crate::state::ServerSettings;
+use crate::store::sqlite::SqliteStore;
+
+/// Serves until SIGTERM/SIGINT.
+pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usize>) -> anyhow::Result<()> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let loaded = reload::load_valid(&config, None)?;
+        let udp_sockets = udp_sockets.unwrap_or(workers);
+        match loaded.control.clone() {
+            Some(settings) => serve_store(settings, loaded.state.server, udp_sockets).await,
+            None => {
+                let reloader = Reloader::start(&config)?;
+                let published = reloader.published();
+                let server = loaded.state.server;
+                let watcher = tokio::spawn(reload::watch(reloader, watch_interval));
+                run_dns(&server, published, udp_sockets, None, async move {
+                    watcher.await.context("the reload task failed")?
+                })
+                .await
+            }
+        }
+    })
+}
+
+async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sockets: usize) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&settings.store)?;
+    let secret = read_or_create_secret(&settings.secret_file)?;
+    let plane = Arc::new(ControlPlane::open(Arc::new(store), server.clone(), secret)?);
+    tracing::info!(store = %settings.store.display(), revision = plane.current().revision, "store opened");
+    let mailer = match &settings.smtp {
+        Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
+        None => None,
+    };
+    let admin = api::listen::bind(settings.admin_listen, &settings.socket).await?;
+    let admin_line = format!("vpcdns admin: {} operator socket {}", admin.tcp_addr, settings.socket.display());
+    let state = ApiState::new(plane.clone(), mailer);
+    let api_task = tokio::spawn(api::listen::serve(admin, state));
+    run_dns(&server, plane.published(), udp_sockets, Some(admin_line), async move {
+        api_task.await.context("the admin API task failed")?
+    })
+    .await
+}
+
+/// Binds DNS, prints the readiness line(s), and runs until a signal or until `background` fails.
+async fn run_dns(
+    server: &ServerSettings,
+    published: Published,
+    udp_sockets: usize,
+    extra_line: Option<String>,
+    background: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let bound = serve::bind_all(&server.listen, udp_sockets)?;
+    for addr in &bound.addresses {
+        tracing::info!(%addr, "listening on UDP and TCP");
+    }
+    let addresses: Vec<String> = bound.addresses.iter().map(ToString::to_string).collect();
+    let dns = tokio::spawn(serve::run(bound, published, serve::tcp::TcpLimits::default()));
+    // The readiness lines supervisors and tests wait for.
+    println!("vpcdns ready: listening on {}", addresses.join(" "));
+    if let Some(line) = extra_line {
+        println!("{line}");
+    }
+    let _ = std::io::stdout().flush();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let result = tokio::select! {
+        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
+        _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
+        r = background => r,
+    };
+    dns.abort();
+    result
+}
+
+/// The HMAC secret for verification codes: 32 random bytes in a file of its own (mode 0600), never in the store,
+/// so a copy of the store alone cannot be used to test guesses offline.
+pub fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
+        Ok(_) => anyhow::bail!("{} is too short to be a secret (32 bytes or more)", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let mut secret = vec![0u8; 32];
+    auth::fill_random(&mut secret).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(&secret)?;
+    file.sync_all()?;
+    Ok(secret)
+}
