@@ -43,8 +43,16 @@ impl Compiler {
         }
         self.cache = cache;
 
-        let vpcs: Vec<VpcEntry> =
-            state.vpcs.values().map(|v| VpcEntry { id: v.id.clone(), account: v.account.clone() }).collect();
+        let vpcs: Vec<VpcEntry> = state
+            .vpcs
+            .values()
+            .map(|v| VpcEntry {
+                id: v.id.clone(),
+                account: v.account.clone(),
+                meter_id: Arc::from(v.id.0.as_str()),
+                meter_account: Arc::from(v.account.0.as_str()),
+            })
+            .collect();
         let vpc_index: HashMap<_, _> = state.vpcs.keys().enumerate().map(|(i, id)| (id, i)).collect();
         let mut views: Vec<View> = (0..vpcs.len()).map(|_| View { zones: HashMap::default(), depths: 0 }).collect();
         for zone in state.zones.values() {
@@ -128,6 +136,8 @@ pub fn compile_zone(zone: &Zone, nameserver: &Name) -> ZoneTable {
         id: zone.id.clone(),
         name: zone.name.clone(),
         owner: zone.account.clone(),
+        meter_id: Arc::from(zone.id.0.as_str()),
+        meter_owner: Arc::from(zone.account.0.as_str()),
         revision: zone.revision,
         nameserver: nameserver.clone(),
         nodes,

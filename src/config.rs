@@ -48,6 +48,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     path: PathBuf,
+    node: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -89,6 +90,8 @@ pub struct ControlSettings {
     /// The secret verification codes are HMACed under; created on first start, never in the store.
     pub secret_file: PathBuf,
     pub smtp: Option<crate::notify::SmtpSettings>,
+    /// This node's name in usage buckets (default: the host name).
+    pub node: String,
 }
 
 /// Where the admin API listens when `[admin] listen` is not set.
@@ -271,7 +274,10 @@ impl Builder<'_> {
             port: s.port,
             from: s.from.clone(),
         });
-        Some(ControlSettings { store: path, admin_listen, socket, secret_file, smtp })
+        let node = store.node.clone().unwrap_or_else(|| {
+            nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "node".into())
+        });
+        Some(ControlSettings { store: path, admin_listen, socket, secret_file, smtp, node })
     }
 
     fn build(&mut self, raw: RawConfig) -> Result<State, ConfigError> {

@@ -14,7 +14,8 @@ use anyhow::Context;
 
 use crate::api::{self, ApiState};
 use crate::config::ControlSettings;
-use crate::control::{auth, ControlPlane};
+use crate::control::{auth, usage, ControlPlane};
+use crate::metering::Meter;
 use crate::notify::Mailer;
 use crate::reload::{self, Reloader};
 use crate::serve::{self, Published};
@@ -39,7 +40,7 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
                 let published = reloader.published();
                 let server = loaded.state.server;
                 let watcher = tokio::spawn(reload::watch(reloader, watch_interval));
-                run_dns(&server, published, udp_sockets, None, async move {
+                run_dns(&server, published, udp_sockets, None, None, async move {
                     watcher.await.context("the reload task failed")?
                 })
                 .await
@@ -61,11 +62,25 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
     let admin_line = format!("vpcdns admin: {} operator socket {}", admin.tcp_addr, settings.socket.display());
     let state = ApiState::new(plane.clone(), mailer);
     let api_task = tokio::spawn(api::listen::serve(admin, state));
-    run_dns(&server, plane.published(), udp_sockets, Some(admin_line), async move {
+    let meter = Arc::new(Meter::default());
+    let persister =
+        tokio::spawn(usage::persist_loop(plane.clone(), meter.clone(), settings.node.clone(), USAGE_PERSIST_EVERY));
+    let result = run_dns(&server, plane.published(), udp_sockets, Some(admin_line), Some(meter.clone()), async move {
         api_task.await.context("the admin API task failed")?
     })
-    .await
+    .await;
+    persister.abort();
+    // What was counted since the last persist is written before exit.
+    let node = settings.node.clone();
+    let flushed = tokio::task::spawn_blocking(move || usage::persist(&plane, &meter, &node)).await;
+    if let Ok(Err(e)) = flushed {
+        tracing::warn!(error = format!("{e:#}"), "the last usage counts were not persisted");
+    }
+    result
 }
+
+/// How often counted usage is written to the store.
+const USAGE_PERSIST_EVERY: Duration = Duration::from_secs(5);
 
 /// Binds DNS, prints the readiness line(s), and runs until a signal or until `background` fails.
 async fn run_dns(
@@ -73,6 +88,7 @@ async fn run_dns(
     published: Published,
     udp_sockets: usize,
     extra_line: Option<String>,
+    meter: Option<Arc<Meter>>,
     background: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let bound = serve::bind_all(&server.listen, udp_sockets)?;
@@ -80,7 +96,7 @@ async fn run_dns(
         tracing::info!(%addr, "listening on UDP and TCP");
     }
     let addresses: Vec<String> = bound.addresses.iter().map(ToString::to_string).collect();
-    let dns = tokio::spawn(serve::run(bound, published, serve::tcp::TcpLimits::default()));
+    let dns = tokio::spawn(serve::run(bound, published, serve::tcp::TcpLimits::default(), meter));
     // The readiness lines supervisors and tests wait for.
     println!("vpcdns ready: listening on {}", addresses.join(" "));
     if let Some(line) = extra_line {
@@ -94,6 +110,7 @@ async fn run_dns(
         r = background => r,
     };
     dns.abort();
+    let _ = dns.await;
     result
 }
 

@@ -13,6 +13,7 @@ pub mod control;
 pub mod daemon;
 pub mod explain;
 pub mod lookup;
+pub mod metering;
 pub mod name;
 pub mod notify;
 pub mod rdata;

@@ -35,6 +35,9 @@ pub struct Snapshot {
 pub struct VpcEntry {
     pub id: VpcId,
     pub account: Uid,
+    /// The same ids as shared strings, so metering counts a query without allocating.
+    pub meter_id: Arc<str>,
+    pub meter_account: Arc<str>,
 }
 
 /// The zones one VPC sees, keyed by lower-case apex.
@@ -126,6 +129,9 @@ pub struct ZoneTable {
     pub name: Name,
     /// The owner account, billed for the queries this zone answers.
     pub owner: Uid,
+    /// Id and owner as shared strings, for metering without allocation.
+    pub meter_id: Arc<str>,
+    pub meter_owner: Arc<str>,
     /// The state revision of the zone's content; compile reuses the table while it is unchanged.
     pub revision: u64,
     /// The nameserver name generated SOA/NS used (a change of `[server].nameserver` recompiles the zone).

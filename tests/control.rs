@@ -19,7 +19,8 @@ struct StoreServer {
 impl StoreServer {
     fn start() -> StoreServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = "[server]\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = \"state.db\"\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+        let config =
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = \"state.db\"\n[admin]\nlisten = \"127.0.0.1:0\"\n";
         std::fs::write(dir.path().join("vpcdns.toml"), config).expect("config");
         let mut server = StoreServer { child: None, dir, dns: String::new(), admin: String::new() };
         server.spawn();
@@ -50,6 +51,22 @@ impl StoreServer {
         self.dns = ready.rsplit(' ').next().expect("dns address").to_string();
         self.admin = admin.split_whitespace().nth(2).expect("admin address").to_string();
         self.child = Some(child);
+    }
+
+    /// SIGTERM, then wait: the graceful path (usage counted since the last persist is written).
+    fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     fn stop(&mut self) {
@@ -105,11 +122,18 @@ fn err(v: Result<Value, String>) -> String {
 
 /// Accounts on both sites, VPCs on loopback ranges, root keys for acme and beta.
 fn inventory(s: &StoreServer) -> (String, String) {
-    for (uid, name, site) in [("1001", "acme", "intl"), ("1002", "beta", "intl"), ("2003", "gamma", "cn"), ("1004", "novpc", "intl")] {
+    for (uid, name, site) in
+        [("1001", "acme", "intl"), ("1002", "beta", "intl"), ("2003", "gamma", "cn"), ("1004", "novpc", "intl")]
+    {
         let email = format!("root@{name}.example");
-        s.operator(&["accounts", "put", "--uid", uid, "--name", name, "--email", &email, "--site", site]).expect("account");
+        s.operator(&["accounts", "put", "--uid", uid, "--name", name, "--email", &email, "--site", site])
+            .expect("account");
     }
-    for (id, account, cidr) in [("vpc-acme", "1001", "127.0.80.0/24"), ("vpc-beta", "1002", "127.0.81.0/24"), ("vpc-gamma", "2003", "127.0.82.0/24")] {
+    for (id, account, cidr) in [
+        ("vpc-acme", "1001", "127.0.80.0/24"),
+        ("vpc-beta", "1002", "127.0.81.0/24"),
+        ("vpc-gamma", "2003", "127.0.82.0/24"),
+    ] {
         s.operator(&["vpcs", "put", "--id", id, "--account", account, "--cidr", cidr]).expect("vpc");
     }
     (token(s.operator(&["key", "acme"])), token(s.operator(&["key", "root@beta.example"])))
@@ -230,4 +254,61 @@ fn stale_writers_get_412() {
     // Validation is the config file's: a CNAME beside data is refused with the problem named.
     let bad = err(s.admin(&acme, &["records", "add", &zone_id, "a", "CNAME", "b"]));
     assert!(bad.contains("CNAME beside other data"), "{bad}");
+}
+
+#[test]
+fn usage_is_billed_to_the_zone_owner_by_consumer_and_survives_restarts() {
+    let mut s = StoreServer::start();
+    let (acme, beta) = inventory(&s);
+    s.operator(&["link", "acme", "beta"]).expect("operator link");
+    let zone = s.admin(&acme, &["zones", "create", "corp.internal.", "--scope", "vpc-acme"]).expect("zone");
+    let zone_id = zone["id"].as_str().expect("zone id").to_string();
+    s.admin(&acme, &["zones", "scope", &zone_id, "--add", "vpc-beta"]).expect("scope");
+    s.admin(&acme, &["records", "add", &zone_id, "www", "A", "10.0.0.1"]).expect("record");
+    for _ in 0..3 {
+        assert_eq!(s.dig("127.0.81.5", "www.corp.internal").data("A"), ["10.0.0.1"]);
+    }
+    for _ in 0..2 {
+        assert_eq!(s.dig("127.0.80.5", "nope.corp.internal").status, "NXDOMAIN");
+    }
+    assert_eq!(s.dig("127.0.99.5", "www.corp.internal").status, "REFUSED", "not billed");
+    let mut usage = Value::Null;
+    for _ in 0..100 {
+        usage = s.admin(&acme, &["usage"]).expect("usage");
+        if usage["total"] == 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(usage["total"], 5, "{usage}");
+    let by_consumer = |consumer: &str| {
+        usage["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|i| i["consumer"] == consumer)
+            .map(|i| i["queries"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    assert_eq!(by_consumer("1002"), 3, "beta's queries billed to acme");
+    assert_eq!(by_consumer("1001"), 2);
+    assert_eq!(s.admin(&beta, &["usage"]).expect("beta usage")["total"], 0, "beta owns no zone");
+    s.terminate();
+    s.spawn();
+    assert_eq!(s.admin(&acme, &["usage"]).expect("usage after restart")["total"], 5);
+
+    // The audit log says who did what; explain works against the live state, for one's own VPCs only.
+    let audit = s.admin(&acme, &["audit"]).expect("audit");
+    let actions: Vec<&str> =
+        audit["entries"].as_array().expect("entries").iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"zone.create") && actions.contains(&"record.add"), "{actions:?}");
+    assert!(!actions.contains(&"account.put"), "operator actions are not in a tenant's log");
+    let url = format!("http://{}", s.admin);
+    let out = Command::new(BIN)
+        .args(["admin", "--url", &url, "--key", &acme, "explain", "--source", "127.0.80.5", "www.corp.internal"])
+        .output()
+        .expect("explain");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("vpc-acme") && text.contains("10.0.0.1"), "{text}");
+    assert!(err(s.admin(&beta, &["explain", "--source", "127.0.80.5", "www.corp.internal"])).contains("403"));
 }

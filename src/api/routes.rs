@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -43,6 +43,9 @@ pub fn tenant_router(state: ApiState) -> Router {
         .route("/v1/zones/{id}/records", post(record_add))
         .route("/v1/zones/{id}/records/{rid}", put(record_change).delete(record_remove))
         .route("/v1/zones/{id}/file", get(zone_export).put(zone_import))
+        .route("/v1/usage", get(usage))
+        .route("/v1/audit", get(audit))
+        .route("/v1/explain", get(explain))
         .with_state(state)
 }
 
@@ -55,6 +58,8 @@ pub fn operator_router(state: ApiState) -> Router {
         .route("/v1/operator/vpcs/{id}", axum::routing::delete(op_vpc_delete))
         .route("/v1/operator/keys", post(op_key_create))
         .route("/v1/operator/links", post(op_link_put))
+        .route("/v1/operator/usage", get(op_usage))
+        .route("/v1/operator/audit", get(op_audit))
         .with_state(state)
 }
 
@@ -429,4 +434,103 @@ struct LinkPutBody {
 
 async fn op_link_put(State(api): State<ApiState>, Json(body): Json<LinkPutBody>) -> ApiResult {
     operator_write(api, move |c, ctx| inventory::put_link(c, ctx, &body.account, &body.linked)).await
+}
+
+// ---- usage, audit, explain -------------------------------------------------------------------------------------
+
+/// A time range in Unix seconds; the default is the last hour.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+    limit: Option<usize>,
+}
+
+impl RangeQuery {
+    fn bounds(&self) -> (u64, u64) {
+        let now = crate::control::unix_now();
+        (self.from.unwrap_or(now.saturating_sub(3600)), self.to.unwrap_or(now))
+    }
+}
+
+async fn usage(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Query(range): Query<RangeQuery>,
+) -> ApiResult {
+    let actor = api.tenant(&headers, Some(remote))?;
+    let (from, to) = range.bounds();
+    let plane = api.plane.clone();
+    plane.read(&actor, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to)).map(Json)
+}
+
+async fn audit(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Query(range): Query<RangeQuery>,
+) -> ApiResult {
+    let actor = api.tenant(&headers, Some(remote))?;
+    let (from, to) = range.bounds();
+    let limit = range.limit.unwrap_or(1000).min(10_000);
+    let plane = api.plane.clone();
+    plane.read(&actor, |_, ctx| crate::control::usage::audit(&api.plane, ctx, from, to, limit)).map(Json)
+}
+
+async fn op_usage(State(api): State<ApiState>, Query(range): Query<RangeQuery>) -> ApiResult {
+    let (from, to) = range.bounds();
+    api.plane.read(&Actor::Operator, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to)).map(Json)
+}
+
+async fn op_audit(State(api): State<ApiState>, Query(range): Query<RangeQuery>) -> ApiResult {
+    let (from, to) = range.bounds();
+    let limit = range.limit.unwrap_or(1000).min(10_000);
+    api.plane.read(&Actor::Operator, |_, ctx| crate::control::usage::audit(&api.plane, ctx, from, to, limit)).map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainQuery {
+    source: std::net::IpAddr,
+    name: String,
+    #[serde(rename = "type")]
+    qtype: Option<String>,
+    listener: Option<SocketAddr>,
+    #[serde(default)]
+    tcp: bool,
+}
+
+/// issue 2's explain against the live state, for sources in the caller's own VPCs.
+async fn explain(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Query(q): Query<ExplainQuery>,
+) -> ApiResult {
+    let actor = api.tenant(&headers, Some(remote))?;
+    let account = actor.tenant()?.require_read()?.clone();
+    let control = api.plane.current();
+    let snapshot = api.plane.snapshot();
+    let listener = q
+        .listener
+        .or_else(|| control.state.server.listen.first().copied())
+        .ok_or_else(|| ApiError::bad_request("no_listener", "give a listener"))?;
+    let class = snapshot.classifier.classify(listener, q.source);
+    let owns = class.and_then(|c| snapshot.vpcs.get(c.vpc as usize)).is_some_and(|v| v.account == account);
+    if !owns {
+        return Err(ApiError::forbidden("explain answers for sources in your own VPCs only"));
+    }
+    let qtype_text = q.qtype.unwrap_or_else(|| "A".into());
+    let question = crate::explain::Question {
+        listener,
+        source: q.source,
+        name: crate::name::Name::from_text(&q.name, Some(&crate::name::Name::root()))
+            .map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
+        qtype: crate::rdata::type_from_mnemonic(&qtype_text)
+            .ok_or_else(|| ApiError::bad_request("bad_type", format!("unknown type {qtype_text:?}")))?,
+        transport: if q.tcp { crate::lookup::Transport::Tcp } else { crate::lookup::Transport::Udp },
+    };
+    Ok(Json(json!({ "explain": crate::explain::explain(&control.state, &snapshot, &question) })))
 }

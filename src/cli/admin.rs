@@ -49,6 +49,45 @@ pub enum AdminCommand {
     /// Records of a zone.
     #[command(subcommand)]
     Records(RecordsCommand),
+    /// Queries billed to your account (default: the last hour), by zone, consuming account and VPC.
+    Usage {
+        /// Unix seconds.
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// Who changed what in your account, when, from where.
+    Audit {
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long)]
+        to: Option<u64>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Why a source in one of your VPCs gets its answer (against the live state).
+    Explain {
+        #[arg(long)]
+        source: std::net::IpAddr,
+        #[arg(long)]
+        listener: Option<std::net::SocketAddr>,
+        #[arg(long)]
+        tcp: bool,
+        name: String,
+        #[arg(default_value = "A")]
+        qtype: String,
+    },
+}
+
+/// `?a=1&b=2` from the parameters that are set.
+fn query_string(params: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", seg(v)))).collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
 }
 
 #[derive(Subcommand)]
@@ -208,6 +247,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         headers.push(("if-match", format!("\"{r}\"")));
     }
     let answer = transport.send(call.method, &call.path, call.body, &headers).await?;
+    // explain's answer is a report for people: print it as it is.
+    if let (false, Some(text)) = (args.json, answer.body.get("explain").and_then(|v| v.as_str())) {
+        print!("{text}");
+        return Ok(());
+    }
     client::print(&answer, args.json)
 }
 
@@ -232,6 +276,37 @@ fn to_call(command: AdminCommand) -> anyhow::Result<Call> {
         AdminCommand::Links(c) => links_call(c),
         AdminCommand::Zones(c) => zones_call(c)?,
         AdminCommand::Records(c) => records_call(c),
+        AdminCommand::Usage { from, to } => call(
+            M::GET,
+            format!(
+                "/v1/usage{}",
+                query_string(&[("from", from.map(|v| v.to_string())), ("to", to.map(|v| v.to_string()))])
+            ),
+        ),
+        AdminCommand::Audit { from, to, limit } => call(
+            M::GET,
+            format!(
+                "/v1/audit{}",
+                query_string(&[
+                    ("from", from.map(|v| v.to_string())),
+                    ("to", to.map(|v| v.to_string())),
+                    ("limit", limit.map(|v| v.to_string())),
+                ])
+            ),
+        ),
+        AdminCommand::Explain { source, listener, tcp, name, qtype } => call(
+            M::GET,
+            format!(
+                "/v1/explain{}",
+                query_string(&[
+                    ("source", Some(source.to_string())),
+                    ("listener", listener.map(|l| l.to_string())),
+                    ("tcp", tcp.then(|| "true".to_string())),
+                    ("name", Some(name)),
+                    ("type", Some(qtype)),
+                ])
+            ),
+        ),
     })
 }
 

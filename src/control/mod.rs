@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod model;
 pub mod ops;
+pub mod usage;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -168,8 +169,16 @@ impl ControlPlane {
             Err(e) => return Err(ApiError::internal(format!("store: {e}"))),
         };
         if revision != provisional {
-            // Another writer committed in between (another process on the same store): fold in the real history.
-            next = self.reload_after(revision)?;
+            // Other commits landed since `current` (usage buckets, or another process on the same store): rebuild
+            // from the change feed, which holds ours too, instead of trusting the provisional copy.
+            next = (*current).clone();
+            let changes = self
+                .store
+                .changes_since(current.revision, usize::MAX)
+                .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+            for problem in next.apply(&changes) {
+                tracing::error!(problem, "a stored document was skipped");
+            }
         }
         let snapshot = compiler.compile(&next.state);
         self.published.store(Arc::new(snapshot));
@@ -182,9 +191,13 @@ impl ControlPlane {
         Ok((response, plan))
     }
 
-    fn reload_after(&self, _revision: u64) -> Result<Control, ApiError> {
-        let server = self.current().state.server.clone();
-        load_control(self.store.as_ref(), server).map_err(|e| ApiError::internal(format!("{e:#}")))
+    /// Commits documents that are not part of the served model (usage buckets) without validation.
+    pub fn commit_internal(&self, ops: &[Op]) -> anyhow::Result<u64> {
+        let _writer = self.writer.lock().map_err(|_| anyhow::anyhow!("the writer lock is poisoned"))?;
+        match self.store.txn(&[], ops)? {
+            TxnOutcome::Committed { revision } => Ok(revision),
+            TxnOutcome::Conflict { key, .. } => anyhow::bail!("unexpected conflict on {key}"),
+        }
     }
 }
 

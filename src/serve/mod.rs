@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::metering::Meter;
 use crate::snapshot::Snapshot;
 
 /// The snapshot being served. Writers `store` a new one; readers `load` it per request.
@@ -18,16 +19,14 @@ pub type Published = Arc<ArcSwap<Snapshot>>;
 
 pub use bind::{bind_all, Bound};
 
-/// Serves every bound socket until the process ends.
-pub async fn run(bound: Bound, published: Published, limits: tcp::TcpLimits) {
+/// Serves every bound socket until the process ends. With a meter, billable answers are counted.
+pub async fn run(bound: Bound, published: Published, limits: tcp::TcpLimits, meter: Option<Arc<Meter>>) {
     let mut tasks = tokio::task::JoinSet::new();
     for udp in bound.udp {
-        let published = published.clone();
-        tasks.spawn(udp::serve(udp, published));
+        tasks.spawn(udp::serve(udp, published.clone(), meter.clone()));
     }
     for listener in bound.tcp {
-        let published = published.clone();
-        tasks.spawn(tcp::serve(listener, published, limits.clone()));
+        tasks.spawn(tcp::serve(listener, published.clone(), limits.clone(), meter.clone()));
     }
     while let Some(result) = tasks.join_next().await {
         if let Err(e) = result {

@@ -13,6 +13,7 @@ use tokio::time::timeout;
 
 use super::Published;
 use crate::lookup::Transport;
+use crate::metering::{LocalMeter, Meter};
 use crate::respond;
 
 /// Bounds on TCP clients.
@@ -40,7 +41,12 @@ impl Default for TcpLimits {
 }
 
 /// Accepts connections until the listener fails.
-pub async fn serve(listener: std::net::TcpListener, published: Published, limits: TcpLimits) {
+pub async fn serve(
+    listener: std::net::TcpListener,
+    published: Published,
+    limits: TcpLimits,
+    meter: Option<Arc<Meter>>,
+) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -64,8 +70,9 @@ pub async fn serve(listener: std::net::TcpListener, published: Published, limits
         };
         let published = published.clone();
         let limits = limits.clone();
+        let local = meter.clone().map(LocalMeter::new);
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer, published, &limits).await {
+            if let Err(e) = connection(stream, peer, published, &limits, local).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(permit);
@@ -78,8 +85,9 @@ async fn connection(
     peer: SocketAddr,
     published: Published,
     limits: &TcpLimits,
+    mut local: Option<LocalMeter>,
 ) -> std::io::Result<()> {
-    let local = stream.local_addr()?;
+    let local_addr = stream.local_addr()?;
     stream.set_nodelay(true)?;
     let mut message = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
@@ -97,11 +105,12 @@ async fn connection(
             Err(_) => return Ok(()),
         };
         let snapshot = published.load();
-        let handled = respond::handle(&message, peer.ip(), local, Transport::Tcp, &snapshot, &mut out);
-        drop(snapshot);
-        if handled.is_none() {
-            continue;
+        let handled = respond::handle(&message, peer.ip(), local_addr, Transport::Tcp, &snapshot, &mut out);
+        let Some(outcome) = handled else { continue };
+        if let Some(meter) = &mut local {
+            meter.record(&snapshot, &outcome);
         }
+        drop(snapshot);
         frame.clear();
         frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
         frame.extend_from_slice(&out);

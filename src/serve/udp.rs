@@ -13,9 +13,13 @@ use std::os::fd::{AsRawFd, RawFd};
 use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage};
 use tokio::io::unix::AsyncFd;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::bind::UdpListener;
 use super::Published;
 use crate::lookup::Transport;
+use crate::metering::{LocalMeter, Meter};
 use crate::respond;
 
 /// The largest datagram we read; anything longer is truncated by the kernel and fails to decode.
@@ -32,7 +36,7 @@ struct Received {
 }
 
 /// Serves one UDP socket until it fails.
-pub async fn serve(listener: UdpListener, published: Published) {
+pub async fn serve(listener: UdpListener, published: Published, meter: Option<Arc<Meter>>) {
     let local = listener.local;
     let wildcard = listener.wildcard;
     // SAFETY: the AsyncFd takes ownership of the std socket, which owns its descriptor and keeps it open (and the
@@ -47,8 +51,19 @@ pub async fn serve(listener: UdpListener, published: Published) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
     let mut out = Vec::with_capacity(4096);
+    let mut counter = meter.map(LocalMeter::new);
     loop {
-        let mut guard = match socket.readable().await {
+        // Wake at least once a second so counts reach the shared meter even when traffic stops.
+        let ready = match tokio::time::timeout(Duration::from_secs(1), socket.readable()).await {
+            Ok(ready) => ready,
+            Err(_) => {
+                if let Some(counter) = &mut counter {
+                    counter.flush();
+                }
+                continue;
+            }
+        };
+        let mut guard = match ready {
             Ok(g) => g,
             Err(e) => {
                 tracing::error!(%local, error = %e, "UDP socket failed");
@@ -73,6 +88,9 @@ pub async fn serve(listener: UdpListener, published: Published) {
             &snapshot,
             &mut out,
         );
+        if let (Some(outcome), Some(counter)) = (&handled, &mut counter) {
+            counter.record(&snapshot, outcome);
+        }
         if handled.is_some() {
             let from = wildcard.then_some((received.local.ip(), received.ifindex));
             if let Err(e) = send(socket.get_ref().as_raw_fd(), &out, received.peer, from) {
