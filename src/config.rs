@@ -221,6 +221,12 @@ pub fn from_str(text: &str, path: &Path, base: &Path, previous: Option<&State>) 
         );
     }
     let state = builder.build(raw)?;
+    // Every link in a file is created by loading it.
+    for link in &state.links {
+        if let Err(problem) = crate::validate::check_new_link(&state, &link.account, &link.linked) {
+            builder.problems.push(problem);
+        }
+    }
     if builder.problems.is_empty() {
         Ok(Loaded { state, watched: builder.watched, control })
     } else {

@@ -145,9 +145,6 @@ fn check_links(state: &State, p: &mut Vec<String>) {
                 from.name, to.name, from.site, to.site
             ));
         }
-        if !state.vpcs.values().any(|v| v.account == link.linked) {
-            p.push(format!("link {} -> {}: {} has no VPC to associate", from.name, to.name, to.name));
-        }
     }
 }
 
@@ -320,4 +317,15 @@ fn check_pair(outer: &PrefixEntry, inner: &PrefixEntry, p: &mut Vec<String>) {
 /// Two VPCs share a listener when either accepts every listener, or both name a common one.
 fn share_listener(a: &Vpc, b: &Vpc) -> bool {
     a.listeners.is_empty() || b.listeners.is_empty() || a.listeners.iter().any(|l| b.listeners.contains(l))
+}
+
+/// A link being created (from a file, the API or the operator) must name an account that owns at least one VPC, as
+/// the service we model requires. This is a rule of creation, not an invariant: removing the last VPC of a linked
+/// account later is allowed (it simply leaves every scope).
+pub fn check_new_link(state: &State, account: &crate::state::Uid, linked: &crate::state::Uid) -> Result<(), String> {
+    if state.vpcs.values().any(|v| &v.account == linked) {
+        return Ok(());
+    }
+    let name = |uid: &crate::state::Uid| state.accounts.get(uid).map_or_else(|| uid.0.clone(), |a| a.name.clone());
+    Err(format!("link {} -> {}: {} has no VPC to associate", name(account), name(linked), name(linked)))
 }

@@ -312,3 +312,132 @@ fn usage_is_billed_to_the_zone_owner_by_consumer_and_survives_restarts() {
     assert!(text.contains("vpc-acme") && text.contains("10.0.0.1"), "{text}");
     assert!(err(s.admin(&beta, &["explain", "--source", "127.0.80.5", "www.corp.internal"])).contains("403"));
 }
+
+const STATE_FILE: &str = r#"
+[[accounts]]
+uid = "1001"
+name = "acme"
+email = "root@acme.example"
+site = "intl"
+
+[[accounts]]
+uid = "1002"
+name = "beta"
+email = "root@beta.example"
+site = "intl"
+
+[[vpcs]]
+id = "vpc-acme"
+account = "1001"
+cidrs = ["127.0.80.0/24"]
+
+[[vpcs]]
+id = "vpc-beta"
+account = "1002"
+cidrs = ["127.0.81.0/24"]
+
+[[links]]
+account = "1001"
+linked = "root@beta.example"
+
+[[zones]]
+name = "corp.internal."
+account = "1001"
+scope = ["vpc-acme", "vpc-beta"]
+file = "corp.zone"
+"#;
+
+const STATE_ZONE: &str =
+    "$TTL 300\n@ SOA ns hostmaster 7 3600 600 86400 60\n@ NS ns\nns A 10.0.0.53\nwww A 10.0.0.1\napi CNAME www\n";
+
+#[test]
+fn apply_export_backup_and_restore() {
+    let mut s = StoreServer::start();
+    std::fs::write(s.dir.path().join("state.toml"), STATE_FILE).expect("state file");
+    std::fs::write(s.dir.path().join("corp.zone"), STATE_ZONE).expect("zone file");
+    let file = s.dir.path().join("state.toml").display().to_string();
+    let first = s.operator(&["apply", "-f", &file]).expect("apply");
+    assert_eq!(first["result"], "applied");
+    assert_eq!(s.dig("127.0.81.5", "api.corp.internal").data("A"), ["10.0.0.1"], "served from the store");
+    let again = s.operator(&["apply", "-f", &file]).expect("apply again");
+    assert_eq!((again["result"].as_str(), again["writes"].as_u64()), (Some("unchanged"), Some(0)), "idempotent");
+
+    // export → apply into an empty server gives the same answers, and exports the same text again.
+    let out = Command::new(BIN).args(["operator", "--config", &s.config(), "export"]).output().expect("export");
+    let exported = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(exported.contains("corp.internal."), "{exported}");
+    let other = StoreServer::start();
+    std::fs::write(other.dir.path().join("exported.toml"), &exported).expect("write export");
+    let path = other.dir.path().join("exported.toml").display().to_string();
+    other.operator(&["apply", "-f", &path]).expect("apply the export");
+    assert_eq!(other.dig("127.0.80.5", "api.corp.internal").data("A"), ["10.0.0.1"]);
+    let out = Command::new(BIN).args(["operator", "--config", &other.config(), "export"]).output().expect("export");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), exported, "the round trip is stable");
+
+    // An invalid file changes nothing.
+    std::fs::write(s.dir.path().join("bad.toml"), STATE_FILE.replace("127.0.81.0/24", "127.0.80.128/25")).expect("bad");
+    let bad = s.dir.path().join("bad.toml").display().to_string();
+    assert!(err(s.operator(&["apply", "-f", &bad])).contains("must not overlap"));
+    assert_eq!(s.dig("127.0.81.5", "www.corp.internal").data("A"), ["10.0.0.1"]);
+
+    // Backup while running; a later change; restore (server stopped) brings the backup back.
+    let backup = s.dir.path().join("backup.db").display().to_string();
+    s.operator(&["backup", &backup]).expect("backup");
+    s.operator(&["vpcs", "rm", "vpc-beta"]).expect("remove a vpc");
+    assert_eq!(s.dig("127.0.81.5", "www.corp.internal").status, "REFUSED");
+    assert!(err(s.operator(&["restore", &backup])).contains("stop it"), "no restore under a running server");
+    s.terminate();
+    s.operator(&["restore", &backup]).expect("restore");
+    s.spawn();
+    assert_eq!(s.dig("127.0.81.5", "www.corp.internal").data("A"), ["10.0.0.1"]);
+}
+
+/// A raw HTTP/1.1 request to the admin API; returns the status code.
+fn http_status(addr: &str, request: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn keys_rotate_and_expire_failures_are_throttled_and_operator_routes_stay_local() {
+    let s = StoreServer::start();
+    let (acme, _) = inventory(&s);
+    // Rotation: the new token works, the old one is gone.
+    let listed = s.admin(&acme, &["keys", "list"]).expect("keys");
+    let id = listed["keys"][0]["id"].as_str().expect("key id").to_string();
+    let rotated = token(s.admin(&acme, &["keys", "rotate", &id]));
+    assert!(s.admin(&rotated, &["whoami"]).is_ok());
+    assert!(err(s.admin(&acme, &["whoami"])).contains("401"));
+    // A key that expired is refused (expires_in_days = 0 means it expires now).
+    let expired = token(s.admin(&rotated, &["keys", "create", "--expires-in-days", "0"]));
+    assert!(err(s.admin(&expired, &["whoami"])).contains("401"));
+    // Operator routes do not exist on the tenant listener, with or without a key.
+    let request = format!(
+        "GET /v1/operator/accounts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {rotated}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(http_status(&s.admin, &request), 404);
+    let post = "POST /v1/operator/vpcs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    assert_eq!(http_status(&s.admin, post), 404);
+    // The operator socket is the owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(s.dir.path().join("state.db.sock")).expect("socket").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Failed authentications are throttled per address: 10 per minute (two happened above), then 429.
+    let mut refused = 2;
+    loop {
+        let e = err(s.admin("vpcdns_bad_key", &["whoami"]));
+        if e.contains("429") {
+            break;
+        }
+        assert!(e.contains("401"), "{e}");
+        refused += 1;
+        assert!(refused <= 10, "no throttling after {refused} failures");
+    }
+    assert_eq!(refused, 10);
+    assert!(err(s.admin(&rotated, &["whoami"])).contains("429"), "even a good key from a throttled address");
+}

@@ -59,6 +59,9 @@ pub fn operator_router(state: ApiState) -> Router {
         .route("/v1/operator/keys", post(op_key_create))
         .route("/v1/operator/links", post(op_link_put))
         .route("/v1/operator/usage", get(op_usage))
+        .route("/v1/operator/apply", post(op_apply))
+        .route("/v1/operator/export", get(op_export))
+        .route("/v1/operator/backup", post(op_backup))
         .route("/v1/operator/audit", get(op_audit))
         .with_state(state)
 }
@@ -533,4 +536,47 @@ async fn explain(
         transport: if q.tcp { crate::lookup::Transport::Tcp } else { crate::lookup::Transport::Udp },
     };
     Ok(Json(json!({ "explain": crate::explain::explain(&control.state, &snapshot, &question) })))
+}
+
+// ---- declarative state and backups -----------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyQuery {
+    #[serde(default)]
+    prune: bool,
+}
+
+/// Applies a state file (issue-2 schema, records inline) through the same validation as every change.
+async fn op_apply(State(api): State<ApiState>, Query(q): Query<ApplyQuery>, body: String) -> ApiResult {
+    let path = std::path::Path::new("apply.toml");
+    let loaded = crate::config::from_str(&body, path, std::path::Path::new("/nonexistent"), None)
+        .map_err(|e| ApiError::bad_request("bad_state_file", format!("{e:#}")))?;
+    if loaded.control.is_some() {
+        return Err(ApiError::bad_request("bad_state_file", "a state file has no [store] section"));
+    }
+    let desired = loaded.state;
+    operator_write(api, move |c, ctx| crate::control::ops::declare::apply(c, ctx, &desired, q.prune)).await
+}
+
+async fn op_export(State(api): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    let text = api.plane.read(&Actor::Operator, |c, _| crate::control::ops::declare::export(&c.state))?;
+    Ok((StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/toml")], text))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    path: std::path::PathBuf,
+}
+
+/// A consistent copy of the whole store, taken online.
+async fn op_backup(State(api): State<ApiState>, Json(body): Json<BackupBody>) -> ApiResult {
+    let plane = api.plane.clone();
+    let path = body.path.clone();
+    tokio::task::spawn_blocking(move || plane.store().backup(&path))
+        .await
+        .map_err(|e| ApiError::internal(format!("the backup task failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("backup failed: {e}")))?;
+    Ok(Json(json!({ "backup": body.path.display().to_string(), "revision": api.plane.current().revision })))
 }

@@ -45,6 +45,20 @@ pub enum OperatorCommand {
     },
     /// Declare a link (the operator's word, without verification).
     Link { account: String, linked: String },
+    /// Bring a state file (issue-2 schema) into the store, through the same validation; idempotent.
+    Apply {
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Also remove accounts, users, VPCs, links and zones that the file does not declare.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Write the store's state as a state file (issue-2 schema, records inline).
+    Export,
+    /// Copy the whole store, consistently, while the server runs (or not).
+    Backup { path: PathBuf },
+    /// Replace the store with a backup (the server must be stopped).
+    Restore { path: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -92,7 +106,17 @@ pub enum VpcsCommand {
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let loaded = crate::config::load(&args.config, None)?;
     let settings = loaded.control.context("the configuration has no [store]: operator commands need the store")?;
-    let transport = if tokio::net::UnixStream::connect(&settings.socket).await.is_ok() {
+    let running = tokio::net::UnixStream::connect(&settings.socket).await.is_ok();
+    if let OperatorCommand::Restore { path } = &args.command {
+        if running {
+            anyhow::bail!("the server is running on {}: stop it before restoring", settings.socket.display());
+        }
+        crate::store::sqlite::SqliteStore::restore(path, &settings.store)?;
+        println!("restored {} from {}", settings.store.display(), path.display());
+        return Ok(());
+    }
+    let command = prepare(args.command)?;
+    let transport = if running {
         Transport::Unix(settings.socket.clone())
     } else {
         let store = crate::store::sqlite::SqliteStore::open(&settings.store)?;
@@ -100,15 +124,46 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         let plane = ControlPlane::open(Arc::new(store), loaded.state.server.clone(), secret)?;
         Transport::InProcess(operator_router(ApiState::new(Arc::new(plane), None)))
     };
-    let (method, path, body) = to_request(args.command);
+    let (method, path, body) = to_request(command);
     let headers = [("content-type", "application/json".to_string())];
-    let answer = transport.send(method, &path, body.map(|b| Body::from(b.to_string())), &headers).await?;
+    let answer = transport.send(method, &path, body.map(Body::from), &headers).await?;
+    if answer.status.is_success() && path.starts_with("/v1/operator/export") {
+        print!("{}", answer.text);
+        return Ok(());
+    }
     client::print(&answer, args.json)
 }
 
-fn to_request(command: OperatorCommand) -> (Method, String, Option<serde_json::Value>) {
+/// Reads what a command needs from local files: `apply` sends the state with its zone files inlined.
+fn prepare(command: OperatorCommand) -> anyhow::Result<Prepared> {
+    Ok(match command {
+        OperatorCommand::Apply { file, prune } => {
+            let loaded = crate::config::load(&file, None)?;
+            anyhow::ensure!(loaded.control.is_none(), "{} is a server configuration, not a state file", file.display());
+            let text = crate::control::ops::declare::export(&loaded.state).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Prepared::Apply { text, prune }
+        }
+        OperatorCommand::Backup { path } => {
+            let path = std::path::absolute(&path).with_context(|| format!("bad path {}", path.display()))?;
+            Prepared::Other(OperatorCommand::Backup { path })
+        }
+        other => Prepared::Other(other),
+    })
+}
+
+/// A command with its local inputs read.
+enum Prepared {
+    Apply { text: String, prune: bool },
+    Other(OperatorCommand),
+}
+
+fn to_request(command: Prepared) -> (Method, String, Option<String>) {
     use Method as M;
-    match command {
+    let command = match command {
+        Prepared::Apply { text, prune } => return (M::POST, format!("/v1/operator/apply?prune={prune}"), Some(text)),
+        Prepared::Other(c) => c,
+    };
+    let (method, path, body) = match command {
         OperatorCommand::Accounts(AccountsCommand::List) => (M::GET, "/v1/operator/accounts".into(), None),
         OperatorCommand::Accounts(AccountsCommand::Put { uid, name, email, site }) => (
             M::POST,
@@ -133,5 +188,12 @@ fn to_request(command: OperatorCommand) -> (Method, String, Option<serde_json::V
         OperatorCommand::Link { account, linked } => {
             (M::POST, "/v1/operator/links".into(), Some(json!({ "account": account, "linked": linked })))
         }
-    }
+        OperatorCommand::Export => (M::GET, "/v1/operator/export".into(), None),
+        OperatorCommand::Backup { path } => (M::POST, "/v1/operator/backup".into(), Some(json!({ "path": path }))),
+        // Handled before any request is made.
+        OperatorCommand::Apply { .. } | OperatorCommand::Restore { .. } => {
+            (M::GET, "/v1/operator/accounts".into(), None)
+        }
+    };
+    (method, path, body.map(|b| b.to_string()))
 }

@@ -129,6 +129,7 @@ pub fn put_link(control: &Control, ctx: &Ctx, account: &str, linked: &str) -> Re
     ctx.actor.require_operator()?;
     let a = resolve_account(control, account)?;
     let b = resolve_account(control, linked)?;
+    crate::validate::check_new_link(&control.state, &a, &b).map_err(|p| ApiError::invalid_state(vec![p]))?;
     let mut plan = Plan::default();
     let doc = LinkDoc { account: a.0.clone(), linked: b.0.clone(), added_at: ctx.now, via: "operator".into() };
     plan.put(keys::link(&a.0, &b.0), &doc);

@@ -175,6 +175,8 @@ pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Res
         plan.audit = Some(("link.verify_failed".into(), request.target.clone()));
         return Ok(plan);
     }
+    let target = Uid(request.target.clone());
+    crate::validate::check_new_link(&control.state, &from, &target).map_err(|p| ApiError::invalid_state(vec![p]))?;
     plan.put(key, &LinkRequestDoc { status: "verified".into(), ..request.clone() });
     let link = LinkDoc {
         account: from.0.clone(),

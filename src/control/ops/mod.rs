@@ -4,6 +4,7 @@
 //! validates and commits their plans. A tenant only ever sees its own account's resources: another account's zone is
 //! "not found", never "forbidden", so that names of other tenants' resources do not leak.
 
+pub mod declare;
 pub mod inventory;
 pub mod links;
 pub mod tenant;

@@ -1,0 +1,282 @@
+//! The declarative round trip: `operator export` writes the store's state in the issue-2 TOML schema, and
+//! `operator apply` brings such a file into the store through the same validation.
+//!
+//! Apply is idempotent: documents are compared with what is stored and only differences are written; records get
+//! ids derived from their content, so applying the same file twice writes nothing. Links in the file are the
+//! operator's word. With `prune`, accounts, users, VPCs, links and zones absent from the file are removed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::super::error::ApiError;
+use super::super::model::{
+    encode, keys, policy_name, AccountDoc, Control, LinkDoc, RecordDoc, ScopeDoc, UserDoc, VpcDoc, ZoneDoc,
+};
+use super::super::{Ctx, Plan};
+use crate::rdata::Record;
+use crate::state::{State, ZoneId};
+use crate::store::Op;
+
+#[derive(Serialize)]
+struct ExportFile {
+    accounts: Vec<ExportAccount>,
+    users: Vec<ExportUser>,
+    vpcs: Vec<ExportVpc>,
+    links: Vec<ExportLink>,
+    zones: Vec<ExportZone>,
+}
+
+#[derive(Serialize)]
+struct ExportAccount {
+    uid: String,
+    name: String,
+    email: String,
+    site: String,
+}
+
+#[derive(Serialize)]
+struct ExportUser {
+    account: String,
+    name: String,
+    policies: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ExportVpc {
+    id: String,
+    account: String,
+    region: String,
+    cidrs: Vec<String>,
+    listeners: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ExportLink {
+    account: String,
+    linked: String,
+}
+
+#[derive(Serialize)]
+struct ExportZone {
+    id: String,
+    name: String,
+    account: String,
+    scope: Vec<String>,
+    records: Vec<ExportRecord>,
+}
+
+#[derive(Serialize)]
+struct ExportRecord {
+    name: String,
+    #[serde(rename = "type")]
+    rtype: String,
+    ttl: u32,
+    data: String,
+}
+
+/// The state as a TOML document in the issue-2 schema (zones carry their records inline).
+pub fn export(state: &State) -> Result<String, ApiError> {
+    let file = ExportFile {
+        accounts: state
+            .accounts
+            .values()
+            .map(|a| ExportAccount {
+                uid: a.uid.0.clone(),
+                name: a.name.clone(),
+                email: a.email.clone(),
+                site: a.site.to_string(),
+            })
+            .collect(),
+        users: state
+            .users
+            .values()
+            .map(|u| ExportUser {
+                account: u.account.0.clone(),
+                name: u.name.clone(),
+                policies: u.policies.iter().map(|p| policy_name(*p).to_string()).collect(),
+            })
+            .collect(),
+        vpcs: state
+            .vpcs
+            .values()
+            .map(|v| ExportVpc {
+                id: v.id.0.clone(),
+                account: v.account.0.clone(),
+                region: v.region.clone(),
+                cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
+                listeners: v.listeners.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        links: state
+            .links
+            .iter()
+            .filter_map(|l| {
+                let email = state.accounts.get(&l.linked)?.email.clone();
+                Some(ExportLink { account: l.account.0.clone(), linked: email })
+            })
+            .collect(),
+        zones: state
+            .zones
+            .values()
+            .map(|z| ExportZone {
+                id: z.id.0.clone(),
+                name: z.name.to_string(),
+                account: z.account.0.clone(),
+                scope: z.scope.iter().map(|v| v.0.clone()).collect(),
+                records: z
+                    .records
+                    .iter()
+                    .map(|r| {
+                        let doc = RecordDoc::from_record(r);
+                        ExportRecord {
+                            name: r.owner.relative_to(&z.name),
+                            rtype: doc.rtype,
+                            ttl: doc.ttl,
+                            data: doc.data,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    toml::to_string(&file).map_err(|e| ApiError::internal(format!("cannot write TOML: {e}")))
+}
+
+/// A record's id in a declared zone: derived from its content, so the same file gives the same ids.
+fn record_id(record: &Record) -> String {
+    let doc = RecordDoc::from_record(record);
+    let text = format!("{}\t{}\t{}\t{}", doc.name.to_ascii_lowercase(), doc.rtype, doc.ttl, doc.data);
+    let digest = Sha256::digest(text.as_bytes());
+    format!("d{}", super::super::auth::hex_encode(&digest[..8]))
+}
+
+/// Writes `doc` at `key` unless the stored document is already equal.
+fn put_if_changed<T: Serialize>(control: &Control, stored: Option<Vec<u8>>, plan: &mut Plan, key: String, doc: &T) {
+    let value = encode(doc);
+    if stored.as_deref() != Some(value.as_slice()) || control.key_revision(&key) == 0 {
+        plan.ops.push(Op::Put { key, value });
+    }
+}
+
+/// Brings the desired state into the store (see the module docs).
+pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Result<Plan, ApiError> {
+    ctx.actor.require_operator()?;
+    let mut plan = Plan::default();
+    let current = &control.state;
+    for a in desired.accounts.values() {
+        let doc =
+            AccountDoc { uid: a.uid.0.clone(), name: a.name.clone(), email: a.email.clone(), site: a.site.to_string() };
+        let stored = current.accounts.get(&a.uid).map(|c| {
+            encode(&AccountDoc {
+                uid: c.uid.0.clone(),
+                name: c.name.clone(),
+                email: c.email.clone(),
+                site: c.site.to_string(),
+            })
+        });
+        put_if_changed(control, stored, &mut plan, keys::account(&a.uid.0), &doc);
+    }
+    for u in desired.users.values() {
+        let policies =
+            |u: &crate::state::User| u.policies.iter().map(|p| policy_name(*p).to_string()).collect::<Vec<_>>();
+        let doc = UserDoc { account: u.account.0.clone(), name: u.name.clone(), policies: policies(u) };
+        let stored = current
+            .users
+            .get(&(u.account.clone(), u.name.clone()))
+            .map(|c| encode(&UserDoc { account: c.account.0.clone(), name: c.name.clone(), policies: policies(c) }));
+        put_if_changed(control, stored, &mut plan, keys::user(&u.account.0, &u.name), &doc);
+    }
+    for v in desired.vpcs.values() {
+        let doc = |v: &crate::state::Vpc| VpcDoc {
+            id: v.id.0.clone(),
+            account: v.account.0.clone(),
+            region: v.region.clone(),
+            cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
+            listeners: v.listeners.iter().map(ToString::to_string).collect(),
+        };
+        let stored = current.vpcs.get(&v.id).map(|c| encode(&doc(c)));
+        put_if_changed(control, stored, &mut plan, keys::vpc(&v.id.0), &doc(v));
+    }
+    for l in &desired.links {
+        if !current.links.contains(l) {
+            crate::validate::check_new_link(desired, &l.account, &l.linked)
+                .map_err(|p| ApiError::invalid_state(vec![p]))?;
+            let doc = LinkDoc {
+                account: l.account.0.clone(),
+                linked: l.linked.0.clone(),
+                added_at: ctx.now,
+                via: "operator".into(),
+            };
+            plan.put(keys::link(&l.account.0, &l.linked.0), &doc);
+        }
+    }
+    for zone in desired.zones.values() {
+        apply_zone(control, zone, &mut plan);
+    }
+    if prune {
+        prune_absent(control, desired, &mut plan);
+    }
+    let writes = plan.ops.len();
+    plan.response = json!({ "result": if writes == 0 { "unchanged" } else { "applied" }, "writes": writes });
+    if writes > 0 {
+        plan.audit = Some(("state.apply".into(), format!("{writes} writes")));
+    }
+    Ok(plan)
+}
+
+fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) {
+    let id = &zone.id.0;
+    let doc = ZoneDoc { id: id.clone(), name: zone.name.to_string(), account: zone.account.0.clone() };
+    let scope = ScopeDoc { vpcs: zone.scope.iter().map(|v| v.0.clone()).collect() };
+    let wanted: BTreeMap<String, &Record> = zone.records.iter().map(|r| (record_id(r), r)).collect();
+    let stored_records = control.records.get(&zone.id);
+    let mut record_ops = Vec::new();
+    for (rid, record) in &wanted {
+        let same = stored_records.and_then(|m| m.get(rid)).is_some_and(|r| r == *record);
+        if !same {
+            record_ops.push(Op::Put { key: keys::record(id, rid), value: encode(&RecordDoc::from_record(record)) });
+        }
+    }
+    for rid in stored_records.into_iter().flat_map(|m| m.keys()).filter(|rid| !wanted.contains_key(*rid)) {
+        record_ops.push(Op::Delete { key: keys::record(id, rid) });
+    }
+    let stored_doc = control.zone_docs.get(&zone.id).map(encode);
+    if !record_ops.is_empty() {
+        // The zone document moves with its content (its revision is the SOA serial).
+        plan.put(keys::zone(id), &doc);
+    } else {
+        put_if_changed(control, stored_doc, plan, keys::zone(id), &doc);
+    }
+    let stored_scope = control
+        .state
+        .zones
+        .get(&zone.id)
+        .map(|z| encode(&ScopeDoc { vpcs: z.scope.iter().map(|v| v.0.clone()).collect() }));
+    put_if_changed(control, stored_scope, plan, keys::scope(id), &scope);
+    plan.ops.extend(record_ops);
+}
+
+fn prune_absent(control: &Control, desired: &State, plan: &mut Plan) {
+    let current = &control.state;
+    let wanted_zones: BTreeSet<&ZoneId> = desired.zones.keys().collect();
+    for id in current.zones.keys().filter(|id| !wanted_zones.contains(id)) {
+        plan.delete(keys::zone(&id.0));
+        plan.delete(keys::scope(&id.0));
+        plan.ops.push(Op::DeletePrefix { prefix: keys::records(&id.0) });
+    }
+    for l in current.links.iter().filter(|l| !desired.links.contains(l)) {
+        plan.delete(keys::link(&l.account.0, &l.linked.0));
+    }
+    for id in current.vpcs.keys().filter(|id| !desired.vpcs.contains_key(*id)) {
+        plan.delete(keys::vpc(&id.0));
+    }
+    for (a, n) in current.users.keys().filter(|k| !desired.users.contains_key(*k)) {
+        plan.delete(keys::user(&a.0, n));
+    }
+    for uid in current.accounts.keys().filter(|u| !desired.accounts.contains_key(*u)) {
+        plan.delete(keys::account(&uid.0));
+    }
+}
