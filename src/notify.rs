@@ -44,6 +44,7 @@ impl Mailer {
             }
         };
         let message = Message::builder()
+            .message_id(None)
             .from(self.from.clone())
             .to(to_box)
             .subject(subject)

@@ -50,16 +50,10 @@ fn is_valid_uid(uid: &str) -> bool {
     (1..=32).contains(&uid.len()) && uid.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A bare address (`local@domain`), as lettre parses it for delivery: no display name, no angle brackets, no list,
+/// so what is stored is exactly where a verification code goes.
 fn is_valid_email(email: &str) -> bool {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.contains('@')
-                && !email.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        }
-        None => false,
-    }
+    email.contains('.') && email.parse::<lettre::Address>().is_ok_and(|a| AsRef::<str>::as_ref(&a) == email)
 }
 
 fn is_valid_id(id: &str) -> bool {
@@ -328,4 +322,32 @@ pub fn check_new_link(state: &State, account: &crate::state::Uid, linked: &crate
     }
     let name = |uid: &crate::state::Uid| state.accounts.get(uid).map_or_else(|| uid.0.clone(), |a| a.name.clone());
     Err(format!("link {} -> {}: {} has no VPC to associate", name(account), name(linked), name(linked)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_bare_addresses() {
+        assert!(is_valid_email("root@acme.example"));
+        for bad in [
+            "x<attacker@evil.example>",
+            "\"q\"@d.example",
+            "a,b@c.example",
+            "a@b",
+            "root@acme.example\r\nBcc: x@y.example",
+        ] {
+            assert!(!is_valid_email(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn usernames_never_look_like_uids() {
+        assert!(is_valid_username("acme"));
+        assert!(!is_valid_username("1234"));
+        assert!(!is_valid_username("a"));
+        assert!(!is_valid_username("Acme"));
+        assert!(!is_valid_username(&"a".repeat(65)));
+    }
 }

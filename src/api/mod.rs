@@ -25,6 +25,8 @@ pub use routes::{operator_router, tenant_router};
 /// Failed authentications one address may make per window before it gets 429.
 const AUTH_FAILURES_PER_WINDOW: u32 = 10;
 const AUTH_WINDOW: Duration = Duration::from_secs(60);
+/// How long one e-mail delivery may take before it is abandoned.
+const MAIL_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -93,7 +95,14 @@ impl ApiState {
             let control = self.plane.current();
             for (uid, subject, body) in plan.mail {
                 if let Some(account) = control.state.accounts.get(&crate::state::Uid(uid)) {
-                    mailer.send(account.email.clone(), subject, body).await;
+                    // The change is committed: delivery happens in the background, bounded in time, and never
+                    // delays or fails the answer (the message is in the inbox as well).
+                    let (mailer, to) = (mailer.clone(), account.email.clone());
+                    tokio::spawn(async move {
+                        if tokio::time::timeout(MAIL_DEADLINE, mailer.send(to.clone(), subject, body)).await.is_err() {
+                            tracing::warn!(%to, "mail delivery timed out (the code is in the inbox too)");
+                        }
+                    });
                 }
             }
         }
