@@ -53,7 +53,10 @@ fn is_valid_uid(uid: &str) -> bool {
 /// A bare address (`local@domain`), as lettre parses it for delivery: no display name, no angle brackets, no list,
 /// so what is stored is exactly where a verification code goes.
 fn is_valid_email(email: &str) -> bool {
-    email.contains('.') && email.parse::<lettre::Address>().is_ok_and(|a| AsRef::<str>::as_ref(&a) == email)
+    // Quoted local parts are valid SMTP but rewritten by relays: refuse them so the stored address is the mailbox.
+    email.contains('.')
+        && !email.contains('"')
+        && email.parse::<lettre::Address>().is_ok_and(|a| AsRef::<str>::as_ref(&a) == email)
 }
 
 fn is_valid_id(id: &str) -> bool {
