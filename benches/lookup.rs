@@ -55,7 +55,8 @@ fn state(zones: usize) -> State {
                 ttl: 300,
                 rdata: RData::A(Ipv4Addr::new(10, (z >> 8) as u8, z as u8, r as u8)),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let records = vpcdns::state::records_from(records);
         // Every zone is visible to half the VPCs.
         let scope = (0..VPCS).filter(|v| (v + z) % 2 == 0).map(|v| VpcId(format!("vpc{v}"))).collect();
         let id = ZoneId(format!("z{z}"));

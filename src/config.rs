@@ -14,7 +14,9 @@ use serde::Deserialize;
 
 use crate::name::Name;
 use crate::rdata::{self, RData, Record};
-use crate::state::{Account, Link, Policy, ServerSettings, Site, State, Uid, User, Vpc, VpcId, Zone, ZoneId};
+use crate::state::{
+    Account, Link, Policy, ServerSettings, Site, State, Uid, User, Vpc, VpcId, Zone, ZoneId, ZoneRecords,
+};
 use crate::zonefile;
 
 /// The listen address when `[server]` gives none.
@@ -451,6 +453,7 @@ impl Builder<'_> {
         };
         let account = Uid(raw.account);
         let scope = raw.scope.into_iter().map(VpcId).collect();
+        let records = crate::state::records_from(records);
         let revision = self.zone_revision(&id, &origin, &account, &records);
         Ok(Some(Zone { id, name: origin, account, scope, records, revision, origin: source }))
     }
@@ -478,10 +481,10 @@ impl Builder<'_> {
     }
 
     /// Keeps the previous revision when the zone's content is unchanged.
-    fn zone_revision(&self, id: &ZoneId, name: &Name, account: &Uid, records: &[Record]) -> u64 {
+    fn zone_revision(&self, id: &ZoneId, name: &Name, account: &Uid, records: &ZoneRecords) -> u64 {
         self.previous
             .and_then(|prev| prev.zones.get(id))
-            .filter(|z| &z.name == name && &z.account == account && z.records == records)
+            .filter(|z| &z.name == name && &z.account == account && &z.records == records)
             .map_or(self.revision, |z| z.revision)
     }
 }

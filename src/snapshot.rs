@@ -120,8 +120,16 @@ pub enum NameMatch<'z> {
     NxDomain,
 }
 
+/// Owner (lower-case full wire name) → node.
+pub type NodeMap = HashMap<Box<[u8]>, Node, RandomState>;
+
 /// One zone's records, compiled. Shared (through `Arc`) by every view that sees the zone and by later snapshots
 /// for as long as the zone is unchanged.
+///
+/// A table is a large `base` shared between versions plus a small `overlay` of nodes changed since the base was
+/// built (`None` = the name is gone), so that a change to a few names of a huge zone costs a few node builds, not
+/// a recompile. Lookups check the overlay first; an empty overlay costs one branch. `compile` folds the overlay
+/// into a new base once it grows.
 #[derive(Debug)]
 pub struct ZoneTable {
     pub id: ZoneId,
@@ -136,8 +144,10 @@ pub struct ZoneTable {
     pub revision: u64,
     /// The nameserver name generated SOA/NS used (a change of `[server].nameserver` recompiles the zone).
     pub nameserver: Name,
-    /// Keyed by lower-case full wire name; holds every owner, the apex, and every empty non-terminal.
-    pub(crate) nodes: HashMap<Box<[u8]>, Node, RandomState>,
+    /// Every owner, the apex, and every empty non-terminal, as of the last full build.
+    pub(crate) base: Arc<NodeMap>,
+    /// Nodes changed since the base was built.
+    pub(crate) overlay: HashMap<Box<[u8]>, Option<Arc<Node>>, RandomState>,
     /// The apex SOA with TTL = min(SOA TTL, SOA minimum), for the authority section of negative answers
     /// (RFC 2308 §3).
     pub negative_soa: RRset,
@@ -149,20 +159,27 @@ pub struct ZoneTable {
 
 impl ZoneTable {
     pub fn node(&self, lower: &[u8]) -> Option<&Node> {
-        self.nodes.get(lower)
+        if !self.overlay.is_empty() {
+            if let Some(changed) = self.overlay.get(lower) {
+                return changed.as_deref();
+            }
+        }
+        self.base.get(lower)
     }
 
+    /// Every node as of now (base nodes not overridden, then the overlay's).
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.values()
+        let base = self.base.iter().filter(|(k, _)| !self.overlay.contains_key(*k)).map(|(_, n)| n);
+        base.chain(self.overlay.values().filter_map(|n| n.as_deref()))
     }
 
     pub fn apex(&self) -> Option<&Node> {
-        self.nodes.get(self.name.lower().wire())
+        self.node(self.name.lower().wire())
     }
 
     /// RFC 1034 §4.3.2 step 3 within this zone, with RFC 4592 wildcards: `lower` must be at or below the apex.
     pub fn match_name(&self, lower: &[u8]) -> NameMatch<'_> {
-        if let Some(node) = self.nodes.get(lower) {
+        if let Some(node) = self.node(lower) {
             return NameMatch::Exact(node);
         }
         if !self.has_wildcards {
@@ -176,7 +193,7 @@ impl ZoneTable {
             }
             pos += 1 + len as usize;
             let ancestor = &lower[pos.min(lower.len())..];
-            if self.nodes.contains_key(ancestor) {
+            if self.node(ancestor).is_some() {
                 return self.wildcard_below(ancestor);
             }
         }
@@ -192,7 +209,7 @@ impl ZoneTable {
         buf[0] = 1;
         buf[1] = b'*';
         buf[2..len].copy_from_slice(encloser);
-        match self.nodes.get(&buf[..len]) {
+        match self.node(&buf[..len]) {
             Some(node) => NameMatch::Wildcard(node),
             None => NameMatch::NxDomain,
         }

@@ -96,6 +96,24 @@ pub struct Link {
     pub linked: Uid,
 }
 
+/// A zone's records keyed by record id, in a persistent map: cloning a state shares every zone's records, and a
+/// change to one record costs O(log n), so a state of a million records can be copied and edited per API write.
+pub type ZoneRecords = imbl::OrdMap<String, Record>;
+
+/// Records from a file or the config, keyed by their position (stable for the same file).
+pub fn records_from(records: Vec<Record>) -> ZoneRecords {
+    records.into_iter().enumerate().map(|(i, r)| (format!("f{i:07}"), r)).collect()
+}
+
+/// What a change did to one zone, for incremental validation and compilation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirtyZone {
+    /// The zone is new, renamed or gone: everything about it must be checked and built.
+    pub full: bool,
+    /// Lower-case owners whose records changed.
+    pub owners: BTreeSet<Name>,
+}
+
 /// A private zone and its effective scope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Zone {
@@ -106,8 +124,8 @@ pub struct Zone {
     pub account: Uid,
     /// The VPCs that see this zone.
     pub scope: Vec<VpcId>,
-    /// Records as loaded, in source order; SOA/NS may be absent (compile adds defaults).
-    pub records: Vec<Record>,
+    /// Records by id (file order for files); SOA/NS may be absent (compile adds defaults).
+    pub records: ZoneRecords,
     /// The state revision at which this zone's content (name, owner, records) last changed: the SOA serial of a
     /// generated SOA, and the key that lets compile reuse an unchanged zone's table.
     pub revision: u64,

@@ -114,7 +114,7 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
                 name: origin,
                 account: owner_uid,
                 scope: scope.into_iter().map(|v| VpcId(format!("vpc{v}"))).collect(),
-                records,
+                records: vpcdns::state::records_from(records),
                 revision: 1,
                 origin: "generated".into(),
             },

@@ -158,7 +158,8 @@ impl ControlPlane {
         if !problems.is_empty() {
             return Err(ApiError::internal(format!("the change does not decode: {}", problems.join("; "))));
         }
-        validate::validate(&next.state).map_err(|p| ApiError::invalid_state(p.0))?;
+        let mut changed = next.take_dirty();
+        validate::validate_changed(&next.state, Some(&changed)).map_err(|p| ApiError::invalid_state(p.0))?;
         let revision = match self.store.txn(&plan.compares, &plan.ops) {
             Ok(TxnOutcome::Committed { revision }) => revision,
             Ok(TxnOutcome::Conflict { key, expected, actual }) => {
@@ -179,8 +180,9 @@ impl ControlPlane {
             for problem in next.apply(&changes) {
                 tracing::error!(problem, "a stored document was skipped");
             }
+            changed = next.take_dirty();
         }
-        let snapshot = compiler.compile(&next.state);
+        let snapshot = compiler.compile_changed(&next.state, Some(&changed));
         self.published.store(Arc::new(snapshot));
         match self.control.write() {
             Ok(mut c) => *c = Arc::new(next),
@@ -233,6 +235,8 @@ pub fn load_control(store: &dyn Store, server: ServerSettings) -> anyhow::Result
     for problem in control.apply(&changes) {
         tracing::error!(problem, "a stored document was skipped");
     }
+    // Everything is new: the first compile builds every table whole.
+    control.take_dirty();
     control.revision = revision;
     control.state.revision = revision;
     Ok(control)

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::config;
 use crate::name::Name;
 use crate::rdata::{self, RData, Record};
-use crate::state::{Account, Link, Policy, ServerSettings, Site, State, Uid, User, Vpc, VpcId, Zone, ZoneId};
+use crate::state::{
+    Account, DirtyZone, Link, Policy, ServerSettings, Site, State, Uid, User, Vpc, VpcId, Zone, ZoneId, ZoneRecords,
+};
 use crate::store::Change;
 
 /// The key layout. Id components are escaped so that a `/` inside an id can never forge another key.
@@ -217,18 +219,21 @@ pub struct Control {
     pub revision: u64,
     /// The served model, kept in step with the documents.
     pub state: State,
-    /// mod_revision of every key held here (for If-Match and for answers).
-    pub key_revisions: HashMap<String, u64>,
+    /// mod_revision of every key held here (for If-Match and for answers). Persistent, like the zones' records, so
+    /// that copying a `Control` for a trial change is cheap however large the state.
+    pub key_revisions: imbl::HashMap<String, u64>,
     pub zone_docs: BTreeMap<ZoneId, ZoneDoc>,
     pub scopes: HashMap<ZoneId, Vec<VpcId>>,
-    pub records: HashMap<ZoneId, BTreeMap<String, Record>>,
+    /// Records whose zone document has not been seen yet (keys are listed in order: `record/` before `zone/`).
+    pending_records: HashMap<ZoneId, ZoneRecords>,
     pub link_docs: BTreeMap<(Uid, Uid), LinkDoc>,
     pub keys: BTreeMap<String, KeyDoc>,
     pub link_requests: BTreeMap<String, LinkRequestDoc>,
     pub blocks: BTreeSet<(Uid, Uid)>,
     pub inbox: BTreeMap<(Uid, String), InboxDoc>,
-    /// Zones whose records changed since the last `take_dirty_zones` (their record lists need rebuilding).
-    dirty_zones: BTreeSet<ZoneId>,
+    /// What changed since the last `take_dirty`: which owners of which zones (for incremental validation and
+    /// compilation).
+    dirty: BTreeMap<ZoneId, DirtyZone>,
 }
 
 impl Control {
@@ -244,17 +249,22 @@ impl Control {
                 links: BTreeSet::new(),
                 zones: BTreeMap::new(),
             },
-            key_revisions: HashMap::new(),
+            key_revisions: imbl::HashMap::new(),
             zone_docs: BTreeMap::new(),
             scopes: HashMap::new(),
-            records: HashMap::new(),
+            pending_records: HashMap::new(),
             link_docs: BTreeMap::new(),
             keys: BTreeMap::new(),
             link_requests: BTreeMap::new(),
             blocks: BTreeSet::new(),
             inbox: BTreeMap::new(),
-            dirty_zones: BTreeSet::new(),
+            dirty: BTreeMap::new(),
         }
+    }
+
+    /// What changed since the last call (and forget it).
+    pub fn take_dirty(&mut self) -> BTreeMap<ZoneId, DirtyZone> {
+        std::mem::take(&mut self.dirty)
     }
 
     /// The mod_revision of `key`, 0 when absent (the value a create's compare expects).
@@ -283,7 +293,9 @@ impl Control {
             }
         }
         self.state.revision = self.revision;
-        self.rebuild_dirty_zones(&mut problems);
+        for id in self.pending_records.keys() {
+            problems.push(format!("records of unknown zone {id}"));
+        }
         problems
     }
 
@@ -384,27 +396,30 @@ impl Control {
             self.zone_docs.remove(&id);
             self.scopes.remove(&id);
             self.state.zones.remove(&id);
-            self.records.remove(&id);
+            self.pending_records.remove(&id);
+            self.dirty.insert(id, DirtyZone { full: true, owners: BTreeSet::new() });
             return Ok(());
         };
         let doc: ZoneDoc = decode(value)?;
         let name = Name::from_text(&doc.name, Some(&Name::root())).map_err(|e| e.to_string())?;
-        // Keys are listed in order, so a zone's scope document may arrive before the zone itself.
-        let scope = self.scopes.get(&id).cloned().unwrap_or_default();
-        self.state.zones.insert(
-            id.clone(),
-            Zone {
-                id: id.clone(),
-                name,
-                account: Uid(doc.account.clone()),
-                scope,
-                records: Vec::new(),
-                revision,
-                origin: format!("store zone {}", doc.id),
-            },
-        );
-        self.zone_docs.insert(id.clone(), doc);
-        self.dirty_zones.insert(id);
+        let account = Uid(doc.account.clone());
+        match self.state.zones.get_mut(&id) {
+            // The document is rewritten with every content change: its revision is the zone's (the SOA serial).
+            Some(zone) if zone.name == name && zone.account == account => {
+                zone.revision = revision;
+                self.dirty.entry(id.clone()).or_default();
+            }
+            _ => {
+                // Keys are listed in order, so scope and records may have arrived before the zone itself.
+                let scope = self.scopes.get(&id).cloned().unwrap_or_default();
+                let records = self.pending_records.remove(&id).unwrap_or_default();
+                let origin = format!("store zone {}", doc.id);
+                let zone = Zone { id: id.clone(), name, account, scope, records, revision, origin };
+                self.state.zones.insert(id.clone(), zone);
+                self.dirty.insert(id.clone(), DirtyZone { full: true, owners: BTreeSet::new() });
+            }
+        }
+        self.zone_docs.insert(id, doc);
         Ok(())
     }
 
@@ -427,36 +442,27 @@ impl Control {
 
     fn apply_record(&mut self, zone: &str, rid: &str, value: Option<&[u8]>) -> Result<(), String> {
         let zone_id = ZoneId(zone.to_string());
-        self.dirty_zones.insert(zone_id.clone());
-        let records = self.records.entry(zone_id.clone()).or_default();
-        let Some(value) = value else {
-            records.remove(rid);
-            return Ok(());
-        };
-        let doc: RecordDoc = decode(value)?;
-        let origin = self.zone_docs.get(&zone_id).and_then(|z| Name::from_text(&z.name, Some(&Name::root())).ok());
-        let record = doc.to_record(&origin.unwrap_or_else(Name::root))?;
-        records.insert(rid.to_string(), record);
-        Ok(())
-    }
-
-    /// Zones whose records changed get their record list rebuilt (in record-id order) and their scope re-read.
-    fn rebuild_dirty_zones(&mut self, problems: &mut Vec<String>) {
-        let dirty = std::mem::take(&mut self.dirty_zones);
-        for id in dirty {
-            let records: Vec<Record> = self.records.get(&id).map(|m| m.values().cloned().collect()).unwrap_or_default();
-            match self.state.zones.get_mut(&id) {
-                Some(zone) => {
-                    zone.records = records;
-                    zone.revision = self.revision;
-                    if let Some(doc_rev) = self.key_revisions.get(&keys::zone(&id.0)) {
-                        zone.revision = zone.revision.max(*doc_rev);
-                    }
-                }
-                None if !records.is_empty() => problems.push(format!("records of unknown zone {id}")),
-                None => {}
+        let new = match value {
+            Some(value) => {
+                let doc: RecordDoc = decode(value)?;
+                // Stored owners and data are absolute, so no origin is needed to read them back.
+                Some(doc.to_record(&Name::root())?)
             }
+            None => None,
+        };
+        let records = match self.state.zones.get_mut(&zone_id) {
+            Some(zone) => &mut zone.records,
+            None => self.pending_records.entry(zone_id.clone()).or_default(),
+        };
+        let old = match &new {
+            Some(record) => records.insert(rid.to_string(), record.clone()),
+            None => records.remove(rid),
+        };
+        let dirty = self.dirty.entry(zone_id).or_default();
+        for record in old.iter().chain(new.iter()) {
+            dirty.owners.insert(record.owner.lower());
         }
+        Ok(())
     }
 
     /// The account a principal-facing name (email or username) resolves to, root accounts only.

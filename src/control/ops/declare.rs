@@ -128,7 +128,7 @@ pub fn export(state: &State) -> Result<String, ApiError> {
                 scope: z.scope.iter().map(|v| v.0.clone()).collect(),
                 records: z
                     .records
-                    .iter()
+                    .values()
                     .map(|r| {
                         let doc = RecordDoc::from_record(r);
                         ExportRecord {
@@ -231,8 +231,8 @@ fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) {
     let id = &zone.id.0;
     let doc = ZoneDoc { id: id.clone(), name: zone.name.to_string(), account: zone.account.0.clone() };
     let scope = ScopeDoc { vpcs: zone.scope.iter().map(|v| v.0.clone()).collect() };
-    let wanted: BTreeMap<String, &Record> = zone.records.iter().map(|r| (record_id(r), r)).collect();
-    let stored_records = control.records.get(&zone.id);
+    let wanted: BTreeMap<String, &Record> = zone.records.values().map(|r| (record_id(r), r)).collect();
+    let stored_records = control.state.zones.get(&zone.id).map(|z| &z.records);
     let mut record_ops = Vec::new();
     for (rid, record) in &wanted {
         let same = stored_records.and_then(|m| m.get(rid)).is_some_and(|r| r == *record);

@@ -46,7 +46,7 @@ pub fn zone_json(control: &Control, zone: &Zone) -> Value {
         "name": zone.name.to_string(),
         "account": zone.account.0,
         "scope": zone.scope.iter().map(|v| v.0.clone()).collect::<Vec<_>>(),
-        "records": control.records.get(&zone.id).map_or(0, |r| r.len()),
+        "records": zone.records.len(),
         "zone_revision": control.key_revision(&keys::zone(&zone.id.0)),
         "scope_revision": control.key_revision(&keys::scope(&zone.id.0)),
     })

@@ -170,11 +170,9 @@ pub fn get_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<Value, ApiErro
     let me = ctx.actor.tenant()?.require_read()?;
     let (zone, _) = own_zone(control, me, id)?;
     let mut value = zone_json(control, zone);
-    let records: Vec<Value> = control
+    let records: Vec<Value> = zone
         .records
-        .get(&zone.id)
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|(rid, r)| {
             let doc = RecordDoc::from_record(r);
             json!({ "id": rid, "name": doc.name, "type": doc.rtype, "ttl": doc.ttl, "data": doc.data,
@@ -430,7 +428,7 @@ pub fn export_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<String, Api
     let me = ctx.actor.tenant()?.require_read()?;
     let (zone, _) = own_zone(control, me, id)?;
     let mut text = format!("$ORIGIN {}\n", zone.name);
-    for record in control.records.get(&zone.id).into_iter().flat_map(|r| r.values()) {
+    for record in zone.records.values() {
         let doc = RecordDoc::from_record(record);
         text.push_str(&format!(
             "{}\t{}\tIN\t{}\t{}\n",
