@@ -5,12 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v dig >/dev/null 2>&1; then
-  echo "== installing dig (bind9-dnsutils)"
+# dig queries the servers the tests start; openssl makes the TLS test's certificate.
+missing=""
+command -v dig >/dev/null 2>&1 || missing="$missing bind9-dnsutils"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+if [ -n "$missing" ]; then
+  echo "== installing:$missing"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bind9-dnsutils >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
 fi
 
 echo "== cargo fmt --check"

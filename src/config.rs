@@ -59,6 +59,8 @@ struct RawAdmin {
     listen: Option<String>,
     socket: Option<PathBuf>,
     secret_file: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +96,8 @@ pub struct ControlSettings {
     pub smtp: Option<crate::notify::SmtpSettings>,
     /// This node's name in usage buckets (default: the host name).
     pub node: String,
+    /// PEM certificate chain and private key: with both, the admin API speaks HTTPS only.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Where the admin API listens when `[admin] listen` is not set.
@@ -285,7 +289,15 @@ impl Builder<'_> {
         let node = store.node.clone().unwrap_or_else(|| {
             nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "node".into())
         });
-        Some(ControlSettings { store: path, admin_listen, socket, secret_file, smtp, node })
+        let tls = match (admin.and_then(|a| a.tls_cert.as_ref()), admin.and_then(|a| a.tls_key.as_ref())) {
+            (Some(cert), Some(key)) => Some((self.base.join(cert), self.base.join(key))),
+            (None, None) => None,
+            _ => {
+                self.problems.push("[admin]: give both tls_cert and tls_key, or neither".into());
+                None
+            }
+        };
+        Some(ControlSettings { store: path, admin_listen, socket, secret_file, smtp, node, tls })
     }
 
     fn build(&mut self, raw: RawConfig) -> Result<State, ConfigError> {

@@ -58,8 +58,8 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
         Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
         None => None,
     };
-    let admin = api::listen::bind(settings.admin_listen, &settings.socket).await?;
-    let admin_line = format!("vpcdns admin: {} operator socket {}", admin.tcp_addr, settings.socket.display());
+    let admin = api::listen::bind(settings.admin_listen, &settings.socket, settings.tls.as_ref()).await?;
+    let admin_line = format!("vpcdns admin: {} operator socket {}", admin.url(), settings.socket.display());
     let state = ApiState::new(plane.clone(), mailer);
     let api_task = tokio::spawn(api::listen::serve(admin, state));
     let meter = Arc::new(Meter::default());

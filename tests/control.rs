@@ -18,10 +18,19 @@ struct StoreServer {
 
 impl StoreServer {
     fn start() -> StoreServer {
+        StoreServer::start_with("", &[])
+    }
+
+    /// With more `[admin]` keys and files beside the config.
+    fn start_with(admin: &str, files: &[(&str, &[u8])]) -> StoreServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config =
-            "[server]\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = \"state.db\"\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+        let config = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = \"state.db\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin}"
+        );
         std::fs::write(dir.path().join("vpcdns.toml"), config).expect("config");
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("file");
+        }
         let mut server = StoreServer { child: None, dir, dns: String::new(), admin: String::new() };
         server.spawn();
         server
@@ -49,7 +58,7 @@ impl StoreServer {
         let ready = rx.recv_timeout(Duration::from_secs(20)).expect("readiness line");
         let admin = rx.recv_timeout(Duration::from_secs(5)).expect("admin line");
         self.dns = ready.rsplit(' ').next().expect("dns address").to_string();
-        self.admin = admin.split_whitespace().nth(2).expect("admin address").to_string();
+        self.admin = admin.split_whitespace().nth(2).expect("admin address").trim_start_matches("http://").to_string();
         self.child = Some(child);
     }
 
@@ -440,4 +449,59 @@ fn keys_rotate_and_expire_failures_are_throttled_and_operator_routes_stay_local(
     }
     assert_eq!(refused, 10);
     assert!(err(s.admin(&rotated, &["whoami"])).contains("429"), "even a good key from a throttled address");
+}
+
+/// Runs openssl in `dir`; the test needs it (scripts/test.sh installs it).
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("openssl must be installed (scripts/test.sh installs it)");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+#[test]
+fn the_admin_api_speaks_tls_when_given_a_certificate() {
+    // A CA, and a server certificate it signs for 127.0.0.1.
+    let certs = tempfile::tempdir().expect("temp dir");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let mut ca =
+        vec!["req", "-x509", "-days", "1", "-subj", "/CN=vpcdns-test-ca", "-keyout", "ca.key", "-out", "ca.pem"];
+    ca.extend_from_slice(&ec);
+    openssl(certs.path(), &ca);
+    let mut csr = vec!["req", "-subj", "/CN=vpcdns", "-keyout", "key.pem", "-out", "leaf.csr"];
+    csr.extend_from_slice(&ec);
+    openssl(certs.path(), &csr);
+    std::fs::write(certs.path().join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        .expect("ext");
+    openssl(
+        certs.path(),
+        &["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1"]
+            .into_iter()
+            .chain(["-out", "cert.pem", "-extfile", "ext.cnf"])
+            .collect::<Vec<_>>(),
+    );
+    let cert = std::fs::read(certs.path().join("cert.pem")).expect("cert");
+    let key = std::fs::read(certs.path().join("key.pem")).expect("key");
+    let s = StoreServer::start_with(
+        "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+        &[("cert.pem", &cert), ("key.pem", &key)],
+    );
+    let (acme, _) = inventory(&s);
+    let ca = certs.path().join("ca.pem").display().to_string();
+    let https = format!("https://{}", s.admin.trim_start_matches("https://"));
+    let run_https = |extra: &[&str]| {
+        let mut args = vec!["admin", "--url", https.as_str(), "--key", acme.as_str(), "--json"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let who = run_https(&["--ca", &ca, "whoami"]).expect("whoami over TLS");
+    assert_eq!(who["account"]["name"], "acme");
+    assert!(run_https(&["whoami"]).expect_err("no CA").contains("--ca"));
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = format!("http://{}", s.admin.trim_start_matches("https://"));
+    assert!(run(&["admin", "--url", &plain, "--key", &acme, "whoami"]).is_err());
 }

@@ -86,7 +86,7 @@ impl StoreServer {
         let ready = line("readiness", 20);
         let admin = line("admin", 5);
         self.dns = ready.rsplit(' ').next().expect("dns address").to_string();
-        self.admin = admin.split_whitespace().nth(2).expect("admin address").to_string();
+        self.admin = admin.split_whitespace().nth(2).expect("admin address").trim_start_matches("http://").to_string();
         self.child = Some(child);
     }
 

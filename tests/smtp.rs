@@ -227,7 +227,7 @@ impl StoreServer {
         let mut s = StoreServer { child, dir, admin: String::new() };
         let _ready = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("not ready:\n{}", s.log()));
         let admin = rx.recv_timeout(Duration::from_secs(5)).expect("admin line");
-        s.admin = admin.split_whitespace().nth(2).expect("admin address").to_string();
+        s.admin = admin.split_whitespace().nth(2).expect("admin address").trim_start_matches("http://").to_string();
         s
     }
 

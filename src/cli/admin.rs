@@ -5,7 +5,7 @@ use axum::http::Method;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::client::{self, Transport};
+use super::client;
 use super::seg;
 
 /// Connection to the admin API.
@@ -17,6 +17,9 @@ pub struct AdminArgs {
     /// An access key (`vpcdns_…`).
     #[arg(long, env = "VPCDNS_KEY", hide_env_values = true)]
     pub key: String,
+    /// For an https:// URL: the PEM certificate of the CA that signed the server's certificate.
+    #[arg(long, env = "VPCDNS_CA")]
+    pub ca: Option<std::path::PathBuf>,
     /// Print the JSON answer instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -240,7 +243,7 @@ fn with_json(mut c: Call, value: Value) -> Call {
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let transport = Transport::Tcp { addr: client::parse_url(&args.url)?, key: args.key.clone() };
+    let transport = client::tenant_transport(&args.url, args.key.clone(), args.ca.clone())?;
     let call = to_call(args.command)?;
     let mut headers = vec![("content-type", "application/json".to_string())];
     if let Some(r) = call.if_match {

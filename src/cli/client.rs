@@ -18,6 +18,8 @@ use tower::ServiceExt;
 pub enum Transport {
     /// The tenant API, with an access key.
     Tcp { addr: SocketAddr, key: String },
+    /// The tenant API over HTTPS, trusting the CA certificate(s) in `ca` for `host`.
+    Tls { addr: SocketAddr, host: String, key: String, ca: PathBuf },
     /// The operator socket of a running server.
     Unix(PathBuf),
     /// The operator router over the store, in this process (the server is stopped).
@@ -41,7 +43,7 @@ impl Transport {
         headers: &[(&str, String)],
     ) -> anyhow::Result<Answer> {
         let mut builder = Request::builder().method(method).uri(path).header("host", "vpcdns");
-        if let Transport::Tcp { key, .. } = self {
+        if let Transport::Tcp { key, .. } | Transport::Tls { key, .. } = self {
             builder = builder.header("authorization", format!("Bearer {key}"));
         }
         for (name, value) in headers {
@@ -54,6 +56,16 @@ impl Transport {
                     format!("cannot reach the admin API at {addr}: is vpcdns serving with [store]?")
                 })?;
                 exchange(TokioIo::new(stream), request).await?
+            }
+            Transport::Tls { addr, host, ca, .. } => {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .with_context(|| format!("cannot reach the admin API at {addr}"))?;
+                let connector = tls_connector(ca)?;
+                let name = rustls_pki_types::ServerName::try_from(host.clone())
+                    .with_context(|| format!("{host:?} is not a server name"))?;
+                let tls = connector.connect(name, stream).await.with_context(|| format!("TLS with {addr} failed"))?;
+                exchange(TokioIo::new(tls), request).await?
             }
             Transport::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)
@@ -89,11 +101,37 @@ where
     Ok((status, bytes.to_vec()))
 }
 
-/// The address part of an `http://host:port` URL (TLS endpoints are not supported by this client yet).
-pub fn parse_url(url: &str) -> anyhow::Result<SocketAddr> {
-    let Some(rest) = url.strip_prefix("http://") else { bail!("the admin URL must start with http:// (got {url:?})") };
+/// The transport for an `http://addr:port` or `https://addr:port` URL (HTTPS needs the CA that signed the
+/// server's certificate).
+pub fn tenant_transport(url: &str, key: String, ca: Option<PathBuf>) -> anyhow::Result<Transport> {
+    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        _ => bail!("the admin URL must start with http:// or https:// (got {url:?})"),
+    };
     let host = rest.trim_end_matches('/');
-    host.parse().with_context(|| format!("{host:?} is not an address:port"))
+    let addr: SocketAddr = host.parse().with_context(|| format!("{host:?} is not an address:port"))?;
+    if !tls {
+        return Ok(Transport::Tcp { addr, key });
+    }
+    let ca = ca.context("an https:// admin URL needs --ca (the certificate that signed the server's)")?;
+    Ok(Transport::Tls { addr, host: addr.ip().to_string(), key, ca })
+}
+
+fn tls_connector(ca: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        rustls_pki_types::CertificateDer::pem_file_iter(ca).with_context(|| format!("cannot read {}", ca.display()))?
+    {
+        roots.add(cert.with_context(|| format!("bad PEM in {}", ca.display()))?)?;
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
 }
 
 /// Prints an answer: an error as `error <code>: message` (exit 1), else JSON (`--json`) or a table.
