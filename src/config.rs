@@ -61,6 +61,7 @@ struct RawAdmin {
     secret_file: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    link_code_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +99,8 @@ pub struct ControlSettings {
     pub node: String,
     /// PEM certificate chain and private key: with both, the admin API speaks HTTPS only.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How long a link verification code stays valid.
+    pub link_code_ttl_secs: u64,
 }
 
 /// Where the admin API listens when `[admin] listen` is not set.
@@ -214,6 +217,9 @@ pub fn from_str(text: &str, path: &Path, base: &Path, previous: Option<&State>) 
         watched: vec![path.to_path_buf()],
     };
     let control = builder.control_settings(&raw);
+    if control.is_none() && (raw.admin.is_some() || raw.notify.is_some()) {
+        builder.problems.push("[admin] and [notify] need [store] (managed mode): add [store] path = \"…\"".into());
+    }
     let declares_state = !(raw.accounts.is_empty()
         && raw.users.is_empty()
         && raw.vpcs.is_empty()
@@ -297,7 +303,12 @@ impl Builder<'_> {
                 None
             }
         };
-        Some(ControlSettings { store: path, admin_listen, socket, secret_file, smtp, node, tls })
+        let link_code_ttl_secs =
+            admin.and_then(|a| a.link_code_ttl_secs).unwrap_or(crate::control::ops::links::CODE_TTL_SECS);
+        if link_code_ttl_secs == 0 {
+            self.problems.push("[admin].link_code_ttl_secs must be at least 1".into());
+        }
+        Some(ControlSettings { store: path, admin_listen, socket, secret_file, smtp, node, tls, link_code_ttl_secs })
     }
 
     fn build(&mut self, raw: RawConfig) -> Result<State, ConfigError> {

@@ -52,7 +52,16 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
 async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sockets: usize) -> anyhow::Result<()> {
     let store = SqliteStore::open(&settings.store)?;
     let secret = read_or_create_secret(&settings.secret_file)?;
-    let plane = Arc::new(ControlPlane::open(Arc::new(store), server.clone(), secret)?);
+    let plane = Arc::new(
+        ControlPlane::open(Arc::new(store), server.clone(), secret)?.with_code_ttl(settings.link_code_ttl_secs),
+    );
+    // In managed mode there is no file state to reload: SIGHUP is acknowledged, never fatal.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: managed mode has nothing to reload (changes come through the admin API)");
+        }
+    });
     tracing::info!(store = %settings.store.display(), revision = plane.current().revision, "store opened");
     let mailer = match &settings.smtp {
         Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),

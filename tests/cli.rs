@@ -198,3 +198,8 @@ fn explain_tells_why() {
     let (_, out, _) = run_cli(&["explain", "--config", path, "--source", "127.0.99.1", "www.corp.internal"]);
     assert!(out.contains("REFUSED"), "{out}");
 }
+
+#[test]
+fn admin_and_notify_need_a_store() {
+    assert_rejected("[admin]\nlisten = \"127.0.0.1:5380\"\n", &[], "need [store]");
+}

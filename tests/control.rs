@@ -505,3 +505,56 @@ fn the_admin_api_speaks_tls_when_given_a_certificate() {
     let plain = format!("http://{}", s.admin.trim_start_matches("https://"));
     assert!(run(&["admin", "--url", &plain, "--key", &acme, "whoami"]).is_err());
 }
+
+#[test]
+fn codes_expire() {
+    let s = StoreServer::start_with("link_code_ttl_secs = 1\n", &[]);
+    let (acme, _) = inventory(&s);
+    let request = s.admin(&acme, &["links", "request", "beta"]).expect("request");
+    let id = request["request"].as_str().expect("id").to_string();
+    std::thread::sleep(Duration::from_millis(2100));
+    assert!(err(s.admin(&acme, &["links", "verify", &id, "123456"])).contains("expired"));
+}
+
+#[test]
+fn records_change_and_zone_files_import_and_export() {
+    let s = StoreServer::start();
+    let (acme, _) = inventory(&s);
+    let zone = s.admin(&acme, &["zones", "create", "corp.internal.", "--scope", "vpc-acme"]).expect("zone");
+    let zone_id = zone["id"].as_str().expect("zone id").to_string();
+    let added = s.admin(&acme, &["records", "add", &zone_id, "www", "A", "10.0.0.1"]).expect("add");
+    let rid = added["id"].as_str().expect("record id").to_string();
+    s.admin(&acme, &["records", "change", &zone_id, &rid, "www", "A", "10.0.0.2", "--ttl", "60"]).expect("change");
+    let d = s.dig("127.0.80.5", "www.corp.internal");
+    assert_eq!((d.data("A"), d.answer[0].ttl), (vec!["10.0.0.2".to_string()], 60));
+    s.admin(&acme, &["records", "rm", &zone_id, &rid]).expect("remove");
+    assert_eq!(s.dig("127.0.80.5", "www.corp.internal").status, "NXDOMAIN");
+
+    // Import replaces the records with a master file; export writes one back.
+    let file = s.dir.path().join("import.zone");
+    std::fs::write(&file, "$TTL 120\n@ MX 10 mail\nmail A 10.0.0.25\nwww CNAME mail\n_sip._tcp SRV 0 5 5060 mail\n")
+        .expect("file");
+    let imported = s.admin(&acme, &["zones", "import", &zone_id, &file.display().to_string()]).expect("import");
+    assert_eq!(imported["records"], 4);
+    assert_eq!(s.dig("127.0.80.5", "www.corp.internal").data("A"), ["10.0.0.25"]);
+    let url = format!("http://{}", s.admin);
+    let out = Command::new(BIN)
+        .args(["admin", "--url", &url, "--key", &acme, "zones", "export", &zone_id])
+        .output()
+        .expect("export");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("$ORIGIN corp.internal.") && text.contains("mail\t120\tIN\tA\t10.0.0.25"), "{text}");
+    // Tenant text may not reach the file system.
+    std::fs::write(&file, "$INCLUDE /etc/passwd\n").expect("file");
+    assert!(
+        err(s.admin(&acme, &["zones", "import", &zone_id, &file.display().to_string()])).contains("include_refused")
+    );
+    // Bad input gets the API's JSON errors, not a crash.
+    let bad = "POST /v1/zones HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9\r\nConnection: close\r\n";
+    let request = format!("{bad}Authorization: Bearer {acme}\r\n\r\n{{\"nme\":1}}");
+    assert_eq!(http_status(&s.admin, &request), 422);
+    assert!(err(s.admin(&acme, &["records", "add", &zone_id, "x", "A", "999.1.1.1"])).contains("bad_record"));
+    assert!(
+        err(s.admin(&acme, &["records", "add", &zone_id, "x", "DNAME", "y.example."])).contains("cannot be managed")
+    );
+}

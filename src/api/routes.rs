@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{if_match, ApiState};
+use super::{if_match, ApiJson, ApiQuery, ApiState};
 use crate::control::model::{AccountDoc, Control, VpcDoc};
 use crate::control::ops::tenant::{NewZone, RecordInput, ScopeChange};
 use crate::control::ops::{inventory, links, tenant};
@@ -127,7 +127,7 @@ async fn user_put(
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Json(body): Json<UserBody>,
+    ApiJson(body): ApiJson<UserBody>,
 ) -> ApiResult {
     tenant_write(api, &headers, remote, move |c, ctx| tenant::put_user(c, ctx, &name, body.policies)).await
 }
@@ -156,7 +156,7 @@ async fn key_create(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Json(body): Json<KeyBody>,
+    ApiJson(body): ApiJson<KeyBody>,
 ) -> ApiResult {
     let expires = expiry(body.expires_in_days);
     tenant_write(api, &headers, remote, move |c, ctx| tenant::create_key(c, ctx, body.user.as_deref(), expires)).await
@@ -202,7 +202,7 @@ async fn link_request(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Json(body): Json<LinkBody>,
+    ApiJson(body): ApiJson<LinkBody>,
 ) -> ApiResult {
     tenant_write(api, &headers, remote, move |c, ctx| links::request(c, ctx, &body.target)).await
 }
@@ -218,7 +218,7 @@ async fn link_verify(
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<CodeBody>,
+    ApiJson(body): ApiJson<CodeBody>,
 ) -> ApiResult {
     let response = tenant_write(api, &headers, remote, move |c, ctx| links::verify(c, ctx, &id, &body.code)).await?;
     links::verify_outcome(&response.0)?;
@@ -264,7 +264,7 @@ async fn zone_create(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Json(body): Json<NewZone>,
+    ApiJson(body): ApiJson<NewZone>,
 ) -> ApiResult {
     tenant_write(api, &headers, remote, move |c, ctx| tenant::create_zone(c, ctx, body)).await
 }
@@ -311,7 +311,7 @@ async fn scope_set(
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<ScopeBody>,
+    ApiJson(body): ApiJson<ScopeBody>,
 ) -> ApiResult {
     scope(api, headers, remote, id, body, ScopeChange::Set).await
 }
@@ -321,7 +321,7 @@ async fn scope_add(
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<ScopeBody>,
+    ApiJson(body): ApiJson<ScopeBody>,
 ) -> ApiResult {
     scope(api, headers, remote, id, body, ScopeChange::Add).await
 }
@@ -331,7 +331,7 @@ async fn scope_remove(
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<ScopeBody>,
+    ApiJson(body): ApiJson<ScopeBody>,
 ) -> ApiResult {
     scope(api, headers, remote, id, body, ScopeChange::Remove).await
 }
@@ -341,7 +341,7 @@ async fn record_add(
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<RecordInput>,
+    ApiJson(body): ApiJson<RecordInput>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| tenant::add_record(c, ctx, &id, body, expected)).await
@@ -352,7 +352,7 @@ async fn record_change(
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
     Path((id, rid)): Path<(String, String)>,
-    Json(body): Json<RecordInput>,
+    ApiJson(body): ApiJson<RecordInput>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| tenant::change_record(c, ctx, &id, &rid, body, expected)).await
@@ -396,7 +396,7 @@ async fn op_accounts(State(api): State<ApiState>) -> ApiResult {
     api.plane.read(&Actor::Operator, |c, ctx| inventory::list_accounts(c, ctx.actor)).map(Json)
 }
 
-async fn op_account_put(State(api): State<ApiState>, Json(doc): Json<AccountDoc>) -> ApiResult {
+async fn op_account_put(State(api): State<ApiState>, ApiJson(doc): ApiJson<AccountDoc>) -> ApiResult {
     operator_write(api, move |c, ctx| inventory::put_account(c, ctx, doc)).await
 }
 
@@ -408,7 +408,7 @@ async fn op_vpcs(State(api): State<ApiState>) -> ApiResult {
     api.plane.read(&Actor::Operator, |c, ctx| inventory::list_vpcs(c, ctx.actor)).map(Json)
 }
 
-async fn op_vpc_put(State(api): State<ApiState>, Json(doc): Json<VpcDoc>) -> ApiResult {
+async fn op_vpc_put(State(api): State<ApiState>, ApiJson(doc): ApiJson<VpcDoc>) -> ApiResult {
     operator_write(api, move |c, ctx| inventory::put_vpc(c, ctx, doc)).await
 }
 
@@ -423,7 +423,7 @@ struct RootKeyBody {
     expires_in_days: Option<u64>,
 }
 
-async fn op_key_create(State(api): State<ApiState>, Json(body): Json<RootKeyBody>) -> ApiResult {
+async fn op_key_create(State(api): State<ApiState>, ApiJson(body): ApiJson<RootKeyBody>) -> ApiResult {
     let expires = expiry(body.expires_in_days);
     operator_write(api, move |c, ctx| inventory::create_root_key(c, ctx, &body.account, expires)).await
 }
@@ -435,7 +435,7 @@ struct LinkPutBody {
     linked: String,
 }
 
-async fn op_link_put(State(api): State<ApiState>, Json(body): Json<LinkPutBody>) -> ApiResult {
+async fn op_link_put(State(api): State<ApiState>, ApiJson(body): ApiJson<LinkPutBody>) -> ApiResult {
     operator_write(api, move |c, ctx| inventory::put_link(c, ctx, &body.account, &body.linked)).await
 }
 
@@ -461,7 +461,7 @@ async fn usage(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Query(range): Query<RangeQuery>,
+    ApiQuery(range): ApiQuery<RangeQuery>,
 ) -> ApiResult {
     let actor = api.tenant(&headers, Some(remote))?;
     let (from, to) = range.bounds();
@@ -473,7 +473,7 @@ async fn audit(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Query(range): Query<RangeQuery>,
+    ApiQuery(range): ApiQuery<RangeQuery>,
 ) -> ApiResult {
     let actor = api.tenant(&headers, Some(remote))?;
     let (from, to) = range.bounds();
@@ -482,12 +482,12 @@ async fn audit(
     plane.read(&actor, |_, ctx| crate::control::usage::audit(&api.plane, ctx, from, to, limit)).map(Json)
 }
 
-async fn op_usage(State(api): State<ApiState>, Query(range): Query<RangeQuery>) -> ApiResult {
+async fn op_usage(State(api): State<ApiState>, ApiQuery(range): ApiQuery<RangeQuery>) -> ApiResult {
     let (from, to) = range.bounds();
     api.plane.read(&Actor::Operator, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to)).map(Json)
 }
 
-async fn op_audit(State(api): State<ApiState>, Query(range): Query<RangeQuery>) -> ApiResult {
+async fn op_audit(State(api): State<ApiState>, ApiQuery(range): ApiQuery<RangeQuery>) -> ApiResult {
     let (from, to) = range.bounds();
     let limit = range.limit.unwrap_or(1000).min(10_000);
     api.plane.read(&Actor::Operator, |_, ctx| crate::control::usage::audit(&api.plane, ctx, from, to, limit)).map(Json)
@@ -510,7 +510,7 @@ async fn explain(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Query(q): Query<ExplainQuery>,
+    ApiQuery(q): ApiQuery<ExplainQuery>,
 ) -> ApiResult {
     let actor = api.tenant(&headers, Some(remote))?;
     let account = actor.tenant()?.require_read()?.clone();
@@ -548,7 +548,7 @@ struct ApplyQuery {
 }
 
 /// Applies a state file (issue-2 schema, records inline) through the same validation as every change.
-async fn op_apply(State(api): State<ApiState>, Query(q): Query<ApplyQuery>, body: String) -> ApiResult {
+async fn op_apply(State(api): State<ApiState>, ApiQuery(q): ApiQuery<ApplyQuery>, body: String) -> ApiResult {
     let path = std::path::Path::new("apply.toml");
     let loaded = crate::config::from_str(&body, path, std::path::Path::new("/nonexistent"), None)
         .map_err(|e| ApiError::bad_request("bad_state_file", format!("{e:#}")))?;
@@ -571,7 +571,7 @@ struct BackupBody {
 }
 
 /// A consistent copy of the whole store, taken online.
-async fn op_backup(State(api): State<ApiState>, Json(body): Json<BackupBody>) -> ApiResult {
+async fn op_backup(State(api): State<ApiState>, ApiJson(body): ApiJson<BackupBody>) -> ApiResult {
     let plane = api.plane.clone();
     let path = body.path.clone();
     tokio::task::spawn_blocking(move || plane.store().backup(&path))

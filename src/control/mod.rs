@@ -59,6 +59,8 @@ pub struct Ctx<'a> {
     pub now: u64,
     /// The server secret that verification codes are HMACed under (never stored).
     pub secret: &'a [u8],
+    /// How long a link verification code stays valid, in seconds.
+    pub code_ttl: u64,
 }
 
 /// Everything the control plane owns at run time.
@@ -68,6 +70,7 @@ pub struct ControlPlane {
     writer: Mutex<Compiler>,
     published: Published,
     secret: Vec<u8>,
+    code_ttl: u64,
 }
 
 pub fn unix_now() -> u64 {
@@ -90,7 +93,14 @@ impl ControlPlane {
             writer: Mutex::new(compiler),
             published: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot)),
             secret,
+            code_ttl: ops::links::CODE_TTL_SECS,
         })
+    }
+
+    /// Sets how long link verification codes stay valid (`[admin] link_code_ttl_secs`).
+    pub fn with_code_ttl(mut self, secs: u64) -> ControlPlane {
+        self.code_ttl = secs.max(1);
+        self
     }
 
     pub fn published(&self) -> Published {
@@ -116,7 +126,7 @@ impl ControlPlane {
     /// Runs a read-only operation against the current state.
     pub fn read<R>(&self, actor: &Actor, f: impl FnOnce(&Control, &Ctx) -> Result<R, ApiError>) -> Result<R, ApiError> {
         let control = self.current();
-        let ctx = Ctx { actor, now: unix_now(), secret: &self.secret };
+        let ctx = Ctx { actor, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
         f(&control, &ctx)
     }
 
@@ -129,7 +139,7 @@ impl ControlPlane {
     ) -> Result<(Value, Plan), ApiError> {
         let mut compiler = self.writer.lock().map_err(|_| ApiError::internal("the writer lock is poisoned"))?;
         let current = self.current();
-        let ctx = Ctx { actor, now: unix_now(), secret: &self.secret };
+        let ctx = Ctx { actor, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
         let mut plan = op(&current, &ctx)?;
         if plan.ops.is_empty() {
             let mut response = plan.response.clone();

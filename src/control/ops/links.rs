@@ -16,7 +16,7 @@ use super::super::model::{keys, BlockDoc, Control, InboxDoc, LinkDoc, LinkReques
 use super::super::{Ctx, Plan};
 use crate::state::{Account, Uid};
 
-/// How long a code is valid.
+/// How long a code is valid by default (`[admin] link_code_ttl_secs`).
 pub const CODE_TTL_SECS: u64 = 600;
 /// Wrong codes after which a request is dead.
 pub const MAX_TRIES: u32 = 5;
@@ -115,7 +115,7 @@ pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiEr
         target: to.uid.0.clone(),
         code_hmac: hex_encode(&code_hmac(ctx.secret, &id, &code)?),
         created: ctx.now,
-        expires: ctx.now + CODE_TTL_SECS,
+        expires: ctx.now + ctx.code_ttl,
         failed_tries: 0,
         status: "pending".into(),
     };
