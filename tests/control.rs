@@ -558,3 +558,42 @@ fn records_change_and_zone_files_import_and_export() {
         err(s.admin(&acme, &["records", "add", &zone_id, "x", "DNAME", "y.example."])).contains("cannot be managed")
     );
 }
+
+#[test]
+fn scopes_set_add_remove_and_other_accounts_keys_and_links_are_out_of_reach() {
+    let s = StoreServer::start();
+    let (acme, beta) = inventory(&s);
+    s.operator(&["vpcs", "put", "--id", "vpc-acme-2", "--account", "1001", "--cidr", "127.0.83.0/24"]).expect("vpc");
+    let zone = s.admin(&acme, &["zones", "create", "corp.internal."]).expect("zone");
+    let zone_id = zone["id"].as_str().expect("zone id").to_string();
+    s.admin(&acme, &["records", "add", &zone_id, "www", "A", "10.0.0.1"]).expect("record");
+    assert_eq!(s.dig("127.0.80.5", "www.corp.internal").status, "REFUSED", "an empty scope answers nowhere");
+    let set = s.admin(&acme, &["zones", "scope", &zone_id, "--set", "vpc-acme", "vpc-acme-2"]).expect("set");
+    assert_eq!(set["scope"], serde_json::json!(["vpc-acme", "vpc-acme-2"]));
+    assert_eq!(s.dig("127.0.83.5", "www.corp.internal").data("A"), ["10.0.0.1"]);
+    s.admin(&acme, &["zones", "scope", &zone_id, "--remove", "vpc-acme-2"]).expect("remove");
+    assert_eq!(s.dig("127.0.83.5", "www.corp.internal").status, "REFUSED");
+    assert_eq!(s.dig("127.0.80.5", "www.corp.internal").data("A"), ["10.0.0.1"]);
+    // Keys, users and links of another account are out of reach.
+    let acme_key = s.admin(&acme, &["keys", "list"]).expect("keys")["keys"][0]["id"].as_str().expect("id").to_string();
+    assert!(err(s.admin(&beta, &["keys", "rm", &acme_key])).contains("not_found"));
+    assert!(err(s.admin(&beta, &["keys", "rotate", &acme_key])).contains("not_found"));
+    s.admin(&acme, &["users", "put", "ops", "--policy", "DNSFullAccess"]).expect("user");
+    assert!(err(s.admin(&beta, &["users", "rm", "ops"])).contains("not_found"));
+    assert!(err(s.admin(&beta, &["keys", "create", "--user", "ops"])).contains("not_found"));
+    s.operator(&["link", "acme", "beta"]).expect("link");
+    assert!(err(s.admin(&beta, &["links", "rm", "gamma"])).contains("not_found"), "no link with gamma");
+    assert_eq!(s.admin(&beta, &["links", "list"]).expect("links")["linked_by"][0]["uid"], "1001");
+    assert!(s.admin(&beta, &["audit"]).expect("audit")["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .all(|e| e["principal"] != "root:1001"));
+    // Deleting a zone with a stale If-Match is refused; with the current one it goes.
+    let shown = s.admin(&acme, &["zones", "show", &zone_id]).expect("show");
+    let current = shown["zone_revision"].as_u64().expect("revision");
+    let stale = err(s.admin(&acme, &["zones", "rm", &zone_id, "--if-match", &(current - 1).to_string()]));
+    assert!(stale.contains("412"), "{stale}");
+    s.admin(&acme, &["zones", "rm", &zone_id, "--if-match", &current.to_string()]).expect("delete");
+    assert_eq!(s.dig("127.0.80.5", "www.corp.internal").status, "REFUSED");
+}

@@ -293,8 +293,10 @@ impl Control {
             }
         }
         self.state.revision = self.revision;
-        for id in self.pending_records.keys() {
-            problems.push(format!("records of unknown zone {id}"));
+        for (id, records) in &self.pending_records {
+            if !records.is_empty() {
+                problems.push(format!("records of unknown zone {id}"));
+            }
         }
         problems
     }
@@ -450,9 +452,16 @@ impl Control {
             }
             None => None,
         };
-        let records = match self.state.zones.get_mut(&zone_id) {
-            Some(zone) => &mut zone.records,
-            None => self.pending_records.entry(zone_id.clone()).or_default(),
+        let records = match (self.state.zones.get_mut(&zone_id), &new) {
+            (Some(zone), _) => &mut zone.records,
+            (None, Some(_)) => self.pending_records.entry(zone_id.clone()).or_default(),
+            // The records of a zone deleted in the same change: nothing left to remove them from.
+            (None, None) => {
+                if let Some(pending) = self.pending_records.get_mut(&zone_id) {
+                    pending.remove(rid);
+                }
+                return Ok(());
+            }
         };
         let old = match &new {
             Some(record) => records.insert(rid.to_string(), record.clone()),
