@@ -5,18 +5,28 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# dig queries the servers the tests start; openssl makes the TLS test's certificate.
+# dig queries the servers the tests start; openssl makes the TLS test's certificate; named (BIND 9) is the
+# reference of the differential test, which starts its own instance on a loopback port.
 missing=""
 command -v dig >/dev/null 2>&1 || missing="$missing bind9-dnsutils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing="$missing bind9"
 if [ -n "$missing" ]; then
   echo "== installing:$missing"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
+  # Keep the package scripts from starting a system-wide named on port 53: the tests run their own.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && created_policy=1
+  fi
   $sudo apt-get update -qq
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+  [ -z "$created_policy" ] || $sudo rm -f "$policy"
 fi
+export PATH="$PATH:/usr/sbin"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
