@@ -85,8 +85,10 @@ fn precheck(query: &Query, transport: Transport) -> Option<Rcode> {
         return Some(Rcode::BadVers); // RFC 6891 §6.1.3
     }
     match query.qtype {
-        rtype::AXFR | rtype::IXFR if transport == Transport::Udp => return Some(Rcode::FormErr),
-        rtype::AXFR | rtype::IXFR => return Some(Rcode::Refused), // no zone transfers of private zones
+        // AXFR is TCP-only (RFC 5936 §4.2); IXFR may come over UDP (RFC 1995 §2). Private zones are never
+        // transferred.
+        rtype::AXFR if transport == Transport::Udp => return Some(Rcode::FormErr),
+        rtype::AXFR | rtype::IXFR => return Some(Rcode::Refused),
         rtype::MAILA | rtype::MAILB => return Some(Rcode::NotImp),
         rtype::ANY => {}
         t if is_meta_type(t) => return Some(Rcode::FormErr), // OPT, TSIG, TKEY, …: never a question
