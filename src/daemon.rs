@@ -50,6 +50,8 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
 }
 
 async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sockets: usize) -> anyhow::Result<()> {
+    // The store, its WAL, backups and the secret are the tenants' data: owner-only, whatever the caller's umask.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let store = SqliteStore::open(&settings.store)?;
     let secret = read_or_create_secret(&settings.secret_file)?;
     let plane = Arc::new(

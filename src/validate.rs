@@ -211,6 +211,10 @@ fn check_zone_records(zone: &Zone, only: Option<&HashSet<&[u8]>>, p: &mut Vec<St
             RData::Soa { .. } if owner != apex => {
                 p.push(format!("{what}: {} SOA: an SOA belongs only at the apex", r.owner))
             }
+            // The apex always holds SOA and NS (generated when absent), so a CNAME there is beside other data.
+            RData::Cname(_) if owner == apex => {
+                p.push(format!("{what}: {} CNAME: the apex holds SOA and NS, so it cannot hold a CNAME", r.owner))
+            }
             _ => {}
         }
         at.entry(owner).or_default().push(&r.rdata);

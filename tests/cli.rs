@@ -163,6 +163,7 @@ fn zone_contents_are_checked() {
         ("www A 10.0.0.1\nwww CNAME api\n", "CNAME beside other data"),
         ("sub NS ns.example.\n", "do not delegate"),
         ("old DNAME new.example.\n", "DNAME"),
+        ("@ CNAME elsewhere.example.\n", "cannot hold a CNAME"),
     ];
     for (body, needle) in cases {
         let (config, file) = zone_file(body);

@@ -28,12 +28,17 @@ const AUTH_WINDOW: Duration = Duration::from_secs(60);
 /// How long one e-mail delivery may take before it is abandoned.
 const MAIL_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Failed authentications: (address, key id) → (window start, count).
+type FailureCounts = HashMap<(IpAddr, String), (Instant, u32)>;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
     pub plane: Arc<ControlPlane>,
     pub mailer: Option<Arc<Mailer>>,
-    failures: Arc<Mutex<HashMap<IpAddr, (Instant, u32)>>>,
+    /// Failed authentications per (address, key id): guessing one key is throttled without locking out the other
+    /// tenants behind the same address (every loopback client is 127.0.0.1).
+    failures: Arc<Mutex<FailureCounts>>,
 }
 
 impl ApiState {
@@ -41,39 +46,39 @@ impl ApiState {
         ApiState { plane, mailer, failures: Arc::new(Mutex::new(HashMap::new())) }
     }
 
-    /// The tenant behind the bearer token; failures are counted per address and throttled.
+    /// The tenant behind the bearer token; failures are counted per (address, key id) and throttled.
     pub fn tenant(&self, headers: &HeaderMap, remote: Option<SocketAddr>) -> Result<Actor, ApiError> {
-        let ip = remote.map(|r| r.ip());
-        if let Some(ip) = ip {
-            if self.failures_of(ip) >= AUTH_FAILURES_PER_WINDOW {
-                return Err(ApiError::too_many("too many failed authentications: wait a minute"));
-            }
-        }
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        let result = auth::authenticate(&self.plane.current(), token.trim(), crate::control::unix_now());
-        if result.is_err() {
-            if let Some(ip) = ip {
-                self.count_failure(ip);
+            .unwrap_or_default()
+            .trim();
+        let key_id = token.strip_prefix("vpcdns_").and_then(|r| r.split('_').next()).unwrap_or_default();
+        let throttle = remote.map(|r| (r.ip(), key_id.chars().take(32).collect::<String>()));
+        if let Some(key) = &throttle {
+            if self.failures_of(key) >= AUTH_FAILURES_PER_WINDOW {
+                return Err(ApiError::too_many("too many failed authentications: wait a minute"));
             }
+        }
+        let result = auth::authenticate(&self.plane.current(), token, crate::control::unix_now());
+        if let (Err(_), Some(key)) = (&result, throttle) {
+            self.count_failure(key);
         }
         result
     }
 
-    fn failures_of(&self, ip: IpAddr) -> u32 {
+    fn failures_of(&self, key: &(IpAddr, String)) -> u32 {
         let Ok(map) = self.failures.lock() else { return 0 };
-        map.get(&ip).filter(|(start, _)| start.elapsed() < AUTH_WINDOW).map_or(0, |(_, n)| *n)
+        map.get(key).filter(|(start, _)| start.elapsed() < AUTH_WINDOW).map_or(0, |(_, n)| *n)
     }
 
-    fn count_failure(&self, ip: IpAddr) {
+    fn count_failure(&self, key: (IpAddr, String)) {
         let Ok(mut map) = self.failures.lock() else { return };
         if map.len() > 100_000 {
             map.retain(|_, (start, _)| start.elapsed() < AUTH_WINDOW);
         }
-        let entry = map.entry(ip).or_insert((Instant::now(), 0));
+        let entry = map.entry(key).or_insert((Instant::now(), 0));
         if entry.0.elapsed() >= AUTH_WINDOW {
             *entry = (Instant::now(), 0);
         }

@@ -95,9 +95,16 @@ async fn operator_write(
     api.write(Actor::Operator, "unix-socket".into(), op).await.map(Json)
 }
 
-/// Days from now, as a unix time.
-fn expiry(days: Option<u64>) -> Option<u64> {
-    days.map(|d| crate::control::unix_now() + d.saturating_mul(86_400))
+/// The longest key lifetime one may ask for: 100 years.
+const MAX_KEY_DAYS: u64 = 36_500;
+
+/// Days from now, as a unix time; absurd lifetimes are refused rather than overflowed.
+fn expiry(days: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match days {
+        None => Ok(None),
+        Some(d) if d <= MAX_KEY_DAYS => Ok(Some(crate::control::unix_now().saturating_add(d * 86_400))),
+        Some(_) => Err(ApiError::bad_request("bad_expiry", format!("expires_in_days is at most {MAX_KEY_DAYS}"))),
+    }
 }
 
 // ---- tenant handlers -------------------------------------------------------------------------------------------
@@ -158,7 +165,7 @@ async fn key_create(
     headers: HeaderMap,
     ApiJson(body): ApiJson<KeyBody>,
 ) -> ApiResult {
-    let expires = expiry(body.expires_in_days);
+    let expires = expiry(body.expires_in_days)?;
     tenant_write(api, &headers, remote, move |c, ctx| tenant::create_key(c, ctx, body.user.as_deref(), expires)).await
 }
 
@@ -424,7 +431,7 @@ struct RootKeyBody {
 }
 
 async fn op_key_create(State(api): State<ApiState>, ApiJson(body): ApiJson<RootKeyBody>) -> ApiResult {
-    let expires = expiry(body.expires_in_days);
+    let expires = expiry(body.expires_in_days)?;
     operator_write(api, move |c, ctx| inventory::create_root_key(c, ctx, &body.account, expires)).await
 }
 

@@ -106,7 +106,14 @@ pub enum VpcsCommand {
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let loaded = crate::config::load(&args.config, None)?;
     let settings = loaded.control.context("the configuration has no [store]: operator commands need the store")?;
-    let running = tokio::net::UnixStream::connect(&settings.socket).await.is_ok();
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // Only a socket that is absent or refuses connections means the server is stopped; anything else (permission
+    // denied, say) must not lead to writing a live store behind the server's back.
+    let running = match tokio::net::UnixStream::connect(&settings.socket).await {
+        Ok(_) => true,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => false,
+        Err(e) => anyhow::bail!("cannot use the operator socket {}: {e}", settings.socket.display()),
+    };
     if let OperatorCommand::Restore { path } = &args.command {
         if running {
             anyhow::bail!("the server is running on {}: stop it before restoring", settings.socket.display());

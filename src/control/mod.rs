@@ -137,7 +137,8 @@ impl ControlPlane {
         remote: &str,
         op: impl FnOnce(&Control, &Ctx) -> Result<Plan, ApiError>,
     ) -> Result<(Value, Plan), ApiError> {
-        let mut compiler = self.writer.lock().map_err(|_| ApiError::internal("the writer lock is poisoned"))?;
+        // A panic inside a write only ever touched a copy of the state, so a poisoned lock is safe to take over.
+        let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.current();
         let ctx = Ctx { actor, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
         let mut plan = op(&current, &ctx)?;
@@ -166,7 +167,8 @@ impl ControlPlane {
         let mut next = (*current).clone();
         let problems = next.apply(&changes_of(&plan.ops, &current, provisional));
         if !problems.is_empty() {
-            return Err(ApiError::internal(format!("the change does not decode: {}", problems.join("; "))));
+            // A document the model cannot read (a bad CIDR, an unknown site): the caller's input, refused whole.
+            return Err(ApiError::invalid_state(problems));
         }
         let mut changed = next.take_dirty();
         validate::validate_changed(&next.state, Some(&changed)).map_err(|p| ApiError::invalid_state(p.0))?;
@@ -205,7 +207,7 @@ impl ControlPlane {
 
     /// Commits documents that are not part of the served model (usage buckets) without validation.
     pub fn commit_internal(&self, ops: &[Op]) -> anyhow::Result<u64> {
-        let _writer = self.writer.lock().map_err(|_| anyhow::anyhow!("the writer lock is poisoned"))?;
+        let _writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match self.store.txn(&[], ops)? {
             TxnOutcome::Committed { revision } => Ok(revision),
             TxnOutcome::Conflict { key, .. } => anyhow::bail!("unexpected conflict on {key}"),

@@ -200,7 +200,11 @@ pub struct InboxDoc {
     pub time: u64,
     pub from: String,
     pub subject: String,
+    /// The text; a link request's code appears as a placeholder, rendered only when B's root reads it.
     pub body: String,
+    /// The link request whose code the body shows.
+    #[serde(default)]
+    pub request: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::super::auth::{fill_random, hex_encode, random_hex};
+use super::super::auth::{hex_encode, random_hex};
 use super::super::error::ApiError;
 use super::super::model::{keys, BlockDoc, Control, InboxDoc, LinkDoc, LinkRequestDoc, ScopeDoc};
 use super::super::{Ctx, Plan};
@@ -69,18 +69,22 @@ fn code_hmac(secret: &[u8], request: &str, code: &str) -> Result<Vec<u8>, ApiErr
     Ok(mac.finalize().into_bytes().to_vec())
 }
 
-/// Six uniformly random digits.
-fn new_code() -> Result<String, ApiError> {
-    loop {
-        let mut b = [0u8; 4];
-        fill_random(&mut b)?;
-        let n = u32::from_le_bytes(b);
-        // Reject the top sliver so every code is equally likely.
-        if n < 4_294_000_000 {
-            return Ok(format!("{:06}", n % 1_000_000));
-        }
-    }
+/// The code of a request: six digits derived from the server secret and the (random) request id. The code itself
+/// is therefore never stored — not in the request, not in the inbox, not in backups: the inbox shows a placeholder
+/// that is rendered for B's root at read time, and the request keeps only an HMAC for verification.
+fn derive_code(secret: &[u8], request: &str) -> Result<String, ApiError> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).map_err(|_| ApiError::internal("bad HMAC key"))?;
+    mac.update(b"link-code:");
+    mac.update(request.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    // 2^64 is so much larger than 10^6 that the modulo bias is below 10^-13.
+    Ok(format!("{:06}", u64::from_be_bytes(first) % 1_000_000))
 }
+
+/// Where an inbox message shows its request's code.
+const CODE_PLACEHOLDER: &str = "{code}";
 
 /// Step 1: A asks to link B. B's owner gets the code.
 pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiError> {
@@ -108,7 +112,7 @@ pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiEr
         plan.put(keys::link_request(&old.id), &LinkRequestDoc { status: "dead".into(), ..old.clone() });
     }
     let id = random_hex(8)?;
-    let code = new_code()?;
+    let code = derive_code(ctx.secret, &id)?;
     let doc = LinkRequestDoc {
         id: id.clone(),
         account: from.0.clone(),
@@ -122,12 +126,14 @@ pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiEr
     plan.put(keys::link_request(&id), &doc);
     let requester = control.state.accounts.get(&from).map_or(from.0.clone(), |a| format!("{} (uid {})", a.name, a.uid));
     let subject = "vpcdns: verification code for a link request".to_string();
-    let body = format!(
+    let minutes = ctx.code_ttl.div_ceil(60);
+    let template = format!(
         "Account {requester} asks to link your account {}, so that it can add your VPCs to the scope of its private \
-         zones.\n\nVerification code: {code}\nRequest: {id}\nThe code is valid for 10 minutes. If you did not expect \
-         this, ignore it, or block the requester.\n",
+         zones.\n\nVerification code: {CODE_PLACEHOLDER}\nRequest: {id}\nThe code is valid for {minutes} minute(s). \
+         If you did not expect this, ignore it, or block the requester.\n",
         to.name
     );
+    let body = template.replace(CODE_PLACEHOLDER, &code);
     let message_id = random_hex(8)?;
     let message = InboxDoc {
         id: message_id.clone(),
@@ -135,7 +141,8 @@ pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiEr
         time: ctx.now,
         from: requester,
         subject: subject.clone(),
-        body: body.clone(),
+        body: template,
+        request: Some(id.clone()),
     };
     plan.put(keys::inbox(&to.uid.0, &message_id), &message);
     plan.mail.push((to.uid.0.clone(), subject, body));
@@ -273,14 +280,19 @@ pub fn block(control: &Control, ctx: &Ctx, requester: &str, blocked: bool) -> Re
     Ok(plan)
 }
 
-/// The root account's inbox (codes are sent here).
+/// The root account's inbox (codes are sent here; each is rendered from the secret at read time).
 pub fn inbox(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
     let me = ctx.actor.tenant()?.require_root()?;
-    let messages: Vec<Value> = control
-        .inbox
-        .iter()
-        .filter(|((a, _), _)| a == me)
-        .map(|(_, m)| json!({ "id": m.id, "time": m.time, "from": m.from, "subject": m.subject, "body": m.body }))
-        .collect();
+    let mut messages = Vec::new();
+    for ((account, _), m) in control.inbox.iter() {
+        if account != me {
+            continue;
+        }
+        let body = match &m.request {
+            Some(request) => m.body.replace(CODE_PLACEHOLDER, &derive_code(ctx.secret, request)?),
+            None => m.body.clone(),
+        };
+        messages.push(json!({ "id": m.id, "time": m.time, "from": m.from, "subject": m.subject, "body": body }));
+    }
     Ok(json!({ "messages": messages }))
 }

@@ -111,7 +111,7 @@ pub fn remove_key(control: &Control, ctx: &Ctx, id: &str, rotate: bool) -> Resul
     plan.response = json!({ "id": id, "result": "removed" });
     if rotate {
         // The replacement lives as long as the old key was meant to.
-        let expires = old.expires.map(|e| ctx.now + e.saturating_sub(old.created));
+        let expires = old.expires.map(|e| ctx.now.saturating_add(e.saturating_sub(old.created)));
         let key = mint_key(&me, old.user.as_deref(), ctx.now, expires)?;
         plan.put(keys::access_key(&key.doc.id), &key.doc);
         plan.response = json!({ "id": key.doc.id, "replaces": id, "user": old.user, "token": key.token, "expires": key.doc.expires });
