@@ -131,6 +131,33 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
     }
 }
 
+/// RDATA as hickory-proto encodes it without name compression (case kept), for our own decoder to read back.
+fn uncompressed_rdata(data: &hickory_proto::rr::RData) -> Vec<u8> {
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+    let mut bytes = Vec::new();
+    let mut encoder = BinEncoder::new(&mut bytes);
+    encoder.set_name_encoding(NameEncoding::Uncompressed);
+    data.emit(&mut encoder).expect("rdata encodes");
+    bytes
+}
+
+/// (type, presentation of the RDATA) of every record of every zone in `visible`, generated SOA/NS included.
+fn visible_data(snap: &vpcdns::snapshot::Snapshot, visible: &BTreeSet<u32>) -> BTreeSet<(u16, String)> {
+    let mut data = BTreeSet::new();
+    for &z in visible {
+        for node in snap.zones[z as usize].nodes() {
+            for set in node.rrsets.iter() {
+                for rdata in set.rdata.iter() {
+                    if let Ok(d) = RData::from_wire(set.rtype, rdata) {
+                        data.insert((set.rtype, d.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    data
+}
+
 fn query_packet(qname: &Name, qtype: u16) -> Vec<u8> {
     let mut q = vec![0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     q.extend_from_slice(qname.wire());
@@ -180,9 +207,16 @@ proptest! {
             if answer.rcode == Rcode::Refused {
                 prop_assert!(answer.answer.is_empty() && answer.authority.is_empty());
             }
-            // The wire response holds exactly the chosen records (when not truncated).
+            // Every record on the wire, decoded independently, carries data that a visible zone holds.
             if !outcome.truncated {
                 let msg = hickory_proto::op::Message::from_vec(&out).expect("our response decodes");
+                let allowed = visible_data(&snap, &visible);
+                for record in msg.answers.iter().chain(&msg.authorities).chain(&msg.additionals) {
+                    let rtype = u16::from(record.record_type());
+                    let wire = uncompressed_rdata(&record.data);
+                    let data = RData::from_wire(rtype, &wire).map(|d| d.to_string()).unwrap_or_default();
+                    prop_assert!(allowed.contains(&(rtype, data.clone())), "{} {} {} is in no zone vpc {} sees", record.name, rtype, data, class.vpc);
+                }
                 let count = |rrs: &[lookup::Rr]| rrs.iter().map(|r| r.rrset.rdata.len()).sum::<usize>();
                 prop_assert_eq!(msg.answers.len(), count(&answer.answer));
                 prop_assert_eq!(msg.authorities.len(), count(&answer.authority));
