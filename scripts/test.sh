@@ -30,6 +30,9 @@ export PATH="$PATH:/usr/sbin"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== cargo deny (bans, licenses, sources; deny.toml)"
+command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --quiet
+cargo deny check bans licenses sources
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
