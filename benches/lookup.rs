@@ -67,7 +67,11 @@ fn state(zones: usize) -> State {
     }
     State {
         revision: 1,
-        server: ServerSettings { listen: vec!["127.0.0.1:53".parse().expect("addr")], nameserver: name("ns.bench.") },
+        server: ServerSettings {
+            listen: vec!["127.0.0.1:53".parse().expect("addr")],
+            nameserver: name("ns.bench."),
+            limits: Default::default(),
+        },
         accounts: [(uid, account)].into_iter().collect(),
         users: BTreeMap::new(),
         vpcs,

@@ -43,7 +43,16 @@ struct RawConfig {
     zones: Vec<RawZone>,
     store: Option<RawStore>,
     admin: Option<RawAdmin>,
+    limits: Option<RawLimits>,
     notify: Option<RawNotify>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_rrset: Option<usize>,
+    max_zones_per_account: Option<usize>,
+    max_records_per_account: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,7 +321,15 @@ impl Builder<'_> {
     }
 
     fn build(&mut self, raw: RawConfig) -> Result<State, ConfigError> {
-        let server = self.server(raw.server);
+        let mut server = self.server(raw.server);
+        if let Some(l) = raw.limits {
+            let d = server.limits;
+            server.limits = crate::state::Limits {
+                max_rrset: l.max_rrset.unwrap_or(d.max_rrset),
+                max_zones_per_account: l.max_zones_per_account.unwrap_or(d.max_zones_per_account),
+                max_records_per_account: l.max_records_per_account.unwrap_or(d.max_records_per_account),
+            };
+        }
         let accounts = self.accounts(raw.accounts);
         let users = self.users(raw.users);
         let vpcs = self.vpcs(raw.vpcs);
@@ -355,7 +372,7 @@ impl Builder<'_> {
                 Name::root()
             }
         };
-        ServerSettings { listen, nameserver }
+        ServerSettings { listen, nameserver, limits: crate::state::Limits::default() }
     }
 
     fn accounts(&mut self, raw: Vec<RawAccount>) -> BTreeMap<Uid, Account> {

@@ -140,6 +140,25 @@ pub struct ServerSettings {
     pub listen: Vec<SocketAddr>,
     /// MNAME of generated SOAs and target of generated NS records.
     pub nameserver: Name,
+    /// Bounds validation enforces on every state.
+    pub limits: Limits,
+}
+
+/// Resource bounds: a careful server's defaults, configurable under `[limits]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Records in one RRset (one owner and type): a huge RRset is an amplification and CPU hazard.
+    pub max_rrset: usize,
+    /// Zones one account may own.
+    pub max_zones_per_account: usize,
+    /// Records one account may hold over all its zones.
+    pub max_records_per_account: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_rrset: 100, max_zones_per_account: 10_000, max_records_per_account: 1_000_000 }
+    }
 }
 
 /// Everything that should be served, normalized.

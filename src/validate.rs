@@ -36,17 +36,18 @@ pub fn validate_changed(state: &State, changed: Option<&BTreeMap<ZoneId, DirtyZo
     for zone in state.zones.values() {
         check_zone_binding(state, zone, &mut p);
         match changed.map(|c| c.get(&zone.id)) {
-            None => check_zone_records(zone, None, &mut p),
-            Some(Some(dirty)) if dirty.full => check_zone_records(zone, None, &mut p),
+            None => check_zone_records(zone, state.server.limits.max_rrset, None, &mut p),
+            Some(Some(dirty)) if dirty.full => check_zone_records(zone, state.server.limits.max_rrset, None, &mut p),
             Some(Some(dirty)) => {
                 let owners: HashSet<&[u8]> = dirty.owners.iter().map(|n| n.wire()).collect();
-                check_zone_records(zone, Some(&owners), &mut p);
+                check_zone_records(zone, state.server.limits.max_rrset, Some(&owners), &mut p);
             }
             Some(None) => {}
         }
     }
     check_views(state, &mut p);
     check_prefixes(state, &mut p);
+    check_quotas(state, &mut p);
     if p.is_empty() {
         Ok(())
     } else {
@@ -186,7 +187,7 @@ fn check_zone_binding(state: &State, zone: &Zone, p: &mut Vec<String>) {
 
 /// The per-record rules; with `only`, just the records whose lower-case owner is listed (filtered without
 /// allocating, so checking a few owners of a large zone is cheap).
-fn check_zone_records(zone: &Zone, only: Option<&HashSet<&[u8]>>, p: &mut Vec<String>) {
+fn check_zone_records(zone: &Zone, max_rrset: usize, only: Option<&HashSet<&[u8]>>, p: &mut Vec<String>) {
     let what = format!("zone {} ({})", zone.name, zone.origin);
     let apex = zone.name.lower();
     let mut buf = [0u8; crate::name::MAX_NAME_LEN];
@@ -235,6 +236,35 @@ fn check_zone_records(zone: &Zone, only: Option<&HashSet<&[u8]>>, p: &mut Vec<St
         }
         if owner == &apex && data.iter().filter(|d| matches!(d, RData::Soa { .. })).count() > 1 {
             p.push(format!("{what}: more than one SOA at the apex"));
+        }
+        let mut per_type: HashMap<u16, usize> = HashMap::new();
+        for d in data {
+            *per_type.entry(d.rtype()).or_default() += 1;
+        }
+        for (t, n) in per_type.into_iter().filter(|(_, n)| *n > max_rrset) {
+            p.push(format!("{what}: {owner} {} has {n} records; an RRset holds at most {max_rrset}", type_name(t)));
+        }
+    }
+}
+
+/// Per account: at most so many zones and records (`[limits]`).
+fn check_quotas(state: &State, p: &mut Vec<String>) {
+    let limits = state.server.limits;
+    let mut per_account: HashMap<&crate::state::Uid, (usize, usize)> = HashMap::new();
+    for zone in state.zones.values() {
+        let entry = per_account.entry(&zone.account).or_default();
+        entry.0 += 1;
+        entry.1 += zone.records.len();
+    }
+    for (account, (zones, records)) in per_account {
+        if zones > limits.max_zones_per_account {
+            p.push(format!("account {account} owns {zones} zones; the limit is {}", limits.max_zones_per_account));
+        }
+        if records > limits.max_records_per_account {
+            p.push(format!(
+                "account {account} holds {records} records; the limit is {}",
+                limits.max_records_per_account
+            ));
         }
     }
 }

@@ -204,3 +204,22 @@ fn explain_tells_why() {
 fn admin_and_notify_need_a_store() {
     assert_rejected("[admin]\nlisten = \"127.0.0.1:5380\"\n", &[], "need [store]");
 }
+
+#[test]
+fn limits_bound_rrsets_zones_and_records() {
+    let records: Vec<String> = (0..101)
+        .map(|i| format!("{{ name = \"big\", type = \"A\", data = \"10.0.{}.{}\" }}", i / 200, i % 200 + 1))
+        .collect();
+    let zone = format!(
+        "[[zones]]\nname = \"corp.internal.\"\naccount = \"1000000000000001\"\nscope = [\"vpc-a\"]\nrecords = [{}]\n",
+        records.join(", ")
+    );
+    assert_rejected(&zone, &[], "an RRset holds at most 100");
+    let two_zones = format!(
+        "[limits]\nmax_zones_per_account = 1\nmax_records_per_account = 1\n{ZONE_A}\
+         [[zones]]\nname = \"other.internal.\"\naccount = \"1000000000000001\"\nrecords = [\
+         {{ name = \"a\", type = \"A\", data = \"10.0.0.1\" }}, {{ name = \"b\", type = \"A\", data = \"10.0.0.2\" }}]\n"
+    );
+    assert_rejected(&two_zones, &[], "owns 2 zones; the limit is 1");
+    assert_rejected(&two_zones, &[], "holds 2 records; the limit is 1");
+}

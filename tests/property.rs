@@ -122,7 +122,11 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
     }
     State {
         revision: 1,
-        server: ServerSettings { listen: vec!["127.0.0.1:53".parse().expect("addr")], nameserver: n("ns.test.") },
+        server: ServerSettings {
+            listen: vec!["127.0.0.1:53".parse().expect("addr")],
+            nameserver: n("ns.test."),
+            limits: Default::default(),
+        },
         accounts,
         users: BTreeMap::new(),
         vpcs,

@@ -173,7 +173,11 @@ mod tests {
 
     #[test]
     fn keys_authenticate_only_with_the_right_secret() {
-        let mut control = Control::new(ServerSettings { listen: vec![], nameserver: crate::name::Name::root() });
+        let mut control = Control::new(ServerSettings {
+            listen: vec![],
+            nameserver: crate::name::Name::root(),
+            limits: Default::default(),
+        });
         let uid = Uid("1".into());
         control.state.accounts.insert(
             uid.clone(),

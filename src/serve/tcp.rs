@@ -2,8 +2,10 @@
 //! (RFC 1035 §4.2.2, several queries per connection per RFC 7766), with idle, read and write deadlines so that a
 //! slow or silent client only ever costs its own connection.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +29,9 @@ pub struct TcpLimits {
     pub read: Duration,
     /// How long a response may take to be written.
     pub write: Duration,
+    /// Connections open at once from one /24 (IPv4) or /56 (IPv6): one network cannot take every slot.
+    pub per_prefix: usize,
+    per_prefix_open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl Default for TcpLimits {
@@ -36,6 +41,48 @@ impl Default for TcpLimits {
             idle: Duration::from_secs(10),
             read: Duration::from_secs(5),
             write: Duration::from_secs(5),
+            per_prefix: 256,
+            per_prefix_open: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+/// The /24 or /56 a client address belongs to.
+fn client_prefix(ip: IpAddr) -> IpAddr {
+    match crate::classify::normalize_ip(ip) {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & 0xFFFF_FF00)),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 72) - 1))),
+    }
+}
+
+/// A connection's slot in its prefix's count, released on drop.
+struct PrefixSlot {
+    prefix: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PrefixSlot {
+    fn take(limits: &TcpLimits, ip: IpAddr) -> Option<PrefixSlot> {
+        let prefix = client_prefix(ip);
+        let mut open = limits.per_prefix_open.lock().ok()?;
+        let count = open.entry(prefix).or_default();
+        if *count >= limits.per_prefix {
+            return None;
+        }
+        *count += 1;
+        Some(PrefixSlot { prefix, open: limits.per_prefix_open.clone() })
+    }
+}
+
+impl Drop for PrefixSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.open.lock() {
+            if let Some(count) = open.get_mut(&self.prefix) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(&self.prefix);
+                }
+            }
         }
     }
 }
@@ -64,9 +111,13 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(slot) = PrefixSlot::take(&limits, peer.ip()) else {
+            tracing::debug!(%peer, "TCP connection refused: cap per client network reached");
+            continue; // dropping the stream closes it
+        };
         let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "TCP connection refused: connection cap reached");
-            continue; // dropping the stream closes it
+            continue;
         };
         let published = published.clone();
         let limits = limits.clone();
@@ -76,6 +127,7 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(permit);
+            drop(slot);
         });
     }
 }

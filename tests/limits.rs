@@ -1,0 +1,60 @@
+//! Resource bounds on the wire: one client network cannot take every TCP slot.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::{Server, ACCOUNT};
+
+/// A TCP connection from `source` (bound before connecting, so it can stand for a client network).
+fn connect_from(source: Ipv4Addr, server: SocketAddr) -> TcpStream {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrStorage};
+    let fd = socket::socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).expect("socket");
+    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(std::net::SocketAddrV4::new(source, 0)))
+        .expect("bind");
+    socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(server)).expect("connect");
+    TcpStream::from(fd)
+}
+
+/// One query for www.corp.internal/A over `stream`; the answer's rcode, or None when the server closed it.
+fn ask(stream: &mut TcpStream) -> Option<u8> {
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    let mut q = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    q.extend_from_slice(b"\x03www\x04corp\x08internal\x00\x00\x01\x00\x01");
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    stream.write_all(&framed).ok()?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(body[3] & 0x0F)
+}
+
+#[test]
+fn one_network_cannot_take_every_tcp_slot() {
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n{ACCOUNT}\
+         [[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.70.0/24\", \"127.0.71.0/24\"]\n\
+         [[zones]]\nname = \"corp.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n\
+         records = [{{ name = \"www\", type = \"A\", data = \"10.0.0.1\" }}]\n"
+    );
+    let s = Server::start(&config, &[]);
+    let at: SocketAddr = s.addrs[0].parse().expect("address");
+    // 256 connections from one /24 hold every slot that network may have (they stay idle and open).
+    let mut held: Vec<TcpStream> =
+        (0..256).map(|i| connect_from(Ipv4Addr::new(127, 0, 70, 1 + (i % 250) as u8), at)).collect();
+    assert_eq!(ask(&mut held[0]), Some(0), "a held connection answers");
+    // The next one from that network is closed at once; another network is still served.
+    let mut refused = connect_from(Ipv4Addr::new(127, 0, 70, 251), at);
+    assert_eq!(ask(&mut refused), None, "the 257th connection from one /24 is closed");
+    let mut other = connect_from(Ipv4Addr::new(127, 0, 71, 9), at);
+    assert_eq!(ask(&mut other), Some(0));
+    // Slots come back when connections close.
+    held.truncate(200);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = connect_from(Ipv4Addr::new(127, 0, 70, 252), at);
+    assert_eq!(ask(&mut again), Some(0));
+}
