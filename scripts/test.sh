@@ -11,6 +11,8 @@ missing=""
 command -v dig >/dev/null 2>&1 || missing="$missing bind9-dnsutils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing="$missing bind9"
+# ip (iproute2) makes the network namespace in which the IPv6 test runs its own hosts.
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing="$missing iproute2"
 if [ -n "$missing" ]; then
   echo "== installing:$missing"
   sudo=""
