@@ -110,7 +110,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let (source, q) = &qs[i % qs.len()];
                 i += 1;
-                respond::handle(q, *source, local, Transport::Udp, &snap, &mut out)
+                respond::handle(q, *source, local, Transport::Udp, &snap, None, &mut out)
             })
         });
     }

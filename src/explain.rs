@@ -159,7 +159,7 @@ fn response_text(snap: &Snapshot, q: &Question) -> String {
     query.extend_from_slice(&1u16.to_be_bytes());
     query.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
     let mut out = Vec::new();
-    if respond::handle(&query, q.source, q.listener, q.transport, snap, &mut out).is_none() {
+    if respond::handle(&query, q.source, q.listener, q.transport, snap, None, &mut out).is_none() {
         return "  (no response: the packet is dropped)\n".into();
     }
     match hickory_proto::op::Message::from_vec(&out) {

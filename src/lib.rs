@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod control;
+pub mod cookie;
 pub mod daemon;
 pub mod explain;
 pub mod lookup;

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use smallvec::SmallVec;
 
+use crate::cookie::{self, CookieKeys};
 use crate::lookup::Ede;
 use crate::lookup::{self, Answer, Owner, Rcode, Rr, Transport};
 use crate::rdata::{is_meta_type, rtype};
@@ -34,6 +35,8 @@ pub struct Outcome {
     /// The zone that answered the query name (its owner is billed).
     pub zone: Option<ZoneIdx>,
     pub truncated: bool,
+    /// The client returned a valid server cookie.
+    pub cookie_valid: bool,
 }
 
 /// Handles one request. Returns `None` when the packet must be dropped (no response at all); otherwise the
@@ -44,6 +47,7 @@ pub fn handle(
     local: SocketAddr,
     transport: Transport,
     snap: &Snapshot,
+    cookies: Option<&CookieKeys>,
     out: &mut Vec<u8>,
 ) -> Option<Outcome> {
     out.clear();
@@ -54,24 +58,53 @@ pub fn handle(
             let question = question_end.and_then(|end| packet.get(HEADER_LEN..end));
             write_header(out, id, flags, Rcode::FormErr, u16::from(question.is_some()), false);
             out.extend_from_slice(question.unwrap_or_default());
-            return Some(outcome(Rcode::FormErr, None, None));
+            return Some(outcome(Rcode::FormErr, None, None, false));
+        }
+        Err(DecodeError::CookieOnly { id, flags, edns }) => {
+            // RFC 7873 §5.4: a query with no question but a client cookie gets a server cookie and NOERROR.
+            let cookie = reply_cookie(cookies, &edns, source);
+            write_header(out, id, flags, Rcode::NoError, 0, false);
+            write_opt(out, Rcode::NoError, edns, None, cookie.as_ref());
+            set_count(out, 10, 1);
+            return Some(outcome(Rcode::NoError, None, None, cookie.is_some_and(|c| c.valid)));
         }
     };
+    let cookie = query.edns.and_then(|edns| reply_cookie(cookies, &edns, source));
+    let cookie_valid = cookie.is_some_and(|c| c.valid);
     if let Some(rcode) = precheck(&query, transport) {
-        write_error(&query, rcode, out);
-        return Some(outcome(rcode, None, None));
+        write_error(&query, rcode, cookie.as_ref(), out);
+        return Some(outcome(rcode, None, None, cookie_valid));
     }
     let Some(class) = snap.classifier.classify(local, source) else {
-        write_error(&query, Rcode::Refused, out);
-        return Some(outcome(Rcode::Refused, None, None));
+        write_error(&query, Rcode::Refused, cookie.as_ref(), out);
+        return Some(outcome(Rcode::Refused, None, None, cookie_valid));
     };
     let answer = lookup::lookup(snap, class.vpc, query.qname, query.qtype, transport);
-    let truncated = encode(&query, &answer, size_limit(&query, transport), out);
-    Some(Outcome { rcode: answer.rcode, vpc: Some(class.vpc), zone: answer.zone, truncated })
+    let truncated = encode(&query, &answer, size_limit(&query, transport), cookie.as_ref(), out);
+    Some(Outcome { rcode: answer.rcode, vpc: Some(class.vpc), zone: answer.zone, truncated, cookie_valid })
 }
 
-fn outcome(rcode: Rcode, vpc: Option<VpcIdx>, zone: Option<ZoneIdx>) -> Outcome {
-    Outcome { rcode, vpc, zone, truncated: false }
+fn outcome(rcode: Rcode, vpc: Option<VpcIdx>, zone: Option<ZoneIdx>, cookie_valid: bool) -> Outcome {
+    Outcome { rcode, vpc, zone, truncated: false, cookie_valid }
+}
+
+/// The COOKIE option of a reply: the client's cookie and a fresh server cookie, and whether the client's own server
+/// cookie was valid (a valid cookie proves the source address; rate limiting exempts it).
+#[derive(Debug, Clone, Copy)]
+struct CookieReply {
+    client: [u8; 8],
+    server: [u8; cookie::SERVER_COOKIE_LEN],
+    valid: bool,
+}
+
+fn reply_cookie(keys: Option<&CookieKeys>, edns: &Edns, source: IpAddr) -> Option<CookieReply> {
+    let (keys, sent) = (keys?, edns.cookie?);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
+    Some(CookieReply {
+        client: sent.client,
+        server: cookie::server_cookie(keys, &sent.client, source, now),
+        valid: cookie::is_valid(keys, &sent, source, now),
+    })
 }
 
 /// The rules that answer before any lookup: opcode, EDNS version, meta query types, class.
@@ -121,39 +154,44 @@ fn write_header(out: &mut Vec<u8>, id: u16, request_flags: u16, rcode: Rcode, qd
 }
 
 /// An error response: header, the question echoed, and OPT when the client sent EDNS.
-fn write_error(query: &Query, rcode: Rcode, out: &mut Vec<u8>) {
+fn write_error(query: &Query, rcode: Rcode, cookie: Option<&CookieReply>, out: &mut Vec<u8>) {
     write_header(out, query.id, query.flags, rcode, 1, false);
     out.extend_from_slice(query.question);
     if let Some(edns) = query.edns {
-        write_opt(out, rcode, edns, None);
+        write_opt(out, rcode, edns, None, cookie);
         set_count(out, 10, 1);
     }
 }
 
-/// Our OPT record: our UDP size, the extended rcode bits, DO echoed, and an Extended DNS Error if any.
-fn write_opt(out: &mut Vec<u8>, rcode: Rcode, edns: Edns, ede: Option<Ede>) {
+/// Our OPT record: our UDP size, the extended rcode bits, DO echoed, a COOKIE when the client sent one, and an
+/// Extended DNS Error if any. No other option is ever echoed.
+fn write_opt(out: &mut Vec<u8>, rcode: Rcode, edns: Edns, ede: Option<Ede>, cookie: Option<&CookieReply>) {
     let ext_rcode = (rcode as u16 >> 4) as u32;
     let ttl = (ext_rcode << 24) | if edns.dnssec_ok { 0x8000 } else { 0 };
     out.push(0);
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
     out.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
     out.extend_from_slice(&ttl.to_be_bytes());
-    match ede {
-        Some(ede) => {
-            let len = 2 + ede.text.len() as u16;
-            out.extend_from_slice(&(4 + len).to_be_bytes());
-            out.extend_from_slice(&EDNS_OPTION_EDE.to_be_bytes());
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(&ede.code.to_be_bytes());
-            out.extend_from_slice(ede.text.as_bytes());
-        }
-        None => out.extend_from_slice(&0u16.to_be_bytes()),
+    let rdlen = opt_len(ede, cookie) - OPT_LEN;
+    out.extend_from_slice(&(rdlen as u16).to_be_bytes());
+    if let Some(c) = cookie {
+        out.extend_from_slice(&cookie::OPTION_COOKIE.to_be_bytes());
+        out.extend_from_slice(&((8 + c.server.len()) as u16).to_be_bytes());
+        out.extend_from_slice(&c.client);
+        out.extend_from_slice(&c.server);
+    }
+    if let Some(ede) = ede {
+        let len = 2 + ede.text.len() as u16;
+        out.extend_from_slice(&EDNS_OPTION_EDE.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&ede.code.to_be_bytes());
+        out.extend_from_slice(ede.text.as_bytes());
     }
 }
 
-/// The size of our OPT record carrying `ede`.
-fn opt_len(ede: Option<Ede>) -> usize {
-    OPT_LEN + ede.map_or(0, |e| 6 + e.text.len())
+/// The size of our OPT record carrying `ede` and `cookie`.
+fn opt_len(ede: Option<Ede>, cookie: Option<&CookieReply>) -> usize {
+    OPT_LEN + ede.map_or(0, |e| 6 + e.text.len()) + cookie.map_or(0, |c| 4 + 8 + c.server.len())
 }
 
 fn set_count(out: &mut [u8], at: usize, value: u16) {
@@ -163,11 +201,11 @@ fn set_count(out: &mut [u8], at: usize, value: u16) {
 /// Encodes an answer within `limit` bytes. If the answer and authority sections do not fit, the response is the
 /// header and question with TC set (the client retries over TCP); additional RRsets that do not fit are left out
 /// without TC (RFC 2181 §9). Returns whether TC was set.
-pub fn encode(query: &Query, answer: &Answer, limit: usize, out: &mut Vec<u8>) -> bool {
+fn encode(query: &Query, answer: &Answer, limit: usize, cookie: Option<&CookieReply>, out: &mut Vec<u8>) -> bool {
     write_header(out, query.id, query.flags, answer.rcode, 1, answer.authoritative);
     out.extend_from_slice(query.question);
     let mut enc = Encoder::new(out, query.qname);
-    let reserve = if query.edns.is_some() { opt_len(answer.ede) } else { 0 };
+    let reserve = if query.edns.is_some() { opt_len(answer.ede, cookie) } else { 0 };
     let an = enc.rrsets(&answer.answer);
     let ns = enc.rrsets(&answer.authority);
     let truncated = enc.out.len() + reserve > limit;
@@ -183,7 +221,7 @@ pub fn encode(query: &Query, answer: &Answer, limit: usize, out: &mut Vec<u8>) -
     set_count(enc.out, 8, ns);
     let mut ar = ar;
     if let Some(edns) = query.edns {
-        write_opt(enc.out, answer.rcode, edns, answer.ede);
+        write_opt(enc.out, answer.rcode, edns, answer.ede, cookie);
         ar += 1;
     }
     set_count(enc.out, 10, ar);
@@ -368,7 +406,7 @@ records = [
         let mut out = Vec::new();
         let local = "127.0.0.1:53".parse().expect("addr");
         let source = "127.0.10.9".parse().expect("addr");
-        handle(bytes, source, local, transport, snap, &mut out).map(|o| (out, o))
+        handle(bytes, source, local, transport, snap, None, &mut out).map(|o| (out, o))
     }
 
     fn rcode_of(resp: &[u8]) -> u8 {
@@ -431,5 +469,40 @@ records = [
         assert_eq!(resp[2] & 0x04, 0x04, "AA is set");
         let answer = 12 + mixed.len() + 4;
         assert_eq!(&resp[answer..answer + 2], &[0xC0, 0x0C], "the owner points at the question");
+    }
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+
+    #[test]
+    fn a_returned_server_cookie_is_recognised() {
+        let snap = crate::testing::snapshot("");
+        let keys = CookieKeys::random().expect("keys");
+        let local = "127.0.0.1:53".parse().expect("addr");
+        let source: IpAddr = "127.0.10.9".parse().expect("addr");
+        let query = |cookie: &[u8]| {
+            let mut q = vec![
+                0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 3, b'w', b'w', b'w', 0, 0, 1, 0, 1, 0, 0, 41, 4, 208, 0, 0, 0, 0,
+            ];
+            q.extend_from_slice(&((cookie.len() + 4) as u16).to_be_bytes());
+            q.extend_from_slice(&[0, 10]);
+            q.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+            q.extend_from_slice(cookie);
+            q
+        };
+        let mut out = Vec::new();
+        let first =
+            handle(&query(&[7; 8]), source, local, Transport::Udp, &snap, Some(&keys), &mut out).expect("answer");
+        assert!(!first.cookie_valid);
+        let echoed = out[out.len() - 24..].to_vec();
+        let second =
+            handle(&query(&echoed), source, local, Transport::Udp, &snap, Some(&keys), &mut out).expect("answer");
+        assert!(second.cookie_valid, "our own server cookie validates");
+        let other: IpAddr = "127.0.10.8".parse().expect("addr");
+        let third =
+            handle(&query(&echoed), other, local, Transport::Udp, &snap, Some(&keys), &mut out).expect("answer");
+        assert!(!third.cookie_valid, "from another address it does not");
     }
 }

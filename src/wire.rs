@@ -5,6 +5,7 @@
 //! message (every record of every section) is walked so that lying counts are caught. It decodes only; the
 //! decisions about what to answer live in `respond`.
 
+use crate::cookie::{ClientCookie, OPTION_COOKIE};
 use crate::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use crate::rdata::rtype;
 
@@ -25,6 +26,8 @@ pub struct Edns {
     pub udp_size: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// The client's COOKIE option (RFC 7873), when it sent one.
+    pub cookie: Option<ClientCookie>,
 }
 
 /// A well-formed query with exactly one question.
@@ -51,6 +54,8 @@ pub enum DecodeError {
     /// Malformed: answered FORMERR with the request's id, opcode and flags, and its question when that much was
     /// well-formed (`question_end` is where the question section ends in the packet).
     FormErr { id: u16, flags: u16, question_end: Option<usize> },
+    /// No question, but a client cookie: the client asks for a server cookie (RFC 7873 §5.4), answered NOERROR.
+    CookieOnly { id: u16, flags: u16, edns: Edns },
 }
 
 fn u16_at(b: &[u8], pos: usize) -> Option<u16> {
@@ -70,31 +75,25 @@ pub fn decode(packet: &[u8]) -> Result<Query<'_>, DecodeError> {
     let formerr = DecodeError::FormErr { id, flags, question_end: None };
     let count = |i: usize| u16::from_be_bytes([packet[4 + 2 * i], packet[5 + 2 * i]]);
     let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
-    if qd != 1 {
+    if qd > 1 {
         return Err(formerr);
     }
-    let name_len = question_name_len(packet, HEADER_LEN).ok_or(formerr)?;
-    let qname_end = HEADER_LEN + name_len;
-    let qtype = u16_at(packet, qname_end).ok_or(formerr)?;
-    let qclass = u16_at(packet, qname_end + 2).ok_or(formerr)?;
-    let question_end = qname_end + 4;
-    let formerr = DecodeError::FormErr { id, flags, question_end: Some(question_end) };
-    let mut pos = question_end;
-    let mut edns = None;
-    for section in 0..3 {
-        let n = [an, ns, ar][section];
-        for _ in 0..n {
-            let rr = read_rr(packet, pos).ok_or(formerr)?;
-            if rr.rtype == rtype::OPT {
-                // One OPT, in the additional section, owned by the root (RFC 6891 §6.1.1).
-                if section != 2 || edns.is_some() || !rr.root_owner || !options_well_formed(rr.rdata) {
-                    return Err(formerr);
-                }
-                edns =
-                    Some(Edns { udp_size: rr.class, version: (rr.ttl >> 16) as u8, dnssec_ok: rr.ttl & 0x8000 != 0 });
-            }
-            pos = rr.end;
-        }
+    let (qname_end, question_end) = if qd == 1 {
+        let name_len = question_name_len(packet, HEADER_LEN).ok_or(formerr)?;
+        (HEADER_LEN + name_len, HEADER_LEN + name_len + 4)
+    } else {
+        (HEADER_LEN, HEADER_LEN)
+    };
+    let qtype = if qd == 1 { u16_at(packet, qname_end).ok_or(formerr)? } else { 0 };
+    let qclass = if qd == 1 { u16_at(packet, qname_end + 2).ok_or(formerr)? } else { 0 };
+    let formerr = DecodeError::FormErr { id, flags, question_end: (qd == 1).then_some(question_end) };
+    let edns = read_sections(packet, question_end, [an, ns, ar]).ok_or(formerr)?;
+    if qd == 0 {
+        // Only a cookie exchange may come without a question (RFC 7873 §5.4).
+        return match edns {
+            Some(edns) if edns.cookie.is_some() => Err(DecodeError::CookieOnly { id, flags, edns }),
+            _ => Err(formerr),
+        };
     }
     Ok(Query {
         id,
@@ -183,17 +182,46 @@ fn skip_name(packet: &[u8], start: usize) -> Option<(usize, bool)> {
     }
 }
 
-/// EDNS options: each a code and a length that fit inside the OPT RDATA.
-fn options_well_formed(mut rdata: &[u8]) -> bool {
-    while !rdata.is_empty() {
-        let Some(len) = u16_at(rdata, 2) else { return false };
-        let end = 4 + len as usize;
-        if end > rdata.len() {
-            return false;
+/// Walks every record of the answer, authority and additional sections; returns the EDNS they carry, or `None`
+/// when any is malformed: a record past the end, an OPT outside the additional section, two OPTs, an OPT with a
+/// non-root owner (RFC 6891 §6.1.1), or malformed options.
+fn read_sections(packet: &[u8], start: usize, counts: [u16; 3]) -> Option<Option<Edns>> {
+    let mut pos = start;
+    let mut edns = None;
+    for (section, n) in counts.into_iter().enumerate() {
+        for _ in 0..n {
+            let rr = read_rr(packet, pos)?;
+            if rr.rtype == rtype::OPT {
+                if section != 2 || edns.is_some() || !rr.root_owner {
+                    return None;
+                }
+                edns = Some(Edns {
+                    udp_size: rr.class,
+                    version: (rr.ttl >> 16) as u8,
+                    dnssec_ok: rr.ttl & 0x8000 != 0,
+                    cookie: read_options(rr.rdata)?,
+                });
+            }
+            pos = rr.end;
         }
-        rdata = &rdata[end..];
     }
-    true
+    Some(edns)
+}
+
+/// EDNS options: each a code and a length that fit inside the OPT RDATA. Returns the COOKIE, if any; `None` when
+/// malformed (a cookie of a length RFC 7873 §5.2.2 forbids included).
+fn read_options(mut rdata: &[u8]) -> Option<Option<ClientCookie>> {
+    let mut cookie = None;
+    while !rdata.is_empty() {
+        let code = u16_at(rdata, 0)?;
+        let len = u16_at(rdata, 2)? as usize;
+        let data = rdata.get(4..4 + len)?;
+        if code == OPTION_COOKIE && cookie.is_none() {
+            cookie = Some(ClientCookie::parse(data)?);
+        }
+        rdata = &rdata[4 + len..];
+    }
+    Some(cookie)
 }
 
 #[cfg(test)]

@@ -236,3 +236,61 @@ fn edns_versions_options_and_buffer_sizes() {
     // same VPC answers whatever the query's transport.
     assert_eq!(tcp(at, &query("www.corp.internal", 1, 1, 0, &[])).map(|r| counts(&r)[1]), Some(1));
 }
+
+/// The COOKIE option of a response's OPT (the OPT is the last record), if any.
+fn response_cookie(resp: &[u8]) -> Option<Vec<u8>> {
+    // Our OPT: 0, type 41 (2), class (2), ttl (4), rdlen (2), then options; find it from the end by its rdlen.
+    let mut at = resp.len();
+    for start in (12..resp.len().saturating_sub(10)).rev() {
+        if resp[start] == 0 && resp[start + 1..start + 3] == [0, 41] {
+            let rdlen = u16::from_be_bytes([resp[start + 9], resp[start + 10]]) as usize;
+            if start + 11 + rdlen == resp.len() {
+                at = start + 11;
+                break;
+            }
+        }
+    }
+    let mut options = resp.get(at..)?;
+    while options.len() >= 4 {
+        let code = u16::from_be_bytes([options[0], options[1]]);
+        let len = u16::from_be_bytes([options[2], options[3]]) as usize;
+        if code == 10 {
+            return options.get(4..4 + len).map(<[u8]>::to_vec);
+        }
+        options = options.get(4 + len..)?;
+    }
+    None
+}
+
+#[test]
+fn dns_cookies() {
+    let s = server();
+    let at: SocketAddr = s.addrs[0].parse().expect("address");
+    let cookie_opt = |data: &[u8]| {
+        let mut o = vec![0, 10];
+        o.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        o.extend_from_slice(data);
+        opt(&[0], 1232, 0, &o)
+    };
+    let client = [1u8, 2, 3, 4, 5, 6, 7, 8];
+    // A client cookie gets the client cookie back with a 16-byte RFC 9018 server cookie (version 1).
+    let resp = udp(at, &query("www.corp.internal", 1, 1, 1, &cookie_opt(&client))).expect("answer");
+    assert_eq!((rcode(&resp), counts(&resp)[1]), (0, 1));
+    let cookie = response_cookie(&resp).expect("a COOKIE option");
+    assert_eq!((cookie.len(), &cookie[..8], cookie[8]), (24, &client[..], 1));
+    // Returning it works, over UDP and TCP.
+    let full = cookie_opt(&cookie);
+    assert_eq!(udp(at, &query("www.corp.internal", 1, 1, 1, &full)).map(|r| rcode(&r)), Some(0));
+    assert_eq!(tcp(at, &query("www.corp.internal", 1, 1, 1, &full)).map(|r| rcode(&r)), Some(0));
+    // No question but a client cookie: NOERROR with a server cookie (RFC 7873 §5.4).
+    let mut bare = header(0, 0, 0, 0, 1);
+    bare.extend(cookie_opt(&client));
+    let resp = udp(at, &bare).expect("answer");
+    assert_eq!((rcode(&resp), counts(&resp)[0]), (0, 0));
+    assert_eq!(response_cookie(&resp).map(|c| c.len()), Some(24));
+    // Malformed cookie lengths: FORMERR.
+    for len in [5usize, 12, 41] {
+        let resp = udp(at, &query("www.corp.internal", 1, 1, 1, &cookie_opt(&vec![9u8; len]))).expect("answer");
+        assert_eq!(rcode(&resp), 1, "cookie of {len} bytes");
+    }
+}

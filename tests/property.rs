@@ -196,7 +196,7 @@ proptest! {
             let qtype = QTYPES[qt];
             let class = snap.classifier.classify(local, source);
             let mut out = Vec::new();
-            let outcome = respond::handle(&query_packet(&qname, qtype), source, local, transport, &snap, &mut out);
+            let outcome = respond::handle(&query_packet(&qname, qtype), source, local, transport, &snap, None, &mut out);
             let outcome = outcome.expect("a query is always answered");
             let Some(class) = class else {
                 prop_assert_eq!(outcome.rcode, Rcode::Refused);
@@ -236,7 +236,7 @@ proptest! {
         let mut out = Vec::new();
         let source = IpAddr::V4(Ipv4Addr::new(127, 0, 60, 1));
         for transport in [Transport::Udp, Transport::Tcp] {
-            let _ = respond::handle(&bytes, source, "127.0.0.1:53".parse().expect("addr"), transport, &snap, &mut out);
+            let _ = respond::handle(&bytes, source, "127.0.0.1:53".parse().expect("addr"), transport, &snap, None, &mut out);
         }
     }
 }

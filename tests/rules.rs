@@ -6,8 +6,16 @@ mod common;
 use common::{dig_at, example_dir, Server, ACCOUNT};
 
 fn example() -> Server {
-    let (dir, _) = example_dir();
-    Server::start_in(dir)
+    // The example's ports are replaced by a free one; retry if a parallel test takes it first.
+    for _ in 0..8 {
+        let (dir, _) = example_dir();
+        match Server::try_start_in(dir) {
+            Ok(server) => return server,
+            Err(e) if e.contains("Address already in use") => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("no free port for the example after 8 tries");
 }
 
 const PROD: &str = "127.0.10.7";
@@ -252,12 +260,14 @@ records = [{{ name = "www", type = "A", data = "10.0.0.1" }}]
 
 #[test]
 fn a_wildcard_listener_classifies_by_destination_and_replies_from_it() {
-    let port = common::free_port();
-    let vpcs = format!(
-        "[[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.70.0/24\"]\n\
-         [[vpcs]]\nid = \"v2\"\naccount = \"1\"\ncidrs = [\"127.0.71.0/24\"]\nlisteners = [\"127.0.0.2:{port}\"]\n"
-    );
-    let _server = Server::start(&listener_config(&format!("\"0.0.0.0:{port}\""), &vpcs), &[]);
+    let config = |port: u16| {
+        let vpcs = format!(
+            "[[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.70.0/24\"]\n\
+             [[vpcs]]\nid = \"v2\"\naccount = \"1\"\ncidrs = [\"127.0.71.0/24\"]\nlisteners = [\"127.0.0.2:{port}\"]\n"
+        );
+        listener_config(&format!("\"0.0.0.0:{port}\""), &vpcs)
+    };
+    let (_server, port) = Server::start_on_free_port(config, &[]);
     let on = |ip: &str, src: &str| dig_at(&format!("{ip}:{port}"), src, "www.corp.internal", "A", &[]);
     // dig accepts a UDP reply only from the address it asked: an answer proves the reply came from there.
     assert_eq!(on("127.0.0.2", "127.0.71.1").data("A"), ["10.0.0.1"]);

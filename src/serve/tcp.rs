@@ -93,6 +93,7 @@ pub async fn serve(
     published: Published,
     limits: TcpLimits,
     meter: Option<Arc<Meter>>,
+    cookies: super::Cookies,
 ) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -122,8 +123,9 @@ pub async fn serve(
         let published = published.clone();
         let limits = limits.clone();
         let local = meter.clone().map(LocalMeter::new);
+        let cookies = cookies.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer, published, &limits, local).await {
+            if let Err(e) = connection(stream, peer, published, &limits, local, cookies).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(permit);
@@ -138,6 +140,7 @@ async fn connection(
     published: Published,
     limits: &TcpLimits,
     mut local: Option<LocalMeter>,
+    cookies: super::Cookies,
 ) -> std::io::Result<()> {
     let local_addr = stream.local_addr()?;
     stream.set_nodelay(true)?;
@@ -157,7 +160,9 @@ async fn connection(
             Err(_) => return Ok(()),
         };
         let snapshot = published.load();
-        let handled = respond::handle(&message, peer.ip(), local_addr, Transport::Tcp, &snapshot, &mut out);
+        let keys = cookies.load();
+        let handled =
+            respond::handle(&message, peer.ip(), local_addr, Transport::Tcp, &snapshot, Some(&keys), &mut out);
         let Some(outcome) = handled else { continue };
         if let Some(meter) = &mut local {
             meter.record(&snapshot, &outcome);

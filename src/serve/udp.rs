@@ -36,7 +36,7 @@ struct Received {
 }
 
 /// Serves one UDP socket until it fails.
-pub async fn serve(listener: UdpListener, published: Published, meter: Option<Arc<Meter>>) {
+pub async fn serve(listener: UdpListener, published: Published, meter: Option<Arc<Meter>>, cookies: super::Cookies) {
     let local = listener.local;
     let wildcard = listener.wildcard;
     // SAFETY: the AsyncFd takes ownership of the std socket, which owns its descriptor and keeps it open (and the
@@ -80,12 +80,14 @@ pub async fn serve(listener: UdpListener, published: Published, meter: Option<Ar
             Err(_would_block) => continue,
         };
         let snapshot = published.load();
+        let keys = cookies.load();
         let handled = respond::handle(
             &buf[..received.len],
             received.peer.ip(),
             received.local,
             Transport::Udp,
             &snapshot,
+            Some(&keys),
             &mut out,
         );
         if let (Some(outcome), Some(counter)) = (&handled, &mut counter) {

@@ -34,6 +34,28 @@ impl Server {
     }
 
     pub fn start_in(dir: tempfile::TempDir) -> Server {
+        Server::try_start_in(dir).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a server on a free port that `config(port)` writes into the configuration. Free ports are probed, so
+    /// a parallel test may take one first: a start that fails on "Address already in use" is retried (bounded).
+    pub fn start_on_free_port(config: impl Fn(u16) -> String, files: &[(&str, &str)]) -> (Server, u16) {
+        let mut last = String::new();
+        for _ in 0..8 {
+            let port = free_port();
+            let dir = tempfile::tempdir().expect("temp dir");
+            write_files(dir.path(), &config(port), files);
+            match Server::try_start_in(dir) {
+                Ok(server) => return (server, port),
+                Err(e) if e.contains("Address already in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("no free port after 8 tries: {last}");
+    }
+
+    /// Starts `vpcdns serve` on the configuration in `dir`; the error holds the server's log.
+    pub fn try_start_in(dir: tempfile::TempDir) -> Result<Server, String> {
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(dir.path().join("vpcdns.toml"))
@@ -61,10 +83,16 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
             let _ = child.kill();
-            panic!("vpcdns did not become ready; stderr:\n{}", log.lock().map(|l| l.clone()).unwrap_or_default())
-        });
+            let _ = child.wait();
+            // The log thread may still be reading the last lines.
+            std::thread::sleep(Duration::from_millis(50));
+            return Err(format!(
+                "vpcdns did not become ready; stderr:\n{}",
+                log.lock().map(|l| l.clone()).unwrap_or_default()
+            ));
+        };
         let addrs: Vec<String> = line
             .strip_prefix("vpcdns ready: listening on ")
             .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"))
@@ -72,7 +100,7 @@ impl Server {
             .map(str::to_string)
             .collect();
         let port = addrs[0].rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-        Server { child, dir, addrs, port, stderr: log }
+        Ok(Server { child, dir, addrs, port, stderr: log })
     }
 
     pub fn config_path(&self) -> PathBuf {
