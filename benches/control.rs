@@ -75,6 +75,7 @@ fn bench(c: &mut Criterion) {
         listen: vec!["127.0.0.1:53".parse().expect("addr")],
         nameserver: Name::from_text("ns.bench.", None).expect("name"),
         limits: Default::default(),
+        rrl: Default::default(),
     };
     let started = Instant::now();
     let plane = ControlPlane::open(Arc::new(store), server, vec![7u8; 32]).expect("plane");

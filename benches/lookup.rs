@@ -71,6 +71,7 @@ fn state(zones: usize) -> State {
             listen: vec!["127.0.0.1:53".parse().expect("addr")],
             nameserver: name("ns.bench."),
             limits: Default::default(),
+            rrl: Default::default(),
         },
         accounts: [(uid, account)].into_iter().collect(),
         users: BTreeMap::new(),

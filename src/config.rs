@@ -44,7 +44,15 @@ struct RawConfig {
     store: Option<RawStore>,
     admin: Option<RawAdmin>,
     limits: Option<RawLimits>,
+    rrl: Option<RawRrl>,
     notify: Option<RawNotify>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRrl {
+    responses_per_second: Option<u32>,
+    slip: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -322,6 +330,13 @@ impl Builder<'_> {
 
     fn build(&mut self, raw: RawConfig) -> Result<State, ConfigError> {
         let mut server = self.server(raw.server);
+        if let Some(r) = raw.rrl {
+            let d = server.rrl;
+            server.rrl = crate::state::RrlSettings {
+                responses_per_second: r.responses_per_second.unwrap_or(d.responses_per_second),
+                slip: r.slip.unwrap_or(d.slip),
+            };
+        }
         if let Some(l) = raw.limits {
             let d = server.limits;
             server.limits = crate::state::Limits {
@@ -372,7 +387,7 @@ impl Builder<'_> {
                 Name::root()
             }
         };
-        ServerSettings { listen, nameserver, limits: crate::state::Limits::default() }
+        ServerSettings { listen, nameserver, limits: crate::state::Limits::default(), rrl: Default::default() }
     }
 
     fn accounts(&mut self, raw: Vec<RawAccount>) -> BTreeMap<Uid, Account> {

@@ -107,7 +107,7 @@ async fn run_dns(
         tracing::info!(%addr, "listening on UDP and TCP");
     }
     let addresses: Vec<String> = bound.addresses.iter().map(ToString::to_string).collect();
-    let dns = tokio::spawn(serve::run(bound, published, serve::tcp::TcpLimits::default(), meter));
+    let dns = tokio::spawn(serve::run(bound, published, serve::tcp::TcpLimits::default(), meter, server.rrl));
     // The readiness lines supervisors and tests wait for.
     println!("vpcdns ready: listening on {}", addresses.join(" "));
     if let Some(line) = extra_line {

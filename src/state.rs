@@ -142,6 +142,23 @@ pub struct ServerSettings {
     pub nameserver: Name,
     /// Bounds validation enforces on every state.
     pub limits: Limits,
+    /// Response rate limiting for UDP (`[rrl]`; off by default).
+    pub rrl: RrlSettings,
+}
+
+/// `[rrl]` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RrlSettings {
+    /// Responses per second per client network (/24, /56); 0 turns limiting off.
+    pub responses_per_second: u32,
+    /// Every `slip`-th limited response is sent truncated instead of dropped (0: drop them all).
+    pub slip: u32,
+}
+
+impl Default for RrlSettings {
+    fn default() -> Self {
+        RrlSettings { responses_per_second: 0, slip: 2 }
+    }
 }
 
 /// Resource bounds: a careful server's defaults, configurable under `[limits]`.

@@ -294,3 +294,55 @@ fn dns_cookies() {
         assert_eq!(rcode(&resp), 1, "cookie of {len} bytes");
     }
 }
+
+#[test]
+fn response_rate_limiting_slips_drops_and_spares_cookies() {
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[rrl]\nresponses_per_second = 5\nslip = 2\n{ACCOUNT}\
+         [[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.60.0/24\", \"127.0.62.0/24\"]\n\
+         [[zones]]\nname = \"corp.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n\
+         records = [{{ name = \"www\", type = \"A\", data = \"10.0.0.1\" }}]\n"
+    );
+    let s = Server::start(&config, &[]);
+    let at: SocketAddr = s.addrs[0].parse().expect("address");
+    let ask = |source: &str, packet: &[u8]| {
+        let socket = UdpSocket::bind((source, 0)).expect("bind");
+        socket.set_read_timeout(Some(Duration::from_millis(150))).expect("timeout");
+        socket.send_to(packet, at).expect("send");
+        let mut buf = [0u8; 1500];
+        socket.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
+    };
+    let plain = query("www.corp.internal", 1, 1, 0, &[]);
+    // A burst of 30 from one socket, then every reply that comes within half a second.
+    let socket = UdpSocket::bind((SOURCE, 0)).expect("bind");
+    socket.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    for _ in 0..30 {
+        socket.send_to(&plain, at).expect("send");
+    }
+    let (mut full, mut slipped) = (0, 0);
+    let mut buf = [0u8; 1500];
+    while let Ok((n, _)) = socket.recv_from(&mut buf) {
+        if buf[2] & 0x02 != 0 {
+            assert_eq!(counts(&buf[..n])[1..], [0, 0, 0], "a slipped reply is empty");
+            slipped += 1;
+        } else {
+            full += 1;
+        }
+    }
+    let dropped = 30 - full - slipped;
+    assert!((5..=8).contains(&full), "about the rate's worth answered: {full}");
+    assert!(slipped >= 8 && dropped >= 8, "slip 2: half truncated, half dropped ({slipped}, {dropped})");
+    // Another network has its own budget.
+    assert_eq!(ask("127.0.62.9", &plain).map(|r| counts(&r)[1]), Some(1));
+    // A client that returns our server cookie has proved its address and is not limited.
+    let mut with_cookie = vec![0, 10, 0, 8];
+    with_cookie.extend_from_slice(&[5; 8]);
+    let first =
+        (0..20).find_map(|_| ask(SOURCE, &query("www.corp.internal", 1, 1, 1, &opt(&[0], 1232, 0, &with_cookie))));
+    let cookie = response_cookie(&first.expect("a reply within 20 tries")).expect("cookie");
+    let mut returned = vec![0, 10, 0, 24];
+    returned.extend_from_slice(&cookie);
+    let with_valid = query("www.corp.internal", 1, 1, 1, &opt(&[0], 1232, 0, &returned));
+    let answered = (0..20).filter(|_| ask(SOURCE, &with_valid).is_some_and(|r| counts(&r)[1] == 1)).count();
+    assert_eq!(answered, 20, "valid cookies are exempt");
+}

@@ -126,6 +126,7 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
             listen: vec!["127.0.0.1:53".parse().expect("addr")],
             nameserver: n("ns.test."),
             limits: Default::default(),
+            rrl: Default::default(),
         },
         accounts,
         users: BTreeMap::new(),

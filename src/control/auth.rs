@@ -177,6 +177,7 @@ mod tests {
             listen: vec![],
             nameserver: crate::name::Name::root(),
             limits: Default::default(),
+            rrl: Default::default(),
         });
         let uid = Uid("1".into());
         control.state.accounts.insert(

@@ -4,6 +4,7 @@
 //! the bytes to the pure handler and sends what it returns. Nothing here knows DNS beyond framing.
 
 pub mod bind;
+pub mod rrl;
 pub mod tcp;
 pub mod udp;
 
@@ -27,7 +28,14 @@ pub type Cookies = Arc<ArcSwap<CookieKeys>>;
 const COOKIE_ROTATION: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Serves every bound socket until the process ends. With a meter, billable answers are counted.
-pub async fn run(bound: Bound, published: Published, limits: tcp::TcpLimits, meter: Option<Arc<Meter>>) {
+pub async fn run(
+    bound: Bound,
+    published: Published,
+    limits: tcp::TcpLimits,
+    meter: Option<Arc<Meter>>,
+    rrl: crate::state::RrlSettings,
+) {
+    let limiter = Arc::new(rrl::Limiter::new(rrl));
     let keys = match CookieKeys::random() {
         Ok(k) => k,
         Err(e) => {
@@ -39,7 +47,7 @@ pub async fn run(bound: Bound, published: Published, limits: tcp::TcpLimits, met
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(rotate_cookies(cookies.clone()));
     for udp in bound.udp {
-        tasks.spawn(udp::serve(udp, published.clone(), meter.clone(), cookies.clone()));
+        tasks.spawn(udp::serve(udp, published.clone(), meter.clone(), cookies.clone(), limiter.clone()));
     }
     for listener in bound.tcp {
         tasks.spawn(tcp::serve(listener, published.clone(), limits.clone(), meter.clone(), cookies.clone()));

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bind::UdpListener;
+use super::rrl::{Limiter, Verdict};
 use super::Published;
 use crate::lookup::Transport;
 use crate::metering::{LocalMeter, Meter};
@@ -36,7 +37,13 @@ struct Received {
 }
 
 /// Serves one UDP socket until it fails.
-pub async fn serve(listener: UdpListener, published: Published, meter: Option<Arc<Meter>>, cookies: super::Cookies) {
+pub async fn serve(
+    listener: UdpListener,
+    published: Published,
+    meter: Option<Arc<Meter>>,
+    cookies: super::Cookies,
+    limiter: Arc<Limiter>,
+) {
     let local = listener.local;
     let wildcard = listener.wildcard;
     // SAFETY: the AsyncFd takes ownership of the std socket, which owns its descriptor and keeps it open (and the
@@ -92,6 +99,15 @@ pub async fn serve(listener: UdpListener, published: Published, meter: Option<Ar
         );
         if let (Some(outcome), Some(counter)) = (&handled, &mut counter) {
             counter.record(&snapshot, outcome);
+        }
+        if let Some(outcome) = &handled {
+            if limiter.enabled() {
+                match limiter.check(received.peer.ip(), outcome.cookie_valid, std::time::Instant::now()) {
+                    Verdict::Send => {}
+                    Verdict::Slip => super::rrl::truncate_in_place(&mut out),
+                    Verdict::Drop => continue,
+                }
+            }
         }
         if handled.is_some() {
             let from = wildcard.then_some((received.local.ip(), received.ifindex));
