@@ -346,3 +346,53 @@ fn response_rate_limiting_slips_drops_and_spares_cookies() {
     let answered = (0..20).filter(|_| ask(SOURCE, &with_valid).is_some_and(|r| counts(&r)[1] == 1)).count();
     assert_eq!(answered, 20, "valid cookies are exempt");
 }
+
+#[test]
+fn truncation_lands_exactly_on_512_and_1232_bytes_and_big_rrsets_stay_cheap() {
+    let txt = |parts: &[(char, usize)]| {
+        let strings: Vec<String> = parts.iter().map(|(c, n)| format!("\\\"{}\\\"", c.to_string().repeat(*n))).collect();
+        strings.join(" ")
+    };
+    let quarter = [('a', 255), ('b', 255), ('c', 255), ('d', 255)];
+    let record = |name: &str, parts: &[(char, usize)]| {
+        format!("{{ name = \"{name}\", type = \"TXT\", data = \"{}\" }}", txt(parts))
+    };
+    let mut records = vec![
+        // 12 header + 26 question + 12 RR header + 462 RDATA = 512 bytes (and one more).
+        record("fit512", &[('a', 255), ('b', 205)]),
+        record("big512", &[('a', 255), ('b', 206)]),
+        // 12 + 27 + 12 + 1170 RDATA + 11 OPT = 1232 bytes (and one more).
+        record("fit1232", &[quarter.as_slice(), &[('e', 145)]].concat()),
+        record("big1232", &[quarter.as_slice(), &[('e', 146)]].concat()),
+    ];
+    for i in 0..100 {
+        records.push(format!("{{ name = \"many\", type = \"MX\", data = \"{i} mx{i}.host{i}.corp.internal.\" }}"));
+        records.push(format!("{{ name = \"wide\", type = \"A\", data = \"10.1.0.{}\" }}", i + 1));
+    }
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n{ACCOUNT}[[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.60.0/24\", \"127.0.0.1/32\"]\n\
+         [[zones]]\nname = \"corp.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\nrecords = [\n{}\n]\n",
+        records.join(",\n")
+    );
+    let s = Server::start(&config, &[]);
+    let at: SocketAddr = s.addrs[0].parse().expect("address");
+    let plain = |name: &str| udp(at, &query(name, 16, 1, 0, &[])).expect("answer");
+    let edns = |name: &str, qtype: u16| udp(at, &query(name, qtype, 1, 1, &opt(&[0], 1232, 0, &[]))).expect("answer");
+    let exact = plain("fit512.corp.internal");
+    assert_eq!((exact.len(), exact[2] & 0x02), (512, 0), "512 bytes fit without EDNS");
+    assert_ne!(plain("big512.corp.internal")[2] & 0x02, 0, "513 do not");
+    let exact = edns("fit1232.corp.internal", 16);
+    assert_eq!((exact.len(), exact[2] & 0x02), (1232, 0), "1232 bytes fit with EDNS 1232");
+    assert_ne!(edns("big1232.corp.internal", 16)[2] & 0x02, 0, "1233 do not");
+    // An RRset at the 100-record cap with 100 distinct compressible names: a prompt, truncated UDP answer, and the
+    // whole set over TCP.
+    let started = Instant::now();
+    for qtype in [15u16, 1] {
+        let name = if qtype == 15 { "many.corp.internal" } else { "wide.corp.internal" };
+        let resp = edns(name, qtype);
+        assert_ne!(resp[2] & 0x02, 0, "{name}: truncated over UDP");
+        let full = tcp(at, &query(name, qtype, 1, 0, &[])).expect("tcp answer");
+        assert_eq!(counts(&full)[1], 100, "{name}: all 100 over TCP");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded time");
+}
