@@ -58,3 +58,35 @@ fn one_network_cannot_take_every_tcp_slot() {
     let mut again = connect_from(Ipv4Addr::new(127, 0, 70, 252), at);
     assert_eq!(ask(&mut again), Some(0));
 }
+
+#[test]
+fn pipelined_queries_on_one_connection_are_all_answered_in_order() {
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n{ACCOUNT}\
+         [[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.72.0/24\"]\n\
+         [[zones]]\nname = \"corp.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n\
+         records = [{{ name = \"www\", type = \"A\", data = \"10.0.0.1\" }}]\n"
+    );
+    let s = Server::start(&config, &[]);
+    let at: SocketAddr = s.addrs[0].parse().expect("address");
+    let mut stream = connect_from(Ipv4Addr::new(127, 0, 72, 9), at);
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    // 200 queries in one write, before reading anything.
+    let mut burst = Vec::new();
+    for id in 0..200u16 {
+        let mut q = id.to_be_bytes().to_vec();
+        q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        q.extend_from_slice(b"\x03www\x04corp\x08internal\x00\x00\x01\x00\x01");
+        burst.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&q);
+    }
+    stream.write_all(&burst).expect("send");
+    for id in 0..200u16 {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).expect("length");
+        let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut body).expect("answer");
+        assert_eq!(&body[..2], &id.to_be_bytes(), "answers come in order");
+        assert_eq!((body[3] & 0x0F, body[7]), (0, 1));
+    }
+}

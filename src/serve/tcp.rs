@@ -134,8 +134,14 @@ pub async fn serve(
     }
 }
 
+/// Responses a connection may have waiting to be written; past this, reading stops until the client reads.
+const MAX_IN_FLIGHT: usize = 32;
+
+/// One connection: the reader reads and answers queries while a writer task sends the answers, so pipelined queries
+/// are read while earlier answers are still being written (RFC 7766 §6.2.1.1), with at most `MAX_IN_FLIGHT` answers
+/// queued — a client that never reads stops being read, and the write deadline then closes it.
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     published: Published,
     limits: &TcpLimits,
@@ -144,20 +150,31 @@ async fn connection(
 ) -> std::io::Result<()> {
     let local_addr = stream.local_addr()?;
     stream.set_nodelay(true)?;
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(MAX_IN_FLIGHT);
+    let write_deadline = limits.write;
+    let writer_task = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            match timeout(write_deadline, writer.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                _ => return, // a client that does not read, or a broken connection
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
     let mut message = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
-    let mut frame = Vec::with_capacity(4098);
     loop {
-        let len = match timeout(limits.idle, stream.read_u16()).await {
+        let len = match timeout(limits.idle, reader.read_u16()).await {
             Ok(Ok(len)) => len as usize,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Ok(Err(e)) => return Err(e),
-            Err(_) => return Ok(()), // idle: close quietly
+            Err(_) => break, // idle: close quietly
         };
         message.resize(len, 0);
-        match timeout(limits.read, stream.read_exact(&mut message)).await {
+        match timeout(limits.read, reader.read_exact(&mut message)).await {
             Ok(result) => result?,
-            Err(_) => return Ok(()),
+            Err(_) => break, // a message that trickles in too slowly
         };
         let snapshot = published.load();
         let keys = cookies.load();
@@ -168,12 +185,14 @@ async fn connection(
             meter.record(&snapshot, &outcome);
         }
         drop(snapshot);
-        frame.clear();
+        let mut frame = Vec::with_capacity(out.len() + 2);
         frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
         frame.extend_from_slice(&out);
-        match timeout(limits.write, stream.write_all(&frame)).await {
-            Ok(result) => result?,
-            Err(_) => return Ok(()),
+        if tx.send(frame).await.is_err() {
+            break; // the writer gave up
         }
     }
+    drop(tx);
+    let _ = writer_task.await;
+    Ok(())
 }
