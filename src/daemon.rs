@@ -107,7 +107,9 @@ async fn run_dns(
         tracing::info!(%addr, "listening on UDP and TCP");
     }
     let addresses: Vec<String> = bound.addresses.iter().map(ToString::to_string).collect();
-    let dns = tokio::spawn(serve::run(bound, published, serve::tcp::TcpLimits::default(), meter, server.rrl));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut dns =
+        tokio::spawn(serve::run(bound, published, serve::tcp::TcpLimits::default(), meter, server.rrl, stopped));
     // The readiness lines supervisors and tests wait for.
     println!("vpcdns ready: listening on {}", addresses.join(" "));
     if let Some(line) = extra_line {
@@ -120,8 +122,11 @@ async fn run_dns(
         _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
         r = background => r,
     };
-    dns.abort();
-    let _ = dns.await;
+    // Drain: stop taking queries, let open TCP connections answer what they have read, then exit.
+    let _ = stop.send(true);
+    if tokio::time::timeout(serve::DRAIN_DEADLINE + std::time::Duration::from_secs(1), &mut dns).await.is_err() {
+        dns.abort();
+    }
     result
 }
 

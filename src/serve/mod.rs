@@ -27,13 +27,19 @@ pub type Cookies = Arc<ArcSwap<CookieKeys>>;
 /// How often the cookie secret rotates (the previous one keeps validating for one more period).
 const COOKIE_ROTATION: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Serves every bound socket until the process ends. With a meter, billable answers are counted.
+/// How long a shutdown waits for TCP connections to finish the queries they are answering.
+pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves every bound socket until `shutdown` turns true, then drains: UDP stops (each datagram is answered
+/// synchronously, so none is half-done), TCP stops accepting, and open connections answer what they have read
+/// and close; returns when they have, or after `DRAIN_DEADLINE`. With a meter, billable answers are counted.
 pub async fn run(
     bound: Bound,
     published: Published,
     limits: tcp::TcpLimits,
     meter: Option<Arc<Meter>>,
     rrl: crate::state::RrlSettings,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let limiter = Arc::new(rrl::Limiter::new(rrl));
     let keys = match CookieKeys::random() {
@@ -44,18 +50,24 @@ pub async fn run(
         }
     };
     let cookies: Cookies = Arc::new(ArcSwap::from_pointee(keys));
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(rotate_cookies(cookies.clone()));
+    let mut udp_tasks = tokio::task::JoinSet::new();
+    udp_tasks.spawn(rotate_cookies(cookies.clone()));
     for udp in bound.udp {
-        tasks.spawn(udp::serve(udp, published.clone(), meter.clone(), cookies.clone(), limiter.clone()));
+        udp_tasks.spawn(udp::serve(udp, published.clone(), meter.clone(), cookies.clone(), limiter.clone()));
     }
+    let mut tcp_tasks = tokio::task::JoinSet::new();
     for listener in bound.tcp {
-        tasks.spawn(tcp::serve(listener, published.clone(), limits.clone(), meter.clone(), cookies.clone()));
+        let args = (published.clone(), limits.clone(), meter.clone(), cookies.clone(), shutdown.clone());
+        tcp_tasks.spawn(tcp::serve(listener, args.0, args.1, args.2, args.3, args.4));
     }
-    while let Some(result) = tasks.join_next().await {
-        if let Err(e) = result {
-            tracing::error!(error = %e, "a listener task ended unexpectedly");
-        }
+    let _ = shutdown.wait_for(|stop| *stop).await;
+    udp_tasks.abort_all();
+    while tcp_tasks.join_next().await.is_some() {}
+    // Every open connection holds a permit: having them all back means every connection has closed.
+    let all = limits.max_connections as u32;
+    match tokio::time::timeout(DRAIN_DEADLINE, limits.connections.acquire_many(all)).await {
+        Ok(_) => tracing::info!("drained: every TCP connection closed"),
+        Err(_) => tracing::warn!("drain deadline passed with TCP connections still open"),
     }
 }
 

@@ -23,6 +23,8 @@ use crate::respond;
 pub struct TcpLimits {
     /// Connections open at once, over all TCP listeners; more are closed on accept.
     pub connections: Arc<Semaphore>,
+    /// The semaphore's size.
+    pub max_connections: usize,
     /// How long a connection may wait for its next query (RFC 7766 §6.2.3 suggests seconds).
     pub idle: Duration,
     /// How long one message may take to arrive once its length has.
@@ -38,6 +40,7 @@ impl Default for TcpLimits {
     fn default() -> Self {
         TcpLimits {
             connections: Arc::new(Semaphore::new(1024)),
+            max_connections: 1024,
             idle: Duration::from_secs(10),
             read: Duration::from_secs(5),
             write: Duration::from_secs(5),
@@ -94,6 +97,7 @@ pub async fn serve(
     limits: TcpLimits,
     meter: Option<Arc<Meter>>,
     cookies: super::Cookies,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -103,7 +107,11 @@ pub async fn serve(
         }
     };
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return, // stop accepting; open connections drain
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: back off briefly instead of spinning.
@@ -124,8 +132,9 @@ pub async fn serve(
         let limits = limits.clone();
         let local = meter.clone().map(LocalMeter::new);
         let cookies = cookies.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer, published, &limits, local, cookies).await {
+            if let Err(e) = connection(stream, peer, published, &limits, local, cookies, shutdown).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(permit);
@@ -147,6 +156,7 @@ async fn connection(
     limits: &TcpLimits,
     mut local: Option<LocalMeter>,
     cookies: super::Cookies,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let local_addr = stream.local_addr()?;
     stream.set_nodelay(true)?;
@@ -165,7 +175,12 @@ async fn connection(
     let mut message = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
     loop {
-        let len = match timeout(limits.idle, reader.read_u16()).await {
+        // Between queries a shutdown closes the connection; a query already being read is still answered.
+        let next = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            next = timeout(limits.idle, reader.read_u16()) => next,
+        };
+        let len = match next {
             Ok(Ok(len)) => len as usize,
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Ok(Err(e)) => return Err(e),

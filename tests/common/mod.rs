@@ -124,6 +124,18 @@ impl Server {
         self.child.id()
     }
 
+    /// Waits (bounded) for the server to exit; its exit code, or None if it did not exit in time.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Waits (bounded) until `check` holds, polling every 50 ms.
     pub fn wait_until(&self, what: &str, mut check: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
