@@ -13,4 +13,6 @@ command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --qui
 # cargo-fuzz needs nightly flags; the stable toolchain accepts them with RUSTC_BOOTSTRAP (no other toolchain can be
 # fetched on our machines).
 cd fuzz
-RUSTC_BOOTSTRAP=1 cargo fuzz run handle corpus/handle -- -max_total_time="$fuzz_seconds" -max_len=4096
+# New inputs go to a scratch corpus; the committed seeds in corpus/handle are only read.
+scratch=$(mktemp -d)
+RUSTC_BOOTSTRAP=1 cargo fuzz run handle "$scratch" corpus/handle -- -max_total_time="$fuzz_seconds" -max_len=4096
