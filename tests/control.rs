@@ -453,6 +453,14 @@ fn apply_export_backup_and_restore() {
     s.operator(&["restore", &backup]).expect("restore");
     s.spawn();
     assert_eq!(s.dig("127.0.81.5", "www.corp.internal").data("A"), ["10.0.0.1"]);
+    // apply --prune removes what the file no longer declares; without --prune it stays.
+    let without_zone = STATE_FILE[..STATE_FILE.find("[[zones]]").expect("zones")].to_string();
+    std::fs::write(s.dir.path().join("nozone.toml"), without_zone).expect("file");
+    let nozone = s.dir.path().join("nozone.toml").display().to_string();
+    assert_eq!(s.operator(&["apply", "-f", &nozone]).expect("apply")["result"], "unchanged");
+    assert_eq!(s.dig("127.0.81.5", "www.corp.internal").data("A"), ["10.0.0.1"]);
+    s.operator(&["apply", "-f", &nozone, "--prune"]).expect("prune");
+    assert_eq!(s.dig("127.0.81.5", "www.corp.internal").status, "REFUSED", "the zone is gone");
 }
 
 /// A raw HTTP/1.1 request to the admin API; returns the status code.
@@ -650,4 +658,51 @@ fn scopes_set_add_remove_and_other_accounts_keys_and_links_are_out_of_reach() {
     assert!(stale.contains("412"), "{stale}");
     s.admin(&acme, &["zones", "rm", &zone_id, "--if-match", &current.to_string()]).expect("delete");
     assert_eq!(s.dig("127.0.80.5", "www.corp.internal").status, "REFUSED");
+}
+
+#[test]
+fn every_resource_takes_if_match_and_usage_reads_ranges() {
+    let s = StoreServer::start();
+    let (acme, beta) = inventory(&s);
+    // Users, keys and links carry revisions; a stale If-Match is 412.
+    s.admin(&acme, &["users", "put", "ops", "--policy", "DNSReadOnlyAccess"]).expect("user");
+    let users = s.admin(&acme, &["users", "list"]).expect("users");
+    let rev = users["users"][0]["revision"].as_u64().expect("user revision").to_string();
+    s.admin(&acme, &["users", "put", "ops", "--policy", "DNSFullAccess", "--if-match", &rev]).expect("current");
+    assert!(err(s.admin(&acme, &["users", "rm", "ops", "--if-match", &rev])).contains("412"), "stale user");
+    let keys = s.admin(&acme, &["keys", "list"]).expect("keys");
+    let (key_id, key_rev) =
+        (keys["keys"][0]["id"].as_str().expect("id").to_string(), keys["keys"][0]["revision"].as_u64().expect("rev"));
+    assert!(err(s.admin(&acme, &["keys", "rotate", &key_id, "--if-match", &(key_rev + 1).to_string()])).contains("412"));
+    s.operator(&["link", "acme", "beta"]).expect("link");
+    let links = s.admin(&acme, &["links", "list"]).expect("links");
+    assert!(links["linked"][0]["added_at"].as_u64().unwrap_or(0) > 1_700_000_000, "added_at is a time");
+    let link_rev = links["linked"][0]["revision"].as_u64().expect("link revision");
+    assert!(err(s.admin(&beta, &["links", "rm", "acme", "--if-match", &(link_rev + 1).to_string()])).contains("412"));
+    // The selectable list holds a linked account's VPCs at once.
+    let vpcs = s.admin(&acme, &["vpcs"]).expect("vpcs");
+    let selectable: Vec<&str> =
+        vpcs["selectable"].as_array().expect("list").iter().filter_map(|v| v["id"].as_str()).collect();
+    assert!(
+        selectable.contains(&"vpc-beta") && selectable.contains(&"vpc-acme") && !selectable.contains(&"vpc-gamma"),
+        "{selectable:?}"
+    );
+    // NODATA is billed like NOERROR and NXDOMAIN; a range that excludes now is empty.
+    let zone = s.admin(&acme, &["zones", "create", "corp.internal.", "--scope", "vpc-acme"]).expect("zone");
+    let zone_id = zone["id"].as_str().expect("id").to_string();
+    s.admin(&acme, &["records", "add", &zone_id, "www", "A", "10.0.0.1"]).expect("record");
+    let d = dig_at(&s.dns, "127.0.80.5", "www.corp.internal", "MX", &[]);
+    assert_eq!((d.status.as_str(), d.answer.len()), ("NOERROR", 0), "NODATA");
+    let mut total = Value::Null;
+    for _ in 0..100 {
+        total = s.admin(&acme, &["usage"]).expect("usage")["total"].clone();
+        if total == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(total, 1, "the NODATA answer is billed");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+    let (future, later) = ((now + 7200).to_string(), (now + 9000).to_string());
+    assert_eq!(s.admin(&acme, &["usage", "--from", &future, "--to", &later]).expect("usage")["total"], 0);
 }

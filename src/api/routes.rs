@@ -136,7 +136,8 @@ async fn user_put(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UserBody>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::put_user(c, ctx, &name, body.policies)).await
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::put_user(c, ctx, &name, body.policies, expected)).await
 }
 
 async fn user_delete(
@@ -145,7 +146,8 @@ async fn user_delete(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_user(c, ctx, &name)).await
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_user(c, ctx, &name, expected)).await
 }
 
 async fn keys_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
@@ -175,7 +177,8 @@ async fn key_delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, false)).await
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, false, expected)).await
 }
 
 async fn key_rotate(
@@ -184,7 +187,8 @@ async fn key_rotate(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, true)).await
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, true, expected)).await
 }
 
 async fn vpcs_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
@@ -238,7 +242,8 @@ async fn link_remove(
     headers: HeaderMap,
     Path(account): Path<String>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| links::remove(c, ctx, &account)).await
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| links::remove(c, ctx, &account, expected)).await
 }
 
 async fn block_put(
@@ -247,7 +252,8 @@ async fn block_put(
     headers: HeaderMap,
     Path(account): Path<String>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, true)).await
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, true, expected)).await
 }
 
 async fn block_delete(
@@ -256,7 +262,8 @@ async fn block_delete(
     headers: HeaderMap,
     Path(account): Path<String>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, false)).await
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, false, expected)).await
 }
 
 async fn inbox(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {

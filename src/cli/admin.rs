@@ -101,9 +101,13 @@ pub enum UsersCommand {
         name: String,
         #[arg(long = "policy")]
         policies: Vec<String>,
+        #[arg(long)]
+        if_match: Option<u64>,
     },
     Rm {
         name: String,
+        #[arg(long)]
+        if_match: Option<u64>,
     },
 }
 
@@ -119,10 +123,14 @@ pub enum KeysCommand {
     },
     Rm {
         id: String,
+        #[arg(long)]
+        if_match: Option<u64>,
     },
     /// Replace a key by a new one for the same principal.
     Rotate {
         id: String,
+        #[arg(long)]
+        if_match: Option<u64>,
     },
 }
 
@@ -141,13 +149,19 @@ pub enum LinksCommand {
     /// Remove the link between your account and another (either side may).
     Rm {
         account: String,
+        #[arg(long)]
+        if_match: Option<u64>,
     },
     /// Refuse link requests from an account.
     Block {
         account: String,
+        #[arg(long)]
+        if_match: Option<u64>,
     },
     Unblock {
         account: String,
+        #[arg(long)]
+        if_match: Option<u64>,
     },
 }
 
@@ -263,16 +277,23 @@ fn to_call(command: AdminCommand) -> anyhow::Result<Call> {
     Ok(match command {
         AdminCommand::Whoami => call(M::GET, "/v1/whoami".into()),
         AdminCommand::Users(UsersCommand::List) => call(M::GET, "/v1/users".into()),
-        AdminCommand::Users(UsersCommand::Put { name, policies }) => {
-            with_json(call(M::PUT, format!("/v1/users/{}", seg(&name))), json!({ "policies": policies }))
+        AdminCommand::Users(UsersCommand::Put { name, policies, if_match }) => Call {
+            if_match,
+            ..with_json(call(M::PUT, format!("/v1/users/{}", seg(&name))), json!({ "policies": policies }))
+        },
+        AdminCommand::Users(UsersCommand::Rm { name, if_match }) => {
+            Call { if_match, ..call(M::DELETE, format!("/v1/users/{}", seg(&name))) }
         }
-        AdminCommand::Users(UsersCommand::Rm { name }) => call(M::DELETE, format!("/v1/users/{}", seg(&name))),
         AdminCommand::Keys(KeysCommand::List) => call(M::GET, "/v1/keys".into()),
         AdminCommand::Keys(KeysCommand::Create { user, expires_in_days }) => {
             with_json(call(M::POST, "/v1/keys".into()), json!({ "user": user, "expires_in_days": expires_in_days }))
         }
-        AdminCommand::Keys(KeysCommand::Rm { id }) => call(M::DELETE, format!("/v1/keys/{}", seg(&id))),
-        AdminCommand::Keys(KeysCommand::Rotate { id }) => call(M::POST, format!("/v1/keys/{}/rotate", seg(&id))),
+        AdminCommand::Keys(KeysCommand::Rm { id, if_match }) => {
+            Call { if_match, ..call(M::DELETE, format!("/v1/keys/{}", seg(&id))) }
+        }
+        AdminCommand::Keys(KeysCommand::Rotate { id, if_match }) => {
+            Call { if_match, ..call(M::POST, format!("/v1/keys/{}/rotate", seg(&id))) }
+        }
         AdminCommand::Vpcs => call(M::GET, "/v1/vpcs".into()),
         AdminCommand::ForeignZones => call(M::GET, "/v1/foreign-zones".into()),
         AdminCommand::Inbox => call(M::GET, "/v1/inbox".into()),
@@ -321,9 +342,15 @@ fn links_call(c: LinksCommand) -> Call {
         LinksCommand::Verify { request, code } => {
             with_json(call(M::POST, format!("/v1/links/requests/{}/verify", seg(&request))), json!({ "code": code }))
         }
-        LinksCommand::Rm { account } => call(M::DELETE, format!("/v1/links/{}", seg(&account))),
-        LinksCommand::Block { account } => call(M::PUT, format!("/v1/blocks/{}", seg(&account))),
-        LinksCommand::Unblock { account } => call(M::DELETE, format!("/v1/blocks/{}", seg(&account))),
+        LinksCommand::Rm { account, if_match } => {
+            Call { if_match, ..call(M::DELETE, format!("/v1/links/{}", seg(&account))) }
+        }
+        LinksCommand::Block { account, if_match } => {
+            Call { if_match, ..call(M::PUT, format!("/v1/blocks/{}", seg(&account))) }
+        }
+        LinksCommand::Unblock { account, if_match } => {
+            Call { if_match, ..call(M::DELETE, format!("/v1/blocks/{}", seg(&account))) }
+        }
     }
 }
 

@@ -221,19 +221,25 @@ pub fn list(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
         .link_docs
         .iter()
         .filter(|((a, _), _)| a == me)
-        .map(|((_, b), d)| json!({ "uid": b.0, "name": name(b), "added_at": d.added_at, "via": d.via }))
+        .map(|((a, b), d)| {
+            json!({ "uid": b.0, "name": name(b), "added_at": d.added_at, "via": d.via,
+                    "revision": control.key_revision(&keys::link(&a.0, &b.0)) })
+        })
         .collect();
     let incoming: Vec<Value> = control
         .link_docs
         .iter()
         .filter(|((_, b), _)| b == me)
-        .map(|((a, _), d)| json!({ "uid": a.0, "name": name(a), "added_at": d.added_at, "via": d.via }))
+        .map(|((a, b), d)| {
+            json!({ "uid": a.0, "name": name(a), "added_at": d.added_at, "via": d.via,
+                    "revision": control.key_revision(&keys::link(&a.0, &b.0)) })
+        })
         .collect();
     Ok(json!({ "linked": outgoing, "linked_by": incoming }))
 }
 
 /// A or B removes the link A → B; B's VPCs leave every scope of A's zones at once, and the answer says which.
-pub fn remove(control: &Control, ctx: &Ctx, other: &str) -> Result<Plan, ApiError> {
+pub fn remove(control: &Control, ctx: &Ctx, other: &str, expected: Option<u64>) -> Result<Plan, ApiError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let other = super::inventory::resolve_account(control, other)?;
     let (owner, linked) = if control.link_docs.contains_key(&(me.clone(), other.clone())) {
@@ -244,6 +250,9 @@ pub fn remove(control: &Control, ctx: &Ctx, other: &str) -> Result<Plan, ApiErro
         return Err(ApiError::not_found("no link between your account and that account"));
     };
     let mut plan = Plan::default();
+    if let Some(revision) = expected {
+        plan.expect(keys::link(&owner.0, &linked.0), revision);
+    }
     plan.delete(keys::link(&owner.0, &linked.0));
     let mut removed = Vec::new();
     for zone in control.state.zones.values().filter(|z| z.account == owner) {
@@ -260,11 +269,20 @@ pub fn remove(control: &Control, ctx: &Ctx, other: &str) -> Result<Plan, ApiErro
 }
 
 /// B blocks A: A's pending requests die, and A cannot request again until unblocked.
-pub fn block(control: &Control, ctx: &Ctx, requester: &str, blocked: bool) -> Result<Plan, ApiError> {
+pub fn block(
+    control: &Control,
+    ctx: &Ctx,
+    requester: &str,
+    blocked: bool,
+    expected: Option<u64>,
+) -> Result<Plan, ApiError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let other = super::inventory::resolve_account(control, requester)?;
     let mut plan = Plan::default();
     let key = keys::block(&me.0, &other.0);
+    if let Some(revision) = expected {
+        plan.expect(key.clone(), revision);
+    }
     if blocked {
         plan.put(key, &BlockDoc { account: me.0.clone(), blocked: other.0.clone(), at: ctx.now });
         for r in

@@ -28,12 +28,21 @@ pub fn list_users(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
         .users
         .values()
         .filter(|u| &u.account == me)
-        .map(|u| json!({ "name": u.name, "policies": u.policies.iter().map(|p| policy_name(*p)).collect::<Vec<_>>() }))
+        .map(|u| {
+            json!({ "name": u.name, "policies": u.policies.iter().map(|p| policy_name(*p)).collect::<Vec<_>>(),
+                    "revision": control.key_revision(&keys::user(&me.0, &u.name)) })
+        })
         .collect();
     Ok(json!({ "users": users }))
 }
 
-pub fn put_user(control: &Control, ctx: &Ctx, name: &str, policies: Vec<String>) -> Result<Plan, ApiError> {
+pub fn put_user(
+    control: &Control,
+    ctx: &Ctx,
+    name: &str,
+    policies: Vec<String>,
+    expected: Option<u64>,
+) -> Result<Plan, ApiError> {
     let me = ctx.actor.tenant()?.require_root()?.clone();
     for p in &policies {
         if super::super::model::parse_policy(p).is_none() {
@@ -45,6 +54,7 @@ pub fn put_user(control: &Control, ctx: &Ctx, name: &str, policies: Vec<String>)
     }
     let mut plan = Plan::default();
     let key = keys::user(&me.0, name);
+    if_match(&mut plan, key.clone(), expected);
     let verb = if control.key_revision(&key) == 0 { "created" } else { "updated" };
     plan.put(key, &UserDoc { account: me.0.clone(), name: name.to_string(), policies });
     plan.response = json!({ "user": format!("{name}@{}", account_name(control, &me)), "result": verb });
@@ -52,12 +62,13 @@ pub fn put_user(control: &Control, ctx: &Ctx, name: &str, policies: Vec<String>)
     Ok(plan)
 }
 
-pub fn remove_user(control: &Control, ctx: &Ctx, name: &str) -> Result<Plan, ApiError> {
+pub fn remove_user(control: &Control, ctx: &Ctx, name: &str, expected: Option<u64>) -> Result<Plan, ApiError> {
     let me = ctx.actor.tenant()?.require_root()?.clone();
     if !control.state.users.contains_key(&(me.clone(), name.to_string())) {
         return Err(ApiError::not_found(format!("no user {name:?}")));
     }
     let mut plan = Plan::default();
+    if_match(&mut plan, keys::user(&me.0, name), expected);
     plan.delete(keys::user(&me.0, name));
     for key in control.keys.values().filter(|k| k.account == me.0 && k.user.as_deref() == Some(name)) {
         plan.delete(keys::access_key(&key.id));
@@ -77,7 +88,10 @@ pub fn list_keys(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
         .keys
         .values()
         .filter(|k| k.account == me.0)
-        .map(|k| json!({ "id": k.id, "user": k.user, "created": k.created, "expires": k.expires }))
+        .map(|k| {
+            json!({ "id": k.id, "user": k.user, "created": k.created, "expires": k.expires,
+                    "revision": control.key_revision(&keys::access_key(&k.id)) })
+        })
         .collect();
     Ok(json!({ "keys": keys }))
 }
@@ -99,7 +113,13 @@ pub fn create_key(control: &Control, ctx: &Ctx, user: Option<&str>, expires: Opt
 }
 
 /// Deletes a key; with `rotate`, issues its replacement for the same principal in the same transaction.
-pub fn remove_key(control: &Control, ctx: &Ctx, id: &str, rotate: bool) -> Result<Plan, ApiError> {
+pub fn remove_key(
+    control: &Control,
+    ctx: &Ctx,
+    id: &str,
+    rotate: bool,
+    expected: Option<u64>,
+) -> Result<Plan, ApiError> {
     let me = ctx.actor.tenant()?.require_root()?.clone();
     let old = control
         .keys
@@ -107,6 +127,7 @@ pub fn remove_key(control: &Control, ctx: &Ctx, id: &str, rotate: bool) -> Resul
         .filter(|k| k.account == me.0)
         .ok_or_else(|| ApiError::not_found(format!("no key {id:?}")))?;
     let mut plan = Plan::default();
+    if_match(&mut plan, keys::access_key(id), expected);
     plan.delete(keys::access_key(id));
     plan.response = json!({ "id": id, "result": "removed" });
     if rotate {
