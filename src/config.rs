@@ -61,6 +61,9 @@ struct RawLimits {
     max_rrset: Option<usize>,
     max_zones_per_account: Option<usize>,
     max_records_per_account: Option<usize>,
+    tcp_connections: Option<usize>,
+    tcp_connections_per_network: Option<usize>,
+    tcp_idle_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,6 +346,12 @@ impl Builder<'_> {
                 max_rrset: l.max_rrset.unwrap_or(d.max_rrset),
                 max_zones_per_account: l.max_zones_per_account.unwrap_or(d.max_zones_per_account),
                 max_records_per_account: l.max_records_per_account.unwrap_or(d.max_records_per_account),
+                tcp_connections: l.tcp_connections.unwrap_or(d.tcp_connections).clamp(1, 1_000_000),
+                tcp_connections_per_network: l
+                    .tcp_connections_per_network
+                    .unwrap_or(d.tcp_connections_per_network)
+                    .max(1),
+                tcp_idle_ms: l.tcp_idle_ms.unwrap_or(d.tcp_idle_ms).clamp(100, 3_600_000),
             };
         }
         let accounts = self.accounts(raw.accounts);

@@ -108,8 +108,14 @@ async fn run_dns(
     }
     let addresses: Vec<String> = bound.addresses.iter().map(ToString::to_string).collect();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut dns =
-        tokio::spawn(serve::run(bound, published, serve::tcp::TcpLimits::default(), meter, server.rrl, stopped));
+    let mut dns = tokio::spawn(serve::run(
+        bound,
+        published,
+        serve::tcp::TcpLimits::from_limits(&server.limits),
+        meter,
+        server.rrl,
+        stopped,
+    ));
     // The readiness lines supervisors and tests wait for.
     println!("vpcdns ready: listening on {}", addresses.join(" "));
     if let Some(line) = extra_line {

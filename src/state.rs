@@ -170,11 +170,24 @@ pub struct Limits {
     pub max_zones_per_account: usize,
     /// Records one account may hold over all its zones.
     pub max_records_per_account: usize,
+    /// TCP connections open at once, over all listeners.
+    pub tcp_connections: usize,
+    /// TCP connections open at once from one client /24 or /56.
+    pub tcp_connections_per_network: usize,
+    /// How long an idle TCP connection stays open, in milliseconds.
+    pub tcp_idle_ms: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_rrset: 100, max_zones_per_account: 10_000, max_records_per_account: 1_000_000 }
+        Limits {
+            max_rrset: 100,
+            max_zones_per_account: 10_000,
+            max_records_per_account: 1_000_000,
+            tcp_connections: 1024,
+            tcp_connections_per_network: 256,
+            tcp_idle_ms: 10_000,
+        }
     }
 }
 

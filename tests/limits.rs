@@ -115,3 +115,23 @@ fn sigterm_drains_open_connections_and_exits_zero() {
     assert!(started.elapsed() < Duration::from_secs(3), "drained promptly: {:?}", started.elapsed());
     assert!(s.log().contains("drained"), "{}", s.log());
 }
+
+#[test]
+fn idle_connections_are_closed_after_the_configured_timeout() {
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[limits]\ntcp_idle_ms = 300\n{ACCOUNT}\
+         [[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.76.0/24\"]\n\
+         [[zones]]\nname = \"corp.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n\
+         records = [{{ name = \"www\", type = \"A\", data = \"10.0.0.1\" }}]\n"
+    );
+    let s = Server::start(&config, &[]);
+    let at: SocketAddr = s.addrs[0].parse().expect("address");
+    let mut stream = connect_from(Ipv4Addr::new(127, 0, 76, 9), at);
+    assert_eq!(ask(&mut stream), Some(0));
+    let started = std::time::Instant::now();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut byte = [0u8; 1];
+    assert_eq!(stream.read(&mut byte).ok(), Some(0), "closed by the server");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "{waited:?}");
+}

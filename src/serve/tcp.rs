@@ -38,13 +38,20 @@ pub struct TcpLimits {
 
 impl Default for TcpLimits {
     fn default() -> Self {
+        TcpLimits::from_limits(&crate::state::Limits::default())
+    }
+}
+
+impl TcpLimits {
+    /// The TCP bounds `[limits]` configures; read and write deadlines are fixed at 5 s.
+    pub fn from_limits(limits: &crate::state::Limits) -> TcpLimits {
         TcpLimits {
-            connections: Arc::new(Semaphore::new(1024)),
-            max_connections: 1024,
-            idle: Duration::from_secs(10),
+            connections: Arc::new(Semaphore::new(limits.tcp_connections)),
+            max_connections: limits.tcp_connections,
+            idle: Duration::from_millis(limits.tcp_idle_ms),
             read: Duration::from_secs(5),
             write: Duration::from_secs(5),
-            per_prefix: 256,
+            per_prefix: limits.tcp_connections_per_network,
             per_prefix_open: Arc::new(Mutex::new(HashMap::new())),
         }
     }
