@@ -40,6 +40,8 @@ pub struct Reloader {
     state: State,
     compiler: Compiler,
     watched: Vec<(PathBuf, Fingerprint)>,
+    /// Fingerprints seen changed at the last poll; the reload waits until they hold still.
+    settling: Option<Vec<Fingerprint>>,
     published: Published,
 }
 
@@ -55,6 +57,7 @@ impl Reloader {
             state: loaded.state,
             compiler,
             watched: fingerprints(loaded.watched),
+            settling: None,
             published: Arc::new(ArcSwap::from_pointee(snapshot)),
         })
     }
@@ -68,16 +71,38 @@ impl Reloader {
     }
 
     /// True when a watched file changed since the last load attempt.
-    pub fn files_changed(&self) -> bool {
-        self.watched.iter().any(|(path, fp)| fingerprint(path) != *fp)
+    ///
+    /// A change counts only once it has held still for one poll: a file caught in the middle of being rewritten in
+    /// place (truncated, not yet written) must never be loaded as the new state.
+    pub fn files_changed(&mut self) -> bool {
+        let now: Vec<Fingerprint> = self.watched.iter().map(|(path, _)| fingerprint(path)).collect();
+        if self.watched.iter().zip(&now).all(|((_, loaded), current)| loaded == current) {
+            self.settling = None;
+            return false;
+        }
+        if self.settling.as_ref() == Some(&now) {
+            return true;
+        }
+        self.settling = Some(now);
+        false
     }
 
     /// Rebuilds from the files and swaps; on error the current snapshot stays.
     pub fn reload(&mut self, why: &str) {
         let started = Instant::now();
+        self.settling = None;
+        let before = fingerprints(self.watched.iter().map(|(p, _)| p.clone()).collect());
         match load_valid(&self.config_path, Some(&self.state)) {
             Ok(loaded) => {
-                self.watched = fingerprints(loaded.watched);
+                let after = fingerprints(loaded.watched);
+                // A file rewritten while we read it may have been read half-written: serve nothing of it, and let
+                // the next poll (which sees the change) load it again.
+                let moved = before.iter().any(|(p, fp)| after.iter().any(|(q, now)| p == q && fp != now));
+                if moved {
+                    tracing::info!(why, "files changed while being read; reloading at the next poll");
+                    return;
+                }
+                self.watched = after;
                 if loaded.state.server.listen != self.state.server.listen {
                     tracing::warn!("[server].listen changed: new addresses take effect after a restart");
                 }
