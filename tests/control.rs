@@ -2,132 +2,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::store::{err, run, token, StoreServer};
 use common::{dig_at, BIN};
 use serde_json::Value;
-
-/// A server in store mode: DNS on a free port, admin API on another, operator socket in the temp dir.
-struct StoreServer {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    dns: String,
-    admin: String,
-}
-
-impl StoreServer {
-    fn start() -> StoreServer {
-        StoreServer::start_with("", &[])
-    }
-
-    /// With more `[admin]` keys and files beside the config.
-    fn start_with(admin: &str, files: &[(&str, &[u8])]) -> StoreServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = \"state.db\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin}"
-        );
-        std::fs::write(dir.path().join("vpcdns.toml"), config).expect("config");
-        for (name, content) in files {
-            std::fs::write(dir.path().join(name), content).expect("file");
-        }
-        let mut server = StoreServer { child: None, dir, dns: String::new(), admin: String::new() };
-        server.spawn();
-        server
-    }
-
-    fn config(&self) -> String {
-        self.dir.path().join("vpcdns.toml").display().to_string()
-    }
-
-    fn spawn(&mut self) {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config", &self.config(), "--udp-sockets", "1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start vpcdns");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let ready = rx.recv_timeout(Duration::from_secs(20)).expect("readiness line");
-        let admin = rx.recv_timeout(Duration::from_secs(5)).expect("admin line");
-        self.dns = ready.rsplit(' ').next().expect("dns address").to_string();
-        self.admin = admin.split_whitespace().nth(2).expect("admin address").trim_start_matches("http://").to_string();
-        self.child = Some(child);
-    }
-
-    /// SIGTERM, then wait: the graceful path (usage counted since the last persist is written).
-    fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// `vpcdns operator …` (over the socket while the server runs); returns the JSON answer or the error text.
-    fn operator(&self, args: &[&str]) -> Result<Value, String> {
-        let config = self.config();
-        let mut all = vec!["operator", "--config", config.as_str(), "--json"];
-        all.extend_from_slice(args);
-        run(&all)
-    }
-
-    /// `vpcdns admin …` with `key`.
-    fn admin(&self, key: &str, args: &[&str]) -> Result<Value, String> {
-        let url = format!("http://{}", self.admin);
-        let mut all = vec!["admin", "--url", url.as_str(), "--key", key, "--json"];
-        all.extend_from_slice(args);
-        run(&all)
-    }
-
-    fn dig(&self, source: &str, name: &str) -> common::Dig {
-        dig_at(&self.dns, source, name, "A", &[])
-    }
-}
-
-impl Drop for StoreServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn run(args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(BIN).args(args).output().expect("run vpcdns");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-fn token(v: Result<Value, String>) -> String {
-    v.expect("key created")["token"].as_str().expect("token").to_string()
-}
-
-fn err(v: Result<Value, String>) -> String {
-    v.expect_err("expected an error")
-}
 
 /// Accounts on both sites, VPCs on loopback ranges, root keys for acme and beta.
 fn inventory(s: &StoreServer) -> (String, String) {
@@ -193,7 +73,7 @@ fn the_link_procedure_end_to_end() {
     assert_eq!(s.dig("127.0.80.5", "www.corp.internal").data("A"), ["10.0.0.1"]);
 
     // Everything acknowledged survives a restart.
-    s.stop();
+    s.kill();
     s.spawn();
     assert_eq!(s.dig("127.0.80.5", "www.corp.internal").data("A"), ["10.0.0.1"]);
     assert_eq!(s.dig("127.0.81.5", "www.corp.internal").status, "REFUSED");
@@ -550,6 +430,7 @@ fn the_admin_api_speaks_tls_when_given_a_certificate() {
     let key = std::fs::read(certs.path().join("key.pem")).expect("key");
     let s = StoreServer::start_with(
         "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+        "",
         &[("cert.pem", &cert), ("key.pem", &key)],
     );
     let (acme, _) = inventory(&s);
@@ -570,7 +451,7 @@ fn the_admin_api_speaks_tls_when_given_a_certificate() {
 
 #[test]
 fn codes_expire() {
-    let s = StoreServer::start_with("link_code_ttl_secs = 1\n", &[]);
+    let s = StoreServer::start_with("link_code_ttl_secs = 1\n", "", &[]);
     let (acme, _) = inventory(&s);
     let request = s.admin(&acme, &["links", "request", "beta"]).expect("request");
     let id = request["request"].as_str().expect("id").to_string();

@@ -11,10 +11,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::store::StoreServer;
 use common::{dig_at, BIN};
 use serde_json::Value;
 
@@ -25,96 +25,6 @@ const WRITER_TIME: Duration = Duration::from_secs(8);
 /// The VPC's prefix, and the source dig queries from.
 const CIDR: &str = "127.0.90.0/24";
 const SOURCE: &str = "127.0.90.5";
-
-/// A server in store mode (DNS and admin API on free ports), its log in the temp dir, one file per start.
-struct StoreServer {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    dns: String,
-    admin: String,
-    starts: usize,
-}
-
-impl StoreServer {
-    fn start() -> StoreServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config =
-            "[server]\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = \"state.db\"\n[admin]\nlisten = \"127.0.0.1:0\"\n";
-        std::fs::write(dir.path().join("vpcdns.toml"), config).expect("config");
-        let mut server = StoreServer { child: None, dir, dns: String::new(), admin: String::new(), starts: 0 };
-        server.spawn();
-        server
-    }
-
-    fn config(&self) -> String {
-        self.dir.path().join("vpcdns.toml").display().to_string()
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join(format!("serve-{}.log", self.starts))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    fn spawn(&mut self) {
-        self.starts += 1;
-        let log = std::fs::File::create(self.log_path()).expect("log file");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config", &self.config(), "--udp-sockets", "1"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start vpcdns");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut line = |what: &str, secs| {
-            rx.recv_timeout(Duration::from_secs(secs)).unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("no {what} line; server log:\n{}", self.log())
-            })
-        };
-        let ready = line("readiness", 20);
-        let admin = line("admin", 5);
-        self.dns = ready.rsplit(' ').next().expect("dns address").to_string();
-        self.admin = admin.split_whitespace().nth(2).expect("admin address").trim_start_matches("http://").to_string();
-        self.child = Some(child);
-    }
-
-    /// SIGKILL (what `Child::kill` sends on Unix), then reap.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn operator(&self, args: &[&str]) -> Result<Value, String> {
-        let config = self.config();
-        let mut all = vec!["operator", "--config", config.as_str(), "--json"];
-        all.extend_from_slice(args);
-        run(&all)
-    }
-
-    fn admin(&self, key: &str, args: &[&str]) -> Result<Value, String> {
-        run(&admin_args(&self.admin, key, args))
-    }
-}
-
-impl Drop for StoreServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn admin_args(admin: &str, key: &str, args: &[&str]) -> Vec<String> {
     let mut all: Vec<String> =

@@ -11,12 +11,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::BIN;
+use common::store::StoreServer;
 use serde_json::Value;
 
 const SUBJECT: &str = "vpcdns: verification code for a link request";
@@ -192,87 +190,19 @@ fn quoted_printable(text: &str) -> String {
     String::from_utf8(out).expect("utf-8 body")
 }
 
-/// A server in store mode with `[notify.smtp]` at the sink; its log goes to a file in the temp dir.
-struct StoreServer {
-    child: Child,
-    dir: tempfile::TempDir,
-    admin: String,
+/// A server in store mode with `[notify.smtp]` at the sink.
+fn start(smtp_port: u16) -> StoreServer {
+    let notify = format!("[notify.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nfrom = \"{FROM}\"\n");
+    StoreServer::start_with("", &notify, &[])
 }
 
-impl StoreServer {
-    fn start(smtp_port: u16) -> StoreServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = \"state.db\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-             [notify.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\nfrom = \"{FROM}\"\n"
-        );
-        std::fs::write(dir.path().join("vpcdns.toml"), config).expect("config");
-        let log = std::fs::File::create(dir.path().join("serve.log")).expect("log file");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(dir.path().join("vpcdns.toml"))
-            .args(["--udp-sockets", "1"])
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start vpcdns");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut s = StoreServer { child, dir, admin: String::new() };
-        let _ready = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("not ready:\n{}", s.log()));
-        let admin = rx.recv_timeout(Duration::from_secs(5)).expect("admin line");
-        s.admin = admin.split_whitespace().nth(2).expect("admin address").trim_start_matches("http://").to_string();
-        s
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("vpcdns.toml")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
-    }
-
-    fn operator(&self, args: &[&str]) -> Result<Value, String> {
-        let config = self.config().display().to_string();
-        run(&[&["operator", "--config", config.as_str(), "--json"], args].concat())
-    }
-
-    fn admin(&self, key: &str, args: &[&str]) -> Result<Value, String> {
-        let url = format!("http://{}", self.admin);
-        run(&[&["admin", "--url", url.as_str(), "--key", key, "--json"], args].concat())
-    }
-
-    fn account(&self, uid: &str, name: &str, email: &str) -> Result<Value, String> {
-        self.operator(&["accounts", "put", "--uid", uid, "--name", name, "--email", email, "--site", "intl"])
-    }
-
-    /// The next message the sink received (bounded wait), with the server log if none came.
-    fn mail(&self, rx: &mpsc::Receiver<Mail>) -> Mail {
-        rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no mail; server log:\n{}", self.log()))
-    }
+fn account(s: &StoreServer, uid: &str, name: &str, email: &str) -> Result<Value, String> {
+    s.operator(&["accounts", "put", "--uid", uid, "--name", name, "--email", email, "--site", "intl"])
 }
 
-impl Drop for StoreServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn run(args: &[&str]) -> Result<Value, String> {
-    let out = Command::new(BIN).args(args).output().expect("run vpcdns");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+/// The next message the sink received (bounded wait), with the server log if none came.
+fn next_mail(s: &StoreServer, rx: &mpsc::Receiver<Mail>) -> Mail {
+    rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no mail; server log:\n{}", s.log()))
 }
 
 /// The header fields a verification mail may have; anything else is a header the test did not expect.
@@ -295,9 +225,9 @@ fn assert_headers(mail: &Parsed, to: &str) {
 #[test]
 fn the_code_arrives_by_smtp_and_user_text_cannot_inject_headers() {
     let (port, rx) = smtp_sink(2, Duration::from_secs(60));
-    let s = StoreServer::start(port);
-    s.account("1001", "acme", "root@acme.example").expect("acme");
-    s.account("1002", "beta", "root@beta.example").expect("beta");
+    let s = start(port);
+    account(&s, "1001", "acme", "root@acme.example").expect("acme");
+    account(&s, "1002", "beta", "root@beta.example").expect("beta");
     s.operator(&["vpcs", "put", "--id", "vpc-acme", "--account", "1001", "--cidr", "127.0.80.0/24"]).expect("vpc");
     s.operator(&["vpcs", "put", "--id", "vpc-beta", "--account", "1002", "--cidr", "127.0.81.0/24"]).expect("vpc");
     let acme = s.operator(&["key", "acme"]).expect("key")["token"].as_str().expect("token").to_string();
@@ -305,7 +235,7 @@ fn the_code_arrives_by_smtp_and_user_text_cannot_inject_headers() {
     // acme asks to link beta: the mail goes to beta's email, and its code alone completes the link.
     let request = s.admin(&acme, &["links", "request", "beta"]).expect("request");
     let request_id = request["request"].as_str().expect("request id");
-    let mail = s.mail(&rx);
+    let mail = next_mail(&s, &rx);
     assert_eq!(mail.from, FROM);
     assert_eq!(mail.to, ["root@beta.example"]);
     let parsed = Parsed::of(&mail);
@@ -320,9 +250,9 @@ fn the_code_arrives_by_smtp_and_user_text_cannot_inject_headers() {
     assert_eq!(linked, ["1002"]);
 
     // A header in a name or an email is refused, and nothing is created.
-    let evil = s.account("1003", "evil\r\nBcc: x@y.example", "root@evil.example").expect_err("a name with CRLF");
+    let evil = account(&s, "1003", "evil\r\nBcc: x@y.example", "root@evil.example").expect_err("a name with CRLF");
     assert!(evil.contains("must match"), "{evil}");
-    let evil = s.account("1003", "evil", "root@evil.example\r\nBcc: x@y.example").expect_err("an email with CRLF");
+    let evil = account(&s, "1003", "evil", "root@evil.example\r\nBcc: x@y.example").expect_err("an email with CRLF");
     assert!(evil.contains("not an email address"), "{evil}");
     let accounts = s.operator(&["accounts", "list"]).expect("accounts");
     assert!(accounts["accounts"].as_array().expect("accounts").iter().all(|a| a["uid"] != "1003"), "{accounts}");
@@ -331,11 +261,11 @@ fn the_code_arrives_by_smtp_and_user_text_cannot_inject_headers() {
     // expected, and the name only in the body.
     let long: String = std::iter::once('l').chain("o0.-_".chars().cycle()).take(64).collect();
     let too_long = format!("{long}x");
-    assert!(s.account("1005", &too_long, "root@long.example").is_err(), "65 characters are refused");
-    s.account("1005", &long, "root@long.example").expect("64 characters are a valid username");
+    assert!(account(&s, "1005", &too_long, "root@long.example").is_err(), "65 characters are refused");
+    account(&s, "1005", &long, "root@long.example").expect("64 characters are a valid username");
     s.operator(&["vpcs", "put", "--id", "vpc-long", "--account", "1005", "--cidr", "127.0.83.0/24"]).expect("vpc");
     s.admin(&acme, &["links", "request", &long]).expect("request to the long name");
-    let mail = s.mail(&rx);
+    let mail = next_mail(&s, &rx);
     assert_eq!(mail.to, ["root@long.example"]);
     let parsed = Parsed::of(&mail);
     assert_headers(&parsed, "root@long.example");

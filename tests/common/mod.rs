@@ -4,6 +4,8 @@
 //! readiness line and kills the child on drop. `dig` runs `dig -b <source>` and parses its output into `Dig`.
 #![allow(dead_code)]
 
+pub mod store;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
