@@ -239,6 +239,9 @@ fn usage_is_billed_to_the_zone_owner_by_consumer_and_survives_restarts() {
     s.terminate();
     s.spawn();
     assert_eq!(s.admin(&acme, &["usage"]).expect("usage after restart")["total"], 5);
+    assert_eq!(s.operator(&["usage"]).expect("operator usage")["total"], 5, "the operator sees every owner's");
+    let all = s.operator(&["audit"]).expect("operator audit");
+    assert!(all["entries"].as_array().expect("entries").iter().any(|e| e["action"] == "account.put"));
 
     // The audit log says who did what; explain works against the live state, for one's own VPCs only.
     let audit = s.admin(&acme, &["audit"]).expect("audit");

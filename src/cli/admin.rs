@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::client;
-use super::seg;
+use super::{query_string, seg};
 
 /// Connection to the admin API.
 #[derive(Args)]
@@ -81,16 +81,6 @@ pub enum AdminCommand {
         #[arg(default_value = "A")]
         qtype: String,
     },
-}
-
-/// `?a=1&b=2` from the parameters that are set.
-fn query_string(params: &[(&str, Option<String>)]) -> String {
-    let parts: Vec<String> = params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", seg(v)))).collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
 }
 
 #[derive(Subcommand)]

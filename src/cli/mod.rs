@@ -16,3 +16,13 @@ pub fn seg(text: &str) -> String {
     }
     out
 }
+
+/// `?a=1&b=2` from the parameters that are set.
+pub fn query_string(params: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", seg(v)))).collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
