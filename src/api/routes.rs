@@ -38,8 +38,7 @@ pub fn tenant_router(state: ApiState) -> Router {
         .route("/v1/zones", get(zones_list).post(zone_create))
         .route("/v1/zones/{id}", get(zone_get).delete(zone_delete))
         .route("/v1/zones/{id}/scope", put(scope_set))
-        .route("/v1/zones/{id}/scope/add", post(scope_add))
-        .route("/v1/zones/{id}/scope/remove", post(scope_remove))
+        .route("/v1/zones/{id}/scope/{how}", post(scope_edit))
         .route("/v1/zones/{id}/records", post(record_add))
         .route("/v1/zones/{id}/records/{rid}", put(record_change).delete(record_remove))
         .route("/v1/zones/{id}/file", get(zone_export).put(zone_import))
@@ -320,6 +319,7 @@ async fn scope(
     tenant_write(api, &headers, remote, move |c, ctx| tenant::change_scope(c, ctx, &id, body.vpcs, how, expected)).await
 }
 
+/// `PUT …/scope` replaces the scope (as the service we model does); `POST …/scope/add` and `…/scope/remove` edit it.
 async fn scope_set(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
@@ -330,24 +330,19 @@ async fn scope_set(
     scope(api, headers, remote, id, body, ScopeChange::Set).await
 }
 
-async fn scope_add(
+async fn scope_edit(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path((id, how)): Path<(String, String)>,
     ApiJson(body): ApiJson<ScopeBody>,
 ) -> ApiResult {
-    scope(api, headers, remote, id, body, ScopeChange::Add).await
-}
-
-async fn scope_remove(
-    State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<ScopeBody>,
-) -> ApiResult {
-    scope(api, headers, remote, id, body, ScopeChange::Remove).await
+    let how = match how.as_str() {
+        "add" => ScopeChange::Add,
+        "remove" => ScopeChange::Remove,
+        _ => return Err(ApiError::not_found(format!("no scope operation {how:?} (add, remove)"))),
+    };
+    scope(api, headers, remote, id, body, how).await
 }
 
 async fn record_add(
