@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::client;
-use super::{query_string, seg};
+use super::{query_string, seg, Range};
 
 /// Connection to the admin API.
 #[derive(Args)]
@@ -53,22 +53,9 @@ pub enum AdminCommand {
     #[command(subcommand)]
     Records(RecordsCommand),
     /// Queries billed to your account (default: the last hour), by zone, consuming account and VPC.
-    Usage {
-        /// Unix seconds.
-        #[arg(long)]
-        from: Option<u64>,
-        #[arg(long)]
-        to: Option<u64>,
-    },
+    Usage(Range),
     /// Who changed what in your account, when, from where.
-    Audit {
-        #[arg(long)]
-        from: Option<u64>,
-        #[arg(long)]
-        to: Option<u64>,
-        #[arg(long)]
-        limit: Option<usize>,
-    },
+    Audit(Range),
     /// Why a source in one of your VPCs gets its answer (against the live state).
     Explain {
         #[arg(long)]
@@ -290,24 +277,8 @@ fn to_call(command: AdminCommand) -> anyhow::Result<Call> {
         AdminCommand::Links(c) => links_call(c),
         AdminCommand::Zones(c) => zones_call(c)?,
         AdminCommand::Records(c) => records_call(c),
-        AdminCommand::Usage { from, to } => call(
-            M::GET,
-            format!(
-                "/v1/usage{}",
-                query_string(&[("from", from.map(|v| v.to_string())), ("to", to.map(|v| v.to_string()))])
-            ),
-        ),
-        AdminCommand::Audit { from, to, limit } => call(
-            M::GET,
-            format!(
-                "/v1/audit{}",
-                query_string(&[
-                    ("from", from.map(|v| v.to_string())),
-                    ("to", to.map(|v| v.to_string())),
-                    ("limit", limit.map(|v| v.to_string())),
-                ])
-            ),
-        ),
+        AdminCommand::Usage(range) => call(M::GET, range.url("/v1/usage")),
+        AdminCommand::Audit(range) => call(M::GET, range.url("/v1/audit")),
         AdminCommand::Explain { source, listener, tcp, name, qtype } => call(
             M::GET,
             format!(

@@ -26,3 +26,28 @@ pub fn query_string(params: &[(&str, Option<String>)]) -> String {
         format!("?{}", parts.join("&"))
     }
 }
+
+/// A time range in Unix seconds (default: the last hour), and an optional count limit.
+#[derive(clap::Args)]
+pub struct Range {
+    /// Unix seconds.
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// Unix seconds.
+    #[arg(long)]
+    pub to: Option<u64>,
+    /// At most this many entries (audit).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl Range {
+    /// `path?from=…&to=…&limit=…` with the parameters that are set.
+    pub fn url(&self, path: &str) -> String {
+        let s = |v: Option<u64>| v.map(|v| v.to_string());
+        format!(
+            "{path}{}",
+            query_string(&[("from", s(self.from)), ("to", s(self.to)), ("limit", self.limit.map(|v| v.to_string()))])
+        )
+    }
+}

@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::client::{self, Transport};
-use super::{query_string, seg};
+use super::{seg, Range};
 use crate::api::{operator_router, ApiState};
 use crate::control::ControlPlane;
 
@@ -56,22 +56,9 @@ pub enum OperatorCommand {
     /// Write the store's state as a state file (issue-2 schema, records inline).
     Export,
     /// Queries billed to every owner (default: the last hour), summed over nodes.
-    Usage {
-        /// Unix seconds.
-        #[arg(long)]
-        from: Option<u64>,
-        #[arg(long)]
-        to: Option<u64>,
-    },
+    Usage(Range),
     /// Every account's audit log.
-    Audit {
-        #[arg(long)]
-        from: Option<u64>,
-        #[arg(long)]
-        to: Option<u64>,
-        #[arg(long)]
-        limit: Option<usize>,
-    },
+    Audit(Range),
     /// Copy the whole store, consistently, while the server runs (or not).
     Backup { path: PathBuf },
     /// Replace the store with a backup (the server must be stopped).
@@ -213,18 +200,8 @@ fn to_request(command: Prepared) -> (Method, String, Option<String>) {
             (M::POST, "/v1/operator/links".into(), Some(json!({ "account": account, "linked": linked })))
         }
         OperatorCommand::Export => (M::GET, "/v1/operator/export".into(), None),
-        OperatorCommand::Usage { from, to } => {
-            let query = query_string(&[("from", from.map(|v| v.to_string())), ("to", to.map(|v| v.to_string()))]);
-            (M::GET, format!("/v1/operator/usage{query}"), None)
-        }
-        OperatorCommand::Audit { from, to, limit } => {
-            let query = query_string(&[
-                ("from", from.map(|v| v.to_string())),
-                ("to", to.map(|v| v.to_string())),
-                ("limit", limit.map(|v| v.to_string())),
-            ]);
-            (M::GET, format!("/v1/operator/audit{query}"), None)
-        }
+        OperatorCommand::Usage(range) => (M::GET, range.url("/v1/operator/usage"), None),
+        OperatorCommand::Audit(range) => (M::GET, range.url("/v1/operator/audit"), None),
         OperatorCommand::Backup { path } => (M::POST, "/v1/operator/backup".into(), Some(json!({ "path": path }))),
         // Handled before any request is made.
         OperatorCommand::Apply { .. } | OperatorCommand::Restore { .. } => {
