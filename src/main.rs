@@ -52,6 +52,10 @@ enum Command {
     Admin(vpcdns::cli::admin::AdminArgs),
     /// Operator operations: the inventory (accounts, VPCs), root keys.
     Operator(vpcdns::cli::operator::OperatorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), generated from these definitions.
+    Man,
     /// Say why a source gets the answer it gets, without sockets.
     Explain {
         #[arg(long, short)]
@@ -100,6 +104,19 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { config, watch_interval_ms, udp_sockets } => {
             vpcdns::daemon::serve(config, Duration::from_millis(watch_interval_ms.max(10)), udp_sockets)
         }
+        Command::Completions { shell } => {
+            let mut cli = <Cli as clap::CommandFactory>::command();
+            // Into a buffer first: the generator panics on a closed pipe (`| head`); a write error is reported.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cli, "vpcdns", &mut script);
+            write_stdout(&script)
+        }
+        Command::Man => {
+            let cli = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cli).render(&mut page).context("cannot render the man page")?;
+            write_stdout(&page)
+        }
         Command::Admin(args) => client_runtime()?.block_on(vpcdns::cli::admin::run(args)),
         Command::Operator(args) => client_runtime()?.block_on(vpcdns::cli::operator::run(args)),
         Command::Check { config } => {
@@ -139,4 +156,13 @@ fn run(command: Command) -> anyhow::Result<()> {
 /// A small runtime for the CLI clients.
 fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")
+}
+
+/// Writes generated text to stdout; a reader that closed the pipe early is not an error.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
 }

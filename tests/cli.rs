@@ -223,3 +223,16 @@ fn limits_bound_rrsets_zones_and_records() {
     assert_rejected(&two_zones, &[], "owns 2 zones; the limit is 1");
     assert_rejected(&two_zones, &[], "holds 2 records; the limit is 1");
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definitions() {
+    let (code, bash, _) = run_cli(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(bash.contains("_vpcdns") && bash.contains("explain") && bash.contains("operator"), "{bash}");
+    let (code, zsh, _) = run_cli(&["completions", "zsh"]);
+    assert!(code == 0 && zsh.contains("#compdef vpcdns"));
+    let (code, man, _) = run_cli(&["man"]);
+    assert!(code == 0 && man.contains(".TH vpcdns 1") && man.contains("serve"), "{man}");
+    let (code, version, _) = run_cli(&["--version"]);
+    assert!(code == 0 && version.starts_with("vpcdns "), "{version}");
+}
