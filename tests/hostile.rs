@@ -330,8 +330,10 @@ fn response_rate_limiting_slips_drops_and_spares_cookies() {
         }
     }
     let dropped = 30 - full - slipped;
-    assert!((5..=8).contains(&full), "about the rate's worth answered: {full}");
-    assert!(slipped >= 8 && dropped >= 8, "slip 2: half truncated, half dropped ({slipped}, {dropped})");
+    // The bucket holds 5 and refills 5 a second, so a slow machine may answer a few more of the burst.
+    assert!((5..=15).contains(&full), "about the rate's worth answered: {full}");
+    assert!(slipped >= 4 && dropped >= 4, "slip 2: half truncated, half dropped ({slipped}, {dropped})");
+    assert!(slipped.abs_diff(dropped) <= 1, "every second limited response slips ({slipped}, {dropped})");
     // Another network has its own budget.
     assert_eq!(ask("127.0.62.9", &plain).map(|r| counts(&r)[1]), Some(1));
     // A client that returns our server cookie has proved its address and is not limited.
