@@ -319,7 +319,7 @@ fn response_rate_limiting_slips_drops_and_spares_cookies() {
     for _ in 0..30 {
         socket.send_to(&plain, at).expect("send");
     }
-    let (mut full, mut slipped) = (0, 0);
+    let (mut full, mut slipped) = (0usize, 0usize);
     let mut buf = [0u8; 1500];
     while let Ok((n, _)) = socket.recv_from(&mut buf) {
         if buf[2] & 0x02 != 0 {
