@@ -109,6 +109,31 @@ pub struct VpcDoc {
     pub listeners: Vec<String>,
 }
 
+impl From<&Account> for AccountDoc {
+    fn from(a: &Account) -> AccountDoc {
+        AccountDoc { uid: a.uid.0.clone(), name: a.name.clone(), email: a.email.clone(), site: a.site.to_string() }
+    }
+}
+
+impl From<&User> for UserDoc {
+    fn from(u: &User) -> UserDoc {
+        let policies = u.policies.iter().map(|p| policy_name(*p).to_string()).collect();
+        UserDoc { account: u.account.0.clone(), name: u.name.clone(), policies }
+    }
+}
+
+impl From<&Vpc> for VpcDoc {
+    fn from(v: &Vpc) -> VpcDoc {
+        VpcDoc {
+            id: v.id.0.clone(),
+            account: v.account.0.clone(),
+            region: v.region.clone(),
+            cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
+            listeners: v.listeners.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
 /// A verified link. `via` says how it came to be: `verification` (the tenant procedure) or `operator`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkDoc {

@@ -12,9 +12,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::super::error::ApiError;
-use super::super::model::{
-    encode, keys, policy_name, AccountDoc, Control, LinkDoc, RecordDoc, ScopeDoc, UserDoc, VpcDoc, ZoneDoc,
-};
+use super::super::model::{encode, keys, AccountDoc, Control, LinkDoc, RecordDoc, ScopeDoc, UserDoc, VpcDoc, ZoneDoc};
 use super::super::{Ctx, Plan};
 use crate::rdata::Record;
 use crate::state::{State, ZoneId};
@@ -22,35 +20,11 @@ use crate::store::Op;
 
 #[derive(Serialize)]
 struct ExportFile {
-    accounts: Vec<ExportAccount>,
-    users: Vec<ExportUser>,
-    vpcs: Vec<ExportVpc>,
+    accounts: Vec<AccountDoc>,
+    users: Vec<UserDoc>,
+    vpcs: Vec<VpcDoc>,
     links: Vec<ExportLink>,
     zones: Vec<ExportZone>,
-}
-
-#[derive(Serialize)]
-struct ExportAccount {
-    uid: String,
-    name: String,
-    email: String,
-    site: String,
-}
-
-#[derive(Serialize)]
-struct ExportUser {
-    account: String,
-    name: String,
-    policies: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct ExportVpc {
-    id: String,
-    account: String,
-    region: String,
-    cidrs: Vec<String>,
-    listeners: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -80,36 +54,9 @@ struct ExportRecord {
 /// The state as a TOML document in the issue-2 schema (zones carry their records inline).
 pub fn export(state: &State) -> Result<String, ApiError> {
     let file = ExportFile {
-        accounts: state
-            .accounts
-            .values()
-            .map(|a| ExportAccount {
-                uid: a.uid.0.clone(),
-                name: a.name.clone(),
-                email: a.email.clone(),
-                site: a.site.to_string(),
-            })
-            .collect(),
-        users: state
-            .users
-            .values()
-            .map(|u| ExportUser {
-                account: u.account.0.clone(),
-                name: u.name.clone(),
-                policies: u.policies.iter().map(|p| policy_name(*p).to_string()).collect(),
-            })
-            .collect(),
-        vpcs: state
-            .vpcs
-            .values()
-            .map(|v| ExportVpc {
-                id: v.id.0.clone(),
-                account: v.account.0.clone(),
-                region: v.region.clone(),
-                cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
-                listeners: v.listeners.iter().map(ToString::to_string).collect(),
-            })
-            .collect(),
+        accounts: state.accounts.values().map(AccountDoc::from).collect(),
+        users: state.users.values().map(UserDoc::from).collect(),
+        vpcs: state.vpcs.values().map(VpcDoc::from).collect(),
         links: state
             .links
             .iter()
@@ -167,38 +114,16 @@ pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Resu
     let mut plan = Plan::default();
     let current = &control.state;
     for a in desired.accounts.values() {
-        let doc =
-            AccountDoc { uid: a.uid.0.clone(), name: a.name.clone(), email: a.email.clone(), site: a.site.to_string() };
-        let stored = current.accounts.get(&a.uid).map(|c| {
-            encode(&AccountDoc {
-                uid: c.uid.0.clone(),
-                name: c.name.clone(),
-                email: c.email.clone(),
-                site: c.site.to_string(),
-            })
-        });
-        put_if_changed(control, stored, &mut plan, keys::account(&a.uid.0), &doc);
+        let stored = current.accounts.get(&a.uid).map(|c| encode(&AccountDoc::from(c)));
+        put_if_changed(control, stored, &mut plan, keys::account(&a.uid.0), &AccountDoc::from(a));
     }
     for u in desired.users.values() {
-        let policies =
-            |u: &crate::state::User| u.policies.iter().map(|p| policy_name(*p).to_string()).collect::<Vec<_>>();
-        let doc = UserDoc { account: u.account.0.clone(), name: u.name.clone(), policies: policies(u) };
-        let stored = current
-            .users
-            .get(&(u.account.clone(), u.name.clone()))
-            .map(|c| encode(&UserDoc { account: c.account.0.clone(), name: c.name.clone(), policies: policies(c) }));
-        put_if_changed(control, stored, &mut plan, keys::user(&u.account.0, &u.name), &doc);
+        let stored = current.users.get(&(u.account.clone(), u.name.clone())).map(|c| encode(&UserDoc::from(c)));
+        put_if_changed(control, stored, &mut plan, keys::user(&u.account.0, &u.name), &UserDoc::from(u));
     }
     for v in desired.vpcs.values() {
-        let doc = |v: &crate::state::Vpc| VpcDoc {
-            id: v.id.0.clone(),
-            account: v.account.0.clone(),
-            region: v.region.clone(),
-            cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
-            listeners: v.listeners.iter().map(ToString::to_string).collect(),
-        };
-        let stored = current.vpcs.get(&v.id).map(|c| encode(&doc(c)));
-        put_if_changed(control, stored, &mut plan, keys::vpc(&v.id.0), &doc(v));
+        let stored = current.vpcs.get(&v.id).map(|c| encode(&VpcDoc::from(c)));
+        put_if_changed(control, stored, &mut plan, keys::vpc(&v.id.0), &VpcDoc::from(v));
     }
     for l in &desired.links {
         if !current.links.contains(l) {
