@@ -220,6 +220,10 @@ pub struct Loaded {
 pub fn load(path: &Path, previous: Option<&State>) -> Result<Loaded, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    // As with zone files: an empty file is most likely being rewritten in place, never a configuration to serve.
+    if text.trim().is_empty() {
+        return Err(ConfigError::Toml { path: path.to_path_buf(), message: "the configuration file is empty".into() });
+    }
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
     from_str(&text, path, &base, previous)

@@ -55,6 +55,11 @@ pub fn read_zone_file(path: &Path, origin: &Name, include_root: &Path) -> Result
         line: 0,
         message: format!("cannot read zone file: {e}"),
     })?;
+    // An empty file is almost always one caught between truncation and write by an editor rewriting it in place;
+    // loading it would serve an empty zone. A zone with nothing in it still needs a line ($TTL or a comment).
+    if bytes.is_empty() {
+        return Err(ZoneFileError { file: path.to_path_buf(), line: 0, message: "the zone file is empty".into() });
+    }
     parse_bytes(&bytes, path, origin, include_root)
 }
 

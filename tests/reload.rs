@@ -100,7 +100,10 @@ fn queries_in_flight_during_swaps_are_all_answered() {
         answered
     });
     for i in 0..8 {
-        std::fs::write(s.dir.path().join("corp.zone"), format!("{ZONE}v{i} A 10.0.1.{i}\n")).expect("write");
+        // Replaced atomically (write, then rename), as in tests/swap_load.rs.
+        let staged = s.dir.path().join("corp.zone.new");
+        std::fs::write(&staged, format!("{ZONE}v{i} A 10.0.1.{i}\n")).expect("write");
+        std::fs::rename(&staged, s.dir.path().join("corp.zone")).expect("rename");
         std::thread::sleep(Duration::from_millis(150));
     }
     let answered = sender.join().expect("sender thread");

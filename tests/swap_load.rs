@@ -94,7 +94,11 @@ fn a_hundred_file_swaps_under_load() {
         if swap % 2 == 1 {
             // A config edit: the new value joins the allowed set before it can be served.
             allowed.lock().expect("lock").insert([10, 0, swap, 1]);
-            std::fs::write(s.dir.path().join("corp.zone"), zone(swap)).expect("write");
+            // Replaced atomically, as deploy tools do (write, then rename): this test is about swaps, not about a
+            // reader racing a writer that rewrites in place (the watcher's settling and empty-file guard cover those).
+            let staged = s.dir.path().join("corp.zone.new");
+            std::fs::write(&staged, zone(swap)).expect("write");
+            std::fs::rename(&staged, s.dir.path().join("corp.zone")).expect("rename");
             let want = format!("10.0.{swap}.1");
             s.wait_until("the edit to be served", || {
                 s.dig(SOURCE, "www.corp.internal", "A").data("A") == [want.clone()]
