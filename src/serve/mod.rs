@@ -3,11 +3,13 @@
 //! Each loop loads the current snapshot once per request from the shared [`Published`] handle (no lock), hands
 //! the bytes to the pure handler and sends what it returns. Nothing here knows DNS beyond framing.
 
+pub mod batch;
 pub mod bind;
 pub mod rrl;
 pub mod tcp;
 pub mod udp;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -31,7 +33,7 @@ const COOKIE_ROTATION: std::time::Duration = std::time::Duration::from_secs(3600
 pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves every bound socket until `shutdown` turns true, then drains: UDP stops (each datagram is answered
-/// synchronously, so none is half-done), TCP stops accepting, and open connections answer what they have read
+/// in its batch, so none is half-done), TCP stops accepting, and open connections answer what they have read
 /// and close; returns when they have, or after `DRAIN_DEADLINE`. With a meter, billable answers are counted.
 pub async fn run(
     bound: Bound,
@@ -50,10 +52,21 @@ pub async fn run(
         }
     };
     let cookies: Cookies = Arc::new(ArcSwap::from_pointee(keys));
-    let mut udp_tasks = tokio::task::JoinSet::new();
-    udp_tasks.spawn(rotate_cookies(cookies.clone()));
-    for udp in bound.udp {
-        udp_tasks.spawn(udp::serve(udp, published.clone(), meter.clone(), cookies.clone(), limiter.clone()));
+    let rotation = tokio::spawn(rotate_cookies(cookies.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut udp_threads = Vec::new();
+    for (index, udp) in bound.udp.into_iter().enumerate() {
+        let shared = udp::Shared {
+            published: published.clone(),
+            meter: meter.clone(),
+            cookies: cookies.clone(),
+            limiter: limiter.clone(),
+            stop: stop.clone(),
+        };
+        match udp::spawn(udp, shared, index) {
+            Ok(thread) => udp_threads.push(thread),
+            Err(e) => tracing::error!(error = %e, "cannot start a UDP thread"),
+        }
     }
     let mut tcp_tasks = tokio::task::JoinSet::new();
     for listener in bound.tcp {
@@ -61,7 +74,10 @@ pub async fn run(
         tcp_tasks.spawn(tcp::serve(listener, args.0, args.1, args.2, args.3, args.4));
     }
     let _ = shutdown.wait_for(|stop| *stop).await;
-    udp_tasks.abort_all();
+    // UDP threads finish the batch in hand and see the flag within one receive timeout.
+    stop.store(true, Ordering::Relaxed);
+    rotation.abort();
+    let joined = tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| drop(t.join())));
     while tcp_tasks.join_next().await.is_some() {}
     // Every open connection holds a permit: having them all back means every connection has closed.
     let all = limits.max_connections as u32;
@@ -69,6 +85,7 @@ pub async fn run(
         Ok(_) => tracing::info!("drained: every TCP connection closed"),
         Err(_) => tracing::warn!("drain deadline passed with TCP connections still open"),
     }
+    let _ = joined.await;
 }
 
 async fn rotate_cookies(cookies: Cookies) {

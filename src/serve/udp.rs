@@ -1,21 +1,18 @@
-//! The UDP loop: one task per SO_REUSEPORT socket, receive → handle → send, with reused buffers.
+//! The UDP loop: one OS thread per SO_REUSEPORT socket, batch in → handle each → batch out, with reused buffers.
 //!
-//! On a wildcard socket each packet's destination comes from IP_PKTINFO / IPV6_PKTINFO: it is the listener the
-//! query is classified by, and the reply is sent from it (RFC 1123 §6.1.3.5: the reply's source must be the
-//! address the query was sent to). A failed send drops that one response; nothing here ends the loop but the
-//! socket itself failing.
+//! A thread, not an async task: a busy DNS socket always has packets waiting, so readiness polling is pure
+//! overhead; the thread blocks in `recvmmsg` and wakes with every queued datagram at once (see `batch`). The
+//! snapshot is loaded once per batch. On a wildcard socket each packet's destination comes from IP_PKTINFO /
+//! IPV6_PKTINFO: it is the listener the query is classified by, and the reply is sent from it (RFC 1123 §6.1.3.5).
+//! A failed send drops that one response; nothing ends the loop but the stop flag or the socket failing.
 
 use std::io;
-use std::io::{IoSlice, IoSliceMut};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
-
-use nix::sys::socket::{self, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage};
-use tokio::io::unix::AsyncFd;
-
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::batch::Batcher;
 use super::bind::UdpListener;
 use super::rrl::{Limiter, Verdict};
 use super::Published;
@@ -23,152 +20,81 @@ use crate::lookup::Transport;
 use crate::metering::{LocalMeter, Meter};
 use crate::respond;
 
-/// The largest datagram we read; anything longer is truncated by the kernel and fails to decode.
-const MAX_DATAGRAM: usize = 65535;
+/// How long a receive blocks before the loop looks at the stop flag (and flushes its counts).
+const RECEIVE_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// Where a datagram came from and where it was sent.
-struct Received {
-    len: usize,
-    peer: SocketAddr,
-    /// The address the datagram was sent to: the listener it is classified by.
-    local: SocketAddr,
-    /// Interface index from PKTINFO, echoed on the reply (needed for IPv6 link-local).
-    ifindex: u32,
+/// Everything a UDP thread shares with the rest of the server.
+pub struct Shared {
+    pub published: Published,
+    pub meter: Option<Arc<Meter>>,
+    pub cookies: super::Cookies,
+    pub limiter: Arc<Limiter>,
+    pub stop: Arc<AtomicBool>,
 }
 
-/// Serves one UDP socket until it fails.
-pub async fn serve(
-    listener: UdpListener,
-    published: Published,
-    meter: Option<Arc<Meter>>,
-    cookies: super::Cookies,
-    limiter: Arc<Limiter>,
-) {
+/// Starts the thread serving one UDP socket.
+pub fn spawn(listener: UdpListener, shared: Shared, index: usize) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("udp-{index}")).spawn(move || serve(listener, shared))
+}
+
+/// Serves one UDP socket until `stop` is set or the socket fails.
+fn serve(listener: UdpListener, shared: Shared) {
     let local = listener.local;
     let wildcard = listener.wildcard;
-    // SAFETY: the AsyncFd takes ownership of the std socket, which owns its descriptor and keeps it open (and the
-    // same) until the AsyncFd is dropped.
-    let socket = match unsafe { AsyncFd::register(listener.socket) } {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(%local, error = %e, "cannot register UDP socket");
-            return;
-        }
-    };
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
-    let mut out = Vec::with_capacity(4096);
-    let mut counter = meter.map(LocalMeter::new);
-    loop {
-        // Wake at least once a second so counts reach the shared meter even when traffic stops.
-        let ready = match tokio::time::timeout(Duration::from_secs(1), socket.readable()).await {
-            Ok(ready) => ready,
-            Err(_) => {
-                if let Some(counter) = &mut counter {
-                    counter.flush();
-                }
-                continue;
-            }
-        };
-        let mut guard = match ready {
-            Ok(g) => g,
-            Err(e) => {
+    let socket = listener.socket;
+    if let Err(e) = socket.set_nonblocking(false).and_then(|()| socket.set_read_timeout(Some(RECEIVE_TIMEOUT))) {
+        tracing::error!(%local, error = %e, "cannot set up UDP socket");
+        return;
+    }
+    let fd = socket.as_raw_fd();
+    let mut batch = Batcher::new();
+    let mut counter = shared.meter.clone().map(LocalMeter::new);
+    let mut last_flush = Instant::now();
+    while !shared.stop.load(Ordering::Relaxed) {
+        match batch.receive(fd, local, wildcard) {
+            Ok(_) => answer_batch(&mut batch, &shared, wildcard, counter.as_mut()),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) || e.raw_os_error() == Some(libc::ENOTSOCK) => {
                 tracing::error!(%local, error = %e, "UDP socket failed");
                 return;
             }
-        };
-        let received = guard.try_io(|s| receive(s.as_raw_fd(), &mut buf, &mut cmsg, wildcard, local));
-        let received = match received {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                tracing::debug!(%local, error = %e, "UDP receive failed");
-                continue;
-            }
-            Err(_would_block) => continue,
-        };
-        let snapshot = published.load();
-        let keys = cookies.load();
-        let handled = respond::handle(
-            &buf[..received.len],
-            received.peer.ip(),
-            received.local,
-            Transport::Udp,
-            &snapshot,
-            Some(&keys),
-            &mut out,
-        );
-        if let (Some(outcome), Some(counter)) = (&handled, &mut counter) {
-            counter.record(&snapshot, outcome);
+            // Anything else (an ICMP error reported on the socket, ENOMEM) concerns one packet, not the socket.
+            Err(e) => tracing::debug!(%local, error = %e, "UDP receive failed"),
         }
-        if let Some(outcome) = &handled {
-            if limiter.enabled() {
-                match limiter.check(received.peer.ip(), outcome.cookie_valid, std::time::Instant::now()) {
-                    Verdict::Send => {}
-                    Verdict::Slip => super::rrl::truncate_in_place(&mut out),
-                    Verdict::Drop => continue,
-                }
-            }
+        let dropped = batch.send(fd);
+        if dropped > 0 {
+            tracing::debug!(%local, dropped, "UDP replies dropped by the kernel");
         }
-        if handled.is_some() {
-            let from = wildcard.then_some((received.local.ip(), received.ifindex));
-            if let Err(e) = send(socket.get_ref().as_raw_fd(), &out, received.peer, from) {
-                tracing::debug!(peer = %received.peer, error = %e, "UDP send failed; response dropped");
+        // Counts reach the shared meter about once a second even when traffic stops.
+        if let Some(counter) = &mut counter {
+            if last_flush.elapsed() >= Duration::from_secs(1) {
+                counter.flush();
+                last_flush = Instant::now();
             }
         }
     }
 }
 
-fn receive(fd: RawFd, buf: &mut [u8], cmsg: &mut Vec<u8>, wildcard: bool, local: SocketAddr) -> io::Result<Received> {
-    let mut iov = [IoSliceMut::new(buf)];
-    let control = if wildcard { Some(cmsg.as_mut_slice()) } else { None };
-    let msg = socket::recvmsg::<SockaddrStorage>(fd, &mut iov, control, MsgFlags::empty())?;
-    let peer = msg.address.as_ref().and_then(to_socket_addr).ok_or_else(|| io::Error::other("no peer address"))?;
-    let mut received = Received { len: msg.bytes, peer, local, ifindex: 0 };
-    if wildcard {
-        for c in msg.cmsgs()? {
-            match c {
-                ControlMessageOwned::Ipv4PacketInfo(info) => {
-                    let ip = Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr));
-                    received.local = SocketAddr::new(IpAddr::V4(ip), local.port());
-                    received.ifindex = info.ipi_ifindex as u32;
-                }
-                ControlMessageOwned::Ipv6PacketInfo(info) => {
-                    let ip = Ipv6Addr::from(info.ipi6_addr.s6_addr);
-                    received.local = SocketAddr::new(IpAddr::V6(ip), local.port());
-                    received.ifindex = info.ipi6_ifindex;
-                }
-                _ => {}
+/// Answers every datagram of a batch into its reply slot and queues the replies to send.
+fn answer_batch(batch: &mut Batcher, shared: &Shared, wildcard: bool, mut counter: Option<&mut LocalMeter>) {
+    let snapshot = shared.published.load();
+    let keys = shared.cookies.load();
+    for i in 0..batch.received.len() {
+        let datagram = batch.received[i];
+        let (packet, out) = batch.slot(i);
+        let handled =
+            respond::handle(packet, datagram.peer.ip(), datagram.local, Transport::Udp, &snapshot, Some(&keys), out);
+        let Some(outcome) = handled else { continue };
+        if let Some(counter) = counter.as_deref_mut() {
+            counter.record(&snapshot, &outcome);
+        }
+        if shared.limiter.enabled() {
+            match shared.limiter.check(datagram.peer.ip(), outcome.cookie_valid, Instant::now()) {
+                Verdict::Send => {}
+                Verdict::Slip => super::rrl::truncate_in_place(out),
+                Verdict::Drop => continue,
             }
         }
+        batch.queue_reply(i, wildcard);
     }
-    Ok(received)
-}
-
-fn to_socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = addr.as_sockaddr_in() {
-        return Some(SocketAddr::from(*v4));
-    }
-    addr.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
-}
-
-/// Sends a reply; on a wildcard socket from the address the query arrived on.
-fn send(fd: RawFd, data: &[u8], peer: SocketAddr, from: Option<(IpAddr, u32)>) -> io::Result<()> {
-    let iov = [IoSlice::new(data)];
-    let dest = SockaddrStorage::from(peer);
-    let sent = match from {
-        Some((IpAddr::V4(ip), ifindex)) => {
-            let info = libc::in_pktinfo {
-                ipi_ifindex: ifindex as i32,
-                ipi_spec_dst: libc::in_addr { s_addr: u32::from(ip).to_be() },
-                ipi_addr: libc::in_addr { s_addr: 0 },
-            };
-            socket::sendmsg(fd, &iov, &[ControlMessage::Ipv4PacketInfo(&info)], MsgFlags::empty(), Some(&dest))
-        }
-        Some((IpAddr::V6(ip), ifindex)) => {
-            let info = libc::in6_pktinfo { ipi6_addr: libc::in6_addr { s6_addr: ip.octets() }, ipi6_ifindex: ifindex };
-            socket::sendmsg(fd, &iov, &[ControlMessage::Ipv6PacketInfo(&info)], MsgFlags::empty(), Some(&dest))
-        }
-        None => socket::sendmsg::<SockaddrStorage>(fd, &iov, &[], MsgFlags::empty(), Some(&dest)),
-    };
-    sent.map(|_| ()).map_err(io::Error::from)
 }
