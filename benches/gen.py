@@ -64,6 +64,7 @@ def vpc_id(i):
 def config(port, vpcs):
     a, b = "1000000000000001", "1000000000000002"
     out = [f'[server]\nlisten = ["127.0.0.1:{port}"]\nnameserver = "ns1.corp.internal."\n\n',
+           "[limits]\nmax_records_per_account = 5000000\n\n",
            f'[[accounts]]\nuid = "{a}"\nname = "owner"\nemail = "root@owner.example"\nsite = "intl"\n\n',
            f'[[accounts]]\nuid = "{b}"\nname = "consumer"\nemail = "root@consumer.example"\nsite = "intl"\n\n',
            f'[[links]]\naccount = "{a}"\nlinked = "root@consumer.example"\n\n']

@@ -31,14 +31,19 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
+        // Loaded once: the reloader keeps this state as the one it serves (holding a second copy for the life of
+        // the process would double the memory of every record).
         let loaded = reload::load_valid(&config, None)?;
         let udp_sockets = udp_sockets.unwrap_or(workers);
+        let server = loaded.state.server.clone();
         match loaded.control.clone() {
-            Some(settings) => serve_store(settings, loaded.state.server, udp_sockets).await,
+            Some(settings) => {
+                drop(loaded);
+                serve_store(settings, server, udp_sockets).await
+            }
             None => {
-                let reloader = Reloader::start(&config)?;
+                let reloader = Reloader::from_loaded(&config, loaded);
                 let published = reloader.published();
-                let server = loaded.state.server;
                 let watcher = tokio::spawn(reload::watch(reloader, watch_interval));
                 run_dns(&server, published, udp_sockets, None, None, async move {
                     watcher.await.context("the reload task failed")?

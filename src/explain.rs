@@ -108,14 +108,14 @@ fn explain_chain(state: &State, snap: &Snapshot, vpc: u32, q: &Question, out: &m
             Owner::Name(wire) => name::wire_to_string(wire),
         };
         let zone = &snap.zones[rr.zone as usize];
-        let first = rr.rrset.rdata.first().map(|d| rdata_text(rr.rrset.rtype, d)).unwrap_or_default();
+        let first = rr.rrset.first().map(|d| rdata_text(rr.rrset.rtype, d)).unwrap_or_default();
         let _ = writeln!(
             out,
             "  from {} (owner {}): {owner} {} {first}{}",
             zone.name,
             account_label(state, &zone.owner.0),
             type_name(rr.rrset.rtype),
-            if rr.rrset.rdata.len() > 1 { " …" } else { "" }
+            if rr.rrset.len() > 1 { " …" } else { "" }
         );
     }
     if let Some(end) = unfollowed_cname_target(snap, vpc, &answer, q.qtype) {
@@ -129,7 +129,7 @@ fn unfollowed_cname_target(snap: &Snapshot, vpc: u32, answer: &lookup::Answer, q
     if last.rrset.rtype != crate::rdata::rtype::CNAME || qtype == crate::rdata::rtype::CNAME {
         return None;
     }
-    let target = last.rrset.rdata.first()?;
+    let target = last.rrset.first()?;
     let mut buf = [0u8; name::MAX_NAME_LEN];
     let lower = name::lower_into(target, &mut buf);
     let view = snap.views.get(vpc as usize)?;

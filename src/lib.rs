@@ -16,6 +16,7 @@ pub mod explain;
 pub mod lookup;
 pub mod metering;
 pub mod name;
+pub mod nodes;
 pub mod notify;
 pub mod rdata;
 pub mod reload;

@@ -64,7 +64,7 @@ pub enum Owner<'s> {
 #[derive(Debug, Clone, Copy)]
 pub struct Rr<'s> {
     pub owner: Owner<'s>,
-    pub rrset: &'s RRset,
+    pub rrset: RRset<'s>,
     pub zone: ZoneIdx,
 }
 
@@ -120,7 +120,7 @@ impl<'s> Answer<'s> {
 
     fn holds(&self, rrset: &RRset) -> bool {
         let all = self.answer.iter().chain(&self.additional);
-        all.into_iter().any(|rr| std::ptr::eq(rr.rrset, rrset))
+        all.into_iter().any(|rr| rr.rrset.same(rrset))
     }
 }
 
@@ -178,17 +178,17 @@ fn resolve_chain<'s>(
         };
         if qtype == rtype::ANY {
             let take = if transport == Transport::Udp { 1 } else { usize::MAX };
-            for rrset in node.rrsets.iter().take(take) {
+            for rrset in node.rrsets().take(take) {
                 answer.answer.push(Rr { owner, rrset, zone: zone_idx });
             }
-            if node.rrsets.is_empty() {
+            if node.is_empty_non_terminal() {
                 push_negative(answer, zone_idx, zone, qtype);
             }
             return;
         }
         if let Some(cname) = node.rrset(rtype::CNAME).filter(|_| qtype != rtype::CNAME) {
             // A loop restarts until the limit without adding anything new: cut it there at once.
-            let looped = answer.holds(cname);
+            let looped = answer.holds(&cname);
             if !looped {
                 answer.answer.push(Rr { owner, rrset: cname, zone: zone_idx });
             }
@@ -198,7 +198,7 @@ fn resolve_chain<'s>(
                 return;
             }
             restarts += 1;
-            let Some(target) = cname.rdata.first() else { return };
+            let Some(target) = cname.first() else { return };
             len = lower_into(target, buf).len();
             // A target in no zone this VPC sees ends the chain at the CNAME (the stub resolver asks again).
             let Some(next) = view.find_zone(&buf[..len]) else { return };
@@ -219,7 +219,7 @@ fn resolve_chain<'s>(
 /// NXDOMAIN only; the differential test holds us to it).
 fn push_negative<'s>(answer: &mut Answer<'s>, zone_idx: ZoneIdx, zone: &'s ZoneTable, qtype: u16) {
     let zero = qtype == rtype::SOA && answer.rcode == Rcode::NxDomain;
-    let rrset = if zero { &zone.negative_soa_zero_ttl } else { &zone.negative_soa };
+    let rrset = if zero { zone.negative_soa_zero_ttl.get() } else { zone.negative_soa.get() };
     answer.authority.push(Rr { owner: Owner::Name(zone.name.wire()), rrset, zone: zone_idx });
 }
 
@@ -228,7 +228,7 @@ fn add_additional<'s>(snap: &'s Snapshot, view: &View, answer: &mut Answer<'s>) 
     let mut buf = [0u8; MAX_NAME_LEN];
     for i in 0..answer.answer.len() {
         let rrset = answer.answer[i].rrset;
-        for rdata in rrset.rdata.iter() {
+        for rdata in rrset.rdata() {
             let Some(target) = additional_target(rrset.rtype, rdata) else { continue };
             let len = lower_into(target, &mut buf).len();
             let Some(zone_idx) = view.find_zone(&buf[..len]) else { continue };
@@ -243,7 +243,7 @@ fn add_additional<'s>(snap: &'s Snapshot, view: &View, answer: &mut Answer<'s>) 
                 if answer.additional.len() >= MAX_ADDITIONAL_RRSETS {
                     return;
                 }
-                if !answer.holds(set) {
+                if !answer.holds(&set) {
                     answer.additional.push(Rr { owner: Owner::Name(target), rrset: set, zone: zone_idx });
                 }
             }

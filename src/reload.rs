@@ -48,18 +48,22 @@ pub struct Reloader {
 impl Reloader {
     /// Loads, validates and compiles the first snapshot; an error here means the server cannot start.
     pub fn start(config_path: &Path) -> anyhow::Result<Reloader> {
-        let loaded = load_valid(config_path, None)?;
+        Ok(Reloader::from_loaded(config_path, load_valid(config_path, None)?))
+    }
+
+    /// Compiles the first snapshot from a configuration already loaded and validated from `config_path`.
+    pub fn from_loaded(config_path: &Path, loaded: config::Loaded) -> Reloader {
         let mut compiler = Compiler::default();
         let snapshot = compiler.compile(&loaded.state);
         log_counts(&snapshot, "loaded");
-        Ok(Reloader {
+        Reloader {
             config_path: config_path.to_path_buf(),
             state: loaded.state,
             compiler,
             watched: fingerprints(loaded.watched),
             settling: None,
             published: Arc::new(ArcSwap::from_pointee(snapshot)),
-        })
+        }
     }
 
     pub fn published(&self) -> Published {

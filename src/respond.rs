@@ -249,7 +249,7 @@ impl<'o> Encoder<'o> {
     fn rrsets(&mut self, rrs: &[Rr]) -> u16 {
         let mut count = 0u16;
         for rr in rrs {
-            for rdata in rr.rrset.rdata.iter() {
+            for rdata in rr.rrset.rdata() {
                 self.record(rr.owner, rr.rrset.rtype, rr.rrset.ttl, rdata);
                 count = count.saturating_add(1);
             }

@@ -11,6 +11,7 @@ use ahash::RandomState;
 
 use crate::classify::Classifier;
 use crate::name::{self, Name, MAX_NAME_LEN};
+use crate::nodes::{NodeArena, OwnedNode, OwnedRRset};
 use crate::state::{Uid, VpcId, ZoneId};
 
 /// Index of a VPC in [`Snapshot::vpcs`] and [`Snapshot::views`].
@@ -84,44 +85,17 @@ fn label_starts(wire: &[u8], starts: &mut [u8; 128]) -> usize {
     count
 }
 
-/// All the records of one RRset, each RDATA pre-encoded in uncompressed wire form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RRset {
-    pub rtype: u16,
-    pub ttl: u32,
-    pub rdata: Box<[Box<[u8]>]>,
-}
-
-/// An owner name and its RRsets, sorted by type; no RRsets means an empty non-terminal.
-#[derive(Debug)]
-pub struct Node {
-    /// The owner as its zone spells it.
-    pub name: Name,
-    pub rrsets: Box<[RRset]>,
-}
-
-impl Node {
-    pub fn rrset(&self, rtype: u16) -> Option<&RRset> {
-        self.rrsets.iter().find(|r| r.rtype == rtype)
-    }
-
-    pub fn is_empty_non_terminal(&self) -> bool {
-        self.rrsets.is_empty()
-    }
-}
+pub use crate::nodes::{Node, RRset};
 
 /// How a name matched inside one zone.
 pub enum NameMatch<'z> {
     /// The name exists (possibly as an empty non-terminal).
-    Exact(&'z Node),
+    Exact(Node<'z>),
     /// The name does not exist; a wildcard at its closest encloser covers it (RFC 4592 §3.3.1).
-    Wildcard(&'z Node),
+    Wildcard(Node<'z>),
     /// The name does not exist and no wildcard covers it.
     NxDomain,
 }
-
-/// Owner (lower-case full wire name) → node.
-pub type NodeMap = HashMap<Box<[u8]>, Node, RandomState>;
 
 /// One zone's records, compiled. Shared (through `Arc`) by every view that sees the zone and by later snapshots
 /// for as long as the zone is unchanged.
@@ -145,35 +119,38 @@ pub struct ZoneTable {
     /// The nameserver name generated SOA/NS used (a change of `[server].nameserver` recompiles the zone).
     pub nameserver: Name,
     /// Every owner, the apex, and every empty non-terminal, as of the last full build.
-    pub(crate) base: Arc<NodeMap>,
-    /// Nodes changed since the base was built.
-    pub(crate) overlay: HashMap<Box<[u8]>, Option<Arc<Node>>, RandomState>,
+    pub(crate) base: Arc<NodeArena>,
+    /// Nodes changed since the base was built, by lower-case owner (`None` = the name is gone).
+    pub(crate) overlay: HashMap<Box<[u8]>, Option<Arc<OwnedNode>>, RandomState>,
     /// The apex SOA with TTL = min(SOA TTL, SOA minimum), for the authority section of negative answers
     /// (RFC 2308 §3).
-    pub negative_soa: RRset,
+    pub negative_soa: OwnedRRset,
     /// The same SOA with TTL 0, for negative answers to SOA queries.
-    pub negative_soa_zero_ttl: RRset,
+    pub negative_soa_zero_ttl: OwnedRRset,
     pub has_wildcards: bool,
     pub record_count: usize,
 }
 
 impl ZoneTable {
-    pub fn node(&self, lower: &[u8]) -> Option<&Node> {
+    pub fn node(&self, lower: &[u8]) -> Option<Node<'_>> {
         if !self.overlay.is_empty() {
             if let Some(changed) = self.overlay.get(lower) {
-                return changed.as_deref();
+                return changed.as_deref().map(OwnedNode::get);
             }
         }
         self.base.get(lower)
     }
 
     /// Every node as of now (base nodes not overridden, then the overlay's).
-    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
-        let base = self.base.iter().filter(|(k, _)| !self.overlay.contains_key(*k)).map(|(_, n)| n);
-        base.chain(self.overlay.values().filter_map(|n| n.as_deref()))
+    pub fn nodes(&self) -> impl Iterator<Item = Node<'_>> {
+        let base = self.base.iter().filter(|n| {
+            let mut buf = [0u8; MAX_NAME_LEN];
+            self.overlay.is_empty() || !self.overlay.contains_key(name::lower_into(n.name(), &mut buf))
+        });
+        base.chain(self.overlay.values().filter_map(|n| n.as_deref().map(OwnedNode::get)))
     }
 
-    pub fn apex(&self) -> Option<&Node> {
+    pub fn apex(&self) -> Option<Node<'_>> {
         self.node(self.name.lower().wire())
     }
 

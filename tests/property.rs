@@ -151,8 +151,8 @@ fn visible_data(snap: &vpcdns::snapshot::Snapshot, visible: &BTreeSet<u32>) -> B
     let mut data = BTreeSet::new();
     for &z in visible {
         for node in snap.zones[z as usize].nodes() {
-            for set in node.rrsets.iter() {
-                for rdata in set.rdata.iter() {
+            for set in node.rrsets() {
+                for rdata in set.rdata() {
                     if let Ok(d) = RData::from_wire(set.rtype, rdata) {
                         data.insert((set.rtype, d.to_string()));
                     }
@@ -222,7 +222,7 @@ proptest! {
                     let data = RData::from_wire(rtype, &wire).map(|d| d.to_string()).unwrap_or_default();
                     prop_assert!(allowed.contains(&(rtype, data.clone())), "{} {} {} is in no zone vpc {} sees", record.name, rtype, data, class.vpc);
                 }
-                let count = |rrs: &[lookup::Rr]| rrs.iter().map(|r| r.rrset.rdata.len()).sum::<usize>();
+                let count = |rrs: &[lookup::Rr]| rrs.iter().map(|r| r.rrset.len()).sum::<usize>();
                 prop_assert_eq!(msg.answers.len(), count(&answer.answer));
                 prop_assert_eq!(msg.authorities.len(), count(&answer.authority));
                 prop_assert!(msg.additionals.len() <= count(&answer.additional));

@@ -116,7 +116,6 @@ mod tests {
     use super::*;
     use crate::name::Name;
     use crate::rdata::rtype;
-    use crate::snapshot::Node;
     use crate::testing;
 
     fn zones(www: &str) -> String {
@@ -159,8 +158,8 @@ records = [{{ name = "x.y.z", type = "A", data = "10.0.0.9" }}]
         let apex = b.apex().expect("apex node");
         assert!(apex.rrset(rtype::SOA).is_some() && apex.rrset(rtype::NS).is_some());
         let ent = Name::from_text("y.z.b.internal.", None).expect("name");
-        assert!(b.node(ent.wire()).is_some_and(Node::is_empty_non_terminal));
-        assert_eq!(b.negative_soa.ttl, 60, "min(3600, minimum 60)");
+        assert!(b.node(ent.wire()).is_some_and(|n| n.is_empty_non_terminal()));
+        assert_eq!(b.negative_soa.get().ttl, 60, "min(3600, minimum 60)");
         assert_eq!(b.record_count, 3);
     }
 }

@@ -12,7 +12,9 @@ use ahash::RandomState;
 
 use crate::name::{self, Name, MAX_NAME_LEN};
 use crate::rdata::{rtype, RData, Record};
-use crate::snapshot::{Node, NodeMap, RRset, ZoneTable};
+use crate::nodes::{ArenaBuilder, NodeArena, NodeWriter, OwnedNode, OwnedRRset};
+use crate::snapshot::ZoneTable;
+use smallvec::SmallVec;
 use crate::state::Zone;
 
 /// TTL of a generated SOA and NS.
@@ -20,29 +22,46 @@ pub const GENERATED_TTL: u32 = 3600;
 /// The overlay is folded into a new base past this many nodes, or an eighth of the base.
 const OVERLAY_MIN_FOLD: usize = 1024;
 
+/// Records that share one lower-case owner, and the owner as the zone spells it.
+struct Group<'z> {
+    spelled: &'z [u8],
+    records: SmallVec<[&'z Record; 2]>,
+}
+
 /// Compiles one zone: groups records into RRsets (dropping exact duplicates, the first TTL of an RRset winning as
 /// in BIND), adds the generated SOA/NS where the zone has none, and adds a node for every empty non-terminal.
 pub fn compile_zone(zone: &Zone, nameserver: &Name) -> ZoneTable {
-    let mut grouped: HashMap<Box<[u8]>, (Name, Vec<RRset>), RandomState> = HashMap::default();
+    let mut grouped: HashMap<Box<[u8]>, Group, RandomState> =
+        HashMap::with_capacity_and_hasher(zone.records.len(), RandomState::new());
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let mut name_bytes = 0usize;
     for record in zone.records.values() {
-        let key: Box<[u8]> = record.owner.lower().wire().into();
-        let entry = grouped.entry(key).or_insert_with(|| (record.owner.clone(), Vec::new()));
-        add_record(&mut entry.1, record);
+        let lower = name::lower_into(record.owner.wire(), &mut buf);
+        match grouped.get_mut(lower) {
+            Some(group) => group.records.push(record),
+            None => {
+                name_bytes += lower.len();
+                let group = Group { spelled: record.owner.wire(), records: SmallVec::from_elem(record, 1) };
+                grouped.insert(lower.into(), group);
+            }
+        }
     }
     let apex_key: Box<[u8]> = zone.name.lower().wire().into();
-    let apex = grouped.entry(apex_key).or_insert_with(|| (zone.name.clone(), Vec::new()));
-    add_generated(&mut apex.1, zone, nameserver);
-    add_empty_non_terminals(&mut grouped, &zone.name);
-    let base: NodeMap = grouped
-        .into_iter()
-        .map(|(key, (name, mut rrsets))| {
-            rrsets.sort_by_key(|s| s.rtype);
-            (key, Node { name, rrsets: rrsets.into_boxed_slice() })
-        })
-        .collect();
-    let has_wildcards = base.keys().any(|k| k.starts_with(b"\x01*"));
-    let record_count = base.values().map(node_records).sum();
-    finish(zone, nameserver, Arc::new(base), HashMap::default(), has_wildcards, record_count)
+    grouped.entry(apex_key.clone()).or_insert_with(|| Group { spelled: zone.name.wire(), records: SmallVec::new() });
+    add_empty_non_terminals(&mut grouped, apex_key.len());
+    let generated = generated_records(zone, nameserver, grouped.get(&apex_key).map_or(&[][..], |g| &g.records));
+    let mut builder = ArenaBuilder::with_capacity(grouped.len(), name_bytes + zone.records.len() * 24);
+    let mut scratch = Scratch::default();
+    let mut record_count = 0usize;
+    let mut has_wildcards = false;
+    for (key, mut group) in grouped {
+        if *key == *apex_key {
+            group.records.extend(generated.iter());
+        }
+        has_wildcards |= key.starts_with(b"\x01*");
+        builder.push(group.spelled, |w| record_count += write_rrsets(w, &mut group.records, &mut scratch));
+    }
+    finish(zone, nameserver, Arc::new(builder.finish()), HashMap::default(), has_wildcards, record_count)
 }
 
 /// Rebuilds the nodes of `owners` (lower-case names whose records changed) on top of `old`.
@@ -66,27 +85,24 @@ pub fn patch_zone(old: &ZoneTable, zone: &Zone, nameserver: &Name, owners: &BTre
     let empty: Vec<&Record> = Vec::new();
     let bare: Vec<&Name> = watch.iter().filter(|n| **n != apex && at.get(n.wire()).is_none_or(Vec::is_empty)).collect();
     let with_descendants = names_with_descendants(zone, &bare);
+    let mut scratch = Scratch::default();
     for name in &watch {
         let records = at.get(name.wire()).unwrap_or(&empty);
         let node = if !records.is_empty() || *name == apex {
-            let mut rrsets = Vec::new();
-            for record in records {
-                add_record(&mut rrsets, record);
-            }
-            if *name == apex {
-                add_generated(&mut rrsets, zone, nameserver);
-            }
-            rrsets.sort_by_key(|s| s.rtype);
+            let generated = if *name == apex { generated_records(zone, nameserver, records) } else { Vec::new() };
+            let mut all: SmallVec<[&Record; 2]> = records.iter().copied().chain(generated.iter()).collect();
             let spelled = records.first().map_or_else(|| spelling(old, name), |r| r.owner.clone());
-            Some(Arc::new(Node { name: spelled, rrsets: rrsets.into_boxed_slice() }))
+            Some(Arc::new(OwnedNode::build(spelled.wire(), |w| {
+                write_rrsets(w, &mut all, &mut scratch);
+            })))
         } else if with_descendants.contains(name.wire()) {
-            Some(Arc::new(Node { name: spelling(old, name), rrsets: Box::new([]) }))
+            Some(Arc::new(OwnedNode::build(spelling(old, name).wire(), |_| {})))
         } else {
             None
         };
         has_wildcards |= name.wire().starts_with(b"\x01*") && node.is_some();
-        record_count = record_count.saturating_sub(old.node(name.wire()).map_or(0, node_records));
-        record_count += node.as_deref().map_or(0, node_records);
+        record_count = record_count.saturating_sub(old.node(name.wire()).map_or(0, |n| n.record_count()));
+        record_count += node.as_deref().map_or(0, |n| n.get().record_count());
         overlay.insert(name.wire().into(), node);
     }
     if overlay.len() > OVERLAY_MIN_FOLD.max(old.base.len() / 8) {
@@ -98,8 +114,8 @@ pub fn patch_zone(old: &ZoneTable, zone: &Zone, nameserver: &Name, owners: &BTre
 fn finish(
     zone: &Zone,
     nameserver: &Name,
-    base: Arc<NodeMap>,
-    overlay: HashMap<Box<[u8]>, Option<Arc<Node>>, RandomState>,
+    base: Arc<NodeArena>,
+    overlay: HashMap<Box<[u8]>, Option<Arc<OwnedNode>>, RandomState>,
     has_wildcards: bool,
     record_count: usize,
 ) -> ZoneTable {
@@ -113,16 +129,18 @@ fn finish(
         nameserver: nameserver.clone(),
         base,
         overlay,
-        negative_soa: RRset { rtype: rtype::SOA, ttl: 0, rdata: Box::new([]) },
-        negative_soa_zero_ttl: RRset { rtype: rtype::SOA, ttl: 0, rdata: Box::new([]) },
+        negative_soa: OwnedRRset::empty(rtype::SOA),
+        negative_soa_zero_ttl: OwnedRRset::empty(rtype::SOA),
         has_wildcards,
         record_count,
     };
-    let soa = table.apex().and_then(|n| n.rrset(rtype::SOA)).cloned();
-    if let Some(soa) = soa {
-        let minimum = soa.rdata.first().and_then(|d| soa_minimum(d)).unwrap_or(soa.ttl);
-        table.negative_soa = RRset { ttl: soa.ttl.min(minimum), ..soa.clone() };
-        table.negative_soa_zero_ttl = RRset { ttl: 0, ..soa };
+    let negative = table.apex().and_then(|n| n.rrset(rtype::SOA)).map(|soa| {
+        let minimum = soa.first().and_then(soa_minimum).unwrap_or(soa.ttl);
+        (soa.with_ttl(soa.ttl.min(minimum)), soa.with_ttl(0))
+    });
+    if let Some((soa, zero)) = negative {
+        table.negative_soa = soa;
+        table.negative_soa_zero_ttl = zero;
     }
     table
 }
@@ -133,13 +151,9 @@ fn soa_minimum(rdata: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes([tail[0], tail[1], tail[2], tail[3]]))
 }
 
-fn node_records(node: &Node) -> usize {
-    node.rrsets.iter().map(|s| s.rdata.len()).sum()
-}
-
 /// The case an existing node gave a name, or the lower-case name for a new one.
 fn spelling(old: &ZoneTable, lower: &Name) -> Name {
-    old.node(lower.wire()).map_or_else(|| lower.clone(), |n| n.name.clone())
+    old.node(lower.wire()).and_then(|n| Name::from_wire(n.name())).unwrap_or_else(|| lower.clone())
 }
 
 /// The records of the zone at each watched (lower-case) name, in one pass and without allocating per record.
@@ -186,15 +200,17 @@ fn names_with_descendants(zone: &Zone, names: &[&Name]) -> HashSet<Box<[u8]>> {
     found
 }
 
-/// The generated SOA and NS, for a zone whose apex has none of its own.
-fn add_generated(rrsets: &mut Vec<RRset>, zone: &Zone, nameserver: &Name) {
-    if !rrsets.iter().any(|s| s.rtype == rtype::SOA) {
-        add_record(rrsets, &generated_soa(zone, nameserver));
+/// The generated SOA and NS, for a zone whose apex (holding `apex`) has none of its own.
+fn generated_records(zone: &Zone, nameserver: &Name, apex: &[&Record]) -> Vec<Record> {
+    let has = |t: u16| apex.iter().any(|r| r.rdata.rtype() == t);
+    let mut generated = Vec::new();
+    if !has(rtype::SOA) {
+        generated.push(generated_soa(zone, nameserver));
     }
-    if !rrsets.iter().any(|s| s.rtype == rtype::NS) {
-        let ns = Record { owner: zone.name.clone(), ttl: GENERATED_TTL, rdata: RData::Ns(nameserver.clone()) };
-        add_record(rrsets, &ns);
+    if !has(rtype::NS) {
+        generated.push(Record { owner: zone.name.clone(), ttl: GENERATED_TTL, rdata: RData::Ns(nameserver.clone()) });
     }
+    generated
 }
 
 /// `SOA <nameserver> hostmaster.<zone> <serial> 3600 600 86400 60`, the serial being the zone's revision.
@@ -215,36 +231,59 @@ fn generated_soa(zone: &Zone, nameserver: &Name) -> Record {
     }
 }
 
-fn add_record(rrsets: &mut Vec<RRset>, record: &Record) {
-    let mut wire = Vec::new();
-    record.rdata.to_wire(&mut wire);
-    let rtype = record.rdata.rtype();
-    match rrsets.iter_mut().find(|s| s.rtype == rtype) {
-        Some(set) => {
-            if !set.rdata.iter().any(|d| **d == *wire) {
-                let mut all = std::mem::take(&mut set.rdata).into_vec();
-                all.push(wire.into_boxed_slice());
-                set.rdata = all.into_boxed_slice();
-            }
+/// Reused buffers for encoding RDATA while nodes are written.
+#[derive(Default)]
+struct Scratch {
+    wire: Vec<u8>,
+    /// The RDATA of the RRset being written, as ranges of `wire`, to drop exact duplicates.
+    seen: Vec<(usize, usize)>,
+}
+
+/// Writes `records` (of one owner, any order) as the node's RRsets: in type order, zone order within a type, exact
+/// duplicates dropped and the first TTL of an RRset winning, as BIND loads them. Returns the records written.
+fn write_rrsets(w: &mut NodeWriter, records: &mut [&Record], scratch: &mut Scratch) -> usize {
+    records.sort_by_key(|r| r.rdata.rtype());
+    let mut written = 0;
+    let mut current = None;
+    for record in records.iter() {
+        let rtype = record.rdata.rtype();
+        if current != Some(rtype) {
+            current = Some(rtype);
+            w.rrset(rtype, record.ttl);
+            scratch.wire.clear();
+            scratch.seen.clear();
         }
-        None => rrsets.push(RRset { rtype, ttl: record.ttl, rdata: vec![wire.into_boxed_slice()].into_boxed_slice() }),
+        let start = scratch.wire.len();
+        record.rdata.to_wire(&mut scratch.wire);
+        let (seen, wire) = (&scratch.seen, &scratch.wire);
+        if seen.iter().any(|&(s, e)| wire[s..e] == wire[start..]) {
+            scratch.wire.truncate(start);
+            continue;
+        }
+        scratch.seen.push((start, scratch.wire.len()));
+        w.record(&scratch.wire[start..]);
+        written += 1;
     }
+    written
 }
 
 /// Every name between an owner and the apex exists (RFC 4592 §2.2.2): it answers NODATA and blocks wildcards.
-fn add_empty_non_terminals(nodes: &mut HashMap<Box<[u8]>, (Name, Vec<RRset>), RandomState>, apex: &Name) {
-    let apex_len = apex.wire().len();
-    let owners: Vec<Name> = nodes.values().map(|(n, _)| n.clone()).collect();
-    for owner in owners {
-        let mut current = owner;
-        while current.wire().len() > apex_len {
-            let Some(parent) = current.parent() else { break };
-            let key: Box<[u8]> = parent.lower().wire().into();
-            if nodes.contains_key(&key) {
+fn add_empty_non_terminals(nodes: &mut HashMap<Box<[u8]>, Group, RandomState>, apex_len: usize) {
+    let owners: Vec<(Box<[u8]>, &[u8])> = nodes.iter().map(|(k, g)| (k.clone(), g.spelled)).collect();
+    for (lower, spelled) in owners {
+        let mut pos = 0usize;
+        // Lower-casing keeps every label's length, so the same offset is the same ancestor in both spellings.
+        while let Some(&len) = lower.get(pos) {
+            pos += 1 + len as usize;
+            if len == 0 || lower.len().saturating_sub(pos) < apex_len || pos >= lower.len() {
                 break;
             }
-            nodes.insert(key, (parent.clone(), Vec::new()));
-            current = parent;
+            let parent = &lower[pos..];
+            if nodes.contains_key(parent) {
+                break;
+            }
+            let group = Group { spelled: spelled.get(pos..).unwrap_or_default(), records: SmallVec::new() };
+            nodes.insert(parent.into(), group);
         }
     }
 }
@@ -285,11 +324,17 @@ mod tests {
     }
 
     /// What a lookup of `name` sees: exact/wildcard/nx and the node's RRsets.
-    fn observe(table: &ZoneTable, name: &str) -> (u8, Vec<RRset>) {
+    /// (type, TTL, RDATA) of each RRset of a node.
+    type Observed = Vec<(u16, u32, Vec<Vec<u8>>)>;
+
+    fn observe(table: &ZoneTable, name: &str) -> (u8, Observed) {
         let lower = n(name).lower();
+        let sets = |node: crate::snapshot::Node| {
+            node.rrsets().map(|s| (s.rtype, s.ttl, s.rdata().map(<[u8]>::to_vec).collect())).collect()
+        };
         match table.match_name(lower.wire()) {
-            NameMatch::Exact(node) => (0, node.rrsets.to_vec()),
-            NameMatch::Wildcard(node) => (1, node.rrsets.to_vec()),
+            NameMatch::Exact(node) => (0, sets(node)),
+            NameMatch::Wildcard(node) => (1, sets(node)),
             NameMatch::NxDomain => (2, vec![]),
         }
     }

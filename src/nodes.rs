@@ -1,0 +1,382 @@
+//! A zone's names and RRsets in compact form: every node encoded back to back in one byte arena, found through a
+//! hash index of offsets keyed on the lower-case owner name.
+//!
+//! Why: a table of per-record heap objects (a boxed key, a boxed name, a boxed RRset list, a box per RDATA) cost
+//! about 300 bytes and four pointer chases per record. Here an A record costs its owner name, 12 bytes of framing
+//! and 4 bytes of RDATA, plus about 10 bytes of index; a lookup touches the index and one contiguous node.
+//!
+//! A node is: owner length (u8), the owner's wire name as the zone spells it, then its RRsets sorted by type, each
+//! `type u16, ttl u32, count u16` followed by `count` × (`rdlength u16`, RDATA). All big-endian. A node with no
+//! RRsets is an empty non-terminal. In the arena every node is preceded by its length (u32). Only this module
+//! writes or parses the encoding; the readers below never panic on any bytes (a short read ends the iteration).
+
+use ahash::RandomState;
+use hashbrown::HashTable;
+
+use crate::name::{lower_into, MAX_NAME_LEN};
+
+/// One RRset of a node: type, TTL and the RDATA of its records, in uncompressed wire form.
+#[derive(Debug, Clone, Copy)]
+pub struct RRset<'a> {
+    pub rtype: u16,
+    pub ttl: u32,
+    count: u16,
+    /// `count` × (rdlength, RDATA).
+    data: &'a [u8],
+}
+
+impl<'a> RRset<'a> {
+    /// The RDATA of each record, in zone order.
+    pub fn rdata(&self) -> Rdatas<'a> {
+        Rdatas { rest: self.data, left: self.count }
+    }
+
+    pub fn first(&self) -> Option<&'a [u8]> {
+        self.rdata().next()
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether both are the same RRset of the same table (not merely equal).
+    pub fn same(&self, other: &RRset) -> bool {
+        std::ptr::eq(self.data.as_ptr(), other.data.as_ptr()) && self.rtype == other.rtype
+    }
+
+    /// The same records with another TTL, as an owned RRset.
+    pub fn with_ttl(&self, ttl: u32) -> OwnedRRset {
+        let mut bytes = Vec::with_capacity(8 + self.data.len());
+        write_rrset_header(&mut bytes, self.rtype, ttl, self.count);
+        bytes.extend_from_slice(self.data);
+        OwnedRRset(bytes.into_boxed_slice())
+    }
+}
+
+impl PartialEq for RRset<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.rtype, self.ttl, self.count, self.data) == (other.rtype, other.ttl, other.count, other.data)
+    }
+}
+
+impl Eq for RRset<'_> {}
+
+/// The RDATA of an RRset.
+#[derive(Debug, Clone)]
+pub struct Rdatas<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> Iterator for Rdatas<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let (len, rest) = take_u16(self.rest)?;
+        let (rdata, rest) = rest.split_at_checked(usize::from(len))?;
+        self.rest = rest;
+        Some(rdata)
+    }
+}
+
+/// An RRset held on its own (the negative-answer SOA of a zone), in the encoding of a node's RRset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedRRset(Box<[u8]>);
+
+impl OwnedRRset {
+    /// An RRset of no records (a zone without SOA has nothing to put in a negative answer).
+    pub fn empty(rtype: u16) -> OwnedRRset {
+        let mut bytes = Vec::with_capacity(8);
+        write_rrset_header(&mut bytes, rtype, 0, 0);
+        OwnedRRset(bytes.into_boxed_slice())
+    }
+
+    pub fn get(&self) -> RRset<'_> {
+        RRsets { rest: &self.0 }.next().unwrap_or(RRset { rtype: 0, ttl: 0, count: 0, data: &[] })
+    }
+}
+
+/// One owner name and its RRsets, read from its encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Node<'a> {
+    /// The owner as its zone spells it (uncompressed wire form).
+    pub fn name(&self) -> &'a [u8] {
+        let len = self.bytes.first().map_or(0, |&l| usize::from(l));
+        self.bytes.get(1..1 + len).unwrap_or(&[])
+    }
+
+    pub fn rrsets(&self) -> RRsets<'a> {
+        let len = self.bytes.first().map_or(0, |&l| usize::from(l));
+        RRsets { rest: self.bytes.get(1 + len..).unwrap_or(&[]) }
+    }
+
+    pub fn rrset(&self, rtype: u16) -> Option<RRset<'a>> {
+        self.rrsets().find(|s| s.rtype == rtype)
+    }
+
+    pub fn is_empty_non_terminal(&self) -> bool {
+        self.rrsets().next().is_none()
+    }
+
+    /// How many records the node holds.
+    pub fn record_count(&self) -> usize {
+        self.rrsets().map(|s| s.len()).sum()
+    }
+}
+
+/// The RRsets of a node, in type order.
+#[derive(Debug, Clone)]
+pub struct RRsets<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RRsets<'a> {
+    type Item = RRset<'a>;
+
+    fn next(&mut self) -> Option<RRset<'a>> {
+        let (rtype, rest) = take_u16(self.rest)?;
+        let ttl = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+        let (count, mut body) = take_u16(rest.get(4..)?)?;
+        let start = body;
+        for _ in 0..count {
+            let (len, rest) = take_u16(body)?;
+            body = rest.get(usize::from(len)..)?;
+        }
+        let data = &start[..start.len() - body.len()];
+        self.rest = body;
+        Some(RRset { rtype, ttl, count, data })
+    }
+}
+
+fn take_u16(bytes: &[u8]) -> Option<(u16, &[u8])> {
+    let (head, rest) = bytes.split_at_checked(2)?;
+    Some((u16::from_be_bytes([head[0], head[1]]), rest))
+}
+
+fn write_rrset_header(out: &mut Vec<u8>, rtype: u16, ttl: u32, count: u16) {
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+}
+
+/// Writes one node's encoding. RRsets are given in the order they are to be stored (sorted by type); each is
+/// (type, TTL, RDATA in wire form). RDATA longer than 65,535 bytes cannot exist in DNS and is cut short.
+pub struct NodeWriter<'o> {
+    out: &'o mut Vec<u8>,
+    /// Where the current RRset's count is, and how many records it has so far.
+    open: Option<(usize, u16)>,
+}
+
+impl<'o> NodeWriter<'o> {
+    pub fn new(out: &'o mut Vec<u8>, name: &[u8]) -> NodeWriter<'o> {
+        let name = &name[..name.len().min(MAX_NAME_LEN)];
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+        NodeWriter { out, open: None }
+    }
+
+    /// Starts an RRset; records follow with `record`.
+    pub fn rrset(&mut self, rtype: u16, ttl: u32) {
+        write_rrset_header(self.out, rtype, ttl, 0);
+        self.open = Some((self.out.len() - 2, 0));
+    }
+
+    pub fn record(&mut self, rdata: &[u8]) {
+        let Some((at, count)) = &mut self.open else { return };
+        if *count == u16::MAX {
+            return;
+        }
+        *count += 1;
+        let rdata = &rdata[..rdata.len().min(usize::from(u16::MAX))];
+        self.out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        self.out.extend_from_slice(rdata);
+        let (at, count) = (*at, *count);
+        self.out[at..at + 2].copy_from_slice(&count.to_be_bytes());
+    }
+}
+
+/// Every node of a zone in one arena, with a hash index on the lower-case owner.
+pub struct NodeArena {
+    bytes: Box<[u8]>,
+    index: HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl std::fmt::Debug for NodeArena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeArena").field("nodes", &self.index.len()).field("bytes", &self.bytes.len()).finish()
+    }
+}
+
+/// Builds a [`NodeArena`] one node at a time.
+pub struct ArenaBuilder {
+    bytes: Vec<u8>,
+    offsets: Vec<u32>,
+}
+
+impl ArenaBuilder {
+    pub fn with_capacity(nodes: usize, bytes: usize) -> ArenaBuilder {
+        ArenaBuilder { bytes: Vec::with_capacity(bytes), offsets: Vec::with_capacity(nodes) }
+    }
+
+    /// Appends a node written by `write`; false (and nothing appended) once the arena would pass 4 GiB, which
+    /// the record limits keep far away.
+    pub fn push(&mut self, name: &[u8], write: impl FnOnce(&mut NodeWriter)) -> bool {
+        let start = self.bytes.len();
+        let Ok(offset) = u32::try_from(start) else { return false };
+        self.bytes.extend_from_slice(&[0; 4]);
+        let mut writer = NodeWriter::new(&mut self.bytes, name);
+        write(&mut writer);
+        let Ok(len) = u32::try_from(self.bytes.len() - start - 4) else {
+            self.bytes.truncate(start);
+            return false;
+        };
+        if u32::try_from(self.bytes.len()).is_err() {
+            self.bytes.truncate(start);
+            return false;
+        }
+        self.bytes[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        self.offsets.push(offset);
+        true
+    }
+
+    /// Indexes every node. Should two nodes have the same lower-case owner, the first wins.
+    pub fn finish(self) -> NodeArena {
+        let hasher = RandomState::new();
+        let bytes = self.bytes.into_boxed_slice();
+        let mut index: HashTable<u32> = HashTable::with_capacity(self.offsets.len());
+        let mut buf = [0u8; MAX_NAME_LEN];
+        for offset in self.offsets {
+            let Some(node) = node_at(&bytes, offset) else { continue };
+            let lower = lower_into(node.name(), &mut buf);
+            let hash = hasher.hash_one(lower);
+            let exists = index.find(hash, |&o| node_at(&bytes, o).is_some_and(|n| same_name(n.name(), lower)));
+            if exists.is_none() {
+                index.insert_unique(hash, offset, |&o| rehash(&hasher, &bytes, o));
+            }
+        }
+        NodeArena { bytes, index, hasher }
+    }
+}
+
+impl NodeArena {
+    pub fn empty() -> NodeArena {
+        ArenaBuilder::with_capacity(0, 0).finish()
+    }
+
+    /// The node whose owner is `lower` (a lower-case wire name).
+    pub fn get(&self, lower: &[u8]) -> Option<Node<'_>> {
+        let hash = self.hasher.hash_one(lower);
+        let offset = self.index.find(hash, |&o| node_at(&self.bytes, o).is_some_and(|n| same_name(n.name(), lower)))?;
+        node_at(&self.bytes, *offset)
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Every indexed node, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = Node<'_>> {
+        self.index.iter().filter_map(|&o| node_at(&self.bytes, o))
+    }
+
+    /// Heap bytes held (arena and index), for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.len() + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
+    }
+}
+
+/// The hash of the node at `offset`, computed on its lower-case owner (used when the index grows).
+fn rehash(hasher: &RandomState, bytes: &[u8], offset: u32) -> u64 {
+    let mut buf = [0u8; MAX_NAME_LEN];
+    let name = node_at(bytes, offset).map_or(&[][..], |n| n.name());
+    hasher.hash_one(lower_into(name, &mut buf))
+}
+
+fn node_at(bytes: &[u8], offset: u32) -> Option<Node<'_>> {
+    let start = usize::try_from(offset).ok()?;
+    let len = u32::from_be_bytes(bytes.get(start..start + 4)?.try_into().ok()?);
+    let body = bytes.get(start + 4..start + 4 + usize::try_from(len).ok()?)?;
+    Some(Node { bytes: body })
+}
+
+/// Wire names compare without regard to ASCII case (RFC 4343); length octets (< 64) are never letters.
+fn same_name(spelled: &[u8], lower: &[u8]) -> bool {
+    spelled.eq_ignore_ascii_case(lower)
+}
+
+/// A node held on its own (a changed node in a table's overlay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedNode(Box<[u8]>);
+
+impl OwnedNode {
+    pub fn build(name: &[u8], write: impl FnOnce(&mut NodeWriter)) -> OwnedNode {
+        let mut bytes = Vec::new();
+        let mut writer = NodeWriter::new(&mut bytes, name);
+        write(&mut writer);
+        OwnedNode(bytes.into_boxed_slice())
+    }
+
+    pub fn get(&self) -> Node<'_> {
+        Node { bytes: &self.0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_round_trip_and_are_found_in_any_case() {
+        let mut builder = ArenaBuilder::with_capacity(2, 64);
+        assert!(builder.push(b"\x03WwW\x01t\x00", |w| {
+            w.rrset(1, 300);
+            w.record(&[10, 0, 0, 1]);
+            w.record(&[10, 0, 0, 2]);
+            w.rrset(16, 60);
+            w.record(b"\x02hi");
+        }));
+        assert!(builder.push(b"\x01e\x01t\x00", |_| {}));
+        let arena = builder.finish();
+        let node = arena.get(b"\x03www\x01t\x00").expect("found");
+        assert_eq!(node.name(), b"\x03WwW\x01t\x00");
+        let a = node.rrset(1).expect("A");
+        assert_eq!((a.ttl, a.len()), (300, 2));
+        assert_eq!(a.rdata().collect::<Vec<_>>(), vec![&[10, 0, 0, 1][..], &[10, 0, 0, 2][..]]);
+        assert_eq!(node.rrset(16).and_then(|t| t.first()), Some(&b"\x02hi"[..]));
+        assert_eq!(node.record_count(), 3);
+        assert!(arena.get(b"\x01e\x01t\x00").is_some_and(|n| n.is_empty_non_terminal()));
+        assert!(arena.get(b"\x01x\x01t\x00").is_none());
+        let soa = a.with_ttl(5);
+        assert_eq!((soa.get().ttl, soa.get().len()), (5, 2));
+    }
+
+    #[test]
+    fn truncated_encodings_read_as_fewer_records_not_panics() {
+        let node = OwnedNode::build(b"\x01a\x00", |w| {
+            w.rrset(1, 1);
+            w.record(&[1, 2, 3, 4]);
+        });
+        for cut in 0..node.0.len() {
+            let short = Node { bytes: &node.0[..cut] };
+            let _ = short.name();
+            let _ = short.rrsets().flat_map(|s| s.rdata().collect::<Vec<_>>()).count();
+        }
+    }
+}
