@@ -4,14 +4,16 @@
 //! reads the state; it never builds tables. The rules are the product's contract: who may bind which VPC to which
 //! zone, which zone contents a private zone may hold, and which VPC prefixes can coexist on one listener.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
 use crate::name::Name;
-use crate::rdata::{type_name, RData};
+use crate::rdata::{type_name, RData, Record};
 use crate::state::{DirtyZone, State, Vpc, VpcId, Zone, ZoneId};
+use smallvec::SmallVec;
 
 /// Every problem found in a state, each naming the offending item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,60 +192,89 @@ fn check_zone_binding(state: &State, zone: &Zone, p: &mut Vec<String>) {
 fn check_zone_records(zone: &Zone, max_rrset: usize, only: Option<&HashSet<&[u8]>>, p: &mut Vec<String>) {
     let what = format!("zone {} ({})", zone.name, zone.origin);
     let apex = zone.name.lower();
+    let apex = apex.wire();
     let mut buf = [0u8; crate::name::MAX_NAME_LEN];
-    let mut at: HashMap<Name, Vec<&RData>> = HashMap::new();
+    // Grouped by lower-case owner without allocating per record: this runs over every record at start-up.
+    // Keys borrow the record's own name when it is already lower-case (nearly always): no allocation at all.
+    let mut at: HashMap<Cow<[u8]>, SmallVec<[&Record; 2]>, ahash::RandomState> =
+        HashMap::with_capacity_and_hasher(if only.is_some() { 16 } else { zone.records.len() }, Default::default());
     for r in zone.records.values() {
-        if let Some(only) = only {
-            if !only.contains(crate::name::lower_into(r.owner.wire(), &mut buf)) {
-                continue;
-            }
+        let owner = crate::name::lower_into(r.owner.wire(), &mut buf);
+        if only.is_some_and(|only| !only.contains(owner)) {
+            continue;
         }
-        let owner = r.owner.lower();
-        if !owner.is_at_or_below(&apex) {
+        if !crate::name::is_at_or_below(owner, apex) {
             p.push(format!("{what}: record {} {} lies outside the zone", r.owner, type_name(r.rdata.rtype())));
             continue;
         }
+        let at_apex = owner == apex;
         match &r.rdata {
             RData::Dname(_) => p.push(format!("{what}: {} DNAME: private zones do not serve DNAME", r.owner)),
-            RData::Ns(_) if owner != apex => p.push(format!(
+            RData::Ns(_) if !at_apex => p.push(format!(
                 "{what}: {} NS: private zones do not delegate (NS is allowed only at the apex)",
                 r.owner
             )),
-            RData::Soa { .. } if owner != apex => {
+            RData::Soa { .. } if !at_apex => {
                 p.push(format!("{what}: {} SOA: an SOA belongs only at the apex", r.owner))
             }
             // The apex always holds SOA and NS (generated when absent), so a CNAME there is beside other data.
-            RData::Cname(_) if owner == apex => {
+            RData::Cname(_) if at_apex => {
                 p.push(format!("{what}: {} CNAME: the apex holds SOA and NS, so it cannot hold a CNAME", r.owner))
             }
             _ => {}
         }
-        at.entry(owner).or_default().push(&r.rdata);
+        match at.get_mut(owner) {
+            Some(records) => records.push(r),
+            None => {
+                let key =
+                    if owner == r.owner.wire() { Cow::Borrowed(r.owner.wire()) } else { Cow::Owned(owner.into()) };
+                at.insert(key, SmallVec::from_elem(r, 1));
+            }
+        }
     }
-    for (owner, data) in &at {
-        let cnames: Vec<Name> = data
-            .iter()
-            .filter_map(|d| match d {
-                RData::Cname(t) => Some(t.lower()),
-                _ => None,
-            })
-            .collect();
-        if !cnames.is_empty() && data.len() > cnames.len() {
-            p.push(format!("{what}: {owner} has a CNAME beside other data"));
-        } else if cnames.iter().any(|t| *t != cnames[0]) {
-            // Identical CNAME lines are one record (a file may repeat a line); different targets are an error.
-            p.push(format!("{what}: {owner} has more than one CNAME"));
+    for records in at.values() {
+        check_owner(records, &what, apex, max_rrset, p);
+    }
+}
+
+/// The rules about one owner's records together: CNAME alone and single, one SOA, RRset sizes.
+fn check_owner(records: &[&Record], what: &str, apex: &[u8], max_rrset: usize, p: &mut Vec<String>) {
+    let Some(first) = records.first() else { return };
+    let owner = &first.owner;
+    let mut cname: Option<&Name> = None;
+    let (mut cnames, mut soas) = (0usize, 0usize);
+    let mut per_type: SmallVec<[(u16, usize); 4]> = SmallVec::new();
+    for r in records {
+        match &r.rdata {
+            RData::Cname(target) => {
+                cnames += 1;
+                // Identical CNAME lines are one record (a file may repeat a line); different targets are an error.
+                match cname {
+                    Some(first) if !first.wire().eq_ignore_ascii_case(target.wire()) => {
+                        p.push(format!("{what}: {owner} has more than one CNAME"));
+                        return;
+                    }
+                    Some(_) => {}
+                    None => cname = Some(target),
+                }
+            }
+            RData::Soa { .. } => soas += 1,
+            _ => {}
         }
-        if owner == &apex && data.iter().filter(|d| matches!(d, RData::Soa { .. })).count() > 1 {
-            p.push(format!("{what}: more than one SOA at the apex"));
+        let t = r.rdata.rtype();
+        match per_type.iter_mut().find(|(rt, _)| *rt == t) {
+            Some((_, n)) => *n += 1,
+            None => per_type.push((t, 1)),
         }
-        let mut per_type: HashMap<u16, usize> = HashMap::new();
-        for d in data {
-            *per_type.entry(d.rtype()).or_default() += 1;
-        }
-        for (t, n) in per_type.into_iter().filter(|(_, n)| *n > max_rrset) {
-            p.push(format!("{what}: {owner} {} has {n} records; an RRset holds at most {max_rrset}", type_name(t)));
-        }
+    }
+    if cnames > 0 && records.len() > cnames {
+        p.push(format!("{what}: {owner} has a CNAME beside other data"));
+    }
+    if soas > 1 && owner.wire().eq_ignore_ascii_case(apex) {
+        p.push(format!("{what}: more than one SOA at the apex"));
+    }
+    for (t, n) in per_type.into_iter().filter(|(_, n)| *n > max_rrset) {
+        p.push(format!("{what}: {owner} {} has {n} records; an RRset holds at most {max_rrset}", type_name(t)));
     }
 }
 

@@ -5,17 +5,18 @@
 //! large base with the previous version. When the overlay grows past a fraction of the base, the zone is
 //! rebuilt whole, so lookups never pay for a long history.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use ahash::RandomState;
 
 use crate::name::{self, Name, MAX_NAME_LEN};
-use crate::rdata::{rtype, RData, Record};
 use crate::nodes::{ArenaBuilder, NodeArena, NodeWriter, OwnedNode, OwnedRRset};
+use crate::rdata::{rtype, RData, Record};
 use crate::snapshot::ZoneTable;
-use smallvec::SmallVec;
 use crate::state::Zone;
+use smallvec::SmallVec;
 
 /// TTL of a generated SOA and NS.
 pub const GENERATED_TTL: u32 = 3600;
@@ -31,7 +32,8 @@ struct Group<'z> {
 /// Compiles one zone: groups records into RRsets (dropping exact duplicates, the first TTL of an RRset winning as
 /// in BIND), adds the generated SOA/NS where the zone has none, and adds a node for every empty non-terminal.
 pub fn compile_zone(zone: &Zone, nameserver: &Name) -> ZoneTable {
-    let mut grouped: HashMap<Box<[u8]>, Group, RandomState> =
+    // Keys borrow the record's own name when it is already lower-case (nearly always): no allocation per owner.
+    let mut grouped: HashMap<Cow<[u8]>, Group, RandomState> =
         HashMap::with_capacity_and_hasher(zone.records.len(), RandomState::new());
     let mut buf = [0u8; MAX_NAME_LEN];
     let mut name_bytes = 0usize;
@@ -42,14 +44,21 @@ pub fn compile_zone(zone: &Zone, nameserver: &Name) -> ZoneTable {
             None => {
                 name_bytes += lower.len();
                 let group = Group { spelled: record.owner.wire(), records: SmallVec::from_elem(record, 1) };
-                grouped.insert(lower.into(), group);
+                let key = if lower == record.owner.wire() {
+                    Cow::Borrowed(record.owner.wire())
+                } else {
+                    Cow::Owned(lower.into())
+                };
+                grouped.insert(key, group);
             }
         }
     }
     let apex_key: Box<[u8]> = zone.name.lower().wire().into();
-    grouped.entry(apex_key.clone()).or_insert_with(|| Group { spelled: zone.name.wire(), records: SmallVec::new() });
+    grouped
+        .entry(Cow::Owned(apex_key.to_vec()))
+        .or_insert_with(|| Group { spelled: zone.name.wire(), records: SmallVec::new() });
     add_empty_non_terminals(&mut grouped, apex_key.len());
-    let generated = generated_records(zone, nameserver, grouped.get(&apex_key).map_or(&[][..], |g| &g.records));
+    let generated = generated_records(zone, nameserver, grouped.get(&apex_key[..]).map_or(&[][..], |g| &g.records));
     let mut builder = ArenaBuilder::with_capacity(grouped.len(), name_bytes + zone.records.len() * 24);
     let mut scratch = Scratch::default();
     let mut record_count = 0usize;
@@ -268,9 +277,11 @@ fn write_rrsets(w: &mut NodeWriter, records: &mut [&Record], scratch: &mut Scrat
 }
 
 /// Every name between an owner and the apex exists (RFC 4592 §2.2.2): it answers NODATA and blocks wildcards.
-fn add_empty_non_terminals(nodes: &mut HashMap<Box<[u8]>, Group, RandomState>, apex_len: usize) {
-    let owners: Vec<(Box<[u8]>, &[u8])> = nodes.iter().map(|(k, g)| (k.clone(), g.spelled)).collect();
-    for (lower, spelled) in owners {
+fn add_empty_non_terminals<'z>(nodes: &mut HashMap<Cow<'z, [u8]>, Group<'z>, RandomState>, apex_len: usize) {
+    let owners: Vec<&'z [u8]> = nodes.values().map(|g| g.spelled).collect();
+    let mut buf = [0u8; MAX_NAME_LEN];
+    for spelled in owners {
+        let lower = name::lower_into(spelled, &mut buf);
         let mut pos = 0usize;
         // Lower-casing keeps every label's length, so the same offset is the same ancestor in both spellings.
         while let Some(&len) = lower.get(pos) {
@@ -283,7 +294,7 @@ fn add_empty_non_terminals(nodes: &mut HashMap<Box<[u8]>, Group, RandomState>, a
                 break;
             }
             let group = Group { spelled: spelled.get(pos..).unwrap_or_default(), records: SmallVec::new() };
-            nodes.insert(parent.into(), group);
+            nodes.insert(Cow::Owned(parent.to_vec()), group);
         }
     }
 }
