@@ -1,7 +1,12 @@
-//! The in-process query path: classify + select zone + build answer + encode (`respond::handle`), for 10, 1,000
-//! and 100,000 zones, over pseudo-random names and sources so that caches do not flatter it.
+//! The in-process query path: classify + select zone + build answer + encode (`respond::handle`), over
+//! pseudo-random names and sources so that caches do not flatter it, along three axes (the others held at the
+//! base shape of 100 zones, 16 VPCs, 10,000 records):
+//!   zones   10 → 100,000      (every zone seen by half the VPCs)
+//!   vpcs    10 → 10,000       (each its own /24 source range)
+//!   records 1,000 → 1,000,000 (spread over the zones)
+//! The target: median ≤ 150 ns, and within 1.5 × from one end of each axis to the other.
 //!
-//! Run: `cargo bench --bench lookup` (criterion prints the time per query).
+//! Run: `cargo bench --bench lookup` (criterion prints the time per query for each point of each curve).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -16,8 +21,21 @@ use vpcdns::respond;
 use vpcdns::snapshot::Snapshot;
 use vpcdns::state::{Account, ServerSettings, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
 
-const VPCS: usize = 16;
-const RECORDS_PER_ZONE: usize = 10;
+/// One point of a curve.
+#[derive(Clone, Copy)]
+struct Shape {
+    zones: usize,
+    vpcs: usize,
+    records: usize,
+}
+
+impl Shape {
+    fn per_zone(&self) -> usize {
+        (self.records / self.zones).max(1)
+    }
+}
+
+const BASE: Shape = Shape { zones: 100, vpcs: 16, records: 10_000 };
 
 /// A tiny deterministic generator (xorshift), so runs are comparable.
 struct Rng(u64);
@@ -35,21 +53,21 @@ fn name(text: &str) -> Name {
     Name::from_text(text, None).expect("bench name")
 }
 
-fn state(zones: usize) -> State {
+fn state(shape: Shape) -> State {
     let uid = Uid("1".into());
     let account =
         Account { uid: uid.clone(), name: "bench".into(), email: "root@bench.example".into(), site: Site::Intl };
-    let vpcs: BTreeMap<VpcId, Vpc> = (0..VPCS)
+    let vpcs: BTreeMap<VpcId, Vpc> = (0..shape.vpcs)
         .map(|i| {
             let id = VpcId(format!("vpc{i}"));
-            let cidr = format!("127.{}.{}.0/24", 1 + i / 200, i % 200).parse().expect("cidr");
+            let cidr = source_range(i).parse().expect("cidr");
             (id.clone(), Vpc { id, account: uid.clone(), region: String::new(), cidrs: vec![cidr], listeners: vec![] })
         })
         .collect();
     let mut state_zones = BTreeMap::new();
-    for z in 0..zones {
+    for z in 0..shape.zones {
         let origin = name(&format!("zone{z}.internal."));
-        let records = (0..RECORDS_PER_ZONE)
+        let records = (0..shape.per_zone())
             .map(|r| Record {
                 owner: name(&format!("host{r}.zone{z}.internal.")),
                 ttl: 300,
@@ -58,7 +76,7 @@ fn state(zones: usize) -> State {
             .collect::<Vec<_>>();
         let records = vpcdns::state::records_from(records);
         // Every zone is visible to half the VPCs.
-        let scope = (0..VPCS).filter(|v| (v + z) % 2 == 0).map(|v| VpcId(format!("vpc{v}"))).collect();
+        let scope = (0..shape.vpcs).filter(|v| (v + z) % 2 == 0).map(|v| VpcId(format!("vpc{v}"))).collect();
         let id = ZoneId(format!("z{z}"));
         state_zones.insert(
             id.clone(),
@@ -81,13 +99,19 @@ fn state(zones: usize) -> State {
     }
 }
 
-fn queries(zones: usize, count: usize) -> Vec<(IpAddr, Vec<u8>)> {
+/// VPC `i`'s source range: 10,000 distinct /24s inside 127.0.0.0/8.
+fn source_range(i: usize) -> String {
+    format!("127.{}.{}.0/24", 1 + i / 200, i % 200)
+}
+
+fn queries(shape: Shape, count: usize) -> Vec<(IpAddr, Vec<u8>)> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     (0..count)
         .map(|_| {
-            let v = rng.next() as usize % VPCS;
-            let z = rng.next() as usize % zones;
-            let r = rng.next() as usize % (RECORDS_PER_ZONE + 2); // some names do not exist
+            let v = rng.next() as usize % shape.vpcs;
+            let z = rng.next() as usize % shape.zones;
+            // One name in 12 does not exist (NXDOMAIN); half the VPCs do not see the zone (REFUSED).
+            let r = rng.next() as usize % (shape.per_zone() + shape.per_zone().div_ceil(11));
             let source = IpAddr::V4(Ipv4Addr::new(127, 1 + (v / 200) as u8, (v % 200) as u8, 7));
             let mut q = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
             q.extend_from_slice(name(&format!("host{r}.zone{z}.internal.")).wire());
@@ -98,16 +122,16 @@ fn queries(zones: usize, count: usize) -> Vec<(IpAddr, Vec<u8>)> {
         .collect()
 }
 
-fn bench(c: &mut Criterion) {
+fn curve(c: &mut Criterion, axis: &str, shapes: &[(usize, Shape)]) {
     let local: SocketAddr = "127.0.0.1:53".parse().expect("addr");
-    let mut group = c.benchmark_group("handle");
+    let mut group = c.benchmark_group(format!("handle/{axis}"));
     group.throughput(Throughput::Elements(1));
-    for zones in [10usize, 1_000, 100_000] {
-        let snap: Snapshot = Compiler::default().compile(&state(zones));
-        let qs = queries(zones, 4096);
+    for &(point, shape) in shapes {
+        let snap: Snapshot = Compiler::default().compile(&state(shape));
+        let qs = queries(shape, 1 << 16);
         let mut out = Vec::with_capacity(1232);
         let mut i = 0usize;
-        group.bench_with_input(BenchmarkId::from_parameter(zones), &zones, |b, _| {
+        group.bench_with_input(BenchmarkId::from_parameter(point), &point, |b, _| {
             b.iter(|| {
                 let (source, q) = &qs[i % qs.len()];
                 i += 1;
@@ -116,6 +140,15 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let zones = [10, 1_000, 100_000].map(|n| (n, Shape { zones: n, records: BASE.records.max(n), ..BASE }));
+    curve(c, "zones", &zones);
+    let vpcs = [10, 1_000, 10_000].map(|n| (n, Shape { vpcs: n, ..BASE }));
+    curve(c, "vpcs", &vpcs);
+    let records = [1_000, 100_000, 1_000_000].map(|n| (n, Shape { records: n, ..BASE }));
+    curve(c, "records", &records);
 }
 
 criterion_group!(benches, bench);

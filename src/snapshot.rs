@@ -27,8 +27,8 @@ pub struct Snapshot {
     pub revision: u64,
     pub classifier: Classifier,
     pub vpcs: Vec<VpcEntry>,
-    /// `views[v]` is what VPC `v` sees.
-    pub views: Vec<View>,
+    /// `views[v]` is what VPC `v` sees; VPCs that see the same zones share one view.
+    pub views: Vec<Arc<View>>,
     pub zones: Vec<Arc<ZoneTable>>,
 }
 

@@ -62,17 +62,25 @@ impl Compiler {
             })
             .collect();
         let vpc_index: HashMap<_, _> = state.vpcs.keys().enumerate().map(|(i, id)| (id, i)).collect();
-        let mut views: Vec<View> = (0..vpcs.len()).map(|_| View { zones: HashMap::default(), depths: 0 }).collect();
+        // What each VPC sees, as a list of zones; VPCs that see the same zones share one view (1,000 VPCs bound to
+        // the same zones cost one view, not 1,000).
+        let mut seen: Vec<Vec<ZoneIdx>> = vec![Vec::new(); vpcs.len()];
         for zone in state.zones.values() {
-            let idx = zone_index[&zone.id];
-            let apex = zone.name.lower();
             for vpc in &zone.scope {
                 if let Some(&v) = vpc_index.get(vpc) {
-                    views[v].depths |= 1u128 << apex.label_count().min(127);
-                    views[v].zones.insert(apex.wire().into(), idx);
+                    seen[v].push(zone_index[&zone.id]);
                 }
             }
         }
+        let mut interned: HashMap<Vec<ZoneIdx>, Arc<View>> = HashMap::new();
+        let views = seen
+            .into_iter()
+            .map(|mut list| {
+                list.sort_unstable();
+                list.dedup();
+                interned.entry(list).or_insert_with_key(|list| Arc::new(build_view(list, &zones))).clone()
+            })
+            .collect();
         Snapshot {
             generation: self.generation,
             revision: state.revision,
@@ -82,6 +90,17 @@ impl Compiler {
             zones,
         }
     }
+}
+
+fn build_view(list: &[ZoneIdx], zones: &[Arc<ZoneTable>]) -> View {
+    let mut view = View { zones: HashMap::default(), depths: 0 };
+    for &idx in list {
+        let Some(table) = zones.get(idx as usize) else { continue };
+        let apex = table.name.lower();
+        view.depths |= 1u128 << apex.label_count().min(127);
+        view.zones.insert(apex.wire().into(), idx);
+    }
+    view
 }
 
 fn build_classifier(state: &State) -> Classifier {
