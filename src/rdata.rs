@@ -199,6 +199,33 @@ pub struct Record {
     pub rdata: RData,
 }
 
+/// SOA RDATA (RFC 1035 §3.3.13).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Soa {
+    pub mname: Name,
+    pub rname: Name,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+}
+
+/// HINFO RDATA: two character-strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Hinfo {
+    pub cpu: Box<[u8]>,
+    pub os: Box<[u8]>,
+}
+
+/// CAA RDATA (RFC 8659).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Caa {
+    pub flags: u8,
+    pub tag: Box<[u8]>,
+    pub value: Box<[u8]>,
+}
+
 /// The data of one record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RData {
@@ -218,26 +245,12 @@ pub enum RData {
         port: u16,
         target: Name,
     },
-    Soa {
-        mname: Name,
-        rname: Name,
-        serial: u32,
-        refresh: u32,
-        retry: u32,
-        expire: u32,
-        minimum: u32,
-    },
+    /// Boxed, as are HINFO and CAA: rare types kept out of line so that every record stays small.
+    Soa(Box<Soa>),
     /// One or more character-strings, each at most 255 octets.
     Txt(Vec<Box<[u8]>>),
-    Hinfo {
-        cpu: Box<[u8]>,
-        os: Box<[u8]>,
-    },
-    Caa {
-        flags: u8,
-        tag: Box<[u8]>,
-        value: Box<[u8]>,
-    },
+    Hinfo(Box<Hinfo>),
+    Caa(Box<Caa>),
     /// RFC 3597 opaque data of a type without a typed variant.
     Unknown {
         rtype: u16,
@@ -300,10 +313,10 @@ impl RData {
             RData::Dname(_) => rtype::DNAME,
             RData::Mx { .. } => rtype::MX,
             RData::Srv { .. } => rtype::SRV,
-            RData::Soa { .. } => rtype::SOA,
+            RData::Soa(_) => rtype::SOA,
             RData::Txt(_) => rtype::TXT,
-            RData::Hinfo { .. } => rtype::HINFO,
-            RData::Caa { .. } => rtype::CAA,
+            RData::Hinfo(_) => rtype::HINFO,
+            RData::Caa(_) => rtype::CAA,
             RData::Unknown { rtype, .. } => *rtype,
         }
     }
@@ -325,7 +338,8 @@ impl RData {
                 }
                 out.extend_from_slice(target.wire());
             }
-            RData::Soa { mname, rname, serial, refresh, retry, expire, minimum } => {
+            RData::Soa(soa) => {
+                let Soa { mname, rname, serial, refresh, retry, expire, minimum } = &**soa;
                 out.extend_from_slice(mname.wire());
                 out.extend_from_slice(rname.wire());
                 for value in [serial, refresh, retry, expire, minimum] {
@@ -333,11 +347,13 @@ impl RData {
                 }
             }
             RData::Txt(strings) => strings.iter().for_each(|s| push_char_string(out, s)),
-            RData::Hinfo { cpu, os } => {
+            RData::Hinfo(hinfo) => {
+                let Hinfo { cpu, os } = &**hinfo;
                 push_char_string(out, cpu);
                 push_char_string(out, os);
             }
-            RData::Caa { flags, tag, value } => {
+            RData::Caa(caa) => {
+                let Caa { flags, tag, value } = &**caa;
                 out.push(*flags);
                 push_char_string(out, tag);
                 out.extend_from_slice(value);
@@ -361,7 +377,7 @@ impl RData {
             rtype::SRV => RData::Srv { priority: r.u16()?, weight: r.u16()?, port: r.u16()?, target: r.name()? },
             rtype::SOA => soa_from_wire(&mut r)?,
             rtype::TXT => RData::Txt(r.char_strings()?),
-            rtype::HINFO => RData::Hinfo { cpu: r.char_string()?, os: r.char_string()? },
+            rtype::HINFO => RData::Hinfo(Box::new(Hinfo { cpu: r.char_string()?, os: r.char_string()? })),
             rtype::CAA => caa_from_wire(&mut r)?,
             _ => return Ok(RData::Unknown { rtype, data: data.into() }),
         };
@@ -413,7 +429,7 @@ fn push_char_string(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Refuses values whose wire form would not fit RDLENGTH.
 fn check_size(rdata: &RData) -> Result<(), RDataError> {
-    if !matches!(rdata, RData::Txt(_) | RData::Caa { .. } | RData::Unknown { .. }) {
+    if !matches!(rdata, RData::Txt(_) | RData::Caa(_) | RData::Unknown { .. }) {
         return Ok(());
     }
     let mut wire = Vec::new();
@@ -460,7 +476,7 @@ fn parse_typed(t: u16, tokens: &[Token], origin: &Name) -> Result<RData, RDataEr
         rtype::SOA => parse_soa(&mut f, origin)?,
         rtype::TXT => RData::Txt(f.strings()?),
         rtype::SPF => spf(f.strings()?),
-        rtype::HINFO => RData::Hinfo { cpu: f.string()?, os: f.string()? },
+        rtype::HINFO => RData::Hinfo(Box::new(Hinfo { cpu: f.string()?, os: f.string()? })),
         rtype::CAA => parse_caa(&mut f)?,
         other => return Err(unsupported(other)),
     };
@@ -495,7 +511,7 @@ fn parse_srv(f: &mut Fields<'_>, origin: &Name) -> Result<RData, RDataError> {
 }
 
 fn parse_soa(f: &mut Fields<'_>, origin: &Name) -> Result<RData, RDataError> {
-    Ok(RData::Soa {
+    Ok(RData::Soa(Box::new(Soa {
         mname: f.name(origin)?,
         rname: f.name(origin)?,
         serial: f.number("SOA serial")?,
@@ -503,7 +519,7 @@ fn parse_soa(f: &mut Fields<'_>, origin: &Name) -> Result<RData, RDataError> {
         retry: f.ttl("SOA retry")?,
         expire: f.ttl("SOA expire")?,
         minimum: f.ttl("SOA minimum")?,
-    })
+    })))
 }
 
 /// SPF has TXT's syntax but no typed variant: it is kept as opaque data.
@@ -522,7 +538,7 @@ fn parse_caa(f: &mut Fields<'_>) -> Result<RData, RDataError> {
     }
     let value = f.next()?;
     let value = unescape(&value.text).ok_or_else(|| RDataError::BadEscape(value.text.clone()))?;
-    Ok(RData::Caa { flags, tag: tag.into(), value: value.into() })
+    Ok(RData::Caa(Box::new(Caa { flags, tag: tag.into(), value: value.into() })))
 }
 
 fn valid_caa_tag(tag: &[u8]) -> bool {
@@ -768,7 +784,7 @@ impl<'d> WireReader<'d> {
 }
 
 fn soa_from_wire(r: &mut WireReader<'_>) -> Result<RData, RDataError> {
-    Ok(RData::Soa {
+    Ok(RData::Soa(Box::new(Soa {
         mname: r.name()?,
         rname: r.name()?,
         serial: r.u32()?,
@@ -776,7 +792,7 @@ fn soa_from_wire(r: &mut WireReader<'_>) -> Result<RData, RDataError> {
         retry: r.u32()?,
         expire: r.u32()?,
         minimum: r.u32()?,
-    })
+    })))
 }
 
 fn caa_from_wire(r: &mut WireReader<'_>) -> Result<RData, RDataError> {
@@ -785,7 +801,7 @@ fn caa_from_wire(r: &mut WireReader<'_>) -> Result<RData, RDataError> {
     if !valid_caa_tag(&tag) {
         return Err(r.error("CAA tag must be 1 to 15 ASCII letters and digits"));
     }
-    Ok(RData::Caa { flags, tag, value: r.rest().into() })
+    Ok(RData::Caa(Box::new(Caa { flags, tag, value: r.rest().into() })))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -799,12 +815,14 @@ impl fmt::Display for RData {
             RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) | RData::Dname(n) => write!(f, "{n}"),
             RData::Mx { preference, exchange } => write!(f, "{preference} {exchange}"),
             RData::Srv { priority, weight, port, target } => write!(f, "{priority} {weight} {port} {target}"),
-            RData::Soa { mname, rname, serial, refresh, retry, expire, minimum } => {
+            RData::Soa(soa) => {
+                let Soa { mname, rname, serial, refresh, retry, expire, minimum } = &**soa;
                 write!(f, "{mname} {rname} {serial} {refresh} {retry} {expire} {minimum}")
             }
             RData::Txt(strings) => write_strings(f, strings.iter().map(|s| &s[..])),
-            RData::Hinfo { cpu, os } => write_strings(f, [&cpu[..], &os[..]]),
-            RData::Caa { flags, tag, value } => {
+            RData::Hinfo(hinfo) => write_strings(f, [&hinfo.cpu[..], &hinfo.os[..]]),
+            RData::Caa(caa) => {
+                let Caa { flags, tag, value } = &**caa;
                 write!(f, "{flags} ")?;
                 write_bare(f, tag)?;
                 f.write_char(' ')?;
@@ -965,7 +983,7 @@ mod tests {
         let soa = ok(rtype::SOA, "ns1 hostmaster 2024010101 1h30m 15M 1w 2D");
         assert_eq!(
             soa,
-            RData::Soa {
+            RData::Soa(Box::new(Soa {
                 mname: n("ns1.corp.internal."),
                 rname: n("hostmaster.corp.internal."),
                 serial: 2024010101,
@@ -973,7 +991,7 @@ mod tests {
                 retry: 900,
                 expire: 604800,
                 minimum: 172800,
-            }
+            }))
         );
         assert_eq!(soa.to_string(), "ns1.corp.internal. hostmaster.corp.internal. 2024010101 5400 900 604800 172800");
         assert_eq!(err(rtype::SOA, "ns1 hm 1 2 3 4"), usage(rtype::SOA));

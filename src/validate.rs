@@ -214,9 +214,7 @@ fn check_zone_records(zone: &Zone, max_rrset: usize, only: Option<&HashSet<&[u8]
                 "{what}: {} NS: private zones do not delegate (NS is allowed only at the apex)",
                 r.owner
             )),
-            RData::Soa { .. } if !at_apex => {
-                p.push(format!("{what}: {} SOA: an SOA belongs only at the apex", r.owner))
-            }
+            RData::Soa(_) if !at_apex => p.push(format!("{what}: {} SOA: an SOA belongs only at the apex", r.owner)),
             // The apex always holds SOA and NS (generated when absent), so a CNAME there is beside other data.
             RData::Cname(_) if at_apex => {
                 p.push(format!("{what}: {} CNAME: the apex holds SOA and NS, so it cannot hold a CNAME", r.owner))
@@ -258,7 +256,7 @@ fn check_owner(records: &[&Record], what: &str, apex: &[u8], max_rrset: usize, p
                     None => cname = Some(target),
                 }
             }
-            RData::Soa { .. } => soas += 1,
+            RData::Soa(_) => soas += 1,
             _ => {}
         }
         let t = r.rdata.rtype();

@@ -257,7 +257,7 @@ impl TtlState {
     /// own, as BIND does).
     fn resolve(&mut self, explicit: Option<u32>, rdata: &RData) -> Result<u32, String> {
         let own_minimum = match rdata {
-            RData::Soa { minimum, .. } => Some(*minimum),
+            RData::Soa(soa) => Some(soa.minimum),
             _ => None,
         };
         let ttl = match explicit {
@@ -579,8 +579,20 @@ sshfp   SSHFP \# 2 0102
                 RData::Txt(vec![b"v=spf1 ip4:10.0.0.0/8"[..].into(), b"-all"[..].into(), b"bare"[..].into()]),
             ),
             rec("txt", 3600, RData::Txt(vec![b"quote \" and \\ and AB;(not a comment)"[..].into()])),
-            rec("host", 3600, RData::Hinfo { cpu: b"Intel Xeon"[..].into(), os: b"Linux"[..].into() }),
-            rec("@", 3600, RData::Caa { flags: 0, tag: b"issue"[..].into(), value: b"ca.example"[..].into() }),
+            rec(
+                "host",
+                3600,
+                RData::Hinfo(Box::new(crate::rdata::Hinfo { cpu: b"Intel Xeon"[..].into(), os: b"Linux"[..].into() })),
+            ),
+            rec(
+                "@",
+                3600,
+                RData::Caa(Box::new(crate::rdata::Caa {
+                    flags: 0,
+                    tag: b"issue"[..].into(),
+                    value: b"ca.example"[..].into(),
+                })),
+            ),
             rec("opaque", 3600, RData::Unknown { rtype: 65534, data: vec![0xab, 0xcd, 0xef].into() }),
             rec("generic", 3600, RData::A(Ipv4Addr::new(10, 0, 0, 1))),
             rec("sshfp", 3600, RData::Unknown { rtype: 44, data: vec![1, 2].into() }),

@@ -13,7 +13,7 @@ use ahash::RandomState;
 
 use crate::name::{self, Name, MAX_NAME_LEN};
 use crate::nodes::{ArenaBuilder, NodeArena, NodeWriter, OwnedNode, OwnedRRset};
-use crate::rdata::{rtype, RData, Record};
+use crate::rdata::{rtype, RData, Record, Soa};
 use crate::snapshot::ZoneTable;
 use crate::state::Zone;
 use smallvec::SmallVec;
@@ -228,7 +228,7 @@ fn generated_soa(zone: &Zone, nameserver: &Name) -> Record {
     Record {
         owner: zone.name.clone(),
         ttl: GENERATED_TTL,
-        rdata: RData::Soa {
+        rdata: RData::Soa(Box::new(Soa {
             mname: nameserver.clone(),
             rname,
             serial: zone.revision as u32,
@@ -236,7 +236,7 @@ fn generated_soa(zone: &Zone, nameserver: &Name) -> Record {
             retry: 600,
             expire: 86400,
             minimum: 60,
-        },
+        })),
     }
 }
 
@@ -375,20 +375,20 @@ mod tests {
             steps in prop::collection::vec((any::<bool>(), 0..16usize, 0..OWNERS.len(), 0..3u8, any::<u8>()), 1..12),
         ) {
             let ns = n("ns.test.");
-            let mut records: ZoneRecords = initial.iter().enumerate().map(|(i, (o, k, v))| (format!("r{i}"), record(*o, *k, *v))).collect();
+            let mut records: ZoneRecords = initial.iter().enumerate().map(|(i, (o, k, v))| (crate::state::RecordId::from(format!("r{i}")), record(*o, *k, *v))).collect();
             let mut table = compile_zone(&zone(records.clone(), 1), &ns);
             for (step, (add, slot, owner, kind, value)) in steps.into_iter().enumerate() {
                 let rid = format!("r{slot}");
                 let mut owners = BTreeSet::new();
-                if let Some(old) = records.get(&rid) {
+                if let Some(old) = records.get(rid.as_str()) {
                     owners.insert(old.owner.lower());
                 }
                 if add {
                     let r = record(owner, kind, value);
                     owners.insert(r.owner.lower());
-                    records.insert(rid, r);
+                    records.insert(rid.into(), r);
                 } else {
-                    records.remove(&rid);
+                    records.remove(rid.as_str());
                 }
                 let z = zone(records.clone(), 2 + step as u64);
                 table = patch_zone(&table, &z, &ns, &owners);

@@ -493,7 +493,7 @@ impl Control {
             }
         };
         let old = match &new {
-            Some(record) => records.insert(rid.to_string(), record.clone()),
+            Some(record) => records.insert(rid.into(), record.clone()),
             None => records.remove(rid),
         };
         let dirty = self.dirty.entry(zone_id).or_default();

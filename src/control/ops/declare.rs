@@ -160,12 +160,12 @@ fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) {
     let stored_records = control.state.zones.get(&zone.id).map(|z| &z.records);
     let mut record_ops = Vec::new();
     for (rid, record) in &wanted {
-        let same = stored_records.and_then(|m| m.get(rid)).is_some_and(|r| r == *record);
+        let same = stored_records.and_then(|m| m.get(rid.as_str())).is_some_and(|r| r == *record);
         if !same {
             record_ops.push(Op::Put { key: keys::record(id, rid), value: encode(&RecordDoc::from_record(record)) });
         }
     }
-    for rid in stored_records.into_iter().flat_map(|m| m.keys()).filter(|rid| !wanted.contains_key(*rid)) {
+    for rid in stored_records.into_iter().flat_map(|m| m.keys()).filter(|rid| !wanted.contains_key(rid.as_str())) {
         record_ops.push(Op::Delete { key: keys::record(id, rid) });
     }
     let stored_doc = control.zone_docs.get(&zone.id).map(encode);

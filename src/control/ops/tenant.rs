@@ -196,7 +196,7 @@ pub fn get_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<Value, ApiErro
         .iter()
         .map(|(rid, r)| {
             let doc = RecordDoc::from_record(r);
-            json!({ "id": rid, "name": doc.name, "type": doc.rtype, "ttl": doc.ttl, "data": doc.data,
+            json!({ "id": rid.as_str(), "name": doc.name, "type": doc.rtype, "ttl": doc.ttl, "data": doc.data,
                     "revision": control.key_revision(&keys::record(&zone.id.0, rid)) })
         })
         .collect();
