@@ -19,6 +19,7 @@ pub mod name;
 pub mod nodes;
 pub mod notify;
 pub mod rdata;
+pub mod records;
 pub mod reload;
 pub mod respond;
 pub mod serve;

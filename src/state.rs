@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use ipnet::IpNet;
 
 use crate::name::Name;
-use crate::rdata::Record;
 
 /// A root account's uid: decimal digits, as the cloud issues them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,18 +95,7 @@ pub struct Link {
     pub linked: Uid,
 }
 
-/// A zone's records keyed by record id, in a persistent map: cloning a state shares every zone's records, and a
-/// change to one record costs O(log n), so a state of a million records can be copied and edited per API write.
-pub type ZoneRecords = imbl::OrdMap<RecordId, Record>;
-
-/// A record's id within its zone. Ids are short (`f0000042`, or an API-assigned id), so they are stored inline
-/// (compact_str keeps up to 24 bytes without a heap allocation): a million records save a million allocations.
-pub type RecordId = compact_str::CompactString;
-
-/// Records from a file or the config, keyed by their position (stable for the same file).
-pub fn records_from(records: Vec<Record>) -> ZoneRecords {
-    records.into_iter().enumerate().map(|(i, r)| (compact_str::format_compact!("f{i:07}"), r)).collect()
-}
+pub use crate::records::{records_from, RecordId, ZoneRecords};
 
 /// What a change did to one zone, for incremental validation and compilation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -4,8 +4,7 @@
 //! reads the state; it never builds tables. The rules are the product's contract: who may bind which VPC to which
 //! zone, which zone contents a private zone may hold, and which VPC prefixes can coexist on one listener.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 
 use ipnet::IpNet;
@@ -40,10 +39,7 @@ pub fn validate_changed(state: &State, changed: Option<&BTreeMap<ZoneId, DirtyZo
         match changed.map(|c| c.get(&zone.id)) {
             None => check_zone_records(zone, state.server.limits.max_rrset, None, &mut p),
             Some(Some(dirty)) if dirty.full => check_zone_records(zone, state.server.limits.max_rrset, None, &mut p),
-            Some(Some(dirty)) => {
-                let owners: HashSet<&[u8]> = dirty.owners.iter().map(|n| n.wire()).collect();
-                check_zone_records(zone, state.server.limits.max_rrset, Some(&owners), &mut p);
-            }
+            Some(Some(dirty)) => check_zone_records(zone, state.server.limits.max_rrset, Some(&dirty.owners), &mut p),
             Some(None) => {}
         }
     }
@@ -187,27 +183,37 @@ fn check_zone_binding(state: &State, zone: &Zone, p: &mut Vec<String>) {
     }
 }
 
-/// The per-record rules; with `only`, just the records whose lower-case owner is listed (filtered without
-/// allocating, so checking a few owners of a large zone is cheap).
-fn check_zone_records(zone: &Zone, max_rrset: usize, only: Option<&HashSet<&[u8]>>, p: &mut Vec<String>) {
+/// The per-record rules; with `only`, just the records of the listed (lower-case) owners, found through the
+/// zone's owner order, so checking a few owners of a large zone is cheap.
+fn check_zone_records(zone: &Zone, max_rrset: usize, only: Option<&BTreeSet<Name>>, p: &mut Vec<String>) {
     let what = format!("zone {} ({})", zone.name, zone.origin);
     let apex = zone.name.lower();
-    let apex = apex.wire();
-    let mut buf = [0u8; crate::name::MAX_NAME_LEN];
-    // Grouped by lower-case owner without allocating per record: this runs over every record at start-up.
-    // Keys borrow the record's own name when it is already lower-case (nearly always): no allocation at all.
-    let mut at: HashMap<Cow<[u8]>, SmallVec<[&Record; 2]>, ahash::RandomState> =
-        HashMap::with_capacity_and_hasher(if only.is_some() { 16 } else { zone.records.len() }, Default::default());
-    for r in zone.records.values() {
-        let owner = crate::name::lower_into(r.owner.wire(), &mut buf);
-        if only.is_some_and(|only| !only.contains(owner)) {
-            continue;
+    match only {
+        None => check_runs(zone.records.values(), &what, apex.wire(), max_rrset, p),
+        Some(owners) => {
+            for owner in owners {
+                check_runs(zone.records.at(owner).map(|(_, r)| r), &what, apex.wire(), max_rrset, p);
+            }
         }
+    }
+}
+
+/// Checks records given in owner order (each owner's records together), record by record and owner by owner.
+fn check_runs<'z>(
+    records: impl Iterator<Item = &'z Record>,
+    what: &str,
+    apex: &[u8],
+    max_rrset: usize,
+    p: &mut Vec<String>,
+) {
+    let mut run: SmallVec<[&Record; 4]> = SmallVec::new();
+    for r in records {
+        let owner = r.owner.wire();
         if !crate::name::is_at_or_below(owner, apex) {
             p.push(format!("{what}: record {} {} lies outside the zone", r.owner, type_name(r.rdata.rtype())));
             continue;
         }
-        let at_apex = owner == apex;
+        let at_apex = owner.eq_ignore_ascii_case(apex);
         match &r.rdata {
             RData::Dname(_) => p.push(format!("{what}: {} DNAME: private zones do not serve DNAME", r.owner)),
             RData::Ns(_) if !at_apex => p.push(format!(
@@ -221,18 +227,13 @@ fn check_zone_records(zone: &Zone, max_rrset: usize, only: Option<&HashSet<&[u8]
             }
             _ => {}
         }
-        match at.get_mut(owner) {
-            Some(records) => records.push(r),
-            None => {
-                let key =
-                    if owner == r.owner.wire() { Cow::Borrowed(r.owner.wire()) } else { Cow::Owned(owner.into()) };
-                at.insert(key, SmallVec::from_elem(r, 1));
-            }
+        if run.first().is_some_and(|first| !first.owner.wire().eq_ignore_ascii_case(owner)) {
+            check_owner(&run, what, apex, max_rrset, p);
+            run.clear();
         }
+        run.push(r);
     }
-    for records in at.values() {
-        check_owner(records, &what, apex, max_rrset, p);
-    }
+    check_owner(&run, what, apex, max_rrset, p);
 }
 
 /// The rules about one owner's records together: CNAME alone and single, one SOA, RRset sizes.

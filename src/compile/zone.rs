@@ -6,7 +6,7 @@
 //! rebuilt whole, so lookups never pay for a long history.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use ahash::RandomState;
@@ -86,25 +86,23 @@ pub fn patch_zone(old: &ZoneTable, zone: &Zone, nameserver: &Name, owners: &BTre
             watch.insert(name);
         }
     }
-    let at = records_at(zone, &watch);
     let mut overlay = old.overlay.clone();
     let mut has_wildcards = old.has_wildcards;
     // Record counts move by what the rebuilt nodes held before and hold now (duplicates are dropped in nodes).
     let mut record_count = old.record_count;
-    let empty: Vec<&Record> = Vec::new();
-    let bare: Vec<&Name> = watch.iter().filter(|n| **n != apex && at.get(n.wire()).is_none_or(Vec::is_empty)).collect();
-    let with_descendants = names_with_descendants(zone, &bare);
     let mut scratch = Scratch::default();
     for name in &watch {
-        let records = at.get(name.wire()).unwrap_or(&empty);
+        // The zone's records are ordered by owner: finding one owner's records costs O(log n).
+        let records: SmallVec<[&Record; 2]> = zone.records.at(name).map(|(_, r)| r).collect();
         let node = if !records.is_empty() || *name == apex {
-            let generated = if *name == apex { generated_records(zone, nameserver, records) } else { Vec::new() };
+            let generated = if *name == apex { generated_records(zone, nameserver, &records) } else { Vec::new() };
             let mut all: SmallVec<[&Record; 2]> = records.iter().copied().chain(generated.iter()).collect();
             let spelled = records.first().map_or_else(|| spelling(old, name), |r| r.owner.clone());
             Some(Arc::new(OwnedNode::build(spelled.wire(), |w| {
                 write_rrsets(w, &mut all, &mut scratch);
             })))
-        } else if with_descendants.contains(name.wire()) {
+        } else if zone.records.has_below(name) {
+            // No records of its own but some below: an empty non-terminal.
             Some(Arc::new(OwnedNode::build(spelling(old, name).wire(), |_| {})))
         } else {
             None
@@ -163,50 +161,6 @@ fn soa_minimum(rdata: &[u8]) -> Option<u32> {
 /// The case an existing node gave a name, or the lower-case name for a new one.
 fn spelling(old: &ZoneTable, lower: &Name) -> Name {
     old.node(lower.wire()).and_then(|n| Name::from_wire(n.name())).unwrap_or_else(|| lower.clone())
-}
-
-/// The records of the zone at each watched (lower-case) name, in one pass and without allocating per record.
-fn records_at<'z>(zone: &'z Zone, watch: &BTreeSet<Name>) -> HashMap<Box<[u8]>, Vec<&'z Record>> {
-    let keys: HashSet<&[u8]> = watch.iter().map(|n| n.wire()).collect();
-    let mut at: HashMap<Box<[u8]>, Vec<&Record>> = HashMap::new();
-    let mut buf = [0u8; MAX_NAME_LEN];
-    for record in zone.records.values() {
-        let lower = name::lower_into(record.owner.wire(), &mut buf);
-        if keys.contains(lower) {
-            at.entry(lower.into()).or_default().push(record);
-        }
-    }
-    at
-}
-
-/// Which of `names` (each with no records of its own) still have records below them: those stay as empty
-/// non-terminals; the others disappear.
-fn names_with_descendants(zone: &Zone, names: &[&Name]) -> HashSet<Box<[u8]>> {
-    let mut found: HashSet<Box<[u8]>> = HashSet::new();
-    if names.is_empty() {
-        return found;
-    }
-    let wanted: HashSet<&[u8]> = names.iter().map(|n| n.wire()).collect();
-    let mut buf = [0u8; MAX_NAME_LEN];
-    for record in zone.records.values() {
-        let lower = name::lower_into(record.owner.wire(), &mut buf);
-        let mut pos = 0usize;
-        while let Some(&len) = lower.get(pos) {
-            if len == 0 {
-                break;
-            }
-            pos += 1 + len as usize;
-            if let Some(suffix) = lower.get(pos..) {
-                if wanted.contains(suffix) {
-                    found.insert(suffix.into());
-                }
-            }
-        }
-        if found.len() == wanted.len() {
-            break;
-        }
-    }
-    found
 }
 
 /// The generated SOA and NS, for a zone whose apex (holding `apex`) has none of its own.
@@ -380,15 +334,14 @@ mod tests {
             for (step, (add, slot, owner, kind, value)) in steps.into_iter().enumerate() {
                 let rid = format!("r{slot}");
                 let mut owners = BTreeSet::new();
-                if let Some(old) = records.get(rid.as_str()) {
+                if let Some(old) = records.find_id(&rid).cloned() {
                     owners.insert(old.owner.lower());
+                    records.remove(&rid, &old.owner);
                 }
                 if add {
                     let r = record(owner, kind, value);
                     owners.insert(r.owner.lower());
                     records.insert(rid.into(), r);
-                } else {
-                    records.remove(rid.as_str());
                 }
                 let z = zone(records.clone(), 2 + step as u64);
                 table = patch_zone(&table, &z, &ns, &owners);

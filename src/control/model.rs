@@ -13,7 +13,8 @@ use crate::config;
 use crate::name::Name;
 use crate::rdata::{self, RData, Record};
 use crate::state::{
-    Account, DirtyZone, Link, Policy, ServerSettings, Site, State, Uid, User, Vpc, VpcId, Zone, ZoneId, ZoneRecords,
+    Account, DirtyZone, Link, Policy, RecordId, ServerSettings, Site, State, Uid, User, Vpc, VpcId, Zone, ZoneId,
+    ZoneRecords,
 };
 use crate::store::Change;
 
@@ -255,6 +256,9 @@ pub struct Control {
     pub scopes: HashMap<ZoneId, Vec<VpcId>>,
     /// Records whose zone document has not been seen yet (keys are listed in order: `record/` before `zone/`).
     pending_records: HashMap<ZoneId, ZoneRecords>,
+    /// The owner of every record id, per zone: records are ordered by owner, and a change or removal names only
+    /// the id. Persistent, so that copying a `Control` stays cheap.
+    record_owners: imbl::HashMap<ZoneId, imbl::HashMap<RecordId, Name>>,
     pub link_docs: BTreeMap<(Uid, Uid), LinkDoc>,
     pub keys: BTreeMap<String, KeyDoc>,
     pub link_requests: BTreeMap<String, LinkRequestDoc>,
@@ -282,6 +286,7 @@ impl Control {
             zone_docs: BTreeMap::new(),
             scopes: HashMap::new(),
             pending_records: HashMap::new(),
+            record_owners: imbl::HashMap::new(),
             link_docs: BTreeMap::new(),
             keys: BTreeMap::new(),
             link_requests: BTreeMap::new(),
@@ -428,6 +433,7 @@ impl Control {
             self.scopes.remove(&id);
             self.state.zones.remove(&id);
             self.pending_records.remove(&id);
+            self.record_owners.remove(&id);
             self.dirty.insert(id, DirtyZone { full: true, owners: BTreeSet::new() });
             return Ok(());
         };
@@ -481,21 +487,27 @@ impl Control {
             }
             None => None,
         };
+        let owners = self.record_owners.entry(zone_id.clone()).or_default();
+        let old_owner = match &new {
+            Some(record) => owners.insert(rid.into(), record.owner.clone()),
+            None => owners.remove(rid),
+        };
         let records = match (self.state.zones.get_mut(&zone_id), &new) {
             (Some(zone), _) => &mut zone.records,
             (None, Some(_)) => self.pending_records.entry(zone_id.clone()).or_default(),
             // The records of a zone deleted in the same change: nothing left to remove them from.
             (None, None) => {
-                if let Some(pending) = self.pending_records.get_mut(&zone_id) {
-                    pending.remove(rid);
+                if let (Some(pending), Some(owner)) = (self.pending_records.get_mut(&zone_id), &old_owner) {
+                    pending.remove(rid, owner);
                 }
                 return Ok(());
             }
         };
-        let old = match &new {
-            Some(record) => records.insert(rid.into(), record.clone()),
-            None => records.remove(rid),
-        };
+        // The id may have moved to another owner: the record under its old owner goes first.
+        let old = old_owner.and_then(|owner| records.remove(rid, &owner));
+        if let Some(record) = &new {
+            records.insert(rid.into(), record.clone());
+        }
         let dirty = self.dirty.entry(zone_id).or_default();
         for record in old.iter().chain(new.iter()) {
             dirty.owners.insert(record.owner.lower());

@@ -157,15 +157,20 @@ fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) {
     let doc = ZoneDoc { id: id.clone(), name: zone.name.to_string(), account: zone.account.0.clone() };
     let scope = ScopeDoc { vpcs: zone.scope.iter().map(|v| v.0.clone()).collect() };
     let wanted: BTreeMap<String, &Record> = zone.records.values().map(|r| (record_id(r), r)).collect();
-    let stored_records = control.state.zones.get(&zone.id).map(|z| &z.records);
+    let stored: BTreeMap<&str, &Record> = control
+        .state
+        .zones
+        .get(&zone.id)
+        .map(|z| z.records.iter().map(|(rid, r)| (rid.as_str(), r)).collect())
+        .unwrap_or_default();
     let mut record_ops = Vec::new();
     for (rid, record) in &wanted {
-        let same = stored_records.and_then(|m| m.get(rid.as_str())).is_some_and(|r| r == *record);
+        let same = stored.get(rid.as_str()).is_some_and(|r| *r == *record);
         if !same {
             record_ops.push(Op::Put { key: keys::record(id, rid), value: encode(&RecordDoc::from_record(record)) });
         }
     }
-    for rid in stored_records.into_iter().flat_map(|m| m.keys()).filter(|rid| !wanted.contains_key(rid.as_str())) {
+    for rid in stored.keys().filter(|rid| !wanted.contains_key(**rid)) {
         record_ops.push(Op::Delete { key: keys::record(id, rid) });
     }
     let stored_doc = control.zone_docs.get(&zone.id).map(encode);
