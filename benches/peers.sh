@@ -228,26 +228,54 @@ ratios() {  # server CPU per query of every server against Knot's and NSD's
                 print line } }' "$1"
 }
 
+# Zones of 100,000 and 1,000,000 records (80,000 / 800,000 hosts plus their AAAA, CNAME, TXT and apex records):
+# start-up to the first answer, RSS, memory per record above an almost empty zone, and a full reload of the whole
+# zone rewritten with a new serial (vpcdns: SIGHUP; Knot: knotc zone-reload), until the new serial is answered.
 bench_memory() {
-    local tsv=$WD/results/memory.tsv n s
-    printf "server\trecords\tready s\tRSS MB\tKB/record (above the empty-zone RSS)\n" > "$tsv"
-    data "$WD/d1k" 1000 --no-queries
+    local tsv=$WD/results/memory.tsv hosts s
+    printf "server\trecords\tready s\tRSS MB\tKB/record\tfull reload s\n" > "$tsv"
+    data "$WD/m1k" 800 --no-queries
     for s in ${MEMORY_SERVERS:-vpcdns knot}; do
-        start "$s" "$WD/d1k" || continue; local base; base=$(rss_kb "$SPID"); stop
-        for n in 100000 1000000; do
-            data "$WD/d$n" "$n" --no-queries
-            start "$s" "$WD/d$n" || continue
+        start "$s" "$WD/m1k" || continue; local base; base=$(rss_kb "$SPID"); stop
+        for hosts in 80000 800000; do
+            data "$WD/m$hosts" "$hosts" --no-queries
+            data "$WD/m$hosts-next" "$hosts" --no-queries --serial 2026112502
+            # vpcdns serves its data directory in place: serve a copy, so the reload below leaves the data as it was
+            rm -rf "$WD/run/data"; cp -r "$WD/m$hosts" "$WD/run/data"
+            start "$s" "$WD/run/data" || continue
             sleep 1
-            local rss; rss=$(rss_kb "$SPID")
-            # records in the zone: hosts + AAAA + CNAME + TXT + the apex's
-            local recs=$((n + n / 10 * 2 + n / 20 + 12))
-            printf "%s\t%s\t%.2f\t%.1f\t%.3f\n" "$s" "$recs" "$READY" "$(echo "$rss / 1024" | bc -l)" \
-                "$(echo "($rss - $base) / $recs" | bc -l)" >> "$tsv"
+            local rss recs reload served=$WD/run/data/corp.internal.zone
+            [ "$s" = knot ] && served=$WD/run/knot/corp.internal.zone
+            rss=$(rss_kb "$SPID")
+            recs=$((hosts + hosts / 10 * 2 + hosts / 20 + 12))
+            reload=$(full_reload "$s" "$served" "$WD/m$hosts-next/corp.internal.zone")
+            printf "%s\t%s\t%.2f\t%.1f\t%.3f\t%s\n" "$s" "$recs" "$READY" "$(echo "$rss / 1024" | bc -l)" \
+                "$(echo "($rss - $base) / $recs" | bc -l)" "$reload" >> "$tsv"
             log "$s: $(tail -1 "$tsv")"
             stop
         done
     done
-    echo; echo "== memory and start-up =="; column -t -s $'\t' "$tsv"
+    echo; echo "== memory, start-up and full reload =="; column -t -s $'\t' "$tsv"
+}
+
+# full_reload NAME SERVED NEW: replaces the served zone file SERVED by NEW (by rename, as deploy tools do), triggers
+# a reload, and prints the seconds until the new serial is answered (or "failed").
+full_reload() {
+    local s=$1 served=$2 new=$3 serial t0 i got=""
+    serial=$(awk '/SOA/{print $5; exit}' "$new")
+    cp "$new" "$served.next"
+    t0=$(date +%s.%N)
+    mv "$served.next" "$served"
+    case $s in
+        vpcdns*) kill -HUP "$SPID" ;;
+        knot) knotc -c "$WD/run/knot/knot.conf" zone-reload corp.internal > /dev/null 2>&1 ;;
+    esac
+    for i in $(seq 1 3000); do  # up to ~60 s
+        got=$(dig +short +time=1 +tries=1 -b 127.100.0.1 -p "$PORT" @127.0.0.1 corp.internal SOA 2>/dev/null | awk '{print $3}')
+        [ "$got" = "$serial" ] && break
+        sleep 0.01
+    done
+    if [ "$got" = "$serial" ]; then printf "%.2f" "$(echo "$(date +%s.%N) - $t0" | bc)"; else echo failed; fi
 }
 
 install

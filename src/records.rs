@@ -8,6 +8,7 @@
 //! with its wire name). The order is computed from the record itself: no second copy of any name is stored.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use crate::name::{is_at_or_below, Name};
 use crate::rdata::{RData, Record};
@@ -84,14 +85,29 @@ fn fold_word(x: u64) -> u64 {
 }
 
 /// A zone's records: see the module documentation.
-#[derive(Debug, Clone, Default)]
-pub struct ZoneRecords(imbl::OrdSet<Entry>);
+#[derive(Debug, Clone)]
+pub struct ZoneRecords(Repr);
+
+/// Two forms of the same order. A zone loaded whole (from a file, the config, an import) is a sorted array: built
+/// by one sort, packed, never edited — a file-backed server never pays for a tree. The first edit turns it into the
+/// persistent set, where every later edit costs O(log n) and a copy of the state shares everything.
+#[derive(Debug, Clone)]
+enum Repr {
+    Sorted(Arc<[Entry]>),
+    Set(imbl::OrdSet<Entry>),
+}
+
+impl Default for ZoneRecords {
+    fn default() -> Self {
+        ZoneRecords(Repr::Set(imbl::OrdSet::new()))
+    }
+}
 
 /// Equal when every record is equal, data and TTL included (the set's own equality compares by order only, which
-/// looks at owner and id).
+/// looks at owner and id). Both forms iterate in the same order, so they compare entry by entry.
 impl PartialEq for ZoneRecords {
     fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len() && self.0.iter().zip(other.0.iter()).all(|(a, b)| a == b)
+        self.len() == other.len() && self.entries().zip(other.entries()).all(|(a, b)| a == b)
     }
 }
 
@@ -111,41 +127,72 @@ impl ZoneRecords {
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Repr::Sorted(entries) => entries.len(),
+            Repr::Set(set) => set.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
+    }
+
+    fn entries(&self) -> Entries<'_> {
+        match &self.0 {
+            Repr::Sorted(entries) => Entries::Sorted(entries.iter()),
+            Repr::Set(set) => Entries::Set(set.iter()),
+        }
     }
 
     /// Every record, in owner order.
     pub fn values(&self) -> impl Iterator<Item = &Record> {
-        self.0.iter().map(|e| &e.record)
+        self.entries().map(|e| &e.record)
     }
 
     /// Every (id, record), in owner order.
     pub fn iter(&self) -> impl Iterator<Item = (&RecordId, &Record)> {
-        self.0.iter().map(|e| (&e.id, &e.record))
+        self.entries().map(|e| (&e.id, &e.record))
+    }
+
+    /// The persistent set, converting a loaded zone on its first edit.
+    fn set_mut(&mut self) -> &mut imbl::OrdSet<Entry> {
+        if let Repr::Sorted(entries) = &self.0 {
+            self.0 = Repr::Set(entries.iter().cloned().collect());
+        }
+        match &mut self.0 {
+            Repr::Set(set) => set,
+            Repr::Sorted(_) => unreachable!("converted just above"),
+        }
     }
 
     /// Adds a record under `id`. The caller removes any earlier record with the same id first (it may have had
     /// another owner); the same id at the same owner is replaced (the set compares owner and id only) and returned.
     pub fn insert(&mut self, id: RecordId, record: Record) -> Option<Record> {
-        self.0.insert(Entry { id, record }).map(|e| e.record)
+        self.set_mut().insert(Entry { id, record }).map(|e| e.record)
     }
 
     /// Removes the record `id` whose owner is `owner`.
     pub fn remove(&mut self, id: &str, owner: &Name) -> Option<Record> {
         let mut probe = first_of(owner);
         probe.id = RecordId::from(id);
-        self.0.remove(&probe).map(|e| e.record)
+        self.set_mut().remove(&probe).map(|e| e.record)
+    }
+
+    /// The entries from the first of `owner` on, in order.
+    fn starting_at<'r>(&'r self, owner: &Name) -> Entries<'r> {
+        match &self.0 {
+            Repr::Sorted(entries) => {
+                let start = entries.partition_point(|e| owner_order(e.record.owner.wire(), owner.wire()).is_lt());
+                Entries::Sorted(entries[start..].iter())
+            }
+            Repr::Set(set) => Entries::Range(set.range(first_of(owner)..)),
+        }
     }
 
     /// The records whose owner is `owner` (in any case), by id.
     pub fn at<'r>(&'r self, owner: &'r Name) -> impl Iterator<Item = (&'r RecordId, &'r Record)> + 'r {
         let wire = owner.wire();
-        self.0
-            .range(first_of(owner)..)
+        self.starting_at(owner)
             .take_while(move |e| owner_order(e.record.owner.wire(), wire) == Ordering::Equal)
             .map(|e| (&e.id, &e.record))
     }
@@ -155,8 +202,7 @@ impl ZoneRecords {
         let wire = name.wire();
         // Past the name's own records come the names whose wire ends with its wire: its descendants, and (only for
         // labels holding binary length-like bytes) a few names that merely end the same way, checked one by one.
-        self.0
-            .range(first_of(name)..)
+        self.starting_at(name)
             .skip_while(|e| owner_order(e.record.owner.wire(), wire) == Ordering::Equal)
             .take_while(|e| ends_with_folded(e.record.owner.wire(), wire))
             .any(|e| is_at_or_below(e.record.owner.wire(), wire))
@@ -164,7 +210,26 @@ impl ZoneRecords {
 
     /// The record with id `id`, wherever its owner: a scan, for bulk operations that compare whole zones.
     pub fn find_id(&self, id: &str) -> Option<&Record> {
-        self.0.iter().find(|e| e.id == id).map(|e| &e.record)
+        self.entries().find(|e| e.id == id).map(|e| &e.record)
+    }
+}
+
+/// Entries in order, from either form.
+enum Entries<'r> {
+    Sorted(std::slice::Iter<'r, Entry>),
+    Set(imbl::ordset::Iter<'r, Entry, imbl::shared_ptr::DefaultSharedPtr>),
+    Range(imbl::ordset::RangedIter<'r, Entry, imbl::shared_ptr::DefaultSharedPtr>),
+}
+
+impl<'r> Iterator for Entries<'r> {
+    type Item = &'r Entry;
+
+    fn next(&mut self) -> Option<&'r Entry> {
+        match self {
+            Entries::Sorted(it) => it.next(),
+            Entries::Set(it) => it.next(),
+            Entries::Range(it) => it.next(),
+        }
     }
 }
 
@@ -173,8 +238,13 @@ fn ends_with_folded(name: &[u8], suffix: &[u8]) -> bool {
 }
 
 impl FromIterator<(RecordId, Record)> for ZoneRecords {
+    /// A zone loaded whole: one sort into the packed form. Ids are unique in every caller; should an (owner, id)
+    /// repeat, one of its records is kept.
     fn from_iter<I: IntoIterator<Item = (RecordId, Record)>>(iter: I) -> Self {
-        ZoneRecords(iter.into_iter().map(|(id, record)| Entry { id, record }).collect())
+        let mut entries: Vec<Entry> = iter.into_iter().map(|(id, record)| Entry { id, record }).collect();
+        entries.sort_unstable();
+        entries.dedup_by(|a, b| Ord::cmp(&*a, &*b) == Ordering::Equal);
+        ZoneRecords(Repr::Sorted(entries.into()))
     }
 }
 
@@ -245,6 +315,14 @@ mod tests {
             prop_assert_eq!(records.at(&name).count(), records.values().filter(|r| same(r)).count());
             let below = records.values().any(|r| !same(r) && is_at_or_below(r.owner.wire(), name.wire()));
             prop_assert_eq!(records.has_below(&name), below);
+            // An edit turns the loaded (sorted) form into the set: the same records answer the same.
+            let mut edited = records.clone();
+            edited.insert(RecordId::from("edit"), a("edit.t."));
+            edited.remove("edit", &n("EDIT.t."));
+            prop_assert!(matches!(edited.0, Repr::Set(_)));
+            prop_assert_eq!(&edited, &records);
+            prop_assert_eq!(edited.at(&name).count(), records.at(&name).count());
+            prop_assert_eq!(edited.has_below(&name), below);
         }
     }
 }
