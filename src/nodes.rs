@@ -252,7 +252,8 @@ impl ArenaBuilder {
         true
     }
 
-    /// Indexes every node. Should two nodes have the same lower-case owner, the first wins.
+    /// Indexes every node. Should two nodes have the same lower-case owner, one with records wins over an empty
+    /// one (an empty non-terminal), else the first wins.
     pub fn finish(self) -> NodeArena {
         let hasher = RandomState::new();
         let bytes = self.bytes.into_boxed_slice();
@@ -262,9 +263,16 @@ impl ArenaBuilder {
             let Some(node) = node_at(&bytes, offset) else { continue };
             let lower = lower_into(node.name(), &mut buf);
             let hash = hasher.hash_one(lower);
-            let exists = index.find(hash, |&o| node_at(&bytes, o).is_some_and(|n| same_name(n.name(), lower)));
-            if exists.is_none() {
-                index.insert_unique(hash, offset, |&o| rehash(&hasher, &bytes, o));
+            match index.find_mut(hash, |&o| node_at(&bytes, o).is_some_and(|n| same_name(n.name(), lower))) {
+                Some(existing) => {
+                    let empty = node_at(&bytes, *existing).is_none_or(|n| n.is_empty_non_terminal());
+                    if empty && !node.is_empty_non_terminal() {
+                        *existing = offset;
+                    }
+                }
+                None => {
+                    index.insert_unique(hash, offset, |&o| rehash(&hasher, &bytes, o));
+                }
             }
         }
         NodeArena { bytes, index, hasher }

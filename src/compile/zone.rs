@@ -5,13 +5,12 @@
 //! large base with the previous version. When the overlay grows past a fraction of the base, the zone is
 //! rebuilt whole, so lookups never pay for a long history.
 
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use ahash::RandomState;
 
-use crate::name::{self, Name, MAX_NAME_LEN};
+use crate::name::{self, Name};
 use crate::nodes::{ArenaBuilder, NodeArena, NodeWriter, OwnedNode, OwnedRRset};
 use crate::rdata::{rtype, RData, Record, Soa};
 use crate::snapshot::ZoneTable;
@@ -23,54 +22,69 @@ pub const GENERATED_TTL: u32 = 3600;
 /// The overlay is folded into a new base past this many nodes, or an eighth of the base.
 const OVERLAY_MIN_FOLD: usize = 1024;
 
-/// Records that share one lower-case owner, and the owner as the zone spells it.
-struct Group<'z> {
-    spelled: &'z [u8],
-    records: SmallVec<[&'z Record; 2]>,
-}
-
 /// Compiles one zone: groups records into RRsets (dropping exact duplicates, the first TTL of an RRset winning as
 /// in BIND), adds the generated SOA/NS where the zone has none, and adds a node for every empty non-terminal.
+///
+/// One pass over the records in owner order (see `records`): each owner's records are a run, and a name's
+/// ancestors come before it, so `path` — the written nodes above the current owner — says which names between an
+/// owner and the nearest node above it are missing: those are the empty non-terminals.
 pub fn compile_zone(zone: &Zone, nameserver: &Name) -> ZoneTable {
-    // Keys borrow the record's own name when it is already lower-case (nearly always): no allocation per owner.
-    let mut grouped: HashMap<Cow<[u8]>, Group, RandomState> =
-        HashMap::with_capacity_and_hasher(zone.records.len(), RandomState::new());
-    let mut buf = [0u8; MAX_NAME_LEN];
-    let mut name_bytes = 0usize;
+    let mut builder = ArenaBuilder::with_capacity(zone.records.len() + 1, zone.records.len() * 48);
+    let mut writer = ZoneWriter { builder: &mut builder, scratch: Scratch::default(), records: 0, wildcards: false };
+    let apex = zone.name.wire();
+    let at_apex: SmallVec<[&Record; 4]> = zone.records.at(&zone.name).map(|(_, r)| r).collect();
+    let generated = generated_records(zone, nameserver, &at_apex);
+    let mut apex_node: SmallVec<[&Record; 4]> = at_apex.iter().copied().chain(generated.iter()).collect();
+    writer.node(at_apex.first().map_or(apex, |r| r.owner.wire()), &mut apex_node);
+    let mut path: Vec<&[u8]> = vec![apex];
+    let mut run: SmallVec<[&Record; 4]> = SmallVec::new();
     for record in zone.records.values() {
-        let lower = name::lower_into(record.owner.wire(), &mut buf);
-        match grouped.get_mut(lower) {
-            Some(group) => group.records.push(record),
-            None => {
-                name_bytes += lower.len();
-                let group = Group { spelled: record.owner.wire(), records: SmallVec::from_elem(record, 1) };
-                let key = if lower == record.owner.wire() {
-                    Cow::Borrowed(record.owner.wire())
-                } else {
-                    Cow::Owned(lower.into())
-                };
-                grouped.insert(key, group);
-            }
+        if run.first().is_some_and(|first| !first.owner.wire().eq_ignore_ascii_case(record.owner.wire())) {
+            writer.owner(&mut run, &mut path, apex);
+            run.clear();
         }
+        run.push(record);
     }
-    let apex_key: Box<[u8]> = zone.name.lower().wire().into();
-    grouped
-        .entry(Cow::Owned(apex_key.to_vec()))
-        .or_insert_with(|| Group { spelled: zone.name.wire(), records: SmallVec::new() });
-    add_empty_non_terminals(&mut grouped, apex_key.len());
-    let generated = generated_records(zone, nameserver, grouped.get(&apex_key[..]).map_or(&[][..], |g| &g.records));
-    let mut builder = ArenaBuilder::with_capacity(grouped.len(), name_bytes + zone.records.len() * 24);
-    let mut scratch = Scratch::default();
-    let mut record_count = 0usize;
-    let mut has_wildcards = false;
-    for (key, mut group) in grouped {
-        if *key == *apex_key {
-            group.records.extend(generated.iter());
+    writer.owner(&mut run, &mut path, apex);
+    let (records, wildcards) = (writer.records, writer.wildcards);
+    finish(zone, nameserver, Arc::new(builder.finish()), HashMap::default(), wildcards, records)
+}
+
+/// Writes a zone's nodes in owner order.
+struct ZoneWriter<'b> {
+    builder: &'b mut ArenaBuilder,
+    scratch: Scratch,
+    records: usize,
+    wildcards: bool,
+}
+
+impl ZoneWriter<'_> {
+    fn node(&mut self, spelled: &[u8], records: &mut [&Record]) {
+        self.wildcards |= spelled.starts_with(b"\x01*");
+        let (scratch, written) = (&mut self.scratch, &mut self.records);
+        self.builder.push(spelled, |w| *written += write_rrsets(w, records, scratch));
+    }
+
+    /// Writes the node of one owner's records (the apex's is written first, apart), after the empty non-terminals
+    /// between it and the nearest node above it.
+    fn owner<'z>(&mut self, run: &mut [&'z Record], path: &mut Vec<&'z [u8]>, apex: &[u8]) {
+        let Some(first) = run.first() else { return };
+        let owner: &'z [u8] = first.owner.wire();
+        if owner.eq_ignore_ascii_case(apex) || !name::is_at_or_below(owner, apex) {
+            return;
         }
-        has_wildcards |= key.starts_with(b"\x01*");
-        builder.push(group.spelled, |w| record_count += write_rrsets(w, &mut group.records, &mut scratch));
+        while path.last().is_some_and(|above| !name::is_at_or_below(owner, above)) {
+            path.pop();
+        }
+        let above = path.last().map_or(0, |n| name::label_count(n));
+        for labels in above + 1..name::label_count(owner) {
+            let between = name::suffix_with_labels(owner, labels);
+            self.node(between, &mut []);
+            path.push(between);
+        }
+        self.node(owner, run);
+        path.push(owner);
     }
-    finish(zone, nameserver, Arc::new(builder.finish()), HashMap::default(), has_wildcards, record_count)
 }
 
 /// Rebuilds the nodes of `owners` (lower-case names whose records changed) on top of `old`.
@@ -228,29 +242,6 @@ fn write_rrsets(w: &mut NodeWriter, records: &mut [&Record], scratch: &mut Scrat
         written += 1;
     }
     written
-}
-
-/// Every name between an owner and the apex exists (RFC 4592 §2.2.2): it answers NODATA and blocks wildcards.
-fn add_empty_non_terminals<'z>(nodes: &mut HashMap<Cow<'z, [u8]>, Group<'z>, RandomState>, apex_len: usize) {
-    let owners: Vec<&'z [u8]> = nodes.values().map(|g| g.spelled).collect();
-    let mut buf = [0u8; MAX_NAME_LEN];
-    for spelled in owners {
-        let lower = name::lower_into(spelled, &mut buf);
-        let mut pos = 0usize;
-        // Lower-casing keeps every label's length, so the same offset is the same ancestor in both spellings.
-        while let Some(&len) = lower.get(pos) {
-            pos += 1 + len as usize;
-            if len == 0 || lower.len().saturating_sub(pos) < apex_len || pos >= lower.len() {
-                break;
-            }
-            let parent = &lower[pos..];
-            if nodes.contains_key(parent) {
-                break;
-            }
-            let group = Group { spelled: spelled.get(pos..).unwrap_or_default(), records: SmallVec::new() };
-            nodes.insert(Cow::Owned(parent.to_vec()), group);
-        }
-    }
 }
 
 #[cfg(test)]
