@@ -71,6 +71,8 @@ fn put<T: serde::Serialize>(key: String, doc: &T) -> Op {
 }
 
 fn bench(c: &mut Criterion) {
+    // RUST_LOG=vpcdns=debug shows the phases of the start-up.
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(&dir.path().join("bench.db")).expect("store");
     seed(&store);

@@ -84,9 +84,18 @@ pub fn unix_millis() -> u64 {
 impl ControlPlane {
     /// Loads the whole store into memory and compiles the first snapshot.
     pub fn open(store: Arc<dyn Store>, server: ServerSettings, secret: Vec<u8>) -> anyhow::Result<ControlPlane> {
+        let started = std::time::Instant::now();
         let control = load_control(store.as_ref(), server)?;
+        let folded = started.elapsed();
         let mut compiler = Compiler::default();
         let snapshot = compiler.compile(&control.state);
+        tracing::info!(
+            revision = control.revision,
+            load_ms = folded.as_secs_f64() * 1e3,
+            compile_ms = (started.elapsed() - folded).as_secs_f64() * 1e3,
+            "state loaded from the store"
+        );
+        crate::reload::release_free_memory();
         Ok(ControlPlane {
             store,
             control: RwLock::new(Arc::new(control)),
@@ -240,7 +249,9 @@ fn changes_of(ops: &[Op], current: &Control, revision: u64) -> Vec<Change> {
 
 /// Reads every document into a fresh [`Control`].
 pub fn load_control(store: &dyn Store, server: ServerSettings) -> anyhow::Result<Control> {
+    let started = std::time::Instant::now();
     let (entries, revision) = store.list("")?;
+    tracing::debug!(keys = entries.len(), list_ms = started.elapsed().as_secs_f64() * 1e3, "store listed");
     let mut control = Control::new(server);
     let changes: Vec<Change> =
         entries.into_iter().map(|e| Change { revision: e.mod_revision, key: e.key, value: Some(e.value) }).collect();

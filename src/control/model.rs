@@ -487,14 +487,26 @@ impl Control {
             }
             None => None,
         };
-        let owners = self.record_owners.entry(zone_id.clone()).or_default();
-        let old_owner = match &new {
-            Some(record) => owners.insert(rid.into(), record.owner.clone()),
-            None => owners.remove(rid),
+        // (Looked up before inserting: `entry` would allocate a copy of the zone id for every record.)
+        if !self.record_owners.contains_key(&zone_id) {
+            self.record_owners.insert(zone_id.clone(), imbl::HashMap::new());
+        }
+        let old_owner = match (self.record_owners.get_mut(&zone_id), &new) {
+            (Some(owners), Some(record)) => owners.insert(rid.into(), record.owner.clone()),
+            (Some(owners), None) => owners.remove(rid),
+            (None, _) => None,
         };
         let records = match (self.state.zones.get_mut(&zone_id), &new) {
             (Some(zone), _) => &mut zone.records,
-            (None, Some(_)) => self.pending_records.entry(zone_id.clone()).or_default(),
+            (None, Some(_)) => {
+                if !self.pending_records.contains_key(&zone_id) {
+                    self.pending_records.insert(zone_id.clone(), ZoneRecords::new());
+                }
+                match self.pending_records.get_mut(&zone_id) {
+                    Some(pending) => pending,
+                    None => return Ok(()),
+                }
+            }
             // The records of a zone deleted in the same change: nothing left to remove them from.
             (None, None) => {
                 if let (Some(pending), Some(owner)) = (self.pending_records.get_mut(&zone_id), &old_owner) {
@@ -508,9 +520,16 @@ impl Control {
         if let Some(record) = &new {
             records.insert(rid.into(), record.clone());
         }
+        // A zone built whole anyway (new, or records still waiting for their zone) needs no list of owners: at
+        // start-up that list would hold every record of the store.
+        if !self.state.zones.contains_key(&zone_id) {
+            return Ok(());
+        }
         let dirty = self.dirty.entry(zone_id).or_default();
-        for record in old.iter().chain(new.iter()) {
-            dirty.owners.insert(record.owner.lower());
+        if !dirty.full {
+            for record in old.iter().chain(new.iter()) {
+                dirty.owners.insert(record.owner.lower());
+            }
         }
         Ok(())
     }
