@@ -280,10 +280,6 @@ impl ArenaBuilder {
 }
 
 impl NodeArena {
-    pub fn empty() -> NodeArena {
-        ArenaBuilder::with_capacity(0, 0).finish()
-    }
-
     /// The node whose owner is `lower` (a lower-case wire name).
     pub fn get(&self, lower: &[u8]) -> Option<Node<'_>> {
         let hash = self.hasher.hash_one(lower);
@@ -302,11 +298,6 @@ impl NodeArena {
     /// Every indexed node, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = Node<'_>> {
         self.index.iter().filter_map(|&o| node_at(&self.bytes, o))
-    }
-
-    /// Heap bytes held (arena and index), for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        self.bytes.len() + self.index.capacity() * (std::mem::size_of::<u32>() + 1)
     }
 }
 
