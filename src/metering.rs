@@ -1,8 +1,8 @@
 //! Per-owner metering: every answered query (NOERROR, NODATA, NXDOMAIN) counts for the owner of the zone that
 //! answered the query name, by consuming account, VPC and zone, in per-minute buckets.
 //!
-//! The query path counts into a [`LocalMeter`] owned by its UDP thread or TCP task (no lock, no allocation once a key exists) and
-//! merges into the shared [`Meter`] about once a second. The store mode's persister drains the meter into
+//! The query path counts into a [`LocalMeter`] owned by its UDP thread or TCP task (no lock, no allocation once a
+//! key exists) and merges into the shared [`Meter`] about once a second. The store mode's persister drains the meter into
 //! `usage/<minute>/<node>` documents, so buckets survive restarts and sum over nodes.
 
 use std::collections::HashMap;
