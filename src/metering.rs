@@ -2,8 +2,8 @@
 //! answered the query name, by consuming account, VPC and zone, in per-minute buckets.
 //!
 //! The query path counts into a [`LocalMeter`] owned by its UDP thread or TCP task (no lock, no allocation once a
-//! key exists) and merges into the shared [`Meter`] about once a second. The store mode's persister drains the meter into
-//! `usage/<minute>/<node>` documents, so buckets survive restarts and sum over nodes.
+//! key exists) and merges into the shared [`Meter`] about once a second. The store mode's persister drains the meter
+//! into `usage/<minute>/<node>` documents, so buckets survive restarts and sum over nodes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
