@@ -59,7 +59,7 @@ fn state(shape: Shape) -> State {
         Account { uid: uid.clone(), name: "bench".into(), email: "root@bench.example".into(), site: Site::Intl };
     let vpcs: BTreeMap<VpcId, Vpc> = (0..shape.vpcs)
         .map(|i| {
-            let id = VpcId(format!("vpc{i}"));
+            let id = VpcId::new(&format!("vpc{i}"));
             let cidr = source_range(i).parse().expect("cidr");
             (id.clone(), Vpc { id, account: uid.clone(), region: String::new(), cidrs: vec![cidr], listeners: vec![] })
         })
@@ -76,7 +76,7 @@ fn state(shape: Shape) -> State {
             .collect::<Vec<_>>();
         let records = vpcdns::state::records_from(records);
         // Every zone is visible to half the VPCs.
-        let scope = (0..shape.vpcs).filter(|v| (v + z) % 2 == 0).map(|v| VpcId(format!("vpc{v}"))).collect();
+        let scope = (0..shape.vpcs).filter(|v| (v + z) % 2 == 0).map(|v| VpcId::new(&format!("vpc{v}"))).collect();
         let id = ZoneId(format!("z{z}"));
         state_zones.insert(
             id.clone(),

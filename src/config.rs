@@ -364,7 +364,7 @@ impl Builder<'_> {
         let links = self.links(raw.links, &accounts, &users);
         let mut zones = BTreeMap::new();
         for raw_zone in raw.zones {
-            if let Some(zone) = self.zone(raw_zone)? {
+            if let Some(zone) = self.zone(raw_zone, &vpcs)? {
                 if zones.contains_key(&zone.id) {
                     self.problems.push(format!(
                         "zone id {:?} is used twice (give one of the zones an explicit `id`)",
@@ -462,7 +462,7 @@ impl Builder<'_> {
                     Err(_) => self.problems.push(format!("vpc {}: listener {text:?} is not an address:port", v.id)),
                 }
             }
-            let vpc = Vpc { id: VpcId(v.id.clone()), account: Uid(v.account), region: v.region, cidrs, listeners };
+            let vpc = Vpc { id: VpcId::new(&v.id), account: Uid(v.account), region: v.region, cidrs, listeners };
             if vpcs.insert(vpc.id.clone(), vpc).is_some() {
                 self.problems.push(format!("vpc id {} is defined twice", v.id));
             }
@@ -493,7 +493,8 @@ impl Builder<'_> {
         links
     }
 
-    fn zone(&mut self, raw: RawZone) -> Result<Option<Zone>, ConfigError> {
+    /// `vpcs` lends its ids to the scope, so that each id is stored once.
+    fn zone(&mut self, raw: RawZone, vpcs: &BTreeMap<VpcId, Vpc>) -> Result<Option<Zone>, ConfigError> {
         let origin = match Name::from_text(&raw.name, Some(&Name::root())) {
             Ok(name) => name,
             Err(e) => {
@@ -520,7 +521,11 @@ impl Builder<'_> {
             }
         };
         let account = Uid(raw.account);
-        let scope = raw.scope.into_iter().map(VpcId).collect();
+        let scope = raw
+            .scope
+            .iter()
+            .map(|v| vpcs.get_key_value(v.as_str()).map_or_else(|| VpcId::new(v), |(id, _)| id.clone()))
+            .collect();
         let records = crate::state::records_from(records);
         let revision = self.zone_revision(&id, &origin, &account, &records);
         Ok(Some(Zone { id, name: origin, account, scope, records, revision, origin: source }))

@@ -60,19 +60,19 @@ fn explain_vpc(state: &State, snap: &Snapshot, q: &Question, class: crate::class
         out,
         "vpc:     {} (account {}), source in {} by longest prefix, from {listener}",
         vpc.id,
-        account_label(state, &vpc.account.0),
+        account_label(state, &vpc.account),
         class.cidr
     );
     let visible: Vec<&Zone> = state.zones.values().filter(|z| z.scope.contains(&vpc.id)).collect();
     let _ = writeln!(out, "sees:    {} zone(s)", visible.len());
     for zone in &visible {
-        let via = if zone.account == vpc.account {
+        let via = if *zone.account.0 == *vpc.account {
             "own account".to_string()
         } else {
             format!(
                 "owner {} linked account {}",
                 account_label(state, &zone.account.0),
-                account_label(state, &vpc.account.0)
+                account_label(state, &vpc.account)
             )
         };
         let _ = writeln!(out, "         {} [{}] — {via}", zone.name, zone.id);

@@ -81,8 +81,8 @@ impl LocalMeter {
         let key = UsageKey {
             minute: current_minute(),
             owner: zone.meter_owner.clone(),
-            consumer: vpc.meter_account.clone(),
-            vpc: vpc.meter_id.clone(),
+            consumer: vpc.account.clone(),
+            vpc: vpc.id.0.clone(),
             zone: zone.meter_id.clone(),
         };
         *self.counts.entry(key).or_default() += 1;

@@ -34,11 +34,10 @@ pub struct Snapshot {
 
 /// The identity of a VPC, for answers' metering and `explain`.
 pub struct VpcEntry {
+    /// Shared with the state (metering counts a query under it without allocating).
     pub id: VpcId,
-    pub account: Uid,
-    /// The same ids as shared strings, so metering counts a query without allocating.
-    pub meter_id: Arc<str>,
-    pub meter_account: Arc<str>,
+    /// The owner account's uid, shared by all of its VPCs.
+    pub account: Arc<str>,
 }
 
 /// The zones one VPC sees, keyed by lower-case apex.

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -16,9 +17,26 @@ use crate::name::Name;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Uid(pub String);
 
-/// A VPC's id, unique across all accounts.
+/// A VPC's id, unique across all accounts. Shared, not copied: a VPC's id appears in the scope of every zone it
+/// sees, so with thousands of VPCs the copies would cost more than the VPCs themselves (see [`State::share_ids`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct VpcId(pub String);
+pub struct VpcId(pub Arc<str>);
+
+impl VpcId {
+    pub fn new(id: &str) -> VpcId {
+        VpcId(Arc::from(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for VpcId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 
 /// A zone's id, unique across all accounts. Two accounts may own zones of the same name; the id tells them apart.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -200,5 +218,56 @@ impl State {
     /// True when `account` may use `vpc_owner`'s VPCs: its own, or those of an account it has linked.
     pub fn may_use_vpcs_of(&self, account: &Uid, vpc_owner: &Uid) -> bool {
         account == vpc_owner || self.links.contains(&Link { account: account.clone(), linked: vpc_owner.clone() })
+    }
+
+    /// Points every scope entry at the id held by its VPC, so that each id is stored once however many zones see
+    /// the VPC, and trims the scopes' spare capacity. Loaders call it once the state is built; entries naming no
+    /// VPC stay as they are (validation reports them).
+    pub fn share_ids(&mut self) {
+        for zone in self.zones.values_mut() {
+            share_scope_ids(&self.vpcs, &mut zone.scope);
+        }
+    }
+}
+
+/// [`State::share_ids`] for one scope.
+pub fn share_scope_ids(vpcs: &BTreeMap<VpcId, Vpc>, scope: &mut Vec<VpcId>) {
+    for id in scope.iter_mut() {
+        if let Some((shared, _)) = vpcs.get_key_value(id.as_str()) {
+            if !Arc::ptr_eq(&shared.0, &id.0) {
+                *id = shared.clone();
+            }
+        }
+    }
+    scope.shrink_to_fit();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scope entries from the file and from `share_ids` point at the VPC's own id: one copy however many zones.
+    #[test]
+    fn scope_ids_share_the_vpcs_id() {
+        let zones = "[[zones]]\nname = \"a.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n\
+                     [[zones]]\nname = \"b.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n";
+        let mut state = crate::testing::state(zones, None);
+        let held = |state: &State| state.vpcs.keys().next().map(|id| id.0.clone()).expect("v1");
+        let shared = |state: &State| {
+            let vpc = held(state);
+            state.zones.values().all(|z| z.scope.iter().all(|id| Arc::ptr_eq(&id.0, &vpc)))
+        };
+        assert!(shared(&state), "the loader shares ids");
+        for zone in state.zones.values_mut() {
+            zone.scope = vec![VpcId::new("v1"), VpcId::new("v-unknown")];
+        }
+        assert!(!shared(&state));
+        state.share_ids();
+        let vpc = held(&state);
+        for zone in state.zones.values() {
+            assert!(Arc::ptr_eq(&zone.scope[0].0, &vpc));
+            assert_eq!(zone.scope[1].as_str(), "v-unknown", "an unknown id stays for validation to report");
+            assert_eq!(zone.scope.capacity(), 2);
+        }
     }
 }

@@ -71,7 +71,7 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
         .enumerate()
         .map(|(i, owner)| {
             let v = Vpc {
-                id: VpcId(format!("vpc{i}")),
+                id: VpcId::new(&format!("vpc{i}")),
                 account: uid(*owner),
                 region: String::new(),
                 cidrs: vec![format!("127.0.{}.0/24", 60 + i).parse().expect("cidr")],
@@ -113,7 +113,7 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
                 id,
                 name: origin,
                 account: owner_uid,
-                scope: scope.into_iter().map(|v| VpcId(format!("vpc{v}"))).collect(),
+                scope: scope.into_iter().map(|v| VpcId::new(&format!("vpc{v}"))).collect(),
                 records: vpcdns::state::records_from(records),
                 revision: 1,
                 origin: "generated".into(),

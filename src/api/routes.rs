@@ -530,7 +530,7 @@ async fn explain(
         .or_else(|| control.state.server.listen.first().copied())
         .ok_or_else(|| ApiError::bad_request("no_listener", "give a listener"))?;
     let class = snapshot.classifier.classify(listener, q.source);
-    let owns = class.and_then(|c| snapshot.vpcs.get(c.vpc as usize)).is_some_and(|v| v.account == account);
+    let owns = class.and_then(|c| snapshot.vpcs.get(c.vpc as usize)).is_some_and(|v| *v.account == *account.0);
     if !owns {
         return Err(ApiError::forbidden("explain answers for sources in your own VPCs only"));
     }

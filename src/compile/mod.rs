@@ -51,14 +51,13 @@ impl Compiler {
         }
         self.cache = cache;
 
+        let mut accounts: HashMap<&str, Arc<str>> = HashMap::new();
         let vpcs: Vec<VpcEntry> = state
             .vpcs
             .values()
-            .map(|v| VpcEntry {
-                id: v.id.clone(),
-                account: v.account.clone(),
-                meter_id: Arc::from(v.id.0.as_str()),
-                meter_account: Arc::from(v.account.0.as_str()),
+            .map(|v| {
+                let account = accounts.entry(&v.account.0).or_insert_with(|| Arc::from(v.account.0.as_str()));
+                VpcEntry { id: v.id.clone(), account: account.clone() }
             })
             .collect();
         let vpc_index: HashMap<_, _> = state.vpcs.keys().enumerate().map(|(i, id)| (id, i)).collect();

@@ -260,6 +260,7 @@ pub fn load_control(store: &dyn Store, server: ServerSettings) -> anyhow::Result
     }
     // Everything is new: the first compile builds every table whole.
     control.take_dirty();
+    control.share_ids();
     control.revision = revision;
     control.state.revision = revision;
     Ok(control)

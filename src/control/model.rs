@@ -13,8 +13,8 @@ use crate::config;
 use crate::name::Name;
 use crate::rdata::{self, RData, Record};
 use crate::state::{
-    Account, DirtyZone, Link, Policy, RecordId, ServerSettings, Site, State, Uid, User, Vpc, VpcId, Zone, ZoneId,
-    ZoneRecords,
+    share_scope_ids, Account, DirtyZone, Link, Policy, RecordId, ServerSettings, Site, State, Uid, User, Vpc, VpcId,
+    Zone, ZoneId, ZoneRecords,
 };
 use crate::store::Change;
 
@@ -126,7 +126,7 @@ impl From<&User> for UserDoc {
 impl From<&Vpc> for VpcDoc {
     fn from(v: &Vpc) -> VpcDoc {
         VpcDoc {
-            id: v.id.0.clone(),
+            id: v.id.0.to_string(),
             account: v.account.0.clone(),
             region: v.region.clone(),
             cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
@@ -296,6 +296,15 @@ impl Control {
         }
     }
 
+    /// [`State::share_ids`], for the scopes held here too: after a bulk load, where scopes may come before their
+    /// VPCs.
+    pub fn share_ids(&mut self) {
+        self.state.share_ids();
+        for scope in self.scopes.values_mut() {
+            share_scope_ids(&self.state.vpcs, scope);
+        }
+    }
+
     /// What changed since the last call (and forget it).
     pub fn take_dirty(&mut self) -> BTreeMap<ZoneId, DirtyZone> {
         std::mem::take(&mut self.dirty)
@@ -393,7 +402,7 @@ impl Control {
     }
 
     fn apply_vpc(&mut self, id: &str, value: Option<&[u8]>) -> Result<(), String> {
-        let id = VpcId(id.to_string());
+        let id = VpcId::new(id);
         let Some(value) = value else {
             self.state.vpcs.remove(&id);
             return Ok(());
@@ -462,10 +471,11 @@ impl Control {
 
     fn apply_scope(&mut self, id: &str, value: Option<&[u8]>) -> Result<(), String> {
         let id = ZoneId(id.to_string());
-        let vpcs: Vec<VpcId> = match value {
-            Some(v) => decode::<ScopeDoc>(v)?.vpcs.into_iter().map(VpcId).collect(),
+        let mut vpcs: Vec<VpcId> = match value {
+            Some(v) => decode::<ScopeDoc>(v)?.vpcs.iter().map(|v| VpcId::new(v)).collect(),
             None => Vec::new(),
         };
+        share_scope_ids(&self.state.vpcs, &mut vpcs);
         if let Some(zone) = self.state.zones.get_mut(&id) {
             zone.scope = vpcs.clone();
         }

@@ -72,7 +72,7 @@ pub fn export(state: &State) -> Result<String, ApiError> {
                 id: z.id.0.clone(),
                 name: z.name.to_string(),
                 account: z.account.0.clone(),
-                scope: z.scope.iter().map(|v| v.0.clone()).collect(),
+                scope: z.scope.iter().map(|v| v.0.to_string()).collect(),
                 records: z
                     .records
                     .values()
@@ -155,7 +155,7 @@ pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Resu
 fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) {
     let id = &zone.id.0;
     let doc = ZoneDoc { id: id.clone(), name: zone.name.to_string(), account: zone.account.0.clone() };
-    let scope = ScopeDoc { vpcs: zone.scope.iter().map(|v| v.0.clone()).collect() };
+    let scope = ScopeDoc { vpcs: zone.scope.iter().map(|v| v.0.to_string()).collect() };
     let wanted: BTreeMap<String, &Record> = zone.records.values().map(|r| (record_id(r), r)).collect();
     let stored: BTreeMap<&str, &Record> = control
         .state
@@ -184,7 +184,7 @@ fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) {
         .state
         .zones
         .get(&zone.id)
-        .map(|z| encode(&ScopeDoc { vpcs: z.scope.iter().map(|v| v.0.clone()).collect() }));
+        .map(|z| encode(&ScopeDoc { vpcs: z.scope.iter().map(|v| v.0.to_string()).collect() }));
     put_if_changed(control, stored_scope, plan, keys::scope(id), &scope);
     plan.ops.extend(record_ops);
 }

@@ -72,7 +72,7 @@ pub fn list_vpcs(control: &Control, actor: &Actor) -> Result<Value, ApiError> {
 
 pub fn vpc_json(v: &crate::state::Vpc) -> Value {
     json!({
-        "id": v.id.0,
+        "id": v.id.as_str(),
         "account": v.account.0,
         "region": v.region,
         "cidrs": v.cidrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -95,14 +95,14 @@ pub fn put_vpc(control: &Control, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, ApiErr
 /// Removes a VPC from the inventory and from every scope that lists it; the answer names those zones.
 pub fn remove_vpc(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ApiError> {
     ctx.actor.require_operator()?;
-    let vpc = VpcId(id.to_string());
+    let vpc = VpcId::new(id);
     if !control.state.vpcs.contains_key(&vpc) {
         return Err(ApiError::not_found(format!("no vpc {id}")));
     }
     let mut plan = Plan::default();
     let mut unscoped = Vec::new();
     for zone in control.state.zones.values().filter(|z| z.scope.contains(&vpc)) {
-        let vpcs: Vec<String> = zone.scope.iter().filter(|v| **v != vpc).map(|v| v.0.clone()).collect();
+        let vpcs: Vec<String> = zone.scope.iter().filter(|v| **v != vpc).map(|v| v.0.to_string()).collect();
         plan.put(keys::scope(&zone.id.0), &ScopeDoc { vpcs });
         unscoped.push(zone.id.0.clone());
     }

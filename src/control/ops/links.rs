@@ -259,8 +259,9 @@ pub fn remove(control: &Control, ctx: &Ctx, other: &str, expected: Option<u64>) 
         let (gone, kept): (Vec<_>, Vec<_>) =
             zone.scope.iter().partition(|v| control.state.vpcs.get(*v).is_some_and(|vpc| vpc.account == linked));
         if !gone.is_empty() {
-            plan.put(keys::scope(&zone.id.0), &ScopeDoc { vpcs: kept.iter().map(|v| v.0.clone()).collect() });
-            removed.push(json!({ "zone": zone.id.0, "vpcs": gone.iter().map(|v| v.0.clone()).collect::<Vec<_>>() }));
+            plan.put(keys::scope(&zone.id.0), &ScopeDoc { vpcs: kept.iter().map(|v| v.0.to_string()).collect() });
+            removed
+                .push(json!({ "zone": zone.id.0, "vpcs": gone.iter().map(|v| v.0.to_string()).collect::<Vec<_>>() }));
         }
     }
     plan.response = json!({ "account": owner.0, "linked": linked.0, "removed_from_scopes": removed });

@@ -45,7 +45,7 @@ pub fn zone_json(control: &Control, zone: &Zone) -> Value {
         "id": zone.id.0,
         "name": zone.name.to_string(),
         "account": zone.account.0,
-        "scope": zone.scope.iter().map(|v| v.0.clone()).collect::<Vec<_>>(),
+        "scope": zone.scope.iter().map(crate::state::VpcId::as_str).collect::<Vec<_>>(),
         "records": zone.records.len(),
         "zone_revision": control.key_revision(&keys::zone(&zone.id.0)),
         "scope_revision": control.key_revision(&keys::scope(&zone.id.0)),

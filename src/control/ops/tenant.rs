@@ -153,7 +153,7 @@ pub fn list_vpcs(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
         .vpcs
         .values()
         .filter(|v| control.state.may_use_vpcs_of(me, &v.account))
-        .map(|v| json!({ "id": v.id.0, "account": v.account.0, "region": v.region }))
+        .map(|v| json!({ "id": v.id.as_str(), "account": v.account.0, "region": v.region }))
         .collect();
     Ok(json!({ "vpcs": own, "selectable": selectable }))
 }
@@ -168,7 +168,7 @@ pub fn foreign_zones(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
         .values()
         .filter(|z| &z.account != me)
         .filter_map(|z| {
-            let vpcs: Vec<&str> = z.scope.iter().filter(|v| mine.contains(v)).map(|v| v.0.as_str()).collect();
+            let vpcs: Vec<&str> = z.scope.iter().filter(|v| mine.contains(v)).map(|v| v.as_str()).collect();
             (!vpcs.is_empty()).then(|| {
                 json!({ "zone": z.name.to_string(), "id": z.id.0, "owner": super::account_json(control, &z.account), "in_vpcs": vpcs })
             })
@@ -308,7 +308,7 @@ pub fn change_scope(
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (zone, _) = own_zone(control, &me, id)?;
     for v in &vpcs {
-        match control.state.vpcs.get(&VpcId(v.clone())) {
+        match control.state.vpcs.get(&VpcId::new(v)) {
             Some(vpc) if control.state.may_use_vpcs_of(&me, &vpc.account) => {}
             // An unknown VPC and another account's unlinked VPC get the same answer: nothing leaks.
             _ => {
@@ -321,7 +321,7 @@ pub fn change_scope(
     }
     let mut scope: Vec<String> = match how {
         ScopeChange::Set => Vec::new(),
-        _ => zone.scope.iter().map(|v| v.0.clone()).collect(),
+        _ => zone.scope.iter().map(|v| v.0.to_string()).collect(),
     };
     match how {
         ScopeChange::Set | ScopeChange::Add => {
