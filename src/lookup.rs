@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 
 use crate::name::{lower_into, MAX_NAME_LEN};
 use crate::rdata::rtype;
-use crate::snapshot::{additional_target, NameMatch, RRset, Snapshot, View, VpcIdx, ZoneIdx, ZoneTable};
+use crate::snapshot::{additional_target, NameMatch, RRset, Snapshot, View, VpcIdx, ZoneIdx, ZoneRef};
 
 /// How many times a query may restart at a CNAME target: BIND 9.18's `max-query-restarts` (11 since 9.18.29).
 /// A chain that needs more — or loops — ends in SERVFAIL with the CNAMEs found so far, as BIND answers it.
@@ -132,7 +132,7 @@ pub fn lookup<'s>(snap: &'s Snapshot, vpc: VpcIdx, qname: &[u8], qtype: u16, tra
     };
     let mut buf = [0u8; MAX_NAME_LEN];
     let len = lower_into(qname, &mut buf).len();
-    let Some(first_zone) = view.find_zone(&buf[..len]) else {
+    let Some((first_zone, table)) = view.find_zone(&buf[..len]) else {
         return Answer::refused();
     };
     let mut answer = Answer {
@@ -144,10 +144,10 @@ pub fn lookup<'s>(snap: &'s Snapshot, vpc: VpcIdx, qname: &[u8], qtype: u16, tra
         zone: Some(first_zone),
         ede: None,
     };
-    resolve_chain(snap, view, first_zone, &mut buf, len, qtype, transport, &mut answer);
+    resolve_chain(view, (first_zone, table), &mut buf, len, qtype, transport, &mut answer);
     // ANY is answered minimally, without additional data (as BIND does).
     if qtype != rtype::ANY {
-        add_additional(snap, view, &mut answer);
+        add_additional(view, &mut answer);
     }
     answer
 }
@@ -155,9 +155,8 @@ pub fn lookup<'s>(snap: &'s Snapshot, vpc: VpcIdx, qname: &[u8], qtype: u16, tra
 /// Follows the name through its zone and any CNAMEs, filling the answer and authority sections.
 #[allow(clippy::too_many_arguments)]
 fn resolve_chain<'s>(
-    snap: &'s Snapshot,
-    view: &View,
-    mut zone_idx: ZoneIdx,
+    view: &'s View,
+    (mut zone_idx, mut zone): (ZoneIdx, ZoneRef<'s>),
     buf: &mut [u8; MAX_NAME_LEN],
     mut len: usize,
     qtype: u16,
@@ -167,7 +166,6 @@ fn resolve_chain<'s>(
     let mut owner = Owner::QName;
     let mut restarts = 0;
     loop {
-        let zone = &snap.zones[zone_idx as usize];
         let node = match zone.match_name(&buf[..len]) {
             NameMatch::Exact(node) | NameMatch::Wildcard(node) => node,
             NameMatch::NxDomain => {
@@ -202,7 +200,7 @@ fn resolve_chain<'s>(
             len = lower_into(target, buf).len();
             // A target in no zone this VPC sees ends the chain at the CNAME (the stub resolver asks again).
             let Some(next) = view.find_zone(&buf[..len]) else { return };
-            zone_idx = next;
+            (zone_idx, zone) = next;
             owner = Owner::Name(target);
             continue;
         }
@@ -217,22 +215,21 @@ fn resolve_chain<'s>(
 /// NXDOMAIN/NODATA carry the zone's SOA with the negative TTL (RFC 2308 §3) — TTL 0 in an NXDOMAIN for an SOA
 /// question, so that no resolver caches the SOA from it (BIND's `zero-no-soa-ttl`, which BIND 9.18 applies to
 /// NXDOMAIN only; the differential test holds us to it).
-fn push_negative<'s>(answer: &mut Answer<'s>, zone_idx: ZoneIdx, zone: &'s ZoneTable, qtype: u16) {
+fn push_negative<'s>(answer: &mut Answer<'s>, zone_idx: ZoneIdx, zone: ZoneRef<'s>, qtype: u16) {
     let zero = qtype == rtype::SOA && answer.rcode == Rcode::NxDomain;
-    let rrset = if zero { zone.negative_soa_zero_ttl.get() } else { zone.negative_soa.get() };
-    answer.authority.push(Rr { owner: Owner::Name(zone.name.wire()), rrset, zone: zone_idx });
+    let rrset = zone.negative_soa(zero);
+    answer.authority.push(Rr { owner: Owner::Name(zone.table.name.wire()), rrset, zone: zone_idx });
 }
 
 /// A/AAAA of MX, SRV and NS targets, from zones the same VPC sees (RFC 1035 §3.3.9, RFC 2782), never from others.
-fn add_additional<'s>(snap: &'s Snapshot, view: &View, answer: &mut Answer<'s>) {
+fn add_additional<'s>(view: &'s View, answer: &mut Answer<'s>) {
     let mut buf = [0u8; MAX_NAME_LEN];
     for i in 0..answer.answer.len() {
         let rrset = answer.answer[i].rrset;
         for rdata in rrset.rdata() {
             let Some(target) = additional_target(rrset.rtype, rdata) else { continue };
             let len = lower_into(target, &mut buf).len();
-            let Some(zone_idx) = view.find_zone(&buf[..len]) else { continue };
-            let zone = &snap.zones[zone_idx as usize];
+            let Some((zone_idx, zone)) = view.find_zone(&buf[..len]) else { continue };
             // Wildcards synthesize additional data too, as BIND's additional processing does.
             let node = match zone.match_name(&buf[..len]) {
                 NameMatch::Exact(node) | NameMatch::Wildcard(node) => node,

@@ -10,6 +10,8 @@
 //! RRsets is an empty non-terminal. In the arena every node is preceded by its length (u32). Only this module
 //! writes or parses the encoding; the readers below never panic on any bytes (a short read ends the iteration).
 
+use std::sync::Arc;
+
 use ahash::RandomState;
 use hashbrown::HashTable;
 
@@ -48,12 +50,14 @@ impl<'a> RRset<'a> {
         std::ptr::eq(self.data.as_ptr(), other.data.as_ptr()) && self.rtype == other.rtype
     }
 
-    /// The same records with another TTL, as an owned RRset.
-    pub fn with_ttl(&self, ttl: u32) -> OwnedRRset {
-        let mut bytes = Vec::with_capacity(8 + self.data.len());
-        write_rrset_header(&mut bytes, self.rtype, ttl, self.count);
-        bytes.extend_from_slice(self.data);
-        OwnedRRset(bytes.into_boxed_slice())
+    /// An RRset of no records (what a zone without SOA puts in a negative answer).
+    pub fn empty(rtype: u16) -> RRset<'static> {
+        RRset { rtype, ttl: 0, count: 0, data: &[] }
+    }
+
+    /// The same records with another TTL.
+    pub fn at_ttl(self, ttl: u32) -> RRset<'a> {
+        RRset { ttl, ..self }
     }
 }
 
@@ -84,23 +88,6 @@ impl<'a> Iterator for Rdatas<'a> {
         let (rdata, rest) = rest.split_at_checked(usize::from(len))?;
         self.rest = rest;
         Some(rdata)
-    }
-}
-
-/// An RRset held on its own (the negative-answer SOA of a zone), in the encoding of a node's RRset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedRRset(Box<[u8]>);
-
-impl OwnedRRset {
-    /// An RRset of no records (a zone without SOA has nothing to put in a negative answer).
-    pub fn empty(rtype: u16) -> OwnedRRset {
-        let mut bytes = Vec::with_capacity(8);
-        write_rrset_header(&mut bytes, rtype, 0, 0);
-        OwnedRRset(bytes.into_boxed_slice())
-    }
-
-    pub fn get(&self) -> RRset<'_> {
-        RRsets { rest: &self.0 }.next().unwrap_or(RRset { rtype: 0, ttl: 0, count: 0, data: &[] })
     }
 }
 
@@ -207,16 +194,29 @@ impl<'o> NodeWriter<'o> {
     }
 }
 
-/// Every node of a zone in one arena, with a hash index on the lower-case owner.
+/// Every node of a zone in one arena, with a hash index on the lower-case owner for all but small zones.
+///
+/// Cheap to clone (two shared pointers): a patched table keeps its predecessor's arena, and the table holds the
+/// arena inline, so that a lookup in a small zone touches the table and then its bytes, nothing in between.
+#[derive(Clone)]
 pub struct NodeArena {
-    bytes: Box<[u8]>,
-    index: HashTable<u32>,
+    bytes: Arc<[u8]>,
+    /// `None` for zones of at most [`SCAN_NODES`] nodes, which are scanned: their bytes span a cache line or two,
+    /// while a hash probe would cost a cache miss more (at 100,000 small zones, most lookups miss the cache).
+    index: Option<Arc<NodeIndex>>,
+}
+
+/// Zones of up to this many nodes are scanned instead of indexed.
+pub const SCAN_NODES: usize = 8;
+
+struct NodeIndex {
+    offsets: HashTable<u32>,
     hasher: RandomState,
 }
 
 impl std::fmt::Debug for NodeArena {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeArena").field("nodes", &self.index.len()).field("bytes", &self.bytes.len()).finish()
+        f.debug_struct("NodeArena").field("nodes", &self.len()).field("bytes", &self.bytes.len()).finish()
     }
 }
 
@@ -253,51 +253,82 @@ impl ArenaBuilder {
     }
 
     /// Indexes every node. Should two nodes have the same lower-case owner, one with records wins over an empty
-    /// one (an empty non-terminal), else the first wins.
+    /// one (an empty non-terminal), else the first wins; a small zone keeps only the winners, in order.
     pub fn finish(self) -> NodeArena {
         let hasher = RandomState::new();
-        let bytes = self.bytes.into_boxed_slice();
-        let mut index: HashTable<u32> = HashTable::with_capacity(self.offsets.len());
+        let mut offsets: HashTable<u32> = HashTable::with_capacity(self.offsets.len());
         let mut buf = [0u8; MAX_NAME_LEN];
         for offset in self.offsets {
-            let Some(node) = node_at(&bytes, offset) else { continue };
+            let Some(node) = node_at(&self.bytes, offset) else { continue };
             let lower = lower_into(node.name(), &mut buf);
             let hash = hasher.hash_one(lower);
-            match index.find_mut(hash, |&o| node_at(&bytes, o).is_some_and(|n| same_name(n.name(), lower))) {
+            let bytes = &self.bytes;
+            match offsets.find_mut(hash, |&o| node_at(bytes, o).is_some_and(|n| same_name(n.name(), lower))) {
                 Some(existing) => {
-                    let empty = node_at(&bytes, *existing).is_none_or(|n| n.is_empty_non_terminal());
+                    let empty = node_at(bytes, *existing).is_none_or(|n| n.is_empty_non_terminal());
                     if empty && !node.is_empty_non_terminal() {
                         *existing = offset;
                     }
                 }
                 None => {
-                    index.insert_unique(hash, offset, |&o| rehash(&hasher, &bytes, o));
+                    offsets.insert_unique(hash, offset, |&o| rehash(&hasher, bytes, o));
                 }
             }
         }
-        NodeArena { bytes, index, hasher }
+        if offsets.len() <= SCAN_NODES {
+            let mut winners: Vec<u32> = offsets.into_iter().collect();
+            winners.sort_unstable();
+            let mut bytes = Vec::new();
+            for o in winners {
+                let start = o as usize;
+                let Some(node) = node_at(&self.bytes, o) else { continue };
+                bytes.extend_from_slice(&self.bytes[start..start + 4 + node.bytes.len()]);
+            }
+            return NodeArena { bytes: bytes.into(), index: None };
+        }
+        NodeArena { bytes: self.bytes.into(), index: Some(Arc::new(NodeIndex { offsets, hasher })) }
     }
 }
 
 impl NodeArena {
     /// The node whose owner is `lower` (a lower-case wire name).
     pub fn get(&self, lower: &[u8]) -> Option<Node<'_>> {
-        let hash = self.hasher.hash_one(lower);
-        let offset = self.index.find(hash, |&o| node_at(&self.bytes, o).is_some_and(|n| same_name(n.name(), lower)))?;
-        node_at(&self.bytes, *offset)
+        match &self.index {
+            Some(index) => {
+                let hash = index.hasher.hash_one(lower);
+                let matches = |&o: &u32| node_at(&self.bytes, o).is_some_and(|n| same_name(n.name(), lower));
+                node_at(&self.bytes, *index.offsets.find(hash, matches)?)
+            }
+            None => self.scan().find(|n| same_name(n.name(), lower)),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.index.len()
+        match &self.index {
+            Some(index) => index.offsets.len(),
+            None => self.scan().count(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
     /// Every indexed node, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = Node<'_>> {
-        self.index.iter().filter_map(|&o| node_at(&self.bytes, o))
+        let indexed = self.index.iter().flat_map(|i| i.offsets.iter().filter_map(|&o| node_at(&self.bytes, o)));
+        let scanned = self.index.is_none().then(|| self.scan()).into_iter().flatten();
+        indexed.chain(scanned)
+    }
+
+    /// The nodes in arena order.
+    fn scan(&self) -> impl Iterator<Item = Node<'_>> {
+        let mut offset = 0u32;
+        std::iter::from_fn(move || {
+            let node = node_at(&self.bytes, offset)?;
+            offset = offset.checked_add(4)?.checked_add(u32::try_from(node.bytes.len()).ok()?)?;
+            Some(node)
+        })
     }
 }
 
@@ -362,8 +393,35 @@ mod tests {
         assert_eq!(node.record_count(), 3);
         assert!(arena.get(b"\x01e\x01t\x00").is_some_and(|n| n.is_empty_non_terminal()));
         assert!(arena.get(b"\x01x\x01t\x00").is_none());
-        let soa = a.with_ttl(5);
-        assert_eq!((soa.get().ttl, soa.get().len()), (5, 2));
+        let soa = a.at_ttl(5);
+        assert_eq!((soa.ttl, soa.len(), soa.data), (5, 2, a.data));
+    }
+
+    /// Small zones are scanned, larger ones indexed: both find every node in any case, nothing else, and keep
+    /// the node with records over an empty non-terminal of the same owner.
+    #[test]
+    fn scanned_and_indexed_arenas_agree() {
+        for count in [1, SCAN_NODES - 1, SCAN_NODES + 1, 40] {
+            let mut builder = ArenaBuilder::with_capacity(count + 1, 64);
+            let names: Vec<Vec<u8>> = (0..count).map(|i| format!("\x04H{i:03}\x01t\x00").into_bytes()).collect();
+            // An empty non-terminal first, then the same owner with a record: the record wins.
+            assert!(builder.push(&names[0], |_| {}));
+            for (i, name) in names.iter().enumerate() {
+                assert!(builder.push(name, |w| {
+                    w.rrset(1, 60);
+                    w.record(&[10, 0, 0, i as u8]);
+                }));
+            }
+            let arena = builder.finish();
+            assert_eq!(arena.index.is_none(), count <= SCAN_NODES, "{count} nodes");
+            assert_eq!((arena.len(), arena.iter().count()), (count, count));
+            for (i, name) in names.iter().enumerate() {
+                let lower = name.to_ascii_lowercase();
+                let node = arena.get(&lower).expect("found");
+                assert_eq!(node.rrset(1).and_then(|a| a.first()), Some(&[10, 0, 0, i as u8][..]));
+            }
+            assert!(arena.get(b"\x04h999\x01t\x00").is_none());
+        }
     }
 
     #[test]

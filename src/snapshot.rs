@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ahash::RandomState;
+use hashbrown::HashTable;
 
 use crate::classify::Classifier;
 use crate::name::{self, Name, MAX_NAME_LEN};
-use crate::nodes::{NodeArena, OwnedNode, OwnedRRset};
+use crate::nodes::{NodeArena, OwnedNode};
 use crate::state::{Uid, VpcId, ZoneId};
 
 /// Index of a VPC in [`Snapshot::vpcs`] and [`Snapshot::views`].
@@ -40,16 +41,62 @@ pub struct VpcEntry {
     pub account: Arc<str>,
 }
 
-/// The zones one VPC sees, keyed by lower-case apex.
+/// The zones one VPC sees, found by lower-case apex.
+///
+/// The table holds the zone tables themselves and no copy of their names: a probe compares the candidate table's
+/// own apex, which the lookup reads next anyway. So finding a zone costs the probe plus the one cache line of
+/// the table, whatever the number of zones (a key held apart would be one more miss at 100,000 zones).
 pub struct View {
-    pub zones: HashMap<Box<[u8]>, ZoneIdx, RandomState>,
+    zones: HashTable<VisibleZone>,
+    hasher: RandomState,
     /// Bit `n` is set when some visible zone's apex has `n` labels: the lookup probes only those depths.
-    pub depths: u128,
+    depths: u128,
+}
+
+struct VisibleZone {
+    idx: ZoneIdx,
+    table: Arc<ZoneTable>,
+    /// The table's arena, held here too (see [`ZoneRef`]).
+    base: NodeArena,
+    /// Whether the table has an overlay (see [`ZoneRef`]).
+    patched: bool,
 }
 
 impl View {
+    /// A view of `zones` (index, table); a second zone of the same apex is ignored (validation forbids it).
+    pub fn new<'z>(zones: impl IntoIterator<Item = (ZoneIdx, &'z Arc<ZoneTable>)>) -> View {
+        let mut view = View { zones: HashTable::new(), hasher: RandomState::new(), depths: 0 };
+        for (idx, table) in zones {
+            let apex = table.name.lower();
+            let hash = view.hasher.hash_one(apex.wire());
+            if view.zones.find(hash, |z| z.table.name.lower() == apex).is_some() {
+                continue;
+            }
+            view.depths |= 1u128 << apex.label_count().min(127);
+            let hasher = &view.hasher;
+            let entry =
+                VisibleZone { idx, table: table.clone(), base: table.base.clone(), patched: !table.overlay.is_empty() };
+            view.zones.insert_unique(hash, entry, |z| hasher.hash_one(z.table.name.lower().wire()));
+        }
+        view
+    }
+
+    /// The indexes of the zones the view holds, in no particular order.
+    pub fn zone_indexes(&self) -> impl Iterator<Item = ZoneIdx> + '_ {
+        self.zones.iter().map(|z| z.idx)
+    }
+
+    /// How many zones the view holds.
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+
     /// The most specific visible zone at or above the lower-case wire name `lower` (RFC 1034 §4.3.2 step 2).
-    pub fn find_zone(&self, lower: &[u8]) -> Option<ZoneIdx> {
+    pub fn find_zone(&self, lower: &[u8]) -> Option<(ZoneIdx, ZoneRef<'_>)> {
         let mut starts = [0u8; 128];
         let count = label_starts(lower, &mut starts);
         for depth in (0..=count).rev() {
@@ -57,8 +104,9 @@ impl View {
                 continue;
             }
             let suffix = &lower[starts[count - depth] as usize..];
-            if let Some(&zone) = self.zones.get(suffix) {
-                return Some(zone);
+            let hash = self.hasher.hash_one(suffix);
+            if let Some(zone) = self.zones.find(hash, |z| z.table.name.wire().eq_ignore_ascii_case(suffix)) {
+                return Some((zone.idx, ZoneRef { table: &zone.table, base: &zone.base, patched: zone.patched }));
             }
         }
         None
@@ -118,26 +166,23 @@ pub struct ZoneTable {
     /// The nameserver name generated SOA/NS used (a change of `[server].nameserver` recompiles the zone).
     pub nameserver: Name,
     /// Every owner, the apex, and every empty non-terminal, as of the last full build.
-    pub(crate) base: Arc<NodeArena>,
+    pub(crate) base: NodeArena,
     /// Nodes changed since the base was built, by lower-case owner (`None` = the name is gone).
     pub(crate) overlay: HashMap<Box<[u8]>, Option<Arc<OwnedNode>>, RandomState>,
-    /// The apex SOA with TTL = min(SOA TTL, SOA minimum), for the authority section of negative answers
-    /// (RFC 2308 §3).
-    pub negative_soa: OwnedRRset,
-    /// The same SOA with TTL 0, for negative answers to SOA queries.
-    pub negative_soa_zero_ttl: OwnedRRset,
+    /// The TTL of the apex SOA in negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
+    pub negative_ttl: u32,
     pub has_wildcards: bool,
     pub record_count: usize,
 }
 
 impl ZoneTable {
+    /// This table for a lookup (through its own arena).
+    pub fn zone_ref(&self) -> ZoneRef<'_> {
+        ZoneRef { table: self, base: &self.base, patched: !self.overlay.is_empty() }
+    }
+
     pub fn node(&self, lower: &[u8]) -> Option<Node<'_>> {
-        if !self.overlay.is_empty() {
-            if let Some(changed) = self.overlay.get(lower) {
-                return changed.as_deref().map(OwnedNode::get);
-            }
-        }
-        self.base.get(lower)
+        self.zone_ref().node(lower)
     }
 
     /// Every node as of now (base nodes not overridden, then the overlay's).
@@ -150,15 +195,59 @@ impl ZoneTable {
     }
 
     pub fn apex(&self) -> Option<Node<'_>> {
-        self.node(self.name.lower().wire())
+        self.zone_ref().apex()
+    }
+
+    pub fn match_name(&self, lower: &[u8]) -> NameMatch<'_> {
+        self.zone_ref().match_name(lower)
+    }
+
+    pub fn negative_soa(&self, zero_ttl: bool) -> RRset<'_> {
+        self.zone_ref().negative_soa(zero_ttl)
+    }
+}
+
+/// A zone as a lookup reads it: the table, plus its node arena and whether it has an overlay, as the view holds
+/// them. With those at hand, finding an existing name reads the view's entry and the arena, never the table:
+/// at 100,000 zones each of those reads is a cache miss, and the table would be one more.
+#[derive(Debug, Clone, Copy)]
+pub struct ZoneRef<'s> {
+    pub table: &'s ZoneTable,
+    base: &'s NodeArena,
+    patched: bool,
+}
+
+impl<'s> ZoneRef<'s> {
+    pub fn node(&self, lower: &[u8]) -> Option<Node<'s>> {
+        if self.patched {
+            if let Some(changed) = self.table.overlay.get(lower) {
+                return changed.as_deref().map(OwnedNode::get);
+            }
+        }
+        self.base.get(lower)
+    }
+
+    pub fn apex(&self) -> Option<Node<'s>> {
+        let mut buf = [0u8; MAX_NAME_LEN];
+        self.node(name::lower_into(self.table.name.wire(), &mut buf))
+    }
+
+    /// The apex SOA for the authority section of negative answers, with the negative TTL — or TTL 0, for
+    /// NXDOMAIN answers to SOA questions. A zone without SOA gives an RRset of no records.
+    pub fn negative_soa(&self, zero_ttl: bool) -> RRset<'s> {
+        let ttl = if zero_ttl { 0 } else { self.table.negative_ttl };
+        match self.apex().and_then(|apex| apex.rrset(crate::rdata::rtype::SOA)) {
+            Some(soa) => soa.at_ttl(ttl),
+            None => RRset::empty(crate::rdata::rtype::SOA),
+        }
     }
 
     /// RFC 1034 §4.3.2 step 3 within this zone, with RFC 4592 wildcards: `lower` must be at or below the apex.
-    pub fn match_name(&self, lower: &[u8]) -> NameMatch<'_> {
+    pub fn match_name(&self, lower: &[u8]) -> NameMatch<'s> {
         if let Some(node) = self.node(lower) {
             return NameMatch::Exact(node);
         }
-        if !self.has_wildcards {
+        if !self.table.has_wildcards {
             return NameMatch::NxDomain;
         }
         // Walk up to the closest encloser: the nearest existing ancestor (the apex exists, so the walk ends there).
@@ -176,7 +265,7 @@ impl ZoneTable {
         NameMatch::NxDomain
     }
 
-    fn wildcard_below(&self, encloser: &[u8]) -> NameMatch<'_> {
+    fn wildcard_below(&self, encloser: &[u8]) -> NameMatch<'s> {
         let mut buf = [0u8; MAX_NAME_LEN + 2];
         let len = encloser.len() + 2;
         if len > MAX_NAME_LEN {

@@ -92,14 +92,7 @@ impl Compiler {
 }
 
 fn build_view(list: &[ZoneIdx], zones: &[Arc<ZoneTable>]) -> View {
-    let mut view = View { zones: HashMap::default(), depths: 0 };
-    for &idx in list {
-        let Some(table) = zones.get(idx as usize) else { continue };
-        let apex = table.name.lower();
-        view.depths |= 1u128 << apex.label_count().min(127);
-        view.zones.insert(apex.wire().into(), idx);
-    }
-    view
+    View::new(list.iter().filter_map(|&idx| Some((idx, zones.get(idx as usize)?))))
 }
 
 fn build_classifier(state: &State) -> Classifier {
@@ -177,7 +170,7 @@ records = [{{ name = "x.y.z", type = "A", data = "10.0.0.9" }}]
         assert!(apex.rrset(rtype::SOA).is_some() && apex.rrset(rtype::NS).is_some());
         let ent = Name::from_text("y.z.b.internal.", None).expect("name");
         assert!(b.node(ent.wire()).is_some_and(|n| n.is_empty_non_terminal()));
-        assert_eq!(b.negative_soa.get().ttl, 60, "min(3600, minimum 60)");
+        assert_eq!(b.negative_soa(false).ttl, 60, "min(3600, minimum 60)");
         assert_eq!(b.record_count, 3);
     }
 }
