@@ -321,14 +321,13 @@ mod tests {
             for (step, (add, slot, owner, kind, value)) in steps.into_iter().enumerate() {
                 let rid = format!("r{slot}");
                 let mut owners = BTreeSet::new();
-                if let Some(old) = records.find_id(&rid).cloned() {
+                if let Some(old) = records.remove(&rid) {
                     owners.insert(old.owner.lower());
-                    records.remove(&rid, &old.owner);
                 }
                 if add {
                     let r = record(owner, kind, value);
                     owners.insert(r.owner.lower());
-                    records.insert(rid.into(), r);
+                    records.insert(rid.into(), r, step as u64);
                 }
                 let z = zone(records.clone(), 2 + step as u64);
                 table = patch_zone(&table, &z, &ns, &owners);

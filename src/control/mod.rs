@@ -238,8 +238,8 @@ fn changes_of(ops: &[Op], current: &Control, revision: u64) -> Vec<Change> {
             Op::Put { key, value } => changes.push(Change { revision, key: key.clone(), value: Some(value.clone()) }),
             Op::Delete { key } => changes.push(Change { revision, key: key.clone(), value: None }),
             Op::DeletePrefix { prefix } => {
-                for key in current.key_revisions.keys().filter(|k| k.starts_with(prefix.as_str())) {
-                    changes.push(Change { revision, key: key.clone(), value: None });
+                for key in current.keys_under(prefix) {
+                    changes.push(Change { revision, key, value: None });
                 }
             }
         }

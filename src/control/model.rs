@@ -5,9 +5,11 @@
 //! later from another node's watch) into memory, keeping the served [`State`] in step. This module does no I/O and
 //! makes no decisions about who may do what.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::config;
 use crate::name::Name;
@@ -20,6 +22,8 @@ use crate::store::Change;
 
 /// The key layout. Id components are escaped so that a `/` inside an id can never forge another key.
 pub mod keys {
+    use std::borrow::Cow;
+
     pub const ACCOUNT: &str = "account/";
     pub const USER: &str = "user/";
     pub const VPC: &str = "vpc/";
@@ -39,8 +43,13 @@ pub mod keys {
         part.replace('%', "%25").replace('/', "%2F")
     }
 
-    pub fn unesc(part: &str) -> String {
-        part.replace("%2F", "/").replace("%25", "%")
+    pub fn unesc(part: &str) -> Cow<'_, str> {
+        // Almost no id holds a '%': no copy then (start-up reads a million record keys).
+        if part.contains('%') {
+            Cow::Owned(part.replace("%2F", "/").replace("%25", "%"))
+        } else {
+            Cow::Borrowed(part)
+        }
     }
 
     pub fn account(uid: &str) -> String {
@@ -66,6 +75,11 @@ pub mod keys {
     }
     pub fn record(zone: &str, rid: &str) -> String {
         format!("{RECORD}{}/{}", esc(zone), esc(rid))
+    }
+    /// The (zone id, record id) of a record key.
+    pub fn parse_record(key: &str) -> Option<(String, crate::state::RecordId)> {
+        let (zone, rid) = key.strip_prefix(RECORD)?.split_once('/')?;
+        (!rid.contains('/')).then(|| (unesc(zone).into_owned(), unesc(rid).as_ref().into()))
     }
     pub fn access_key(id: &str) -> String {
         format!("{KEY}{}", esc(id))
@@ -243,22 +257,60 @@ pub struct AuditDoc {
     pub remote: String,
 }
 
+/// Record writes (`None` = removed) for a zone not seen yet, in the order they came: the last write of an id
+/// counts. A list, not a map, because at start-up it holds every record of the store, arriving in id order.
+#[derive(Debug, Clone, Default)]
+pub struct PendingRecords(Vec<(RecordId, Option<Record>, u64)>);
+
+impl PendingRecords {
+    /// The last write of `id`, if it holds a record: that record's revision.
+    fn revision(&self, id: &str) -> Option<u64> {
+        let (_, record, revision) = self.0.iter().rev().find(|(rid, _, _)| rid == id)?;
+        record.as_ref().map(|_| *revision)
+    }
+
+    /// The ids whose last write holds a record.
+    fn ids(&self) -> Vec<&str> {
+        let mut last: HashMap<&str, bool> = HashMap::new();
+        for (rid, record, _) in &self.0 {
+            last.insert(rid.as_str(), record.is_some());
+        }
+        last.into_iter().filter_map(|(id, live)| live.then_some(id)).collect()
+    }
+
+    /// The zone's records: the last write of each id that holds one.
+    fn into_records(self) -> ZoneRecords {
+        let mut writes = self.0;
+        // Stable: the writes of one id stay in the order they came (and ids that came in order cost one pass).
+        writes.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut live: Vec<(RecordId, Record, u64)> = Vec::with_capacity(writes.len());
+        let mut writes = writes.into_iter().peekable();
+        while let Some((id, record, revision)) = writes.next() {
+            let superseded = writes.peek().is_some_and(|next| next.0 == id);
+            if let (false, Some(record)) = (superseded, record) {
+                live.push((id, record, revision));
+            }
+        }
+        ZoneRecords::from_revisions(live)
+    }
+}
+
 /// Everything the control plane knows, in memory, as of `revision`.
 #[derive(Debug, Clone)]
 pub struct Control {
     pub revision: u64,
     /// The served model, kept in step with the documents.
     pub state: State,
-    /// mod_revision of every key held here (for If-Match and for answers). Persistent, like the zones' records, so
-    /// that copying a `Control` for a trial change is cheap however large the state.
-    pub key_revisions: imbl::HashMap<String, u64>,
+    /// mod_revision of every key held here but records' (for If-Match and for answers). Persistent, like the
+    /// zones' records, so that copying a `Control` for a trial change is cheap however large the state. A record's
+    /// revision is kept with the record (see [`Control::key_revision`]): a million of them would cost a million
+    /// inserts here at start-up.
+    key_revisions: imbl::HashMap<String, u64>,
     pub zone_docs: BTreeMap<ZoneId, ZoneDoc>,
     pub scopes: HashMap<ZoneId, Vec<VpcId>>,
-    /// Records whose zone document has not been seen yet (keys are listed in order: `record/` before `zone/`).
-    pending_records: HashMap<ZoneId, ZoneRecords>,
-    /// The owner of every record id, per zone: records are ordered by owner, and a change or removal names only
-    /// the id. Persistent, so that copying a `Control` stays cheap.
-    record_owners: imbl::HashMap<ZoneId, imbl::HashMap<RecordId, Name>>,
+    /// Records whose zone document has not been seen yet (keys are listed in order: `record/` before `zone/`), with
+    /// their revisions: at start-up, every record of the store, sorted into its zone once the zone arrives.
+    pending_records: HashMap<ZoneId, PendingRecords>,
     pub link_docs: BTreeMap<(Uid, Uid), LinkDoc>,
     pub keys: BTreeMap<String, KeyDoc>,
     pub link_requests: BTreeMap<String, LinkRequestDoc>,
@@ -286,7 +338,6 @@ impl Control {
             zone_docs: BTreeMap::new(),
             scopes: HashMap::new(),
             pending_records: HashMap::new(),
-            record_owners: imbl::HashMap::new(),
             link_docs: BTreeMap::new(),
             keys: BTreeMap::new(),
             link_requests: BTreeMap::new(),
@@ -312,7 +363,30 @@ impl Control {
 
     /// The mod_revision of `key`, 0 when absent (the value a create's compare expects).
     pub fn key_revision(&self, key: &str) -> u64 {
+        if let Some((zone, rid)) = keys::parse_record(key) {
+            let zone = ZoneId(zone);
+            return match self.state.zones.get(&zone) {
+                Some(z) => z.records.get(&rid).map_or(0, |(_, revision)| revision),
+                None => self.pending_records.get(&zone).and_then(|p| p.revision(&rid)).unwrap_or(0),
+            };
+        }
         self.key_revisions.get(key).copied().unwrap_or(0)
+    }
+
+    /// Every key held, records' included, that starts with `prefix`.
+    pub fn keys_under(&self, prefix: &str) -> Vec<String> {
+        if let Some(zone) = prefix.strip_prefix(keys::RECORD).and_then(|z| z.strip_suffix('/')) {
+            // A zone's records (ids are escaped, so the zone part never holds a '/').
+            if !zone.contains('/') {
+                let id = ZoneId(keys::unesc(zone).into_owned());
+                let ids: Vec<&str> = match self.state.zones.get(&id) {
+                    Some(z) => z.records.iter().map(|(rid, _)| rid.as_str()).collect(),
+                    None => self.pending_records.get(&id).map(PendingRecords::ids).unwrap_or_default(),
+                };
+                return ids.into_iter().map(|rid| keys::record(&id.0, rid)).collect();
+            }
+        }
+        self.key_revisions.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
     }
 
     /// Folds changes into memory; documents that do not parse are reported and skipped (never a panic), so one bad
@@ -322,13 +396,16 @@ impl Control {
         for change in changes {
             self.revision = self.revision.max(change.revision);
             // Audit entries and usage buckets are append-only and read from the store on demand: not held here.
-            let held = !change.key.starts_with(keys::AUDIT) && !change.key.starts_with(keys::USAGE);
-            match &change.value {
-                Some(_) if held => {
-                    self.key_revisions.insert(change.key.clone(), change.revision);
-                }
-                _ => {
-                    self.key_revisions.remove(&change.key);
+            // Records keep their revisions themselves.
+            let held = [keys::AUDIT, keys::USAGE].iter().all(|p| !change.key.starts_with(p));
+            if !change.key.starts_with(keys::RECORD) {
+                match &change.value {
+                    Some(_) if held => {
+                        self.key_revisions.insert(change.key.clone(), change.revision);
+                    }
+                    _ => {
+                        self.key_revisions.remove(&change.key);
+                    }
                 }
             }
             if let Err(e) = self.apply_one(change) {
@@ -337,7 +414,7 @@ impl Control {
         }
         self.state.revision = self.revision;
         for (id, records) in &self.pending_records {
-            if !records.is_empty() {
+            if !records.ids().is_empty() {
                 problems.push(format!("records of unknown zone {id}"));
             }
         }
@@ -347,7 +424,7 @@ impl Control {
     fn apply_one(&mut self, change: &Change) -> Result<(), String> {
         let key = change.key.as_str();
         let value = change.value.as_deref();
-        let parts: Vec<String> = key.split('/').skip(1).map(keys::unesc).collect();
+        let parts: SmallVec<[Cow<str>; 3]> = key.split('/').skip(1).map(keys::unesc).collect();
         let kind = key.split('/').next().unwrap_or_default();
         match (kind, parts.as_slice()) {
             ("account", [uid]) => self.apply_account(uid, value),
@@ -356,18 +433,18 @@ impl Control {
             ("link", [a, b]) => self.apply_link(a, b, value),
             ("zone", [id]) => self.apply_zone(id, value, change.revision),
             ("scope", [id]) => self.apply_scope(id, value),
-            ("record", [zone, rid]) => self.apply_record(zone, rid, value),
-            ("key", [id]) => apply_doc(&mut self.keys, id.clone(), value),
-            ("linkreq", [id]) => apply_doc(&mut self.link_requests, id.clone(), value),
+            ("record", [zone, rid]) => self.apply_record(zone, rid, value, change.revision),
+            ("key", [id]) => apply_doc(&mut self.keys, id.to_string(), value),
+            ("linkreq", [id]) => apply_doc(&mut self.link_requests, id.to_string(), value),
             ("block", [a, b]) => {
-                let pair = (Uid(a.clone()), Uid(b.clone()));
+                let pair = (Uid(a.to_string()), Uid(b.to_string()));
                 match value {
                     Some(_) => self.blocks.insert(pair),
                     None => self.blocks.remove(&pair),
                 };
                 Ok(())
             }
-            ("inbox", [a, id]) => apply_doc(&mut self.inbox, (Uid(a.clone()), id.clone()), value),
+            ("inbox", [a, id]) => apply_doc(&mut self.inbox, (Uid(a.to_string()), id.to_string()), value),
             ("audit", _) | ("usage", _) => Ok(()), // read from the store on demand
             _ => Err("unknown key".into()),
         }
@@ -442,7 +519,6 @@ impl Control {
             self.scopes.remove(&id);
             self.state.zones.remove(&id);
             self.pending_records.remove(&id);
-            self.record_owners.remove(&id);
             self.dirty.insert(id, DirtyZone { full: true, owners: BTreeSet::new() });
             return Ok(());
         };
@@ -458,7 +534,9 @@ impl Control {
             _ => {
                 // Keys are listed in order, so scope and records may have arrived before the zone itself.
                 let scope = self.scopes.get(&id).cloned().unwrap_or_default();
-                let records = self.pending_records.remove(&id).unwrap_or_default();
+                let records = self.pending_records.remove(&id).unwrap_or_default().into_records();
+                // Changes name records by id: index the ids now rather than on the first change.
+                records.index_ids();
                 let origin = format!("store zone {}", doc.id);
                 let zone = Zone { id: id.clone(), name, account, scope, records, revision, origin };
                 self.state.zones.insert(id.clone(), zone);
@@ -487,8 +565,7 @@ impl Control {
         Ok(())
     }
 
-    fn apply_record(&mut self, zone: &str, rid: &str, value: Option<&[u8]>) -> Result<(), String> {
-        let zone_id = ZoneId(zone.to_string());
+    fn apply_record(&mut self, zone_id: &str, rid: &str, value: Option<&[u8]>, revision: u64) -> Result<(), String> {
         let new = match value {
             Some(value) => {
                 let doc: RecordDoc = decode(value)?;
@@ -497,45 +574,24 @@ impl Control {
             }
             None => None,
         };
-        // (Looked up before inserting: `entry` would allocate a copy of the zone id for every record.)
-        if !self.record_owners.contains_key(&zone_id) {
-            self.record_owners.insert(zone_id.clone(), imbl::HashMap::new());
-        }
-        let old_owner = match (self.record_owners.get_mut(&zone_id), &new) {
-            (Some(owners), Some(record)) => owners.insert(rid.into(), record.owner.clone()),
-            (Some(owners), None) => owners.remove(rid),
-            (None, _) => None,
-        };
-        let records = match (self.state.zones.get_mut(&zone_id), &new) {
-            (Some(zone), _) => &mut zone.records,
-            (None, Some(_)) => {
-                if !self.pending_records.contains_key(&zone_id) {
-                    self.pending_records.insert(zone_id.clone(), ZoneRecords::new());
+        let Some(zone) = self.state.zones.get_mut(zone_id) else {
+            // Records before their zone (or of a zone deleted in the same change): kept aside until it arrives.
+            // (Looked up before inserting: `entry` would copy the zone id for every record.)
+            match self.pending_records.get_mut(zone_id) {
+                Some(pending) => pending.0.push((rid.into(), new, revision)),
+                None if new.is_some() => {
+                    let pending = PendingRecords(vec![(rid.into(), new, revision)]);
+                    self.pending_records.insert(ZoneId(zone_id.to_string()), pending);
                 }
-                match self.pending_records.get_mut(&zone_id) {
-                    Some(pending) => pending,
-                    None => return Ok(()),
-                }
+                None => {}
             }
-            // The records of a zone deleted in the same change: nothing left to remove them from.
-            (None, None) => {
-                if let (Some(pending), Some(owner)) = (self.pending_records.get_mut(&zone_id), &old_owner) {
-                    pending.remove(rid, owner);
-                }
-                return Ok(());
-            }
-        };
-        // The id may have moved to another owner: the record under its old owner goes first.
-        let old = old_owner.and_then(|owner| records.remove(rid, &owner));
-        if let Some(record) = &new {
-            records.insert(rid.into(), record.clone());
-        }
-        // A zone built whole anyway (new, or records still waiting for their zone) needs no list of owners: at
-        // start-up that list would hold every record of the store.
-        if !self.state.zones.contains_key(&zone_id) {
             return Ok(());
+        };
+        let old = zone.records.remove(rid);
+        if let Some(record) = &new {
+            zone.records.insert(rid.into(), record.clone(), revision);
         }
-        let dirty = self.dirty.entry(zone_id).or_default();
+        let dirty = self.dirty.entry(ZoneId(zone_id.to_string())).or_default();
         if !dirty.full {
             for record in old.iter().chain(new.iter()) {
                 dirty.owners.insert(record.owner.lower());
@@ -586,5 +642,39 @@ pub fn policy_name(policy: Policy) -> &'static str {
     match policy {
         Policy::DnsFullAccess => "DNSFullAccess",
         Policy::DnsReadOnlyAccess => "DNSReadOnlyAccess",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(owner: &str, last: u8) -> Record {
+        let owner = Name::from_text(owner, None).expect("name");
+        Record { owner, ttl: 60, rdata: RData::A(std::net::Ipv4Addr::new(10, 0, 0, last)) }
+    }
+
+    /// Writes held for a zone not seen yet: the last write of each id counts, removals included.
+    #[test]
+    fn pending_records_keep_the_last_write_of_each_id() {
+        let mut pending = PendingRecords::default();
+        for (id, record, revision) in [
+            ("r2", Some(a("b.t.", 2)), 1),
+            ("r1", Some(a("a.t.", 1)), 2),
+            ("r3", Some(a("c.t.", 3)), 3),
+            ("r1", None, 4),
+            ("r3", Some(a("d.t.", 4)), 5),
+            ("r4", None, 6),
+        ] {
+            pending.0.push((RecordId::from(id), record, revision));
+        }
+        assert_eq!((pending.revision("r1"), pending.revision("r3"), pending.revision("r4")), (None, Some(5), None));
+        let mut ids = pending.ids();
+        ids.sort_unstable();
+        assert_eq!(ids, ["r2", "r3"]);
+        let records = pending.into_records();
+        let got: Vec<(String, Record)> = records.iter().map(|(id, r)| (id.to_string(), r.clone())).collect();
+        assert_eq!(got, [("r2".to_string(), a("b.t.", 2)), ("r3".to_string(), a("d.t.", 4))]);
+        assert_eq!(records.get("r3").map(|(_, revision)| revision), Some(5));
     }
 }
