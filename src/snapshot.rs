@@ -69,14 +69,14 @@ impl View {
         for (idx, table) in zones {
             let apex = table.name.lower();
             let hash = view.hasher.hash_one(apex.wire());
-            if view.zones.find(hash, |z| z.table.name.lower() == apex).is_some() {
+            if view.zones.find(hash, |z| z.table.apex == apex).is_some() {
                 continue;
             }
             view.depths |= 1u128 << apex.label_count().min(127);
             let hasher = &view.hasher;
             let entry =
                 VisibleZone { idx, table: table.clone(), base: table.base.clone(), patched: !table.overlay.is_empty() };
-            view.zones.insert_unique(hash, entry, |z| hasher.hash_one(z.table.name.lower().wire()));
+            view.zones.insert_unique(hash, entry, |z| hasher.hash_one(z.table.apex.wire()));
         }
         view
     }
@@ -105,7 +105,7 @@ impl View {
             }
             let suffix = &lower[starts[count - depth] as usize..];
             let hash = self.hasher.hash_one(suffix);
-            if let Some(zone) = self.zones.find(hash, |z| z.table.name.wire().eq_ignore_ascii_case(suffix)) {
+            if let Some(zone) = self.zones.find(hash, |z| z.table.apex.wire() == suffix) {
                 return Some((zone.idx, ZoneRef { table: &zone.table, base: &zone.base, patched: zone.patched }));
             }
         }
@@ -156,6 +156,8 @@ pub struct ZoneTable {
     pub id: ZoneId,
     /// Apex as its owner wrote it.
     pub name: Name,
+    /// Apex in lower case: what views compare query names with.
+    pub apex: Name,
     /// The owner account, billed for the queries this zone answers.
     pub owner: Uid,
     /// Id and owner as shared strings, for metering without allocation.
@@ -228,8 +230,7 @@ impl<'s> ZoneRef<'s> {
     }
 
     pub fn apex(&self) -> Option<Node<'s>> {
-        let mut buf = [0u8; MAX_NAME_LEN];
-        self.node(name::lower_into(self.table.name.wire(), &mut buf))
+        self.node(self.table.apex.wire())
     }
 
     /// The apex SOA for the authority section of negative answers, with the negative TTL — or TTL 0, for

@@ -143,6 +143,7 @@ fn finish(
     let mut table = ZoneTable {
         id: zone.id.clone(),
         name: zone.name.clone(),
+        apex: zone.name.lower(),
         owner: zone.account.clone(),
         meter_id: Arc::from(zone.id.0.as_str()),
         meter_owner: Arc::from(zone.account.0.as_str()),
