@@ -82,6 +82,7 @@ fn bench(c: &mut Criterion) {
         // Room for the big zone and every record the benchmark adds.
         limits: vpcdns::state::Limits { max_records_per_account: 5_000_000, ..Default::default() },
         rrl: Default::default(),
+        metrics: None,
     };
     let started = Instant::now();
     let plane = ControlPlane::open(Arc::new(store), server, vec![7u8; 32]).expect("plane");

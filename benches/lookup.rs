@@ -90,6 +90,7 @@ fn state(shape: Shape) -> State {
             nameserver: name("ns.bench."),
             limits: Default::default(),
             rrl: Default::default(),
+            metrics: None,
         },
         accounts: [(uid, account)].into_iter().collect(),
         users: BTreeMap::new(),

@@ -46,6 +46,13 @@ struct RawConfig {
     limits: Option<RawLimits>,
     rrl: Option<RawRrl>,
     notify: Option<RawNotify>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -337,6 +344,13 @@ impl Builder<'_> {
 
     fn build(&mut self, raw: RawConfig) -> Result<State, ConfigError> {
         let mut server = self.server(raw.server);
+        if let Some(m) = raw.metrics {
+            let text = m.listen.unwrap_or_else(|| crate::metrics::DEFAULT_LISTEN.to_string());
+            match text.parse::<SocketAddr>() {
+                Ok(addr) => server.metrics = Some(addr),
+                Err(_) => self.problems.push(format!("[metrics].listen: {text:?} is not an address:port")),
+            }
+        }
         if let Some(r) = raw.rrl {
             let d = server.rrl;
             server.rrl = crate::state::RrlSettings {
@@ -400,7 +414,13 @@ impl Builder<'_> {
                 Name::root()
             }
         };
-        ServerSettings { listen, nameserver, limits: crate::state::Limits::default(), rrl: Default::default() }
+        ServerSettings {
+            listen,
+            nameserver,
+            limits: crate::state::Limits::default(),
+            rrl: Default::default(),
+            metrics: None,
+        }
     }
 
     fn accounts(&mut self, raw: Vec<RawAccount>) -> BTreeMap<Uid, Account> {

@@ -108,6 +108,17 @@ async fn run_dns(
     background: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let bound = serve::bind_all(&server.listen, udp_sockets)?;
+    let metrics = match server.metrics {
+        Some(addr) => {
+            let listener = crate::metrics::bind(addr).await?;
+            let addr = listener.local_addr().unwrap_or(addr);
+            let metrics = Arc::new(crate::metrics::Metrics::new(published.clone()));
+            tracing::info!("metrics on http://{addr}/metrics, readiness on http://{addr}/ready");
+            tokio::spawn(crate::metrics::serve_http(listener, metrics.clone()));
+            Some(metrics)
+        }
+        None => None,
+    };
     for addr in &bound.addresses {
         tracing::info!(%addr, "listening on UDP and TCP");
     }
@@ -118,22 +129,31 @@ async fn run_dns(
         published,
         serve::tcp::TcpLimits::from_limits(&server.limits),
         meter,
+        metrics.clone(),
         server.rrl,
         stopped,
     ));
+    // Signals are caught before anyone is told the server is ready: a supervisor may stop it right away.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    if let Some(metrics) = &metrics {
+        metrics.set_ready(true);
+    }
     // The readiness lines supervisors and tests wait for.
     println!("vpcdns ready: listening on {}", addresses.join(" "));
     if let Some(line) = extra_line {
         println!("{line}");
     }
     let _ = std::io::stdout().flush();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let result = tokio::select! {
-        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
+        _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
         _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
         r = background => r,
     };
     // Drain: stop taking queries, let open TCP connections answer what they have read, then exit.
+    if let Some(metrics) = &metrics {
+        metrics.set_ready(false);
+    }
     let _ = stop.send(true);
     if tokio::time::timeout(serve::DRAIN_DEADLINE + std::time::Duration::from_secs(1), &mut dns).await.is_err() {
         dns.abort();

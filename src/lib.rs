@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod explain;
 pub mod lookup;
 pub mod metering;
+pub mod metrics;
 pub mod name;
 pub mod nodes;
 pub mod notify;

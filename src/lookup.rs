@@ -45,7 +45,7 @@ impl Rcode {
 }
 
 /// The transport a query came over: ANY is minimal over UDP only (RFC 8482 §4.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     Udp,
     Tcp,

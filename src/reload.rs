@@ -111,7 +111,8 @@ impl Reloader {
                 if loaded.state.server.listen != self.state.server.listen {
                     tracing::warn!("[server].listen changed: new addresses take effect after a restart");
                 }
-                let snapshot = self.compiler.compile(&loaded.state);
+                let mut snapshot = self.compiler.compile(&loaded.state);
+                snapshot.change_seconds = started.elapsed().as_secs_f64();
                 let generation = snapshot.generation;
                 log_counts(&snapshot, "reloaded");
                 self.published.store(Arc::new(snapshot));

@@ -37,6 +37,8 @@ pub struct Outcome {
     pub truncated: bool,
     /// The client returned a valid server cookie.
     pub cookie_valid: bool,
+    /// The source is in no VPC (answered REFUSED).
+    pub unclassified: bool,
 }
 
 /// Handles one request. Returns `None` when the packet must be dropped (no response at all); otherwise the
@@ -77,15 +79,22 @@ pub fn handle(
     }
     let Some(class) = snap.classifier.classify(local, source) else {
         write_error(&query, Rcode::Refused, cookie.as_ref(), out);
-        return Some(outcome(Rcode::Refused, None, None, cookie_valid));
+        return Some(Outcome { unclassified: true, ..outcome(Rcode::Refused, None, None, cookie_valid) });
     };
     let answer = lookup::lookup(snap, class.vpc, query.qname, query.qtype, transport);
     let truncated = encode(&query, &answer, size_limit(&query, transport), cookie.as_ref(), out);
-    Some(Outcome { rcode: answer.rcode, vpc: Some(class.vpc), zone: answer.zone, truncated, cookie_valid })
+    Some(Outcome {
+        rcode: answer.rcode,
+        vpc: Some(class.vpc),
+        zone: answer.zone,
+        truncated,
+        cookie_valid,
+        unclassified: false,
+    })
 }
 
 fn outcome(rcode: Rcode, vpc: Option<VpcIdx>, zone: Option<ZoneIdx>, cookie_valid: bool) -> Outcome {
-    Outcome { rcode, vpc, zone, truncated: false, cookie_valid }
+    Outcome { rcode, vpc, zone, truncated: false, cookie_valid, unclassified: false }
 }
 
 /// The COOKIE option of a reply: the client's cookie and a fresh server cookie, and whether the client's own server

@@ -26,6 +26,9 @@ pub struct Snapshot {
     pub generation: u64,
     /// The state revision this snapshot was compiled from.
     pub revision: u64,
+    /// How long the change behind this snapshot took, from its start (a reload, an API call) to this snapshot
+    /// being ready to swap in; set by whoever publishes it.
+    pub change_seconds: f64,
     pub classifier: Classifier,
     pub vpcs: Vec<VpcEntry>,
     /// `views[v]` is what VPC `v` sees; VPCs that see the same zones share one view.

@@ -160,6 +160,8 @@ pub struct ServerSettings {
     pub limits: Limits,
     /// Response rate limiting for UDP (`[rrl]`; off by default).
     pub rrl: RrlSettings,
+    /// Where Prometheus metrics and `/ready` are served (`[metrics]`; off without it).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// `[rrl]` settings.

@@ -127,6 +127,7 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
             nameserver: n("ns.test."),
             limits: Default::default(),
             rrl: Default::default(),
+            metrics: None,
         },
         accounts,
         users: BTreeMap::new(),

@@ -83,6 +83,7 @@ impl Compiler {
         Snapshot {
             generation: self.generation,
             revision: state.revision,
+            change_seconds: 0.0,
             classifier: build_classifier(state),
             vpcs,
             views,

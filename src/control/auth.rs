@@ -178,6 +178,7 @@ mod tests {
             nameserver: crate::name::Name::root(),
             limits: Default::default(),
             rrl: Default::default(),
+            metrics: None,
         });
         let uid = Uid("1".into());
         control.state.accounts.insert(

@@ -88,7 +88,8 @@ impl ControlPlane {
         let control = load_control(store.as_ref(), server)?;
         let folded = started.elapsed();
         let mut compiler = Compiler::default();
-        let snapshot = compiler.compile(&control.state);
+        let mut snapshot = compiler.compile(&control.state);
+        snapshot.change_seconds = started.elapsed().as_secs_f64();
         tracing::info!(
             revision = control.revision,
             load_ms = folded.as_secs_f64() * 1e3,
@@ -146,6 +147,7 @@ impl ControlPlane {
         remote: &str,
         op: impl FnOnce(&Control, &Ctx) -> Result<Plan, ApiError>,
     ) -> Result<(Value, Plan), ApiError> {
+        let started = std::time::Instant::now();
         // A panic inside a write only ever touched a copy of the state, so a poisoned lock is safe to take over.
         let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.current();
@@ -203,7 +205,8 @@ impl ControlPlane {
             }
             changed = next.take_dirty();
         }
-        let snapshot = compiler.compile_changed(&next.state, Some(&changed));
+        let mut snapshot = compiler.compile_changed(&next.state, Some(&changed));
+        snapshot.change_seconds = started.elapsed().as_secs_f64();
         self.published.store(Arc::new(snapshot));
         match self.control.write() {
             Ok(mut c) => *c = Arc::new(next),

@@ -169,6 +169,7 @@ mod tests {
             nameserver: crate::name::Name::root(),
             limits: Default::default(),
             rrl: Default::default(),
+            metrics: None,
         };
         let plane = ControlPlane::open(Arc::new(SqliteStore::open_in_memory().expect("store")), server, vec![1; 32])
             .expect("plane");

@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 
 use crate::cookie::CookieKeys;
 use crate::metering::Meter;
+use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 
 /// The snapshot being served. Writers `store` a new one; readers `load` it per request.
@@ -40,6 +41,7 @@ pub async fn run(
     published: Published,
     limits: tcp::TcpLimits,
     meter: Option<Arc<Meter>>,
+    metrics: Option<Arc<Metrics>>,
     rrl: crate::state::RrlSettings,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -59,6 +61,7 @@ pub async fn run(
         let shared = udp::Shared {
             published: published.clone(),
             meter: meter.clone(),
+            metrics: metrics.clone(),
             cookies: cookies.clone(),
             limiter: limiter.clone(),
             stop: stop.clone(),
@@ -70,8 +73,8 @@ pub async fn run(
     }
     let mut tcp_tasks = tokio::task::JoinSet::new();
     for listener in bound.tcp {
-        let args = (published.clone(), limits.clone(), meter.clone(), cookies.clone(), shutdown.clone());
-        tcp_tasks.spawn(tcp::serve(listener, args.0, args.1, args.2, args.3, args.4));
+        let args = (published.clone(), limits.clone(), meter.clone(), metrics.clone(), cookies.clone());
+        tcp_tasks.spawn(tcp::serve(listener, args.0, args.1, args.2, args.3, args.4, shutdown.clone()));
     }
     let _ = shutdown.wait_for(|stop| *stop).await;
     // UDP threads finish the batch in hand and see the flag within one receive timeout.

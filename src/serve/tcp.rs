@@ -16,6 +16,7 @@ use tokio::time::timeout;
 use super::Published;
 use crate::lookup::Transport;
 use crate::metering::{LocalMeter, Meter};
+use crate::metrics::{LocalMetrics, Metrics};
 use crate::respond;
 
 /// Bounds on TCP clients.
@@ -103,9 +104,16 @@ pub async fn serve(
     published: Published,
     limits: TcpLimits,
     meter: Option<Arc<Meter>>,
+    metrics: Option<Arc<Metrics>>,
     cookies: super::Cookies,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let refused = |why: &str, peer: SocketAddr| {
+        tracing::debug!(%peer, "TCP connection refused: {why}");
+        if let Some(metrics) = &metrics {
+            Metrics::count(&metrics.tcp_refused);
+        }
+    };
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -128,26 +136,50 @@ pub async fn serve(
             }
         };
         let Some(slot) = PrefixSlot::take(&limits, peer.ip()) else {
-            tracing::debug!(%peer, "TCP connection refused: cap per client network reached");
+            refused("cap per client network reached", peer);
             continue; // dropping the stream closes it
         };
         let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "TCP connection refused: connection cap reached");
+            refused("connection cap reached", peer);
             continue;
         };
         let published = published.clone();
         let limits = limits.clone();
         let local = meter.clone().map(LocalMeter::new);
+        let open = metrics.clone().map(OpenConnection::new);
+        let stats = metrics.clone().map(LocalMetrics::new);
         let cookies = cookies.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer, published, &limits, local, cookies, shutdown).await {
+            let counters = Counters { meter: local, stats };
+            if let Err(e) = connection(stream, peer, published, &limits, counters, cookies, shutdown).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
-            drop(permit);
-            drop(slot);
+            drop((permit, slot, open));
         });
     }
+}
+
+/// Counts an open connection in the metrics for as long as it lives.
+struct OpenConnection(Arc<Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: Arc<Metrics>) -> OpenConnection {
+        metrics.tcp_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.tcp_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// What a connection counts its queries into.
+struct Counters {
+    meter: Option<LocalMeter>,
+    stats: Option<LocalMetrics>,
 }
 
 /// Responses a connection may have waiting to be written; past this, reading stops until the client reads.
@@ -161,7 +193,7 @@ async fn connection(
     peer: SocketAddr,
     published: Published,
     limits: &TcpLimits,
-    mut local: Option<LocalMeter>,
+    mut counters: Counters,
     cookies: super::Cookies,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -198,13 +230,17 @@ async fn connection(
             Ok(result) => result?,
             Err(_) => break, // a message that trickles in too slowly
         };
+        let started = std::time::Instant::now();
         let snapshot = published.load();
         let keys = cookies.load();
         let handled =
             respond::handle(&message, peer.ip(), local_addr, Transport::Tcp, &snapshot, Some(&keys), &mut out);
         let Some(outcome) = handled else { continue };
-        if let Some(meter) = &mut local {
+        if let Some(meter) = &mut counters.meter {
             meter.record(&snapshot, &outcome);
+        }
+        if let Some(stats) = &mut counters.stats {
+            stats.record(&snapshot, &outcome, Transport::Tcp, started.elapsed());
         }
         drop(snapshot);
         let mut frame = Vec::with_capacity(out.len() + 2);

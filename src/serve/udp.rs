@@ -18,6 +18,7 @@ use super::rrl::{Limiter, Verdict};
 use super::Published;
 use crate::lookup::Transport;
 use crate::metering::{LocalMeter, Meter};
+use crate::metrics::{LocalMetrics, Metrics};
 use crate::respond;
 
 /// How long a receive blocks before the loop looks at the stop flag (and flushes its counts).
@@ -27,6 +28,7 @@ const RECEIVE_TIMEOUT: Duration = Duration::from_millis(200);
 pub struct Shared {
     pub published: Published,
     pub meter: Option<Arc<Meter>>,
+    pub metrics: Option<Arc<Metrics>>,
     pub cookies: super::Cookies,
     pub limiter: Arc<Limiter>,
     pub stop: Arc<AtomicBool>,
@@ -49,10 +51,11 @@ fn serve(listener: UdpListener, shared: Shared) {
     let fd = socket.as_raw_fd();
     let mut batch = Batcher::new();
     let mut counter = shared.meter.clone().map(LocalMeter::new);
+    let mut stats = shared.metrics.clone().map(LocalMetrics::new);
     let mut last_flush = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         match batch.receive(fd, local, wildcard) {
-            Ok(_) => answer_batch(&mut batch, &shared, wildcard, counter.as_mut()),
+            Ok(_) => answer_batch(&mut batch, &shared, wildcard, counter.as_mut(), stats.as_mut()),
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) if e.raw_os_error() == Some(libc::EBADF) || e.raw_os_error() == Some(libc::ENOTSOCK) => {
                 tracing::error!(%local, error = %e, "UDP socket failed");
@@ -64,19 +67,29 @@ fn serve(listener: UdpListener, shared: Shared) {
         let dropped = batch.send(fd);
         if dropped > 0 {
             tracing::debug!(%local, dropped, "UDP replies dropped by the kernel");
-        }
-        // Counts reach the shared meter about once a second even when traffic stops.
-        if let Some(counter) = &mut counter {
-            if last_flush.elapsed() >= Duration::from_secs(1) {
-                counter.flush();
-                last_flush = Instant::now();
+            if let Some(metrics) = &shared.metrics {
+                metrics.udp_send_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
             }
+        }
+        // Counts reach the shared meter and metrics about once a second even when traffic stops.
+        if last_flush.elapsed() >= Duration::from_secs(1) {
+            counter.as_mut().map(LocalMeter::flush);
+            stats.as_mut().map(LocalMetrics::flush);
+            last_flush = Instant::now();
         }
     }
 }
 
 /// Answers every datagram of a batch into its reply slot and queues the replies to send.
-fn answer_batch(batch: &mut Batcher, shared: &Shared, wildcard: bool, mut counter: Option<&mut LocalMeter>) {
+fn answer_batch(
+    batch: &mut Batcher,
+    shared: &Shared,
+    wildcard: bool,
+    mut counter: Option<&mut LocalMeter>,
+    mut stats: Option<&mut LocalMetrics>,
+) {
+    // Latency is counted from the batch's arrival: a datagram's wait behind the others in its batch is part of it.
+    let arrived = Instant::now();
     let snapshot = shared.published.load();
     let keys = shared.cookies.load();
     for i in 0..batch.received.len() {
@@ -88,11 +101,26 @@ fn answer_batch(batch: &mut Batcher, shared: &Shared, wildcard: bool, mut counte
         if let Some(counter) = counter.as_deref_mut() {
             counter.record(&snapshot, &outcome);
         }
+        if let Some(stats) = stats.as_deref_mut() {
+            stats.record(&snapshot, &outcome, Transport::Udp, arrived.elapsed());
+        }
         if shared.limiter.enabled() {
-            match shared.limiter.check(datagram.peer.ip(), outcome.cookie_valid, Instant::now()) {
+            let verdict = shared.limiter.check(datagram.peer.ip(), outcome.cookie_valid, Instant::now());
+            let counted = |pick: fn(&Metrics) -> &std::sync::atomic::AtomicU64| {
+                if let Some(metrics) = &shared.metrics {
+                    pick(metrics).fetch_add(1, Ordering::Relaxed);
+                }
+            };
+            match verdict {
                 Verdict::Send => {}
-                Verdict::Slip => super::rrl::truncate_in_place(out),
-                Verdict::Drop => continue,
+                Verdict::Slip => {
+                    counted(|m| &m.rrl_slipped);
+                    super::rrl::truncate_in_place(out)
+                }
+                Verdict::Drop => {
+                    counted(|m| &m.rrl_dropped);
+                    continue;
+                }
             }
         }
         batch.queue_reply(i, wildcard);

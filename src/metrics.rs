@@ -1,0 +1,418 @@
+//! Prometheus metrics: what the server answered, for whom, how fast, and the state it serves.
+//!
+//! The query path never touches a shared counter: each UDP thread and TCP connection counts into its own
+//! [`LocalMetrics`] (plain integers, keyed by the snapshot's VPC and zone indexes) and hands the counts, translated
+//! to ids, to the shared [`Metrics`] about once a second. A scrape reads those totals and the published snapshot
+//! and encodes them with `prometheus-client`, so the text format is the exporter crate's, not ours.
+//!
+//! Cardinality is bounded by the inventory, never by traffic: labels are VPC ids, zone ids, owner accounts,
+//! transports and rcodes; no source address, no query name, and no owner × consumer × VPC product (the usage API
+//! has that).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::lookup::{Rcode, Transport};
+use crate::respond::Outcome;
+use crate::serve::Published;
+use crate::snapshot::Snapshot;
+
+/// Upper bounds (seconds) of the query-duration buckets: from well under the typical 10 µs to the 100 ms at which
+/// something is badly wrong.
+const LATENCY_BOUNDS: [f64; 11] =
+    [0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1];
+
+/// How often a thread or connection hands its counts over.
+const LOCAL_FLUSH: Duration = Duration::from_secs(1);
+
+/// Counts of query durations, per bucket (the last is +Inf), with their sum.
+#[derive(Debug, Clone, Default)]
+struct Latencies {
+    buckets: [u64; LATENCY_BOUNDS.len() + 1],
+    sum_seconds: f64,
+}
+
+impl Latencies {
+    fn observe(&mut self, duration: Duration) {
+        let seconds = duration.as_secs_f64();
+        let bucket = LATENCY_BOUNDS.iter().position(|&b| seconds <= b).unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[bucket] += 1;
+        self.sum_seconds += seconds;
+    }
+
+    fn add(&mut self, other: &Latencies) {
+        for (total, n) in self.buckets.iter_mut().zip(other.buckets) {
+            *total += n;
+        }
+        self.sum_seconds += other.sum_seconds;
+    }
+
+    fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
+/// One series of `vpcdns_queries_total`: transport, rcode, and the VPC (`None`: the source is in no VPC, or the
+/// query was refused before it was classified).
+type QueryLabels = (Transport, Rcode, Option<Arc<str>>);
+
+/// Everything counted so far, by id.
+#[derive(Debug, Default)]
+struct Totals {
+    queries: HashMap<QueryLabels, u64>,
+    /// Answers (NOERROR, NODATA, NXDOMAIN from a zone) by (zone id, owner account).
+    answers: HashMap<(Arc<str>, Arc<str>), u64>,
+    unclassified: u64,
+    latencies: Latencies,
+}
+
+/// The server's shared metrics: totals handed over by the query loops, counters of rare events, and the
+/// published snapshot (read at scrape time for what is loaded).
+pub struct Metrics {
+    totals: Mutex<Totals>,
+    published: Published,
+    /// TCP connections refused by the connection caps.
+    pub tcp_refused: AtomicU64,
+    /// Open TCP connections.
+    pub tcp_open: AtomicU64,
+    /// UDP responses truncated (slipped) or dropped by response rate limiting.
+    pub rrl_slipped: AtomicU64,
+    pub rrl_dropped: AtomicU64,
+    /// UDP replies the kernel would not take.
+    pub udp_send_dropped: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").field("ready", &self.is_ready()).finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub fn new(published: Published) -> Metrics {
+        Metrics {
+            totals: Mutex::new(Totals::default()),
+            published,
+            tcp_refused: AtomicU64::new(0),
+            tcp_open: AtomicU64::new(0),
+            rrl_slipped: AtomicU64::new(0),
+            rrl_dropped: AtomicU64::new(0),
+            udp_send_dropped: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Serving (true) or not yet / no longer (false): what `/ready` says.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub fn render(self: &Arc<Self>) -> Result<String, std::fmt::Error> {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Scrape(self.clone())));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)?;
+        Ok(text)
+    }
+
+    fn merge(&self, local: &mut LocalMetrics, snapshot: &Snapshot) {
+        let Ok(mut totals) = self.totals.lock() else { return };
+        for (key, n) in local.queries.drain() {
+            let (vpc, transport, rcode) = unpack(key);
+            let vpc = vpc.and_then(|v| snapshot.vpcs.get(v as usize)).map(|v| v.id.0.clone());
+            *totals.queries.entry((transport, rcode, vpc)).or_default() += n;
+        }
+        for (zone, n) in local.answers.drain() {
+            if let Some(table) = snapshot.zones.get(zone as usize) {
+                *totals.answers.entry((table.meter_id.clone(), table.meter_owner.clone())).or_default() += n;
+            }
+        }
+        totals.unclassified += std::mem::take(&mut local.unclassified);
+        totals.latencies.add(&std::mem::take(&mut local.latencies));
+    }
+}
+
+/// The counts of one UDP thread or TCP connection, by the indexes of the snapshot they were taken under.
+pub struct LocalMetrics {
+    metrics: Arc<Metrics>,
+    /// The snapshot the indexes below refer to (a new one flushes first).
+    snapshot: Option<Arc<Snapshot>>,
+    queries: HashMap<u64, u64>,
+    answers: HashMap<u32, u64>,
+    unclassified: u64,
+    latencies: Latencies,
+    last_flush: Instant,
+}
+
+impl LocalMetrics {
+    pub fn new(metrics: Arc<Metrics>) -> LocalMetrics {
+        LocalMetrics {
+            metrics,
+            snapshot: None,
+            queries: HashMap::new(),
+            answers: HashMap::new(),
+            unclassified: 0,
+            latencies: Latencies::default(),
+            last_flush: Instant::now(),
+        }
+    }
+
+    /// Counts one answered request, handled under `snapshot` in `duration`.
+    pub fn record(&mut self, snapshot: &Arc<Snapshot>, outcome: &Outcome, transport: Transport, duration: Duration) {
+        if !self.snapshot.as_ref().is_some_and(|held| Arc::ptr_eq(held, snapshot)) {
+            self.flush();
+            self.snapshot = Some(snapshot.clone());
+        }
+        *self.queries.entry(pack(outcome.vpc, transport, outcome.rcode)).or_default() += 1;
+        if outcome.unclassified {
+            self.unclassified += 1;
+        }
+        if let (Some(zone), Rcode::NoError | Rcode::NxDomain) = (outcome.zone, outcome.rcode) {
+            *self.answers.entry(zone).or_default() += 1;
+        }
+        self.latencies.observe(duration);
+        if self.last_flush.elapsed() >= LOCAL_FLUSH {
+            self.flush();
+        }
+    }
+
+    /// Hands the counts to the shared totals.
+    pub fn flush(&mut self) {
+        self.last_flush = Instant::now();
+        if let Some(snapshot) = &self.snapshot {
+            let snapshot = snapshot.clone();
+            self.metrics.clone().merge(self, &snapshot);
+        }
+    }
+}
+
+impl Drop for LocalMetrics {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+const RCODES: [Rcode; 7] =
+    [Rcode::NoError, Rcode::FormErr, Rcode::ServFail, Rcode::NxDomain, Rcode::NotImp, Rcode::Refused, Rcode::BadVers];
+
+/// (VPC index or none, transport, rcode) in one integer: the local counters' key.
+fn pack(vpc: Option<u32>, transport: Transport, rcode: Rcode) -> u64 {
+    let vpc = vpc.map_or(0, |v| u64::from(v) + 1);
+    let rcode = RCODES.iter().position(|&r| r == rcode).unwrap_or(0) as u64;
+    (vpc << 8) | (u64::from(transport == Transport::Tcp) << 7) | rcode
+}
+
+fn unpack(key: u64) -> (Option<u32>, Transport, Rcode) {
+    let vpc = (key >> 8).checked_sub(1).and_then(|v| u32::try_from(v).ok());
+    let transport = if key & 0x80 != 0 { Transport::Tcp } else { Transport::Udp };
+    (vpc, transport, RCODES[(key & 0x7f) as usize % RCODES.len()])
+}
+
+fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+    }
+}
+
+/// What one scrape encodes.
+#[derive(Debug)]
+struct Scrape(Arc<Metrics>);
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let metrics = &self.0;
+        let (queries, answers, unclassified, latencies) = match metrics.totals.lock() {
+            Ok(t) => (t.queries.clone(), t.answers.clone(), t.unclassified, t.latencies.clone()),
+            Err(_) => return Ok(()),
+        };
+
+        let mut family = encoder.encode_descriptor(
+            "vpcdns_queries",
+            "Queries answered, by transport, rcode and VPC (empty: the source is in no VPC)",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((transport, rcode, vpc), n) in &queries {
+            let labels = [
+                ("transport", transport_name(*transport)),
+                ("rcode", rcode.name()),
+                ("vpc", vpc.as_deref().unwrap_or("")),
+            ];
+            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+        }
+
+        let mut by_owner: HashMap<&str, u64> = HashMap::new();
+        for ((_, owner), n) in &answers {
+            *by_owner.entry(owner).or_default() += n;
+        }
+        let mut family = encoder.encode_descriptor(
+            "vpcdns_owner_answers",
+            "Answers (NOERROR, NODATA, NXDOMAIN) by the account that owns the zone: the billed party",
+            None,
+            MetricType::Counter,
+        )?;
+        for (owner, n) in &by_owner {
+            ConstCounter::new(*n).encode(family.encode_family(&[("owner", *owner)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "vpcdns_zone_answers",
+            "Answers (NOERROR, NODATA, NXDOMAIN) by zone, with the zone's owner",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((zone, owner), n) in &answers {
+            ConstCounter::new(*n).encode(family.encode_family(&[("zone", &**zone), ("owner", &**owner)])?)?;
+        }
+
+        counter(
+            &mut encoder,
+            "vpcdns_unclassified_queries",
+            "Queries from sources in no VPC (answered REFUSED)",
+            unclassified,
+        )?;
+
+        // Per bucket, not cumulative: the encoder accumulates; it writes the bound f64::MAX as +Inf.
+        let buckets: Vec<(f64, u64)> =
+            LATENCY_BOUNDS.iter().copied().chain([f64::MAX]).zip(latencies.buckets).collect();
+        let mut family = encoder.encode_descriptor(
+            "vpcdns_query_duration_seconds",
+            "Time from receiving a query to its answer being ready, in the server",
+            None,
+            MetricType::Histogram,
+        )?;
+        family.encode_histogram::<Vec<(String, String)>>(latencies.sum_seconds, latencies.count(), &buckets, None)?;
+
+        let snapshot = metrics.published.load();
+        let records: usize = snapshot.zones.iter().map(|z| z.record_count).sum();
+        gauge(
+            &mut encoder,
+            "vpcdns_snapshot_generation",
+            "Generation of the snapshot being served",
+            snapshot.generation as i64,
+        )?;
+        counter(&mut encoder, "vpcdns_snapshot_swaps", "Snapshots published since start", snapshot.generation)?;
+        let last_swap = ConstGauge::new(snapshot.change_seconds);
+        let help = "How long the change behind the snapshot took, from its start to the swap";
+        last_swap.encode(encoder.encode_descriptor(
+            "vpcdns_snapshot_last_swap_seconds",
+            help,
+            None,
+            last_swap.metric_type(),
+        )?)?;
+        gauge(&mut encoder, "vpcdns_records", "Records loaded", records as i64)?;
+        gauge(&mut encoder, "vpcdns_zones", "Zones loaded", snapshot.zones.len() as i64)?;
+        gauge(&mut encoder, "vpcdns_vpcs", "VPCs loaded", snapshot.vpcs.len() as i64)?;
+
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        gauge(&mut encoder, "vpcdns_tcp_connections_open", "Open TCP connections", load(&metrics.tcp_open) as i64)?;
+        counter(
+            &mut encoder,
+            "vpcdns_tcp_connections_refused",
+            "TCP connections refused by the connection caps",
+            load(&metrics.tcp_refused),
+        )?;
+        let mut family = encoder.encode_descriptor(
+            "vpcdns_rate_limited_responses",
+            "UDP responses rate limiting truncated (slip) or dropped (drop)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(load(&metrics.rrl_slipped)).encode(family.encode_family(&[("action", "slip")])?)?;
+        ConstCounter::new(load(&metrics.rrl_dropped)).encode(family.encode_family(&[("action", "drop")])?)?;
+        counter(
+            &mut encoder,
+            "vpcdns_udp_replies_dropped",
+            "UDP replies the kernel did not take",
+            load(&metrics.udp_send_dropped),
+        )?;
+        Ok(())
+    }
+}
+
+/// Where `[metrics]` listens unless `listen` says otherwise: loopback, CoreDNS's metrics port.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9153";
+
+/// Binds the metrics listener (an error names the address, so a taken port is reported at start-up).
+pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context as _;
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))
+}
+
+/// Serves `GET /metrics` (the Prometheus text format) and `GET /ready` (200 while serving, 503 before and while
+/// shutting down) until the task is dropped.
+pub async fn serve_http(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    use axum::http::{header, StatusCode};
+    use axum::routing::get;
+    let scrape = |axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>| async move {
+        match metrics.render() {
+            Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text),
+            Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], String::new()),
+        }
+    };
+    let ready = |axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>| async move {
+        if metrics.is_ready() {
+            (StatusCode::OK, "ready\n")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        }
+    };
+    let app = axum::Router::new().route("/metrics", get(scrape)).route("/ready", get(ready)).with_state(metrics);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the metrics listener failed");
+    }
+}
+
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result<(), std::fmt::Error> {
+    let counter = ConstCounter::new(value);
+    counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(value);
+    gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        for vpc in [None, Some(0), Some(7), Some(u32::MAX - 1)] {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                for rcode in RCODES {
+                    assert_eq!(unpack(pack(vpc, transport, rcode)), (vpc, transport, rcode));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn latencies_fall_into_their_buckets() {
+        let mut l = Latencies::default();
+        l.observe(Duration::from_micros(10));
+        l.observe(Duration::from_micros(30));
+        l.observe(Duration::from_secs(1));
+        assert_eq!((l.buckets[0], l.buckets[1], l.buckets[LATENCY_BOUNDS.len()], l.count()), (1, 1, 1, 3));
+    }
+}
