@@ -156,8 +156,9 @@ pub struct LocalMetrics {
     metrics: Arc<Metrics>,
     /// The snapshot the indexes below refer to (a new one flushes first).
     snapshot: Option<Arc<Snapshot>>,
-    queries: HashMap<u64, u64>,
-    answers: HashMap<u32, u64>,
+    /// Fast-hashed: the keys are small integers of our own making, never chosen by a client.
+    queries: HashMap<u64, u64, ahash::RandomState>,
+    answers: HashMap<u32, u64, ahash::RandomState>,
     unclassified: u64,
     latencies: Latencies,
     last_flush: Instant,
@@ -168,8 +169,8 @@ impl LocalMetrics {
         LocalMetrics {
             metrics,
             snapshot: None,
-            queries: HashMap::new(),
-            answers: HashMap::new(),
+            queries: HashMap::default(),
+            answers: HashMap::default(),
             unclassified: 0,
             latencies: Latencies::default(),
             last_flush: Instant::now(),
