@@ -83,6 +83,7 @@ fn bench(c: &mut Criterion) {
         limits: vpcdns::state::Limits { max_records_per_account: 5_000_000, ..Default::default() },
         rrl: Default::default(),
         metrics: None,
+        query_log: None,
     };
     let started = Instant::now();
     let plane = ControlPlane::open(Arc::new(store), server, vec![7u8; 32]).expect("plane");

@@ -91,6 +91,7 @@ fn state(shape: Shape) -> State {
             limits: Default::default(),
             rrl: Default::default(),
             metrics: None,
+            query_log: None,
         },
         accounts: [(uid, account)].into_iter().collect(),
         users: BTreeMap::new(),

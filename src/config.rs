@@ -47,6 +47,17 @@ struct RawConfig {
     rrl: Option<RawRrl>,
     notify: Option<RawNotify>,
     metrics: Option<RawMetrics>,
+    query_log: Option<RawQueryLog>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueryLog {
+    path: PathBuf,
+    vpcs: Option<Vec<String>>,
+    max_bytes: Option<u64>,
+    keep: Option<u32>,
+    queue: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -351,6 +362,19 @@ impl Builder<'_> {
                 Err(_) => self.problems.push(format!("[metrics].listen: {text:?} is not an address:port")),
             }
         }
+        if let Some(q) = raw.query_log {
+            use crate::querylog as ql;
+            if q.max_bytes == Some(0) || q.queue == Some(0) {
+                self.problems.push("[query_log]: max_bytes and queue must be at least 1".into());
+            }
+            server.query_log = Some(ql::QueryLogSettings {
+                path: self.base.join(&q.path),
+                vpcs: q.vpcs,
+                max_bytes: q.max_bytes.unwrap_or(ql::DEFAULT_MAX_BYTES),
+                keep: q.keep.unwrap_or(ql::DEFAULT_KEEP),
+                queue: q.queue.unwrap_or(ql::DEFAULT_QUEUE),
+            });
+        }
         if let Some(r) = raw.rrl {
             let d = server.rrl;
             server.rrl = crate::state::RrlSettings {
@@ -420,6 +444,7 @@ impl Builder<'_> {
             limits: crate::state::Limits::default(),
             rrl: Default::default(),
             metrics: None,
+            query_log: None,
         }
     }
 

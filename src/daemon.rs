@@ -108,11 +108,19 @@ async fn run_dns(
     background: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let bound = serve::bind_all(&server.listen, udp_sockets)?;
+    let query_log = match &server.query_log {
+        Some(settings) => {
+            let log = crate::querylog::QueryLog::start(settings).context("cannot start the query log")?;
+            tracing::info!(path = %settings.path.display(), vpcs = ?settings.vpcs, "query log on");
+            Some(log)
+        }
+        None => None,
+    };
     let metrics = match server.metrics {
         Some(addr) => {
             let listener = crate::metrics::bind(addr).await?;
             let addr = listener.local_addr().unwrap_or(addr);
-            let metrics = Arc::new(crate::metrics::Metrics::new(published.clone()));
+            let metrics = Arc::new(crate::metrics::Metrics::new(published.clone(), query_log.clone()));
             tracing::info!("metrics on http://{addr}/metrics, readiness on http://{addr}/ready");
             tokio::spawn(crate::metrics::serve_http(listener, metrics.clone()));
             Some(metrics)
@@ -128,8 +136,7 @@ async fn run_dns(
         bound,
         published,
         serve::tcp::TcpLimits::from_limits(&server.limits),
-        meter,
-        metrics.clone(),
+        serve::Observers { meter, metrics: metrics.clone(), query_log },
         server.rrl,
         stopped,
     ));

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod name;
 pub mod nodes;
 pub mod notify;
+pub mod querylog;
 pub mod rdata;
 pub mod records;
 pub mod reload;

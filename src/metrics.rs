@@ -90,6 +90,7 @@ pub struct Metrics {
     /// UDP replies the kernel would not take.
     pub udp_send_dropped: AtomicU64,
     ready: AtomicBool,
+    query_log: Option<Arc<crate::querylog::QueryLog>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,7 +100,7 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub fn new(published: Published) -> Metrics {
+    pub fn new(published: Published, query_log: Option<Arc<crate::querylog::QueryLog>>) -> Metrics {
         Metrics {
             totals: Mutex::new(Totals::default()),
             published,
@@ -109,6 +110,7 @@ impl Metrics {
             rrl_dropped: AtomicU64::new(0),
             udp_send_dropped: AtomicU64::new(0),
             ready: AtomicBool::new(false),
+            query_log,
         }
     }
 
@@ -346,6 +348,10 @@ impl Collector for Scrape {
             "UDP replies the kernel did not take",
             load(&metrics.udp_send_dropped),
         )?;
+        if let Some(log) = &metrics.query_log {
+            let help = "Query log entries dropped because the writer was behind";
+            counter(&mut encoder, "vpcdns_query_log_dropped", help, log.dropped())?;
+        }
         Ok(())
     }
 }

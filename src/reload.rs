@@ -108,8 +108,12 @@ impl Reloader {
                     return;
                 }
                 self.watched = after;
-                if loaded.state.server.listen != self.state.server.listen {
+                let (new, old) = (&loaded.state.server, &self.state.server);
+                if new.listen != old.listen {
                     tracing::warn!("[server].listen changed: new addresses take effect after a restart");
+                }
+                if new.metrics != old.metrics || new.query_log != old.query_log {
+                    tracing::warn!("[metrics] or [query_log] changed: the change takes effect after a restart");
                 }
                 let mut snapshot = self.compiler.compile(&loaded.state);
                 snapshot.change_seconds = started.elapsed().as_secs_f64();

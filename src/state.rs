@@ -162,6 +162,8 @@ pub struct ServerSettings {
     pub rrl: RrlSettings,
     /// Where Prometheus metrics and `/ready` are served (`[metrics]`; off without it).
     pub metrics: Option<SocketAddr>,
+    /// The query log (`[query_log]`; off without it).
+    pub query_log: Option<crate::querylog::QueryLogSettings>,
 }
 
 /// `[rrl]` settings.

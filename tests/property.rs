@@ -128,6 +128,7 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
             limits: Default::default(),
             rrl: Default::default(),
             metrics: None,
+            query_log: None,
         },
         accounts,
         users: BTreeMap::new(),

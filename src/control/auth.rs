@@ -179,6 +179,7 @@ mod tests {
             limits: Default::default(),
             rrl: Default::default(),
             metrics: None,
+            query_log: None,
         });
         let uid = Uid("1".into());
         control.state.accounts.insert(

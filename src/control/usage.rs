@@ -170,6 +170,7 @@ mod tests {
             limits: Default::default(),
             rrl: Default::default(),
             metrics: None,
+            query_log: None,
         };
         let plane = ControlPlane::open(Arc::new(SqliteStore::open_in_memory().expect("store")), server, vec![1; 32])
             .expect("plane");

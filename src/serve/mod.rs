@@ -19,6 +19,14 @@ use crate::metering::Meter;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 
+/// What the query loops report to, each optional: the usage meter (store mode), metrics, the query log.
+#[derive(Clone, Default)]
+pub struct Observers {
+    pub meter: Option<Arc<Meter>>,
+    pub metrics: Option<Arc<Metrics>>,
+    pub query_log: Option<Arc<crate::querylog::QueryLog>>,
+}
+
 /// The snapshot being served. Writers `store` a new one; readers `load` it per request.
 pub type Published = Arc<ArcSwap<Snapshot>>;
 
@@ -40,8 +48,7 @@ pub async fn run(
     bound: Bound,
     published: Published,
     limits: tcp::TcpLimits,
-    meter: Option<Arc<Meter>>,
-    metrics: Option<Arc<Metrics>>,
+    observers: Observers,
     rrl: crate::state::RrlSettings,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -60,8 +67,7 @@ pub async fn run(
     for (index, udp) in bound.udp.into_iter().enumerate() {
         let shared = udp::Shared {
             published: published.clone(),
-            meter: meter.clone(),
-            metrics: metrics.clone(),
+            observers: observers.clone(),
             cookies: cookies.clone(),
             limiter: limiter.clone(),
             stop: stop.clone(),
@@ -73,8 +79,8 @@ pub async fn run(
     }
     let mut tcp_tasks = tokio::task::JoinSet::new();
     for listener in bound.tcp {
-        let args = (published.clone(), limits.clone(), meter.clone(), metrics.clone(), cookies.clone());
-        tcp_tasks.spawn(tcp::serve(listener, args.0, args.1, args.2, args.3, args.4, shutdown.clone()));
+        let args = (published.clone(), limits.clone(), observers.clone(), cookies.clone(), shutdown.clone());
+        tcp_tasks.spawn(tcp::serve(listener, args.0, args.1, args.2, args.3, args.4));
     }
     let _ = shutdown.wait_for(|stop| *stop).await;
     // UDP threads finish the batch in hand and see the flag within one receive timeout.

@@ -15,8 +15,9 @@ use tokio::time::timeout;
 
 use super::Published;
 use crate::lookup::Transport;
-use crate::metering::{LocalMeter, Meter};
+use crate::metering::LocalMeter;
 use crate::metrics::{LocalMetrics, Metrics};
+use crate::querylog::QueryLog;
 use crate::respond;
 
 /// Bounds on TCP clients.
@@ -103,14 +104,13 @@ pub async fn serve(
     listener: std::net::TcpListener,
     published: Published,
     limits: TcpLimits,
-    meter: Option<Arc<Meter>>,
-    metrics: Option<Arc<Metrics>>,
+    observers: super::Observers,
     cookies: super::Cookies,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let refused = |why: &str, peer: SocketAddr| {
         tracing::debug!(%peer, "TCP connection refused: {why}");
-        if let Some(metrics) = &metrics {
+        if let Some(metrics) = &observers.metrics {
             Metrics::count(&metrics.tcp_refused);
         }
     };
@@ -145,13 +145,14 @@ pub async fn serve(
         };
         let published = published.clone();
         let limits = limits.clone();
-        let local = meter.clone().map(LocalMeter::new);
-        let open = metrics.clone().map(OpenConnection::new);
-        let stats = metrics.clone().map(LocalMetrics::new);
+        let local = observers.meter.clone().map(LocalMeter::new);
+        let open = observers.metrics.clone().map(OpenConnection::new);
+        let stats = observers.metrics.clone().map(LocalMetrics::new);
+        let log = observers.query_log.clone();
         let cookies = cookies.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let counters = Counters { meter: local, stats };
+            let counters = Counters { meter: local, stats, log };
             if let Err(e) = connection(stream, peer, published, &limits, counters, cookies, shutdown).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
@@ -180,6 +181,7 @@ impl Drop for OpenConnection {
 struct Counters {
     meter: Option<LocalMeter>,
     stats: Option<LocalMetrics>,
+    log: Option<Arc<QueryLog>>,
 }
 
 /// Responses a connection may have waiting to be written; past this, reading stops until the client reads.
@@ -241,6 +243,9 @@ async fn connection(
         }
         if let Some(stats) = &mut counters.stats {
             stats.record(&snapshot, &outcome, Transport::Tcp, started.elapsed());
+        }
+        if let Some(log) = &counters.log {
+            log.record(&snapshot, &message, peer.ip(), &outcome, started.elapsed());
         }
         drop(snapshot);
         let mut frame = Vec::with_capacity(out.len() + 2);

@@ -17,7 +17,7 @@ use super::bind::UdpListener;
 use super::rrl::{Limiter, Verdict};
 use super::Published;
 use crate::lookup::Transport;
-use crate::metering::{LocalMeter, Meter};
+use crate::metering::LocalMeter;
 use crate::metrics::{LocalMetrics, Metrics};
 use crate::respond;
 
@@ -27,8 +27,7 @@ const RECEIVE_TIMEOUT: Duration = Duration::from_millis(200);
 /// Everything a UDP thread shares with the rest of the server.
 pub struct Shared {
     pub published: Published,
-    pub meter: Option<Arc<Meter>>,
-    pub metrics: Option<Arc<Metrics>>,
+    pub observers: super::Observers,
     pub cookies: super::Cookies,
     pub limiter: Arc<Limiter>,
     pub stop: Arc<AtomicBool>,
@@ -50,8 +49,8 @@ fn serve(listener: UdpListener, shared: Shared) {
     }
     let fd = socket.as_raw_fd();
     let mut batch = Batcher::new();
-    let mut counter = shared.meter.clone().map(LocalMeter::new);
-    let mut stats = shared.metrics.clone().map(LocalMetrics::new);
+    let mut counter = shared.observers.meter.clone().map(LocalMeter::new);
+    let mut stats = shared.observers.metrics.clone().map(LocalMetrics::new);
     let mut last_flush = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         match batch.receive(fd, local, wildcard) {
@@ -67,7 +66,7 @@ fn serve(listener: UdpListener, shared: Shared) {
         let dropped = batch.send(fd);
         if dropped > 0 {
             tracing::debug!(%local, dropped, "UDP replies dropped by the kernel");
-            if let Some(metrics) = &shared.metrics {
+            if let Some(metrics) = &shared.observers.metrics {
                 metrics.udp_send_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
             }
         }
@@ -101,13 +100,20 @@ fn answer_batch(
         if let Some(counter) = counter.as_deref_mut() {
             counter.record(&snapshot, &outcome);
         }
-        if let Some(stats) = stats.as_deref_mut() {
-            stats.record(&snapshot, &outcome, Transport::Udp, arrived.elapsed());
+        let query_log = &shared.observers.query_log;
+        if stats.is_some() || query_log.is_some() {
+            let latency = arrived.elapsed();
+            if let Some(stats) = stats.as_deref_mut() {
+                stats.record(&snapshot, &outcome, Transport::Udp, latency);
+            }
+            if let Some(log) = query_log {
+                log.record(&snapshot, packet, datagram.peer.ip(), &outcome, latency);
+            }
         }
         if shared.limiter.enabled() {
             let verdict = shared.limiter.check(datagram.peer.ip(), outcome.cookie_valid, Instant::now());
             let counted = |pick: fn(&Metrics) -> &std::sync::atomic::AtomicU64| {
-                if let Some(metrics) = &shared.metrics {
+                if let Some(metrics) = &shared.observers.metrics {
                     pick(metrics).fetch_add(1, Ordering::Relaxed);
                 }
             };
