@@ -152,6 +152,7 @@ async fn run_dns(
         println!("{line}");
     }
     let _ = std::io::stdout().flush();
+    notify_systemd("READY=1");
     let result = tokio::select! {
         _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
         _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
@@ -161,11 +162,37 @@ async fn run_dns(
     if let Some(metrics) = &metrics {
         metrics.set_ready(false);
     }
+    notify_systemd("STOPPING=1");
     let _ = stop.send(true);
     if tokio::time::timeout(serve::DRAIN_DEADLINE + std::time::Duration::from_secs(1), &mut dns).await.is_err() {
         dns.abort();
     }
     result
+}
+
+/// Tells the service manager about the server's state (sd_notify: `READY=1`, `STOPPING=1`) when it asked to be
+/// told, by setting NOTIFY_SOCKET (systemd's `Type=notify`). The socket may be a path or, with a leading `@`, an
+/// abstract name. Failing to notify is logged, never fatal: the server serves either way.
+pub fn notify_systemd(state: &str) {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let sent = (|| -> std::io::Result<()> {
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        let bytes = target.as_encoded_bytes();
+        match bytes.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                socket.send_to_addr(state.as_bytes(), &addr)?;
+            }
+            None => {
+                socket.send_to(state.as_bytes(), &target)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, state, "could not notify the service manager (NOTIFY_SOCKET)");
+    }
 }
 
 /// The HMAC secret for verification codes: 32 random bytes in a file of its own (mode 0600), never in the store,

@@ -118,6 +118,7 @@ impl Reloader {
                 let mut snapshot = self.compiler.compile(&loaded.state);
                 snapshot.change_seconds = started.elapsed().as_secs_f64();
                 let generation = snapshot.generation;
+                let changes = StateChanges::between(&self.state, &loaded.state);
                 log_counts(&snapshot, "reloaded");
                 self.published.store(Arc::new(snapshot));
                 self.state = loaded.state;
@@ -126,6 +127,7 @@ impl Reloader {
                     why,
                     generation,
                     elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                    changes = %changes,
                     "new snapshot published"
                 );
             }
@@ -155,6 +157,71 @@ pub fn release_free_memory() {
     // SAFETY: malloc_trim only walks the allocator's own free lists; it is safe to call at any time.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// What a reload changed, for its log line: zones added, removed and changed (by id), VPCs added, removed and
+/// changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StateChanges {
+    pub zones_added: Vec<String>,
+    pub zones_removed: Vec<String>,
+    pub zones_changed: Vec<String>,
+    pub vpcs_added: Vec<String>,
+    pub vpcs_removed: Vec<String>,
+    pub vpcs_changed: Vec<String>,
+}
+
+impl StateChanges {
+    pub fn between(old: &crate::state::State, new: &crate::state::State) -> StateChanges {
+        let mut changes = StateChanges::default();
+        for (id, zone) in &new.zones {
+            match old.zones.get(id) {
+                None => changes.zones_added.push(id.0.clone()),
+                Some(before) if before.revision != zone.revision || before.scope != zone.scope => {
+                    changes.zones_changed.push(id.0.clone())
+                }
+                Some(_) => {}
+            }
+        }
+        changes.zones_removed =
+            old.zones.keys().filter(|id| !new.zones.contains_key(*id)).map(|id| id.0.clone()).collect();
+        for (id, vpc) in &new.vpcs {
+            match old.vpcs.get(id) {
+                None => changes.vpcs_added.push(id.to_string()),
+                Some(before) if before != vpc => changes.vpcs_changed.push(id.to_string()),
+                Some(_) => {}
+            }
+        }
+        changes.vpcs_removed =
+            old.vpcs.keys().filter(|id| !new.vpcs.contains_key(*id)).map(|id| id.to_string()).collect();
+        changes
+    }
+}
+
+/// `zones +a +b ~c -d; vpcs +v`, naming at most eight of each kind (then `+N more`); `none` when nothing changed.
+impl std::fmt::Display for StateChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for (what, lists) in [
+            ("zones", [(&self.zones_added, '+'), (&self.zones_changed, '~'), (&self.zones_removed, '-')]),
+            ("vpcs", [(&self.vpcs_added, '+'), (&self.vpcs_changed, '~'), (&self.vpcs_removed, '-')]),
+        ] {
+            let mut items = Vec::new();
+            for (list, mark) in lists {
+                items.extend(list.iter().take(8).map(|id| format!("{mark}{id}")));
+                if list.len() > 8 {
+                    items.push(format!("{mark}{} more", list.len() - 8));
+                }
+            }
+            if !items.is_empty() {
+                parts.push(format!("{what} {}", items.join(" ")));
+            }
+        }
+        if parts.is_empty() {
+            return f.write_str("none");
+        }
+        f.write_str(&parts.join("; "))
     }
 }
 
@@ -192,5 +259,25 @@ pub async fn watch(mut reloader: Reloader, interval: Duration) -> anyhow::Result
         })
         .await
         .context("the reload thread panicked")?;
+    }
+}
+
+#[cfg(test)]
+mod change_tests {
+    use super::*;
+    use crate::testing;
+
+    #[test]
+    fn reload_changes_name_zones_and_vpcs() {
+        let a = "[[zones]]\nname = \"a.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n";
+        let b = "[[zones]]\nname = \"b.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n";
+        let www = "records = [{ name = \"www\", type = \"A\", data = \"10.0.0.1\" }]\n";
+        let old = testing::state(&format!("{a}{b}"), None);
+        let same = testing::state(&format!("{a}{b}"), Some(&old));
+        assert_eq!(StateChanges::between(&old, &same).to_string(), "none");
+        let c = "[[zones]]\nname = \"c.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n";
+        let new = testing::state(&format!("{a}{www}{c}"), Some(&old));
+        let changes = StateChanges::between(&old, &new);
+        assert_eq!(changes.to_string(), "zones +1/c.internal. ~1/a.internal. -1/b.internal.");
     }
 }
