@@ -89,6 +89,8 @@ pub struct Metrics {
     pub rrl_dropped: AtomicU64,
     /// UDP replies the kernel would not take.
     pub udp_send_dropped: AtomicU64,
+    /// Requests dropped without an answer (responses, packets too short for a DNS header).
+    pub requests_dropped: AtomicU64,
     ready: AtomicBool,
     query_log: Option<Arc<crate::querylog::QueryLog>>,
 }
@@ -109,6 +111,7 @@ impl Metrics {
             rrl_slipped: AtomicU64::new(0),
             rrl_dropped: AtomicU64::new(0),
             udp_send_dropped: AtomicU64::new(0),
+            requests_dropped: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             query_log,
         }
@@ -196,6 +199,11 @@ impl LocalMetrics {
         if self.last_flush.elapsed() >= LOCAL_FLUSH {
             self.flush();
         }
+    }
+
+    /// The shared metrics these counts go to.
+    pub fn shared(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Hands the counts to the shared totals.
@@ -348,6 +356,8 @@ impl Collector for Scrape {
             "UDP replies the kernel did not take",
             load(&metrics.udp_send_dropped),
         )?;
+        let help = "Requests dropped without an answer (responses, packets too short for a DNS header)";
+        counter(&mut encoder, "vpcdns_requests_dropped", help, load(&metrics.requests_dropped))?;
         if let Some(log) = &metrics.query_log {
             let help = "Query log entries dropped because the writer was behind";
             counter(&mut encoder, "vpcdns_query_log_dropped", help, log.dropped())?;

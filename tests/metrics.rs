@@ -73,13 +73,19 @@ fn a_scrape_after_dig_counts_what_was_asked() {
     }
     assert_eq!(s.dig("127.0.99.5", "www.corp.internal", "A").status, "REFUSED");
     assert_eq!(s.dig_with("127.0.60.5", "db.corp.internal", "A", &["+tcp"]).data("A"), ["10.0.0.2"]);
+    // Two datagrams that get no answer: too short for a header, and a response (QR set).
+    let junk = std::net::UdpSocket::bind("127.0.60.5:0").expect("bind");
+    junk.send_to(&[1, 2, 3], &s.addrs[0]).expect("send");
+    junk.send_to(&[0x12, 0x34, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0], &s.addrs[0]).expect("send");
 
     // Counts are handed over about once a second: scrape until the last of them shows (bounded).
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
         let (status, text) = get(&addr, "/metrics");
         assert_eq!(status, 200);
-        if sample(&text, "vpcdns_query_duration_seconds_count") == Some(9.0) || Instant::now() > deadline {
+        let done = sample(&text, "vpcdns_query_duration_seconds_count") == Some(9.0)
+            && sample(&text, "vpcdns_requests_dropped_total") == Some(2.0);
+        if done || Instant::now() > deadline {
             break text;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -99,6 +105,7 @@ fn a_scrape_after_dig_counts_what_was_asked() {
         ("vpcdns_vpcs", 2.0),
         ("vpcdns_records", 4.0), // the two A records and the generated SOA and NS
         ("vpcdns_tcp_connections_refused_total", 0.0),
+        ("vpcdns_requests_dropped_total", 2.0),
     ];
     for (series, value) in expect {
         assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");

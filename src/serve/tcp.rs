@@ -237,7 +237,12 @@ async fn connection(
         let keys = cookies.load();
         let handled =
             respond::handle(&message, peer.ip(), local_addr, Transport::Tcp, &snapshot, Some(&keys), &mut out);
-        let Some(outcome) = handled else { continue };
+        let Some(outcome) = handled else {
+            if let Some(metrics) = &counters.stats.as_ref().map(LocalMetrics::shared) {
+                Metrics::count(&metrics.requests_dropped);
+            }
+            continue;
+        };
         if let Some(meter) = &mut counters.meter {
             meter.record(&snapshot, &outcome);
         }

@@ -96,7 +96,13 @@ fn answer_batch(
         let (packet, out) = batch.slot(i);
         let handled =
             respond::handle(packet, datagram.peer.ip(), datagram.local, Transport::Udp, &snapshot, Some(&keys), out);
-        let Some(outcome) = handled else { continue };
+        let Some(outcome) = handled else {
+            // Not a query we answer (a response, a packet too short for a header): dropped, as RFC 1035 allows.
+            if let Some(metrics) = &shared.observers.metrics {
+                Metrics::count(&metrics.requests_dropped);
+            }
+            continue;
+        };
         if let Some(counter) = counter.as_deref_mut() {
             counter.record(&snapshot, &outcome);
         }
