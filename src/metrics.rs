@@ -73,6 +73,23 @@ struct Totals {
     answers: HashMap<(Arc<str>, Arc<str>), u64>,
     unclassified: u64,
     latencies: Latencies,
+    /// The snapshot generation series were last pruned for.
+    pruned: u64,
+}
+
+impl Totals {
+    /// Drops the series of VPCs and zones the snapshot no longer has: the series follow the inventory, so a
+    /// server that sees VPCs come and go for months does not keep every one it ever saw.
+    fn prune(&mut self, snapshot: &Snapshot) {
+        if self.pruned == snapshot.generation {
+            return;
+        }
+        self.pruned = snapshot.generation;
+        let vpcs: std::collections::HashSet<&str> = snapshot.vpcs.iter().map(|v| v.id.as_str()).collect();
+        self.queries.retain(|(_, _, vpc), _| vpc.as_deref().is_none_or(|v| vpcs.contains(v)));
+        let zones: std::collections::HashSet<&str> = snapshot.zones.iter().map(|z| &*z.meter_id).collect();
+        self.answers.retain(|(zone, _), _| zones.contains(&**zone));
+    }
 }
 
 /// The server's shared metrics: totals handed over by the query loops, counters of rare events, and the
@@ -153,6 +170,8 @@ impl Metrics {
         }
         totals.unclassified += std::mem::take(&mut local.unclassified);
         totals.latencies.add(&std::mem::take(&mut local.latencies));
+        let current = self.published.load();
+        totals.prune(&current);
     }
 }
 
@@ -422,6 +441,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Counts taken under a snapshot are read with that snapshot's ids, and a VPC or zone that is gone takes its
+    /// series with it.
+    #[test]
+    fn series_follow_the_inventory() {
+        let zone = "[[zones]]\nname = \"t.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n";
+        let with_v1 = Arc::new(crate::testing::snapshot(zone));
+        let published: Published = Arc::new(arc_swap::ArcSwap::new(with_v1.clone()));
+        let metrics = Arc::new(Metrics::new(published.clone(), None));
+        let mut local = LocalMetrics::new(metrics.clone());
+        let outcome = Outcome {
+            rcode: Rcode::NoError,
+            vpc: Some(0),
+            zone: Some(0),
+            truncated: false,
+            cookie_valid: false,
+            unclassified: false,
+        };
+        local.record(&with_v1, &outcome, Transport::Udp, Duration::from_micros(20));
+        local.flush();
+        let text = metrics.render().expect("render");
+        assert!(text.contains(r#"vpcdns_queries_total{transport="udp",rcode="NOERROR",vpc="v1"} 1"#), "{text}");
+        assert!(text.contains(r#"vpcdns_zone_answers_total{zone="1/t.internal.",owner="1"} 1"#), "{text}");
+        // The next generation has neither the VPC nor the zone.
+        let mut state = crate::testing::state("", None);
+        state.vpcs.clear();
+        let mut compiler = crate::compile::Compiler::default();
+        compiler.compile(&state);
+        let empty = Arc::new(compiler.compile(&state));
+        published.store(empty.clone());
+        local.record(
+            &empty,
+            &Outcome { vpc: None, zone: None, unclassified: true, ..outcome },
+            Transport::Tcp,
+            Duration::ZERO,
+        );
+        local.flush();
+        let text = metrics.render().expect("render");
+        assert!(!text.contains(r#"vpc="v1""#) && !text.contains("t.internal."), "{text}");
+        assert!(text.contains(r#"vpcdns_queries_total{transport="tcp",rcode="NOERROR",vpc=""} 1"#), "{text}");
+        assert!(text.contains("vpcdns_unclassified_queries_total 1"), "{text}");
     }
 
     #[test]
