@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::Server;
@@ -32,26 +30,6 @@ records = [{ name = "www", type = "A", data = "10.0.0.1" }, { name = "db", type 
 "#
 }
 
-/// The metrics address the server logged.
-fn metrics_addr(s: &Server) -> String {
-    s.wait_until("the metrics address in the log", || s.log().contains("http://"));
-    let log = s.log();
-    let start = log.find("http://").map(|i| i + "http://".len()).expect("metrics address in the log");
-    log[start..].split('/').next().expect("address").to_string()
-}
-
-/// A plain HTTP/1.1 GET: (status, body).
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to metrics");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
-}
-
 /// The value of the sample line `series` (name and labels exactly as exposed).
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
@@ -60,8 +38,8 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 #[test]
 fn a_scrape_after_dig_counts_what_was_asked() {
     let s = Server::start(&config(), &[]);
-    let addr = metrics_addr(&s);
-    assert_eq!(get(&addr, "/ready"), (200, "ready\n".to_string()));
+    let addr = common::metrics_addr(&s);
+    assert_eq!(common::http_get(&addr, "/ready"), (200, "ready\n".to_string()));
 
     for _ in 0..3 {
         assert_eq!(s.dig("127.0.60.5", "www.corp.internal", "A").data("A"), ["10.0.0.1"]);
@@ -81,7 +59,7 @@ fn a_scrape_after_dig_counts_what_was_asked() {
     // Counts are handed over about once a second: scrape until the last of them shows (bounded).
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
-        let (status, text) = get(&addr, "/metrics");
+        let (status, text) = common::http_get(&addr, "/metrics");
         assert_eq!(status, 200);
         let done = sample(&text, "vpcdns_query_duration_seconds_count") == Some(9.0)
             && sample(&text, "vpcdns_requests_dropped_total") == Some(2.0);
@@ -117,9 +95,9 @@ fn a_scrape_after_dig_counts_what_was_asked() {
 #[test]
 fn metrics_describe_the_snapshot_and_the_server_still_stops_cleanly() {
     let mut s = Server::start(&config(), &[]);
-    let addr = metrics_addr(&s);
-    assert_eq!(get(&addr, "/ready").0, 200);
-    let (status, text) = get(&addr, "/metrics");
+    let addr = common::metrics_addr(&s);
+    assert_eq!(common::http_get(&addr, "/ready").0, 200);
+    let (status, text) = common::http_get(&addr, "/metrics");
     assert_eq!(status, 200);
     assert!(text.contains("# TYPE vpcdns_queries counter"), "{text}");
     assert_eq!(sample(&text, "vpcdns_snapshot_generation"), Some(1.0), "{text}");

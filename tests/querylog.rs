@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::Server;
@@ -88,14 +86,7 @@ fn a_writer_that_cannot_keep_up_drops_entries_and_answers_go_on() {
         assert_eq!(s.dig("127.0.70.5", "www.corp.internal", "A").data("A"), ["10.0.0.1"]);
     }
     assert!(started.elapsed() < Duration::from_secs(20), "answers were held up: {:?}", started.elapsed());
-    s.wait_until("the metrics address", || s.log().contains("http://"));
-    let log = s.log();
-    let start = log.find("http://").map(|i| i + 7).expect("address");
-    let addr = log[start..].split('/').next().expect("address").to_string();
-    let mut stream = TcpStream::connect(&addr).expect("connect");
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("request");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("response");
+    let (_, text) = common::http_get(&common::metrics_addr(&s), "/metrics");
     let dropped: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("vpcdns_query_log_dropped_total "))

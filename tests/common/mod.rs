@@ -307,3 +307,24 @@ pub fn example_dir() -> (tempfile::TempDir, u16) {
     std::fs::write(dir.path().join("vpcdns.toml"), text).expect("write config");
     (dir, port)
 }
+
+/// The metrics listener's address, as the server logged it (`[metrics] listen` may use port 0).
+pub fn metrics_addr(s: &Server) -> String {
+    s.wait_until("the metrics address in the log", || s.log().contains("http://"));
+    let log = s.log();
+    let start = log.find("http://").map(|i| i + "http://".len()).expect("metrics address in the log");
+    log[start..].split('/').next().expect("address").to_string()
+}
+
+/// A plain HTTP/1.1 GET over loopback: (status, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
