@@ -225,11 +225,11 @@ impl LocalMetrics {
         &self.metrics
     }
 
-    /// Hands the counts to the shared totals.
+    /// Hands the counts to the shared totals, and lets go of their snapshot: an idle thread must not keep a
+    /// replaced snapshot (a whole generation of tables) alive.
     pub fn flush(&mut self) {
         self.last_flush = Instant::now();
-        if let Some(snapshot) = &self.snapshot {
-            let snapshot = snapshot.clone();
+        if let Some(snapshot) = self.snapshot.take() {
             self.metrics.clone().merge(self, &snapshot);
         }
     }
@@ -462,6 +462,7 @@ mod tests {
         };
         local.record(&with_v1, &outcome, Transport::Udp, Duration::from_micros(20));
         local.flush();
+        assert!(local.snapshot.is_none(), "a flush lets go of the snapshot");
         let text = metrics.render().expect("render");
         assert!(text.contains(r#"vpcdns_queries_total{transport="udp",rcode="NOERROR",vpc="v1"} 1"#), "{text}");
         assert!(text.contains(r#"vpcdns_zone_answers_total{zone="1/t.internal.",owner="1"} 1"#), "{text}");
