@@ -3,16 +3,16 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn config(port: u16) -> String {
+fn config() -> String {
     common::ACCOUNT.to_string()
-        + &format!(
-            r#"
+        + r#"
 [server]
-listen = ["127.0.0.1:{port}"]
+listen = ["127.0.0.1:0"]
 [[vpcs]]
 id = "v1"
 account = "1"
@@ -21,9 +21,8 @@ cidrs = ["127.0.80.0/24"]
 name = "corp.internal."
 account = "1"
 scope = ["v1"]
-records = [{{ name = "www", type = "A", data = "10.0.0.1" }}]
+records = [{ name = "www", type = "A", data = "10.0.0.1" }]
 "#
-        )
 }
 
 fn receive(socket: &UnixDatagram) -> String {
@@ -36,18 +35,21 @@ fn receive(socket: &UnixDatagram) -> String {
 fn ready_then_stopping(socket: &UnixDatagram, target: &str) {
     socket.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = common::free_port();
-    common::write_files(dir.path(), &config(port), &[]);
+    common::write_files(dir.path(), &config(), &[]);
     let mut child = Command::new(common::BIN)
         .args(["serve", "--config"])
         .arg(dir.path().join("vpcdns.toml"))
         .env("NOTIFY_SOCKET", target)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start vpcdns");
     assert_eq!(receive(socket), "READY=1");
-    let answer = common::dig_at(&format!("127.0.0.1:{port}"), "127.0.80.5", "www.corp.internal", "A", &[]);
+    // The readiness line comes before READY=1; it names the port (0 in the config picks a free one).
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("readiness line");
+    let addr = line.trim().strip_prefix("vpcdns ready: listening on ").expect("readiness line").to_string();
+    let answer = common::dig_at(&addr, "127.0.80.5", "www.corp.internal", "A", &[]);
     assert_eq!(answer.data("A"), ["10.0.0.1"], "ready means answering");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
         .expect("SIGTERM");
