@@ -44,7 +44,8 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
             None => {
                 let reloader = Reloader::from_loaded(&config, loaded);
                 let published = reloader.published();
-                let watcher = tokio::spawn(reload::watch(reloader, watch_interval));
+                let hangup = reload::catch_hangup()?;
+                let watcher = tokio::spawn(reload::watch(reloader, hangup, watch_interval));
                 run_dns(&server, published, udp_sockets, None, None, async move {
                     watcher.await.context("the reload task failed")?
                 })

@@ -237,10 +237,18 @@ fn log_counts(snapshot: &Snapshot, what: &str) {
     );
 }
 
+/// Catches SIGHUP for [`watch`]. Installed before the server says it is ready: a SIGHUP that arrived before the
+/// handler would kill the process (the default action).
+pub fn catch_hangup() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot install the SIGHUP handler")
+}
+
 /// Reloads on SIGHUP and on file changes (polled every `interval`) until the process ends.
-pub async fn watch(mut reloader: Reloader, interval: Duration) -> anyhow::Result<()> {
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("cannot install the SIGHUP handler")?;
+pub async fn watch(
+    mut reloader: Reloader,
+    mut hangup: tokio::signal::unix::Signal,
+    interval: Duration,
+) -> anyhow::Result<()> {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
