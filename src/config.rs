@@ -87,8 +87,18 @@ struct RawLimits {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
-    path: PathBuf,
+    /// "sqlite" (the default: the embedded store at `path`) or "etcd".
+    kind: Option<String>,
+    path: Option<PathBuf>,
     node: Option<String>,
+    endpoints: Option<Vec<String>>,
+    prefix: Option<String>,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -124,8 +134,8 @@ fn default_smtp_port() -> u16 {
 /// Where the control plane keeps its state and listens (store mode, `[store]` set).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlSettings {
-    /// The embedded store's file.
-    pub store: PathBuf,
+    /// Where the state is kept.
+    pub store: StoreSettings,
     /// The tenant API (HTTP/JSON).
     pub admin_listen: SocketAddr,
     /// The operator's Unix socket (owner-only permissions).
@@ -139,6 +149,37 @@ pub struct ControlSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// How long a link verification code stays valid.
     pub link_code_ttl_secs: u64,
+}
+
+/// Which store holds the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    /// The embedded store: one file, one node.
+    Sqlite(PathBuf),
+    /// An etcd cluster shared by several nodes.
+    Etcd(EtcdSettings),
+}
+
+/// How to reach etcd; the same fields whether or not this binary was built with the `etcd` feature, so that a
+/// configuration is checked the same everywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    /// CA, and the client certificate and key (all PEM).
+    pub tls: Option<(PathBuf, Option<(PathBuf, PathBuf)>)>,
+    /// User name and the password read from `password_file`.
+    pub user: Option<(String, String)>,
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Display for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSettings::Sqlite(path) => write!(f, "{}", path.display()),
+            StoreSettings::Etcd(etcd) => write!(f, "etcd {} under {:?}", etcd.endpoints.join(","), etcd.prefix),
+        }
+    }
 }
 
 /// Where the admin API listens when `[admin] listen` is not set.
@@ -308,7 +349,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn control_settings(&mut self, raw: &RawConfig) -> Option<ControlSettings> {
         let store = raw.store.as_ref()?;
-        let path = self.base.join(&store.path);
+        let (settings, path) = self.store_settings(store)?;
         let admin = raw.admin.as_ref();
         let listen_text = admin.and_then(|a| a.listen.clone()).unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.into());
         let admin_listen = match listen_text.parse() {
@@ -350,7 +391,106 @@ impl Builder<'_> {
         if link_code_ttl_secs == 0 {
             self.problems.push("[admin].link_code_ttl_secs must be at least 1".into());
         }
-        Some(ControlSettings { store: path, admin_listen, socket, secret_file, smtp, node, tls, link_code_ttl_secs })
+        Some(ControlSettings { store: settings, admin_listen, socket, secret_file, smtp, node, tls, link_code_ttl_secs })
+    }
+
+    /// The store, and the path the operator socket and the secret are named after by default (the embedded store's
+    /// file; for etcd, `vpcdns` beside the configuration).
+    fn store_settings(&mut self, store: &RawStore) -> Option<(StoreSettings, PathBuf)> {
+        let etcd_fields = store.endpoints.is_some()
+            || store.prefix.is_some()
+            || store.tls_ca.is_some()
+            || store.tls_cert.is_some()
+            || store.tls_key.is_some()
+            || store.user.is_some()
+            || store.password_file.is_some()
+            || store.timeout_ms.is_some();
+        match store.kind.as_deref().unwrap_or("sqlite") {
+            "sqlite" => {
+                if etcd_fields {
+                    self.problems.push(
+                        "[store]: endpoints, prefix, tls_*, user, password_file and timeout_ms are for kind = \"etcd\""
+                            .into(),
+                    );
+                }
+                let Some(path) = &store.path else {
+                    self.problems.push("[store]: give path = \"…\" (the embedded store's file)".into());
+                    return None;
+                };
+                let path = self.base.join(path);
+                Some((StoreSettings::Sqlite(path.clone()), path))
+            }
+            "etcd" => {
+                if store.path.is_some() {
+                    self.problems.push("[store]: path is for the embedded store; etcd takes endpoints".into());
+                }
+                let endpoints = store.endpoints.clone().unwrap_or_default();
+                if endpoints.is_empty() {
+                    self.problems.push("[store]: kind = \"etcd\" needs endpoints = [\"http://host:2379\", …]".into());
+                }
+                for e in &endpoints {
+                    if !(e.starts_with("http://") || e.starts_with("https://")) {
+                        self.problems.push(format!("[store].endpoints: {e:?} must start with http:// or https://"));
+                    }
+                }
+                let prefix = store.prefix.clone().unwrap_or_else(|| "/vpcdns/".into());
+                if prefix.is_empty() {
+                    self.problems.push("[store].prefix must not be empty".into());
+                }
+                let certs = match (&store.tls_cert, &store.tls_key) {
+                    (Some(c), Some(k)) => Some((self.base.join(c), self.base.join(k))),
+                    (None, None) => None,
+                    _ => {
+                        self.problems.push("[store]: give both tls_cert and tls_key, or neither".into());
+                        None
+                    }
+                };
+                let tls = match (&store.tls_ca, certs) {
+                    (Some(ca), certs) => Some((self.base.join(ca), certs)),
+                    (None, None) => None,
+                    (None, Some(_)) => {
+                        self.problems.push("[store]: a client certificate needs tls_ca (the members' CA)".into());
+                        None
+                    }
+                };
+                if tls.is_some() && endpoints.iter().any(|e| e.starts_with("http://")) {
+                    self.problems.push("[store]: with TLS every endpoint must be https://".into());
+                }
+                let user = match (&store.user, &store.password_file) {
+                    (Some(user), Some(file)) => {
+                        let file = self.base.join(file);
+                        match std::fs::read_to_string(&file) {
+                            Ok(password) => Some((user.clone(), password.trim_end_matches(['\r', '\n']).to_string())),
+                            Err(e) => {
+                                self.problems.push(format!("[store].password_file {}: {e}", file.display()));
+                                None
+                            }
+                        }
+                    }
+                    (None, None) => None,
+                    _ => {
+                        self.problems.push("[store]: give both user and password_file, or neither".into());
+                        None
+                    }
+                };
+                let timeout_ms = store.timeout_ms.unwrap_or(2000);
+                if timeout_ms == 0 {
+                    self.problems.push("[store].timeout_ms must be at least 1".into());
+                }
+                let settings = EtcdSettings {
+                    endpoints,
+                    prefix,
+                    tls,
+                    user,
+                    timeout: std::time::Duration::from_millis(timeout_ms.max(1)),
+                };
+                Some((StoreSettings::Etcd(settings), self.base.join("vpcdns")))
+            }
+            other => {
+                self.problems.push(format!("[store].kind: {other:?} is not a store (sqlite, etcd)"));
+                None
+            }
+        }
     }
 
     fn build(&mut self, raw: RawConfig) -> Result<State, ConfigError> {

@@ -14,13 +14,13 @@ use anyhow::Context;
 
 use crate::api::{self, ApiState};
 use crate::config::ControlSettings;
+use crate::control::follow::{follow, FeedHealth};
 use crate::control::{auth, usage, ControlPlane};
 use crate::metering::Meter;
 use crate::notify::Mailer;
 use crate::reload::{self, Reloader};
 use crate::serve::{self, Published};
 use crate::state::ServerSettings;
-use crate::store::sqlite::SqliteStore;
 
 /// Serves until SIGTERM/SIGINT.
 pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usize>) -> anyhow::Result<()> {
@@ -46,7 +46,7 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
                 let published = reloader.published();
                 let hangup = reload::catch_hangup()?;
                 let watcher = tokio::spawn(reload::watch(reloader, hangup, watch_interval));
-                run_dns(&server, published, udp_sockets, None, None, async move {
+                run_dns(&server, published, udp_sockets, None, Observe::default(), async move {
                     watcher.await.context("the reload task failed")?
                 })
                 .await
@@ -58,10 +58,10 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
 async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sockets: usize) -> anyhow::Result<()> {
     // The store, its WAL, backups and the secret are the tenants' data: owner-only, whatever the caller's umask.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let store = SqliteStore::open(&settings.store)?;
+    let store = crate::store::open(&settings.store)?;
     let secret = read_or_create_secret(&settings.secret_file)?;
     let plane = Arc::new(
-        ControlPlane::open(Arc::new(store), server.clone(), secret)?.with_code_ttl(settings.link_code_ttl_secs),
+        ControlPlane::open(store, server.clone(), secret)?.with_code_ttl(settings.link_code_ttl_secs),
     );
     // In managed mode there is no file state to reload: SIGHUP is acknowledged, never fatal.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -70,7 +70,7 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
             tracing::info!("SIGHUP: managed mode has nothing to reload (changes come through the admin API)");
         }
     });
-    tracing::info!(store = %settings.store.display(), revision = plane.current().revision, "store opened");
+    tracing::info!(store = %settings.store, revision = plane.current().revision, "store opened");
     let mailer = match &settings.smtp {
         Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
         None => None,
@@ -79,10 +79,17 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
     let admin_line = format!("vpcdns admin: {} operator socket {}", admin.url(), settings.socket.display());
     let state = ApiState::new(plane.clone(), mailer);
     let api_task = tokio::spawn(api::listen::serve(admin, state));
+    // A shared store: the state was listed at one revision; from the next, follow what other nodes commit.
+    let feed = plane.store().is_shared().then(|| {
+        let health = Arc::new(FeedHealth::default());
+        tokio::spawn(follow(plane.clone(), health.clone()));
+        health
+    });
     let meter = Arc::new(Meter::default());
     let persister =
         tokio::spawn(usage::persist_loop(plane.clone(), meter.clone(), settings.node.clone(), USAGE_PERSIST_EVERY));
-    let result = run_dns(&server, plane.published(), udp_sockets, Some(admin_line), Some(meter.clone()), async move {
+    let observe = Observe { meter: Some(meter.clone()), feed };
+    let result = run_dns(&server, plane.published(), udp_sockets, Some(admin_line), observe, async move {
         api_task.await.context("the admin API task failed")?
     })
     .await;
@@ -99,13 +106,20 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
 /// How often counted usage is written to the store.
 const USAGE_PERSIST_EVERY: Duration = Duration::from_secs(5);
 
+/// What store mode adds to the DNS service's observers.
+#[derive(Default)]
+struct Observe {
+    meter: Option<Arc<Meter>>,
+    feed: Option<Arc<FeedHealth>>,
+}
+
 /// Binds DNS, prints the readiness line(s), and runs until a signal or until `background` fails.
 async fn run_dns(
     server: &ServerSettings,
     published: Published,
     udp_sockets: usize,
     extra_line: Option<String>,
-    meter: Option<Arc<Meter>>,
+    observe: Observe,
     background: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let bound = serve::bind_all(&server.listen, udp_sockets)?;
@@ -121,7 +135,8 @@ async fn run_dns(
         Some(addr) => {
             let listener = crate::metrics::bind(addr).await?;
             let addr = listener.local_addr().unwrap_or(addr);
-            let metrics = Arc::new(crate::metrics::Metrics::new(published.clone(), query_log.clone()));
+            let metrics =
+                Arc::new(crate::metrics::Metrics::new(published.clone(), query_log.clone()).with_feed(observe.feed));
             tracing::info!("metrics on http://{addr}/metrics, readiness on http://{addr}/ready");
             tokio::spawn(crate::metrics::serve_http(listener, metrics.clone()));
             Some(metrics)
@@ -137,7 +152,7 @@ async fn run_dns(
         bound,
         published,
         serve::tcp::TcpLimits::from_limits(&server.limits),
-        serve::Observers { meter, metrics: metrics.clone(), query_log },
+        serve::Observers { meter: observe.meter, metrics: metrics.clone(), query_log },
         server.rrl,
         stopped,
     ));

@@ -110,6 +110,8 @@ pub struct Metrics {
     pub requests_dropped: AtomicU64,
     ready: AtomicBool,
     query_log: Option<Arc<crate::querylog::QueryLog>>,
+    /// Set on a node that follows a shared store.
+    feed: Option<Arc<crate::control::follow::FeedHealth>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -131,6 +133,22 @@ impl Metrics {
             requests_dropped: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             query_log,
+            feed: None,
+        }
+    }
+
+    /// Reports how this node follows a shared store (metrics and `/ready`).
+    pub fn with_feed(mut self, feed: Option<Arc<crate::control::follow::FeedHealth>>) -> Metrics {
+        self.feed = feed;
+        self
+    }
+
+    /// The body of `/ready`: the state, and on a node following a shared store, how it follows.
+    fn ready_text(&self) -> String {
+        let head = if self.is_ready() { "ready" } else { "not ready" };
+        match &self.feed {
+            Some(feed) => format!("{head}\n{}\n", feed.detail()),
+            None => format!("{head}\n"),
         }
     }
 
@@ -381,6 +399,14 @@ impl Collector for Scrape {
             let help = "Query log entries dropped because the writer was behind";
             counter(&mut encoder, "vpcdns_query_log_dropped", help, log.dropped())?;
         }
+        if let Some(feed) = &metrics.feed {
+            let help = "1 while the node follows the shared store, 0 while it cannot reach it (it serves its last state)";
+            gauge(&mut encoder, "vpcdns_store_connected", help, i64::from(feed.connected()))?;
+            let help = "The store revision this node's state is at";
+            gauge(&mut encoder, "vpcdns_store_applied_revision", help, feed.applied() as i64)?;
+            let help = "Times the node read the whole state again because the history it needed was compacted";
+            counter(&mut encoder, "vpcdns_store_relists", help, feed.relists())?;
+        }
         Ok(())
     }
 }
@@ -406,11 +432,8 @@ pub async fn serve_http(listener: tokio::net::TcpListener, metrics: Arc<Metrics>
         }
     };
     let ready = |axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>| async move {
-        if metrics.is_ready() {
-            (StatusCode::OK, "ready\n")
-        } else {
-            (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-        }
+        let status = if metrics.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        (status, metrics.ready_text())
     };
     let app = axum::Router::new().route("/metrics", get(scrape)).route("/ready", get(ready)).with_state(metrics);
     if let Err(e) = axum::serve(listener, app).await {

@@ -122,17 +122,20 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         if running {
             anyhow::bail!("the server is running on {}: stop it before restoring", settings.socket.display());
         }
-        crate::store::sqlite::SqliteStore::restore(path, &settings.store)?;
-        println!("restored {} from {}", settings.store.display(), path.display());
+        let crate::config::StoreSettings::Sqlite(store) = &settings.store else {
+            anyhow::bail!("restore is for the embedded store; restore etcd with `etcdctl snapshot restore`");
+        };
+        crate::store::sqlite::SqliteStore::restore(path, store)?;
+        println!("restored {} from {}", store.display(), path.display());
         return Ok(());
     }
     let command = prepare(args.command)?;
     let transport = if running {
         Transport::Unix(settings.socket.clone())
     } else {
-        let store = crate::store::sqlite::SqliteStore::open(&settings.store)?;
+        let store = crate::store::open(&settings.store)?;
         let secret = super::super::daemon::read_or_create_secret(&settings.secret_file)?;
-        let plane = ControlPlane::open(Arc::new(store), loaded.state.server.clone(), secret)?;
+        let plane = ControlPlane::open(store, loaded.state.server.clone(), secret)?;
         Transport::InProcess(operator_router(ApiState::new(Arc::new(plane), None)))
     };
     let (method, path, body) = to_request(command);

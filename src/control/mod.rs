@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod follow;
 pub mod model;
 pub mod ops;
 pub mod usage;
@@ -71,7 +72,14 @@ pub struct ControlPlane {
     published: Published,
     secret: Vec<u8>,
     code_ttl: u64,
+    /// The revision in memory, for writers that wait for the feed to bring their commit.
+    applied: (Mutex<u64>, std::sync::Condvar),
+    /// Set while a feed of other nodes' commits is applied (shared stores).
+    following: std::sync::atomic::AtomicBool,
 }
+
+/// How long a write waits for the feed to bring its own commit before reading the history itself.
+const FEED_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -97,6 +105,7 @@ impl ControlPlane {
             "state loaded from the store"
         );
         crate::reload::release_free_memory();
+        let revision = control.revision;
         Ok(ControlPlane {
             store,
             control: RwLock::new(Arc::new(control)),
@@ -104,6 +113,8 @@ impl ControlPlane {
             published: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot)),
             secret,
             code_ttl: ops::links::CODE_TTL_SECS,
+            applied: (Mutex::new(revision), std::sync::Condvar::new()),
+            following: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -190,16 +201,32 @@ impl ControlPlane {
                     "{key} is at revision {actual}, not {expected}: read it again and retry"
                 )))
             }
-            Err(e) => return Err(ApiError::internal(format!("store: {e}"))),
+            Err(e) => return Err(store_error(e)),
         };
-        if revision != provisional {
-            // Other commits landed since `current` (usage buckets, or another process on the same store): rebuild
-            // from the change feed, which holds ours too, instead of trusting the provisional copy.
-            next = (*current).clone();
-            let changes = self
-                .store
-                .changes_since(current.revision, usize::MAX)
-                .map_err(|e| ApiError::internal(format!("store: {e}")))?;
+        if revision != provisional && self.following.load(std::sync::atomic::Ordering::Relaxed) {
+            // Other nodes committed since `current`: the feed brings their changes and ours, in order. Waiting for
+            // it (without the writer lock, which the feed needs) is cheaper than reading the history again.
+            drop(compiler);
+            if self.wait_applied(revision, FEED_WAIT) {
+                let mut response = plan.response.clone();
+                add_revision(&mut response, revision);
+                return Ok((response, plan));
+            }
+            compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if self.current().revision >= revision {
+                let mut response = plan.response.clone();
+                add_revision(&mut response, revision);
+                return Ok((response, plan));
+            }
+        }
+        let latest = self.current();
+        if revision != provisional || latest.revision != current.revision {
+            // Other commits landed since `current` (usage buckets, or another node on the same store): rebuild
+            // from the change history, which holds ours too, instead of trusting the provisional copy.
+            next = (*latest).clone();
+            let changes = self.store.changes_since(latest.revision, usize::MAX).map_err(|e| {
+                ApiError::internal(format!("committed at revision {revision}, but reading it back failed: {e}"))
+            })?;
             for problem in next.apply(&changes) {
                 tracing::error!(problem, "a stored document was skipped");
             }
@@ -207,11 +234,7 @@ impl ControlPlane {
         }
         let mut snapshot = compiler.compile_changed(&next.state, Some(&changed));
         snapshot.change_seconds = started.elapsed().as_secs_f64();
-        self.published.store(Arc::new(snapshot));
-        match self.control.write() {
-            Ok(mut c) => *c = Arc::new(next),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(next),
-        }
+        self.publish(snapshot, next);
         let mut response = plan.response.clone();
         add_revision(&mut response, revision);
         Ok((response, plan))
@@ -224,6 +247,87 @@ impl ControlPlane {
             TxnOutcome::Committed { revision } => Ok(revision),
             TxnOutcome::Conflict { key, .. } => anyhow::bail!("unexpected conflict on {key}"),
         }
+    }
+
+    /// Folds changes other nodes committed (from the store's feed) into memory and publishes them. Revisions at or
+    /// below the one already applied are skipped: this node's own commits arrive here too. Returns the revision
+    /// now applied.
+    pub fn apply_feed(&self, changes: &[Change]) -> u64 {
+        let started = std::time::Instant::now();
+        let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.current();
+        let fresh: Vec<Change> = changes.iter().filter(|c| c.revision > current.revision).cloned().collect();
+        if fresh.is_empty() {
+            return current.revision;
+        }
+        let mut next = (*current).clone();
+        for problem in next.apply(&fresh) {
+            tracing::error!(problem, "a stored document was skipped");
+        }
+        let changed = next.take_dirty();
+        let mut snapshot = compiler.compile_changed(&next.state, Some(&changed));
+        snapshot.change_seconds = started.elapsed().as_secs_f64();
+        let revision = next.revision;
+        self.publish(snapshot, next);
+        revision
+    }
+
+    /// Swaps in a new snapshot and the state it was compiled from, and wakes writers waiting for the revision.
+    /// Callers hold the writer lock.
+    fn publish(&self, snapshot: Snapshot, control: Control) {
+        let revision = control.revision;
+        self.published.store(Arc::new(snapshot));
+        match self.control.write() {
+            Ok(mut c) => *c = Arc::new(control),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(control),
+        }
+        let (applied, woken) = &self.applied;
+        let mut applied = applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *applied = revision;
+        woken.notify_all();
+    }
+
+    /// Waits (at most `timeout`) until the state in memory has reached `revision`.
+    fn wait_applied(&self, revision: u64, timeout: std::time::Duration) -> bool {
+        let (applied, woken) = &self.applied;
+        let guard = applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (guard, _) = woken
+            .wait_timeout_while(guard, timeout, |applied| *applied < revision)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard >= revision
+    }
+
+    /// Says whether a feed from the store is being applied (set by `follow`).
+    pub fn set_following(&self, on: bool) {
+        self.following.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reads the whole state again and swaps it in (after the feed's history was compacted away). Returns the
+    /// revision read.
+    pub fn resync(&self) -> anyhow::Result<u64> {
+        let started = std::time::Instant::now();
+        let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let server = self.current().state.server.clone();
+        let control = load_control(self.store.as_ref(), server)?;
+        let mut fresh = Compiler::default();
+        let mut snapshot = fresh.compile(&control.state);
+        snapshot.change_seconds = started.elapsed().as_secs_f64();
+        *compiler = fresh;
+        let revision = control.revision;
+        self.publish(snapshot, control);
+        Ok(revision)
+    }
+}
+
+/// A store failure as the API reports it: 503 when the store cannot be reached (nothing was written), 413 when
+/// the change is too large for one transaction, 500 otherwise.
+pub fn store_error(e: crate::store::StoreError) -> ApiError {
+    use crate::store::StoreError;
+    match e {
+        StoreError::Unavailable { .. } => ApiError::new(503, "store_unavailable", e.to_string()),
+        StoreError::Unknown { .. } => ApiError::new(503, "outcome_unknown", e.to_string()),
+        StoreError::TooLarge { .. } => ApiError::new(413, "too_large", e.to_string()),
+        e => ApiError::internal(format!("store: {e}")),
     }
 }
 

@@ -5,11 +5,32 @@
 //! storage format, and it must not interpret values: keys are UTF-8 strings, values are opaque bytes (JSON
 //! written by the caller).
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
 
 pub use sqlite::SqliteStore;
+
+/// What a store shared by several nodes reports to each of them: the changes others commit, as they commit them
+/// (see [`Store::feed`]).
+pub type Feed = tokio::sync::mpsc::Receiver<FeedEvent>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEvent {
+    /// The feed reaches the store (again).
+    Connected,
+    /// Changes in revision order; a revision is never split between two events.
+    Changes(Vec<Change>),
+    /// Every change up to this revision has been delivered.
+    Progress(u64),
+    /// The store cannot be reached; the feed keeps trying and resumes after the last revision delivered.
+    Disconnected(String),
+    /// The history after the last delivered revision was compacted: the feed has ended. Read the whole state
+    /// again ([`Store::list`]) and open a new feed from its revision.
+    Compacted { oldest: u64 },
+}
 
 /// One key's current value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +108,19 @@ pub enum StoreError {
     /// A thread panicked while holding the store's lock; the store refuses further use from this process.
     #[error("store lock poisoned by a panicked thread")]
     Poisoned,
+    /// The remote store refused the request (permission, bad argument): retrying will not help.
+    #[error("etcd: cannot {op}: {detail}")]
+    Etcd { op: &'static str, detail: String },
+    /// No member of the remote store could be reached: nothing was done.
+    #[error("etcd is unreachable: cannot {op}: {detail}")]
+    Unavailable { op: &'static str, detail: String },
+    /// The request may or may not have been applied (the connection broke after it was sent): read the state
+    /// again before retrying.
+    #[error("etcd did not confirm the outcome: cannot be sure it did {op}; read the state again ({detail})")]
+    Unknown { op: &'static str, detail: String },
+    /// The transaction exceeds what the remote store accepts in one request.
+    #[error("transaction too large: {ops} operations and {bytes} bytes (at most {max_ops} and {max_bytes})")]
+    TooLarge { ops: usize, bytes: usize, max_ops: usize, max_bytes: usize },
 }
 
 /// The durable, transactional key-value store of the control plane.
@@ -130,6 +164,50 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a consistent copy of the whole store to `path` (online, while writers run). The copy is written
     /// to a temporary file beside `path`, synced, and renamed into place, so `path` never holds half a copy.
     fn backup(&self, path: &Path) -> Result<(), StoreError>;
+
+    /// For a store that other nodes write to: every change after `after`, as it is committed, until the receiver
+    /// is dropped. None for a store only this process writes (its own commits are all there is).
+    fn feed(&self, _after: u64) -> Option<Feed> {
+        None
+    }
+
+    /// Whether other nodes write to this store too (then [`Store::feed`] gives their changes).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The most operations and bytes one transaction may carry (None: no limit). Larger changes are staged
+    /// (see `control::stage`).
+    fn txn_limits(&self) -> Option<(usize, usize)> {
+        None
+    }
+}
+
+/// Opens the store the configuration names.
+pub fn open(settings: &crate::config::StoreSettings) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match settings {
+        crate::config::StoreSettings::Sqlite(path) => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
+        #[cfg(feature = "etcd")]
+        crate::config::StoreSettings::Etcd(etcd) => {
+            let tls = etcd.tls.as_ref().map(|(ca, certs)| etcd::EtcdTls {
+                ca: ca.clone(),
+                cert: certs.as_ref().map(|c| c.0.clone()),
+                key: certs.as_ref().map(|c| c.1.clone()),
+            });
+            let settings = etcd::EtcdSettings {
+                endpoints: etcd.endpoints.clone(),
+                prefix: etcd.prefix.clone(),
+                tls,
+                user: etcd.user.clone(),
+                timeout: etcd.timeout,
+            };
+            Ok(std::sync::Arc::new(etcd::EtcdStore::open(&settings)?))
+        }
+        #[cfg(not(feature = "etcd"))]
+        crate::config::StoreSettings::Etcd(_) => Err(StoreError::Invalid(
+            "[store] kind = \"etcd\": this vpcdns was built without etcd support (cargo build --features etcd)".into(),
+        )),
+    }
 }
 
 /// The smallest string greater than every string that starts with `prefix`, or None when there is no such

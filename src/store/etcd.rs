@@ -1,0 +1,720 @@
+//! The [`Store`] on an etcd v3 cluster, for several vpcdns nodes sharing one state.
+//!
+//! Keys are the embedded store's keys under a configurable prefix (`/vpcdns/` by default); values are the same
+//! JSON documents; revisions are etcd's (cluster-wide, so a revision may be skipped when something else writes to
+//! the same cluster). A transaction is one etcd `Txn` whose compares are on `mod_revision`.
+//!
+//! The trait is synchronous while the client is async: calls run on a runtime this store owns (its own thread),
+//! and the caller's thread waits on a channel. So a call may come from a blocking thread, from start-up code inside
+//! the server's runtime, or from a test, and the server's runtime never runs etcd I/O.
+//!
+//! The client does not retry and does not fail over (etcd-client leaves both to the application), so this module
+//! does: one client per endpoint, an order that starts at the endpoint that last worked, a deadline per attempt.
+//! Reads are retried on the next endpoint after any transport failure. A transaction is retried only when the
+//! error proves it was never proposed (no connection, no leader); after an ambiguous failure (a timeout, a leader
+//! change mid-request) the caller is told the outcome is unknown, never that it failed or succeeded.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use etcd_client::{
+    Certificate, Client, Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions, EventType, GetOptions,
+    Identity, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
+
+use super::{Change, Compare, Entry, Feed, FeedEvent, Op, Store, StoreError, TxnOutcome};
+
+/// etcd's default `--max-txn-ops`: a transaction with more operations is refused by the server.
+pub const MAX_TXN_OPS: usize = 128;
+/// etcd's default `--max-request-bytes` is 1.5 MiB; this leaves room for the request's framing.
+pub const MAX_TXN_BYTES: usize = 1_400_000;
+/// Keys per page when listing: every page is read at the revision of the first.
+const PAGE: i64 = 1000;
+
+/// How to reach the cluster (`[store] kind = "etcd"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// `http://host:port` or `https://host:port`, one per member.
+    pub endpoints: Vec<String>,
+    /// Every key lives under this prefix.
+    pub prefix: String,
+    /// CA certificate to verify the members by, and the client certificate and key (PEM); needs https endpoints.
+    pub tls: Option<EtcdTls>,
+    /// etcd authentication: user name and password.
+    pub user: Option<(String, String)>,
+    /// Deadline of one attempt against one member.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub ca: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "/vpcdns/";
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, etcd_client::Error>> + Send>>;
+
+/// May the request be sent again to another member after this error?
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Reads and idempotent writes: after any transport failure.
+    Always,
+    /// Transactions: only when the request surely was not proposed.
+    IfUnsent,
+}
+
+pub struct EtcdStore {
+    runtime: OwnRuntime,
+    members: Vec<Member>,
+    /// The member tried first: the last one that answered.
+    preferred: AtomicUsize,
+    prefix: String,
+    timeout: Duration,
+}
+
+/// One endpoint and its client, connected on first use (a member that is down at start-up must not stop it).
+struct Member {
+    url: String,
+    options: ConnectOptions,
+    client: Mutex<Option<Client>>,
+}
+
+/// A runtime on a thread of its own. Dropping it from inside another runtime is fine: only the thread shuts it
+/// down (tokio refuses to drop a runtime from async code).
+struct OwnRuntime {
+    handle: tokio::runtime::Handle,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl OwnRuntime {
+    fn start() -> Result<OwnRuntime, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("etcd-client")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Etcd { op: "start the client runtime", detail: e.to_string() })?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("etcd-runtime".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(|e| StoreError::Etcd { op: "start the client thread", detail: e.to_string() })?;
+        Ok(OwnRuntime { handle, _stop: stop })
+    }
+
+    /// Runs `fut` on this runtime and waits for it from any thread.
+    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Option<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().ok()
+    }
+}
+
+impl EtcdStore {
+    /// Prepares clients for every endpoint and checks that one member answers.
+    pub fn open(settings: &EtcdSettings) -> Result<EtcdStore, StoreError> {
+        if settings.endpoints.is_empty() {
+            return Err(StoreError::Invalid("[store] endpoints: give at least one etcd endpoint".into()));
+        }
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(1).min(settings.timeout))
+            .with_timeout(settings.timeout)
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
+            .with_keep_alive_while_idle(true)
+            // A member cut off from the leader must not serve watches or reads that fall behind.
+            .with_require_leader(true);
+        if let Some((user, password)) = &settings.user {
+            options = options.with_user(user.clone(), password.clone());
+        }
+        if let Some(tls) = &settings.tls {
+            options = options.with_tls(tls_options(tls)?);
+        }
+        let members = settings
+            .endpoints
+            .iter()
+            .map(|url| Member { url: url.clone(), options: options.clone(), client: Mutex::new(None) })
+            .collect();
+        let store = EtcdStore {
+            runtime: OwnRuntime::start()?,
+            members,
+            preferred: AtomicUsize::new(0),
+            prefix: settings.prefix.clone(),
+            timeout: settings.timeout,
+        };
+        store.revision()?;
+        Ok(store)
+    }
+
+    fn key(&self, key: &str) -> Vec<u8> {
+        format!("{}{key}", self.prefix).into_bytes()
+    }
+
+    /// Our key for an etcd key under the prefix.
+    fn strip<'a>(&self, key: &'a [u8]) -> Result<&'a str, StoreError> {
+        let text = std::str::from_utf8(key).map_err(|_| StoreError::Corrupt("an etcd key is not UTF-8".into()))?;
+        text.strip_prefix(self.prefix.as_str())
+            .ok_or_else(|| StoreError::Corrupt(format!("etcd key {text:?} is outside the prefix {:?}", self.prefix)))
+    }
+
+    fn entry(&self, kv: &etcd_client::KeyValue) -> Result<Entry, StoreError> {
+        Ok(Entry {
+            key: self.strip(kv.key())?.to_string(),
+            value: kv.value().to_vec(),
+            create_revision: revision_of(kv.create_revision())?,
+            mod_revision: revision_of(kv.mod_revision())?,
+        })
+    }
+
+    /// The client of member `i`, connecting it when needed.
+    async fn client(url: String, options: ConnectOptions) -> Result<Client, etcd_client::Error> {
+        Client::connect([url], Some(options)).await
+    }
+
+    /// Runs `call` against the members in turn, from the preferred one, until one answers or retrying is not
+    /// safe. Two passes at most, with a short pause between them.
+    fn call<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        retry: Retry,
+        call: impl Fn(Client) -> BoxFuture<T>,
+    ) -> Result<T, StoreError> {
+        let n = self.members.len();
+        let first = self.preferred.load(Ordering::Relaxed) % n;
+        let mut errors = Vec::new();
+        for attempt in 0..2 * n {
+            if attempt == n {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let i = (first + attempt) % n;
+            let member = &self.members[i];
+            let cached = member.client.lock().map_err(|_| StoreError::Poisoned)?.clone();
+            let timeout = self.timeout;
+            let outcome = match cached {
+                Some(client) => {
+                    let fut = call(client);
+                    self.runtime.run(async move { tokio::time::timeout(timeout, fut).await })
+                }
+                None => {
+                    let (url, options) = (member.url.clone(), member.options.clone());
+                    let connected = self.runtime.run(async move {
+                        tokio::time::timeout(timeout, Self::client(url, options)).await
+                    });
+                    match connected {
+                        Some(Ok(Ok(client))) => {
+                            *member.client.lock().map_err(|_| StoreError::Poisoned)? = Some(client.clone());
+                            let fut = call(client);
+                            self.runtime.run(async move { tokio::time::timeout(timeout, fut).await })
+                        }
+                        Some(Ok(Err(e))) => {
+                            // Nothing was sent: every request may move on.
+                            errors.push(format!("{}: {e}", member.url));
+                            continue;
+                        }
+                        Some(Err(_)) | None => {
+                            errors.push(format!("{}: no connection within {timeout:?}", member.url));
+                            continue;
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Some(Ok(Ok(value))) => {
+                    self.preferred.store(i, Ordering::Relaxed);
+                    return Ok(value);
+                }
+                Some(Ok(Err(e))) => {
+                    let kind = classify(&e);
+                    if kind == Failure::Refused {
+                        return Err(refused(op, &e));
+                    }
+                    errors.push(format!("{}: {e}", member.url));
+                    if retry == Retry::IfUnsent && kind != Failure::Unsent {
+                        return Err(StoreError::Unknown { op, detail: errors.join("; ") });
+                    }
+                }
+                Some(Err(_)) | None => {
+                    errors.push(format!("{}: no answer within {timeout:?}", member.url));
+                    if retry == Retry::IfUnsent {
+                        return Err(StoreError::Unknown { op, detail: errors.join("; ") });
+                    }
+                }
+            }
+        }
+        Err(StoreError::Unavailable { op, detail: errors.join("; ") })
+    }
+
+    /// Every entry in [start, end) at one revision, in pages; with the revision read.
+    fn scan(&self, start: Vec<u8>, end: Vec<u8>) -> Result<(Vec<Entry>, u64), StoreError> {
+        // A compaction between two pages makes the older revision unreadable: start over (bounded).
+        let mut last_error = None;
+        for _ in 0..3 {
+            match self.scan_once(start.clone(), end.clone()) {
+                Err(StoreError::Compacted { requested, oldest }) => {
+                    last_error = Some(StoreError::Compacted { requested, oldest })
+                }
+                other => return other,
+            }
+        }
+        Err(last_error.unwrap_or(StoreError::Corrupt("listing never completed".into())))
+    }
+
+    fn scan_once(&self, start: Vec<u8>, end: Vec<u8>) -> Result<(Vec<Entry>, u64), StoreError> {
+        let mut entries = Vec::new();
+        let mut from = start;
+        let mut at: Option<i64> = None;
+        loop {
+            let (page_from, page_end) = (from.clone(), end.clone());
+            let response = self.call("list keys", Retry::Always, move |mut client| {
+                let mut options = GetOptions::new().with_range(page_end.clone()).with_limit(PAGE);
+                if let Some(revision) = at {
+                    options = options.with_revision(revision);
+                }
+                let key = page_from.clone();
+                Box::pin(async move { client.get(key, Some(options)).await })
+            })?;
+            let revision = response.header().map(|h| h.revision()).unwrap_or(0);
+            let at_revision = *at.get_or_insert(revision);
+            for kv in response.kvs() {
+                entries.push(self.entry(kv)?);
+            }
+            if !response.more() || response.kvs().is_empty() {
+                return Ok((entries, revision_of(at_revision)?));
+            }
+            let Some(last) = response.kvs().last() else { return Ok((entries, revision_of(at_revision)?)) };
+            // The next key after `last`: the same bytes with a zero byte appended.
+            from = last.key().to_vec();
+            from.push(0);
+        }
+    }
+
+    /// The etcd range end that covers every key starting with our `prefix`.
+    fn prefix_end(&self, prefix: &str) -> Vec<u8> {
+        let mut end = self.key(prefix);
+        // Bump the last byte that can be bumped (etcd's own prefix rule); an all-0xff key has no end.
+        while let Some(last) = end.pop() {
+            if last < 0xff {
+                end.push(last + 1);
+                return end;
+            }
+        }
+        vec![0]
+    }
+
+    /// Follows every change under the prefix after revision `after`, resuming on broken streams (and on another
+    /// member) by itself. Ends when the receiver is dropped, or after a [`FeedEvent::Compacted`].
+    pub fn watch(&self, after: u64) -> Feed {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let members: Vec<(String, ConnectOptions)> =
+            self.members.iter().map(|m| (m.url.clone(), m.options.clone())).collect();
+        let first = self.preferred.load(Ordering::Relaxed);
+        let prefix = self.prefix.clone();
+        let timeout = self.timeout;
+        self.runtime.handle.spawn(follow(members, first, prefix, after, timeout, tx));
+        rx
+    }
+}
+
+/// What kind of failure an error is, for retrying.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The request never reached a leader: safe to send again.
+    Unsent,
+    /// It may or may not have been applied.
+    Ambiguous,
+    /// The cluster answered and refused it (bad request, permission, too large): retrying cannot help.
+    Refused,
+}
+
+fn classify(e: &etcd_client::Error) -> Failure {
+    use tonic::Code;
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => Failure::Unsent,
+        etcd_client::Error::GRpcStatus(status) => {
+            let message = status.message();
+            match status.code() {
+                Code::Unavailable
+                    if message.contains("no leader")
+                        || message.contains("connect")
+                        || message.contains("not capable")
+                        || message.contains("transport error") =>
+                {
+                    Failure::Unsent
+                }
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted => {
+                    Failure::Ambiguous
+                }
+                _ => Failure::Refused,
+            }
+        }
+        _ => Failure::Ambiguous,
+    }
+}
+
+fn refused(op: &'static str, e: &etcd_client::Error) -> StoreError {
+    if let etcd_client::Error::GRpcStatus(status) = e {
+        if status.message().contains("compacted") {
+            // Filled in by the caller that knows the revisions.
+            return StoreError::Compacted { requested: 0, oldest: 0 };
+        }
+    }
+    StoreError::Etcd { op, detail: e.to_string() }
+}
+
+fn revision_of(revision: i64) -> Result<u64, StoreError> {
+    u64::try_from(revision).map_err(|_| StoreError::Corrupt(format!("negative revision {revision}")))
+}
+
+fn to_etcd_revision(revision: u64) -> Result<i64, StoreError> {
+    i64::try_from(revision).map_err(|_| StoreError::Invalid(format!("revision {revision} is out of range")))
+}
+
+fn tls_options(tls: &EtcdTls) -> Result<TlsOptions, StoreError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| StoreError::Io { op: "read", path: path.to_path_buf(), source })
+    };
+    let mut options = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
+    match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => options = options.identity(Identity::from_pem(read(cert)?, read(key)?)),
+        (None, None) => {}
+        _ => return Err(StoreError::Invalid("[store]: give both tls_cert and tls_key, or neither".into())),
+    }
+    Ok(options)
+}
+
+impl Store for EtcdStore {
+    fn revision(&self) -> Result<u64, StoreError> {
+        let key = self.key("");
+        let end = self.prefix_end("");
+        let response = self.call("read the revision", Retry::Always, move |mut client| {
+            let (key, options) = (key.clone(), GetOptions::new().with_range(end.clone()).with_count_only());
+            Box::pin(async move { client.get(key, Some(options)).await })
+        })?;
+        revision_of(response.header().map(|h| h.revision()).unwrap_or(0))
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let key = self.key(key);
+        let response = self.call("read a key", Retry::Always, move |mut client| {
+            let key = key.clone();
+            Box::pin(async move { client.get(key, None).await })
+        })?;
+        response.kvs().first().map(|kv| self.entry(kv)).transpose()
+    }
+
+    fn list(&self, prefix: &str) -> Result<(Vec<Entry>, u64), StoreError> {
+        self.scan(self.key(prefix), self.prefix_end(prefix))
+    }
+
+    fn range(&self, start: &str, end: &str) -> Result<Vec<Entry>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        Ok(self.scan(self.key(start), self.key(end))?.0)
+    }
+
+    fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError> {
+        let bytes: usize = ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, value } => key.len() + value.len() + self.prefix.len() + 16,
+                Op::Delete { key } | Op::DeletePrefix { prefix: key } => key.len() + self.prefix.len() + 16,
+            })
+            .sum();
+        if ops.len() > MAX_TXN_OPS || compares.len() > MAX_TXN_OPS || bytes > MAX_TXN_BYTES {
+            return Err(StoreError::TooLarge { ops: ops.len(), bytes, max_ops: MAX_TXN_OPS, max_bytes: MAX_TXN_BYTES });
+        }
+        let mut when = Vec::with_capacity(compares.len());
+        let mut reads = Vec::with_capacity(compares.len());
+        for c in compares {
+            when.push(EtcdCompare::mod_revision(self.key(&c.key), CompareOp::Equal, to_etcd_revision(c.mod_revision)?));
+            reads.push(TxnOp::get(self.key(&c.key), None));
+        }
+        let mut then = Vec::with_capacity(ops.len());
+        for op in ops {
+            then.push(match op {
+                Op::Put { key, value } => TxnOp::put(self.key(key), value.clone(), None),
+                Op::Delete { key } => TxnOp::delete(self.key(key), None),
+                Op::DeletePrefix { prefix } => {
+                    TxnOp::delete(self.key(prefix), Some(DeleteOptions::new().with_range(self.prefix_end(prefix))))
+                }
+            });
+        }
+        let response = self.call("commit a transaction", Retry::IfUnsent, move |mut client| {
+            let txn = Txn::new().when(when.clone()).and_then(then.clone()).or_else(reads.clone());
+            Box::pin(async move { client.txn(txn).await })
+        })?;
+        if response.succeeded() {
+            return Ok(TxnOutcome::Committed { revision: revision_of(response.header().map_or(0, |h| h.revision()))? });
+        }
+        // The failure branch read every compared key: name the first whose revision differs.
+        for (compare, read) in compares.iter().zip(response.op_responses()) {
+            let actual = match read {
+                TxnOpResponse::Get(get) => get.kvs().first().map_or(Ok(0), |kv| revision_of(kv.mod_revision()))?,
+                _ => return Err(StoreError::Corrupt("etcd answered a read with something else".into())),
+            };
+            if actual != compare.mod_revision {
+                return Ok(TxnOutcome::Conflict { key: compare.key.clone(), expected: compare.mod_revision, actual });
+            }
+        }
+        // Every key now matches: it changed and changed back between the check and the read. Report the first.
+        let first = compares.first().map(|c| (c.key.clone(), c.mod_revision)).unwrap_or_default();
+        Ok(TxnOutcome::Conflict { key: first.0, expected: first.1, actual: first.1 })
+    }
+
+    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let current = self.revision()?;
+        if after > current {
+            return Err(StoreError::FutureRevision { requested: after, current });
+        }
+        if after == current || limit == 0 {
+            return Ok(Vec::new());
+        }
+        // A watch from after+1 replays the history; it ends at the revision read above.
+        let mut feed = self.watch(after);
+        let deadline = self.timeout * 3;
+        let collected = self.runtime.run(async move {
+            let mut changes: Vec<Change> = Vec::new();
+            let outcome = tokio::time::timeout(deadline, async {
+                while let Some(event) = feed.recv().await {
+                    match event {
+                        FeedEvent::Changes(batch) => {
+                            let last = batch.last().map_or(0, |c| c.revision);
+                            changes.extend(batch);
+                            if last >= current {
+                                return Ok(());
+                            }
+                        }
+                        FeedEvent::Progress(revision) if revision >= current => return Ok(()),
+                        FeedEvent::Compacted { oldest } => return Err(StoreError::Compacted { requested: after, oldest }),
+                        _ => {}
+                    }
+                }
+                Ok(())
+            })
+            .await;
+            match outcome {
+                Ok(Ok(())) => Ok(changes),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(StoreError::Unavailable {
+                    op: "read the change history",
+                    detail: format!("no complete history within {deadline:?}"),
+                }),
+            }
+        });
+        let mut changes = collected.unwrap_or_else(|| {
+            Err(StoreError::Unavailable { op: "read the change history", detail: "client runtime stopped".into() })
+        })?;
+        changes.retain(|c| c.revision <= current);
+        // Whole revisions only, up to `limit` (the first one whole even when larger).
+        if changes.len() > limit {
+            let mut end = limit;
+            let cut = changes[limit].revision;
+            while end > 0 && changes[end - 1].revision == cut {
+                end -= 1;
+            }
+            if end == 0 {
+                end = changes.iter().take_while(|c| c.revision == cut).count();
+            }
+            changes.truncate(end);
+        }
+        Ok(changes)
+    }
+
+    fn compact(&self, revision: u64) -> Result<(), StoreError> {
+        let current = self.revision()?;
+        if revision > current {
+            return Err(StoreError::FutureRevision { requested: revision, current });
+        }
+        let at = to_etcd_revision(revision)?;
+        let result = self.call("compact", Retry::Always, move |mut client| {
+            Box::pin(async move { client.compact(at, Some(etcd_client::CompactionOptions::new().with_physical())).await })
+        });
+        match result {
+            // Compacting at or below an earlier compaction does nothing.
+            Ok(_) | Err(StoreError::Compacted { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn backup(&self, path: &Path) -> Result<(), StoreError> {
+        // etcd's own snapshot (restorable with `etcdctl snapshot restore`), streamed to a temporary file.
+        let tmp = path.with_extension("partial");
+        let file = std::fs::File::create(&tmp).map_err(|source| StoreError::Io { op: "create", path: tmp.clone(), source })?;
+        let file = std::sync::Arc::new(Mutex::new(file));
+        let sink = file.clone();
+        let written = self.call("stream a snapshot", Retry::Always, move |mut client| {
+            let sink = sink.clone();
+            Box::pin(async move {
+                let mut stream = client.snapshot().await?;
+                let mut chunks = Vec::new();
+                while let Some(chunk) = stream.message().await? {
+                    chunks.push(chunk.blob().to_vec());
+                }
+                let mut file = sink.lock().map_err(|_| etcd_client::Error::InvalidArgs("poisoned".into()))?;
+                use std::io::{Seek, Write};
+                file.set_len(0)?;
+                file.seek(std::io::SeekFrom::Start(0))?;
+                for chunk in chunks {
+                    file.write_all(&chunk)?;
+                }
+                Ok(())
+            })
+        });
+        let done = written.and_then(|()| {
+            let file = file.lock().map_err(|_| StoreError::Poisoned)?;
+            file.sync_all().map_err(|source| StoreError::Io { op: "sync", path: tmp.clone(), source })?;
+            std::fs::rename(&tmp, path).map_err(|source| StoreError::Io { op: "rename", path: tmp.clone(), source })
+        });
+        if done.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        done
+    }
+
+    fn feed(&self, after: u64) -> Option<Feed> {
+        Some(self.watch(after))
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn txn_limits(&self) -> Option<(usize, usize)> {
+        Some((MAX_TXN_OPS, MAX_TXN_BYTES))
+    }
+}
+
+/// The watch loop behind [`EtcdStore::watch`].
+async fn follow(
+    members: Vec<(String, ConnectOptions)>,
+    first: usize,
+    prefix: String,
+    after: u64,
+    timeout: Duration,
+    tx: tokio::sync::mpsc::Sender<FeedEvent>,
+) {
+    let mut next = after + 1;
+    let mut attempt = 0usize;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let (url, options) = &members[(first + attempt) % members.len()];
+        attempt += 1;
+        let error = match watch_once(url, options, &prefix, &mut next, timeout, &tx).await {
+            WatchEnd::ReceiverGone => return,
+            WatchEnd::Compacted(oldest) => {
+                let _ = tx.send(FeedEvent::Compacted { oldest }).await;
+                return;
+            }
+            WatchEnd::Broken { error, delivered } => {
+                if delivered {
+                    pause = Duration::from_millis(50);
+                }
+                error
+            }
+        };
+        if tx.send(FeedEvent::Disconnected(format!("{url}: {error}"))).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+enum WatchEnd {
+    ReceiverGone,
+    Compacted(u64),
+    Broken { error: String, delivered: bool },
+}
+
+/// One watch stream on one member, from `next`; advances `next` past every revision delivered.
+async fn watch_once(
+    url: &str,
+    options: &ConnectOptions,
+    prefix: &str,
+    next: &mut u64,
+    timeout: Duration,
+    tx: &tokio::sync::mpsc::Sender<FeedEvent>,
+) -> WatchEnd {
+    let broken = |error: String, delivered: bool| WatchEnd::Broken { error, delivered };
+    let client = match tokio::time::timeout(timeout, Client::connect([url], Some(options.clone()))).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(e)) => return broken(e.to_string(), false),
+        Err(_) => return broken(format!("no connection within {timeout:?}"), false),
+    };
+    let Ok(start) = i64::try_from(*next) else { return broken("revision out of range".into(), false) };
+    let watch_options = WatchOptions::new().with_prefix().with_start_revision(start).with_prev_key().with_progress_notify();
+    let mut watch_client = client.watch_client();
+    let mut stream =
+        match tokio::time::timeout(timeout, watch_client.watch(prefix.as_bytes().to_vec(), Some(watch_options))).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return broken(e.to_string(), false),
+            Err(_) => return broken(format!("no watch within {timeout:?}"), false),
+        };
+    let mut delivered = false;
+    // Ask for a progress notice now and then: it says the member is alive and how far the stream is.
+    let mut progress = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let message = tokio::select! {
+            m = stream.message() => m,
+            _ = progress.tick() => {
+                if let Err(e) = stream.request_progress().await {
+                    return broken(e.to_string(), delivered);
+                }
+                continue;
+            }
+        };
+        let response = match message {
+            Ok(Some(r)) => r,
+            Ok(None) => return broken("the watch stream ended".into(), delivered),
+            Err(e) => return broken(e.to_string(), delivered),
+        };
+        if response.compact_revision() > 0 {
+            return WatchEnd::Compacted(u64::try_from(response.compact_revision()).unwrap_or(0));
+        }
+        if response.canceled() {
+            return broken(format!("watch canceled: {}", response.cancel_reason()), delivered);
+        }
+        if response.created() && tx.send(FeedEvent::Connected).await.is_err() {
+            return WatchEnd::ReceiverGone;
+        }
+        let mut changes = Vec::with_capacity(response.events().len());
+        for event in response.events() {
+            let Some(kv) = event.kv() else { continue };
+            let Ok(revision) = u64::try_from(kv.mod_revision()) else { continue };
+            let Some(key) = std::str::from_utf8(kv.key()).ok().and_then(|k| k.strip_prefix(prefix)) else { continue };
+            let value = match event.event_type() {
+                EventType::Put => Some(kv.value().to_vec()),
+                EventType::Delete => None,
+            };
+            changes.push(Change { revision, key: key.to_string(), value });
+        }
+        if let Some(last) = changes.last() {
+            *next = last.revision + 1;
+            delivered = true;
+            if tx.send(FeedEvent::Changes(changes)).await.is_err() {
+                return WatchEnd::ReceiverGone;
+            }
+        } else if let Some(header) = response.header() {
+            // A progress notice: everything up to the header's revision has been delivered.
+            let revision = u64::try_from(header.revision()).unwrap_or(0);
+            if !response.created() && tx.send(FeedEvent::Progress(revision)).await.is_err() {
+                return WatchEnd::ReceiverGone;
+            }
+        }
+    }
+}
