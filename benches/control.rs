@@ -50,7 +50,10 @@ fn seed(store: &SqliteStore) {
     for z in 0..=SMALL_ZONES {
         let name = if z == 0 { "big.internal.".to_string() } else { format!("z{z}.internal.") };
         let id = format!("1/{name}");
-        ops.push(put(keys::zone(&id), &ZoneDoc { id: id.clone(), name: name.clone(), account: "1".into() }));
+        ops.push(put(
+            keys::zone(&id),
+            &ZoneDoc { id: id.clone(), name: name.clone(), account: "1".into(), generation: String::new() },
+        ));
         ops.push(put(keys::scope(&id), &ScopeDoc { vpcs: vec!["v1".into()] }));
         let count = if z == 0 { big_zone_records() } else { 10 };
         for r in 0..count {
@@ -104,7 +107,9 @@ fn bench(c: &mut Criterion) {
                 let input = RecordInput { name: name.clone(), rtype: "A".into(), ttl: None, data: "10.9.9.9".into() };
                 let start = Instant::now();
                 plane
-                    .execute(&actor, "bench", move |c, ctx| tenant::add_record(c, ctx, "1/big.internal.", input, None))
+                    .execute(&actor, "bench", move |c, ctx| {
+                        tenant::add_record(c, ctx, "1/big.internal.", input.clone(), None)
+                    })
                     .expect("add");
                 let snap = plane.snapshot();
                 let vpc = snap.classifier.classify(local, source).expect("classified").vpc;

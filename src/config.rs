@@ -391,7 +391,16 @@ impl Builder<'_> {
         if link_code_ttl_secs == 0 {
             self.problems.push("[admin].link_code_ttl_secs must be at least 1".into());
         }
-        Some(ControlSettings { store: settings, admin_listen, socket, secret_file, smtp, node, tls, link_code_ttl_secs })
+        Some(ControlSettings {
+            store: settings,
+            admin_listen,
+            socket,
+            secret_file,
+            smtp,
+            node,
+            tls,
+            link_code_ttl_secs,
+        })
     }
 
     /// The store, and the path the operator socket and the secret are named after by default (the embedded store's

@@ -60,9 +60,7 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let store = crate::store::open(&settings.store)?;
     let secret = read_or_create_secret(&settings.secret_file)?;
-    let plane = Arc::new(
-        ControlPlane::open(store, server.clone(), secret)?.with_code_ttl(settings.link_code_ttl_secs),
-    );
+    let plane = Arc::new(ControlPlane::open(store, server.clone(), secret)?.with_code_ttl(settings.link_code_ttl_secs));
     // In managed mode there is no file state to reload: SIGHUP is acknowledged, never fatal.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::spawn(async move {

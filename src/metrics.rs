@@ -400,7 +400,8 @@ impl Collector for Scrape {
             counter(&mut encoder, "vpcdns_query_log_dropped", help, log.dropped())?;
         }
         if let Some(feed) = &metrics.feed {
-            let help = "1 while the node follows the shared store, 0 while it cannot reach it (it serves its last state)";
+            let help =
+                "1 while the node follows the shared store, 0 while it cannot reach it (it serves its last state)";
             gauge(&mut encoder, "vpcdns_store_connected", help, i64::from(feed.connected()))?;
             let help = "The store revision this node's state is at";
             gauge(&mut encoder, "vpcdns_store_applied_revision", help, feed.applied() as i64)?;

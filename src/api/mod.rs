@@ -90,7 +90,7 @@ impl ApiState {
         &self,
         actor: Actor,
         remote: String,
-        op: impl FnOnce(&crate::control::Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
+        op: impl Fn(&crate::control::Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
     ) -> Result<Value, ApiError> {
         let plane = self.plane.clone();
         let (response, plan) = tokio::task::spawn_blocking(move || plane.execute(&actor, &remote, op))

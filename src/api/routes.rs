@@ -71,7 +71,7 @@ async fn tenant_write(
     api: ApiState,
     headers: &HeaderMap,
     remote: SocketAddr,
-    op: impl FnOnce(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
+    op: impl Fn(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
 ) -> ApiResult {
     let actor = api.tenant(headers, Some(remote))?;
     api.write(actor, remote.to_string(), op).await.map(Json)
@@ -89,7 +89,7 @@ fn tenant_read(
 
 async fn operator_write(
     api: ApiState,
-    op: impl FnOnce(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
+    op: impl Fn(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
 ) -> ApiResult {
     api.write(Actor::Operator, "unix-socket".into(), op).await.map(Json)
 }
@@ -136,7 +136,8 @@ async fn user_put(
     ApiJson(body): ApiJson<UserBody>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::put_user(c, ctx, &name, body.policies, expected)).await
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::put_user(c, ctx, &name, body.policies.clone(), expected))
+        .await
 }
 
 async fn user_delete(
@@ -279,7 +280,7 @@ async fn zone_create(
     headers: HeaderMap,
     ApiJson(body): ApiJson<NewZone>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::create_zone(c, ctx, body)).await
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::create_zone(c, ctx, body.clone())).await
 }
 
 async fn zone_get(
@@ -316,7 +317,10 @@ async fn scope(
     how: ScopeChange,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::change_scope(c, ctx, &id, body.vpcs, how, expected)).await
+    tenant_write(api, &headers, remote, move |c, ctx| {
+        tenant::change_scope(c, ctx, &id, body.vpcs.clone(), how, expected)
+    })
+    .await
 }
 
 /// `PUT …/scope` replaces the scope (as the service we model does); `POST …/scope/add` and `…/scope/remove` edit it.
@@ -353,7 +357,7 @@ async fn record_add(
     ApiJson(body): ApiJson<RecordInput>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::add_record(c, ctx, &id, body, expected)).await
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::add_record(c, ctx, &id, body.clone(), expected)).await
 }
 
 async fn record_change(
@@ -364,7 +368,8 @@ async fn record_change(
     ApiJson(body): ApiJson<RecordInput>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::change_record(c, ctx, &id, &rid, body, expected)).await
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::change_record(c, ctx, &id, &rid, body.clone(), expected))
+        .await
 }
 
 async fn record_remove(
@@ -406,7 +411,7 @@ async fn op_accounts(State(api): State<ApiState>) -> ApiResult {
 }
 
 async fn op_account_put(State(api): State<ApiState>, ApiJson(doc): ApiJson<AccountDoc>) -> ApiResult {
-    operator_write(api, move |c, ctx| inventory::put_account(c, ctx, doc)).await
+    operator_write(api, move |c, ctx| inventory::put_account(c, ctx, doc.clone())).await
 }
 
 async fn op_account_delete(State(api): State<ApiState>, Path(uid): Path<String>) -> ApiResult {
@@ -418,7 +423,7 @@ async fn op_vpcs(State(api): State<ApiState>) -> ApiResult {
 }
 
 async fn op_vpc_put(State(api): State<ApiState>, ApiJson(doc): ApiJson<VpcDoc>) -> ApiResult {
-    operator_write(api, move |c, ctx| inventory::put_vpc(c, ctx, doc)).await
+    operator_write(api, move |c, ctx| inventory::put_vpc(c, ctx, doc.clone())).await
 }
 
 async fn op_vpc_delete(State(api): State<ApiState>, Path(id): Path<String>) -> ApiResult {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod follow;
 pub mod model;
 pub mod ops;
+pub mod stage;
 pub mod usage;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,6 +40,11 @@ pub struct Plan {
     pub audit: Option<(String, String)>,
     /// Messages to deliver by e-mail once the change is committed: (account uid, subject, body).
     pub mail: Vec<(String, String, String)>,
+    /// Writes of fresh keys no one reads yet (a zone's next record generation). A store with transaction limits
+    /// takes them in several transactions before `ops`; see [`stage`].
+    pub staged: Vec<Op>,
+    /// Deletes of what `ops` made unreachable (the previous generation), done after `ops` commit.
+    pub collect: Vec<Op>,
 }
 
 impl Plan {
@@ -76,6 +82,38 @@ pub struct ControlPlane {
     applied: (Mutex<u64>, std::sync::Condvar),
     /// Set while a feed of other nodes' commits is applied (shared stores).
     following: std::sync::atomic::AtomicBool,
+}
+
+/// How many times a write is planned again after another node changed what it read.
+const PLAN_ATTEMPTS: usize = 8;
+
+/// One try of a write.
+enum Attempt {
+    Done(Value, Box<Plan>),
+    /// A guarded key changed since the state the plan read; the state must reach `revision` first.
+    Stale {
+        revision: u64,
+    },
+}
+
+/// A compare per key the plan writes (unless the plan compares it already): the key is still at the revision the
+/// plan saw. Staged keys are fresh (a new generation) and need none; audit entries are new by construction.
+fn guards_of(plan: &Plan, current: &Control) -> Vec<Compare> {
+    let mut guards: Vec<Compare> = Vec::new();
+    for op in &plan.ops {
+        let key = match op {
+            Op::Put { key, .. } | Op::Delete { key } => key,
+            Op::DeletePrefix { .. } => continue,
+        };
+        if key.starts_with(model::keys::AUDIT) || key.starts_with(model::keys::USAGE) {
+            continue;
+        }
+        if plan.compares.iter().chain(&guards).any(|c| &c.key == key) {
+            continue;
+        }
+        guards.push(Compare { key: key.clone(), mod_revision: current.key_revision(key) });
+    }
+    guards
 }
 
 /// How long a write waits for the feed to bring its own commit before reading the history itself.
@@ -152,22 +190,49 @@ impl ControlPlane {
     }
 
     /// Plans, validates, commits and publishes one change. Returns the response with the commit revision.
+    ///
+    /// Every key the plan writes is guarded: the commit only applies if the key is still at the revision the plan
+    /// read, so two nodes that change the same document at once can never lose one of the changes. When a guard
+    /// (not the caller's own If-Match) fails, the state is brought up to date and the operation planned again.
     pub fn execute(
         &self,
         actor: &Actor,
         remote: &str,
-        op: impl FnOnce(&Control, &Ctx) -> Result<Plan, ApiError>,
+        op: impl Fn(&Control, &Ctx) -> Result<Plan, ApiError>,
     ) -> Result<(Value, Plan), ApiError> {
+        for _ in 0..PLAN_ATTEMPTS {
+            match self.try_execute(actor, remote, &op)? {
+                Attempt::Done(response, plan) => return Ok((response, *plan)),
+                Attempt::Stale { revision } => {
+                    // Another node changed what this plan read: wait until its change is here, then plan again.
+                    if !self.wait_applied(revision, FEED_WAIT) {
+                        self.catch_up()?;
+                    }
+                }
+            }
+        }
+        Err(ApiError::conflict(
+            "busy",
+            "the documents this change reads kept changing under concurrent writers; try again",
+        ))
+    }
+
+    fn try_execute(
+        &self,
+        actor: &Actor,
+        remote: &str,
+        op: &impl Fn(&Control, &Ctx) -> Result<Plan, ApiError>,
+    ) -> Result<Attempt, ApiError> {
         let started = std::time::Instant::now();
         // A panic inside a write only ever touched a copy of the state, so a poisoned lock is safe to take over.
         let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.current();
         let ctx = Ctx { actor, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
         let mut plan = op(&current, &ctx)?;
-        if plan.ops.is_empty() {
+        if plan.ops.is_empty() && plan.staged.is_empty() {
             let mut response = plan.response.clone();
             add_revision(&mut response, current.revision);
-            return Ok((response, plan));
+            return Ok(Attempt::Done(response, Box::new(plan)));
         }
         if let Some((action, target)) = &plan.audit {
             let account = match actor {
@@ -185,38 +250,41 @@ impl ControlPlane {
             let id = auth::random_hex(4)?;
             plan.put(model::keys::audit(doc.time_ms, &id), &doc);
         }
+        let guards = guards_of(&plan, &current);
         let provisional = current.revision + 1;
         let mut next = (*current).clone();
-        let problems = next.apply(&changes_of(&plan.ops, &current, provisional));
+        let trial: Vec<Op> = plan.staged.iter().chain(&plan.ops).chain(&plan.collect).cloned().collect();
+        let problems = next.apply(&changes_of(&trial, &current, provisional));
         if !problems.is_empty() {
             // A document the model cannot read (a bad CIDR, an unknown site): the caller's input, refused whole.
             return Err(ApiError::invalid_state(problems));
         }
         let mut changed = next.take_dirty();
         validate::validate_changed(&next.state, Some(&changed)).map_err(|p| ApiError::invalid_state(p.0))?;
-        let revision = match self.store.txn(&plan.compares, &plan.ops) {
-            Ok(TxnOutcome::Committed { revision }) => revision,
-            Ok(TxnOutcome::Conflict { key, expected, actual }) => {
+        let mut compares = plan.compares.clone();
+        compares.extend(guards.iter().cloned());
+        let revision = match stage::commit(self.store.as_ref(), &compares, &plan)? {
+            TxnOutcome::Committed { revision } => revision,
+            TxnOutcome::Conflict { key, expected, actual } => {
+                let guarded = guards.iter().any(|g| g.key == key) && !plan.compares.iter().any(|c| c.key == key);
+                if guarded {
+                    return Ok(Attempt::Stale { revision: actual.max(current.revision + 1) });
+                }
                 return Err(ApiError::precondition_failed(format!(
                     "{key} is at revision {actual}, not {expected}: read it again and retry"
-                )))
+                )));
             }
-            Err(e) => return Err(store_error(e)),
         };
         if revision != provisional && self.following.load(std::sync::atomic::Ordering::Relaxed) {
             // Other nodes committed since `current`: the feed brings their changes and ours, in order. Waiting for
             // it (without the writer lock, which the feed needs) is cheaper than reading the history again.
             drop(compiler);
-            if self.wait_applied(revision, FEED_WAIT) {
-                let mut response = plan.response.clone();
-                add_revision(&mut response, revision);
-                return Ok((response, plan));
-            }
+            let done = self.wait_applied(revision, FEED_WAIT);
             compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if self.current().revision >= revision {
+            if done || self.current().revision >= revision {
                 let mut response = plan.response.clone();
                 add_revision(&mut response, revision);
-                return Ok((response, plan));
+                return Ok(Attempt::Done(response, Box::new(plan)));
             }
         }
         let latest = self.current();
@@ -237,7 +305,15 @@ impl ControlPlane {
         self.publish(snapshot, next);
         let mut response = plan.response.clone();
         add_revision(&mut response, revision);
-        Ok((response, plan))
+        Ok(Attempt::Done(response, Box::new(plan)))
+    }
+
+    /// Reads what other nodes committed since the state in memory (when the feed is slow or down).
+    fn catch_up(&self) -> Result<(), ApiError> {
+        let revision = self.current().revision;
+        let changes = self.store.changes_since(revision, usize::MAX).map_err(store_error)?;
+        self.apply_feed(&changes);
+        Ok(())
     }
 
     /// Commits documents that are not part of the served model (usage buckets) without validation.

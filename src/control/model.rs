@@ -163,6 +163,24 @@ pub struct ZoneDoc {
     pub id: String,
     pub name: String,
     pub account: String,
+    /// The record generation served: records whose id starts with `<generation>~` (empty: ids without a `~`).
+    /// A bulk change writes the next generation first and then switches this field in one small transaction.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub generation: String,
+}
+
+/// The generation a record id belongs to (see [`ZoneDoc::generation`]).
+pub fn generation_of(rid: &str) -> &str {
+    rid.split_once('~').map_or("", |(generation, _)| generation)
+}
+
+/// A record id in `generation`.
+pub fn record_id_in(generation: &str, base: &str) -> String {
+    if generation.is_empty() {
+        base.to_string()
+    } else {
+        format!("{generation}~{base}")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,6 +329,9 @@ pub struct Control {
     /// Records whose zone document has not been seen yet (keys are listed in order: `record/` before `zone/`), with
     /// their revisions: at start-up, every record of the store, sorted into its zone once the zone arrives.
     pending_records: HashMap<ZoneId, PendingRecords>,
+    /// Records of a known zone in a generation it does not serve: a bulk change being written (served once the
+    /// zone document switches to it), or an old generation not yet deleted. Never served, never validated.
+    pub staged: HashMap<ZoneId, HashMap<RecordId, (Record, u64)>>,
     pub link_docs: BTreeMap<(Uid, Uid), LinkDoc>,
     pub keys: BTreeMap<String, KeyDoc>,
     pub link_requests: BTreeMap<String, LinkRequestDoc>,
@@ -338,6 +359,7 @@ impl Control {
             zone_docs: BTreeMap::new(),
             scopes: HashMap::new(),
             pending_records: HashMap::new(),
+            staged: HashMap::new(),
             link_docs: BTreeMap::new(),
             keys: BTreeMap::new(),
             link_requests: BTreeMap::new(),
@@ -519,22 +541,60 @@ impl Control {
             self.scopes.remove(&id);
             self.state.zones.remove(&id);
             self.pending_records.remove(&id);
+            self.staged.remove(&id);
             self.dirty.insert(id, DirtyZone { full: true, owners: BTreeSet::new() });
             return Ok(());
         };
         let doc: ZoneDoc = decode(value)?;
         let name = Name::from_text(&doc.name, Some(&Name::root())).map_err(|e| e.to_string())?;
         let account = Uid(doc.account.clone());
+        let same_generation = self.zone_docs.get(&id).is_none_or(|old| old.generation == doc.generation);
         match self.state.zones.get_mut(&id) {
             // The document is rewritten with every content change: its revision is the zone's (the SOA serial).
-            Some(zone) if zone.name == name && zone.account == account => {
+            Some(zone) if zone.name == name && zone.account == account && same_generation => {
                 zone.revision = revision;
                 self.dirty.entry(id.clone()).or_default();
+            }
+            Some(zone) if zone.name == name && zone.account == account => {
+                // A switch of generation: the staged records of the new one become the zone's; the old ones are
+                // unreachable from now on (their deletion follows).
+                let staged = self.staged.entry(id.clone()).or_default();
+                let mut live = Vec::new();
+                staged.retain(|rid, (record, rev)| {
+                    let mine = generation_of(rid) == doc.generation;
+                    if mine {
+                        live.push((rid.clone(), record.clone(), *rev));
+                    }
+                    !mine
+                });
+                if staged.is_empty() {
+                    self.staged.remove(&id);
+                }
+                live.sort_by(|a, b| a.0.cmp(&b.0));
+                let records = crate::records::ZoneRecords::from_revisions(live);
+                records.index_ids();
+                zone.records = records;
+                zone.revision = revision;
+                self.dirty.insert(id.clone(), DirtyZone { full: true, owners: BTreeSet::new() });
             }
             _ => {
                 // Keys are listed in order, so scope and records may have arrived before the zone itself.
                 let scope = self.scopes.get(&id).cloned().unwrap_or_default();
-                let records = self.pending_records.remove(&id).unwrap_or_default().into_records();
+                let mut pending = self.pending_records.remove(&id).unwrap_or_default();
+                // Writes of other generations wait aside (see `staged`).
+                if pending.0.iter().any(|(rid, _, _)| generation_of(rid) != doc.generation) {
+                    let (mine, others): (Vec<_>, Vec<_>) =
+                        pending.0.into_iter().partition(|(rid, _, _)| generation_of(rid) == doc.generation);
+                    pending = PendingRecords(mine);
+                    let staged = self.staged.entry(id.clone()).or_default();
+                    for (rid, record, rev) in others {
+                        match record {
+                            Some(record) => staged.insert(rid, (record, rev)),
+                            None => staged.remove(&rid),
+                        };
+                    }
+                }
+                let records = pending.into_records();
                 // Changes name records by id: index the ids now rather than on the first change.
                 records.index_ids();
                 let origin = format!("store zone {}", doc.id);
@@ -574,6 +634,22 @@ impl Control {
             }
             None => None,
         };
+        let other_generation = self
+            .zone_docs
+            .get(zone_id)
+            .is_some_and(|doc| self.state.zones.contains_key(zone_id) && generation_of(rid) != doc.generation);
+        if other_generation {
+            let staged = self.staged.entry(ZoneId(zone_id.to_string())).or_default();
+            match new {
+                Some(record) => {
+                    staged.insert(rid.into(), (record, revision));
+                }
+                None => {
+                    staged.remove(rid);
+                }
+            }
+            return Ok(());
+        }
         let Some(zone) = self.state.zones.get_mut(zone_id) else {
             // Records before their zone (or of a zone deleted in the same change): kept aside until it arrives.
             // (Looked up before inserting: `entry` would copy the zone id for every record.)

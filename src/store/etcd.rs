@@ -211,9 +211,9 @@ impl EtcdStore {
                 }
                 None => {
                     let (url, options) = (member.url.clone(), member.options.clone());
-                    let connected = self.runtime.run(async move {
-                        tokio::time::timeout(timeout, Self::client(url, options)).await
-                    });
+                    let connected = self
+                        .runtime
+                        .run(async move { tokio::time::timeout(timeout, Self::client(url, options)).await });
                     match connected {
                         Some(Ok(Ok(client))) => {
                             *member.client.lock().map_err(|_| StoreError::Poisoned)? = Some(client.clone());
@@ -500,7 +500,9 @@ impl Store for EtcdStore {
                             }
                         }
                         FeedEvent::Progress(revision) if revision >= current => return Ok(()),
-                        FeedEvent::Compacted { oldest } => return Err(StoreError::Compacted { requested: after, oldest }),
+                        FeedEvent::Compacted { oldest } => {
+                            return Err(StoreError::Compacted { requested: after, oldest })
+                        }
                         _ => {}
                     }
                 }
@@ -542,7 +544,9 @@ impl Store for EtcdStore {
         }
         let at = to_etcd_revision(revision)?;
         let result = self.call("compact", Retry::Always, move |mut client| {
-            Box::pin(async move { client.compact(at, Some(etcd_client::CompactionOptions::new().with_physical())).await })
+            Box::pin(
+                async move { client.compact(at, Some(etcd_client::CompactionOptions::new().with_physical())).await },
+            )
         });
         match result {
             // Compacting at or below an earlier compaction does nothing.
@@ -554,7 +558,8 @@ impl Store for EtcdStore {
     fn backup(&self, path: &Path) -> Result<(), StoreError> {
         // etcd's own snapshot (restorable with `etcdctl snapshot restore`), streamed to a temporary file.
         let tmp = path.with_extension("partial");
-        let file = std::fs::File::create(&tmp).map_err(|source| StoreError::Io { op: "create", path: tmp.clone(), source })?;
+        let file =
+            std::fs::File::create(&tmp).map_err(|source| StoreError::Io { op: "create", path: tmp.clone(), source })?;
         let file = std::sync::Arc::new(Mutex::new(file));
         let sink = file.clone();
         let written = self.call("stream a snapshot", Retry::Always, move |mut client| {
@@ -657,14 +662,19 @@ async fn watch_once(
         Err(_) => return broken(format!("no connection within {timeout:?}"), false),
     };
     let Ok(start) = i64::try_from(*next) else { return broken("revision out of range".into(), false) };
-    let watch_options = WatchOptions::new().with_prefix().with_start_revision(start).with_prev_key().with_progress_notify();
+    let watch_options =
+        WatchOptions::new().with_prefix().with_start_revision(start).with_prev_key().with_progress_notify();
     let mut watch_client = client.watch_client();
-    let mut stream =
-        match tokio::time::timeout(timeout, watch_client.watch(prefix.as_bytes().to_vec(), Some(watch_options))).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return broken(e.to_string(), false),
-            Err(_) => return broken(format!("no watch within {timeout:?}"), false),
-        };
+    let mut stream = match tokio::time::timeout(
+        timeout,
+        watch_client.watch(prefix.as_bytes().to_vec(), Some(watch_options)),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return broken(e.to_string(), false),
+        Err(_) => return broken(format!("no watch within {timeout:?}"), false),
+    };
     let mut delivered = false;
     // Ask for a progress notice now and then: it says the member is alive and how far the stream is.
     let mut progress = tokio::time::interval(Duration::from_secs(1));

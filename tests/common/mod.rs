@@ -4,6 +4,7 @@
 //! readiness line and kills the child on drop. `dig` runs `dig -b <source>` and parses its output into `Dig`.
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod store;
 
 use std::io::{BufRead, BufReader};
@@ -313,6 +314,13 @@ pub fn metrics_addr(s: &Server) -> String {
     s.wait_until("the metrics address in the log", || s.log().contains("http://"));
     let log = s.log();
     let start = log.find("http://").map(|i| i + "http://".len()).expect("metrics address in the log");
+    log[start..].split('/').next().expect("address").to_string()
+}
+
+/// The metrics listener's address in a server log ("metrics on http://ADDR/metrics").
+pub fn metrics_addr_in(log: &str) -> String {
+    let start =
+        log.find("metrics on http://").map(|i| i + "metrics on http://".len()).expect("metrics address in the log");
     log[start..].split('/').next().expect("address").to_string()
 }
 

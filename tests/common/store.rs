@@ -29,10 +29,14 @@ impl StoreServer {
 
     /// With more `[admin]` keys, more sections after it, and files beside the config.
     pub fn start_with(admin: &str, sections: &str, files: &[(&str, &[u8])]) -> StoreServer {
+        StoreServer::start_on("[store]\npath = \"state.db\"\n", admin, sections, files)
+    }
+
+    /// With the given `[store]` section (an etcd store, say).
+    pub fn start_on(store: &str, admin: &str, sections: &str, files: &[(&str, &[u8])]) -> StoreServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = \"state.db\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-             {admin}{sections}"
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n{store}[admin]\nlisten = \"127.0.0.1:0\"\n{admin}{sections}"
         );
         std::fs::write(dir.path().join("vpcdns.toml"), config).expect("config");
         for (name, content) in files {
@@ -86,6 +90,11 @@ impl StoreServer {
         self.dns = ready.rsplit(' ').next().expect("dns address").to_string();
         self.admin = admin.split_whitespace().nth(2).expect("admin address").trim_start_matches("http://").to_string();
         self.child = Some(child);
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL, then reap.

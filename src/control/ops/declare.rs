@@ -12,8 +12,11 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::super::error::ApiError;
-use super::super::model::{encode, keys, AccountDoc, Control, LinkDoc, RecordDoc, ScopeDoc, UserDoc, VpcDoc, ZoneDoc};
+use super::super::model::{
+    encode, keys, record_id_in, AccountDoc, Control, LinkDoc, RecordDoc, ScopeDoc, UserDoc, VpcDoc, ZoneDoc,
+};
 use super::super::{Ctx, Plan};
+use super::{collect_generations, new_generation};
 use crate::rdata::Record;
 use crate::state::{State, ZoneId};
 use crate::store::Op;
@@ -139,12 +142,12 @@ pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Resu
         }
     }
     for zone in desired.zones.values() {
-        apply_zone(control, zone, &mut plan);
+        apply_zone(control, zone, &mut plan)?;
     }
     if prune {
         prune_absent(control, desired, &mut plan);
     }
-    let writes = plan.ops.len();
+    let writes = plan.ops.len() + plan.staged.len();
     plan.response = json!({ "result": if writes == 0 { "unchanged" } else { "applied" }, "writes": writes });
     if writes > 0 {
         plan.audit = Some(("state.apply".into(), format!("{writes} writes")));
@@ -152,11 +155,22 @@ pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Resu
     Ok(plan)
 }
 
-fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) {
+/// Above this many record writes in one zone, the zone's records are written as a new generation (see
+/// `control::stage`): one switch instead of many writes, within any store's transaction limits.
+const RESTAGE_ABOVE: usize = 64;
+
+fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) -> Result<(), ApiError> {
     let id = &zone.id.0;
-    let doc = ZoneDoc { id: id.clone(), name: zone.name.to_string(), account: zone.account.0.clone() };
+    let generation = control.zone_docs.get(&zone.id).map(|d| d.generation.clone()).unwrap_or_default();
+    let mut doc = ZoneDoc {
+        id: id.clone(),
+        name: zone.name.to_string(),
+        account: zone.account.0.clone(),
+        generation: generation.clone(),
+    };
     let scope = ScopeDoc { vpcs: zone.scope.iter().map(|v| v.0.to_string()).collect() };
-    let wanted: BTreeMap<String, &Record> = zone.records.values().map(|r| (record_id(r), r)).collect();
+    let wanted: BTreeMap<String, &Record> =
+        zone.records.values().map(|r| (record_id_in(&generation, &record_id(r)), r)).collect();
     let stored: BTreeMap<&str, &Record> = control
         .state
         .zones
@@ -173,10 +187,23 @@ fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) {
     for rid in stored.keys().filter(|rid| !wanted.contains_key(**rid)) {
         record_ops.push(Op::Delete { key: keys::record(id, rid) });
     }
+    if record_ops.len() > RESTAGE_ABOVE {
+        let next = new_generation()?;
+        record_ops.clear();
+        for record in zone.records.values() {
+            let key = keys::record(id, &record_id_in(&next, &record_id(record)));
+            plan.staged.push(Op::Put { key, value: encode(&RecordDoc::from_record(record)) });
+        }
+        plan.collect.extend(collect_generations(control, id, &next));
+        doc.generation = next;
+        plan.put(keys::zone(id), &doc);
+    }
     let stored_doc = control.zone_docs.get(&zone.id).map(encode);
     if !record_ops.is_empty() {
         // The zone document moves with its content (its revision is the SOA serial).
         plan.put(keys::zone(id), &doc);
+    } else if doc.generation != generation {
+        // Switched above.
     } else {
         put_if_changed(control, stored_doc, plan, keys::zone(id), &doc);
     }
@@ -187,6 +214,7 @@ fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) {
         .map(|z| encode(&ScopeDoc { vpcs: z.scope.iter().map(|v| v.0.to_string()).collect() }));
     put_if_changed(control, stored_scope, plan, keys::scope(id), &scope);
     plan.ops.extend(record_ops);
+    Ok(())
 }
 
 fn prune_absent(control: &Control, desired: &State, plan: &mut Plan) {

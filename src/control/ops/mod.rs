@@ -25,6 +25,43 @@ pub fn own_zone<'c>(control: &'c Control, account: &Uid, id: &str) -> Result<(&'
 }
 
 /// The compare for an `If-Match` the caller sent, if any.
+/// A fresh record generation name (see `ZoneDoc::generation`): time-ordered, never reused.
+pub fn new_generation() -> Result<String, super::ApiError> {
+    Ok(format!("g{:x}{}", super::unix_now(), super::auth::random_hex(3)?))
+}
+
+/// Deletes of every record of zone `id` that generation `keep` does not hold: the zone's current generation (one
+/// prefix delete, or one delete per record for ids without a generation) and anything staged and left behind.
+pub fn collect_generations(control: &Control, id: &str, keep: &str) -> Vec<crate::store::Op> {
+    use crate::store::Op;
+    let zone_id = crate::state::ZoneId(id.to_string());
+    let mut ops = Vec::new();
+    let current = control.zone_docs.get(&zone_id).map(|d| d.generation.clone()).unwrap_or_default();
+    if current != keep {
+        if current.is_empty() {
+            if let Some(zone) = control.state.zones.get(&zone_id) {
+                ops.extend(zone.records.iter().map(|(rid, _)| Op::Delete { key: keys::record(id, rid) }));
+            }
+        } else {
+            ops.push(Op::DeletePrefix { prefix: format!("{}{}~", keys::records(id), keys::esc(&current)) });
+        }
+    }
+    if let Some(staged) = control.staged.get(&zone_id) {
+        let mut generations: Vec<&str> = staged.keys().map(|rid| super::model::generation_of(rid)).collect();
+        generations.sort_unstable();
+        generations.dedup();
+        for generation in generations.into_iter().filter(|g| *g != keep) {
+            if generation.is_empty() {
+                let rids = staged.keys().filter(|rid| super::model::generation_of(rid).is_empty());
+                ops.extend(rids.map(|rid| Op::Delete { key: keys::record(id, rid) }));
+            } else {
+                ops.push(Op::DeletePrefix { prefix: format!("{}{}~", keys::records(id), keys::esc(generation)) });
+            }
+        }
+    }
+    ops
+}
+
 pub fn if_match(plan: &mut super::Plan, key: String, expected: Option<u64>) {
     if let Some(revision) = expected {
         plan.expect(key, revision);

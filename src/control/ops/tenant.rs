@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 
 use super::super::auth::{mint_key, random_hex};
 use super::super::error::ApiError;
-use super::super::model::{keys, policy_name, Control, RecordDoc, ScopeDoc, UserDoc, ZoneDoc};
+use super::super::model::{encode, keys, policy_name, record_id_in, Control, RecordDoc, ScopeDoc, UserDoc, ZoneDoc};
 use super::super::{Ctx, Plan};
-use super::{if_match, own_zone, zone_json};
+use super::{collect_generations, if_match, new_generation, own_zone, zone_json};
 use crate::name::Name;
 use crate::rdata::Record;
 use crate::state::{Uid, VpcId};
@@ -205,7 +205,7 @@ pub fn get_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<Value, ApiErro
 }
 
 /// Zone creation input.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewZone {
     pub name: String,
@@ -261,7 +261,10 @@ pub fn create_zone(control: &Control, ctx: &Ctx, input: NewZone) -> Result<Plan,
     }
     let mut plan = Plan::default();
     plan.expect(key.clone(), 0);
-    plan.put(key, &ZoneDoc { id: id.clone(), name: name.to_string(), account: me.0.clone() });
+    plan.put(
+        key,
+        &ZoneDoc { id: id.clone(), name: name.to_string(), account: me.0.clone(), generation: String::new() },
+    );
     if !input.scope.is_empty() {
         plan.put(keys::scope(&id), &ScopeDoc { vpcs: input.scope });
     }
@@ -360,7 +363,7 @@ pub fn add_record(
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (zone, doc) = own_zone(control, &me, id)?;
     let record = input.parse(&zone.name)?;
-    let rid = random_hex(8)?;
+    let rid = record_id_in(&doc.generation, &random_hex(8)?);
     let mut plan = Plan::default();
     touch_zone(&mut plan, doc, expected);
     let stored = RecordDoc::from_record(&record);
@@ -433,12 +436,18 @@ pub fn import_zone(
     let records =
         zonefile::parse_zone_str(text, Path::new("import"), &zone.name, Path::new("/nonexistent-include-root"))
             .map_err(|e| ApiError::bad_request("bad_zone_file", e.to_string()))?;
+    // The records go in as a new generation, which the zone document then switches to (see `control::stage`):
+    // atomic however many records, and within etcd's limits per transaction.
+    let generation = new_generation()?;
     let mut plan = Plan::default();
-    touch_zone(&mut plan, doc, expected);
-    plan.ops.push(crate::store::Op::DeletePrefix { prefix: keys::records(id) });
+    let mut switched = doc.clone();
+    switched.generation.clone_from(&generation);
+    touch_zone(&mut plan, &switched, expected);
     for record in &records {
-        plan.put(keys::record(id, &random_hex(8)?), &RecordDoc::from_record(record));
+        let key = keys::record(id, &record_id_in(&generation, &random_hex(8)?));
+        plan.staged.push(crate::store::Op::Put { key, value: encode(&RecordDoc::from_record(record)) });
     }
+    plan.collect = collect_generations(control, id, &generation);
     plan.response = json!({ "zone": id, "records": records.len() });
     plan.audit = Some(("zone.import".into(), id.to_string()));
     Ok(plan)

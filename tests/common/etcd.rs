@@ -1,0 +1,175 @@
+//! A real etcd cluster on loopback for tests: 1 or 3 members on free ports, each a child process stopped by PID
+//! (SIGKILL on drop), data in a temp dir. Election timeouts are short so that a failover takes about a second.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::free_port;
+
+pub struct Etcd {
+    pub dir: tempfile::TempDir,
+    members: Vec<Member>,
+}
+
+struct Member {
+    name: String,
+    client: u16,
+    peer: u16,
+    child: Option<Child>,
+}
+
+/// The etcd binary (Debian's etcd-server puts it in /usr/bin).
+fn etcd_bin() -> &'static str {
+    for candidate in ["/usr/bin/etcd", "/usr/local/bin/etcd"] {
+        if std::path::Path::new(candidate).exists() {
+            return candidate;
+        }
+    }
+    panic!("etcd is not installed: scripts/test.sh installs it (Debian package etcd-server)")
+}
+
+impl Etcd {
+    /// Starts an `n`-member cluster and waits until it has a leader.
+    pub fn start(n: usize) -> Etcd {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 2 * n {
+            let port = free_port();
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member { name: format!("m{i}"), client: ports[2 * i], peer: ports[2 * i + 1], child: None })
+            .collect();
+        let mut etcd = Etcd { dir, members };
+        for i in 0..n {
+            etcd.spawn(i);
+        }
+        etcd.wait_for_leader(Duration::from_secs(20));
+        etcd
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let cluster: Vec<String> =
+            self.members.iter().map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer)).collect();
+        let m = &self.members[i];
+        let data = self.dir.path().join(&m.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", m.name)))
+            .expect("etcd log");
+        let client = format!("http://127.0.0.1:{}", m.client);
+        let peer = format!("http://127.0.0.1:{}", m.peer);
+        let child = Command::new(etcd_bin())
+            .args(["--name", &m.name, "--data-dir"])
+            .arg(&data)
+            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &cluster.join(","), "--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", "vpcdns-test", "--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(["--logger", "zap", "--log-level", "warn"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd");
+        self.members[i].child = Some(child);
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| format!("http://127.0.0.1:{}", m.client)).collect()
+    }
+
+    /// A `[store]` section for a vpcdns node named `node` on this cluster.
+    pub fn store_section(&self, node: &str) -> String {
+        let endpoints: Vec<String> = self.endpoints().iter().map(|e| format!("{e:?}")).collect();
+        format!(
+            "[store]\nkind = \"etcd\"\nendpoints = [{}]\nnode = \"{node}\"\ntimeout_ms = 1000\n",
+            endpoints.join(", ")
+        )
+    }
+
+    /// etcdctl (API v3) against the members that run.
+    pub fn ctl(&self, args: &[&str]) -> Result<String, String> {
+        let endpoints: Vec<String> = self
+            .members
+            .iter()
+            .filter(|m| m.child.is_some())
+            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .collect();
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", endpoints.join(",")))
+            .args(["--command-timeout=3s", "--dial-timeout=1s"])
+            .args(args)
+            .output()
+            .expect("run etcdctl");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The cluster's current revision.
+    pub fn revision(&self) -> u64 {
+        let out = self.ctl(&["endpoint", "status", "--write-out=json"]).expect("endpoint status");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("status json");
+        v.as_array()
+            .and_then(|a| a.iter().filter_map(|m| m["Status"]["header"]["revision"].as_u64()).max())
+            .expect("revision")
+    }
+
+    /// The index of the member that leads, if one does.
+    pub fn leader(&self) -> Option<usize> {
+        let out = self.ctl(&["endpoint", "status", "--write-out=json"]).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+        for status in v.as_array()? {
+            let s = &status["Status"];
+            if s["leader"].as_u64().is_some() && s["leader"] == s["header"]["member_id"] {
+                let endpoint = status["Endpoint"].as_str()?;
+                return self.members.iter().position(|m| endpoint.ends_with(&format!(":{}", m.client)));
+            }
+        }
+        None
+    }
+
+    pub fn wait_for_leader(&self, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(i) = self.leader() {
+                return i;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let logs: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| std::fs::read_to_string(self.dir.path().join(format!("{}.log", m.name))).unwrap_or_default())
+            .collect();
+        panic!("etcd elected no leader within {limit:?}; logs:\n{}", logs.join("\n"))
+    }
+
+    /// SIGKILL member `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts member `i` again on its data (after `kill`).
+    pub fn restart(&mut self, i: usize) {
+        self.spawn(i);
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Several vpcdns nodes sharing one state through a real etcd (started by the tests on loopback ports): writes
+//! through one node's admin API are answered by the others' DNS; races lose nothing; the nodes survive a leader
+//! failover, a compaction past their revision, and etcd being down.
+#![cfg(feature = "etcd")]
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use common::etcd::Etcd;
+use common::store::{token, StoreServer};
+use common::{http_get, metrics_addr_in};
+use serde_json::Value;
+
+/// The secret every node shares (link codes minted on one node verify on another).
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-shared-secret";
+
+fn node(etcd: &Etcd, name: &str) -> StoreServer {
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    StoreServer::start_on(&etcd.store_section(name), "", metrics, &[("vpcdns.secret", SECRET)])
+}
+
+/// An account, a VPC on 127.0.90.0/24, a root key, and a zone scoped to the VPC; the key and the zone id.
+fn inventory(a: &StoreServer) -> (String, String) {
+    a.operator(&[
+        "accounts",
+        "put",
+        "--uid",
+        "1001",
+        "--name",
+        "acme",
+        "--email",
+        "root@acme.example",
+        "--site",
+        "intl",
+    ])
+    .expect("account");
+    a.operator(&["vpcs", "put", "--id", "vpc-acme", "--account", "1001", "--cidr", "127.0.90.0/24"]).expect("vpc");
+    let key = token(a.operator(&["key", "acme"]));
+    let zone = a.admin(&key, &["zones", "create", "corp.internal.", "--scope", "vpc-acme"]).expect("zone");
+    (key, zone["id"].as_str().expect("zone id").to_string())
+}
+
+/// One A query over UDP from a VPC source, with a short timeout: the answer's addresses, or None (no answer).
+fn query_a(server: &str, name: &str) -> Option<Vec<std::net::Ipv4Addr>> {
+    let sock = UdpSocket::bind("127.0.90.7:0").ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    sock.send_to(&q, server).ok()?;
+    let mut buf = [0u8; 1500];
+    let n = sock.recv(&mut buf).ok()?;
+    let answer = &buf[..n];
+    let count = u16::from_be_bytes([answer[6], answer[7]]) as usize;
+    // Skip the question (the same bytes as ours), then read A records (name is a pointer: 2 bytes).
+    let mut at = q.len();
+    let mut addrs = Vec::new();
+    for _ in 0..count {
+        let rtype = u16::from_be_bytes([answer[at + 2], answer[at + 3]]);
+        let len = u16::from_be_bytes([answer[at + 10], answer[at + 11]]) as usize;
+        if rtype == 1 && len == 4 {
+            addrs.push(std::net::Ipv4Addr::new(answer[at + 12], answer[at + 13], answer[at + 14], answer[at + 15]));
+        }
+        at += 12 + len;
+    }
+    Some(addrs)
+}
+
+/// Waits (bounded) until `server` answers `name` with `addr`; how long it took, or None.
+fn wait_answer(server: &str, name: &str, addr: &str, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let want: std::net::Ipv4Addr = addr.parse().expect("address");
+    while started.elapsed() < limit {
+        if query_a(server, name).is_some_and(|a| a.contains(&want)) {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
+}
+
+/// A metric's value from a node's /metrics.
+fn metric(s: &StoreServer, name: &str) -> Option<f64> {
+    let (_, body) = http_get(&metrics_addr_in(&s.log()), "/metrics");
+    body.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().last()?.parse().ok())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[test]
+fn a_write_on_one_node_is_answered_by_the_other() {
+    let etcd = Etcd::start(1);
+    let a = node(&etcd, "a");
+    let b = node(&etcd, "b");
+    let (key, zone) = inventory(&a);
+    let (mut delays, mut totals) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        let name = format!("h{i}");
+        let addr = format!("10.1.{}.{}", i / 200, i % 200 + 1);
+        let issued = Instant::now();
+        let written = a.admin(&key, &["records", "add", &zone, &name, "A", &addr]).expect("write");
+        let revision = written["revision"].as_u64().expect("revision");
+        let fqdn = format!("{name}.corp.internal");
+        let delay = wait_answer(&b.dns, &fqdn, &addr, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("node b never answered {fqdn}; log:\n{}", b.log()));
+        assert!(delay < Duration::from_secs(1), "{fqdn} took {delay:?}");
+        delays.push(delay);
+        totals.push(issued.elapsed());
+        if i % 50 == 0 {
+            let applied = metric(&b, "vpcdns_store_applied_revision").expect("applied revision");
+            assert!(applied as u64 >= revision, "b applied {applied}, a committed {revision}");
+        }
+    }
+    for (what, sample) in
+        [("after a's acknowledgement", &mut delays), ("from the CLI's start (the whole write)", &mut totals)]
+    {
+        sample.sort();
+        println!(
+            "answered by b, {what}, over {} writes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            sample.len(),
+            percentile(sample, 0.5).as_secs_f64() * 1e3,
+            percentile(sample, 0.99).as_secs_f64() * 1e3,
+            sample[sample.len() - 1].as_secs_f64() * 1e3
+        );
+    }
+    // Both nodes derive the same SOA serial from the store's revision.
+    let soa = |s: &StoreServer| common::dig_at(&s.dns, "127.0.90.7", "corp.internal", "SOA", &[]).data("SOA");
+    assert_eq!(soa(&a), soa(&b));
+    // A write through b is answered by a.
+    b.admin(&key, &["records", "add", &zone, "back", "A", "10.2.0.1"]).expect("write on b");
+    assert!(wait_answer(&a.dns, "back.corp.internal", "10.2.0.1", Duration::from_secs(2)).is_some());
+}
+
+#[test]
+fn racing_writers_on_two_nodes_lose_nothing() {
+    let etcd = Etcd::start(1);
+    let a = node(&etcd, "a");
+    let b = node(&etcd, "b");
+    let (key, zone) = inventory(&a);
+    for (id, cidr) in [("vpc-x", "127.0.91.0/24"), ("vpc-y", "127.0.92.0/24")] {
+        a.operator(&["vpcs", "put", "--id", id, "--account", "1001", "--cidr", cidr]).expect("vpc");
+    }
+    // Records and scope edits race on one zone from both nodes, without If-Match.
+    let acked: Vec<(String, String)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = [(&a, "a", "vpc-x"), (&b, "b", "vpc-y")]
+            .into_iter()
+            .map(|(s, tag, vpc)| {
+                let (key, zone) = (key.clone(), zone.clone());
+                scope.spawn(move || {
+                    let mut acked = Vec::new();
+                    for i in 0..25 {
+                        let (name, addr) = (format!("{tag}{i}"), format!("10.3.{}.{}", tag.len(), i + 1));
+                        if s.admin(&key, &["records", "add", &zone, &name, "A", &addr]).is_ok() {
+                            acked.push((name, addr));
+                        }
+                        if i == 10 {
+                            s.admin(&key, &["zones", "scope", &zone, "--add", vpc]).expect("scope add");
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("worker")).collect()
+    });
+    assert_eq!(acked.len(), 50, "plain adds are retried by the server, never refused");
+    for s in [&a, &b] {
+        for (name, addr) in &acked {
+            let fqdn = format!("{name}.corp.internal");
+            assert!(wait_answer(&s.dns, &fqdn, addr, Duration::from_secs(2)).is_some(), "{fqdn} lost");
+        }
+        // Both scope additions survived: neither overwrote the other.
+        let scope = s.admin(&key, &["zones", "show", &zone]).expect("zone");
+        let vpcs: Vec<&str> = scope["scope"].as_array().expect("scope").iter().filter_map(Value::as_str).collect();
+        assert!(vpcs.contains(&"vpc-x") && vpcs.contains(&"vpc-y"), "scope {vpcs:?}");
+    }
+    // With If-Match both read the same revision: exactly one of two racing writes wins, the other gets 412.
+    let shown = a.admin(&key, &["zones", "show", &zone]).expect("zone");
+    let revision = shown["scope_revision"].as_u64().expect("scope revision");
+    let rev = revision.to_string();
+    let results: Vec<Result<Value, String>> = std::thread::scope(|scope| {
+        let r1 = scope.spawn(|| a.admin(&key, &["zones", "scope", &zone, "--set", "vpc-acme", "--if-match", &rev]));
+        let r2 = scope.spawn(|| b.admin(&key, &["zones", "scope", &zone, "--set", "vpc-x", "--if-match", &rev]));
+        vec![r1.join().expect("a"), r2.join().expect("b")]
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().any(|r| r.as_ref().is_err_and(|e| e.contains("412") || e.contains("revision"))));
+}
+
+#[test]
+fn a_zone_never_shows_half_of_a_change() {
+    let etcd = Etcd::start(1);
+    let a = node(&etcd, "a");
+    let b = node(&etcd, "b");
+    let (key, zone) = inventory(&a);
+    // A 3,000-record import crosses etcd's 128-operations limit many times over: it must appear whole, at once.
+    let mut text = String::from("$TTL 300\n");
+    for i in 0..3000 {
+        text.push_str(&format!("n{i} A 10.4.{}.{}\n", i / 250, i % 250 + 1));
+    }
+    let file = a.dir.path().join("import.zone");
+    std::fs::write(&file, &text).expect("zone file");
+    std::thread::scope(|scope| {
+        let importer = scope.spawn(|| a.admin(&key, &["zones", "import", &zone, &file.display().to_string()]));
+        // While it runs, b answers either the old zone (n0 absent) or the whole new one (n0 and n2999 present).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let first = query_a(&b.dns, "n0.corp.internal").unwrap_or_default();
+            let last = query_a(&b.dns, "n2999.corp.internal").unwrap_or_default();
+            if !first.is_empty() {
+                assert!(!last.is_empty(), "b served the first record of the import without the last");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        importer.join().expect("importer").expect("import");
+    });
+    assert!(wait_answer(&b.dns, "n2999.corp.internal", "10.4.11.250", Duration::from_secs(5)).is_some());
+    // Both nodes hold exactly the imported records, and nothing of the old generation is left in etcd.
+    for s in [&a, &b] {
+        let shown = s.admin(&key, &["zones", "show", &zone]).expect("zone");
+        assert_eq!(shown["records"].as_array().map(Vec::len), Some(3000));
+    }
+    let keys = etcd.ctl(&["get", "--prefix", "--keys-only", "/vpcdns/record/"]).expect("etcdctl get");
+    assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 3000, "stale generations left in etcd");
+    // A second import replaces the first whole.
+    std::fs::write(&file, "$TTL 300\nonly A 10.5.0.1\n").expect("zone file");
+    a.admin(&key, &["zones", "import", &zone, &file.display().to_string()]).expect("second import");
+    assert!(wait_answer(&b.dns, "only.corp.internal", "10.5.0.1", Duration::from_secs(5)).is_some());
+    assert_eq!(query_a(&b.dns, "n0.corp.internal").unwrap_or_default(), Vec::<std::net::Ipv4Addr>::new());
+    let keys = etcd.ctl(&["get", "--prefix", "--keys-only", "/vpcdns/record/"]).expect("etcdctl get");
+    assert_eq!(keys.lines().filter(|l| !l.is_empty()).count(), 1);
+}
+
+#[test]
+fn leader_failover_loses_no_acknowledged_write() {
+    let mut etcd = Etcd::start(3);
+    let a = node(&etcd, "a");
+    let b = node(&etcd, "b");
+    let (key, zone) = inventory(&a);
+    let mut acked = Vec::new();
+    let mut killed = None;
+    let mut failures = Vec::new();
+    for i in 0..40 {
+        if i == 15 {
+            let leader = etcd.leader().expect("a leader");
+            etcd.kill(leader);
+            killed = Some(leader);
+        }
+        let (name, addr) = (format!("f{i}"), format!("10.6.0.{}", i + 1));
+        // The client retries as a client would: a write either is acknowledged or fails with a clear error.
+        for _ in 0..20 {
+            match a.admin(&key, &["records", "add", &zone, &name, "A", &addr]) {
+                Ok(_) => {
+                    acked.push((name.clone(), addr.clone()));
+                    break;
+                }
+                Err(e) => {
+                    failures.push(e.lines().last().unwrap_or_default().to_string());
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+    assert!(killed.is_some());
+    println!("leader {killed:?} killed after 15 writes; {} failed attempts, retried: {failures:?}", failures.len());
+    assert!(acked.len() >= 35, "only {} of 40 writes were acknowledged", acked.len());
+    let c = node(&etcd, "c");
+    for s in [&b, &c] {
+        for (name, addr) in &acked {
+            let fqdn = format!("{name}.corp.internal");
+            assert!(
+                wait_answer(&s.dns, &fqdn, addr, Duration::from_secs(5)).is_some(),
+                "{fqdn} lost; log:\n{}",
+                s.log()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_node_behind_a_compaction_reads_everything_again() {
+    let mut etcd = Etcd::start(1);
+    let a = node(&etcd, "a");
+    let b = node(&etcd, "b");
+    let (key, zone) = inventory(&a);
+    a.admin(&key, &["records", "add", &zone, "before", "A", "10.7.0.1"]).expect("write");
+    assert!(wait_answer(&b.dns, "before.corp.internal", "10.7.0.1", Duration::from_secs(2)).is_some());
+    // b stops following: frozen while etcd restarts (which breaks b's watch; while the connection lived, the
+    // kernel would have buffered new events for b), a writes, and etcd compacts past b's revision.
+    let pid = b.pid().expect("b runs").to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("kill").success());
+    etcd.kill(0);
+    etcd.restart(0);
+    etcd.wait_for_leader(Duration::from_secs(10));
+    let write = |name: &str, addr: &str| {
+        for _ in 0..50 {
+            if a.admin(&key, &["records", "add", &zone, name, "A", addr]).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("a could not write {name}");
+    };
+    for i in 0..5 {
+        write(&format!("c{i}"), &format!("10.7.1.{}", i + 1));
+    }
+    write("after", "10.7.0.2");
+    let revision = etcd.revision();
+    etcd.ctl(&["compact", &revision.to_string()]).expect("compact");
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("kill").success());
+    assert!(
+        wait_answer(&b.dns, "after.corp.internal", "10.7.0.2", Duration::from_secs(10)).is_some(),
+        "b did not converge; log:\n{}",
+        b.log()
+    );
+    assert!(b.log().contains("compacted"), "b should say it read everything again");
+    assert!(metric(&b, "vpcdns_store_relists").unwrap_or(0.0) >= 1.0);
+    // Same state on both: every record of a is answered by b.
+    for i in 0..5 {
+        let name = format!("c{i}.corp.internal");
+        assert!(wait_answer(&b.dns, &name, &format!("10.7.1.{}", i + 1), Duration::from_secs(2)).is_some());
+    }
+}
+
+#[test]
+fn with_etcd_down_nodes_keep_answering_and_writes_fail_clearly() {
+    let mut etcd = Etcd::start(1);
+    let a = node(&etcd, "a");
+    let b = node(&etcd, "b");
+    let (key, zone) = inventory(&a);
+    a.admin(&key, &["records", "add", &zone, "www", "A", "10.8.0.1"]).expect("write");
+    assert!(wait_answer(&b.dns, "www.corp.internal", "10.8.0.1", Duration::from_secs(2)).is_some());
+    etcd.kill(0);
+    // Both keep answering from their last state.
+    for s in [&a, &b] {
+        assert_eq!(query_a(&s.dns, "www.corp.internal"), Some(vec!["10.8.0.1".parse().expect("ip")]));
+    }
+    // A write fails at once with a clear error.
+    let started = Instant::now();
+    let error = a.admin(&key, &["records", "add", &zone, "down", "A", "10.8.0.2"]).expect_err("write must fail");
+    assert!(error.contains("etcd is unreachable"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Readiness and metrics say the node serves a stale state.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = http_get(&metrics_addr_in(&b.log()), "/ready");
+        if body.contains("unreachable") {
+            assert_eq!(status, 200, "a node with a state keeps serving");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/ready never said the store is unreachable: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(metric(&b, "vpcdns_store_connected"), Some(0.0));
+    assert!(b.log().contains("store unreachable"));
+    // etcd returns: writes work again and both nodes converge.
+    etcd.restart(0);
+    etcd.wait_for_leader(Duration::from_secs(10));
+    let mut written = false;
+    for _ in 0..50 {
+        if a.admin(&key, &["records", "add", &zone, "back", "A", "10.8.0.3"]).is_ok() {
+            written = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(written, "writes never worked again");
+    for s in [&a, &b] {
+        assert!(wait_answer(&s.dns, "back.corp.internal", "10.8.0.3", Duration::from_secs(5)).is_some());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&b, "vpcdns_store_connected") != Some(1.0) {
+        assert!(Instant::now() < deadline, "b never reported the store back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
