@@ -13,6 +13,11 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing="$missing bind9"
 # ip (iproute2) makes the network namespace in which the IPv6 test runs its own hosts.
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing="$missing iproute2"
+# The etcd store (cargo feature "etcd"): its client compiles etcd's protobufs (protoc), and tests/etcd.rs starts
+# real etcd members on loopback ports (etcd, etcdctl).
+command -v protoc >/dev/null 2>&1 || missing="$missing protobuf-compiler libprotobuf-dev"
+command -v etcd >/dev/null 2>&1 || missing="$missing etcd-server"
+command -v etcdctl >/dev/null 2>&1 || missing="$missing etcd-client"
 if [ -n "$missing" ]; then
   echo "== installing:$missing"
   sudo=""
@@ -36,12 +41,12 @@ echo "== cargo deny (bans, licenses, sources; deny.toml)"
 command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --quiet
 cargo deny check bans licenses sources
 echo "== cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --locked --features etcd -- -D warnings
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
+cargo test --locked --features etcd --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line over every test binary (cargo's own last line is the doc-test run's).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

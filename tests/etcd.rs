@@ -382,3 +382,58 @@ fn with_etcd_down_nodes_keep_answering_and_writes_fail_clearly() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn etcd_over_tls_with_client_certificates_and_authentication() {
+    let mut etcd = Etcd::start_tls(1);
+    // etcd authentication: a root, and a user that may only read and write vpcdns's prefix.
+    for args in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "add", "vpcdns:s3cret"],
+        &["role", "add", "vpcdns"],
+        &["role", "grant-permission", "vpcdns", "--prefix=true", "readwrite", "/vpcdns/"],
+        &["user", "grant-role", "vpcdns", "vpcdns"],
+        &["auth", "enable"],
+    ] {
+        etcd.ctl(args).unwrap_or_else(|e| panic!("etcdctl {args:?}: {e}"));
+    }
+    etcd.user = Some("root:rootpw".into());
+    let tls = etcd.tls().cloned().expect("tls");
+    let section = |password_file: &str, with_cert: bool| {
+        let mut s = etcd.store_section("n");
+        s.push_str(&format!("tls_ca = {:?}\n", tls.ca.display().to_string()));
+        if with_cert {
+            s.push_str(&format!(
+                "tls_cert = {:?}\ntls_key = {:?}\n",
+                tls.cert.display().to_string(),
+                tls.key.display().to_string()
+            ));
+        }
+        s.push_str(&format!("user = \"vpcdns\"\npassword_file = \"{password_file}\"\n"));
+        s
+    };
+    let files: [(&str, &[u8]); 3] = [("vpcdns.secret", SECRET), ("good.pw", b"s3cret\n"), ("bad.pw", b"wrong\n")];
+    let a = StoreServer::start_on(&section("good.pw", true), "", "", &files);
+    let b = StoreServer::start_on(&section("good.pw", true), "", "", &files);
+    let (key, zone) = inventory(&a);
+    a.admin(&key, &["records", "add", &zone, "tls", "A", "10.9.0.1"]).expect("write over TLS");
+    assert!(wait_answer(&b.dns, "tls.corp.internal", "10.9.0.1", Duration::from_secs(2)).is_some());
+    // A wrong password, or no client certificate, stops the start-up with an error that says why.
+    for (config, expect) in [(section("bad.pw", true), "password"), (section("good.pw", false), "")] {
+        let dir = tempfile::tempdir().expect("dir");
+        let text = format!("[server]\nlisten = [\"127.0.0.1:0\"]\n{config}[admin]\nlisten = \"127.0.0.1:0\"\n");
+        std::fs::write(dir.path().join("vpcdns.toml"), text).expect("config");
+        for (name, content) in &files {
+            std::fs::write(dir.path().join(name), content).expect("file");
+        }
+        let out = std::process::Command::new(common::BIN)
+            .args(["serve", "--config"])
+            .arg(dir.path().join("vpcdns.toml"))
+            .output()
+            .expect("run vpcdns");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started without valid credentials");
+        println!("refused as expected: {}", stderr.trim());
+        assert!(stderr.contains("etcd") && stderr.contains(expect), "{stderr}");
+    }
+}

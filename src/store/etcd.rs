@@ -221,6 +221,10 @@ impl EtcdStore {
                             self.runtime.run(async move { tokio::time::timeout(timeout, fut).await })
                         }
                         Some(Ok(Err(e))) => {
+                            // A refusal (bad credentials) is the same on every member.
+                            if classify(&e) == Failure::Refused {
+                                return Err(refused(op, &e));
+                            }
                             // Nothing was sent: every request may move on.
                             errors.push(format!("{}: {e}", member.url));
                             continue;

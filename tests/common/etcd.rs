@@ -9,6 +9,18 @@ use super::free_port;
 pub struct Etcd {
     pub dir: tempfile::TempDir,
     members: Vec<Member>,
+    /// With TLS: the CA, and the client certificate and key etcdctl presents (files in `dir`).
+    tls: Option<Tls>,
+    /// etcdctl's `--user` once authentication is on.
+    pub user: Option<String>,
+}
+
+/// PEM files made by `Etcd::start_tls` (paths in the cluster's dir).
+#[derive(Clone)]
+pub struct Tls {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 struct Member {
@@ -31,7 +43,17 @@ fn etcd_bin() -> &'static str {
 impl Etcd {
     /// Starts an `n`-member cluster and waits until it has a leader.
     pub fn start(n: usize) -> Etcd {
+        Etcd::start_with(n, false)
+    }
+
+    /// A cluster whose clients must speak TLS and present a certificate signed by the test CA.
+    pub fn start_tls(n: usize) -> Etcd {
+        Etcd::start_with(n, true)
+    }
+
+    fn start_with(n: usize, tls: bool) -> Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
+        let tls = tls.then(|| make_certs(dir.path()));
         let mut ports: Vec<u16> = Vec::new();
         while ports.len() < 2 * n {
             let port = free_port();
@@ -42,7 +64,7 @@ impl Etcd {
         let members: Vec<Member> = (0..n)
             .map(|i| Member { name: format!("m{i}"), client: ports[2 * i], peer: ports[2 * i + 1], child: None })
             .collect();
-        let mut etcd = Etcd { dir, members };
+        let mut etcd = Etcd { dir, members, tls, user: None };
         for i in 0..n {
             etcd.spawn(i);
         }
@@ -60,9 +82,22 @@ impl Etcd {
             .append(true)
             .open(self.dir.path().join(format!("{}.log", m.name)))
             .expect("etcd log");
-        let client = format!("http://127.0.0.1:{}", m.client);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", m.client);
         let peer = format!("http://127.0.0.1:{}", m.peer);
-        let child = Command::new(etcd_bin())
+        let mut command = Command::new(etcd_bin());
+        if self.tls.is_some() {
+            let d = self.dir.path();
+            command
+                .arg("--cert-file")
+                .arg(d.join("server.pem"))
+                .arg("--key-file")
+                .arg(d.join("server.key"))
+                .arg("--trusted-ca-file")
+                .arg(d.join("ca.pem"))
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .args(["--name", &m.name, "--data-dir"])
             .arg(&data)
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
@@ -79,7 +114,12 @@ impl Etcd {
 
     /// Every member's client URL.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| format!("http://127.0.0.1:{}", m.client)).collect()
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.members.iter().map(|m| format!("{scheme}://127.0.0.1:{}", m.client)).collect()
+    }
+
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
     }
 
     /// A `[store]` section for a vpcdns node named `node` on this cluster.
@@ -93,13 +133,21 @@ impl Etcd {
 
     /// etcdctl (API v3) against the members that run.
     pub fn ctl(&self, args: &[&str]) -> Result<String, String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         let endpoints: Vec<String> = self
             .members
             .iter()
             .filter(|m| m.child.is_some())
-            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .map(|m| format!("{scheme}://127.0.0.1:{}", m.client))
             .collect();
-        let out = Command::new("etcdctl")
+        let mut command = Command::new("etcdctl");
+        if let Some(tls) = &self.tls {
+            command.arg("--cacert").arg(&tls.ca).arg("--cert").arg(&tls.cert).arg("--key").arg(&tls.key);
+        }
+        if let Some(user) = &self.user {
+            command.arg(format!("--user={user}"));
+        }
+        let out = command
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", endpoints.join(",")))
             .args(["--command-timeout=3s", "--dial-timeout=1s"])
@@ -172,4 +220,50 @@ impl Drop for Etcd {
             self.kill(i);
         }
     }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in `dir`.
+fn make_certs(dir: &std::path::Path) -> Tls {
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl must be installed (scripts/test.sh installs it)");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[&["req", "-x509"], &ec[..], &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca"]]
+            .concat(),
+    );
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+        .expect("ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("ext");
+    for (name, cn) in [("server", "127.0.0.1"), ("client", "vpcdns")] {
+        let subject = format!("/CN={cn}");
+        let (key, csr, pem, ext) =
+            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+        openssl(&[&["req"], &ec[..], &["-keyout", &key, "-out", &csr, "-subj", &subject]].concat());
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+    Tls { ca: dir.join("ca.pem"), cert: dir.join("client.pem"), key: dir.join("client.key") }
 }
