@@ -437,3 +437,22 @@ fn etcd_over_tls_with_client_certificates_and_authentication() {
         assert!(stderr.contains("etcd") && stderr.contains(expect), "{stderr}");
     }
 }
+
+/// The store contract the embedded store is held to, checked against etcd (each check under a fresh prefix).
+#[test]
+fn the_etcd_store_keeps_the_store_contract() {
+    use vpcdns::store::etcd::{EtcdSettings, EtcdStore};
+    let etcd = Etcd::start(1);
+    let mut n = 0;
+    vpcdns::store::conformance::run_all(&mut || {
+        n += 1;
+        let settings = EtcdSettings {
+            endpoints: etcd.endpoints(),
+            prefix: format!("/contract{n}/"),
+            tls: None,
+            user: None,
+            timeout: Duration::from_secs(2),
+        };
+        std::sync::Arc::new(EtcdStore::open(&settings).expect("open the etcd store"))
+    });
+}

@@ -753,4 +753,63 @@ mod tests {
         assert_eq!(got, [("r2".to_string(), a("b.t.", 2)), ("r3".to_string(), a("d.t.", 4))]);
         assert_eq!(records.get("r3").map(|(_, revision)| revision), Some(5));
     }
+
+    fn put<T: Serialize>(revision: u64, key: String, doc: &T) -> Change {
+        Change { revision, key, value: Some(encode(doc)) }
+    }
+
+    fn zone_doc(generation: &str) -> ZoneDoc {
+        ZoneDoc { id: "1/t.".into(), name: "t.".into(), account: "1".into(), generation: generation.into() }
+    }
+
+    fn served(control: &Control) -> Vec<String> {
+        let zone = control.state.zones.get("1/t.").expect("zone");
+        let mut names: Vec<String> = zone.records.values().map(|r| r.owner.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    /// A zone serves one record generation; the next one waits aside until the zone document switches to it, and
+    /// the old one is gone from memory at the switch (its deletes later are no-ops).
+    #[test]
+    fn a_generation_switch_replaces_the_records_at_once() {
+        let mut c = Control::new(crate::testing::state("", None).server);
+        let rec = |name: &str, n: u8| RecordDoc::from_record(&a(name, n));
+        let mut changes =
+            vec![put(1, keys::zone("1/t."), &zone_doc("")), put(1, keys::record("1/t.", "old1"), &rec("old.t.", 1))];
+        // Staged: a new generation, not yet served.
+        changes.push(put(2, keys::record("1/t.", "g1~a"), &rec("new-a.t.", 2)));
+        changes.push(put(3, keys::record("1/t.", "g1~b"), &rec("new-b.t.", 3)));
+        assert!(c.apply(&changes).is_empty());
+        assert_eq!(served(&c), ["old.t."]);
+        assert_eq!(c.staged.get("1/t.").map(HashMap::len), Some(2));
+        // The switch.
+        assert!(c.apply(&[put(4, keys::zone("1/t."), &zone_doc("g1"))]).is_empty());
+        assert_eq!(served(&c), ["new-a.t.", "new-b.t."]);
+        assert!(!c.staged.contains_key("1/t."));
+        assert_eq!(c.state.zones.get("1/t.").map(|z| z.revision), Some(4));
+        // Deleting the old generation changes nothing served; a new record goes into the served generation.
+        let delete = Change { revision: 5, key: keys::record("1/t.", "old1"), value: None };
+        let added = put(6, keys::record("1/t.", &record_id_in("g1", "c")), &rec("new-c.t.", 4));
+        assert!(c.apply(&[delete, added]).is_empty());
+        assert_eq!(served(&c), ["new-a.t.", "new-b.t.", "new-c.t."]);
+    }
+
+    /// At start-up records come before their zone: each goes to the served generation or aside.
+    #[test]
+    fn listed_records_are_sorted_by_generation_when_the_zone_arrives() {
+        let mut c = Control::new(crate::testing::state("", None).server);
+        let rec = |name: &str, n: u8| RecordDoc::from_record(&a(name, n));
+        let changes = [
+            put(1, keys::record("1/t.", "g1~a"), &rec("live.t.", 1)),
+            put(2, keys::record("1/t.", "g2~a"), &rec("staged.t.", 2)),
+            put(3, keys::record("1/t.", "legacy"), &rec("old.t.", 3)),
+            put(4, keys::zone("1/t."), &zone_doc("g1")),
+        ];
+        assert!(c.apply(&changes).is_empty());
+        assert_eq!(served(&c), ["live.t."]);
+        assert_eq!(c.staged.get("1/t.").map(HashMap::len), Some(2));
+        assert_eq!(generation_of("g2~a"), "g2");
+        assert_eq!(generation_of("legacy"), "");
+    }
 }

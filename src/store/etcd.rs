@@ -34,6 +34,8 @@ pub const MAX_TXN_OPS: usize = 128;
 pub const MAX_TXN_BYTES: usize = 1_400_000;
 /// Keys per page when listing: every page is read at the revision of the first.
 const PAGE: i64 = 1000;
+/// How long a replayed history must be quiet before `changes_since` takes it as complete (see there).
+const REPLAY_QUIET: Duration = Duration::from_millis(400);
 
 /// How to reach the cluster (`[store] kind = "etcd"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +308,21 @@ impl EtcdStore {
         }
     }
 
+    /// The highest mod_revision of a key under the prefix (0 when there is none).
+    fn newest_mod_revision(&self) -> Result<u64, StoreError> {
+        let (key, end) = (self.key(""), self.prefix_end(""));
+        let response = self.call("read the newest revision", Retry::Always, move |mut client| {
+            let options = GetOptions::new()
+                .with_range(end.clone())
+                .with_sort(etcd_client::SortTarget::Mod, etcd_client::SortOrder::Descend)
+                .with_limit(1)
+                .with_keys_only();
+            let key = key.clone();
+            Box::pin(async move { client.get(key, Some(options)).await })
+        })?;
+        response.kvs().first().map_or(Ok(0), |kv| revision_of(kv.mod_revision()))
+    }
+
     /// The etcd range end that covers every key starting with our `prefix`.
     fn prefix_end(&self, prefix: &str) -> Vec<u8> {
         let mut end = self.key(prefix);
@@ -379,6 +396,63 @@ fn refused(op: &'static str, e: &etcd_client::Error) -> StoreError {
     StoreError::Etcd { op, detail: e.to_string() }
 }
 
+/// The ops with the same effect that etcd accepts: it refuses a transaction that names a key twice, so only the last
+/// write of each key is kept (the change feed then shows one change for it, not each step). A write inside a range
+/// deleted earlier in the same transaction cannot be expressed and is refused.
+fn coalesce(ops: &[Op]) -> Result<Vec<Op>, StoreError> {
+    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
+    let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for op in ops {
+        match op {
+            Op::Put { key, .. } | Op::Delete { key } => {
+                if key.is_empty() {
+                    return Err(StoreError::Invalid("an operation names an empty key".into()));
+                }
+                let covered =
+                    out.iter().any(|o| matches!(o, Op::DeletePrefix { prefix } if key.starts_with(prefix.as_str())));
+                if covered {
+                    return Err(StoreError::Invalid(format!(
+                        "{key} is written after a prefix delete that covers it in the same transaction (etcd refuses it)"
+                    )));
+                }
+                if let Some(&i) = last.get(key.as_str()) {
+                    out[i] = op.clone();
+                } else {
+                    last.insert(key.clone(), out.len());
+                    out.push(op.clone());
+                }
+            }
+            Op::DeletePrefix { prefix } => {
+                if prefix.is_empty() {
+                    return Err(StoreError::Invalid("a prefix delete needs a non-empty prefix".into()));
+                }
+                // Earlier writes under the prefix are deleted by it anyway.
+                let mut kept = Vec::with_capacity(out.len() + 1);
+                for o in out.drain(..) {
+                    let under = match &o {
+                        Op::Put { key, .. } | Op::Delete { key } => key.starts_with(prefix.as_str()),
+                        Op::DeletePrefix { prefix: p } => p.starts_with(prefix.as_str()),
+                    };
+                    if !under {
+                        kept.push(o);
+                    }
+                }
+                out = kept;
+                out.push(op.clone());
+                last = out
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, o)| match o {
+                        Op::Put { key, .. } | Op::Delete { key } => Some((key.clone(), i)),
+                        Op::DeletePrefix { .. } => None,
+                    })
+                    .collect();
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn revision_of(revision: i64) -> Result<u64, StoreError> {
     u64::try_from(revision).map_err(|_| StoreError::Corrupt(format!("negative revision {revision}")))
 }
@@ -432,6 +506,10 @@ impl Store for EtcdStore {
     }
 
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError> {
+        if compares.iter().any(|c| c.key.is_empty()) {
+            return Err(StoreError::Invalid("a compare names an empty key".into()));
+        }
+        let ops = &coalesce(ops)?;
         let bytes: usize = ops
             .iter()
             .map(|op| match op {
@@ -482,35 +560,61 @@ impl Store for EtcdStore {
 
     fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
         let current = self.revision()?;
-        if after > current {
-            return Err(StoreError::FutureRevision { requested: after, current });
-        }
-        if after == current || limit == 0 {
+        if after >= current || limit == 0 {
             return Ok(Vec::new());
         }
-        // A watch from after+1 replays the history; it ends at the revision read above.
+        // A read at `after` fails exactly when the history after it was compacted (etcd keeps the compaction
+        // revision itself readable), which is when the feed can no longer start there.
+        if after > 0 {
+            let (key, end, at) = (self.key(""), self.prefix_end(""), to_etcd_revision(after)?);
+            let read = self.call("read the change history", Retry::Always, move |mut client| {
+                let options = GetOptions::new().with_range(end.clone()).with_revision(at).with_count_only();
+                let key = key.clone();
+                Box::pin(async move { client.get(key, Some(options)).await })
+            });
+            match read {
+                Err(StoreError::Compacted { .. }) => {
+                    return Err(StoreError::Compacted { requested: after, oldest: current });
+                }
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+        }
+        // A watch from after+1 replays the history. etcd 3.4 offers no reliable end marker (a progress notice may
+        // come before the replayed events), so the replay ends at the revision read above when it touched this
+        // prefix; else once the newest live key's revision is passed and the stream has been quiet for a moment
+        // (etcd replays history in bursts about every 100 ms; what only a later delete could add is then in).
+        let newest = self.newest_mod_revision()?;
         let mut feed = self.watch(after);
         let deadline = self.timeout * 3;
         let collected = self.runtime.run(async move {
             let mut changes: Vec<Change> = Vec::new();
             let outcome = tokio::time::timeout(deadline, async {
-                while let Some(event) = feed.recv().await {
+                let mut seen = after;
+                loop {
+                    let event = if seen >= newest {
+                        match tokio::time::timeout(REPLAY_QUIET, feed.recv()).await {
+                            Ok(event) => event,
+                            Err(_) => return Ok(()),
+                        }
+                    } else {
+                        feed.recv().await
+                    };
                     match event {
-                        FeedEvent::Changes(batch) => {
-                            let last = batch.last().map_or(0, |c| c.revision);
+                        Some(FeedEvent::Changes(batch)) => {
+                            seen = batch.last().map_or(seen, |c| c.revision);
                             changes.extend(batch);
-                            if last >= current {
+                            if seen >= current {
                                 return Ok(());
                             }
                         }
-                        FeedEvent::Progress(revision) if revision >= current => return Ok(()),
-                        FeedEvent::Compacted { oldest } => {
+                        Some(FeedEvent::Compacted { oldest }) => {
                             return Err(StoreError::Compacted { requested: after, oldest })
                         }
-                        _ => {}
+                        Some(_) => {}
+                        None => return Ok(()),
                     }
                 }
-                Ok(())
             })
             .await;
             match outcome {
@@ -730,5 +834,30 @@ async fn watch_once(
                 return WatchEnd::ReceiverGone;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str) -> Op {
+        Op::Put { key: key.into(), value: key.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn coalesce_keeps_each_keys_last_write_in_first_position() {
+        let ops = [put("a"), put("b"), Op::Delete { key: "a".into() }, put("c")];
+        assert_eq!(coalesce(&ops).unwrap(), [Op::Delete { key: "a".into() }, put("b"), put("c")]);
+    }
+
+    #[test]
+    fn coalesce_drops_writes_a_later_prefix_delete_covers_and_refuses_the_reverse() {
+        let ops = [put("r/1"), put("s"), Op::DeletePrefix { prefix: "r/".into() }];
+        assert_eq!(coalesce(&ops).unwrap(), [put("s"), Op::DeletePrefix { prefix: "r/".into() }]);
+        let ops = [Op::DeletePrefix { prefix: "r/".into() }, put("r/1")];
+        assert!(matches!(coalesce(&ops), Err(StoreError::Invalid(_))));
+        assert!(matches!(coalesce(&[put("")]), Err(StoreError::Invalid(_))));
+        assert!(matches!(coalesce(&[Op::DeletePrefix { prefix: String::new() }]), Err(StoreError::Invalid(_))));
     }
 }

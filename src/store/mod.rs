@@ -5,6 +5,9 @@
 //! storage format, and it must not interpret values: keys are UTF-8 strings, values are opaque bytes (JSON
 //! written by the caller).
 
+#[cfg(any(test, feature = "etcd"))]
+#[doc(hidden)]
+pub mod conformance;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod sqlite;
@@ -146,7 +149,9 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// A Put is always effective; a Delete or DeletePrefix that removes nothing is not. When no op is effective
     /// (including an empty `ops`), nothing is written, the revision is not bumped, and Committed carries the
-    /// current revision — the same as etcd. Several ops may touch the same key; they apply in order.
+    /// current revision — the same as etcd. Several ops may touch the same key; they apply in order (etcd itself
+    /// refuses that, so its backend keeps each key's last write: the final state is the same, the feed shows one
+    /// change). `conformance` holds every backend to this contract.
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError>;
 
     /// Changes with revision > `after`, in revision order (several per revision possible, in op order), at most

@@ -649,6 +649,11 @@ mod tests {
     }
 
     #[test]
+    fn the_store_contract_holds() {
+        crate::store::conformance::run_all(&mut || std::sync::Arc::new(mem()));
+    }
+
+    #[test]
     fn revision_counts_effective_transactions() {
         let s = mem();
         assert_eq!(s.revision().unwrap(), 0);
