@@ -72,35 +72,40 @@ pub async fn follow(plane: Arc<ControlPlane>, health: Arc<FeedHealth>) {
                         tracing::info!(revision = plane.current().revision, "store feed connected");
                     }
                 }
-                FeedEvent::Changes(changes) => {
+                FeedEvent::Changes(mut changes) => {
                     health.set_connected(true);
+                    // Behind (a bulk change arrives as hundreds of transactions): fold everything already waiting
+                    // into one apply and one compile instead of one per transaction.
+                    let mut pending = None;
+                    while changes.len() < MAX_BATCH {
+                        match feed.try_recv() {
+                            Ok(FeedEvent::Changes(more)) => changes.extend(more),
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
                     let p = plane.clone();
                     match tokio::task::spawn_blocking(move || p.apply_feed(&changes)).await {
                         Ok(revision) => health.applied.store(revision, Ordering::Relaxed),
                         Err(e) => tracing::error!(error = %e, "applying the store feed panicked"),
                     }
+                    if let Some(FeedEvent::Disconnected(error)) = &pending {
+                        note_disconnected(&plane, &health, error);
+                    } else if let Some(FeedEvent::Compacted { oldest }) = pending {
+                        note_compacted(&plane, oldest);
+                        relist(&plane, &health).await;
+                        break;
+                    }
                 }
                 FeedEvent::Progress(_) => {
                     health.set_connected(true);
                 }
-                FeedEvent::Disconnected(error) => {
-                    if let Ok(mut last) = health.last_error.lock() {
-                        last.clone_from(&error);
-                    }
-                    if health.set_connected(false) {
-                        tracing::warn!(
-                            error,
-                            revision = plane.current().revision,
-                            "store unreachable: serving the last snapshot until it is back"
-                        );
-                    }
-                }
+                FeedEvent::Disconnected(error) => note_disconnected(&plane, &health, &error),
                 FeedEvent::Compacted { oldest } => {
-                    tracing::warn!(
-                        applied = plane.current().revision,
-                        oldest,
-                        "the store's history was compacted past this node: reading the whole state again"
-                    );
+                    note_compacted(&plane, oldest);
                     relist(&plane, &health).await;
                     break;
                 }
@@ -110,6 +115,31 @@ pub async fn follow(plane: Arc<ControlPlane>, health: Arc<FeedHealth>) {
         // The feed ended (compaction, or the store's client stopped): open a new one after a short pause.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Most changes folded into one apply when the feed is behind.
+const MAX_BATCH: usize = 200_000;
+
+fn note_disconnected(plane: &ControlPlane, health: &FeedHealth, error: &str) {
+    if let Ok(mut last) = health.last_error.lock() {
+        last.clear();
+        last.push_str(error);
+    }
+    if health.set_connected(false) {
+        tracing::warn!(
+            error,
+            revision = plane.current().revision,
+            "store unreachable: serving the last snapshot until it is back"
+        );
+    }
+}
+
+fn note_compacted(plane: &ControlPlane, oldest: u64) {
+    tracing::warn!(
+        applied = plane.current().revision,
+        oldest,
+        "the store's history was compacted past this node: reading the whole state again"
+    );
 }
 
 /// Lists the whole state again, retrying until it works.

@@ -279,7 +279,9 @@ impl ControlPlane {
             // Other nodes committed since `current`: the feed brings their changes and ours, in order. Waiting for
             // it (without the writer lock, which the feed needs) is cheaper than reading the history again.
             drop(compiler);
-            let done = self.wait_applied(revision, FEED_WAIT);
+            // A bulk change is hundreds of transactions for the feed to bring: give it time in proportion.
+            let wait = FEED_WAIT + std::time::Duration::from_millis(plan.staged.len() as u64 / 4);
+            let done = self.wait_applied(revision, wait);
             compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if done || self.current().revision >= revision {
                 let mut response = plan.response.clone();

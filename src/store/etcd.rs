@@ -34,6 +34,8 @@ pub const MAX_TXN_OPS: usize = 128;
 pub const MAX_TXN_BYTES: usize = 1_400_000;
 /// Keys per page when listing: every page is read at the revision of the first.
 const PAGE: i64 = 1000;
+/// The largest page accepted: a thousand keys of etcd's largest values (1.5 MiB each) could not fit anyway.
+const PAGE_MAX_BYTES: usize = 256 << 20;
 /// How long a replayed history must be quiet before `changes_since` takes it as complete (see there).
 const REPLAY_QUIET: Duration = Duration::from_millis(400);
 
@@ -285,13 +287,15 @@ impl EtcdStore {
         let mut at: Option<i64> = None;
         loop {
             let (page_from, page_end) = (from.clone(), end.clone());
-            let response = self.call("list keys", Retry::Always, move |mut client| {
+            let response = self.call("list keys", Retry::Always, move |client| {
                 let mut options = GetOptions::new().with_range(page_end.clone()).with_limit(PAGE);
                 if let Some(revision) = at {
                     options = options.with_revision(revision);
                 }
                 let key = page_from.clone();
-                Box::pin(async move { client.get(key, Some(options)).await })
+                // A page of large documents may pass gRPC's default 4 MiB.
+                let mut kv = client.kv_client().max_decoding_message_size(PAGE_MAX_BYTES);
+                Box::pin(async move { kv.get(key, Some(options)).await })
             })?;
             let revision = response.header().map(|h| h.revision()).unwrap_or(0);
             let at_revision = *at.get_or_insert(revision);
@@ -770,8 +774,14 @@ async fn watch_once(
         Err(_) => return broken(format!("no connection within {timeout:?}"), false),
     };
     let Ok(start) = i64::try_from(*next) else { return broken("revision out of range".into(), false) };
-    let watch_options =
-        WatchOptions::new().with_prefix().with_start_revision(start).with_prev_key().with_progress_notify();
+    // Fragmented: a catch-up batch may hold a thousand revisions, far beyond gRPC's 4 MiB message limit; etcd then
+    // splits it, and the pieces are joined again below so that a revision is never delivered in halves.
+    let watch_options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(start)
+        .with_prev_key()
+        .with_progress_notify()
+        .with_fragment();
     let mut watch_client = client.watch_client();
     let mut stream = match tokio::time::timeout(
         timeout,
@@ -784,6 +794,8 @@ async fn watch_once(
         Err(_) => return broken(format!("no watch within {timeout:?}"), false),
     };
     let mut delivered = false;
+    // The events of the batch being received (several messages when etcd fragments it).
+    let mut changes: Vec<Change> = Vec::new();
     // Ask for a progress notice now and then: it says the member is alive and how far the stream is.
     let mut progress = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -810,7 +822,6 @@ async fn watch_once(
         if response.created() && tx.send(FeedEvent::Connected).await.is_err() {
             return WatchEnd::ReceiverGone;
         }
-        let mut changes = Vec::with_capacity(response.events().len());
         for event in response.events() {
             let Some(kv) = event.kv() else { continue };
             let Ok(revision) = u64::try_from(kv.mod_revision()) else { continue };
@@ -821,10 +832,14 @@ async fn watch_once(
             };
             changes.push(Change { revision, key: key.to_string(), value });
         }
+        if response.0.fragment {
+            // More pieces of this batch follow.
+            continue;
+        }
         if let Some(last) = changes.last() {
             *next = last.revision + 1;
             delivered = true;
-            if tx.send(FeedEvent::Changes(changes)).await.is_err() {
+            if tx.send(FeedEvent::Changes(std::mem::take(&mut changes))).await.is_err() {
                 return WatchEnd::ReceiverGone;
             }
         } else if let Some(header) = response.header() {
