@@ -492,3 +492,39 @@ fn apply_of_a_large_zone_goes_in_whole() {
     }
     assert_eq!(a.operator(&["apply", "-f", &file]).expect("apply")["result"], "unchanged");
 }
+
+/// Each node counts the queries it answers under its own name; usage sums them.
+#[test]
+fn usage_is_counted_per_node_and_summed() {
+    let etcd = Etcd::start(1);
+    let a = node(&etcd, "a");
+    let b = node(&etcd, "b");
+    let (key, zone) = inventory(&a);
+    let written = a.admin(&key, &["records", "add", &zone, "www", "A", "10.10.0.1"]).expect("write");
+    let revision = written["revision"].as_f64().expect("revision");
+    // b has the record (watched through its metrics, so that no query is counted before the five below).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&b, "vpcdns_store_applied_revision").unwrap_or(0.0) < revision {
+        assert!(Instant::now() < deadline, "b never applied revision {revision}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = 0;
+    for (s, n) in [(&a, 3), (&b, 2)] {
+        for _ in 0..n {
+            assert!(query_a(&s.dns, "www.corp.internal").is_some_and(|r| !r.is_empty()));
+        }
+    }
+    // Counts are written every 5 seconds by each node.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut usage = Value::Null;
+    while Instant::now() < deadline {
+        usage = b.admin(&key, &["usage"]).expect("usage");
+        if usage["total"].as_u64() == Some(before + 5) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(usage["total"].as_u64(), Some(before + 5), "{usage}");
+    let nodes = etcd.ctl(&["get", "--prefix", "--keys-only", "/vpcdns/usage/"]).expect("etcdctl get");
+    assert!(nodes.lines().any(|k| k.ends_with("/a")) && nodes.lines().any(|k| k.ends_with("/b")), "{nodes}");
+}
