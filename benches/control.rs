@@ -52,7 +52,13 @@ fn seed(store: &SqliteStore) {
         let id = format!("1/{name}");
         ops.push(put(
             keys::zone(&id),
-            &ZoneDoc { id: id.clone(), name: name.clone(), account: "1".into(), generation: String::new() },
+            &ZoneDoc {
+                id: id.clone(),
+                name: name.clone(),
+                account: "1".into(),
+                generation: String::new(),
+                fallback: String::new(),
+            },
         ));
         ops.push(put(keys::scope(&id), &ScopeDoc { vpcs: vec!["v1".into()] }));
         let count = if z == 0 { big_zone_records() } else { 10 };
@@ -87,6 +93,7 @@ fn bench(c: &mut Criterion) {
         rrl: Default::default(),
         metrics: None,
         query_log: None,
+        resolver: Default::default(),
     };
     let started = Instant::now();
     let plane = ControlPlane::open(Arc::new(store), server, vec![7u8; 32]).expect("plane");

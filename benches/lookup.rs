@@ -80,7 +80,16 @@ fn state(shape: Shape) -> State {
         let id = ZoneId(format!("z{z}"));
         state_zones.insert(
             id.clone(),
-            Zone { id, name: origin, account: uid.clone(), scope, records, revision: 1, origin: "bench".into() },
+            Zone {
+                id,
+                name: origin,
+                account: uid.clone(),
+                scope,
+                records,
+                revision: 1,
+                origin: "bench".into(),
+                fallback: Default::default(),
+            },
         );
     }
     State {
@@ -92,12 +101,14 @@ fn state(shape: Shape) -> State {
             rrl: Default::default(),
             metrics: None,
             query_log: None,
+            resolver: Default::default(),
         },
         accounts: [(uid, account)].into_iter().collect(),
         users: BTreeMap::new(),
         vpcs,
         links: BTreeSet::new(),
         zones: state_zones,
+        rules: BTreeMap::new(),
     }
 }
 

@@ -48,6 +48,32 @@ struct RawConfig {
     notify: Option<RawNotify>,
     metrics: Option<RawMetrics>,
     query_log: Option<RawQueryLog>,
+    resolver: Option<RawResolver>,
+    #[serde(default)]
+    forward_rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawResolver {
+    #[serde(default)]
+    upstreams: Vec<String>,
+    timeout_ms: Option<u64>,
+    attempts: Option<usize>,
+    deadline_ms: Option<u64>,
+    cache_entries: Option<usize>,
+    max_pending: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: String,
+    account: String,
+    domain: String,
+    targets: Vec<String>,
+    #[serde(default)]
+    scope: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +177,14 @@ pub struct ControlSettings {
     pub link_code_ttl_secs: u64,
 }
 
+/// A DNS server's address: `ip` (port 53) or `ip:port` (`[v6]:port`).
+pub fn parse_server_address(text: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    text.parse::<std::net::IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53))
+}
+
 /// Which store holds the state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSettings {
@@ -239,6 +273,8 @@ struct RawZone {
     scope: Vec<String>,
     file: Option<PathBuf>,
     records: Option<Vec<RawRecord>>,
+    /// "nxdomain" (the default) or "recurse".
+    fallback: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -545,10 +581,14 @@ impl Builder<'_> {
                 tcp_idle_ms: l.tcp_idle_ms.unwrap_or(d.tcp_idle_ms).clamp(100, 3_600_000),
             };
         }
+        if let Some(r) = raw.resolver {
+            server.resolver = self.resolver(r);
+        }
         let accounts = self.accounts(raw.accounts);
         let users = self.users(raw.users);
         let vpcs = self.vpcs(raw.vpcs);
         let links = self.links(raw.links, &accounts, &users);
+        let rules = self.rules(raw.forward_rules, &vpcs);
         let mut zones = BTreeMap::new();
         for raw_zone in raw.zones {
             if let Some(zone) = self.zone(raw_zone, &vpcs)? {
@@ -562,7 +602,74 @@ impl Builder<'_> {
                 zones.insert(zone.id.clone(), zone);
             }
         }
-        Ok(State { revision: self.revision, server, accounts, users, vpcs, links, zones })
+        Ok(State { revision: self.revision, server, accounts, users, vpcs, links, zones, rules })
+    }
+
+    fn resolver(&mut self, raw: RawResolver) -> crate::state::ResolverSettings {
+        let d = crate::state::ResolverSettings::default();
+        let upstreams = raw
+            .upstreams
+            .iter()
+            .filter_map(|text| match parse_server_address(text) {
+                Some(addr) => Some(addr),
+                None => {
+                    self.problems.push(format!(
+                        "[resolver].upstreams: {text:?} is not an address (\"192.0.2.53\", \"192.0.2.53:5353\", \"[2001:db8::53]:53\")"
+                    ));
+                    None
+                }
+            })
+            .collect();
+        let ms = |v: Option<u64>, d: std::time::Duration| v.map_or(d, std::time::Duration::from_millis);
+        let settings = crate::state::ResolverSettings {
+            upstreams,
+            timeout: ms(raw.timeout_ms, d.timeout),
+            attempts: raw.attempts.unwrap_or(d.attempts),
+            deadline: ms(raw.deadline_ms, d.deadline),
+            cache_entries: raw.cache_entries.unwrap_or(d.cache_entries),
+            max_pending: raw.max_pending.unwrap_or(d.max_pending),
+        };
+        if settings.timeout.is_zero() || settings.deadline.is_zero() {
+            self.problems.push("[resolver]: timeout_ms and deadline_ms must be at least 1".into());
+        }
+        if settings.attempts == 0 || settings.attempts > 10 {
+            self.problems.push("[resolver].attempts must be between 1 and 10".into());
+        }
+        if settings.max_pending == 0 {
+            self.problems.push("[resolver].max_pending must be at least 1".into());
+        }
+        settings
+    }
+
+    /// `vpcs` lends its ids to the scopes, as for zones.
+    fn rules(&mut self, raw: Vec<RawRule>, vpcs: &BTreeMap<VpcId, Vpc>) -> BTreeMap<String, crate::state::ForwardRule> {
+        let mut rules = BTreeMap::new();
+        for r in raw {
+            let domain = match Name::from_text(&r.domain, Some(&Name::root())) {
+                Ok(name) => name,
+                Err(e) => {
+                    self.problems.push(format!("forward rule {:?}: bad domain {:?}: {e}", r.id, r.domain));
+                    continue;
+                }
+            };
+            let mut targets = Vec::new();
+            for text in &r.targets {
+                match parse_server_address(text) {
+                    Some(addr) => targets.push(addr),
+                    None => self.problems.push(format!("forward rule {:?}: target {text:?} is not an address", r.id)),
+                }
+            }
+            let scope = r
+                .scope
+                .iter()
+                .map(|v| vpcs.get_key_value(v.as_str()).map_or_else(|| VpcId::new(v), |(id, _)| id.clone()))
+                .collect();
+            let rule = crate::state::ForwardRule { id: r.id.clone(), account: Uid(r.account), domain, targets, scope };
+            if rules.insert(r.id.clone(), rule).is_some() {
+                self.problems.push(format!("forward rule id {:?} is used twice", r.id));
+            }
+        }
+        rules
     }
 
     fn server(&mut self, raw: RawServer) -> ServerSettings {
@@ -594,6 +701,7 @@ impl Builder<'_> {
             rrl: Default::default(),
             metrics: None,
             query_log: None,
+            resolver: crate::state::ResolverSettings::default(),
         }
     }
 
@@ -722,7 +830,15 @@ impl Builder<'_> {
             .collect();
         let records = crate::state::records_from(records);
         let revision = self.zone_revision(&id, &origin, &account, &records);
-        Ok(Some(Zone { id, name: origin, account, scope, records, revision, origin: source }))
+        let fallback = match raw.fallback.as_deref().map(crate::state::Fallback::parse) {
+            None => crate::state::Fallback::NxDomain,
+            Some(Some(f)) => f,
+            Some(None) => {
+                self.problems.push(format!("zone {origin}: fallback must be \"nxdomain\" or \"recurse\""));
+                crate::state::Fallback::NxDomain
+            }
+        };
+        Ok(Some(Zone { id, name: origin, account, scope, records, revision, origin: source, fallback }))
     }
 
     fn inline_records(&mut self, origin: &Name, raw: Vec<RawRecord>) -> Vec<Record> {

@@ -145,12 +145,26 @@ async fn run_dns(
         tracing::info!(%addr, "listening on UDP and TCP");
     }
     let addresses: Vec<String> = bound.addresses.iter().map(ToString::to_string).collect();
+    // Names outside the private zones: upstreams and forwarding rules (a later reload or API change may add them,
+    // so the resolver is always there; without routes it is never asked).
+    let resolver = Arc::new(crate::resolve::Resolver::new(
+        server.resolver.clone(),
+        published.clone(),
+        tokio::runtime::Handle::current(),
+        metrics.clone(),
+    ));
+    if let Some(metrics) = &metrics {
+        metrics.set_resolver(resolver.clone());
+    }
+    if !server.resolver.upstreams.is_empty() {
+        tracing::info!(upstreams = ?server.resolver.upstreams, "resolving names outside the private zones");
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut dns = tokio::spawn(serve::run(
         bound,
         published,
         serve::tcp::TcpLimits::from_limits(&server.limits),
-        serve::Observers { meter: observe.meter, metrics: metrics.clone(), query_log },
+        serve::Observers { meter: observe.meter, metrics: metrics.clone(), query_log, resolver: Some(resolver) },
         server.rrl,
         stopped,
     ));

@@ -81,7 +81,10 @@ fn explain_vpc(state: &State, snap: &Snapshot, q: &Question, class: crate::class
     holding.sort_by_key(|z| std::cmp::Reverse(z.name.label_count()));
     match holding.split_first() {
         None => {
-            let _ = writeln!(out, "zone:    none of them holds {} → REFUSED", q.name);
+            let routed =
+                snap.upstream.is_some() || snap.views.get(class.vpc as usize).is_some_and(|v| !v.rules().is_empty());
+            let then = if routed { "see route" } else { "→ REFUSED (no upstreams, no forwarding rule)" };
+            let _ = writeln!(out, "zone:    none of them holds {} {then}", q.name);
         }
         Some((winner, shadowed)) => {
             let _ = writeln!(
@@ -101,7 +104,15 @@ fn explain_vpc(state: &State, snap: &Snapshot, q: &Question, class: crate::class
 
 fn explain_chain(state: &State, snap: &Snapshot, vpc: u32, q: &Question, out: &mut String) {
     let answer = lookup::lookup(snap, vpc, q.name.wire(), q.qtype, q.transport);
-    let _ = writeln!(out, "result:  {}", answer.rcode.name());
+    if let Some(recurse) = answer.recurse {
+        explain_route(state, snap, q, &recurse, out);
+        if answer.answer.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "private part of the answer (the chain leaves the private zones):");
+    } else {
+        let _ = writeln!(out, "result:  {}", answer.rcode.name());
+    }
     for rr in answer.answer.iter().chain(&answer.authority).chain(&answer.additional) {
         let owner = match rr.owner {
             Owner::QName => q.name.to_string(),
@@ -121,6 +132,34 @@ fn explain_chain(state: &State, snap: &Snapshot, vpc: u32, q: &Question, out: &m
     if let Some(end) = unfollowed_cname_target(snap, vpc, &answer, q.qtype) {
         let _ = writeln!(out, "  the chain ends at {end}: no zone this VPC sees holds it (the client asks again)");
     }
+}
+
+/// Which route resolves the name, and why.
+fn explain_route(state: &State, snap: &Snapshot, q: &Question, recurse: &lookup::Recurse, out: &mut String) {
+    let name = recurse.target.map_or_else(|| q.name.to_string(), name::wire_to_string);
+    let Some(route) = snap.routes.get(recurse.route as usize) else { return };
+    let targets: Vec<String> = route.targets.iter().map(ToString::to_string).collect();
+    let why = match recurse.reason {
+        lookup::RecurseReason::Rule => {
+            let rule = route.rule.as_deref().and_then(|id| state.rules.get(id));
+            match rule {
+                Some(r) => format!(
+                    "forwarding rule {} for {} (owner {}) is the most specific match (a rule beats a zone of the same name)",
+                    r.id,
+                    r.domain,
+                    account_label(state, &r.account.0)
+                ),
+                None => "a forwarding rule".to_string(),
+            }
+        }
+        lookup::RecurseReason::Upstream => "no zone or forwarding rule this VPC sees holds it".to_string(),
+        lookup::RecurseReason::Fallback => {
+            "the zone does not hold it and falls back to recursion (fallback = \"recurse\")".to_string()
+        }
+    };
+    let _ = writeln!(out, "route:   {name} → {} [{}]: {why}", route.label(), targets.join(", "));
+    let _ =
+        writeln!(out, "         answered by those servers (or from the cache of that route); never cached if private");
 }
 
 /// The target of a final CNAME that was not followed because it lies in no zone the VPC sees.
@@ -159,8 +198,12 @@ fn response_text(snap: &Snapshot, q: &Question) -> String {
     query.extend_from_slice(&1u16.to_be_bytes());
     query.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
     let mut out = Vec::new();
-    if respond::handle(&query, q.source, q.listener, q.transport, snap, None, &mut out).is_none() {
-        return "  (no response: the packet is dropped)\n".into();
+    match respond::handle_query(&query, q.source, q.listener, q.transport, snap, None, &mut out) {
+        respond::Handled::Dropped => return "  (no response: the packet is dropped)\n".into(),
+        respond::Handled::Recurse(..) => {
+            return "  (resolved through the route above when asked: explain does not query it)\n".into()
+        }
+        respond::Handled::Answered(_) => {}
     }
     match hickory_proto::op::Message::from_vec(&out) {
         Ok(msg) => {

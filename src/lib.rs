@@ -23,6 +23,7 @@ pub mod querylog;
 pub mod rdata;
 pub mod records;
 pub mod reload;
+pub mod resolve;
 pub mod respond;
 pub mod serve;
 pub mod snapshot;

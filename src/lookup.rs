@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 
 use crate::name::{lower_into, MAX_NAME_LEN};
 use crate::rdata::rtype;
-use crate::snapshot::{additional_target, NameMatch, RRset, Snapshot, View, VpcIdx, ZoneIdx, ZoneRef};
+use crate::snapshot::{additional_target, NameMatch, RRset, RouteIdx, Snapshot, View, VpcIdx, ZoneIdx, ZoneRef};
 
 /// How many times a query may restart at a CNAME target: BIND 9.18's `max-query-restarts` (11 since 9.18.29).
 /// A chain that needs more — or loops — ends in SERVFAIL with the CNAMEs found so far, as BIND answers it.
@@ -80,6 +80,29 @@ pub struct Answer<'s> {
     pub zone: Option<ZoneIdx>,
     /// An Extended DNS Error (RFC 8914) to attach when the client speaks EDNS.
     pub ede: Option<Ede>,
+    /// The rest of the answer comes from outside: resolve this name through this route (the answer section so far
+    /// — a private CNAME chain — goes first).
+    pub recurse: Option<Recurse<'s>>,
+}
+
+/// A name to resolve outside the private zones, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recurse<'s> {
+    pub route: RouteIdx,
+    /// The name to resolve: None = the query name; else a CNAME target held by the snapshot.
+    pub target: Option<&'s [u8]>,
+    /// Why: a forwarding rule or the upstreams for a name no zone holds, or a zone's `fallback = "recurse"`.
+    pub reason: RecurseReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecurseReason {
+    /// A forwarding rule is the most specific match.
+    Rule,
+    /// No visible zone or rule holds the name.
+    Upstream,
+    /// The zone does not hold the name and falls back to recursion.
+    Fallback,
 }
 
 /// An Extended DNS Error: info-code and extra text (RFC 8914 §2).
@@ -103,7 +126,13 @@ impl<'s> Answer<'s> {
             additional: SmallVec::new(),
             zone: None,
             ede: None,
+            recurse: None,
         }
+    }
+
+    /// An answer to complete by resolving outside: no records yet.
+    fn recurse(route: RouteIdx, reason: RecurseReason) -> Answer<'s> {
+        Answer { rcode: Rcode::NoError, recurse: Some(Recurse { route, target: None, reason }), ..Answer::refused() }
     }
 
     /// Every zone that contributed a record, in order of first contribution, without repeats.
@@ -132,8 +161,10 @@ pub fn lookup<'s>(snap: &'s Snapshot, vpc: VpcIdx, qname: &[u8], qtype: u16, tra
     };
     let mut buf = [0u8; MAX_NAME_LEN];
     let len = lower_into(qname, &mut buf).len();
-    let Some((first_zone, table)) = view.find_zone(&buf[..len]) else {
-        return Answer::refused();
+    let (first_zone, table) = match decide(snap, view, &buf[..len]) {
+        Decision::Zone(idx, zone) => (idx, zone),
+        Decision::Recurse(route, reason) => return Answer::recurse(route, reason),
+        Decision::Refused => return Answer::refused(),
     };
     let mut answer = Answer {
         rcode: Rcode::NoError,
@@ -143,8 +174,9 @@ pub fn lookup<'s>(snap: &'s Snapshot, vpc: VpcIdx, qname: &[u8], qtype: u16, tra
         additional: SmallVec::new(),
         zone: Some(first_zone),
         ede: None,
+        recurse: None,
     };
-    resolve_chain(view, (first_zone, table), &mut buf, len, qtype, transport, &mut answer);
+    resolve_chain(snap, view, (first_zone, table), &mut buf, len, qtype, transport, &mut answer);
     // ANY is answered minimally, without additional data (as BIND does).
     if qtype != rtype::ANY {
         add_additional(view, &mut answer);
@@ -152,9 +184,40 @@ pub fn lookup<'s>(snap: &'s Snapshot, vpc: VpcIdx, qname: &[u8], qtype: u16, tra
     answer
 }
 
+/// Who answers a (lower-case) name for a VPC: the most specific of its visible zones and forwarding rules, a rule
+/// winning at an equal name (as Route 53 Resolver orders them); else the upstreams when configured; else nobody.
+enum Decision<'s> {
+    Zone(ZoneIdx, ZoneRef<'s>),
+    Recurse(RouteIdx, RecurseReason),
+    Refused,
+}
+
+fn decide<'s>(snap: &Snapshot, view: &'s View, lower: &[u8]) -> Decision<'s> {
+    let zone = view.find_zone(lower);
+    let rule = view.find_rule(lower);
+    match (zone, rule) {
+        (Some((_, z)), Some((labels, route))) if usize::from(labels) >= z.table.apex.label_count() => {
+            Decision::Recurse(route, RecurseReason::Rule)
+        }
+        (Some((idx, z)), _) => Decision::Zone(idx, z),
+        (None, Some((_, route))) => Decision::Recurse(route, RecurseReason::Rule),
+        (None, None) => match snap.upstream {
+            Some(route) => Decision::Recurse(route, RecurseReason::Upstream),
+            None => Decision::Refused,
+        },
+    }
+}
+
+/// Where a name a zone does not hold goes when the zone falls back to recursion: the VPC's most specific rule,
+/// else the upstreams.
+fn fallback_route(snap: &Snapshot, view: &View, lower: &[u8]) -> Option<RouteIdx> {
+    view.find_rule(lower).map(|(_, route)| route).or(snap.upstream)
+}
+
 /// Follows the name through its zone and any CNAMEs, filling the answer and authority sections.
 #[allow(clippy::too_many_arguments)]
 fn resolve_chain<'s>(
+    snap: &Snapshot,
     view: &'s View,
     (mut zone_idx, mut zone): (ZoneIdx, ZoneRef<'s>),
     buf: &mut [u8; MAX_NAME_LEN],
@@ -169,6 +232,16 @@ fn resolve_chain<'s>(
         let node = match zone.match_name(&buf[..len]) {
             NameMatch::Exact(node) | NameMatch::Wildcard(node) => node,
             NameMatch::NxDomain => {
+                if zone.table.fallback_recurse {
+                    if let Some(route) = fallback_route(snap, view, &buf[..len]) {
+                        let target = match owner {
+                            Owner::QName => None,
+                            Owner::Name(name) => Some(name),
+                        };
+                        answer.recurse = Some(Recurse { route, target, reason: RecurseReason::Fallback });
+                        return;
+                    }
+                }
                 answer.rcode = Rcode::NxDomain;
                 push_negative(answer, zone_idx, zone, qtype);
                 return;
@@ -198,9 +271,16 @@ fn resolve_chain<'s>(
             restarts += 1;
             let Some(target) = cname.first() else { return };
             len = lower_into(target, buf).len();
-            // A target in no zone this VPC sees ends the chain at the CNAME (the stub resolver asks again).
-            let Some(next) = view.find_zone(&buf[..len]) else { return };
-            (zone_idx, zone) = next;
+            match decide(snap, view, &buf[..len]) {
+                Decision::Zone(idx, next) => (zone_idx, zone) = (idx, next),
+                // Outside the private zones: the rest of the chain is resolved there.
+                Decision::Recurse(route, reason) => {
+                    answer.recurse = Some(Recurse { route, target: Some(target), reason });
+                    return;
+                }
+                // A target nobody answers for this VPC ends the chain at the CNAME (the stub resolver asks again).
+                Decision::Refused => return,
+            }
             owner = Owner::Name(target);
             continue;
         }

@@ -112,6 +112,8 @@ pub struct Metrics {
     query_log: Option<Arc<crate::querylog::QueryLog>>,
     /// Set on a node that follows a shared store.
     feed: Option<Arc<crate::control::follow::FeedHealth>>,
+    /// The resolver, for its counters (set once at start).
+    resolver: std::sync::OnceLock<Arc<crate::resolve::Resolver>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -134,7 +136,13 @@ impl Metrics {
             ready: AtomicBool::new(false),
             query_log,
             feed: None,
+            resolver: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Reports the resolver's counters too.
+    pub fn set_resolver(&self, resolver: Arc<crate::resolve::Resolver>) {
+        let _ = self.resolver.set(resolver);
     }
 
     /// Reports how this node follows a shared store (metrics and `/ready`).
@@ -399,6 +407,9 @@ impl Collector for Scrape {
             let help = "Query log entries dropped because the writer was behind";
             counter(&mut encoder, "vpcdns_query_log_dropped", help, log.dropped())?;
         }
+        if let Some(resolver) = metrics.resolver.get() {
+            encode_resolver(&mut encoder, resolver)?;
+        }
         if let Some(feed) = &metrics.feed {
             let help =
                 "1 while the node follows the shared store, 0 while it cannot reach it (it serves its last state)";
@@ -410,6 +421,65 @@ impl Collector for Scrape {
         }
         Ok(())
     }
+}
+
+/// Upstream queries, failures and latency per route (rule id or "upstreams"), and the cache's hits and misses.
+fn encode_resolver(
+    encoder: &mut DescriptorEncoder,
+    resolver: &crate::resolve::Resolver,
+) -> Result<(), std::fmt::Error> {
+    let clients = resolver.clients();
+    let per_route = |encoder: &mut DescriptorEncoder,
+                     name: &str,
+                     help: &str,
+                     value: &dyn Fn(&crate::resolve::RouteClient) -> u64|
+     -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for client in &clients {
+            ConstCounter::new(value(client)).encode(family.encode_family(&[("route", &*client.label)])?)?;
+        }
+        Ok(())
+    };
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    per_route(encoder, "vpcdns_upstream_queries", "Queries sent to a route's servers (rule id, or upstreams)", &|c| {
+        load(&c.queries)
+    })?;
+    per_route(
+        encoder,
+        "vpcdns_upstream_failures",
+        "Queries a route's servers did not answer usably (timeouts, errors)",
+        &|c| load(&c.failures),
+    )?;
+    let mut family = encoder.encode_descriptor(
+        "vpcdns_upstream_latency_seconds",
+        "Time spent waiting for a route's servers, summed (divide by vpcdns_upstream_queries_total)",
+        None,
+        MetricType::Counter,
+    )?;
+    for client in &clients {
+        let seconds = load(&client.latency_micros) as f64 / 1e6;
+        ConstCounter::new(seconds).encode(family.encode_family(&[("route", &*client.label)])?)?;
+    }
+    let counters = &resolver.counters;
+    counter(
+        encoder,
+        "vpcdns_resolver_cache_hits",
+        "Answers served from the resolver cache",
+        load(&counters.cache_hits),
+    )?;
+    counter(
+        encoder,
+        "vpcdns_resolver_cache_misses",
+        "Resolutions the cache could not answer",
+        load(&counters.cache_misses),
+    )?;
+    counter(
+        encoder,
+        "vpcdns_resolver_busy",
+        "Resolutions refused (SERVFAIL) because max_pending were in progress",
+        load(&counters.busy),
+    )?;
+    gauge(encoder, "vpcdns_resolver_cache_entries", "Answers in the resolver cache", resolver.cache_len() as i64)
 }
 
 /// Where `[metrics]` listens unless `listen` says otherwise: loopback, CoreDNS's metrics port.

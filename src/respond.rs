@@ -41,8 +41,71 @@ pub struct Outcome {
     pub unclassified: bool,
 }
 
+/// What became of a request that may need resolving outside the private zones.
+pub enum Handled {
+    /// No response at all.
+    Dropped,
+    /// The response is in `out`.
+    Answered(Outcome),
+    /// The answer comes from outside: `out` is empty; the job says what to resolve (see `resolve`).
+    Recurse(Outcome, Box<RecurseJob>),
+}
+
+/// A query to complete through a route: everything the answer needs once the outside part is known.
+#[derive(Debug, Clone)]
+pub struct RecurseJob {
+    /// The request as received (decoded again to write the answer).
+    pub packet: Vec<u8>,
+    pub source: IpAddr,
+    pub transport: Transport,
+    pub limit: usize,
+    pub cookie: Option<CookieReply>,
+    pub vpc: VpcIdx,
+    pub route: crate::snapshot::Route,
+    pub reason: lookup::RecurseReason,
+    /// The lower-case wire name to resolve (the query name, or a private CNAME's target).
+    pub target: Vec<u8>,
+    pub qtype: u16,
+    /// The answer so far: a private CNAME chain.
+    pub prefix: Vec<OwnedRr>,
+    /// The zone that answered the query name when a private chain comes first (billed).
+    pub zone: Option<ZoneIdx>,
+}
+
+/// A record held apart from any snapshot: owner (empty = the query name), type, TTL and uncompressed RDATA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedRr {
+    pub owner: Box<[u8]>,
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Box<[u8]>,
+}
+
+impl OwnedRr {
+    /// The records of an answer section, owned.
+    pub fn from_answer(rrs: &[Rr]) -> Vec<OwnedRr> {
+        let mut out = Vec::new();
+        for rr in rrs {
+            let owner: Box<[u8]> = match rr.owner {
+                Owner::QName => Box::new([]),
+                Owner::Name(name) => name.into(),
+            };
+            for rdata in rr.rrset.rdata() {
+                out.push(OwnedRr {
+                    owner: owner.clone(),
+                    rtype: rr.rrset.rtype,
+                    ttl: rr.rrset.ttl,
+                    rdata: rdata.into(),
+                });
+            }
+        }
+        out
+    }
+}
+
 /// Handles one request. Returns `None` when the packet must be dropped (no response at all); otherwise the
-/// response is in `out`.
+/// response is in `out`. A query that would be resolved outside the private zones gets SERVFAIL here: servers
+/// with a resolver use [`handle_query`].
 pub fn handle(
     packet: &[u8],
     source: IpAddr,
@@ -52,15 +115,52 @@ pub fn handle(
     cookies: Option<&CookieKeys>,
     out: &mut Vec<u8>,
 ) -> Option<Outcome> {
+    match handle_query(packet, source, local, transport, snap, cookies, out) {
+        Handled::Dropped => None,
+        Handled::Answered(outcome) => Some(outcome),
+        Handled::Recurse(outcome, job) => {
+            let failed = Resolved::failure(crate::lookup::Ede { code: 22, text: "no resolver" });
+            Some(Outcome { rcode: encode_resolved(&job, &failed, 0, out).unwrap_or(Rcode::ServFail), ..outcome })
+        }
+    }
+}
+
+/// As [`handle`], handing a query that needs resolving outside the private zones back as a [`RecurseJob`].
+pub fn handle_query(
+    packet: &[u8],
+    source: IpAddr,
+    local: SocketAddr,
+    transport: Transport,
+    snap: &Snapshot,
+    cookies: Option<&CookieKeys>,
+    out: &mut Vec<u8>,
+) -> Handled {
+    match handle_inner(packet, source, local, transport, snap, cookies, out) {
+        Ok(Some(outcome)) => Handled::Answered(outcome),
+        Ok(None) => Handled::Dropped,
+        Err((outcome, job)) => Handled::Recurse(outcome, job),
+    }
+}
+
+#[allow(clippy::type_complexity)]
+fn handle_inner(
+    packet: &[u8],
+    source: IpAddr,
+    local: SocketAddr,
+    transport: Transport,
+    snap: &Snapshot,
+    cookies: Option<&CookieKeys>,
+    out: &mut Vec<u8>,
+) -> Result<Option<Outcome>, (Outcome, Box<RecurseJob>)> {
     out.clear();
     let query = match wire::decode(packet) {
         Ok(q) => q,
-        Err(DecodeError::Drop) => return None,
+        Err(DecodeError::Drop) => return Ok(None),
         Err(DecodeError::FormErr { id, flags, question_end }) => {
             let question = question_end.and_then(|end| packet.get(HEADER_LEN..end));
             write_header(out, id, flags, Rcode::FormErr, u16::from(question.is_some()), false);
             out.extend_from_slice(question.unwrap_or_default());
-            return Some(outcome(Rcode::FormErr, None, None, false));
+            return Ok(Some(outcome(Rcode::FormErr, None, None, false)));
         }
         Err(DecodeError::CookieOnly { id, flags, edns }) => {
             // RFC 7873 §5.4: a query with no question but a client cookie gets a server cookie and NOERROR.
@@ -68,29 +168,59 @@ pub fn handle(
             write_header(out, id, flags, Rcode::NoError, 0, false);
             write_opt(out, Rcode::NoError, edns, None, cookie.as_ref());
             set_count(out, 10, 1);
-            return Some(outcome(Rcode::NoError, None, None, cookie.is_some_and(|c| c.valid)));
+            return Ok(Some(outcome(Rcode::NoError, None, None, cookie.is_some_and(|c| c.valid))));
         }
     };
     let cookie = query.edns.and_then(|edns| reply_cookie(cookies, &edns, source));
     let cookie_valid = cookie.is_some_and(|c| c.valid);
     if let Some(rcode) = precheck(&query, transport) {
         write_error(&query, rcode, cookie.as_ref(), out);
-        return Some(outcome(rcode, None, None, cookie_valid));
+        return Ok(Some(outcome(rcode, None, None, cookie_valid)));
     }
     let Some(class) = snap.classifier.classify(local, source) else {
         write_error(&query, Rcode::Refused, cookie.as_ref(), out);
-        return Some(Outcome { unclassified: true, ..outcome(Rcode::Refused, None, None, cookie_valid) });
+        return Ok(Some(Outcome { unclassified: true, ..outcome(Rcode::Refused, None, None, cookie_valid) }));
     };
     let answer = lookup::lookup(snap, class.vpc, query.qname, query.qtype, transport);
+    if let Some(recurse) = answer.recurse {
+        let route = snap.routes.get(recurse.route as usize).cloned();
+        if let Some(route) = route {
+            let mut target = [0u8; crate::name::MAX_NAME_LEN];
+            let target = crate::name::lower_into(recurse.target.unwrap_or(query.qname), &mut target).to_vec();
+            let job = RecurseJob {
+                packet: packet.to_vec(),
+                source,
+                transport,
+                limit: size_limit(&query, transport),
+                cookie,
+                vpc: class.vpc,
+                route,
+                reason: recurse.reason,
+                target,
+                qtype: query.qtype,
+                prefix: OwnedRr::from_answer(&answer.answer),
+                zone: answer.zone,
+            };
+            let pending = Outcome {
+                rcode: Rcode::NoError,
+                vpc: Some(class.vpc),
+                zone: answer.zone,
+                truncated: false,
+                cookie_valid,
+                unclassified: false,
+            };
+            return Err((pending, Box::new(job)));
+        }
+    }
     let truncated = encode(&query, &answer, size_limit(&query, transport), cookie.as_ref(), out);
-    Some(Outcome {
+    Ok(Some(Outcome {
         rcode: answer.rcode,
         vpc: Some(class.vpc),
         zone: answer.zone,
         truncated,
         cookie_valid,
         unclassified: false,
-    })
+    }))
 }
 
 fn outcome(rcode: Rcode, vpc: Option<VpcIdx>, zone: Option<ZoneIdx>, cookie_valid: bool) -> Outcome {
@@ -100,10 +230,10 @@ fn outcome(rcode: Rcode, vpc: Option<VpcIdx>, zone: Option<ZoneIdx>, cookie_vali
 /// The COOKIE option of a reply: the client's cookie and a fresh server cookie, and whether the client's own server
 /// cookie was valid (a valid cookie proves the source address; rate limiting exempts it).
 #[derive(Debug, Clone, Copy)]
-struct CookieReply {
-    client: [u8; 8],
-    server: [u8; cookie::SERVER_COOKIE_LEN],
-    valid: bool,
+pub struct CookieReply {
+    pub client: [u8; 8],
+    pub server: [u8; cookie::SERVER_COOKIE_LEN],
+    pub valid: bool,
 }
 
 fn reply_cookie(keys: Option<&CookieKeys>, edns: &Edns, source: IpAddr) -> Option<CookieReply> {
@@ -237,6 +367,56 @@ fn encode(query: &Query, answer: &Answer, limit: usize, cookie: Option<&CookieRe
     truncated
 }
 
+/// The outside part of an answer: what a route answered (or why it could not), ready to encode.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub rcode: Rcode,
+    pub answers: Vec<OwnedRr>,
+    pub authority: Vec<OwnedRr>,
+    pub ede: Option<Ede>,
+}
+
+impl Resolved {
+    /// SERVFAIL with an Extended DNS Error.
+    pub fn failure(ede: Ede) -> Resolved {
+        Resolved { rcode: Rcode::ServFail, answers: Vec::new(), authority: Vec::new(), ede: Some(ede) }
+    }
+}
+
+/// Encodes the answer to a [`RecurseJob`]: the private prefix, then what was resolved, TTLs lowered by `aged`
+/// seconds. RA is set (vpcdns recursed), AA is not. Returns the rcode sent, or None if the stored request no longer
+/// decodes (never: it decoded once).
+pub fn encode_resolved(job: &RecurseJob, resolved: &Resolved, aged: u32, out: &mut Vec<u8>) -> Option<Rcode> {
+    out.clear();
+    let query = wire::decode(&job.packet).ok()?;
+    write_header(out, query.id, query.flags, resolved.rcode, 1, false);
+    let flags = u16::from_be_bytes([out[2], out[3]]) | wire::FLAG_RA;
+    set_count(out, 2, flags);
+    out.extend_from_slice(query.question);
+    let mut enc = Encoder::new(out, query.qname);
+    let reserve = if query.edns.is_some() { opt_len(resolved.ede, job.cookie.as_ref()) } else { 0 };
+    let an = enc.owned(&job.prefix, 0) + enc.owned(&resolved.answers, aged);
+    let ns = enc.owned(&resolved.authority, aged);
+    let truncated = enc.out.len() + reserve > job.limit;
+    let (an, ns) = if truncated {
+        enc.out.truncate(HEADER_LEN + query.question.len());
+        let flags = u16::from_be_bytes([enc.out[2], enc.out[3]]) | FLAG_TC;
+        set_count(enc.out, 2, flags);
+        (0, 0)
+    } else {
+        (an, ns)
+    };
+    set_count(enc.out, 6, an);
+    set_count(enc.out, 8, ns);
+    let mut ar = 0;
+    if let Some(edns) = query.edns {
+        write_opt(enc.out, resolved.rcode, edns, resolved.ede, job.cookie.as_ref());
+        ar += 1;
+    }
+    set_count(enc.out, 10, ar);
+    Some(resolved.rcode)
+}
+
 /// Writes records with name compression (RFC 1035 §4.1.4), compressing only the names RFC 3597 §4 allows.
 struct Encoder<'o> {
     out: &'o mut Vec<u8>,
@@ -262,6 +442,17 @@ impl<'o> Encoder<'o> {
                 self.record(rr.owner, rr.rrset.rtype, rr.rrset.ttl, rdata);
                 count = count.saturating_add(1);
             }
+        }
+        count
+    }
+
+    /// Owned records (an empty owner is the query name), TTLs lowered by `aged` seconds.
+    fn owned(&mut self, rrs: &[OwnedRr], aged: u32) -> u16 {
+        let mut count = 0u16;
+        for rr in rrs {
+            let owner = if rr.owner.is_empty() { Owner::QName } else { Owner::Name(&rr.owner) };
+            self.record(owner, rr.rtype, rr.ttl.saturating_sub(aged), &rr.rdata);
+            count = count.saturating_add(1);
         }
         count
     }

@@ -34,6 +34,36 @@ pub struct Snapshot {
     /// `views[v]` is what VPC `v` sees; VPCs that see the same zones share one view.
     pub views: Vec<Arc<View>>,
     pub zones: Vec<Arc<ZoneTable>>,
+    /// Where names outside private zones go: `routes[upstream]` is `[resolver] upstreams` (when set), the others
+    /// are forwarding rules.
+    pub routes: Vec<Route>,
+    pub upstream: Option<RouteIdx>,
+}
+
+/// An index into [`Snapshot::routes`].
+pub type RouteIdx = u32;
+
+/// A set of servers names are resolved through: the upstreams, or one forwarding rule's targets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// The rule's id; None for the upstreams.
+    pub rule: Option<Arc<str>>,
+    pub targets: Arc<[std::net::SocketAddr]>,
+}
+
+impl Route {
+    /// The name metrics and `explain` use: the rule id, or "upstreams".
+    pub fn label(&self) -> &str {
+        self.rule.as_deref().unwrap_or("upstreams")
+    }
+}
+
+/// A forwarding rule as one view sees it: the lower-case wire domain and its label count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ViewRule {
+    pub domain: Box<[u8]>,
+    pub labels: u8,
+    pub route: RouteIdx,
 }
 
 /// The identity of a VPC, for answers' metering and `explain`.
@@ -54,6 +84,8 @@ pub struct View {
     hasher: RandomState,
     /// Bit `n` is set when some visible zone's apex has `n` labels: the lookup probes only those depths.
     depths: u128,
+    /// The forwarding rules the VPC sees, most labels first (a VPC sees few: a scan is the fastest).
+    rules: Box<[ViewRule]>,
 }
 
 struct VisibleZone {
@@ -68,7 +100,7 @@ struct VisibleZone {
 impl View {
     /// A view of `zones` (index, table); a second zone of the same apex is ignored (validation forbids it).
     pub fn new<'z>(zones: impl IntoIterator<Item = (ZoneIdx, &'z Arc<ZoneTable>)>) -> View {
-        let mut view = View { zones: HashTable::new(), hasher: RandomState::new(), depths: 0 };
+        let mut view = View { zones: HashTable::new(), hasher: RandomState::new(), depths: 0, rules: Box::new([]) };
         for (idx, table) in zones {
             let apex = table.name.lower();
             let hash = view.hasher.hash_one(apex.wire());
@@ -82,6 +114,22 @@ impl View {
             view.zones.insert_unique(hash, entry, |z| hasher.hash_one(z.table.apex.wire()));
         }
         view
+    }
+
+    /// The view with these forwarding rules (sorted here, most labels first).
+    pub fn with_rules(mut self, mut rules: Vec<ViewRule>) -> View {
+        rules.sort_by(|a, b| b.labels.cmp(&a.labels).then_with(|| a.domain.cmp(&b.domain)));
+        self.rules = rules.into_boxed_slice();
+        self
+    }
+
+    /// The most specific rule at or above the lower-case wire name `lower`: its label count and route.
+    pub fn find_rule(&self, lower: &[u8]) -> Option<(u8, RouteIdx)> {
+        self.rules.iter().find(|r| is_suffix(lower, &r.domain)).map(|r| (r.labels, r.route))
+    }
+
+    pub fn rules(&self) -> &[ViewRule] {
+        &self.rules
     }
 
     /// The indexes of the zones the view holds, in no particular order.
@@ -113,6 +161,20 @@ impl View {
             }
         }
         None
+    }
+}
+
+/// Whether the wire name `suffix` is `name` or one of its ancestors (both lower case): compared at label starts.
+fn is_suffix(name: &[u8], suffix: &[u8]) -> bool {
+    let mut pos = 0usize;
+    loop {
+        if name.len() - pos == suffix.len() {
+            return &name[pos..] == suffix;
+        }
+        match name.get(pos) {
+            Some(&len) if len > 0 && name.len() - pos > suffix.len() => pos += 1 + len as usize,
+            _ => return false,
+        }
     }
 }
 
@@ -178,6 +240,8 @@ pub struct ZoneTable {
     pub negative_ttl: u32,
     pub has_wildcards: bool,
     pub record_count: usize,
+    /// A name the zone does not hold is resolved elsewhere (`fallback = "recurse"`), not NXDOMAIN.
+    pub fallback_recurse: bool,
 }
 
 impl ZoneTable {

@@ -147,6 +147,82 @@ pub struct Zone {
     pub revision: u64,
     /// Where the zone came from (a file path or the config), for error messages.
     pub origin: String,
+    /// What a name the zone does not hold gets.
+    pub fallback: Fallback,
+}
+
+/// What a private zone answers for a name it does not hold (`fallback` in a zone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Fallback {
+    /// NXDOMAIN, as an authoritative server answers.
+    #[default]
+    NxDomain,
+    /// The name is resolved through the VPC's forwarding rules or upstreams instead (names the zone holds are
+    /// always answered privately).
+    Recurse,
+}
+
+impl Fallback {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fallback::NxDomain => "nxdomain",
+            Fallback::Recurse => "recurse",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Fallback> {
+        match text {
+            "nxdomain" => Some(Fallback::NxDomain),
+            "recurse" => Some(Fallback::Recurse),
+            _ => None,
+        }
+    }
+}
+
+/// An outbound forwarding rule: queries for `domain` (and below) from the VPCs in its scope go to `targets`
+/// (on-premises DNS, say) instead of the upstreams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardRule {
+    pub id: String,
+    /// The owner; its own VPCs and those of accounts it has linked may be in the scope (as for zones).
+    pub account: Uid,
+    pub domain: Name,
+    /// At most [`MAX_RULE_TARGETS`] addresses.
+    pub targets: Vec<SocketAddr>,
+    pub scope: Vec<VpcId>,
+}
+
+/// The most targets one forwarding rule may have (as Route 53 Resolver allows).
+pub const MAX_RULE_TARGETS: usize = 6;
+
+/// `[resolver]`: how names outside private zones are resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolverSettings {
+    /// Where a classified source's names outside every visible zone and rule go; empty: REFUSED, as before.
+    pub upstreams: Vec<SocketAddr>,
+    /// The deadline of one attempt against one server.
+    pub timeout: std::time::Duration,
+    /// Attempts per server (hickory's name server pool retries and moves to the next server).
+    pub attempts: usize,
+    /// The whole resolution's deadline: past it the client gets SERVFAIL with an Extended DNS Error.
+    pub deadline: std::time::Duration,
+    /// Cached answers at the most (positive and negative); the least recently used go first.
+    pub cache_entries: usize,
+    /// Resolutions in progress at the most; more get SERVFAIL at once.
+    pub max_pending: usize,
+}
+
+impl Default for ResolverSettings {
+    fn default() -> Self {
+        ResolverSettings {
+            upstreams: Vec::new(),
+            timeout: std::time::Duration::from_millis(800),
+            attempts: 2,
+            deadline: std::time::Duration::from_millis(2500),
+            cache_entries: 10_000,
+            max_pending: 1024,
+        }
+    }
 }
 
 /// Server-wide settings that belong to the served state.
@@ -164,6 +240,8 @@ pub struct ServerSettings {
     pub metrics: Option<SocketAddr>,
     /// The query log (`[query_log]`; off without it).
     pub query_log: Option<crate::querylog::QueryLogSettings>,
+    /// Resolution of names outside private zones (`[resolver]`).
+    pub resolver: ResolverSettings,
 }
 
 /// `[rrl]` settings.
@@ -222,6 +300,8 @@ pub struct State {
     pub vpcs: BTreeMap<VpcId, Vpc>,
     pub links: BTreeSet<Link>,
     pub zones: BTreeMap<ZoneId, Zone>,
+    /// Forwarding rules by id.
+    pub rules: BTreeMap<String, ForwardRule>,
 }
 
 impl State {
@@ -236,6 +316,9 @@ impl State {
     pub fn share_ids(&mut self) {
         for zone in self.zones.values_mut() {
             share_scope_ids(&self.vpcs, &mut zone.scope);
+        }
+        for rule in self.rules.values_mut() {
+            share_scope_ids(&self.vpcs, &mut rule.scope);
         }
     }
 }

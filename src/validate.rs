@@ -43,6 +43,7 @@ pub fn validate_changed(state: &State, changed: Option<&BTreeMap<ZoneId, DirtyZo
             Some(None) => {}
         }
     }
+    check_rules(state, &mut p);
     check_views(state, &mut p);
     check_prefixes(state, &mut p);
     check_quotas(state, &mut p);
@@ -156,6 +157,39 @@ fn check_links(state: &State, p: &mut Vec<String>) {
                 "link {} -> {}: accounts of different sites ({} and {}) cannot be linked",
                 from.name, to.name, from.site, to.site
             ));
+        }
+    }
+}
+
+/// Forwarding rules: a known owner, 1 to 6 targets, a scope of VPCs the owner may use (as for zones), and no VPC
+/// that sees two rules for the same domain (which one would decide?).
+fn check_rules(state: &State, p: &mut Vec<String>) {
+    let mut per_vpc: HashSet<(&crate::state::VpcId, Vec<u8>)> = HashSet::new();
+    for rule in state.rules.values() {
+        let what = format!("forward rule {} ({})", rule.id, rule.domain);
+        if !is_valid_id(&rule.id) {
+            p.push(format!("{what}: the id must be 1 to 64 characters of letters, digits, '.', '_' and '-'"));
+        }
+        if !state.accounts.contains_key(&rule.account) {
+            p.push(format!("{what}: unknown owner account uid {}", rule.account));
+            continue;
+        }
+        if rule.targets.is_empty() || rule.targets.len() > crate::state::MAX_RULE_TARGETS {
+            p.push(format!("{what}: give 1 to {} target addresses", crate::state::MAX_RULE_TARGETS));
+        }
+        for vpc_id in &rule.scope {
+            match state.vpcs.get(vpc_id) {
+                None => p.push(format!("{what}: scope names unknown vpc {vpc_id}")),
+                Some(vpc) if !state.may_use_vpcs_of(&rule.account, &vpc.account) => p.push(format!(
+                    "{what}: scope names vpc {vpc_id} of account {}, which the rule's owner {} has not linked",
+                    vpc.account, rule.account
+                )),
+                Some(_) => {
+                    if !per_vpc.insert((vpc_id, rule.domain.lower().wire().to_vec())) {
+                        p.push(format!("{what}: vpc {vpc_id} already sees another rule for {}", rule.domain));
+                    }
+                }
+            }
         }
     }
 }

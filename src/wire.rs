@@ -14,6 +14,7 @@ pub const FLAG_QR: u16 = 0x8000;
 pub const FLAG_AA: u16 = 0x0400;
 pub const FLAG_TC: u16 = 0x0200;
 pub const FLAG_RD: u16 = 0x0100;
+pub const FLAG_RA: u16 = 0x0080;
 pub const FLAG_CD: u16 = 0x0010;
 /// Length of the DNS header.
 pub const HEADER_LEN: usize = 12;

@@ -117,6 +117,7 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
                 records: vpcdns::state::records_from(records),
                 revision: 1,
                 origin: "generated".into(),
+                fallback: Default::default(),
             },
         );
     }
@@ -129,12 +130,14 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
             rrl: Default::default(),
             metrics: None,
             query_log: None,
+            resolver: Default::default(),
         },
         accounts,
         users: BTreeMap::new(),
         vpcs,
         links,
         zones: state_zones,
+        rules: BTreeMap::new(),
     }
 }
 

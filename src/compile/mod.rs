@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::classify::{normalize_ip, Classifier, PrefixTable};
-use crate::snapshot::{Snapshot, View, VpcEntry, ZoneIdx, ZoneTable};
+use crate::snapshot::{Route, RouteIdx, Snapshot, View, ViewRule, VpcEntry, ZoneIdx, ZoneTable};
 use crate::state::{DirtyZone, State, ZoneId};
 
 pub mod zone;
@@ -39,7 +39,11 @@ impl Compiler {
             let ns = &state.server.nameserver;
             let dirty = changed.and_then(|c| c.get(&zone.id)).filter(|d| !d.full);
             let table = match self.cache.get(&zone.id) {
-                Some(t) if t.revision == zone.revision && t.nameserver == *ns => t.clone(),
+                Some(t)
+                    if t.revision == zone.revision && t.nameserver == *ns && t.fallback_recurse == recurse(zone) =>
+                {
+                    t.clone()
+                }
                 Some(t) if t.nameserver == *ns && dirty.is_some() => {
                     Arc::new(patch_zone(t, zone, ns, dirty.map(|d| &d.owners).unwrap_or(&BTreeSet::new())))
                 }
@@ -71,13 +75,18 @@ impl Compiler {
                 }
             }
         }
-        let mut interned: HashMap<Vec<ZoneIdx>, Arc<View>> = HashMap::new();
+        let (routes, upstream, rules_seen) = build_routes(state, &vpc_index, vpcs.len());
+        let mut interned: HashMap<(Vec<ZoneIdx>, Vec<ViewRule>), Arc<View>> = HashMap::new();
         let views = seen
             .into_iter()
-            .map(|mut list| {
+            .zip(rules_seen)
+            .map(|(mut list, rules)| {
                 list.sort_unstable();
                 list.dedup();
-                interned.entry(list).or_insert_with_key(|list| Arc::new(build_view(list, &zones))).clone()
+                interned
+                    .entry((list, rules))
+                    .or_insert_with_key(|(list, rules)| Arc::new(build_view(list, &zones).with_rules(rules.clone())))
+                    .clone()
             })
             .collect();
         Snapshot {
@@ -88,8 +97,44 @@ impl Compiler {
             vpcs,
             views,
             zones,
+            routes,
+            upstream,
         }
     }
+}
+
+fn recurse(zone: &crate::state::Zone) -> bool {
+    zone.fallback == crate::state::Fallback::Recurse
+}
+
+/// The routes (upstreams first, then one per forwarding rule) and the rules each VPC sees.
+fn build_routes(
+    state: &State,
+    vpc_index: &HashMap<&crate::state::VpcId, usize>,
+    vpc_count: usize,
+) -> (Vec<Route>, Option<RouteIdx>, Vec<Vec<ViewRule>>) {
+    let mut routes = Vec::new();
+    let upstreams = &state.server.resolver.upstreams;
+    let upstream = (!upstreams.is_empty()).then(|| {
+        routes.push(Route { rule: None, targets: Arc::from(upstreams.as_slice()) });
+        0
+    });
+    let mut seen: Vec<Vec<ViewRule>> = vec![Vec::new(); vpc_count];
+    for rule in state.rules.values() {
+        let route = routes.len() as RouteIdx;
+        routes.push(Route { rule: Some(Arc::from(rule.id.as_str())), targets: Arc::from(rule.targets.as_slice()) });
+        let domain = rule.domain.lower();
+        let labels = domain.label_count().min(127) as u8;
+        for vpc in &rule.scope {
+            if let Some(&v) = vpc_index.get(vpc) {
+                seen[v].push(ViewRule { domain: domain.wire().into(), labels, route });
+            }
+        }
+    }
+    for rules in &mut seen {
+        rules.sort_by(|a, b| b.labels.cmp(&a.labels).then_with(|| a.domain.cmp(&b.domain)));
+    }
+    (routes, upstream, seen)
 }
 
 fn build_view(list: &[ZoneIdx], zones: &[Arc<ZoneTable>]) -> View {

@@ -154,6 +154,7 @@ fn finish(
         negative_ttl: 0,
         has_wildcards,
         record_count,
+        fallback_recurse: zone.fallback == crate::state::Fallback::Recurse,
     };
     let negative = table.apex().and_then(|n| n.rrset(rtype::SOA)).map(|soa| {
         let minimum = soa.first().and_then(soa_minimum).unwrap_or(soa.ttl);
@@ -262,6 +263,7 @@ mod tests {
             scope: vec![],
             records,
             revision,
+            fallback: Default::default(),
             origin: "test".into(),
         }
     }

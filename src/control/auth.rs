@@ -178,6 +178,7 @@ mod tests {
             nameserver: crate::name::Name::root(),
             limits: Default::default(),
             rrl: Default::default(),
+            resolver: Default::default(),
             metrics: None,
             query_log: None,
         });

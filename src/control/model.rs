@@ -37,6 +37,7 @@ pub mod keys {
     pub const INBOX: &str = "inbox/";
     pub const AUDIT: &str = "audit/";
     pub const USAGE: &str = "usage/";
+    pub const RULE: &str = "rule/";
 
     /// `%` and `/` escaped, so that ids join into keys unambiguously.
     pub fn esc(part: &str) -> String {
@@ -92,6 +93,9 @@ pub mod keys {
     }
     pub fn inbox(account: &str, id: &str) -> String {
         format!("{INBOX}{}/{}", esc(account), esc(id))
+    }
+    pub fn rule(id: &str) -> String {
+        format!("{RULE}{}", esc(id))
     }
     pub fn audit(millis: u64, id: &str) -> String {
         format!("{AUDIT}{millis:016}-{}", esc(id))
@@ -167,6 +171,48 @@ pub struct ZoneDoc {
     /// A bulk change writes the next generation first and then switches this field in one small transaction.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub generation: String,
+    /// "recurse" when names the zone does not hold are resolved through the VPC's rules and upstreams; empty
+    /// (or "nxdomain"): NXDOMAIN.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fallback: String,
+}
+
+/// A forwarding rule (`rule/<id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleDoc {
+    pub id: String,
+    pub account: String,
+    pub domain: String,
+    pub targets: Vec<String>,
+    pub vpcs: Vec<String>,
+}
+
+impl RuleDoc {
+    pub fn from_rule(rule: &crate::state::ForwardRule) -> RuleDoc {
+        RuleDoc {
+            id: rule.id.clone(),
+            account: rule.account.0.clone(),
+            domain: rule.domain.to_string(),
+            targets: rule.targets.iter().map(ToString::to_string).collect(),
+            vpcs: rule.scope.iter().map(|v| v.as_str().to_string()).collect(),
+        }
+    }
+
+    pub fn to_rule(&self) -> Result<crate::state::ForwardRule, String> {
+        let domain = Name::from_text(&self.domain, Some(&Name::root())).map_err(|e| e.to_string())?;
+        let targets = self
+            .targets
+            .iter()
+            .map(|t| crate::config::parse_server_address(t).ok_or_else(|| format!("bad target {t:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::state::ForwardRule {
+            id: self.id.clone(),
+            account: Uid(self.account.clone()),
+            domain,
+            targets,
+            scope: self.vpcs.iter().map(|v| VpcId::new(v)).collect(),
+        })
+    }
 }
 
 /// The generation a record id belongs to (see [`ZoneDoc::generation`]).
@@ -354,6 +400,7 @@ impl Control {
                 vpcs: BTreeMap::new(),
                 links: BTreeSet::new(),
                 zones: BTreeMap::new(),
+                rules: BTreeMap::new(),
             },
             key_revisions: imbl::HashMap::new(),
             zone_docs: BTreeMap::new(),
@@ -456,6 +503,19 @@ impl Control {
             ("zone", [id]) => self.apply_zone(id, value, change.revision),
             ("scope", [id]) => self.apply_scope(id, value),
             ("record", [zone, rid]) => self.apply_record(zone, rid, value, change.revision),
+            ("rule", [id]) => {
+                match value {
+                    Some(v) => {
+                        let mut rule = decode::<RuleDoc>(v)?.to_rule()?;
+                        crate::state::share_scope_ids(&self.state.vpcs, &mut rule.scope);
+                        self.state.rules.insert(id.to_string(), rule);
+                    }
+                    None => {
+                        self.state.rules.remove(id.as_ref());
+                    }
+                }
+                Ok(())
+            }
             ("key", [id]) => apply_doc(&mut self.keys, id.to_string(), value),
             ("linkreq", [id]) => apply_doc(&mut self.link_requests, id.to_string(), value),
             ("block", [a, b]) => {
@@ -549,10 +609,12 @@ impl Control {
         let name = Name::from_text(&doc.name, Some(&Name::root())).map_err(|e| e.to_string())?;
         let account = Uid(doc.account.clone());
         let same_generation = self.zone_docs.get(&id).is_none_or(|old| old.generation == doc.generation);
+        let fallback = crate::state::Fallback::parse(&doc.fallback).unwrap_or_default();
         match self.state.zones.get_mut(&id) {
             // The document is rewritten with every content change: its revision is the zone's (the SOA serial).
             Some(zone) if zone.name == name && zone.account == account && same_generation => {
                 zone.revision = revision;
+                zone.fallback = fallback;
                 self.dirty.entry(id.clone()).or_default();
             }
             Some(zone) if zone.name == name && zone.account == account => {
@@ -575,6 +637,7 @@ impl Control {
                 records.index_ids();
                 zone.records = records;
                 zone.revision = revision;
+                zone.fallback = fallback;
                 self.dirty.insert(id.clone(), DirtyZone { full: true, owners: BTreeSet::new() });
             }
             _ => {
@@ -598,7 +661,7 @@ impl Control {
                 // Changes name records by id: index the ids now rather than on the first change.
                 records.index_ids();
                 let origin = format!("store zone {}", doc.id);
-                let zone = Zone { id: id.clone(), name, account, scope, records, revision, origin };
+                let zone = Zone { id: id.clone(), name, account, scope, records, revision, origin, fallback };
                 self.state.zones.insert(id.clone(), zone);
                 self.dirty.insert(id.clone(), DirtyZone { full: true, owners: BTreeSet::new() });
             }
@@ -759,7 +822,13 @@ mod tests {
     }
 
     fn zone_doc(generation: &str) -> ZoneDoc {
-        ZoneDoc { id: "1/t.".into(), name: "t.".into(), account: "1".into(), generation: generation.into() }
+        ZoneDoc {
+            id: "1/t.".into(),
+            name: "t.".into(),
+            account: "1".into(),
+            generation: generation.into(),
+            fallback: String::new(),
+        }
     }
 
     fn served(control: &Control) -> Vec<String> {

@@ -248,3 +248,27 @@ fn write_source(hdr: &mut libc::msghdr, ip: IpAddr, ifindex: u32) -> usize {
         }
     }
 }
+
+/// Sends one datagram to `peer` from `local` (set with IP_PKTINFO / IPV6_PKTINFO, for a socket bound to a wildcard
+/// address): how an answer resolved off the batch path leaves from the address the query came to.
+pub fn send_from(socket: &std::net::UdpSocket, payload: &[u8], peer: SocketAddr, local: SocketAddr) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let iov = [io::IoSlice::new(payload)];
+    let to = SockaddrStorage::from(peer);
+    let sent = match local.ip() {
+        IpAddr::V4(v4) => {
+            let info = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr { s_addr: u32::from_ne_bytes(v4.octets()) },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            sendmsg(socket.as_raw_fd(), &iov, &[ControlMessage::Ipv4PacketInfo(&info)], MsgFlags::empty(), Some(&to))
+        }
+        IpAddr::V6(v6) => {
+            let info = libc::in6_pktinfo { ipi6_addr: libc::in6_addr { s6_addr: v6.octets() }, ipi6_ifindex: 0 };
+            sendmsg(socket.as_raw_fd(), &iov, &[ControlMessage::Ipv6PacketInfo(&info)], MsgFlags::empty(), Some(&to))
+        }
+    };
+    sent.map(|_| ()).map_err(io::Error::from)
+}

@@ -19,12 +19,14 @@ use crate::metering::Meter;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 
-/// What the query loops report to, each optional: the usage meter (store mode), metrics, the query log.
+/// What the query loops report to, each optional: the usage meter (store mode), metrics, the query log; and the
+/// resolver that completes answers from outside the private zones.
 #[derive(Clone, Default)]
 pub struct Observers {
     pub meter: Option<Arc<Meter>>,
     pub metrics: Option<Arc<Metrics>>,
     pub query_log: Option<Arc<crate::querylog::QueryLog>>,
+    pub resolver: Option<Arc<crate::resolve::Resolver>>,
 }
 
 /// The snapshot being served. Writers `store` a new one; readers `load` it per request.

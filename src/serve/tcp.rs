@@ -149,10 +149,11 @@ pub async fn serve(
         let open = observers.metrics.clone().map(OpenConnection::new);
         let stats = observers.metrics.clone().map(LocalMetrics::new);
         let log = observers.query_log.clone();
+        let resolver = observers.resolver.clone();
         let cookies = cookies.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let counters = Counters { meter: local, stats, log };
+            let counters = Counters { meter: local, stats, log, resolver };
             if let Err(e) = connection(stream, peer, published, &limits, counters, cookies, shutdown).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
@@ -182,6 +183,7 @@ struct Counters {
     meter: Option<LocalMeter>,
     stats: Option<LocalMetrics>,
     log: Option<Arc<QueryLog>>,
+    resolver: Option<Arc<crate::resolve::Resolver>>,
 }
 
 /// Responses a connection may have waiting to be written; past this, reading stops until the client reads.
@@ -236,12 +238,38 @@ async fn connection(
         let snapshot = published.load();
         let keys = cookies.load();
         let handled =
-            respond::handle(&message, peer.ip(), local_addr, Transport::Tcp, &snapshot, Some(&keys), &mut out);
-        let Some(outcome) = handled else {
-            if let Some(metrics) = &counters.stats.as_ref().map(LocalMetrics::shared) {
-                Metrics::count(&metrics.requests_dropped);
+            respond::handle_query(&message, peer.ip(), local_addr, Transport::Tcp, &snapshot, Some(&keys), &mut out);
+        let outcome = match handled {
+            respond::Handled::Answered(outcome) => outcome,
+            respond::Handled::Dropped => {
+                if let Some(metrics) = &counters.stats.as_ref().map(LocalMetrics::shared) {
+                    Metrics::count(&metrics.requests_dropped);
+                }
+                continue;
             }
-            continue;
+            respond::Handled::Recurse(outcome, job) => {
+                // The snapshot is not held across the wait: a swap meanwhile is fine.
+                drop(snapshot);
+                let rcode = match &counters.resolver {
+                    Some(resolver) => resolver.resolve(&job, &mut out).await,
+                    None => {
+                        let failed = respond::Resolved::failure(crate::lookup::Ede { code: 22, text: "no resolver" });
+                        respond::encode_resolved(&job, &failed, 0, &mut out).unwrap_or(crate::lookup::Rcode::ServFail)
+                    }
+                };
+                let snapshot = published.load();
+                let outcome = respond::Outcome { rcode, ..outcome };
+                if let Some(stats) = &mut counters.stats {
+                    stats.record(&snapshot, &outcome, Transport::Tcp, started.elapsed());
+                }
+                let mut frame = Vec::with_capacity(out.len() + 2);
+                frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
+                frame.extend_from_slice(&out);
+                if tx.send(frame).await.is_err() {
+                    break;
+                }
+                continue;
+            }
         };
         if let Some(meter) = &mut counters.meter {
             meter.record(&snapshot, &outcome);

@@ -19,7 +19,8 @@ use super::Published;
 use crate::lookup::Transport;
 use crate::metering::LocalMeter;
 use crate::metrics::{LocalMetrics, Metrics};
-use crate::respond;
+use crate::resolve::Reply;
+use crate::respond::{self, Handled};
 
 /// How long a receive blocks before the loop looks at the stop flag (and flushes its counts).
 const RECEIVE_TIMEOUT: Duration = Duration::from_millis(200);
@@ -42,7 +43,8 @@ pub fn spawn(listener: UdpListener, shared: Shared, index: usize) -> io::Result<
 fn serve(listener: UdpListener, shared: Shared) {
     let local = listener.local;
     let wildcard = listener.wildcard;
-    let socket = listener.socket;
+    // Shared with the resolver, which sends the answers it completes off the batch path.
+    let socket = Arc::new(listener.socket);
     if let Err(e) = socket.set_nonblocking(false).and_then(|()| socket.set_read_timeout(Some(RECEIVE_TIMEOUT))) {
         tracing::error!(%local, error = %e, "cannot set up UDP socket");
         return;
@@ -54,7 +56,7 @@ fn serve(listener: UdpListener, shared: Shared) {
     let mut last_flush = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         match batch.receive(fd, local, wildcard) {
-            Ok(_) => answer_batch(&mut batch, &shared, wildcard, counter.as_mut(), stats.as_mut()),
+            Ok(_) => answer_batch(&mut batch, &shared, &socket, wildcard, counter.as_mut(), stats.as_mut()),
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) if e.raw_os_error() == Some(libc::EBADF) || e.raw_os_error() == Some(libc::ENOTSOCK) => {
                 tracing::error!(%local, error = %e, "UDP socket failed");
@@ -83,6 +85,7 @@ fn serve(listener: UdpListener, shared: Shared) {
 fn answer_batch(
     batch: &mut Batcher,
     shared: &Shared,
+    socket: &Arc<std::net::UdpSocket>,
     wildcard: bool,
     mut counter: Option<&mut LocalMeter>,
     mut stats: Option<&mut LocalMetrics>,
@@ -94,14 +97,44 @@ fn answer_batch(
     for i in 0..batch.received.len() {
         let datagram = batch.received[i];
         let (packet, out) = batch.slot(i);
-        let handled =
-            respond::handle(packet, datagram.peer.ip(), datagram.local, Transport::Udp, &snapshot, Some(&keys), out);
-        let Some(outcome) = handled else {
-            // Not a query we answer (a response, a packet too short for a header): dropped, as RFC 1035 allows.
-            if let Some(metrics) = &shared.observers.metrics {
-                Metrics::count(&metrics.requests_dropped);
+        let handled = respond::handle_query(
+            packet,
+            datagram.peer.ip(),
+            datagram.local,
+            Transport::Udp,
+            &snapshot,
+            Some(&keys),
+            out,
+        );
+        let outcome = match handled {
+            Handled::Answered(outcome) => outcome,
+            Handled::Dropped => {
+                // Not a query we answer (a response, a packet too short for a header): dropped, as RFC 1035 allows.
+                if let Some(metrics) = &shared.observers.metrics {
+                    Metrics::count(&metrics.requests_dropped);
+                }
+                continue;
             }
-            continue;
+            Handled::Recurse(outcome, job) => {
+                let Some(resolver) = &shared.observers.resolver else {
+                    let failed = respond::Resolved::failure(crate::lookup::Ede { code: 22, text: "no resolver" });
+                    let rcode =
+                        respond::encode_resolved(&job, &failed, 0, out).unwrap_or(crate::lookup::Rcode::ServFail);
+                    batch.queue_reply(i, wildcard);
+                    let _ = rcode;
+                    continue;
+                };
+                match resolver.answer_cached(&job, out) {
+                    Some(rcode) => respond::Outcome { rcode, ..outcome },
+                    None => {
+                        // Resolved off the batch: the answer leaves from the resolver's task, and is counted there.
+                        let reply =
+                            Reply::Udp { socket: socket.clone(), peer: datagram.peer, local: datagram.local, wildcard };
+                        resolver.submit(*job, reply);
+                        continue;
+                    }
+                }
+            }
         };
         if let Some(counter) = counter.as_deref_mut() {
             counter.record(&snapshot, &outcome);

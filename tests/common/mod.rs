@@ -4,6 +4,7 @@
 //! readiness line and kills the child on drop. `dig` runs `dig -b <source>` and parses its output into `Dig`.
 #![allow(dead_code)]
 
+pub mod bind;
 pub mod etcd;
 pub mod store;
 

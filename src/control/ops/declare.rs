@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::super::error::ApiError;
 use super::super::model::{
-    encode, keys, record_id_in, AccountDoc, Control, LinkDoc, RecordDoc, ScopeDoc, UserDoc, VpcDoc, ZoneDoc,
+    encode, keys, record_id_in, AccountDoc, Control, LinkDoc, RecordDoc, RuleDoc, ScopeDoc, UserDoc, VpcDoc, ZoneDoc,
 };
 use super::super::{Ctx, Plan};
 use super::{collect_generations, new_generation};
@@ -28,6 +28,16 @@ struct ExportFile {
     vpcs: Vec<VpcDoc>,
     links: Vec<ExportLink>,
     zones: Vec<ExportZone>,
+    forward_rules: Vec<ExportRule>,
+}
+
+#[derive(Serialize)]
+struct ExportRule {
+    id: String,
+    account: String,
+    domain: String,
+    targets: Vec<String>,
+    scope: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -42,6 +52,8 @@ struct ExportZone {
     name: String,
     account: String,
     scope: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback: Option<&'static str>,
     records: Vec<ExportRecord>,
 }
 
@@ -76,6 +88,7 @@ pub fn export(state: &State) -> Result<String, ApiError> {
                 name: z.name.to_string(),
                 account: z.account.0.clone(),
                 scope: z.scope.iter().map(|v| v.0.to_string()).collect(),
+                fallback: (z.fallback == crate::state::Fallback::Recurse).then_some("recurse"),
                 records: z
                     .records
                     .values()
@@ -89,6 +102,20 @@ pub fn export(state: &State) -> Result<String, ApiError> {
                         }
                     })
                     .collect(),
+            })
+            .collect(),
+        forward_rules: state
+            .rules
+            .values()
+            .map(|r| {
+                let doc = RuleDoc::from_rule(r);
+                ExportRule {
+                    id: doc.id,
+                    account: doc.account,
+                    domain: doc.domain,
+                    targets: doc.targets,
+                    scope: doc.vpcs,
+                }
             })
             .collect(),
     };
@@ -144,6 +171,10 @@ pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Resu
     for zone in desired.zones.values() {
         apply_zone(control, zone, &mut plan)?;
     }
+    for rule in desired.rules.values() {
+        let stored = current.rules.get(&rule.id).map(|r| encode(&RuleDoc::from_rule(r)));
+        put_if_changed(control, stored, &mut plan, keys::rule(&rule.id), &RuleDoc::from_rule(rule));
+    }
     if prune {
         prune_absent(control, desired, &mut plan);
     }
@@ -167,6 +198,7 @@ fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) -> 
         name: zone.name.to_string(),
         account: zone.account.0.clone(),
         generation: generation.clone(),
+        fallback: if zone.fallback == crate::state::Fallback::Recurse { "recurse".into() } else { String::new() },
     };
     let scope = ScopeDoc { vpcs: zone.scope.iter().map(|v| v.0.to_string()).collect() };
     let wanted: BTreeMap<String, &Record> =
@@ -224,6 +256,9 @@ fn prune_absent(control: &Control, desired: &State, plan: &mut Plan) {
         plan.delete(keys::zone(&id.0));
         plan.delete(keys::scope(&id.0));
         plan.ops.push(Op::DeletePrefix { prefix: keys::records(&id.0) });
+    }
+    for id in current.rules.keys().filter(|id| !desired.rules.contains_key(*id)) {
+        plan.delete(keys::rule(id));
     }
     for l in current.links.iter().filter(|l| !desired.links.contains(l)) {
         plan.delete(keys::link(&l.account.0, &l.linked.0));

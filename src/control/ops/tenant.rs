@@ -213,6 +213,9 @@ pub struct NewZone {
     pub scope: Vec<String>,
     #[serde(default)]
     pub records: Vec<RecordInput>,
+    /// "nxdomain" (the default) or "recurse".
+    #[serde(default)]
+    pub fallback: Option<String>,
 }
 
 /// A record as the API takes it: the name may be relative to the zone, TTL defaults to 300.
@@ -259,12 +262,18 @@ pub fn create_zone(control: &Control, ctx: &Ctx, input: NewZone) -> Result<Plan,
     if control.key_revision(&key) != 0 {
         return Err(ApiError::conflict("zone_exists", format!("you already have a zone {name}")));
     }
+    let fallback = match input.fallback.as_deref().map(|f| (f, crate::state::Fallback::parse(f))) {
+        None | Some((_, Some(crate::state::Fallback::NxDomain))) => String::new(),
+        Some((_, Some(crate::state::Fallback::Recurse))) => "recurse".into(),
+        Some((other, None)) => {
+            return Err(ApiError::bad_request("bad_fallback", format!("fallback {other:?}: use nxdomain or recurse")))
+        }
+    };
     let mut plan = Plan::default();
     plan.expect(key.clone(), 0);
-    plan.put(
-        key,
-        &ZoneDoc { id: id.clone(), name: name.to_string(), account: me.0.clone(), generation: String::new() },
-    );
+    let doc =
+        ZoneDoc { id: id.clone(), name: name.to_string(), account: me.0.clone(), generation: String::new(), fallback };
+    plan.put(key, &doc);
     if !input.scope.is_empty() {
         plan.put(keys::scope(&id), &ScopeDoc { vpcs: input.scope });
     }

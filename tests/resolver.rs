@@ -1,0 +1,219 @@
+//! The VPC's resolver end to end: the "public internet" and the "on-premises" DNS are BIND instances on loopback
+//! ports; vpcdns resolves names outside its private zones through upstreams and forwarding rules, caches, crosses
+//! CNAMEs both ways, and fails in time with an Extended DNS Error.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use common::bind::Named;
+use common::{dig_at, http_get, metrics_addr, Server, ACCOUNT};
+
+const PUBLIC: &str = "$TTL 300
+@ SOA ns.example. hostmaster.example. 1 3600 600 86400 60
+@ NS ns.example.
+ns A 127.0.0.1
+www A 192.0.2.10
+short 2 A 192.0.2.11
+host.onprem A 192.0.2.98
+toprivate CNAME db.corp.internal.
+";
+
+const PUBLIC_CORP: &str = "$TTL 300
+@ SOA ns.example. hostmaster.example. 1 3600 600 86400 60
+@ NS ns.example.
+public A 192.0.2.20
+own A 192.0.2.21
+";
+
+const ONPREM: &str = "$TTL 300
+@ SOA ns.onprem.example. hostmaster.onprem.example. 1 3600 600 86400 60
+@ NS ns.onprem.example.
+ns A 127.0.0.1
+host A 10.99.0.1
+";
+
+/// VPC v1 (127.0.70.0/24) sees the on-premises rule and the dead rule; v2 (127.0.71.0/24) does not.
+fn config(public: &str, onprem: &str, dead: &str) -> String {
+    format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+[resolver]
+upstreams = ["{public}"]
+timeout_ms = 400
+attempts = 1
+deadline_ms = 1500
+[metrics]
+listen = "127.0.0.1:0"
+{ACCOUNT}
+[[vpcs]]
+id = "v1"
+account = "1"
+cidrs = ["127.0.70.0/24"]
+[[vpcs]]
+id = "v2"
+account = "1"
+cidrs = ["127.0.71.0/24"]
+[[forward_rules]]
+id = "onprem"
+account = "1"
+domain = "onprem.example."
+targets = ["{onprem}"]
+scope = ["v1"]
+[[forward_rules]]
+id = "dead"
+account = "1"
+domain = "dead.example."
+targets = ["{dead}"]
+scope = ["v1"]
+[[zones]]
+name = "corp.internal."
+account = "1"
+scope = ["v1", "v2"]
+records = [
+  {{ name = "db", type = "A", data = "10.0.0.5" }},
+  {{ name = "alias", type = "CNAME", data = "www.example." }},
+]
+[[zones]]
+name = "corp.example."
+account = "1"
+scope = ["v1", "v2"]
+fallback = "recurse"
+records = [{{ name = "own", type = "A", data = "10.0.0.6" }}]
+"#
+    )
+}
+
+struct Setup {
+    public: Named,
+    onprem: Named,
+    /// Holds the dead rule's port: datagrams to it are never answered.
+    _blackhole: UdpSocket,
+    server: Server,
+}
+
+fn setup() -> Setup {
+    let public = Named::start(&[("example.", PUBLIC), ("corp.example.", PUBLIC_CORP)]);
+    let onprem = Named::start(&[("onprem.example.", ONPREM)]);
+    let blackhole = UdpSocket::bind("127.0.0.1:0").expect("blackhole");
+    let dead = blackhole.local_addr().expect("addr").to_string();
+    let server = Server::start(&config(&public.addr(), &onprem.addr(), &dead), &[]);
+    Setup { public, onprem, _blackhole: blackhole, server }
+}
+
+#[test]
+fn names_outside_private_zones_go_through_upstreams_and_rules() {
+    let s = setup();
+    let srv = &s.server;
+    // Public names through the upstream, with RA; TCP as well.
+    let www = srv.dig("127.0.70.5", "www.example", "A");
+    assert_eq!((www.status.as_str(), www.data("A")), ("NOERROR", vec!["192.0.2.10".to_string()]));
+    assert!(www.has_flag("ra") && !www.has_flag("aa"), "{:?}", www.flags);
+    let tcp = srv.dig_with("127.0.71.5", "www.example", "A", &["+tcp"]);
+    assert_eq!(tcp.data("A"), ["192.0.2.10"]);
+    // The rule sends onprem.example. from v1 to the on-premises server; v2 is outside its scope: public answer.
+    assert_eq!(srv.dig("127.0.70.5", "host.onprem.example", "A").data("A"), ["10.99.0.1"]);
+    assert_eq!(srv.dig("127.0.71.5", "host.onprem.example", "A").data("A"), ["192.0.2.98"]);
+    assert!(s.onprem.queries_for("host.onprem.example") >= 1);
+    // A recurse-fallback zone answers its own names privately (AA), absent names through the upstream; a default
+    // zone answers NXDOMAIN.
+    let own = srv.dig("127.0.70.5", "own.corp.example", "A");
+    assert_eq!(own.data("A"), ["10.0.0.6"], "private even though the public zone has another address");
+    assert!(own.has_flag("aa"));
+    assert_eq!(srv.dig("127.0.70.5", "public.corp.example", "A").data("A"), ["192.0.2.20"]);
+    assert_eq!(srv.dig("127.0.70.5", "nope.corp.internal", "A").status, "NXDOMAIN");
+    // An absent name below the public zone: the upstream's NXDOMAIN, with its SOA.
+    let nx = srv.dig("127.0.70.5", "absent.example", "A");
+    assert_eq!(nx.status, "NXDOMAIN");
+    // Sources in no VPC are refused, public names included: never an open resolver.
+    assert_eq!(srv.dig("127.0.72.5", "www.example", "A").status, "REFUSED");
+}
+
+#[test]
+fn cnames_cross_the_boundary_both_ways() {
+    let s = setup();
+    let srv = &s.server;
+    // Private CNAME to a public name: completed through the upstream.
+    let alias = srv.dig("127.0.70.5", "alias.corp.internal", "A");
+    assert_eq!(alias.data("CNAME"), ["www.example."]);
+    assert_eq!(alias.data("A"), ["192.0.2.10"]);
+    // Public CNAME into a private zone the VPC sees: completed from the zone.
+    let back = srv.dig("127.0.70.5", "toprivate.example", "A");
+    assert_eq!(back.data("CNAME"), ["db.corp.internal."]);
+    assert_eq!(back.data("A"), ["10.0.0.5"]);
+}
+
+#[test]
+fn answers_are_cached_until_their_ttl_runs_out() {
+    let s = setup();
+    let srv = &s.server;
+    assert_eq!(srv.dig("127.0.70.5", "short.example", "A").data("A"), ["192.0.2.11"]);
+    let after_first = s.public.queries_for("short.example");
+    assert!(after_first >= 1);
+    let second = srv.dig("127.0.70.5", "short.example", "A");
+    assert_eq!(second.data("A"), ["192.0.2.11"]);
+    assert_eq!(s.public.queries_for("short.example"), after_first, "the second answer came from the cache");
+    // The record's TTL is 2 s: after it runs out, the upstream is asked again.
+    std::thread::sleep(Duration::from_millis(3100));
+    assert_eq!(srv.dig("127.0.70.5", "short.example", "A").data("A"), ["192.0.2.11"]);
+    assert_eq!(s.public.queries_for("short.example"), after_first + 1);
+    // Negative answers are cached too (RFC 2308): the SOA's negative TTL is 60 s.
+    srv.dig("127.0.70.5", "gone.example", "A");
+    let seen = s.public.queries_for("gone.example");
+    assert_eq!(srv.dig("127.0.70.5", "gone.example", "A").status, "NXDOMAIN");
+    assert_eq!(s.public.queries_for("gone.example"), seen);
+    // Cache and upstream counters are in the metrics, per route.
+    let (_, metrics) = http_get(&metrics_addr(srv), "/metrics");
+    let value = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(value("vpcdns_resolver_cache_hits_total") >= 2.0, "{metrics}");
+    assert!(value("vpcdns_upstream_queries_total{route=\"upstreams\"}") >= 3.0, "{metrics}");
+}
+
+#[test]
+fn a_dead_upstream_means_servfail_with_ede_in_time_and_never_delays_private_answers() {
+    let s = setup();
+    let srv = &s.server;
+    let addr = srv.addrs[0].clone();
+    let started = Instant::now();
+    let slow = std::thread::spawn(move || dig_at(&addr, "127.0.70.5", "x.dead.example", "A", &["+time=5", "+tries=1"]));
+    // While that waits on the dead rule, a private name is answered at once.
+    std::thread::sleep(Duration::from_millis(50));
+    let private_started = Instant::now();
+    assert_eq!(srv.dig("127.0.70.5", "db.corp.internal", "A").data("A"), ["10.0.0.5"]);
+    assert!(private_started.elapsed() < Duration::from_millis(800), "{:?}", private_started.elapsed());
+    let failed = slow.join().expect("dig");
+    let took = started.elapsed();
+    assert_eq!(failed.status, "SERVFAIL");
+    assert!(failed.raw.contains("EDE: 22"), "{}", failed.raw);
+    assert!(took < Duration::from_secs(3), "SERVFAIL took {took:?} (deadline 1.5 s)");
+    let (_, metrics) = http_get(&metrics_addr(srv), "/metrics");
+    assert!(metrics.contains("vpcdns_upstream_failures_total{route=\"dead\"}"), "{metrics}");
+}
+
+#[test]
+fn explain_tells_the_route_and_why() {
+    let s = setup();
+    let config = s.server.config_path();
+    let run = |source: &str, name: &str| {
+        let out = std::process::Command::new(common::BIN)
+            .args(["explain", "--config"])
+            .arg(&config)
+            .args(["--source", source, name, "A"])
+            .output()
+            .expect("explain");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let rule = run("127.0.70.5", "host.onprem.example");
+    assert!(rule.contains("route:") && rule.contains("onprem") && rule.contains("forwarding rule"), "{rule}");
+    let upstream = run("127.0.71.5", "host.onprem.example");
+    assert!(upstream.contains("upstreams") && upstream.contains("no zone or forwarding rule"), "{upstream}");
+    let fallback = run("127.0.70.5", "public.corp.example");
+    assert!(fallback.contains("fallback"), "{fallback}");
+}
