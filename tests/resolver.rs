@@ -217,3 +217,52 @@ fn explain_tells_the_route_and_why() {
     let fallback = run("127.0.70.5", "public.corp.example");
     assert!(fallback.contains("fallback"), "{fallback}");
 }
+
+/// Rules and fallback are part of the managed state: created, changed and removed through the admin API.
+#[test]
+fn rules_and_fallback_through_the_admin_api() {
+    use common::store::{err, token, StoreServer};
+    let public = Named::start(&[("example.", PUBLIC), ("corp.example.", PUBLIC_CORP)]);
+    let onprem = Named::start(&[("onprem.example.", ONPREM)]);
+    let sections = format!("[resolver]\nupstreams = [\"{}\"]\n", public.addr());
+    let s = StoreServer::start_with("", &sections, &[]);
+    for (uid, name) in [("1001", "acme"), ("1002", "beta")] {
+        let email = format!("root@{name}.example");
+        s.operator(&["accounts", "put", "--uid", uid, "--name", name, "--email", &email, "--site", "intl"])
+            .expect("account");
+    }
+    s.operator(&["vpcs", "put", "--id", "vpc-a", "--account", "1001", "--cidr", "127.0.73.0/24"]).expect("vpc");
+    s.operator(&["vpcs", "put", "--id", "vpc-b", "--account", "1002", "--cidr", "127.0.74.0/24"]).expect("vpc");
+    let key = token(s.operator(&["key", "acme"]));
+    let dig = |name: &str| dig_at(&s.dns, "127.0.73.5", name, "A", &[]);
+    assert_eq!(dig("host.onprem.example").data("A"), ["192.0.2.98"], "before the rule: the upstream");
+    let rule = s
+        .admin(&key, &["rules", "add", "onprem", "onprem.example.", "--target", &onprem.addr(), "--scope", "vpc-a"])
+        .expect("rule");
+    let id = rule["id"].as_str().expect("id").to_string();
+    assert_eq!(id, "1001-onprem");
+    assert_eq!(dig("host.onprem.example").data("A"), ["10.99.0.1"], "the rule applies at once");
+    let listed = s.admin(&key, &["rules", "list"]).expect("list");
+    assert_eq!(listed["rules"][0]["domain"], "onprem.example.");
+    // A VPC of an account not linked cannot be in a rule's scope.
+    let refused = err(s.admin(&key, &["rules", "add", "x", "x.example.", "--target", "127.0.0.1", "--scope", "vpc-b"]));
+    assert!(refused.contains("not linked"), "{refused}");
+    // Seven targets are too many.
+    let many: Vec<String> = (1..=7).flat_map(|i| ["--target".to_string(), format!("127.0.0.{i}")]).collect();
+    let mut args = vec!["rules", "add", "y", "y.example."];
+    args.extend(many.iter().map(String::as_str));
+    assert!(err(s.admin(&key, &args)).contains("1 to 6"));
+    // A zone that falls back to recursion, then does not.
+    let zone = s
+        .admin(&key, &["zones", "create", "corp.example.", "--scope", "vpc-a", "--fallback", "recurse"])
+        .expect("zone");
+    let zone_id = zone["id"].as_str().expect("zone id").to_string();
+    s.admin(&key, &["records", "add", &zone_id, "own", "A", "10.0.0.6"]).expect("record");
+    assert_eq!(dig("own.corp.example").data("A"), ["10.0.0.6"]);
+    assert_eq!(dig("public.corp.example").data("A"), ["192.0.2.20"]);
+    s.admin(&key, &["zones", "fallback", &zone_id, "nxdomain"]).expect("fallback");
+    assert_eq!(dig("public.corp.example").status, "NXDOMAIN");
+    // Removing the rule sends the domain back to the upstream.
+    s.admin(&key, &["rules", "rm", &id]).expect("rm");
+    assert_eq!(dig("host.onprem.example").data("A"), ["192.0.2.98"]);
+}

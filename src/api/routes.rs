@@ -38,6 +38,9 @@ pub fn tenant_router(state: ApiState) -> Router {
         .route("/v1/zones", get(zones_list).post(zone_create))
         .route("/v1/zones/{id}", get(zone_get).delete(zone_delete))
         .route("/v1/zones/{id}/scope", put(scope_set))
+        .route("/v1/zones/{id}/fallback", put(fallback_set))
+        .route("/v1/rules", get(rules_list).post(rule_create))
+        .route("/v1/rules/{id}", axum::routing::delete(rule_delete))
         .route("/v1/zones/{id}/scope/{how}", post(scope_edit))
         .route("/v1/zones/{id}/records", post(record_add))
         .route("/v1/zones/{id}/records/{rid}", put(record_change).delete(record_remove))
@@ -324,6 +327,50 @@ async fn scope(
 }
 
 /// `PUT …/scope` replaces the scope (as the service we model does); `POST …/scope/add` and `…/scope/remove` edit it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FallbackBody {
+    fallback: String,
+}
+
+async fn fallback_set(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<FallbackBody>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| {
+        crate::control::ops::rules::set_fallback(c, ctx, &id, &body.fallback, expected)
+    })
+    .await
+}
+
+async fn rules_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, crate::control::ops::rules::list_rules)
+}
+
+async fn rule_create(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<crate::control::ops::rules::NewRule>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| crate::control::ops::rules::create_rule(c, ctx, &body)).await
+}
+
+async fn rule_delete(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| crate::control::ops::rules::delete_rule(c, ctx, &id, expected))
+        .await
+}
+
 async fn scope_set(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,

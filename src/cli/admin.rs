@@ -52,6 +52,9 @@ pub enum AdminCommand {
     /// Records of a zone.
     #[command(subcommand)]
     Records(RecordsCommand),
+    /// Forwarding rules: a domain's queries from the VPCs in the scope go to target servers.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Queries billed to your account (default: the last hour), by zone, consuming account and VPC.
     Usage(Range),
     /// Who changed what in your account, when, from where.
@@ -143,12 +146,36 @@ pub enum LinksCommand {
 }
 
 #[derive(Subcommand)]
+pub enum RulesCommand {
+    List,
+    /// Create a rule: queries for DOMAIN (and below) from the VPCs of --scope go to the --target servers.
+    Add {
+        name: String,
+        domain: String,
+        /// A server address (ip or ip:port); up to 6.
+        #[arg(long = "target", required = true)]
+        targets: Vec<String>,
+        /// VPC ids (yours, or a linked account's).
+        #[arg(long, num_args = 1..)]
+        scope: Vec<String>,
+    },
+    Rm {
+        id: String,
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum ZonesCommand {
     List,
     Create {
         name: String,
         #[arg(long = "scope")]
         scope: Vec<String>,
+        /// What names the zone does not hold get: nxdomain (the default) or recurse.
+        #[arg(long)]
+        fallback: Option<String>,
     },
     Show {
         id: String,
@@ -167,6 +194,13 @@ pub enum ZonesCommand {
         add: Option<Vec<String>>,
         #[arg(long, num_args = 1..)]
         remove: Option<Vec<String>>,
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+    /// What a name the zone does not hold gets: nxdomain, or recurse (resolved through rules and upstreams).
+    Fallback {
+        id: String,
+        fallback: String,
         #[arg(long)]
         if_match: Option<u64>,
     },
@@ -276,6 +310,14 @@ fn to_call(command: AdminCommand) -> anyhow::Result<Call> {
         AdminCommand::Inbox => call(M::GET, "/v1/inbox".into()),
         AdminCommand::Links(c) => links_call(c),
         AdminCommand::Zones(c) => zones_call(c)?,
+        AdminCommand::Rules(RulesCommand::List) => call(M::GET, "/v1/rules".into()),
+        AdminCommand::Rules(RulesCommand::Add { name, domain, targets, scope }) => with_json(
+            call(M::POST, "/v1/rules".into()),
+            json!({ "name": name, "domain": domain, "targets": targets, "scope": scope }),
+        ),
+        AdminCommand::Rules(RulesCommand::Rm { id, if_match }) => {
+            Call { if_match, ..call(M::DELETE, format!("/v1/rules/{}", seg(&id))) }
+        }
         AdminCommand::Records(c) => records_call(c),
         AdminCommand::Usage(range) => call(M::GET, range.url("/v1/usage")),
         AdminCommand::Audit(range) => call(M::GET, range.url("/v1/audit")),
@@ -319,10 +361,14 @@ fn zones_call(c: ZonesCommand) -> anyhow::Result<Call> {
     use Method as M;
     Ok(match c {
         ZonesCommand::List => call(M::GET, "/v1/zones".into()),
-        ZonesCommand::Create { name, scope } => {
-            with_json(call(M::POST, "/v1/zones".into()), json!({ "name": name, "scope": scope }))
+        ZonesCommand::Create { name, scope, fallback } => {
+            with_json(call(M::POST, "/v1/zones".into()), json!({ "name": name, "scope": scope, "fallback": fallback }))
         }
         ZonesCommand::Show { id } => call(M::GET, format!("/v1/zones/{}", seg(&id))),
+        ZonesCommand::Fallback { id, fallback, if_match } => Call {
+            if_match,
+            ..with_json(call(M::PUT, format!("/v1/zones/{}/fallback", seg(&id))), json!({ "fallback": fallback }))
+        },
         ZonesCommand::Rm { id, if_match } => Call { if_match, ..call(M::DELETE, format!("/v1/zones/{}", seg(&id))) },
         ZonesCommand::Scope { id, set, add, remove, if_match } => {
             let base = format!("/v1/zones/{}/scope", seg(&id));

@@ -7,6 +7,7 @@
 pub mod declare;
 pub mod inventory;
 pub mod links;
+pub mod rules;
 pub mod tenant;
 
 use serde_json::{json, Value};

@@ -1,0 +1,116 @@
+//! Forwarding rules and zone fallback, for tenants: a rule sends a domain's queries from the VPCs in its scope
+//! (own, or linked accounts') to target servers — on-premises DNS, say.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::super::error::ApiError;
+use super::super::model::{keys, Control, RuleDoc};
+use super::super::{Ctx, Plan};
+use super::{if_match, own_zone};
+use crate::name::Name;
+use crate::state::{Fallback, MAX_RULE_TARGETS};
+
+/// A rule as the API takes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRule {
+    /// Unique among the account's rules; the rule's id is `<uid>-<name>`.
+    pub name: String,
+    pub domain: String,
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub scope: Vec<String>,
+}
+
+fn rule_json(doc: &RuleDoc, revision: u64) -> Value {
+    json!({ "id": doc.id, "domain": doc.domain, "targets": doc.targets, "scope": doc.vpcs, "revision": revision })
+}
+
+pub fn list_rules(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+    let me = ctx.actor.tenant()?.require_read()?;
+    let rules: Vec<Value> = control
+        .state
+        .rules
+        .values()
+        .filter(|r| r.account == *me)
+        .map(|r| rule_json(&RuleDoc::from_rule(r), control.key_revision(&keys::rule(&r.id))))
+        .collect();
+    Ok(json!({ "rules": rules }))
+}
+
+pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    let valid_name = (1..=48).contains(&input.name.len())
+        && input.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !valid_name {
+        return Err(ApiError::bad_request("bad_name", "a rule name is 1 to 48 letters, digits, '.', '_' or '-'"));
+    }
+    let id = format!("{}-{}", me.0, input.name);
+    let key = keys::rule(&id);
+    if control.key_revision(&key) != 0 {
+        return Err(ApiError::conflict("rule_exists", format!("you already have a rule {}", input.name)));
+    }
+    let domain = Name::from_text(&input.domain, Some(&Name::root()))
+        .map_err(|e| ApiError::bad_request("bad_domain", format!("domain {:?}: {e}", input.domain)))?;
+    if input.targets.is_empty() || input.targets.len() > MAX_RULE_TARGETS {
+        return Err(ApiError::bad_request("bad_targets", format!("give 1 to {MAX_RULE_TARGETS} target addresses")));
+    }
+    let mut targets = Vec::new();
+    for t in &input.targets {
+        let addr = crate::config::parse_server_address(t)
+            .ok_or_else(|| ApiError::bad_request("bad_targets", format!("{t:?} is not an address (ip or ip:port)")))?;
+        targets.push(addr.to_string());
+    }
+    let doc = RuleDoc {
+        id: id.clone(),
+        account: me.0.clone(),
+        domain: domain.to_string(),
+        targets,
+        vpcs: input.scope.clone(),
+    };
+    let mut plan = Plan::default();
+    plan.expect(key.clone(), 0);
+    plan.put(key, &doc);
+    plan.response = rule_json(&doc, 0);
+    plan.audit = Some(("rule.create".into(), id));
+    Ok(plan)
+}
+
+pub fn delete_rule(control: &Control, ctx: &Ctx, id: &str, expected: Option<u64>) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    // Another account's rule is as absent as one that does not exist.
+    if control.state.rules.get(id).is_none_or(|r| r.account != me) {
+        return Err(ApiError::not_found(format!("no rule {id:?}")));
+    }
+    let mut plan = Plan::default();
+    if_match(&mut plan, keys::rule(id), expected);
+    plan.delete(keys::rule(id));
+    plan.response = json!({ "rule": id, "result": "removed" });
+    plan.audit = Some(("rule.remove".into(), id.to_string()));
+    Ok(plan)
+}
+
+/// What the zone answers for names it does not hold: NXDOMAIN, or resolution through the VPC's rules and upstreams.
+pub fn set_fallback(
+    control: &Control,
+    ctx: &Ctx,
+    id: &str,
+    fallback: &str,
+    expected: Option<u64>,
+) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    let (_, doc) = own_zone(control, &me, id)?;
+    let parsed = Fallback::parse(fallback).ok_or_else(|| {
+        ApiError::bad_request("bad_fallback", format!("fallback {fallback:?}: use nxdomain or recurse"))
+    })?;
+    let mut changed = doc.clone();
+    changed.fallback = if parsed == Fallback::Recurse { "recurse".into() } else { String::new() };
+    let mut plan = Plan::default();
+    let key = keys::zone(id);
+    if_match(&mut plan, key.clone(), expected);
+    plan.put(key, &changed);
+    plan.response = json!({ "zone": id, "fallback": parsed.name() });
+    plan.audit = Some(("zone.fallback".into(), format!("{id} {}", parsed.name())));
+    Ok(plan)
+}
