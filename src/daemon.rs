@@ -76,6 +76,7 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
     let admin = api::listen::bind(settings.admin_listen, &settings.socket, settings.tls.as_ref()).await?;
     let admin_line = format!("vpcdns admin: {} operator socket {}", admin.url(), settings.socket.display());
     let state = ApiState::new(plane.clone(), mailer);
+    let resolver_slot = state.resolver.clone();
     let api_task = tokio::spawn(api::listen::serve(admin, state));
     // A shared store: the state was listed at one revision; from the next, follow what other nodes commit.
     let feed = plane.store().is_shared().then(|| {
@@ -86,7 +87,7 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
     let meter = Arc::new(Meter::default());
     let persister =
         tokio::spawn(usage::persist_loop(plane.clone(), meter.clone(), settings.node.clone(), USAGE_PERSIST_EVERY));
-    let observe = Observe { meter: Some(meter.clone()), feed };
+    let observe = Observe { meter: Some(meter.clone()), feed, resolver_slot: Some(resolver_slot) };
     let result = run_dns(&server, plane.published(), udp_sockets, Some(admin_line), observe, async move {
         api_task.await.context("the admin API task failed")?
     })
@@ -109,6 +110,8 @@ const USAGE_PERSIST_EVERY: Duration = Duration::from_secs(5);
 struct Observe {
     meter: Option<Arc<Meter>>,
     feed: Option<Arc<FeedHealth>>,
+    /// Where the admin API finds the resolver once it exists.
+    resolver_slot: Option<Arc<std::sync::OnceLock<Arc<crate::resolve::Resolver>>>>,
 }
 
 /// Binds DNS, prints the readiness line(s), and runs until a signal or until `background` fails.
@@ -155,6 +158,9 @@ async fn run_dns(
     ));
     if let Some(metrics) = &metrics {
         metrics.set_resolver(resolver.clone());
+    }
+    if let Some(slot) = &observe.resolver_slot {
+        let _ = slot.set(resolver.clone());
     }
     if !server.resolver.upstreams.is_empty() {
         tracing::info!(upstreams = ?server.resolver.upstreams, "resolving names outside the private zones");

@@ -23,8 +23,16 @@ pub struct Question {
     pub transport: Transport,
 }
 
+/// What the live resolver's cache holds for (route, lower-case name, type): seconds left.
+pub type CacheProbe<'a> = &'a dyn Fn(&crate::snapshot::Route, &[u8], u16) -> Option<u64>;
+
 /// The report, as text.
 pub fn explain(state: &State, snap: &Snapshot, q: &Question) -> String {
+    explain_live(state, snap, q, None)
+}
+
+/// As [`explain`], saying also what the running server's resolver cache holds for a routed name.
+pub fn explain_live(state: &State, snap: &Snapshot, q: &Question, cache: Option<CacheProbe>) -> String {
     let mut out = String::new();
     let transport = match q.transport {
         Transport::Udp => "UDP",
@@ -43,14 +51,21 @@ pub fn explain(state: &State, snap: &Snapshot, q: &Question) -> String {
             let _ =
                 writeln!(out, "vpc:     none: {} lies in no VPC prefix accepted on {} → REFUSED", q.source, q.listener);
         }
-        Some(class) => explain_vpc(state, snap, q, class, &mut out),
+        Some(class) => explain_vpc(state, snap, q, class, cache, &mut out),
     }
     let _ = writeln!(out, "response:");
     out.push_str(&response_text(snap, q));
     out
 }
 
-fn explain_vpc(state: &State, snap: &Snapshot, q: &Question, class: crate::classify::Classification, out: &mut String) {
+fn explain_vpc(
+    state: &State,
+    snap: &Snapshot,
+    q: &Question,
+    class: crate::classify::Classification,
+    cache: Option<CacheProbe>,
+    out: &mut String,
+) {
     let Some(vpc) = snap.vpcs.get(class.vpc as usize) else { return };
     let listener = match class.listener {
         Some(l) => format!("the table of listener {l}"),
@@ -99,13 +114,13 @@ fn explain_vpc(state: &State, snap: &Snapshot, q: &Question, class: crate::class
             }
         }
     }
-    explain_chain(state, snap, class.vpc, q, out);
+    explain_chain(state, snap, class.vpc, q, cache, out);
 }
 
-fn explain_chain(state: &State, snap: &Snapshot, vpc: u32, q: &Question, out: &mut String) {
+fn explain_chain(state: &State, snap: &Snapshot, vpc: u32, q: &Question, cache: Option<CacheProbe>, out: &mut String) {
     let answer = lookup::lookup(snap, vpc, q.name.wire(), q.qtype, q.transport);
     if let Some(recurse) = answer.recurse {
-        explain_route(state, snap, q, &recurse, out);
+        explain_route(state, snap, q, &recurse, cache, out);
         if answer.answer.is_empty() {
             return;
         }
@@ -135,7 +150,14 @@ fn explain_chain(state: &State, snap: &Snapshot, vpc: u32, q: &Question, out: &m
 }
 
 /// Which route resolves the name, and why.
-fn explain_route(state: &State, snap: &Snapshot, q: &Question, recurse: &lookup::Recurse, out: &mut String) {
+fn explain_route(
+    state: &State,
+    snap: &Snapshot,
+    q: &Question,
+    recurse: &lookup::Recurse,
+    cache: Option<CacheProbe>,
+    out: &mut String,
+) {
     let name = recurse.target.map_or_else(|| q.name.to_string(), name::wire_to_string);
     let Some(route) = snap.routes.get(recurse.route as usize) else { return };
     let targets: Vec<String> = route.targets.iter().map(ToString::to_string).collect();
@@ -158,8 +180,22 @@ fn explain_route(state: &State, snap: &Snapshot, q: &Question, recurse: &lookup:
         }
     };
     let _ = writeln!(out, "route:   {name} → {} [{}]: {why}", route.label(), targets.join(", "));
-    let _ =
-        writeln!(out, "         answered by those servers (or from the cache of that route); never cached if private");
+    let mut lower = [0u8; name::MAX_NAME_LEN];
+    let lower = name::lower_into(recurse.target.unwrap_or(q.name.wire()), &mut lower);
+    match cache.map(|probe| probe(route, lower, q.qtype)) {
+        Some(Some(left)) => {
+            let _ = writeln!(out, "cache:   holds this route's answer for {left} s more: served without asking");
+        }
+        Some(None) => {
+            let _ = writeln!(out, "cache:   nothing held for this route: the next query asks its servers");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "         answered by those servers, or from that route's cache while it holds the answer"
+            );
+        }
+    }
 }
 
 /// The target of a final CNAME that was not followed because it lies in no zone the VPC sees.

@@ -412,4 +412,48 @@ mod tests {
         let any = ask(&snap, "t.internal.", rtype::ANY);
         assert_eq!((any.answer.len(), any.additional.len()), (1, 0));
     }
+
+    /// Zones, rules and upstreams: the most specific name decides, a rule wins at an equal name, the upstreams
+    /// take what neither holds, and a zone's fallback sends its absent names out.
+    #[test]
+    fn the_most_specific_of_zones_and_rules_decides() {
+        let snap = testing::snapshot(
+            r#"
+[resolver]
+upstreams = ["127.0.0.1:5399"]
+[[forward_rules]]
+id = "same"
+account = "1"
+domain = "corp.example."
+targets = ["127.0.0.2"]
+scope = ["v1"]
+[[forward_rules]]
+id = "above"
+account = "1"
+domain = "example.net."
+targets = ["127.0.0.3"]
+scope = ["v1"]
+[[zones]]
+name = "corp.example."
+account = "1"
+scope = ["v1"]
+records = [{ name = "www", type = "A", data = "10.0.0.1" }]
+[[zones]]
+name = "in.example.net."
+account = "1"
+scope = ["v1"]
+fallback = "recurse"
+records = [{ name = "www", type = "A", data = "10.0.0.2" }]
+"#,
+        );
+        let route = |name: &str| {
+            let answer = ask(&snap, name, rtype::A);
+            answer.recurse.map(|r| (snap.routes[r.route as usize].label().to_string(), r.reason))
+        };
+        assert_eq!(route("www.corp.example."), Some(("same".into(), RecurseReason::Rule)), "a rule beats a zone");
+        assert_eq!(route("www.in.example.net."), None, "a deeper zone beats a rule above it");
+        assert_eq!(route("nope.in.example.net."), Some(("above".into(), RecurseReason::Fallback)));
+        assert_eq!(route("x.example.net."), Some(("above".into(), RecurseReason::Rule)));
+        assert_eq!(route("www.example.org."), Some(("upstreams".into(), RecurseReason::Upstream)));
+    }
 }

@@ -165,6 +165,14 @@ impl Resolver {
         clients.values().cloned().collect()
     }
 
+    /// How many more seconds the cache holds an answer of `route` for `name` (lower-case wire) and `qtype`.
+    pub fn cache_remaining(&self, route: &Route, name: &[u8], qtype: u16) -> Option<u64> {
+        let id = self.clients.lock().ok()?.get(route)?.id;
+        let cache = self.cache.lock().ok()?;
+        let hit = cache.peek(&(id, name.into(), qtype))?;
+        hit.expires.checked_duration_since(Instant::now()).map(|left| left.as_secs())
+    }
+
     /// Cached entries now.
     pub fn cache_len(&self) -> usize {
         self.cache.lock().map(|c| c.len()).unwrap_or(0)

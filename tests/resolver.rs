@@ -242,6 +242,13 @@ fn rules_and_fallback_through_the_admin_api() {
     let id = rule["id"].as_str().expect("id").to_string();
     assert_eq!(id, "1001-onprem");
     assert_eq!(dig("host.onprem.example").data("A"), ["10.99.0.1"], "the rule applies at once");
+    // The live explain names the rule and what the rule's cache holds.
+    let listener = s.dns.clone();
+    let explained = s
+        .admin(&key, &["explain", "--source", "127.0.73.5", "--listener", &listener, "host.onprem.example", "A"])
+        .expect("explain");
+    let text = explained["explain"].as_str().unwrap_or_default().to_string();
+    assert!(text.contains("1001-onprem") && text.contains("cache:   holds"), "{text}");
     let listed = s.admin(&key, &["rules", "list"]).expect("list");
     assert_eq!(listed["rules"][0]["domain"], "onprem.example.");
     // A VPC of an account not linked cannot be in a rule's scope.

@@ -39,11 +39,18 @@ pub struct ApiState {
     /// Failed authentications per (address, key id): guessing one key is throttled without locking out the other
     /// tenants behind the same address (every loopback client is 127.0.0.1).
     failures: Arc<Mutex<FailureCounts>>,
+    /// The running server's resolver, once it exists (for `explain`'s cache line).
+    pub resolver: Arc<std::sync::OnceLock<Arc<crate::resolve::Resolver>>>,
 }
 
 impl ApiState {
     pub fn new(plane: Arc<ControlPlane>, mailer: Option<Arc<Mailer>>) -> ApiState {
-        ApiState { plane, mailer, failures: Arc::new(Mutex::new(HashMap::new())) }
+        ApiState {
+            plane,
+            mailer,
+            failures: Arc::new(Mutex::new(HashMap::new())),
+            resolver: Arc::new(std::sync::OnceLock::new()),
+        }
     }
 
     /// The tenant behind the bearer token; failures are counted per (address, key id) and throttled.

@@ -596,7 +596,12 @@ async fn explain(
             .ok_or_else(|| ApiError::bad_request("bad_type", format!("unknown type {qtype_text:?}")))?,
         transport: if q.tcp { crate::lookup::Transport::Tcp } else { crate::lookup::Transport::Udp },
     };
-    Ok(Json(json!({ "explain": crate::explain::explain(&control.state, &snapshot, &question) })))
+    let probe = |route: &crate::snapshot::Route, name: &[u8], qtype: u16| {
+        api.resolver.get().and_then(|r| r.cache_remaining(route, name, qtype))
+    };
+    let live = api.resolver.get().is_some();
+    let cache: Option<crate::explain::CacheProbe> = if live { Some(&probe) } else { None };
+    Ok(Json(json!({ "explain": crate::explain::explain_live(&control.state, &snapshot, &question, cache) })))
 }
 
 // ---- declarative state and backups -----------------------------------------------------------------------------
