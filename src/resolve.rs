@@ -155,6 +155,9 @@ impl Resolver {
             failures: AtomicU64::new(0),
             latency_micros: AtomicU64::new(0),
         });
+        // Routes that left the state (a rule removed, upstreams changed) go with their counters.
+        let snapshot = self.published.load();
+        clients.retain(|r, _| snapshot.routes.contains(r));
         clients.insert(route.clone(), client.clone());
         Some(client)
     }
@@ -176,12 +179,6 @@ impl Resolver {
     /// Cached entries now.
     pub fn cache_len(&self) -> usize {
         self.cache.lock().map(|c| c.len()).unwrap_or(0)
-    }
-
-    /// Drops the clients of routes no longer in `snapshot` (and so their cache entries age out unused).
-    pub fn retain_routes(&self, snapshot: &Snapshot) {
-        let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        clients.retain(|route, _| snapshot.routes.contains(route));
     }
 
     fn cached(&self, client: &RouteClient, name: &[u8], qtype: u16) -> Option<Arc<Cached>> {
