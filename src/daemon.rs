@@ -155,6 +155,7 @@ async fn run_dns(
         published.clone(),
         tokio::runtime::Handle::current(),
         metrics.clone(),
+        query_log.clone(),
     ));
     if let Some(metrics) = &metrics {
         metrics.set_resolver(resolver.clone());

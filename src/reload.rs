@@ -115,6 +115,15 @@ impl Reloader {
                 if new.metrics != old.metrics || new.query_log != old.query_log {
                     tracing::warn!("[metrics] or [query_log] changed: the change takes effect after a restart");
                 }
+                let (r, o) = (&new.resolver, &old.resolver);
+                let tuning = (r.timeout, r.attempts, r.deadline, r.cache_entries, r.max_pending)
+                    != (o.timeout, o.attempts, o.deadline, o.cache_entries, o.max_pending);
+                if tuning {
+                    tracing::warn!(
+                        "[resolver] timeouts, attempts, deadline or cache size changed: they take effect after a \
+                         restart (upstreams and forwarding rules apply at once)"
+                    );
+                }
                 let mut snapshot = self.compiler.compile(&loaded.state);
                 snapshot.change_seconds = started.elapsed().as_secs_f64();
                 let generation = snapshot.generation;

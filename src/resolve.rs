@@ -95,8 +95,8 @@ pub struct Resolver {
     pending: AtomicUsize,
     pub counters: ResolverCounters,
     runtime: tokio::runtime::Handle,
-    metrics: Option<Arc<crate::metrics::Metrics>>,
     deferred_stats: Mutex<Option<crate::metrics::LocalMetrics>>,
+    query_log: Option<Arc<crate::querylog::QueryLog>>,
 }
 
 impl Resolver {
@@ -106,6 +106,7 @@ impl Resolver {
         published: Published,
         runtime: tokio::runtime::Handle,
         metrics: Option<Arc<crate::metrics::Metrics>>,
+        query_log: Option<Arc<crate::querylog::QueryLog>>,
     ) -> Resolver {
         let entries = NonZeroUsize::new(settings.cache_entries.max(1)).unwrap_or(NonZeroUsize::MIN);
         let deferred_stats = Mutex::new(metrics.clone().map(crate::metrics::LocalMetrics::new));
@@ -118,8 +119,8 @@ impl Resolver {
             pending: AtomicUsize::new(0),
             counters: ResolverCounters::default(),
             runtime,
-            metrics,
             deferred_stats,
+            query_log,
         }
     }
 
@@ -233,10 +234,8 @@ impl Resolver {
         });
     }
 
-    /// Counts a deferred answer in the query metrics, as the UDP thread would have.
+    /// Counts (and logs) a deferred answer, as the UDP thread would have.
     fn count_deferred(&self, job: &RecurseJob, rcode: Rcode, latency: Duration) {
-        let Ok(mut stats) = self.deferred_stats.lock() else { return };
-        let Some(stats) = stats.as_mut() else { return };
         let snapshot = self.published.load_full();
         let outcome = crate::respond::Outcome {
             rcode,
@@ -246,9 +245,14 @@ impl Resolver {
             cookie_valid: job.cookie.is_some_and(|c| c.valid),
             unclassified: false,
         };
-        stats.record(&snapshot, &outcome, job.transport, latency);
-        stats.flush();
-        let _ = &self.metrics;
+        if let Some(log) = &self.query_log {
+            log.record(&snapshot, &job.packet, job.source, &outcome, latency);
+        }
+        let Ok(mut stats) = self.deferred_stats.lock() else { return };
+        if let Some(stats) = stats.as_mut() {
+            stats.record(&snapshot, &outcome, job.transport, latency);
+            stats.flush();
+        }
     }
 
     /// Resolves the job within the deadline; the answer (or SERVFAIL with an EDE) is in `out`.

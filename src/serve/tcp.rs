@@ -262,6 +262,9 @@ async fn connection(
                 if let Some(stats) = &mut counters.stats {
                     stats.record(&snapshot, &outcome, Transport::Tcp, started.elapsed());
                 }
+                if let Some(log) = &counters.log {
+                    log.record(&snapshot, &message, peer.ip(), &outcome, started.elapsed());
+                }
                 let mut frame = Vec::with_capacity(out.len() + 2);
                 frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
                 frame.extend_from_slice(&out);
