@@ -135,32 +135,15 @@ pub fn handle_query(
     cookies: Option<&CookieKeys>,
     out: &mut Vec<u8>,
 ) -> Handled {
-    match handle_inner(packet, source, local, transport, snap, cookies, out) {
-        Ok(Some(outcome)) => Handled::Answered(outcome),
-        Ok(None) => Handled::Dropped,
-        Err((outcome, job)) => Handled::Recurse(outcome, job),
-    }
-}
-
-#[allow(clippy::type_complexity)]
-fn handle_inner(
-    packet: &[u8],
-    source: IpAddr,
-    local: SocketAddr,
-    transport: Transport,
-    snap: &Snapshot,
-    cookies: Option<&CookieKeys>,
-    out: &mut Vec<u8>,
-) -> Result<Option<Outcome>, (Outcome, Box<RecurseJob>)> {
     out.clear();
     let query = match wire::decode(packet) {
         Ok(q) => q,
-        Err(DecodeError::Drop) => return Ok(None),
+        Err(DecodeError::Drop) => return Handled::Dropped,
         Err(DecodeError::FormErr { id, flags, question_end }) => {
             let question = question_end.and_then(|end| packet.get(HEADER_LEN..end));
             write_header(out, id, flags, Rcode::FormErr, u16::from(question.is_some()), false);
             out.extend_from_slice(question.unwrap_or_default());
-            return Ok(Some(outcome(Rcode::FormErr, None, None, false)));
+            return Handled::Answered(outcome(Rcode::FormErr, None, None, false));
         }
         Err(DecodeError::CookieOnly { id, flags, edns }) => {
             // RFC 7873 §5.4: a query with no question but a client cookie gets a server cookie and NOERROR.
@@ -168,18 +151,18 @@ fn handle_inner(
             write_header(out, id, flags, Rcode::NoError, 0, false);
             write_opt(out, Rcode::NoError, edns, None, cookie.as_ref());
             set_count(out, 10, 1);
-            return Ok(Some(outcome(Rcode::NoError, None, None, cookie.is_some_and(|c| c.valid))));
+            return Handled::Answered(outcome(Rcode::NoError, None, None, cookie.is_some_and(|c| c.valid)));
         }
     };
     let cookie = query.edns.and_then(|edns| reply_cookie(cookies, &edns, source));
     let cookie_valid = cookie.is_some_and(|c| c.valid);
     if let Some(rcode) = precheck(&query, transport) {
         write_error(&query, rcode, cookie.as_ref(), out);
-        return Ok(Some(outcome(rcode, None, None, cookie_valid)));
+        return Handled::Answered(outcome(rcode, None, None, cookie_valid));
     }
     let Some(class) = snap.classifier.classify(local, source) else {
         write_error(&query, Rcode::Refused, cookie.as_ref(), out);
-        return Ok(Some(Outcome { unclassified: true, ..outcome(Rcode::Refused, None, None, cookie_valid) }));
+        return Handled::Answered(Outcome { unclassified: true, ..outcome(Rcode::Refused, None, None, cookie_valid) });
     };
     let answer = lookup::lookup(snap, class.vpc, query.qname, query.qtype, transport);
     if let Some(recurse) = answer.recurse {
@@ -209,18 +192,18 @@ fn handle_inner(
                 cookie_valid,
                 unclassified: false,
             };
-            return Err((pending, Box::new(job)));
+            return Handled::Recurse(pending, Box::new(job));
         }
     }
     let truncated = encode(&query, &answer, size_limit(&query, transport), cookie.as_ref(), out);
-    Ok(Some(Outcome {
+    Handled::Answered(Outcome {
         rcode: answer.rcode,
         vpc: Some(class.vpc),
         zone: answer.zone,
         truncated,
         cookie_valid,
         unclassified: false,
-    }))
+    })
 }
 
 fn outcome(rcode: Rcode, vpc: Option<VpcIdx>, zone: Option<ZoneIdx>, cookie_valid: bool) -> Outcome {
