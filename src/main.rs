@@ -123,7 +123,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let loaded = reload::load_valid(&config, None)?;
             let s = &loaded.state;
             let records: usize = s.zones.values().map(|z| z.records.len()).sum();
-            println!(
+            vpcdns::outln!(
                 "{}: OK ({} accounts, {} vpcs, {} links, {} zones, {} records)",
                 config.display(),
                 s.accounts.len(),
@@ -147,7 +147,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 qtype: rdata::type_from_mnemonic(&qtype).with_context(|| format!("unknown type {qtype:?}"))?,
                 transport: if tcp { Transport::Tcp } else { Transport::Udp },
             };
-            print!("{}", explain::explain(&loaded.state, &snapshot, &question));
+            vpcdns::out!("{}", explain::explain(&loaded.state, &snapshot, &question));
             Ok(())
         }
     }

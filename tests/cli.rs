@@ -236,3 +236,22 @@ fn completions_and_man_page_come_from_the_cli_definitions() {
     let (code, version, _) = run_cli(&["--version"]);
     assert!(code == 0 && version.starts_with("vpcdns "), "{version}");
 }
+
+/// Output into a pipe whose reader is gone (`vpcdns … | head`) ends the command quietly, never with a panic.
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.toml");
+    let out = std::process::Command::new(common::BIN)
+        .args(["explain", "--config"])
+        .arg(&example)
+        .args(["--source", "127.0.10.7", "www.corp.internal", "A"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run vpcdns");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

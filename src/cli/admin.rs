@@ -277,7 +277,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let answer = transport.send(call.method, &call.path, call.body, &headers).await?;
     // explain's answer is a report for people: print it as it is.
     if let (false, Some(text)) = (args.json, answer.body.get("explain").and_then(|v| v.as_str())) {
-        print!("{text}");
+        crate::out!("{text}");
         return Ok(());
     }
     client::print(&answer, args.json)

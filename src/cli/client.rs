@@ -150,8 +150,8 @@ pub fn print(answer: &Answer, json: bool) -> anyhow::Result<()> {
     }
     if json || answer.body.is_null() {
         match answer.body {
-            Value::Null => print!("{}", answer.text),
-            ref body => println!("{}", serde_json::to_string_pretty(body).unwrap_or_default()),
+            Value::Null => crate::out!("{}", answer.text),
+            ref body => crate::outln!("{}", serde_json::to_string_pretty(body).unwrap_or_default()),
         }
         return Ok(());
     }
@@ -162,16 +162,16 @@ pub fn print(answer: &Answer, json: bool) -> anyhow::Result<()> {
 /// A readable form: the first array of objects as a table, other fields as `key: value` lines.
 fn print_table(body: &Value) {
     let Value::Object(map) = body else {
-        println!("{body}");
+        crate::outln!("{body}");
         return;
     };
     for (key, value) in map {
         match value {
             Value::Array(rows) if rows.iter().all(Value::is_object) => {
-                println!("{key}:");
+                crate::outln!("{key}:");
                 table(rows);
             }
-            other => println!("{key}: {}", scalar(other)),
+            other => crate::outln!("{key}: {}", scalar(other)),
         }
     }
 }
@@ -186,7 +186,7 @@ fn scalar(v: &Value) -> String {
 
 fn table(rows: &[Value]) {
     let Some(Value::Object(first)) = rows.first() else {
-        println!("  (none)");
+        crate::outln!("  (none)");
         return;
     };
     let columns: Vec<&String> = first.keys().collect();
@@ -199,7 +199,7 @@ fn table(rows: &[Value]) {
         .collect();
     let line = |values: Vec<&str>| {
         let parts: Vec<String> = values.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
-        println!("  {}", parts.join("  ").trim_end());
+        crate::outln!("  {}", parts.join("  ").trim_end());
     };
     line(columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>().iter().map(String::as_str).collect());
     for row in &cells {

@@ -4,6 +4,29 @@ pub mod admin;
 pub mod client;
 pub mod operator;
 
+/// Writes command output to stdout. A reader that went away (`vpcdns … | head`) ends the command quietly, as with
+/// any Unix tool, instead of the panic `print!` raises on a closed pipe.
+pub fn emit(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        let code = if e.kind() == std::io::ErrorKind::BrokenPipe { 0 } else { 1 };
+        std::process::exit(code);
+    }
+}
+
+/// `print!` through [`emit`].
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::emit(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`emit`].
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 /// Percent-encodes one path segment (zone ids hold `/`).
 pub fn seg(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

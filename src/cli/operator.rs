@@ -126,7 +126,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             anyhow::bail!("restore is for the embedded store; restore etcd with `etcdctl snapshot restore`");
         };
         crate::store::sqlite::SqliteStore::restore(path, store)?;
-        println!("restored {} from {}", store.display(), path.display());
+        crate::outln!("restored {} from {}", store.display(), path.display());
         return Ok(());
     }
     let command = prepare(args.command)?;
@@ -142,7 +142,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let headers = [("content-type", "application/json".to_string())];
     let answer = transport.send(method, &path, body.map(Body::from), &headers).await?;
     if answer.status.is_success() && path.starts_with("/v1/operator/export") {
-        print!("{}", answer.text);
+        crate::out!("{}", answer.text);
         return Ok(());
     }
     client::print(&answer, args.json)
