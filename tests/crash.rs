@@ -106,19 +106,7 @@ fn acknowledged_writes_survive_kill_9() {
     let mut rng = XorShift(seed);
 
     let mut s = StoreServer::start();
-    s.operator(&[
-        "accounts",
-        "put",
-        "--uid",
-        "1001",
-        "--name",
-        "acme",
-        "--email",
-        "root@acme.example",
-        "--site",
-        "intl",
-    ])
-    .expect("account");
+    s.put_account("1001", "acme");
     s.operator(&["vpcs", "put", "--id", "vpc-crash", "--account", "1001", "--cidr", CIDR]).expect("vpc");
     let key = s.operator(&["key", "acme"]).expect("key")["token"].as_str().expect("token").to_string();
     let zone = s.admin(&key, &["zones", "create", "corp.internal.", "--scope", "vpc-crash"]).expect("zone");

@@ -31,19 +31,7 @@ fn node(etcd: &Etcd, name: &str) -> StoreServer {
 
 /// An account, a VPC on 127.0.90.0/24, a root key, and a zone scoped to the VPC; the key and the zone id.
 fn inventory(a: &StoreServer) -> (String, String) {
-    a.operator(&[
-        "accounts",
-        "put",
-        "--uid",
-        "1001",
-        "--name",
-        "acme",
-        "--email",
-        "root@acme.example",
-        "--site",
-        "intl",
-    ])
-    .expect("account");
+    a.put_account("1001", "acme");
     a.operator(&["vpcs", "put", "--id", "vpc-acme", "--account", "1001", "--cidr", "127.0.90.0/24"]).expect("vpc");
     let key = token(a.operator(&["key", "acme"]));
     let zone = a.admin(&key, &["zones", "create", "corp.internal.", "--scope", "vpc-acme"]).expect("zone");

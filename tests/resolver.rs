@@ -226,11 +226,8 @@ fn rules_and_fallback_through_the_admin_api() {
     let onprem = Named::start(&[("onprem.example.", ONPREM)]);
     let sections = format!("[resolver]\nupstreams = [\"{}\"]\n", public.addr());
     let s = StoreServer::start_with("", &sections, &[]);
-    for (uid, name) in [("1001", "acme"), ("1002", "beta")] {
-        let email = format!("root@{name}.example");
-        s.operator(&["accounts", "put", "--uid", uid, "--name", name, "--email", &email, "--site", "intl"])
-            .expect("account");
-    }
+    s.put_account("1001", "acme");
+    s.put_account("1002", "beta");
     s.operator(&["vpcs", "put", "--id", "vpc-a", "--account", "1001", "--cidr", "127.0.73.0/24"]).expect("vpc");
     s.operator(&["vpcs", "put", "--id", "vpc-b", "--account", "1002", "--cidr", "127.0.74.0/24"]).expect("vpc");
     let key = token(s.operator(&["key", "acme"]));

@@ -127,6 +127,13 @@ impl StoreServer {
         run(&[&["operator", "--config", config.as_str(), "--json"], args].concat())
     }
 
+    /// A root account on the intl site, `root@<name>.example`, through the operator socket.
+    pub fn put_account(&self, uid: &str, name: &str) {
+        let email = format!("root@{name}.example");
+        let args = ["accounts", "put", "--uid", uid, "--name", name, "--email", &email, "--site", "intl"];
+        self.operator(&args).unwrap_or_else(|e| panic!("account {name}: {e}"));
+    }
+
     /// `vpcdns admin … --json` with `key`.
     pub fn admin(&self, key: &str, args: &[&str]) -> Result<Value, String> {
         let url = format!("http://{}", self.admin);
