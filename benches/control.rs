@@ -44,6 +44,7 @@ fn seed(store: &SqliteStore) {
                 region: String::new(),
                 cidrs: vec!["127.0.10.0/24".into()],
                 listeners: vec![],
+                query_limit: None,
             },
         ),
     ];

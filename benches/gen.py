@@ -64,7 +64,9 @@ def vpc_id(i):
 def config(port, vpcs):
     a, b = "1000000000000001", "1000000000000002"
     out = [f'[server]\nlisten = ["127.0.0.1:{port}"]\nnameserver = "ns1.corp.internal."\n\n',
-           "[limits]\nmax_records_per_account = 5000000\n\n",
+           # dnsperf sends from one address: the per-source query limit is off, as the peers have none by default.
+           "[limits]\nmax_records_per_account = 5000000\nmax_record_bytes_per_account = 1000000000\n"
+           "queries_per_source = 0\n\n",
            f'[[accounts]]\nuid = "{a}"\nname = "owner"\nemail = "root@owner.example"\nsite = "intl"\n\n',
            f'[[accounts]]\nuid = "{b}"\nname = "consumer"\nemail = "root@consumer.example"\nsite = "intl"\n\n',
            f'[[links]]\naccount = "{a}"\nlinked = "root@consumer.example"\n\n']

@@ -61,7 +61,17 @@ fn state(shape: Shape) -> State {
         .map(|i| {
             let id = VpcId::new(&format!("vpc{i}"));
             let cidr = source_range(i).parse().expect("cidr");
-            (id.clone(), Vpc { id, account: uid.clone(), region: String::new(), cidrs: vec![cidr], listeners: vec![] })
+            (
+                id.clone(),
+                Vpc {
+                    id,
+                    account: uid.clone(),
+                    region: String::new(),
+                    cidrs: vec![cidr],
+                    listeners: vec![],
+                    query_limit: None,
+                },
+            )
         })
         .collect();
     let mut state_zones = BTreeMap::new();

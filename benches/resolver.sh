@@ -46,6 +46,8 @@ EOF
 cat > "$WD/vpcdns.toml" <<EOF
 [server]
 listen = ["127.0.0.1:$PORT_V"]
+[limits]
+queries_per_source = 0
 [resolver]
 upstreams = ["127.0.0.1:$PORT_UP"]
 [[accounts]]

@@ -63,6 +63,9 @@ struct RawResolver {
     deadline_ms: Option<u64>,
     cache_entries: Option<usize>,
     max_pending: Option<usize>,
+    max_pending_per_account: Option<usize>,
+    #[serde(default)]
+    allow_targets: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +108,9 @@ struct RawLimits {
     max_rrset: Option<usize>,
     max_zones_per_account: Option<usize>,
     max_records_per_account: Option<usize>,
+    max_record_bytes_per_account: Option<usize>,
+    max_rules_per_account: Option<usize>,
+    queries_per_source: Option<u32>,
     tcp_connections: Option<usize>,
     tcp_connections_per_network: Option<usize>,
     tcp_idle_ms: Option<u64>,
@@ -136,6 +142,13 @@ struct RawAdmin {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     link_code_ttl_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    writes_per_second: Option<u32>,
+    write_burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +188,41 @@ pub struct ControlSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// How long a link verification code stays valid.
     pub link_code_ttl_secs: u64,
+    /// Bounds on the tenant API's connections and writes.
+    pub limits: AdminLimits,
+}
+
+/// `[admin]` bounds: what one client of the tenant API may hold open and how fast an account may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminLimits {
+    /// Connections open at once, all clients together; more are closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one address.
+    pub max_connections_per_address: usize,
+    /// The request line and headers must arrive within this (also the idle time between requests).
+    pub header_timeout: std::time::Duration,
+    /// A request body must arrive within this.
+    pub body_timeout: std::time::Duration,
+    /// A connection on which nothing moves for this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// Changes (refused ones included) one account may make per second, on average…
+    pub writes_per_second: u32,
+    /// …and at once.
+    pub write_burst: u32,
+}
+
+impl Default for AdminLimits {
+    fn default() -> Self {
+        AdminLimits {
+            max_connections: 256,
+            max_connections_per_address: 32,
+            header_timeout: std::time::Duration::from_secs(10),
+            body_timeout: std::time::Duration::from_secs(30),
+            idle_timeout: std::time::Duration::from_secs(60),
+            writes_per_second: 20,
+            write_burst: 200,
+        }
+    }
 }
 
 /// A DNS server's address: `ip` (port 53) or `ip:port` (`[v6]:port`).
@@ -254,6 +302,8 @@ struct RawVpc {
     cidrs: Vec<String>,
     #[serde(default)]
     listeners: Vec<String>,
+    /// Full UDP answers per second per source address (default `[limits] queries_per_source`; 0: unlimited).
+    query_limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -427,7 +477,9 @@ impl Builder<'_> {
         if link_code_ttl_secs == 0 {
             self.problems.push("[admin].link_code_ttl_secs must be at least 1".into());
         }
+        let limits = self.admin_limits(admin);
         Some(ControlSettings {
+            limits,
             store: settings,
             admin_listen,
             socket,
@@ -437,6 +489,32 @@ impl Builder<'_> {
             tls,
             link_code_ttl_secs,
         })
+    }
+
+    fn admin_limits(&mut self, admin: Option<&RawAdmin>) -> AdminLimits {
+        let d = AdminLimits::default();
+        let Some(a) = admin else { return d };
+        let ms = |v: Option<u64>, d: std::time::Duration| v.map_or(d, std::time::Duration::from_millis);
+        let limits = AdminLimits {
+            max_connections: a.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_address: a.max_connections_per_address.unwrap_or(d.max_connections_per_address),
+            header_timeout: ms(a.header_timeout_ms, d.header_timeout),
+            body_timeout: ms(a.body_timeout_ms, d.body_timeout),
+            idle_timeout: ms(a.idle_timeout_ms, d.idle_timeout),
+            writes_per_second: a.writes_per_second.unwrap_or(d.writes_per_second),
+            write_burst: a.write_burst.unwrap_or(d.write_burst),
+        };
+        if limits.max_connections == 0 || limits.max_connections_per_address == 0 {
+            self.problems.push("[admin]: max_connections and max_connections_per_address must be at least 1".into());
+        }
+        if [limits.header_timeout, limits.body_timeout, limits.idle_timeout].iter().any(|t| t.is_zero()) {
+            self.problems
+                .push("[admin]: header_timeout_ms, body_timeout_ms and idle_timeout_ms must be at least 1".into());
+        }
+        if limits.writes_per_second == 0 || limits.write_burst == 0 {
+            self.problems.push("[admin]: writes_per_second and write_burst must be at least 1".into());
+        }
+        limits
     }
 
     /// The store, and the path the operator socket and the secret are named after by default (the embedded store's
@@ -573,6 +651,9 @@ impl Builder<'_> {
                 max_rrset: l.max_rrset.unwrap_or(d.max_rrset),
                 max_zones_per_account: l.max_zones_per_account.unwrap_or(d.max_zones_per_account),
                 max_records_per_account: l.max_records_per_account.unwrap_or(d.max_records_per_account),
+                max_record_bytes_per_account: l.max_record_bytes_per_account.unwrap_or(d.max_record_bytes_per_account),
+                max_rules_per_account: l.max_rules_per_account.unwrap_or(d.max_rules_per_account),
+                queries_per_source: l.queries_per_source.unwrap_or(d.queries_per_source),
                 tcp_connections: l.tcp_connections.unwrap_or(d.tcp_connections).clamp(1, 1_000_000),
                 tcp_connections_per_network: l
                     .tcp_connections_per_network
@@ -628,6 +709,18 @@ impl Builder<'_> {
             deadline: ms(raw.deadline_ms, d.deadline),
             cache_entries: raw.cache_entries.unwrap_or(d.cache_entries),
             max_pending: raw.max_pending.unwrap_or(d.max_pending),
+            max_pending_per_account: raw.max_pending_per_account.unwrap_or(d.max_pending_per_account),
+            allow_targets: raw
+                .allow_targets
+                .iter()
+                .filter_map(|text| match parse_cidr(text) {
+                    Ok(net) => Some(net),
+                    Err(e) => {
+                        self.problems.push(format!("[resolver].allow_targets: {e}"));
+                        None
+                    }
+                })
+                .collect(),
         };
         if settings.timeout.is_zero() || settings.deadline.is_zero() {
             self.problems.push("[resolver]: timeout_ms and deadline_ms must be at least 1".into());
@@ -635,8 +728,8 @@ impl Builder<'_> {
         if settings.attempts == 0 || settings.attempts > 10 {
             self.problems.push("[resolver].attempts must be between 1 and 10".into());
         }
-        if settings.max_pending == 0 {
-            self.problems.push("[resolver].max_pending must be at least 1".into());
+        if settings.max_pending == 0 || settings.max_pending_per_account == 0 {
+            self.problems.push("[resolver].max_pending and max_pending_per_account must be at least 1".into());
         }
         settings
     }
@@ -764,7 +857,14 @@ impl Builder<'_> {
                     Err(_) => self.problems.push(format!("vpc {}: listener {text:?} is not an address:port", v.id)),
                 }
             }
-            let vpc = Vpc { id: VpcId::new(&v.id), account: Uid(v.account), region: v.region, cidrs, listeners };
+            let vpc = Vpc {
+                id: VpcId::new(&v.id),
+                account: Uid(v.account),
+                region: v.region,
+                cidrs,
+                listeners,
+                query_limit: v.query_limit,
+            };
             if vpcs.insert(vpc.id.clone(), vpc).is_some() {
                 self.problems.push(format!("vpc id {} is defined twice", v.id));
             }

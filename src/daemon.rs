@@ -58,6 +58,11 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
 async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sockets: usize) -> anyhow::Result<()> {
     // The store, its WAL, backups and the secret are the tenants' data: owner-only, whatever the caller's umask.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // The embedded store is this server's alone while it runs: operator commands go through its socket.
+    let _lock = match &settings.store {
+        crate::config::StoreSettings::Sqlite(path) => Some(crate::store::lock::lock(path)?),
+        _ => None,
+    };
     let store = crate::store::open(&settings.store)?;
     let secret = read_or_create_secret(&settings.secret_file)?;
     let plane = Arc::new(ControlPlane::open(store, server.clone(), secret)?.with_code_ttl(settings.link_code_ttl_secs));
@@ -75,9 +80,10 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
     };
     let admin = api::listen::bind(settings.admin_listen, &settings.socket, settings.tls.as_ref()).await?;
     let admin_line = format!("vpcdns admin: {} operator socket {}", admin.url(), settings.socket.display());
-    let state = ApiState::new(plane.clone(), mailer);
+    let state = ApiState::new(plane.clone(), mailer, &settings.limits);
     let resolver_slot = state.resolver.clone();
-    let api_task = tokio::spawn(api::listen::serve(admin, state));
+    let socket = api::listen::RemoveOnDrop(settings.socket.clone());
+    let api_task = tokio::spawn(api::listen::serve(admin, state, settings.limits));
     // A shared store: the state was listed at one revision; from the next, follow what other nodes commit.
     let feed = plane.store().is_shared().then(|| {
         let health = Arc::new(FeedHealth::default());
@@ -87,20 +93,38 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
     let meter = Arc::new(Meter::default());
     let persister =
         tokio::spawn(usage::persist_loop(plane.clone(), meter.clone(), settings.node.clone(), USAGE_PERSIST_EVERY));
+    let compactor = tokio::spawn(compact_loop(plane.clone()));
     let observe = Observe { meter: Some(meter.clone()), feed, resolver_slot: Some(resolver_slot) };
     let result = run_dns(&server, plane.published(), udp_sockets, Some(admin_line), observe, async move {
         api_task.await.context("the admin API task failed")?
     })
     .await;
     persister.abort();
+    compactor.abort();
     // What was counted since the last persist is written before exit.
     let node = settings.node.clone();
     let flushed = tokio::task::spawn_blocking(move || usage::persist(&plane, &meter, &node)).await;
     if let Ok(Err(e)) = flushed {
         tracing::warn!(error = format!("{e:#}"), "the last usage counts were not persisted");
     }
+    drop(socket);
     result
 }
+
+/// Compacts the store's change history now and then (see `ControlPlane::compact_history`).
+async fn compact_loop(plane: Arc<ControlPlane>) {
+    let mut ticks = tokio::time::interval(COMPACT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let plane = plane.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || plane.compact_history()).await {
+            tracing::warn!(error = format!("{e:#}"), "compacting the store's history failed; will retry");
+        }
+    }
+}
+
+const COMPACT_EVERY: Duration = Duration::from_secs(30);
 
 /// How often counted usage is written to the store.
 const USAGE_PERSIST_EVERY: Duration = Duration::from_secs(5);
@@ -231,10 +255,25 @@ pub fn notify_systemd(state: &str) {
 }
 
 /// The HMAC secret for verification codes: 32 random bytes in a file of its own (mode 0600), never in the store,
-/// so a copy of the store alone cannot be used to test guesses offline.
+/// so a copy of the store alone cannot be used to test guesses offline. A secret others may read, or one of all
+/// zeros (a placeholder, not a secret), is refused.
 pub fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
     match std::fs::read(path) {
-        Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
+        Ok(bytes) if bytes.len() >= 32 => {
+            let mode = std::fs::metadata(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .permissions()
+                .mode();
+            anyhow::ensure!(
+                mode & 0o077 == 0,
+                "{} may be read by group or others (mode {:o}): `chmod 600` it (and consider it leaked)",
+                path.display(),
+                mode & 0o777
+            );
+            anyhow::ensure!(bytes.iter().any(|b| *b != 0), "{} holds only zeros: that is no secret", path.display());
+            return Ok(bytes);
+        }
         Ok(_) => anyhow::bail!("{} is too short to be a secret (32 bytes or more)", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -421,6 +421,7 @@ mod tests {
             r#"
 [resolver]
 upstreams = ["127.0.0.1:5399"]
+allow_targets = ["127.0.0.0/8"]
 [[forward_rules]]
 id = "same"
 account = "1"

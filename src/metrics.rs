@@ -104,6 +104,9 @@ pub struct Metrics {
     /// UDP responses truncated (slipped) or dropped by response rate limiting.
     pub rrl_slipped: AtomicU64,
     pub rrl_dropped: AtomicU64,
+    /// Queries past their source's query limit: answered truncated, or not at all.
+    pub source_slipped: AtomicU64,
+    pub source_dropped: AtomicU64,
     /// UDP replies the kernel would not take.
     pub udp_send_dropped: AtomicU64,
     /// Requests dropped without an answer (responses, packets too short for a DNS header).
@@ -131,6 +134,8 @@ impl Metrics {
             tcp_open: AtomicU64::new(0),
             rrl_slipped: AtomicU64::new(0),
             rrl_dropped: AtomicU64::new(0),
+            source_slipped: AtomicU64::new(0),
+            source_dropped: AtomicU64::new(0),
             udp_send_dropped: AtomicU64::new(0),
             requests_dropped: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -395,6 +400,14 @@ impl Collector for Scrape {
         )?;
         ConstCounter::new(load(&metrics.rrl_slipped)).encode(family.encode_family(&[("action", "slip")])?)?;
         ConstCounter::new(load(&metrics.rrl_dropped)).encode(family.encode_family(&[("action", "drop")])?)?;
+        let mut family = encoder.encode_descriptor(
+            "vpcdns_source_limited_queries",
+            "UDP queries past their source address's query limit, answered truncated (slip) or not (drop)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(load(&metrics.source_slipped)).encode(family.encode_family(&[("action", "slip")])?)?;
+        ConstCounter::new(load(&metrics.source_dropped)).encode(family.encode_family(&[("action", "drop")])?)?;
         counter(
             &mut encoder,
             "vpcdns_udp_replies_dropped",

@@ -199,6 +199,14 @@ pub struct Record {
     pub rdata: RData,
 }
 
+impl Record {
+    /// The record's size in a message without compression: owner, type, class, TTL, length and data (what a
+    /// byte quota counts).
+    pub fn wire_size(&self) -> usize {
+        self.owner.wire().len() + 10 + self.rdata.wire_len()
+    }
+}
+
 /// SOA RDATA (RFC 1035 §3.3.13).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Soa {
@@ -359,6 +367,23 @@ impl RData {
                 out.extend_from_slice(value);
             }
             RData::Unknown { data, .. } => out.extend_from_slice(data),
+        }
+    }
+
+    /// The length of [`RData::to_wire`]'s output, without writing it.
+    pub fn wire_len(&self) -> usize {
+        let string = |s: &[u8]| 1 + s.len().min(MAX_CHAR_STRING);
+        match self {
+            RData::A(_) => 4,
+            RData::Aaaa(_) => 16,
+            RData::Ns(n) | RData::Cname(n) | RData::Ptr(n) | RData::Dname(n) => n.wire().len(),
+            RData::Mx { exchange, .. } => 2 + exchange.wire().len(),
+            RData::Srv { target, .. } => 6 + target.wire().len(),
+            RData::Soa(soa) => soa.mname.wire().len() + soa.rname.wire().len() + 20,
+            RData::Txt(strings) => strings.iter().map(|s| string(s)).sum(),
+            RData::Hinfo(hinfo) => string(&hinfo.cpu) + string(&hinfo.os),
+            RData::Caa(caa) => 1 + string(&caa.tag) + caa.value.len(),
+            RData::Unknown { data, .. } => data.len(),
         }
     }
 

@@ -109,6 +109,8 @@ pub struct ZoneRecords {
     added: imbl::OrdSet<Entry>,
     /// The owner of every added entry, by id (the set is ordered by owner first).
     added_owners: imbl::HashMap<RecordId, Name>,
+    /// The records' wire size in all ([`Record::wire_size`]), kept as they come and go (byte quotas read it).
+    bytes: usize,
 }
 
 /// Edits are folded into the base once they pass max(this, base / 8).
@@ -148,7 +150,13 @@ impl ZoneRecords {
     fn packed(mut entries: Vec<Entry>) -> ZoneRecords {
         entries.sort_unstable();
         entries.dedup();
-        ZoneRecords { base: entries.into(), ..ZoneRecords::default() }
+        let bytes = entries.iter().map(|e| e.record.wire_size()).sum();
+        ZoneRecords { base: entries.into(), bytes, ..ZoneRecords::default() }
+    }
+
+    /// The records' wire size in all.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {
@@ -222,6 +230,7 @@ impl ZoneRecords {
     pub fn insert(&mut self, id: RecordId, record: Record, revision: u64) -> Option<Record> {
         let old = self.remove(&id);
         self.added_owners.insert(id.clone(), record.owner.clone());
+        self.bytes += record.wire_size();
         self.added.insert(Entry { id, record, revision });
         self.fold_if_large();
         old
@@ -232,11 +241,14 @@ impl ZoneRecords {
         if let Some(owner) = self.added_owners.remove(id) {
             let mut probe = first_of(&owner);
             probe.id = RecordId::from(id);
-            return self.added.remove(&probe).map(|e| e.record);
+            let old = self.added.remove(&probe).map(|e| e.record);
+            self.bytes = self.bytes.saturating_sub(old.as_ref().map_or(0, Record::wire_size));
+            return old;
         }
         let pos = self.base_position(id)?;
         self.removed.insert(pos);
         let old = self.base[pos as usize].record.clone();
+        self.bytes = self.bytes.saturating_sub(old.wire_size());
         self.fold_if_large();
         Some(old)
     }

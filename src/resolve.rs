@@ -52,8 +52,10 @@ const EDE_NETWORK: Ede = Ede { code: 23, text: "upstream failed" };
 /// EDE 0, Other: too many resolutions at once.
 const EDE_BUSY: Ede = Ede { code: 0, text: "resolver busy" };
 
-/// A resolution's key in the cache: the route client, the lower-case name and the type.
-type CacheKey = (u64, Box<[u8]>, u16);
+/// A resolution's key in the cache: the route client, the account whose VPC asked, the lower-case name and the
+/// type. The account keeps tenants apart: what one resolved is never served to another from the cache (nor its
+/// aged TTL), so no tenant learns what others look up.
+type CacheKey = (u64, Arc<str>, Box<[u8]>, u16);
 
 /// A cached answer of one route for one name and type.
 #[derive(Debug)]
@@ -93,6 +95,8 @@ pub struct Resolver {
     clients: Mutex<HashMap<Route, Arc<RouteClient>>>,
     next_id: AtomicU64,
     pending: AtomicUsize,
+    /// Resolutions in progress per account (of the VPC that asked), within `max_pending_per_account`.
+    pending_by_account: Mutex<HashMap<Arc<str>, usize>>,
     pub counters: ResolverCounters,
     runtime: tokio::runtime::Handle,
     deferred_stats: Mutex<Option<crate::metrics::LocalMetrics>>,
@@ -117,6 +121,7 @@ impl Resolver {
             clients: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             pending: AtomicUsize::new(0),
+            pending_by_account: Mutex::new(HashMap::new()),
             counters: ResolverCounters::default(),
             runtime,
             deferred_stats,
@@ -137,6 +142,8 @@ impl Resolver {
         options.recursion_desired = true;
         options.edns0 = true;
         options.preserve_intermediates = true;
+        // One server at a time, the next only when it fails: a query never fans out to every target of a rule.
+        options.num_concurrent_reqs = 1;
         let servers = route.targets.iter().map(|addr| {
             let mut config = NameServerConfig::udp_and_tcp(addr.ip());
             for connection in &mut config.connections {
@@ -169,11 +176,12 @@ impl Resolver {
         clients.values().cloned().collect()
     }
 
-    /// How many more seconds the cache holds an answer of `route` for `name` (lower-case wire) and `qtype`.
-    pub fn cache_remaining(&self, route: &Route, name: &[u8], qtype: u16) -> Option<u64> {
+    /// How many more seconds the cache holds an answer of `route` for `name` (lower-case wire) and `qtype`, in the
+    /// part of the cache of `account` (the only part its explain may see).
+    pub fn cache_remaining(&self, route: &Route, account: &str, name: &[u8], qtype: u16) -> Option<u64> {
         let id = self.clients.lock().ok()?.get(route)?.id;
         let cache = self.cache.lock().ok()?;
-        let hit = cache.peek(&(id, name.into(), qtype))?;
+        let hit = cache.peek(&(id, Arc::from(account), name.into(), qtype))?;
         hit.expires.checked_duration_since(Instant::now()).map(|left| left.as_secs())
     }
 
@@ -182,8 +190,8 @@ impl Resolver {
         self.cache.lock().map(|c| c.len()).unwrap_or(0)
     }
 
-    fn cached(&self, client: &RouteClient, name: &[u8], qtype: u16) -> Option<Arc<Cached>> {
-        let key: CacheKey = (client.id, name.into(), qtype);
+    fn cached(&self, client: &RouteClient, account: &Arc<str>, name: &[u8], qtype: u16) -> Option<Arc<Cached>> {
+        let key: CacheKey = (client.id, account.clone(), name.into(), qtype);
         let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match cache.get(&key) {
             Some(hit) if hit.expires > Instant::now() => Some(hit.clone()),
@@ -198,7 +206,7 @@ impl Resolver {
     /// Answers the job from the cache when that needs nothing else (no CNAME to follow): the answer is in `out`.
     pub fn answer_cached(&self, job: &RecurseJob, out: &mut Vec<u8>) -> Option<Rcode> {
         let client = self.client(&job.route)?;
-        let Some(hit) = self.cached(&client, &job.target, job.qtype) else {
+        let Some(hit) = self.cached(&client, &job.account, &job.target, job.qtype) else {
             self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
             return None;
         };
@@ -214,8 +222,7 @@ impl Resolver {
     /// Resolves the job in the background and sends the answer to `reply`. Past `max_pending` jobs in progress the
     /// answer is SERVFAIL at once.
     pub fn submit(self: &Arc<Self>, job: RecurseJob, reply: Reply) {
-        if self.pending.fetch_add(1, Ordering::Relaxed) >= self.settings.max_pending {
-            self.pending.fetch_sub(1, Ordering::Relaxed);
+        if !self.admit(&job.account) {
             self.counters.busy.fetch_add(1, Ordering::Relaxed);
             let mut out = Vec::new();
             if encode_resolved(&job, &Resolved::failure(EDE_BUSY), 0, &mut out).is_some() {
@@ -229,9 +236,35 @@ impl Resolver {
             let mut out = Vec::with_capacity(512);
             let rcode = this.resolve(&job, &mut out).await;
             send(&reply, &out);
-            this.pending.fetch_sub(1, Ordering::Relaxed);
+            this.release(&job.account);
             this.count_deferred(&job, rcode, started.elapsed());
         });
+    }
+
+    /// A place for one more resolution of `account`'s VPCs: within the account's share and the total.
+    fn admit(&self, account: &Arc<str>) -> bool {
+        let mut by_account = self.pending_by_account.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mine = by_account.get(account).copied().unwrap_or(0);
+        if mine >= self.settings.max_pending_per_account {
+            return false;
+        }
+        if self.pending.fetch_add(1, Ordering::Relaxed) >= self.settings.max_pending {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        by_account.insert(account.clone(), mine + 1);
+        true
+    }
+
+    fn release(&self, account: &Arc<str>) {
+        self.pending.fetch_sub(1, Ordering::Relaxed);
+        let mut by_account = self.pending_by_account.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = by_account.get_mut(account) {
+            *n -= 1;
+            if *n == 0 {
+                by_account.remove(account);
+            }
+        }
     }
 
     /// Counts (and logs) a deferred answer, as the UDP thread would have.
@@ -272,9 +305,9 @@ impl Resolver {
         let mut name = job.target.clone();
         for _ in 0..=MAX_RESTARTS {
             let client = self.client(&route).ok_or(EDE_NETWORK)?;
-            let hit = match self.cached(&client, &name, job.qtype) {
+            let hit = match self.cached(&client, &job.account, &name, job.qtype) {
                 Some(hit) => hit,
-                None => self.ask(&client, &name, job.qtype).await?,
+                None => self.ask(&client, &job.account, &name, job.qtype).await?,
             };
             let aged = hit.stored.elapsed().as_secs() as u32;
             let resolved = &hit.resolved;
@@ -354,7 +387,7 @@ impl Resolver {
     }
 
     /// One upstream query through the route's pool; the answer is cached.
-    async fn ask(&self, client: &RouteClient, name: &[u8], qtype: u16) -> Result<Arc<Cached>, Ede> {
+    async fn ask(&self, client: &RouteClient, account: &Arc<str>, name: &[u8], qtype: u16) -> Result<Arc<Cached>, Ede> {
         let Some(query_name) = name_of(name) else { return Err(EDE_NETWORK) };
         let query = Query::query(query_name, RecordType::from(qtype));
         let started = Instant::now();
@@ -390,7 +423,7 @@ impl Resolver {
         let cached = Arc::new(Cached { resolved, stored: now, expires: now + Duration::from_secs(ttl.into()) });
         if ttl > 0 {
             let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            cache.put((client.id, name.into(), qtype), cached.clone());
+            cache.put((client.id, account.clone(), name.into(), qtype), cached.clone());
         }
         Ok(cached)
     }

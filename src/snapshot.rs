@@ -38,6 +38,8 @@ pub struct Snapshot {
     /// are forwarding rules.
     pub routes: Vec<Route>,
     pub upstream: Option<RouteIdx>,
+    /// Full UDP answers per second per source address in no VPC (0: unlimited).
+    pub query_limit: u32,
 }
 
 /// An index into [`Snapshot::routes`].
@@ -72,6 +74,8 @@ pub struct VpcEntry {
     pub id: VpcId,
     /// The owner account's uid, shared by all of its VPCs.
     pub account: Arc<str>,
+    /// Full UDP answers per second per source address (0: unlimited).
+    pub query_limit: u32,
 }
 
 /// The zones one VPC sees, found by lower-case apex.

@@ -110,6 +110,9 @@ pub struct Vpc {
     pub cidrs: Vec<IpNet>,
     /// When not empty, only queries arriving on one of these local addresses belong to this VPC.
     pub listeners: Vec<SocketAddr>,
+    /// Queries per second one source address of this VPC gets full answers to; `None`: `[limits]
+    /// queries_per_source`; 0: unlimited.
+    pub query_limit: Option<u32>,
 }
 
 /// A verified link: `account` may put `linked`'s VPCs into its zones' scopes.
@@ -210,6 +213,11 @@ pub struct ResolverSettings {
     pub cache_entries: usize,
     /// Resolutions in progress at the most; more get SERVFAIL at once.
     pub max_pending: usize,
+    /// Resolutions in progress for the VPCs of one account at the most, so that one tenant flooding a dead target
+    /// fails alone.
+    pub max_pending_per_account: usize,
+    /// Loopback and link-local prefixes that forwarding rules may target (none by default).
+    pub allow_targets: Vec<IpNet>,
 }
 
 impl Default for ResolverSettings {
@@ -221,6 +229,8 @@ impl Default for ResolverSettings {
             deadline: std::time::Duration::from_millis(2500),
             cache_entries: 10_000,
             max_pending: 1024,
+            max_pending_per_account: 256,
+            allow_targets: Vec::new(),
         }
     }
 }
@@ -268,6 +278,12 @@ pub struct Limits {
     pub max_zones_per_account: usize,
     /// Records one account may hold over all its zones.
     pub max_records_per_account: usize,
+    /// Bytes of record data (owner names and RDATA in wire form) one account may hold over all its zones.
+    pub max_record_bytes_per_account: usize,
+    /// Forwarding rules one account may own.
+    pub max_rules_per_account: usize,
+    /// Full UDP answers one source address gets per second (0: unlimited); a VPC may set its own.
+    pub queries_per_source: u32,
     /// TCP connections open at once, over all listeners.
     pub tcp_connections: usize,
     /// TCP connections open at once from one client /24 or /56.
@@ -282,6 +298,9 @@ impl Default for Limits {
             max_rrset: 100,
             max_zones_per_account: 10_000,
             max_records_per_account: 1_000_000,
+            max_record_bytes_per_account: 64 << 20,
+            max_rules_per_account: 1000,
+            queries_per_source: 1024,
             tcp_connections: 1024,
             tcp_connections_per_network: 256,
             tcp_idle_ms: 10_000,

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 
 use crate::name::Name;
 use crate::rdata::{type_name, RData, Record};
-use crate::state::{DirtyZone, State, Vpc, VpcId, Zone, ZoneId};
+use crate::state::{DirtyZone, State, Uid, Vpc, VpcId, Zone, ZoneId};
 use smallvec::SmallVec;
 
 /// Every problem found in a state, each naming the offending item.
@@ -112,6 +112,9 @@ fn check_users(state: &State, p: &mut Vec<String>) {
         if !valid {
             p.push(format!("user {:?} of account {}: name must match [a-z0-9._-]{{1,64}}", u.name, u.account));
         }
+        if u.name == "root" {
+            p.push(format!("user \"root\" of account {}: the name is the root account's own", u.account));
+        }
     }
 }
 
@@ -177,6 +180,11 @@ fn check_rules(state: &State, p: &mut Vec<String>) {
         if rule.targets.is_empty() || rule.targets.len() > crate::state::MAX_RULE_TARGETS {
             p.push(format!("{what}: give 1 to {} target addresses", crate::state::MAX_RULE_TARGETS));
         }
+        for target in &rule.targets {
+            if let Err(why) = check_target(*target, &state.server.resolver.allow_targets) {
+                p.push(format!("{what}: {why}"));
+            }
+        }
         for vpc_id in &rule.scope {
             match state.vpcs.get(vpc_id) {
                 None => p.push(format!("{what}: scope names unknown vpc {vpc_id}")),
@@ -192,6 +200,34 @@ fn check_rules(state: &State, p: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// Where a forwarding rule may send queries: never to an address that is no server (unspecified, multicast,
+/// broadcast, port 0); to loopback and link-local addresses (this host, its metadata services) only where the
+/// operator allows them (`[resolver] allow_targets`).
+pub fn check_target(target: SocketAddr, allow: &[IpNet]) -> Result<(), String> {
+    let ip = crate::classify::normalize_ip(target.ip());
+    if target.port() == 0 {
+        return Err(format!("target {target}: port 0 is no server"));
+    }
+    let never = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
+        std::net::IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+    };
+    if never {
+        return Err(format!("target {target}: an unspecified, multicast or broadcast address is no server"));
+    }
+    let local = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unicast_link_local(),
+    };
+    if local && !allow.iter().any(|net| net.contains(&ip)) {
+        return Err(format!(
+            "target {target}: loopback and link-local targets reach this host or its metadata services; the \
+             operator allows them with [resolver] allow_targets"
+        ));
+    }
+    Ok(())
 }
 
 fn check_zone_binding(state: &State, zone: &Zone, p: &mut Vec<String>) {
@@ -311,16 +347,30 @@ fn check_owner(records: &[&Record], what: &str, apex: &[u8], max_rrset: usize, p
     }
 }
 
-/// Per account: at most so many zones and records (`[limits]`).
+/// Per account: at most so many zones, records, bytes of records and forwarding rules (`[limits]`).
 fn check_quotas(state: &State, p: &mut Vec<String>) {
     let limits = state.server.limits;
-    let mut per_account: HashMap<&crate::state::Uid, (usize, usize)> = HashMap::new();
+    let mut per_account: HashMap<&crate::state::Uid, (usize, usize, usize)> = HashMap::new();
     for zone in state.zones.values() {
         let entry = per_account.entry(&zone.account).or_default();
         entry.0 += 1;
         entry.1 += zone.records.len();
+        entry.2 += zone.records.bytes();
     }
-    for (account, (zones, records)) in per_account {
+    let mut rules: HashMap<&crate::state::Uid, usize> = HashMap::new();
+    for rule in state.rules.values() {
+        *rules.entry(&rule.account).or_default() += 1;
+    }
+    for (account, n) in rules.into_iter().filter(|(_, n)| *n > limits.max_rules_per_account) {
+        p.push(format!("account {account} owns {n} forwarding rules; the limit is {}", limits.max_rules_per_account));
+    }
+    for (account, (zones, records, bytes)) in per_account {
+        if bytes > limits.max_record_bytes_per_account {
+            p.push(format!(
+                "account {account} holds {bytes} bytes of records; the limit is {}",
+                limits.max_record_bytes_per_account
+            ));
+        }
         if zones > limits.max_zones_per_account {
             p.push(format!("account {account} owns {zones} zones; the limit is {}", limits.max_zones_per_account));
         }
@@ -333,8 +383,8 @@ fn check_quotas(state: &State, p: &mut Vec<String>) {
     }
 }
 
-/// Per VPC: no two visible zones of the same name, and no zone of another account at or below a zone that the
-/// VPC's own account binds to it (a linked owner never shadows the VPC owner's own names).
+/// Per VPC: no two visible zones of the same name, and no zone or rule of another account at or below a name that
+/// the VPC's own account binds there (a linked account adds names to a VPC, never takes the owner's).
 fn check_views(state: &State, p: &mut Vec<String>) {
     let mut visible: BTreeMap<&VpcId, Vec<&Zone>> = BTreeMap::new();
     for zone in state.zones.values() {
@@ -343,29 +393,108 @@ fn check_views(state: &State, p: &mut Vec<String>) {
         }
     }
     for (vpc_id, zones) in visible {
-        let Some(vpc) = state.vpcs.get(vpc_id) else { continue };
         let mut by_name: HashMap<Name, &Zone> = HashMap::new();
         for zone in &zones {
-            if let Some(other) = by_name.insert(zone.name.lower(), zone) {
-                p.push(format!("vpc {vpc_id} would see two zones named {}: {} and {}", zone.name, other.id, zone.id));
+            if by_name.insert(zone.name.lower(), zone).is_some() {
+                p.push(format!("vpc {vpc_id} would see two zones named {}", zone.name));
             }
         }
-        check_shadowing(vpc, &zones, p);
+    }
+    for s in shadowed(state) {
+        p.push(format!(
+            "{} {} ({}) of account {} would shadow names that vpc {}'s own account {} binds there ({}): a \
+             linked account may add names to a VPC, never take over the owner's",
+            s.kind.noun(),
+            s.name,
+            s.id,
+            s.owner,
+            s.vpc,
+            s.vpc_owner,
+            s.own_name
+        ));
     }
 }
 
-fn check_shadowing(vpc: &Vpc, zones: &[&Zone], p: &mut Vec<String>) {
-    let own: Vec<&&Zone> = zones.iter().filter(|z| z.account == vpc.account).collect();
-    for foreign in zones.iter().filter(|z| z.account != vpc.account) {
-        for mine in &own {
-            if foreign.name.is_at_or_below(&mine.name) {
-                p.push(format!(
-                    "zone {} of account {} would shadow names of zone {} that vpc {}'s own account {} binds to it",
-                    foreign.name, foreign.account, mine.name, vpc.id, vpc.account
-                ));
+/// What binds a name to a VPC: a private zone or a forwarding rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BindingKind {
+    Zone,
+    Rule,
+}
+
+impl BindingKind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            BindingKind::Zone => "zone",
+            BindingKind::Rule => "forward rule",
+        }
+    }
+}
+
+/// A zone or rule of one account, in the scope of a VPC of another, at or below a name the VPC's own account binds
+/// to that VPC: the VPC owner's binding wins (see [`shadowed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shadowed {
+    pub vpc: VpcId,
+    pub vpc_owner: Uid,
+    pub kind: BindingKind,
+    /// The zone's or rule's id.
+    pub id: String,
+    pub owner: Uid,
+    pub name: Name,
+    /// The VPC owner's own binding that it would shadow (the most specific one at or above `name`).
+    pub own_name: Name,
+}
+
+/// One binding of a name to a VPC.
+struct Binding<'s> {
+    kind: BindingKind,
+    id: &'s str,
+    owner: &'s Uid,
+    name: &'s Name,
+}
+
+/// Every foreign binding that would take names from a VPC's owner: a zone or rule of account A scoped to a VPC of
+/// account B ≠ A, at or below a name B binds to that VPC itself (a zone or a rule, at any depth). Validation refuses
+/// them, the control plane detaches them when B binds the name later, and `compile` never serves them (so a state
+/// that got one anyway, from a race between nodes, still answers with the owner's data). In state order.
+pub fn shadowed(state: &State) -> Vec<Shadowed> {
+    let mut by_vpc: BTreeMap<&VpcId, Vec<Binding>> = BTreeMap::new();
+    for zone in state.zones.values() {
+        for vpc in &zone.scope {
+            let binding = Binding { kind: BindingKind::Zone, id: &zone.id.0, owner: &zone.account, name: &zone.name };
+            by_vpc.entry(vpc).or_default().push(binding);
+        }
+    }
+    for rule in state.rules.values() {
+        for vpc in &rule.scope {
+            let binding = Binding { kind: BindingKind::Rule, id: &rule.id, owner: &rule.account, name: &rule.domain };
+            by_vpc.entry(vpc).or_default().push(binding);
+        }
+    }
+    let mut found = Vec::new();
+    for (vpc_id, bindings) in by_vpc {
+        let Some(vpc) = state.vpcs.get(vpc_id) else { continue };
+        if bindings.iter().all(|b| *b.owner == vpc.account) {
+            continue;
+        }
+        let own: Vec<&Binding> = bindings.iter().filter(|b| *b.owner == vpc.account).collect();
+        for foreign in bindings.iter().filter(|b| *b.owner != vpc.account) {
+            let above = own.iter().filter(|o| foreign.name.is_at_or_below(o.name)).max_by_key(|o| o.name.label_count());
+            if let Some(own) = above {
+                found.push(Shadowed {
+                    vpc: vpc.id.clone(),
+                    vpc_owner: vpc.account.clone(),
+                    kind: foreign.kind,
+                    id: foreign.id.to_string(),
+                    owner: foreign.owner.clone(),
+                    name: foreign.name.clone(),
+                    own_name: own.name.clone(),
+                });
             }
         }
     }
+    found
 }
 
 /// One prefix of one VPC, as an address range.
@@ -462,6 +591,101 @@ mod tests {
         ] {
             assert!(!is_valid_email(bad), "{bad:?}");
         }
+    }
+
+    /// Accounts 1 (acme, vpc-a) and 2 (beta, vpc-b), acme linked beta; plus `extra`.
+    fn linked(extra: &str) -> Result<(), Problems> {
+        let text = format!(
+            r#"
+[server]
+listen = ["127.0.0.1:53"]
+[resolver]
+allow_targets = ["127.0.0.0/8"]
+[[accounts]]
+uid = "1"
+name = "acme"
+email = "root@acme.example"
+site = "intl"
+[[accounts]]
+uid = "2"
+name = "beta"
+email = "root@beta.example"
+site = "intl"
+[[vpcs]]
+id = "vpc-a"
+account = "1"
+cidrs = ["127.0.10.0/24"]
+[[vpcs]]
+id = "vpc-b"
+account = "2"
+cidrs = ["127.0.20.0/24"]
+[[links]]
+account = "1"
+linked = "beta"
+{extra}"#
+        );
+        let loaded = crate::config::from_str(&text, std::path::Path::new("t.toml"), std::path::Path::new("."), None)
+            .expect("config");
+        validate(&loaded.state)
+    }
+
+    fn zone(account: &str, name: &str, vpc: &str) -> String {
+        format!("[[zones]]\nname = \"{name}\"\naccount = \"{account}\"\nscope = [\"{vpc}\"]\n")
+    }
+
+    fn rule(account: &str, id: &str, domain: &str, vpc: &str) -> String {
+        format!(
+            "[[forward_rules]]\nid = \"{id}\"\naccount = \"{account}\"\ndomain = \"{domain}\"\n\
+             targets = [\"127.0.0.53\"]\nscope = [\"{vpc}\"]\n"
+        )
+    }
+
+    /// A linked account's zone or rule never takes a name the VPC's owner binds there, whichever binds with a zone
+    /// and whichever with a rule, at the name or below it; above it, or in its own VPC, it adds service.
+    #[test]
+    fn a_linked_account_never_takes_the_vpc_owners_names() {
+        let owner_binds = [zone("2", "corp.internal.", "vpc-b"), rule("2", "beta-r", "corp.internal.", "vpc-b")];
+        for own in &owner_binds {
+            for foreign in [
+                zone("1", "corp.internal.", "vpc-b"),
+                zone("1", "x.corp.internal.", "vpc-b"),
+                rule("1", "acme-r", "corp.internal.", "vpc-b"),
+                rule("1", "acme-r", "deep.x.corp.internal.", "vpc-b"),
+            ] {
+                let problems = linked(&format!("{own}{foreign}")).expect_err("refused");
+                assert!(problems.0.iter().any(|p| p.contains("would shadow")), "{own}{foreign}: {problems}");
+            }
+            assert!(linked(&format!("{own}{}", rule("1", "acme-r", "internal.", "vpc-b"))).is_ok(), "above: fine");
+            assert!(linked(&format!("{own}{}", rule("1", "acme-r", "corp.internal.", "vpc-a"))).is_ok(), "own VPC");
+        }
+    }
+
+    #[test]
+    fn rule_targets_must_be_servers() {
+        for target in ["0.0.0.0", "224.0.0.1", "255.255.255.255", "10.0.0.1:0", "[ff02::1]:53", "[::]:53"] {
+            let r =
+                format!("[[forward_rules]]\nid = \"r\"\naccount = \"1\"\ndomain = \"x.\"\ntargets = [\"{target}\"]\n");
+            let problems = linked(&r).expect_err(target);
+            assert!(problems.0.iter().any(|p| p.contains("no server")), "{target}: {problems}");
+        }
+        let local = |target: &str, allow: &[&str]| {
+            let addr: SocketAddr = target.parse().expect("addr");
+            let allow: Vec<IpNet> = allow.iter().map(|a| a.parse().expect("net")).collect();
+            check_target(addr, &allow)
+        };
+        assert!(local("127.0.0.1:53", &[]).is_err());
+        assert!(local("169.254.169.254:53", &[]).is_err());
+        assert!(local("[fe80::1]:53", &[]).is_err());
+        assert!(local("[::ffff:127.0.0.1]:53", &[]).is_err(), "mapped loopback");
+        assert!(local("127.0.0.1:53", &["127.0.0.0/8"]).is_ok());
+        assert!(local("10.1.2.3:53", &[]).is_ok());
+    }
+
+    #[test]
+    fn a_sub_user_cannot_be_named_root() {
+        let user = "[[users]]\naccount = \"1\"\nname = \"root\"\npolicies = [\"DNSFullAccess\"]\n";
+        let problems = linked(user).expect_err("refused");
+        assert!(problems.0.iter().any(|p| p.contains("root account's own")), "{problems}");
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub fn read_zone_file(path: &Path, origin: &Name, include_root: &Path) -> Result
     if bytes.is_empty() {
         return Err(ZoneFileError { file: path.to_path_buf(), line: 0, message: "the zone file is empty".into() });
     }
-    parse_bytes(&bytes, path, origin, include_root)
+    parse_bytes(&bytes, path, origin, Some(include_root))
 }
 
 /// Parses zone-file text; `file` only names it in errors.
@@ -70,7 +70,13 @@ pub fn parse_zone_str(
     origin: &Name,
     include_root: &Path,
 ) -> Result<Vec<Record>, ZoneFileError> {
-    parse_bytes(text.as_bytes(), file, origin, include_root).map(|loaded| loaded.records)
+    parse_bytes(text.as_bytes(), file, origin, Some(include_root)).map(|loaded| loaded.records)
+}
+
+/// Parses zone-file text that may not read any file: every `$INCLUDE` directive — wherever the parser finds one,
+/// not only at the start of a line of text — is an error. For tenant imports.
+pub fn parse_untrusted_zone(text: &str, file: &Path, origin: &Name) -> Result<Vec<Record>, ZoneFileError> {
+    parse_bytes(text.as_bytes(), file, origin, None).map(|loaded| loaded.records)
 }
 
 /// Splits text into tokens with the zone-file rules, ignoring line structure (used by [`RData::from_text`]).
@@ -83,7 +89,12 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     Ok(tokens)
 }
 
-fn parse_bytes(bytes: &[u8], file: &Path, origin: &Name, include_root: &Path) -> Result<LoadedZoneFile, ZoneFileError> {
+fn parse_bytes(
+    bytes: &[u8],
+    file: &Path,
+    origin: &Name,
+    include_root: Option<&Path>,
+) -> Result<LoadedZoneFile, ZoneFileError> {
     let mut parser = Parser { include_root, ttl: TtlState::default(), records: Vec::new(), included: Vec::new() };
     let ctx = FileCtx { file: file.to_path_buf(), origin: origin.clone(), last_owner: None, depth: 0 };
     parser.parse_file(bytes, ctx)?;
@@ -299,7 +310,8 @@ struct Header<'t> {
 }
 
 struct Parser<'r> {
-    include_root: &'r Path,
+    /// Where `$INCLUDE` may read from; `None`: nowhere (the directive is refused).
+    include_root: Option<&'r Path>,
     ttl: TtlState,
     records: Vec<Record>,
     included: Vec<PathBuf>,
@@ -350,11 +362,14 @@ impl Parser<'_> {
 
     fn include(&mut self, ctx: &FileCtx, line: usize, args: &[Token]) -> Result<(), ZoneFileError> {
         let fail = |message: String| ctx.error(line, message);
+        let Some(include_root) = self.include_root else {
+            return Err(fail("$INCLUDE is not allowed here: this zone text may not read files".into()));
+        };
         let (file, origin) = include_args(ctx, args).map_err(fail)?;
         if ctx.depth >= MAX_INCLUDE_DEPTH {
             return Err(fail(format!("$INCLUDE {file:?} nests deeper than {MAX_INCLUDE_DEPTH} levels")));
         }
-        let (shown, real) = resolve_include(self.include_root, &file).map_err(fail)?;
+        let (shown, real) = resolve_include(include_root, &file).map_err(fail)?;
         let bytes = fs::read(&real).map_err(|e| fail(format!("cannot read $INCLUDE file {}: {e}", shown.display())))?;
         self.included.push(real);
         let child = FileCtx { file: shown, origin, last_owner: None, depth: ctx.depth + 1 };

@@ -105,7 +105,8 @@ fn acknowledged_writes_survive_kill_9() {
     println!("CRASH_SEED={seed}");
     let mut rng = XorShift(seed);
 
-    let mut s = StoreServer::start();
+    // The client writes as fast as it can: the per-account write limit is not this test's subject.
+    let mut s = StoreServer::start_with("writes_per_second = 1000000\nwrite_burst = 1000000\n", "", &[]);
     s.put_account("1001", "acme");
     s.operator(&["vpcs", "put", "--id", "vpc-crash", "--account", "1001", "--cidr", CIDR]).expect("vpc");
     let key = s.operator(&["key", "acme"]).expect("key")["token"].as_str().expect("token").to_string();

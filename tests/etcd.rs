@@ -21,12 +21,15 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+const UNLIMITED_WRITES: &str = "writes_per_second = 1000000\nwrite_burst = 1000000\n";
+
 /// The secret every node shares (link codes minted on one node verify on another).
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-shared-secret";
 
 fn node(etcd: &Etcd, name: &str) -> StoreServer {
     let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
-    StoreServer::start_on(&etcd.store_section(name), "", metrics, &[("vpcdns.secret", SECRET)])
+    // These tests write as fast as they can (propagation, races): the per-account write limit is not their subject.
+    StoreServer::start_on(&etcd.store_section(name), UNLIMITED_WRITES, metrics, &[("vpcdns.secret", SECRET)])
 }
 
 /// An account, a VPC on 127.0.90.0/24, a root key, and a zone scoped to the VPC; the key and the zone id.

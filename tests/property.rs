@@ -76,6 +76,7 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
                 region: String::new(),
                 cidrs: vec![format!("127.0.{}.0/24", 60 + i).parse().expect("cidr")],
                 listeners: vec![],
+                query_limit: None,
             };
             (v.id.clone(), v)
         })

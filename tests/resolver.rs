@@ -41,6 +41,7 @@ fn config(public: &str, onprem: &str, dead: &str) -> String {
 listen = ["127.0.0.1:0"]
 [resolver]
 upstreams = ["{public}"]
+allow_targets = ["127.0.0.0/8"]
 timeout_ms = 400
 attempts = 1
 deadline_ms = 1500
@@ -224,7 +225,7 @@ fn rules_and_fallback_through_the_admin_api() {
     use common::store::{err, token, StoreServer};
     let public = Named::start(&[("example.", PUBLIC), ("corp.example.", PUBLIC_CORP)]);
     let onprem = Named::start(&[("onprem.example.", ONPREM)]);
-    let sections = format!("[resolver]\nupstreams = [\"{}\"]\n", public.addr());
+    let sections = format!("[resolver]\nupstreams = [\"{}\"]\nallow_targets = [\"127.0.0.0/8\"]\n", public.addr());
     let s = StoreServer::start_with("", &sections, &[]);
     s.put_account("1001", "acme");
     s.put_account("1002", "beta");
@@ -250,7 +251,7 @@ fn rules_and_fallback_through_the_admin_api() {
     assert_eq!(listed["rules"][0]["domain"], "onprem.example.");
     // A VPC of an account not linked cannot be in a rule's scope.
     let refused = err(s.admin(&key, &["rules", "add", "x", "x.example.", "--target", "127.0.0.1", "--scope", "vpc-b"]));
-    assert!(refused.contains("not linked"), "{refused}");
+    assert!(refused.contains("vpc_not_selectable"), "{refused}");
     // Seven targets are too many.
     let many: Vec<String> = (1..=7).flat_map(|i| ["--target".to_string(), format!("127.0.0.{i}")]).collect();
     let mut args = vec!["rules", "add", "y", "y.example."];

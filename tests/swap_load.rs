@@ -81,7 +81,7 @@ fn zone(generation: u8) -> String {
 #[test]
 fn a_hundred_file_swaps_under_load() {
     let config = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n{ACCOUNT}[[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.65.0/24\"]\n\
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[limits]\nqueries_per_source = 0\n{ACCOUNT}[[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.65.0/24\"]\n\
          [[zones]]\nname = \"corp.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\nfile = \"corp.zone\"\n"
     );
     let s = Server::start(&config, &[("corp.zone", &zone(0))]);
@@ -121,7 +121,8 @@ fn a_hundred_file_swaps_under_load() {
 fn a_hundred_api_writes_under_load() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config =
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = \"state.db\"\n[admin]\nlisten = \"127.0.0.1:0\"\n";
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[limits]\nqueries_per_source = 0\n[store]\npath = \"state.db\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n";
     std::fs::write(dir.path().join("vpcdns.toml"), config).expect("config");
     let cfg = dir.path().join("vpcdns.toml").display().to_string();
     let mut child = Command::new(BIN)

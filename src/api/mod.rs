@@ -4,7 +4,9 @@
 //! Unix socket with owner-only permissions where the caller is the operator. Handlers parse input, pick the actor,
 //! call one operation and render its answer or its [`ApiError`]; they decide nothing themselves.
 
+pub mod limits;
 pub mod listen;
+mod refusals;
 mod routes;
 
 use std::collections::HashMap;
@@ -41,16 +43,48 @@ pub struct ApiState {
     failures: Arc<Mutex<FailureCounts>>,
     /// The running server's resolver, once it exists (for `explain`'s cache line).
     pub resolver: Arc<std::sync::OnceLock<Arc<crate::resolve::Resolver>>>,
+    /// Changes per account (refused ones included): one tenant's burst of writes cannot crowd out the others.
+    writes: Arc<limits::RateLimiter<crate::state::Uid>>,
+    /// Link requests per requesting account, whatever their outcome: probing for accounts is slow.
+    link_attempts: Arc<limits::RateLimiter<crate::state::Uid>>,
 }
 
+/// Link requests one account may attempt per hour (answered or refused); the stored requests have their own,
+/// lower limits (see `control::ops::links`).
+pub const LINK_ATTEMPTS_PER_HOUR: u32 = 30;
+
 impl ApiState {
-    pub fn new(plane: Arc<ControlPlane>, mailer: Option<Arc<Mailer>>) -> ApiState {
+    pub fn new(plane: Arc<ControlPlane>, mailer: Option<Arc<Mailer>>, admin: &crate::config::AdminLimits) -> ApiState {
         ApiState {
             plane,
             mailer,
             failures: Arc::new(Mutex::new(HashMap::new())),
             resolver: Arc::new(std::sync::OnceLock::new()),
+            writes: Arc::new(limits::RateLimiter::new(f64::from(admin.writes_per_second), admin.write_burst)),
+            link_attempts: Arc::new(limits::RateLimiter::new(
+                f64::from(LINK_ATTEMPTS_PER_HOUR) / 3600.0,
+                LINK_ATTEMPTS_PER_HOUR,
+            )),
         }
+    }
+
+    /// A token of the account's write budget, or 429 with the time to wait.
+    pub fn admit_write(&self, actor: &Actor) -> Result<(), ApiError> {
+        let Actor::Tenant(t) = actor else { return Ok(()) };
+        self.writes.take(&t.account, Instant::now()).map_err(|wait| {
+            ApiError::slow_down("too many changes from your account: slow down (see Retry-After)", wait)
+        })
+    }
+
+    /// A token of the account's link-request budget, or 429.
+    pub fn admit_link_request(&self, actor: &Actor) -> Result<(), ApiError> {
+        let Actor::Tenant(t) = actor else { return Ok(()) };
+        self.link_attempts.take(&t.account, Instant::now()).map_err(|wait| {
+            ApiError::slow_down(
+                format!("at most {LINK_ATTEMPTS_PER_HOUR} link requests per hour, refused ones included"),
+                wait,
+            )
+        })
     }
 
     /// The tenant behind the bearer token; failures are counted per (address, key id) and throttled.
@@ -125,7 +159,12 @@ impl ApiState {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(serde_json::json!({ "error": self }))).into_response()
+        let retry_after = self.retry_after;
+        let mut response = (status, Json(serde_json::json!({ "error": self }))).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 

@@ -19,8 +19,9 @@ use crate::control::{Actor, ApiError, Ctx, Plan};
 type ApiResult = Result<Json<Value>, ApiError>;
 type Remote = ConnectInfo<SocketAddr>;
 
-/// Tenant endpoints, served on `[admin] listen`; every request needs an access key.
-pub fn tenant_router(state: ApiState) -> Router {
+/// Tenant endpoints, served on `[admin] listen`; every request needs an access key. Bodies are read whole within
+/// `body_timeout` before a handler runs, and refused changes are audited (see `refusals`).
+pub fn tenant_router(state: ApiState, body_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/v1/whoami", get(whoami))
         .route("/v1/users", get(users_list))
@@ -30,6 +31,9 @@ pub fn tenant_router(state: ApiState) -> Router {
         .route("/v1/keys/{id}/rotate", post(key_rotate))
         .route("/v1/vpcs", get(vpcs_list))
         .route("/v1/foreign-zones", get(foreign_zones))
+        .route("/v1/foreign-zones/{id}/detach", post(foreign_zone_detach))
+        .route("/v1/foreign-rules", get(foreign_rules))
+        .route("/v1/foreign-rules/{id}/detach", post(foreign_rule_detach))
         .route("/v1/links", get(links_list).post(link_request))
         .route("/v1/links/requests/{id}/verify", post(link_verify))
         .route("/v1/links/{account}", axum::routing::delete(link_remove))
@@ -48,8 +52,15 @@ pub fn tenant_router(state: ApiState) -> Router {
         .route("/v1/usage", get(usage))
         .route("/v1/audit", get(audit))
         .route("/v1/explain", get(explain))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), super::refusals::audit_refused))
+        .layer(axum::extract::DefaultBodyLimit::max(super::refusals::BODY_LIMIT))
+        .layer(axum::middleware::from_fn(move |request, next| super::refusals::read_body(body_timeout, request, next)))
         .with_state(state)
 }
+
+/// The largest request the operator socket takes: `apply` carries the whole state (an export of a large store is
+/// tens of megabytes), and only the operator can connect.
+const OPERATOR_BODY_LIMIT: usize = 1 << 30;
 
 /// Operator endpoints, served only on the owner-only Unix socket.
 pub fn operator_router(state: ApiState) -> Router {
@@ -65,6 +76,7 @@ pub fn operator_router(state: ApiState) -> Router {
         .route("/v1/operator/export", get(op_export))
         .route("/v1/operator/backup", post(op_backup))
         .route("/v1/operator/audit", get(op_audit))
+        .layer(axum::extract::DefaultBodyLimit::max(OPERATOR_BODY_LIMIT))
         .with_state(state)
 }
 
@@ -77,6 +89,7 @@ async fn tenant_write(
     op: impl Fn(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
 ) -> ApiResult {
     let actor = api.tenant(headers, Some(remote))?;
+    api.admit_write(&actor)?;
     api.write(actor, remote.to_string(), op).await.map(Json)
 }
 
@@ -104,6 +117,9 @@ const MAX_KEY_DAYS: u64 = 36_500;
 fn expiry(days: Option<u64>) -> Result<Option<u64>, ApiError> {
     match days {
         None => Ok(None),
+        Some(0) => {
+            Err(ApiError::bad_request("bad_expiry", "expires_in_days is at least 1 (a key of 0 days is born expired)"))
+        }
         Some(d) if d <= MAX_KEY_DAYS => Ok(Some(crate::control::unix_now().saturating_add(d * 86_400))),
         Some(_) => Err(ApiError::bad_request("bad_expiry", format!("expires_in_days is at most {MAX_KEY_DAYS}"))),
     }
@@ -202,6 +218,43 @@ async fn foreign_zones(State(api): State<ApiState>, ConnectInfo(remote): Remote,
     tenant_read(&api, &headers, remote, tenant::foreign_zones)
 }
 
+async fn foreign_rules(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::foreign_rules)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DetachBody {
+    #[serde(default)]
+    vpcs: Vec<String>,
+}
+
+async fn foreign_zone_detach(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DetachBody>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| {
+        tenant::detach_foreign(c, ctx, crate::validate::BindingKind::Zone, &id, &body.vpcs)
+    })
+    .await
+}
+
+async fn foreign_rule_detach(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DetachBody>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| {
+        tenant::detach_foreign(c, ctx, crate::validate::BindingKind::Rule, &id, &body.vpcs)
+    })
+    .await
+}
+
 async fn links_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
     tenant_read(&api, &headers, remote, links::list)
 }
@@ -218,6 +271,7 @@ async fn link_request(
     headers: HeaderMap,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> ApiResult {
+    api.admit_link_request(&api.tenant(&headers, Some(remote))?)?;
     tenant_write(api, &headers, remote, move |c, ctx| links::request(c, ctx, &body.target)).await
 }
 
@@ -540,7 +594,7 @@ async fn audit(
     let (from, to) = range.bounds();
     let limit = range.limit.unwrap_or(1000).min(10_000);
     let plane = api.plane.clone();
-    plane.read(&actor, |_, ctx| crate::control::usage::audit(&api.plane, ctx, from, to, limit)).map(Json)
+    plane.read(&actor, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, limit)).map(Json)
 }
 
 async fn op_usage(State(api): State<ApiState>, ApiQuery(range): ApiQuery<RangeQuery>) -> ApiResult {
@@ -551,7 +605,7 @@ async fn op_usage(State(api): State<ApiState>, ApiQuery(range): ApiQuery<RangeQu
 async fn op_audit(State(api): State<ApiState>, ApiQuery(range): ApiQuery<RangeQuery>) -> ApiResult {
     let (from, to) = range.bounds();
     let limit = range.limit.unwrap_or(1000).min(10_000);
-    api.plane.read(&Actor::Operator, |_, ctx| crate::control::usage::audit(&api.plane, ctx, from, to, limit)).map(Json)
+    api.plane.read(&Actor::Operator, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, limit)).map(Json)
 }
 
 #[derive(Deserialize)]
@@ -596,8 +650,10 @@ async fn explain(
             .ok_or_else(|| ApiError::bad_request("bad_type", format!("unknown type {qtype_text:?}")))?,
         transport: if q.tcp { crate::lookup::Transport::Tcp } else { crate::lookup::Transport::Udp },
     };
+    // The caller's own part of the cache only (the source is in its own VPC): what other tenants resolved is not
+    // its business.
     let probe = |route: &crate::snapshot::Route, name: &[u8], qtype: u16| {
-        api.resolver.get().and_then(|r| r.cache_remaining(route, name, qtype))
+        api.resolver.get().and_then(|r| r.cache_remaining(route, &account.0, name, qtype))
     };
     let live = api.resolver.get().is_some();
     let cache: Option<crate::explain::CacheProbe> = if live { Some(&probe) } else { None };

@@ -41,6 +41,11 @@ pub enum AdminCommand {
     Vpcs,
     /// Zones of other accounts that answer in your VPCs.
     ForeignZones,
+    /// Forwarding rules of other accounts that apply in your VPCs.
+    ForeignRules,
+    /// Take your VPCs out of another account's zone or rule (the link stays).
+    #[command(subcommand)]
+    Detach(DetachCommand),
     /// Cross-account links.
     #[command(subcommand)]
     Links(LinksCommand),
@@ -111,6 +116,24 @@ pub enum KeysCommand {
         id: String,
         #[arg(long)]
         if_match: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DetachCommand {
+    /// Another account's zone (its id, as `foreign-zones` lists it).
+    Zone {
+        id: String,
+        /// Only this VPC of yours (repeatable); default: all of yours in its scope.
+        #[arg(long = "vpc")]
+        vpcs: Vec<String>,
+    },
+    /// Another account's forwarding rule (its id, as `foreign-rules` lists it).
+    Rule {
+        id: String,
+        /// Only this VPC of yours (repeatable); default: all of yours in its scope.
+        #[arg(long = "vpc")]
+        vpcs: Vec<String>,
     },
 }
 
@@ -307,6 +330,13 @@ fn to_call(command: AdminCommand) -> anyhow::Result<Call> {
         }
         AdminCommand::Vpcs => call(M::GET, "/v1/vpcs".into()),
         AdminCommand::ForeignZones => call(M::GET, "/v1/foreign-zones".into()),
+        AdminCommand::ForeignRules => call(M::GET, "/v1/foreign-rules".into()),
+        AdminCommand::Detach(DetachCommand::Zone { id, vpcs }) => {
+            with_json(call(M::POST, format!("/v1/foreign-zones/{}/detach", seg(&id))), json!({ "vpcs": vpcs }))
+        }
+        AdminCommand::Detach(DetachCommand::Rule { id, vpcs }) => {
+            with_json(call(M::POST, format!("/v1/foreign-rules/{}/detach", seg(&id))), json!({ "vpcs": vpcs }))
+        }
         AdminCommand::Inbox => call(M::GET, "/v1/inbox".into()),
         AdminCommand::Links(c) => links_call(c),
         AdminCommand::Zones(c) => zones_call(c)?,

@@ -100,6 +100,9 @@ pub enum VpcsCommand {
         cidrs: Vec<String>,
         #[arg(long = "listener")]
         listeners: Vec<String>,
+        /// Full UDP answers per second per source address (default: [limits] queries_per_source; 0: unlimited).
+        #[arg(long)]
+        query_limit: Option<u32>,
     },
     /// Remove a VPC; it leaves every scope, and the answer says which.
     Rm {
@@ -117,6 +120,18 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         Ok(_) => true,
         Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => false,
         Err(e) => anyhow::bail!("cannot use the operator socket {}: {e}", settings.socket.display()),
+    };
+    // Without a socket that answers, the command runs here on the store — but only when no server holds it: a
+    // server whose socket was removed must not be written behind its back.
+    let lock = match (&settings.store, running) {
+        (crate::config::StoreSettings::Sqlite(store), false) => Some(crate::store::lock::lock(store).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}, but its operator socket {} does not answer: restart that server (or point [admin] socket at \
+                 its socket) instead of writing the store behind it",
+                settings.socket.display()
+            )
+        })?),
+        _ => None,
     };
     if let OperatorCommand::Restore { path } = &args.command {
         if running {
@@ -136,7 +151,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         let store = crate::store::open(&settings.store)?;
         let secret = super::super::daemon::read_or_create_secret(&settings.secret_file)?;
         let plane = ControlPlane::open(store, loaded.state.server.clone(), secret)?;
-        Transport::InProcess(operator_router(ApiState::new(Arc::new(plane), None)))
+        Transport::InProcess(operator_router(ApiState::new(Arc::new(plane), None, &settings.limits)))
     };
     let (method, path, body) = to_request(command);
     let headers = [("content-type", "application/json".to_string())];
@@ -145,6 +160,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         crate::out!("{}", answer.text);
         return Ok(());
     }
+    drop(lock);
     client::print(&answer, args.json)
 }
 
@@ -188,10 +204,11 @@ fn to_request(command: Prepared) -> (Method, String, Option<String>) {
             (M::DELETE, format!("/v1/operator/accounts/{}", seg(&uid)), None)
         }
         OperatorCommand::Vpcs(VpcsCommand::List) => (M::GET, "/v1/operator/vpcs".into(), None),
-        OperatorCommand::Vpcs(VpcsCommand::Put { id, account, region, cidrs, listeners }) => (
+        OperatorCommand::Vpcs(VpcsCommand::Put { id, account, region, cidrs, listeners, query_limit }) => (
             M::POST,
             "/v1/operator/vpcs".into(),
-            Some(json!({ "id": id, "account": account, "region": region, "cidrs": cidrs, "listeners": listeners })),
+            Some(json!({ "id": id, "account": account, "region": region, "cidrs": cidrs, "listeners": listeners,
+                         "query_limit": query_limit })),
         ),
         OperatorCommand::Vpcs(VpcsCommand::Rm { id }) => (M::DELETE, format!("/v1/operator/vpcs/{}", seg(&id)), None),
         OperatorCommand::Key { account, expires_in_days } => (

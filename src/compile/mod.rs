@@ -4,12 +4,13 @@
 //! (zone id, content revision, nameserver), so a change to one zone recompiles that zone only and every other
 //! table is shared with the previous snapshot. Compile assumes `validate` passed; it never fails.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::classify::{normalize_ip, Classifier, PrefixTable};
 use crate::snapshot::{Route, RouteIdx, Snapshot, View, ViewRule, VpcEntry, ZoneIdx, ZoneTable};
 use crate::state::{DirtyZone, State, ZoneId};
+use crate::validate::BindingKind;
 
 pub mod zone;
 
@@ -61,21 +62,27 @@ impl Compiler {
             .values()
             .map(|v| {
                 let account = accounts.entry(&v.account.0).or_insert_with(|| Arc::from(v.account.0.as_str()));
-                VpcEntry { id: v.id.clone(), account: account.clone() }
+                let query_limit = v.query_limit.unwrap_or(state.server.limits.queries_per_source);
+                VpcEntry { id: v.id.clone(), account: account.clone(), query_limit }
             })
             .collect();
         let vpc_index: HashMap<_, _> = state.vpcs.keys().enumerate().map(|(i, id)| (id, i)).collect();
         // What each VPC sees, as a list of zones; VPCs that see the same zones share one view (1,000 VPCs bound to
         // the same zones cost one view, not 1,000).
+        // A linked account's zone or rule never takes a name its VPC's owner binds there (validation refuses it; a
+        // race between nodes may still commit one, and then the owner's binding is what answers).
+        let hidden = hidden_bindings(state);
         let mut seen: Vec<Vec<ZoneIdx>> = vec![Vec::new(); vpcs.len()];
         for zone in state.zones.values() {
             for vpc in &zone.scope {
                 if let Some(&v) = vpc_index.get(vpc) {
-                    seen[v].push(zone_index[&zone.id]);
+                    if !hidden.contains(&(BindingKind::Zone, zone.id.0.as_str(), vpc.as_str())) {
+                        seen[v].push(zone_index[&zone.id]);
+                    }
                 }
             }
         }
-        let (routes, upstream, rules_seen) = build_routes(state, &vpc_index, vpcs.len());
+        let (routes, upstream, rules_seen) = build_routes(state, &vpc_index, vpcs.len(), &hidden);
         let mut interned: HashMap<(Vec<ZoneIdx>, Vec<ViewRule>), Arc<View>> = HashMap::new();
         let views = seen
             .into_iter()
@@ -99,8 +106,29 @@ impl Compiler {
             zones,
             routes,
             upstream,
+            query_limit: state.server.limits.queries_per_source,
         }
     }
+}
+
+/// (kind, id, vpc) of every binding a VPC's owner shadows (see [`crate::validate::shadowed`]).
+fn hidden_bindings(state: &State) -> HashSet<(BindingKind, &str, &str)> {
+    let shadowed = crate::validate::shadowed(state);
+    if !shadowed.is_empty() {
+        tracing::warn!(count = shadowed.len(), "bindings of linked accounts shadow names of a VPC's owner: not served");
+    }
+    let mut hidden = HashSet::new();
+    for s in shadowed {
+        let id = match s.kind {
+            BindingKind::Zone => state.zones.get_key_value(s.id.as_str()).map(|(id, _)| id.0.as_str()),
+            BindingKind::Rule => state.rules.get_key_value(s.id.as_str()).map(|(id, _)| id.as_str()),
+        };
+        let vpc = state.vpcs.get_key_value(s.vpc.as_str()).map(|(id, _)| id.as_str());
+        if let (Some(id), Some(vpc)) = (id, vpc) {
+            hidden.insert((s.kind, id, vpc));
+        }
+    }
+    hidden
 }
 
 fn recurse(zone: &crate::state::Zone) -> bool {
@@ -112,6 +140,7 @@ fn build_routes(
     state: &State,
     vpc_index: &HashMap<&crate::state::VpcId, usize>,
     vpc_count: usize,
+    hidden: &HashSet<(BindingKind, &str, &str)>,
 ) -> (Vec<Route>, Option<RouteIdx>, Vec<Vec<ViewRule>>) {
     let mut routes = Vec::new();
     let upstreams = &state.server.resolver.upstreams;
@@ -126,6 +155,9 @@ fn build_routes(
         let domain = rule.domain.lower();
         let labels = domain.label_count().min(127) as u8;
         for vpc in &rule.scope {
+            if hidden.contains(&(BindingKind::Rule, rule.id.as_str(), vpc.as_str())) {
+                continue;
+            }
             if let Some(&v) = vpc_index.get(vpc) {
                 seen[v].push(ViewRule { domain: domain.wire().into(), labels, route });
             }
@@ -206,6 +238,62 @@ records = [{{ name = "x.y.z", type = "A", data = "10.0.0.9" }}]
         assert!(Arc::ptr_eq(b1, b2), "the unchanged zone's table is shared");
         assert!(a2.revision > a1.revision, "the changed zone's serial grows");
         assert_eq!(b2.revision, b1.revision);
+    }
+
+    /// A state that got a linked account's zone and rule under the VPC owner's own name anyway (two nodes raced
+    /// past validation) still answers with the owner's: the foreign bindings are not served in that VPC.
+    #[test]
+    fn a_vpc_owners_names_win_even_in_a_state_that_was_never_validated() {
+        let text = r#"
+[server]
+listen = ["127.0.0.1:53"]
+[resolver]
+allow_targets = ["127.0.0.0/8"]
+[[accounts]]
+uid = "1"
+name = "acme"
+email = "root@acme.example"
+site = "intl"
+[[accounts]]
+uid = "2"
+name = "beta"
+email = "root@beta.example"
+site = "intl"
+[[vpcs]]
+id = "vpc-b"
+account = "2"
+cidrs = ["127.0.20.0/24"]
+[[links]]
+account = "1"
+linked = "beta"
+[[zones]]
+name = "corp.internal."
+account = "2"
+scope = ["vpc-b"]
+records = [{ name = "www", type = "A", data = "10.2.0.1" }]
+[[zones]]
+name = "www.corp.internal."
+account = "1"
+scope = ["vpc-b"]
+records = [{ name = "@", type = "A", data = "10.1.0.1" }]
+[[forward_rules]]
+id = "r"
+account = "1"
+domain = "api.corp.internal."
+targets = ["127.0.0.53"]
+scope = ["vpc-b"]
+"#;
+        let loaded = crate::config::from_str(text, std::path::Path::new("t.toml"), std::path::Path::new("."), None)
+            .expect("config");
+        assert!(crate::validate::validate(&loaded.state).is_err(), "validation refuses this state");
+        let snap = Compiler::default().compile(&loaded.state);
+        let www = Name::from_text("www.corp.internal.", None).expect("name");
+        let answer = crate::lookup::lookup(&snap, 0, www.wire(), rtype::A, crate::lookup::Transport::Udp);
+        let zone = answer.zone.and_then(|z| snap.zones.get(z as usize)).map(|t| t.id.0.clone());
+        assert_eq!(zone.as_deref(), Some("2/corp.internal."), "the owner's zone answers");
+        let api = Name::from_text("api.corp.internal.", None).expect("name");
+        let answer = crate::lookup::lookup(&snap, 0, api.wire(), rtype::A, crate::lookup::Transport::Udp);
+        assert!(answer.recurse.is_none(), "the linked account's rule takes nothing");
     }
 
     #[test]

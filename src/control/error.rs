@@ -13,11 +13,14 @@ pub struct ApiError {
     /// Every validation problem, when the state the change would produce is invalid.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// For 429: seconds until a retry may succeed (the `Retry-After` header).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), problems: Vec::new() }
+        ApiError { status, code, message: message.into(), problems: Vec::new(), retry_after: None }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(400, code, message)
@@ -46,10 +49,16 @@ impl ApiError {
             code: "invalid_state",
             message: "the change would produce an invalid state".into(),
             problems,
+            retry_after: None,
         }
     }
     pub fn too_many(message: impl Into<String>) -> ApiError {
         ApiError::new(429, "rate_limited", message)
+    }
+    /// 429 with the time after which a retry may pass.
+    pub fn slow_down(message: impl Into<String>, wait: std::time::Duration) -> ApiError {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        ApiError { retry_after: Some(secs), ..ApiError::new(429, "rate_limited", message) }
     }
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(500, "internal", message)

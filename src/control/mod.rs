@@ -6,11 +6,13 @@
 //! file) → one store transaction (compares make stale writers fail with 412) → memory updated → snapshot swapped.
 //! Writers are serialized by a mutex; readers never wait for a commit.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod follow;
 pub mod model;
 pub mod ops;
+pub mod precedence;
 pub mod stage;
 pub mod usage;
 
@@ -116,6 +118,9 @@ fn guards_of(plan: &Plan, current: &Control) -> Vec<Compare> {
     guards
 }
 
+/// Revisions of history kept by [`ControlPlane::compact_history`].
+const KEEP_HISTORY: u64 = 64;
+
 /// How long a write waits for the feed to bring its own commit before reading the history itself.
 const FEED_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -131,6 +136,7 @@ impl ControlPlane {
     /// Loads the whole store into memory and compiles the first snapshot.
     pub fn open(store: Arc<dyn Store>, server: ServerSettings, secret: Vec<u8>) -> anyhow::Result<ControlPlane> {
         let started = std::time::Instant::now();
+        upgrade_layout(store.as_ref())?;
         let control = load_control(store.as_ref(), server)?;
         let folded = started.elapsed();
         let mut compiler = Compiler::default();
@@ -202,7 +208,16 @@ impl ControlPlane {
     ) -> Result<(Value, Plan), ApiError> {
         for _ in 0..PLAN_ATTEMPTS {
             match self.try_execute(actor, remote, &op)? {
-                Attempt::Done(response, plan) => return Ok((response, *plan)),
+                Attempt::Done(response, plan) => {
+                    if !plan.collect.is_empty() {
+                        // A bulk change replaced a generation of records: its history is the bulk of the store's
+                        // growth, so it goes now rather than at the next periodic compaction.
+                        if let Err(e) = self.compact_history() {
+                            tracing::warn!(error = format!("{e:#}"), "compacting the store's history failed");
+                        }
+                    }
+                    return Ok((response, *plan));
+                }
                 Attempt::Stale { revision } => {
                     // Another node changed what this plan read: wait until its change is here, then plan again.
                     if !self.wait_applied(revision, FEED_WAIT) {
@@ -224,47 +239,62 @@ impl ControlPlane {
         op: &impl Fn(&Control, &Ctx) -> Result<Plan, ApiError>,
     ) -> Result<Attempt, ApiError> {
         let started = std::time::Instant::now();
+        let ctx = Ctx { actor, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
+        // Planned before the writer lock: a bulk change (an import) parses its input and writes its records, under
+        // keys nothing reads yet, without holding up other writers; only its switch waits for the lock.
+        let mut base = self.current();
+        let mut plan = op(&base, &ctx)?;
+        let staged_ops = std::mem::take(&mut plan.staged);
+        let staged = stage::write(self.store.as_ref(), &staged_ops)?;
         // A panic inside a write only ever touched a copy of the state, so a poisoned lock is safe to take over.
         let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.current();
-        let ctx = Ctx { actor, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
-        let mut plan = op(&current, &ctx)?;
-        if plan.ops.is_empty() && plan.staged.is_empty() {
+        if staged_ops.is_empty() && current.revision != base.revision {
+            // Others committed meanwhile: a small change is simply planned again on what is there now. (A bulk
+            // one keeps its plan: the guards below hold every key it read to the revision it read.)
+            base = current.clone();
+            plan = op(&base, &ctx)?;
+            if !plan.staged.is_empty() {
+                return Ok(Attempt::Stale { revision: current.revision });
+            }
+        }
+        if plan.ops.is_empty() && staged_ops.is_empty() {
             let mut response = plan.response.clone();
             add_revision(&mut response, current.revision);
             return Ok(Attempt::Done(response, Box::new(plan)));
         }
-        if let Some((action, target)) = &plan.audit {
-            let account = match actor {
-                Actor::Tenant(t) => t.account.0.clone(),
-                Actor::Operator => String::new(),
-            };
-            let doc = model::AuditDoc {
-                time_ms: unix_millis(),
-                account,
-                principal: actor.to_string(),
-                action: action.clone(),
-                target: target.clone(),
-                remote: remote.to_string(),
-            };
-            let id = auth::random_hex(4)?;
-            plan.put(model::keys::audit(doc.time_ms, &id), &doc);
-        }
-        let guards = guards_of(&plan, &current);
         let provisional = current.revision + 1;
         let mut next = (*current).clone();
-        let trial: Vec<Op> = plan.staged.iter().chain(&plan.ops).chain(&plan.collect).cloned().collect();
+        let trial: Vec<Op> = staged_ops.iter().chain(&plan.ops).chain(&plan.collect).cloned().collect();
         let problems = next.apply(&changes_of(&trial, &current, provisional));
         if !problems.is_empty() {
             // A document the model cannot read (a bad CIDR, an unknown site): the caller's input, refused whole.
             return Err(ApiError::invalid_state(problems));
         }
+        precedence::resolve(&current, &mut next, actor, &mut plan, ctx.now, provisional)?;
+        if let Some((action, target)) = &plan.audit {
+            let accounts = audit::affected_accounts(&plan.ops, &current, &next);
+            let event = audit::Event { actor, remote, action, target, refused: None };
+            plan.ops.extend(event.ops(&accounts, unix_millis())?);
+        }
+        let guards = guards_of(&plan, &base);
         let mut changed = next.take_dirty();
         validate::validate_changed(&next.state, Some(&changed)).map_err(|p| ApiError::invalid_state(p.0))?;
         let mut compares = plan.compares.clone();
         compares.extend(guards.iter().cloned());
-        let revision = match stage::commit(self.store.as_ref(), &compares, &plan)? {
-            TxnOutcome::Committed { revision } => revision,
+        let outcome = match stage::commit(self.store.as_ref(), &compares, &plan) {
+            Err(e) if e.code == "outcome_unknown" => {
+                // The switch may have happened: the staged records may be live, so they stay.
+                staged.keep();
+                return Err(e);
+            }
+            other => other?,
+        };
+        let revision = match outcome {
+            TxnOutcome::Committed { revision } => {
+                staged.keep();
+                revision
+            }
             TxnOutcome::Conflict { key, expected, actual } => {
                 let guarded = guards.iter().any(|g| g.key == key) && !plan.compares.iter().any(|c| c.key == key);
                 if guarded {
@@ -280,7 +310,7 @@ impl ControlPlane {
             // it (without the writer lock, which the feed needs) is cheaper than reading the history again.
             drop(compiler);
             // A bulk change is hundreds of transactions for the feed to bring: give it time in proportion.
-            let wait = FEED_WAIT + std::time::Duration::from_millis(plan.staged.len() as u64 / 4);
+            let wait = FEED_WAIT + std::time::Duration::from_millis(staged_ops.len() as u64 / 4);
             let done = self.wait_applied(revision, wait);
             compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if done || self.current().revision >= revision {
@@ -308,6 +338,20 @@ impl ControlPlane {
         let mut response = plan.response.clone();
         add_revision(&mut response, revision);
         Ok(Attempt::Done(response, Box::new(plan)))
+    }
+
+    /// Drops the change history this node no longer needs (all but the last [`KEEP_HISTORY`] revisions), so the
+    /// store's size follows its live data. Only for a store of this node alone: a shared store's history is other
+    /// nodes' feed, and etcd compacts itself.
+    pub fn compact_history(&self) -> anyhow::Result<()> {
+        if self.store.is_shared() {
+            return Ok(());
+        }
+        let revision = self.current().revision.saturating_sub(KEEP_HISTORY);
+        if revision > 0 {
+            self.store.compact(revision)?;
+        }
+        Ok(())
     }
 
     /// Reads what other nodes committed since the state in memory (when the feed is slow or down).
@@ -430,6 +474,23 @@ fn changes_of(ops: &[Op], current: &Control, revision: u64) -> Vec<Change> {
         }
     }
     changes
+}
+
+/// The key layout's version, in the store: 2 keys audit entries and usage buckets by account.
+const LAYOUT_KEY: &str = "meta/layout";
+const LAYOUT: &str = "2";
+
+/// Moves documents of an earlier key layout to the current one, once per store.
+fn upgrade_layout(store: &dyn Store) -> anyhow::Result<()> {
+    if store.get(LAYOUT_KEY)?.is_some_and(|e| e.value == LAYOUT.as_bytes()) {
+        return Ok(());
+    }
+    let moved = audit::migrate_legacy(store)?;
+    if moved > 0 {
+        tracing::info!(moved, "audit entries and usage buckets moved to the per-account layout");
+    }
+    store.txn(&[], &[Op::Put { key: LAYOUT_KEY.into(), value: LAYOUT.as_bytes().to_vec() }])?;
+    Ok(())
 }
 
 /// Reads every document into a fresh [`Control`].

@@ -97,8 +97,13 @@ pub mod keys {
     pub fn rule(id: &str) -> String {
         format!("{RULE}{}", esc(id))
     }
-    pub fn audit(millis: u64, id: &str) -> String {
-        format!("{AUDIT}{millis:016}-{}", esc(id))
+    /// An audit entry of `account` (see `control::audit`): the account leads, so a tenant's read is one range.
+    pub fn audit(account: &str, millis: u64, event: &str) -> String {
+        format!("{AUDIT}{}/{millis:016}-{}", esc(account), esc(event))
+    }
+    /// A usage bucket: the owner billed, the minute, the node that counted (each node writes only its own).
+    pub fn usage(owner: &str, minute: u64, node: &str) -> String {
+        format!("{USAGE}{}/{minute:012}/{}", esc(owner), esc(node))
     }
 }
 
@@ -126,6 +131,9 @@ pub struct VpcDoc {
     pub cidrs: Vec<String>,
     #[serde(default)]
     pub listeners: Vec<String>,
+    /// Full UDP answers per second per source address; absent: the server's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_limit: Option<u32>,
 }
 
 impl From<&Account> for AccountDoc {
@@ -149,6 +157,7 @@ impl From<&Vpc> for VpcDoc {
             region: v.region.clone(),
             cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
             listeners: v.listeners.iter().map(ToString::to_string).collect(),
+            query_limit: v.query_limit,
         }
     }
 }
@@ -282,7 +291,11 @@ pub struct LinkRequestDoc {
     pub id: String,
     pub account: String,
     pub target: String,
+    /// HMAC(secret, salt ‖ id ‖ code): the code itself is never stored in the clear.
     pub code_hmac: String,
+    /// Random per request (requests made before it existed have none and can no longer be verified).
+    #[serde(default)]
+    pub salt: String,
     pub created: u64,
     pub expires: u64,
     pub failed_tries: u32,
@@ -295,6 +308,9 @@ pub struct BlockDoc {
     pub account: String,
     pub blocked: String,
     pub at: u64,
+    /// Why, when vpcdns blocked on the account's behalf (wrong codes); empty when the account blocked.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,16 +325,33 @@ pub struct InboxDoc {
     /// The link request whose code the body shows.
     #[serde(default)]
     pub request: Option<String>,
+    /// That code, sealed under a key derived from the server secret (see `ops::links`): hex of nonce and ciphertext.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sealed: String,
 }
 
+/// One audit entry, as stored under each account the event concerns (see `control::audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditDoc {
     pub time_ms: u64,
+    /// The account whose audit this copy is in.
     pub account: String,
     pub principal: String,
     pub action: String,
     pub target: String,
     pub remote: String,
+    /// The event's id, the same in every account's copy.
+    #[serde(default)]
+    pub event: String,
+    /// The account of the principal (empty for the operator).
+    #[serde(default)]
+    pub actor_account: String,
+    /// For a refused attempt: the status it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// For a refused attempt: why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// Record writes (`None` = removed) for a zone not seen yet, in the order they came: the last write of an id
@@ -466,7 +499,7 @@ impl Control {
             self.revision = self.revision.max(change.revision);
             // Audit entries and usage buckets are append-only and read from the store on demand: not held here.
             // Records keep their revisions themselves.
-            let held = [keys::AUDIT, keys::USAGE].iter().all(|p| !change.key.starts_with(p));
+            let held = [keys::AUDIT, keys::USAGE, "meta/"].iter().all(|p| !change.key.starts_with(p));
             if !change.key.starts_with(keys::RECORD) {
                 match &change.value {
                     Some(_) if held => {
@@ -528,6 +561,7 @@ impl Control {
             }
             ("inbox", [a, id]) => apply_doc(&mut self.inbox, (Uid(a.to_string()), id.to_string()), value),
             ("audit", _) | ("usage", _) => Ok(()), // read from the store on demand
+            ("meta", _) => Ok(()),                 // the store's own bookkeeping (its key layout)
             _ => Err("unknown key".into()),
         }
     }
@@ -573,7 +607,15 @@ impl Control {
             .iter()
             .map(|l| l.parse().map_err(|_| format!("bad listener {l:?}")))
             .collect::<Result<Vec<_>, _>>()?;
-        self.state.vpcs.insert(id.clone(), Vpc { id, account: Uid(doc.account), region: doc.region, cidrs, listeners });
+        let vpc = Vpc {
+            id: id.clone(),
+            account: Uid(doc.account),
+            region: doc.region,
+            cidrs,
+            listeners,
+            query_limit: doc.query_limit,
+        };
+        self.state.vpcs.insert(id, vpc);
         Ok(())
     }
 

@@ -4,55 +4,81 @@
 //! beyond. Such a change is written as a new *record generation*: the records go under fresh ids
 //! (`<generation>~<id>`) that no zone serves yet, in as many transactions as needed (`Plan::staged`); then one small
 //! transaction with the plan's compares switches the zone document to the generation (`Plan::ops`) — the moment
-//! the change becomes visible, all at once; then the previous generation is deleted (`Plan::collect`). A store
-//! without limits takes all three in one transaction.
+//! the change becomes visible, all at once; then the previous generation is deleted (`Plan::collect`).
 //!
-//! If the switch loses a race (a compare fails), the staged records are deleted again. If the process dies midway,
+//! Staged records are written before the writer lock is taken (in transactions of at most 1,000 operations on a
+//! store without limits), so that a large import never holds up other writers. If the switch loses a race (a
+//! compare fails) or the change is refused, the staged records are deleted again. If the process dies midway,
 //! what it staged is unreachable and the next bulk change of that zone deletes it.
 
 use super::{store_error, ApiError, Plan};
 use crate::store::{Compare, Op, Store, TxnOutcome};
 
-/// Commits `plan` (with `compares` on its main transaction). The outcome is the main transaction's.
-pub fn commit(store: &dyn Store, compares: &[Compare], plan: &Plan) -> Result<TxnOutcome, ApiError> {
-    let Some((max_ops, max_bytes)) = store.txn_limits() else {
-        let all: Vec<Op> = plan.staged.iter().chain(&plan.ops).chain(&plan.collect).cloned().collect();
-        return store.txn(compares, &all).map_err(store_error);
-    };
-    for chunk in chunks(&plan.staged, max_ops, max_bytes) {
-        if let Err(e) = store.txn(&[], chunk) {
-            discard(store, &plan.staged, max_ops, max_bytes);
-            return Err(store_error(e));
+/// Staged writes go in transactions of at most this many operations on a store without limits of its own, so
+/// that other writers of the store get their turn between them.
+const STAGE_CHUNK: usize = 1000;
+
+/// The store's limits per transaction, or the chunking used for staged writes where it has none.
+fn limits(store: &dyn Store) -> (usize, usize) {
+    store.txn_limits().unwrap_or((STAGE_CHUNK, usize::MAX))
+}
+
+/// Staged records written ahead of their commit; deleted again when dropped, unless the commit kept them.
+pub struct Staged<'s> {
+    store: &'s dyn Store,
+    ops: &'s [Op],
+    keep: bool,
+}
+
+impl Staged<'_> {
+    /// The commit that makes them reachable went through (or may have: an unknown outcome keeps them too).
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            discard(self.store, self.ops);
         }
     }
-    let outcome = match store.txn(compares, &plan.ops) {
-        Ok(outcome) => outcome,
-        Err(e @ crate::store::StoreError::Unknown { .. }) => {
-            // The switch may have happened: the staged records may be live, so they stay.
-            return Err(store_error(e));
-        }
-        Err(e) => {
-            discard(store, &plan.staged, max_ops, max_bytes);
-            return Err(store_error(e));
-        }
+}
+
+/// Writes a plan's staged records (fresh keys that nothing reads yet) in short transactions. Done before the
+/// writer lock is taken, so a large import never holds up other writers while its records go in.
+pub fn write<'s>(store: &'s dyn Store, staged: &'s [Op]) -> Result<Staged<'s>, ApiError> {
+    let (max_ops, max_bytes) = limits(store);
+    let written = Staged { store, ops: staged, keep: false };
+    for chunk in chunks(staged, max_ops, max_bytes) {
+        store.txn(&[], chunk).map_err(store_error)?; // `written` deletes what went in
+    }
+    Ok(written)
+}
+
+/// Commits `plan`'s main transaction (with `compares`), then deletes what it made unreachable (`collect`); its
+/// staged records must be written already ([`write`]). The outcome is the main transaction's.
+pub fn commit(store: &dyn Store, compares: &[Compare], plan: &Plan) -> Result<TxnOutcome, ApiError> {
+    let Some((max_ops, max_bytes)) = store.txn_limits() else {
+        let all: Vec<Op> = plan.ops.iter().chain(&plan.collect).cloned().collect();
+        return store.txn(compares, &all).map_err(store_error);
     };
-    match outcome {
-        TxnOutcome::Committed { .. } => {
-            for chunk in chunks(&plan.collect, max_ops, max_bytes) {
-                if let Err(e) = store.txn(&[], chunk) {
-                    // Unreachable already; the next bulk change of the zone deletes what is left.
-                    tracing::warn!(error = %e, "deleting a replaced record generation failed; it will be retried");
-                    break;
-                }
+    let outcome = store.txn(compares, &plan.ops).map_err(store_error)?;
+    if let TxnOutcome::Committed { .. } = outcome {
+        for chunk in chunks(&plan.collect, max_ops, max_bytes) {
+            if let Err(e) = store.txn(&[], chunk) {
+                // Unreachable already; the next bulk change of the zone deletes what is left.
+                tracing::warn!(error = %e, "deleting a replaced record generation failed; it will be retried");
+                break;
             }
         }
-        TxnOutcome::Conflict { .. } => discard(store, &plan.staged, max_ops, max_bytes),
     }
     Ok(outcome)
 }
 
 /// Deletes staged keys again (best effort: they are unreachable either way).
-fn discard(store: &dyn Store, staged: &[Op], max_ops: usize, max_bytes: usize) {
+fn discard(store: &dyn Store, staged: &[Op]) {
+    let (max_ops, max_bytes) = limits(store);
     let deletes: Vec<Op> = staged
         .iter()
         .filter_map(|op| match op {

@@ -34,8 +34,19 @@ pub struct UsageDoc {
     pub lines: Vec<UsageLine>,
 }
 
-pub fn bucket_key(minute: u64, node: &str) -> String {
-    format!("{}{minute:012}/{}", keys::USAGE, keys::esc(node))
+/// A bucket of the layout before usage was keyed by owner, split into one bucket per owner.
+pub fn split_legacy(doc: &UsageDoc) -> Vec<Op> {
+    let mut by_owner: BTreeMap<&str, Vec<UsageLine>> = BTreeMap::new();
+    for line in &doc.lines {
+        by_owner.entry(line.owner.as_str()).or_default().push(line.clone());
+    }
+    by_owner
+        .into_iter()
+        .map(|(owner, lines)| {
+            let bucket = UsageDoc { minute: doc.minute, node: doc.node.clone(), lines };
+            Op::Put { key: keys::usage(owner, doc.minute, &doc.node), value: model::encode(&bucket) }
+        })
+        .collect()
 }
 
 /// Adds the meter's counts to this node's buckets; on failure the counts go back to the meter.
@@ -54,13 +65,13 @@ pub fn persist(plane: &ControlPlane, meter: &Meter, node: &str) -> anyhow::Resul
 }
 
 fn write_buckets(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &str) -> anyhow::Result<()> {
-    let mut by_minute: BTreeMap<u64, Vec<(&UsageKey, u64)>> = BTreeMap::new();
+    let mut by_bucket: BTreeMap<(&str, u64), Vec<(&UsageKey, u64)>> = BTreeMap::new();
     for (key, n) in counts {
-        by_minute.entry(key.minute).or_default().push((key, *n));
+        by_bucket.entry((&*key.owner, key.minute)).or_default().push((key, *n));
     }
     let mut ops = Vec::new();
-    for (minute, adds) in by_minute {
-        let key = bucket_key(minute, node);
+    for ((owner, minute), adds) in by_bucket {
+        let key = keys::usage(owner, minute, node);
         let mut doc: UsageDoc = match plane.store().get(&key)? {
             Some(entry) => model::decode(&entry.value).map_err(|e| anyhow::anyhow!("{key}: {e}"))?,
             None => UsageDoc { minute, node: node.to_string(), lines: Vec::new() },
@@ -114,13 +125,22 @@ pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<Valu
         return Err(ApiError::bad_request("bad_range", "`to` is before `from`"));
     }
     let (first, last) = (from / 60, to / 60);
-    let start = format!("{}{first:012}/", keys::USAGE);
-    let end = format!("{}{:012}/", keys::USAGE, last.saturating_add(1));
-    let entries = plane.store().range(&start, &end).map_err(|e| ApiError::internal(format!("store: {e}")))?;
+    // A tenant reads its own buckets (one range); the operator reads every owner's and keeps the minutes asked for.
+    let entries = match &owner {
+        Some(owner) => {
+            let start = keys::usage(owner, first, "");
+            let end = keys::usage(owner, last.saturating_add(1), "");
+            plane.store().range(&start, &end).map_err(super::store_error)?
+        }
+        None => plane.store().list(keys::USAGE).map_err(super::store_error)?.0,
+    };
     let mut totals: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
     let mut per_minute: BTreeMap<u64, u64> = BTreeMap::new();
     for entry in entries {
         let Ok(doc) = model::decode::<UsageDoc>(&entry.value) else { continue };
+        if !(first..=last).contains(&doc.minute) {
+            continue;
+        }
         for line in doc.lines.iter().filter(|l| owner.as_deref().is_none_or(|o| o == l.owner)) {
             let key = (line.owner.clone(), line.zone.clone(), line.consumer.clone(), line.vpc.clone());
             *totals.entry(key).or_default() += line.queries;
@@ -134,25 +154,6 @@ pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<Valu
     let minutes: Vec<Value> = per_minute.iter().map(|(m, n)| json!({ "minute": m * 60, "queries": n })).collect();
     let total: u64 = totals.values().sum();
     Ok(json!({ "from": from, "to": to, "total": total, "items": items, "minutes": minutes }))
-}
-
-/// The audit log of the caller's account (the operator sees all), oldest first, at most `limit` entries.
-pub fn audit(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64, limit: usize) -> Result<Value, ApiError> {
-    let account = match ctx.actor {
-        super::Actor::Operator => None,
-        super::Actor::Tenant(t) => Some(t.require_read()?.0.clone()),
-    };
-    let start = format!("{}{:016}", keys::AUDIT, from.saturating_mul(1000));
-    let end = format!("{}{:016}", keys::AUDIT, to.saturating_add(1).saturating_mul(1000));
-    let entries = plane.store().range(&start, &end).map_err(|e| ApiError::internal(format!("store: {e}")))?;
-    let items: Vec<Value> = entries
-        .iter()
-        .filter_map(|e| model::decode::<model::AuditDoc>(&e.value).ok())
-        .filter(|d| account.as_deref().is_none_or(|a| a == d.account))
-        .take(limit)
-        .map(|d| json!({ "time_ms": d.time_ms, "principal": d.principal, "action": d.action, "target": d.target, "remote": d.remote }))
-        .collect();
-    Ok(json!({ "entries": items }))
 }
 
 #[cfg(test)]
@@ -188,9 +189,7 @@ mod tests {
             ("a", 200, vec![line("1", 5)]),
         ] {
             let doc = UsageDoc { minute, node: node.into(), lines };
-            plane
-                .commit_internal(&[Op::Put { key: bucket_key(minute, node), value: model::encode(&doc) }])
-                .expect("commit");
+            plane.commit_internal(&split_legacy(&doc)).expect("commit");
         }
         let tenant =
             Actor::Tenant(auth::Tenant { account: Uid("1".into()), user: None, policies: vec![Policy::DnsFullAccess] });

@@ -119,7 +119,8 @@ pub fn handle_query(
     let answer = lookup::lookup(snap, class.vpc, query.qname, query.qtype, transport);
     if let Some(recurse) = answer.recurse {
         let route = snap.routes.get(recurse.route as usize).cloned();
-        if let Some(route) = route {
+        let account = snap.vpcs.get(class.vpc as usize).map(|v| v.account.clone());
+        if let (Some(route), Some(account)) = (route, account) {
             let mut target = [0u8; crate::name::MAX_NAME_LEN];
             let target = crate::name::lower_into(recurse.target.unwrap_or(query.qname), &mut target).to_vec();
             let job = RecurseJob {
@@ -129,6 +130,7 @@ pub fn handle_query(
                 limit: size_limit(&query, transport),
                 cookie,
                 vpc: class.vpc,
+                account,
                 route,
                 reason: recurse.reason,
                 target,

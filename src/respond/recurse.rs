@@ -18,6 +18,8 @@ pub struct RecurseJob {
     pub limit: usize,
     pub cookie: Option<CookieReply>,
     pub vpc: VpcIdx,
+    /// The account owning that VPC: resolutions are counted and cached per account.
+    pub account: std::sync::Arc<str>,
     pub route: crate::snapshot::Route,
     pub reason: lookup::RecurseReason,
     /// The lower-case wire name to resolve (the query name, or a private CNAME's target).

@@ -55,6 +55,7 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let limiter = Arc::new(rrl::Limiter::new(rrl));
+    let sources = Arc::new(rrl::SourceLimiter::new(rrl.slip));
     let keys = match CookieKeys::random() {
         Ok(k) => k,
         Err(e) => {
@@ -72,6 +73,7 @@ pub async fn run(
             observers: observers.clone(),
             cookies: cookies.clone(),
             limiter: limiter.clone(),
+            sources: sources.clone(),
             stop: stop.clone(),
         };
         match udp::spawn(udp, shared, index) {

@@ -1,4 +1,5 @@
-//! Response rate limiting for UDP (off by default): a token bucket per client network (/24 or /56).
+//! Rate limits for UDP: response rate limiting (off by default), a token bucket per client network (/24 or /56);
+//! and the per-source query limit (on by default), a token bucket per client address.
 //!
 //! Over the rate, responses are dropped, except every `slip`-th, which is sent truncated (TC, no records) so that a
 //! real client behind a spoofed flood still gets through over TCP. A client that returns a valid server cookie has
@@ -73,6 +74,74 @@ impl Limiter {
     }
 }
 
+/// The per-source query limit: each client address gets its VPC's rate of full answers a second (as a cloud's VPC
+/// resolver caps each network interface); past it every `slip`-th query gets a truncated reply (a real client
+/// retries over TCP, which is not limited here) and the others none. The buckets are spread over shards, so the
+/// UDP threads rarely wait on each other.
+pub struct SourceLimiter {
+    slip: u32,
+    shards: Box<[Mutex<HashMap<IpAddr, SourceBucket, RandomState>>]>,
+    hasher: RandomState,
+}
+
+struct SourceBucket {
+    tokens: f32,
+    last: Instant,
+    limited: u32,
+}
+
+const SOURCE_SHARDS: usize = 64;
+/// Buckets per shard at most; past this, full buckets are forgotten.
+const MAX_SOURCES_PER_SHARD: usize = 4096;
+
+impl SourceLimiter {
+    pub fn new(slip: u32) -> SourceLimiter {
+        let shards = (0..SOURCE_SHARDS).map(|_| Mutex::new(HashMap::default())).collect();
+        SourceLimiter { slip, shards, hasher: RandomState::new() }
+    }
+
+    /// The verdict for one query from `source` limited to `rate` a second (0: unlimited).
+    pub fn check(&self, source: IpAddr, rate: u32, now: Instant) -> Verdict {
+        if rate == 0 {
+            return Verdict::Send;
+        }
+        let source = crate::classify::normalize_ip(source);
+        let shard = self.hasher.hash_one(source) as usize % SOURCE_SHARDS;
+        let Some(shard) = self.shards.get(shard) else { return Verdict::Send };
+        let Ok(mut buckets) = shard.lock() else { return Verdict::Send };
+        let rate = rate as f32;
+        if buckets.len() >= MAX_SOURCES_PER_SHARD {
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f32() * rate < rate);
+        }
+        let bucket = buckets.entry(source).or_insert(SourceBucket { tokens: rate, last: now, limited: 0 });
+        bucket.tokens = (bucket.tokens + now.saturating_duration_since(bucket.last).as_secs_f32() * rate).min(rate);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return Verdict::Send;
+        }
+        bucket.limited = bucket.limited.wrapping_add(1);
+        match self.slip {
+            0 => Verdict::Drop,
+            slip if bucket.limited % slip == 0 => Verdict::Slip,
+            _ => Verdict::Drop,
+        }
+    }
+}
+
+/// A truncated reply to the query in `packet` (header and question, QR and TC set, no records), for a query that
+/// gets no answer of its own (a limited source's, before anything was resolved).
+pub fn truncated_reply(packet: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    if packet.len() < 12 {
+        return;
+    }
+    out.extend_from_slice(packet);
+    out[2] = (out[2] & 0x79) | 0x80; // QR set; opcode and RD kept; AA and TC cleared (TC is set below)
+    out[3] = 0; // RA, Z, AD, CD, rcode: NOERROR
+    truncate_in_place(out);
+}
+
 /// The /24 or /56 a client belongs to.
 pub fn network(ip: IpAddr) -> IpAddr {
     match crate::classify::normalize_ip(ip) {
@@ -122,6 +191,32 @@ mod tests {
         assert_eq!(limiter.check(other, false, t0), Verdict::Send, "another network has its own bucket");
         assert_eq!(limiter.check(a, true, t0), Verdict::Send, "a valid cookie is never limited");
         assert_eq!(limiter.check(a, false, t0 + Duration::from_secs(1)), Verdict::Send, "tokens come back");
+    }
+
+    #[test]
+    fn sources_are_limited_one_address_at_a_time() {
+        let limiter = SourceLimiter::new(2);
+        let t0 = Instant::now();
+        let a: IpAddr = "127.0.5.1".parse().unwrap();
+        let neighbour: IpAddr = "127.0.5.2".parse().unwrap();
+        let verdicts: Vec<Verdict> = (0..14).map(|_| limiter.check(a, 10, t0)).collect();
+        assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Send).count(), 10);
+        assert_eq!(&verdicts[10..], &[Verdict::Drop, Verdict::Slip, Verdict::Drop, Verdict::Slip]);
+        assert_eq!(limiter.check(neighbour, 10, t0), Verdict::Send, "the next address has its own bucket");
+        assert_eq!(limiter.check(a, 0, t0), Verdict::Send, "rate 0: unlimited");
+        assert_eq!(limiter.check(a, 10, t0 + Duration::from_millis(200)), Verdict::Send, "two tokens came back");
+    }
+
+    #[test]
+    fn a_truncated_reply_keeps_the_question() {
+        let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\x03www\x00\x00\x01\x00\x01extra";
+        let mut out = Vec::new();
+        truncated_reply(query, &mut out);
+        assert_eq!(&out[..2], b"\x12\x34");
+        assert_eq!(out[2] & 0x82, 0x82, "QR and TC");
+        assert_eq!(out[2] & 0x01, 0x01, "RD kept");
+        assert_eq!(&out[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&out[12..], b"\x03www\x00\x00\x01\x00\x01");
     }
 
     #[test]

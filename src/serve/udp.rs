@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::batch::Batcher;
 use super::bind::UdpListener;
-use super::rrl::{Limiter, Verdict};
+use super::rrl::{Limiter, SourceLimiter, Verdict};
 use super::Published;
 use crate::lookup::Transport;
 use crate::metering::LocalMeter;
@@ -31,6 +31,8 @@ pub struct Shared {
     pub observers: super::Observers,
     pub cookies: super::Cookies,
     pub limiter: Arc<Limiter>,
+    /// The per-source query limit (see `rrl::SourceLimiter`).
+    pub sources: Arc<SourceLimiter>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -106,6 +108,24 @@ fn answer_batch(
             Some(&keys),
             out,
         );
+        // The per-source limit comes first: a source past it costs no resolution and gets no full answer.
+        if let Handled::Answered(outcome) | Handled::Recurse(outcome, _) = &handled {
+            let entry = outcome.vpc.and_then(|v| snapshot.vpcs.get(v as usize));
+            let rate = entry.map_or(snapshot.query_limit, |v| v.query_limit);
+            match shared.sources.check(datagram.peer.ip(), rate, arrived) {
+                Verdict::Send => {}
+                Verdict::Slip => {
+                    count_limited(shared, true);
+                    super::rrl::truncated_reply(packet, out);
+                    batch.queue_reply(i, wildcard);
+                    continue;
+                }
+                Verdict::Drop => {
+                    count_limited(shared, false);
+                    continue;
+                }
+            }
+        }
         let outcome = match handled {
             Handled::Answered(outcome) => outcome,
             Handled::Dropped => {
@@ -169,5 +189,13 @@ fn answer_batch(
             }
         }
         batch.queue_reply(i, wildcard);
+    }
+}
+
+/// Counts a query past its source's limit.
+fn count_limited(shared: &Shared, slipped: bool) {
+    if let Some(metrics) = &shared.observers.metrics {
+        let counter = if slipped { &metrics.source_slipped } else { &metrics.source_dropped };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -213,7 +213,9 @@ impl Store for SqliteStore {
             }
             tx.execute("DELETE FROM changes WHERE revision <= ?1", [saturating_i64(revision)]).op("compact")?;
             meta_set(&tx, META_COMPACTED, revision)?;
-            tx.commit().op("commit a compaction")
+            tx.commit().op("commit a compaction")?;
+            // The pages the history held go back to the file system (auto_vacuum is incremental; see `configure`).
+            conn.execute_batch("PRAGMA incremental_vacuum").op("return free pages")
         })
     }
 
@@ -243,6 +245,14 @@ fn configure(conn: &Connection, path: Option<&Path>) -> Result<(), StoreError> {
         if !mode.eq_ignore_ascii_case("wal") {
             let source = io::Error::other(format!("SQLite kept journal_mode={mode} (WAL needs shared memory)"));
             return Err(StoreError::Io { op: "enable the WAL journal", path: path.to_path_buf(), source });
+        }
+    }
+    if path.is_some() {
+        // Pages freed by compaction are given back (`PRAGMA incremental_vacuum` after each one), so the file follows
+        // the live data instead of its high-water mark. A store made before this needs one VACUUM to switch.
+        let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).op("read auto_vacuum")?;
+        if mode != 2 {
+            conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM").op("switch to incremental auto_vacuum")?;
         }
     }
     // FULL, not NORMAL: in WAL mode NORMAL syncs only at checkpoints, so the last commits can be lost on power

@@ -40,7 +40,16 @@ impl StoreServer {
         );
         std::fs::write(dir.path().join("vpcdns.toml"), config).expect("config");
         for (name, content) in files {
-            std::fs::write(dir.path().join(name), content).expect("file");
+            // Owner-only, as the server expects of a secret (and as any file with credentials should be).
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(dir.path().join(name))
+                .expect("file");
+            std::io::Write::write_all(&mut file, content).expect("file");
         }
         let mut server = StoreServer { child: None, dir, dns: String::new(), admin: String::new(), starts: 0 };
         server.spawn();

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::super::auth::{mint_key, Actor};
 use super::super::error::ApiError;
-use super::super::model::{keys, AccountDoc, Control, LinkDoc, ScopeDoc, VpcDoc};
+use super::super::model::{keys, AccountDoc, Control, LinkDoc, VpcDoc};
 use super::super::{Ctx, Plan};
 use crate::state::{Uid, VpcId};
 
@@ -43,10 +43,14 @@ pub fn remove_account(control: &Control, ctx: &Ctx, uid: &str) -> Result<Plan, A
     }
     let zones: Vec<_> = control.state.zones.values().filter(|z| z.account == uid).map(|z| z.id.0.clone()).collect();
     let vpcs: Vec<_> = control.state.vpcs.values().filter(|v| v.account == uid).map(|v| v.id.0.clone()).collect();
-    if !zones.is_empty() || !vpcs.is_empty() {
+    let rules: Vec<_> = control.state.rules.values().filter(|r| r.account == uid).map(|r| r.id.clone()).collect();
+    if !zones.is_empty() || !vpcs.is_empty() || !rules.is_empty() {
         return Err(ApiError::conflict(
             "account_in_use",
-            format!("account {uid} still owns zones {zones:?} and vpcs {vpcs:?}: remove them first"),
+            format!(
+                "account {uid} still owns zones {zones:?}, vpcs {vpcs:?} and forwarding rules {rules:?}: remove them \
+                 first"
+            ),
         ));
     }
     let mut plan = Plan::default();
@@ -100,12 +104,7 @@ pub fn remove_vpc(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ApiErr
         return Err(ApiError::not_found(format!("no vpc {id}")));
     }
     let mut plan = Plan::default();
-    let mut unscoped = Vec::new();
-    for zone in control.state.zones.values().filter(|z| z.scope.contains(&vpc)) {
-        let vpcs: Vec<String> = zone.scope.iter().filter(|v| **v != vpc).map(|v| v.0.to_string()).collect();
-        plan.put(keys::scope(&zone.id.0), &ScopeDoc { vpcs });
-        unscoped.push(zone.id.0.clone());
-    }
+    let unscoped = super::remove_from_scopes(control, &mut plan, None, |v| *v == vpc);
     plan.delete(keys::vpc(id));
     plan.response = json!({ "vpc": id, "result": "removed", "removed_from_scopes": unscoped });
     plan.audit = Some(("vpc.remove".into(), id.to_string()));

@@ -2,17 +2,20 @@
 //!
 //! Account A asks to link root account B (named by email or username, never by uid, never a sub-user, same site, B
 //! owning at least one VPC). B's owner receives a 6-digit code (inbox, and e-mail where configured), valid 10 minutes,
-//! single use, dead after 5 wrong tries. The store keeps only HMAC-SHA256(secret, request id ‖ code) under a secret
-//! that is not in the store, compared in constant time. Requests are rate-limited per (A, B) and per A, computed
-//! from the stored requests so limits survive restarts.
+//! single use, dead after 5 wrong tries; after 10 wrong tries for one pair in a day the pair is locked (B blocks A)
+//! until B unblocks, and B is told. The code is random. The request keeps only HMAC-SHA256(secret, salt ‖ request ‖
+//! code) with a random salt per request, and the inbox keeps the code sealed (ChaCha20-Poly1305) under a key derived
+//! from the same secret, which is not in the store: a store dump or a backup gives nothing, and the secret alone
+//! derives no code. Requests are rate-limited per (A, B) and per A, computed from the stored requests so limits
+//! survive restarts; every refusal to link a name looks the same, so requests cannot enumerate accounts.
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::super::auth::{hex_encode, random_hex};
+use super::super::auth::{fill_random, hex_encode, random_hex};
 use super::super::error::ApiError;
-use super::super::model::{keys, BlockDoc, Control, InboxDoc, LinkDoc, LinkRequestDoc, ScopeDoc};
+use super::super::model::{keys, BlockDoc, Control, InboxDoc, LinkDoc, LinkRequestDoc};
 use super::super::{Ctx, Plan};
 use crate::state::{Account, Uid};
 
@@ -20,67 +23,109 @@ use crate::state::{Account, Uid};
 pub const CODE_TTL_SECS: u64 = 600;
 /// Wrong codes after which a request is dead.
 pub const MAX_TRIES: u32 = 5;
+/// Wrong codes for one (requester, target) pair in a day after which the pair is locked until the target unblocks.
+pub const DAILY_FAILED_LIMIT: u32 = 10;
 /// Requests one account may make for one target per window.
 pub const PER_PAIR_LIMIT: usize = 3;
 /// Requests one account may make per window, all targets together.
 pub const PER_ACCOUNT_LIMIT: usize = 10;
 /// The rate-limit window.
 pub const WINDOW_SECS: u64 = 3600;
+const DAY_SECS: u64 = 86_400;
 
-/// Why a link target is refused, each with the message the API gives.
+/// The one answer for every name that cannot be linked: absent, a sub-user, on another site, without a VPC, or
+/// blocking the requester all look alike, so link requests reveal nothing about other accounts.
+fn not_linkable(text: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "not_linkable",
+        format!(
+            "no account you can link has the email or username {text:?} (a link needs a root account of your site \
+             that owns a VPC and accepts your requests)"
+        ),
+    )
+}
+
+/// The account a link request names, or the one refusal that does not tell why.
 fn resolve_target<'c>(control: &'c Control, from: &Uid, text: &str) -> Result<&'c Account, ApiError> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::bad_request("uid_not_allowed", "name the account by email or username, not by uid"));
     }
-    if let Some(account) = control.account_by_name(text) {
-        let me = control.state.accounts.get(from).ok_or_else(|| ApiError::not_found("your account is gone"))?;
-        if account.uid == *from {
-            return Err(ApiError::bad_request("self_link", "an account cannot link itself"));
-        }
-        if account.site != me.site {
-            return Err(ApiError::bad_request(
-                "cross_site",
-                format!(
-                    "{} is on the {} site and you are on the {} site: links never cross sites",
-                    text, account.site, me.site
-                ),
-            ));
-        }
-        if !control.state.vpcs.values().any(|v| v.account == account.uid) {
-            return Err(ApiError::bad_request("no_vpc", format!("{text} has no VPC to associate")));
-        }
-        return Ok(account);
+    let me = control.state.accounts.get(from).ok_or_else(|| ApiError::not_found("your account is gone"))?;
+    let account = control.account_by_name(text).ok_or_else(|| not_linkable(text))?;
+    if account.uid == *from {
+        return Err(ApiError::bad_request("self_link", "an account cannot link itself"));
     }
-    if let Some((user, owner)) = text.split_once('@') {
-        let owner = control.state.accounts.values().find(|a| a.name == owner);
-        if owner.is_some_and(|o| control.state.users.contains_key(&(o.uid.clone(), user.to_string()))) {
-            return Err(ApiError::bad_request("sub_user", "only root accounts can be linked, not sub-users"));
-        }
+    let linkable = account.site == me.site
+        && control.state.vpcs.values().any(|v| v.account == account.uid)
+        && !control.blocks.contains(&(account.uid.clone(), from.clone()));
+    if !linkable {
+        return Err(not_linkable(text));
     }
-    Err(ApiError::not_found(format!("no root account has the email or username {text:?}")))
+    Ok(account)
 }
 
-fn code_hmac(secret: &[u8], request: &str, code: &str) -> Result<Vec<u8>, ApiError> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).map_err(|_| ApiError::internal("bad HMAC key"))?;
-    mac.update(request.as_bytes());
-    mac.update(b":");
-    mac.update(code.as_bytes());
-    Ok(mac.finalize().into_bytes().to_vec())
+fn mac_with(secret: &[u8]) -> Result<Hmac<Sha256>, ApiError> {
+    <Hmac<Sha256> as Mac>::new_from_slice(secret).map_err(|_| ApiError::internal("bad HMAC key"))
 }
 
-/// The code of a request: six digits derived from the server secret and the (random) request id. The code itself
-/// is therefore never stored — not in the request, not in the inbox, not in backups: the inbox shows a placeholder
-/// that is rendered for B's root at read time, and the request keeps only an HMAC for verification.
-fn derive_code(secret: &[u8], request: &str) -> Result<String, ApiError> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).map_err(|_| ApiError::internal("bad HMAC key"))?;
-    mac.update(b"link-code:");
-    mac.update(request.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    // 2^64 is so much larger than 10^6 that the modulo bias is below 10^-13.
-    Ok(format!("{:06}", u64::from_be_bytes(first) % 1_000_000))
+/// What the request keeps of its code: HMAC(secret, salt ‖ request ‖ code).
+fn code_mac(secret: &[u8], salt: &str, request: &str, code: &str) -> Result<Hmac<Sha256>, ApiError> {
+    let mut mac = mac_with(secret)?;
+    for part in [b"link-code:".as_slice(), salt.as_bytes(), b":", request.as_bytes(), b":", code.as_bytes()] {
+        mac.update(part);
+    }
+    Ok(mac)
+}
+
+/// Six random digits, uniform (rejection sampling over a u32).
+fn random_code() -> Result<String, ApiError> {
+    const LIMIT: u32 = 4_294_000_000; // the largest multiple of 10^6 below 2^32
+    loop {
+        let mut bytes = [0u8; 4];
+        fill_random(&mut bytes)?;
+        let n = u32::from_be_bytes(bytes);
+        if n < LIMIT {
+            return Ok(format!("{:06}", n % 1_000_000));
+        }
+    }
+}
+
+/// The key the inbox seals codes under: derived from the server secret, so the store alone cannot open them.
+fn seal_key(secret: &[u8]) -> Result<ring::aead::LessSafeKey, ApiError> {
+    let mut mac = mac_with(secret)?;
+    mac.update(b"inbox-seal-key");
+    let key = mac.finalize().into_bytes();
+    let unbound = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &key)
+        .map_err(|_| ApiError::internal("bad sealing key"))?;
+    Ok(ring::aead::LessSafeKey::new(unbound))
+}
+
+/// The code sealed for the inbox: hex(nonce ‖ ciphertext ‖ tag), bound to its request id.
+fn seal(secret: &[u8], request: &str, code: &str) -> Result<String, ApiError> {
+    let mut nonce = [0u8; 12];
+    fill_random(&mut nonce)?;
+    let mut sealed = code.as_bytes().to_vec();
+    seal_key(secret)?
+        .seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::from(request.as_bytes()),
+            &mut sealed,
+        )
+        .map_err(|_| ApiError::internal("sealing the code failed"))?;
+    Ok(hex_encode(&[nonce.as_slice(), &sealed].concat()))
+}
+
+/// The code a sealed inbox entry holds, when it opens under this secret.
+fn open(secret: &[u8], request: &str, sealed: &str) -> Option<String> {
+    let bytes = decode_hex(sealed);
+    let (nonce, ciphertext) = bytes.split_at_checked(12)?;
+    let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut ciphertext = ciphertext.to_vec();
+    let plain =
+        seal_key(secret).ok()?.open_in_place(nonce, ring::aead::Aad::from(request.as_bytes()), &mut ciphertext).ok()?;
+    String::from_utf8(plain.to_vec()).ok()
 }
 
 /// Where an inbox message shows its request's code.
@@ -90,9 +135,6 @@ const CODE_PLACEHOLDER: &str = "{code}";
 pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiError> {
     let from = ctx.actor.tenant()?.require_write()?.clone();
     let to = resolve_target(control, &from, target)?;
-    if control.blocks.contains(&(to.uid.clone(), from.clone())) {
-        return Err(ApiError::forbidden(format!("{target} does not accept link requests from your account")));
-    }
     if control.state.links.iter().any(|l| l.account == from && l.linked == to.uid) {
         return Err(ApiError::conflict("already_linked", format!("{target} is already linked")));
     }
@@ -112,12 +154,14 @@ pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiEr
         plan.put(keys::link_request(&old.id), &LinkRequestDoc { status: "dead".into(), ..old.clone() });
     }
     let id = random_hex(8)?;
-    let code = derive_code(ctx.secret, &id)?;
+    let salt = random_hex(16)?;
+    let code = random_code()?;
     let doc = LinkRequestDoc {
         id: id.clone(),
         account: from.0.clone(),
         target: to.uid.0.clone(),
-        code_hmac: hex_encode(&code_hmac(ctx.secret, &id, &code)?),
+        code_hmac: hex_encode(&code_mac(ctx.secret, &salt, &id, &code)?.finalize().into_bytes()),
+        salt,
         created: ctx.now,
         expires: ctx.now + ctx.code_ttl,
         failed_tries: 0,
@@ -143,6 +187,7 @@ pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiEr
         subject: subject.clone(),
         body: template,
         request: Some(id.clone()),
+        sealed: seal(ctx.secret, &id, &code)?,
     };
     plan.put(keys::inbox(&to.uid.0, &message_id), &message);
     plan.mail.push((to.uid.0.clone(), subject, body));
@@ -151,7 +196,8 @@ pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiEr
     Ok(plan)
 }
 
-/// Step 2: A submits the code. A wrong code counts a try; the fifth kills the request.
+/// Step 2: A submits the code. A wrong code counts a try; the fifth kills the request; the tenth of a pair in a
+/// day locks the pair (the target blocks the requester) until the target unblocks. The target is told of both.
 pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Result<Plan, ApiError> {
     let from = ctx.actor.tenant()?.require_write()?.clone();
     let request = control
@@ -162,7 +208,7 @@ pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Res
     if request.status != "pending" {
         return Err(ApiError::gone(format!("request {request_id} is {}: request a new code", request.status)));
     }
-    if request.expires <= ctx.now {
+    if request.expires <= ctx.now || request.salt.is_empty() {
         return Err(ApiError::gone("the code has expired: request a new one"));
     }
     let mut plan = Plan::default();
@@ -170,17 +216,8 @@ pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Res
     // Two concurrent tries must not both count from the same state: the request's revision guards the write.
     plan.expect(key.clone(), control.key_revision(&key));
     let expected = decode_hex(&request.code_hmac);
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(ctx.secret).map_err(|_| ApiError::internal("bad HMAC key"))?;
-    mac.update(request_id.as_bytes());
-    mac.update(b":");
-    mac.update(code.trim().as_bytes());
-    if mac.verify_slice(&expected).is_err() {
-        let tries = request.failed_tries + 1;
-        let status = if tries >= MAX_TRIES { "dead" } else { "pending" };
-        plan.put(key, &LinkRequestDoc { failed_tries: tries, status: status.into(), ..request.clone() });
-        plan.response = json!({ "verified": false, "tries_left": MAX_TRIES.saturating_sub(tries) });
-        plan.audit = Some(("link.verify_failed".into(), request.target.clone()));
-        return Ok(plan);
+    if code_mac(ctx.secret, &request.salt, request_id, code.trim())?.verify_slice(&expected).is_err() {
+        return wrong_code(control, ctx, request, plan);
     }
     let target = Uid(request.target.clone());
     crate::validate::check_new_link(&control.state, &from, &target).map_err(|p| ApiError::invalid_state(vec![p]))?;
@@ -197,9 +234,87 @@ pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Res
     Ok(plan)
 }
 
+/// A wrong code: counted on the request, which dies at the fifth; at the pair's tenth in a day the pair locks.
+fn wrong_code(control: &Control, ctx: &Ctx, request: &LinkRequestDoc, mut plan: Plan) -> Result<Plan, ApiError> {
+    let tries = request.failed_tries + 1;
+    let pair = |r: &&LinkRequestDoc| r.account == request.account && r.target == request.target;
+    let today: u32 = control
+        .link_requests
+        .values()
+        .filter(pair)
+        .filter(|r| r.created + DAY_SECS > ctx.now && r.id != request.id)
+        .map(|r| r.failed_tries)
+        .sum::<u32>()
+        + tries;
+    let locked = today >= DAILY_FAILED_LIMIT;
+    let status = if tries >= MAX_TRIES || locked { "dead" } else { "pending" };
+    plan.put(
+        keys::link_request(&request.id),
+        &LinkRequestDoc { failed_tries: tries, status: status.into(), ..request.clone() },
+    );
+    let requester =
+        control.state.accounts.get(&Uid(request.account.clone())).map_or(request.account.clone(), |a| a.name.clone());
+    if locked {
+        for other in control.link_requests.values().filter(pair).filter(|r| r.status == "pending" && r.id != request.id)
+        {
+            plan.put(keys::link_request(&other.id), &LinkRequestDoc { status: "dead".into(), ..other.clone() });
+        }
+        let reason = format!("locked after {DAILY_FAILED_LIMIT} wrong verification codes in a day");
+        let block = BlockDoc { account: request.target.clone(), blocked: request.account.clone(), at: ctx.now, reason };
+        plan.put(keys::block(&request.target, &request.account), &block);
+        let body = format!(
+            "{today} wrong verification codes were tried today for link requests from account {requester}. Its \
+             requests to your account are now blocked. If you expect a request from it, unblock it (`vpcdns admin \
+             links unblock {requester}`) and have it ask again.\n"
+        );
+        tell_target(&mut plan, request, ctx.now, "vpcdns: link requests locked after wrong codes", body)?;
+    } else if tries >= MAX_TRIES {
+        let body = format!(
+            "{MAX_TRIES} wrong verification codes were tried for link request {} from account {requester}; the \
+             request is dead and its code no longer works.\n",
+            request.id
+        );
+        tell_target(&mut plan, request, ctx.now, "vpcdns: a link request died after wrong codes", body)?;
+    }
+    let left = if locked { 0 } else { MAX_TRIES.saturating_sub(tries) };
+    plan.response = json!({ "verified": false, "tries_left": left, "locked": locked });
+    plan.audit = Some(("link.verify_failed".into(), request.target.clone()));
+    Ok(plan)
+}
+
+/// A message to the target of a link request (inbox and e-mail).
+fn tell_target(
+    plan: &mut Plan,
+    request: &LinkRequestDoc,
+    now: u64,
+    subject: &str,
+    body: String,
+) -> Result<(), ApiError> {
+    let id = random_hex(8)?;
+    let message = InboxDoc {
+        id: id.clone(),
+        account: request.target.clone(),
+        time: now,
+        from: "vpcdns".into(),
+        subject: subject.to_string(),
+        body: body.clone(),
+        request: None,
+        sealed: String::new(),
+    };
+    plan.put(keys::inbox(&request.target, &id), &message);
+    plan.mail.push((request.target.clone(), subject.to_string(), body));
+    Ok(())
+}
+
 /// A failed verification is committed (the try counts) but answered as an error.
 pub fn verify_outcome(response: &Value) -> Result<(), ApiError> {
     if response.get("verified") == Some(&Value::Bool(false)) {
+        if response.get("locked") == Some(&Value::Bool(true)) {
+            return Err(ApiError::gone(format!(
+                "wrong code: after {DAILY_FAILED_LIMIT} wrong codes in a day the target no longer accepts your \
+                 requests until its owner unblocks you"
+            )));
+        }
         let left = response.get("tries_left").and_then(Value::as_u64).unwrap_or(0);
         if left == 0 {
             return Err(ApiError::gone("wrong code: the request is dead after 5 wrong tries; request a new code"));
@@ -254,22 +369,21 @@ pub fn remove(control: &Control, ctx: &Ctx, other: &str, expected: Option<u64>) 
         plan.expect(keys::link(&owner.0, &linked.0), revision);
     }
     plan.delete(keys::link(&owner.0, &linked.0));
-    let mut removed = Vec::new();
-    for zone in control.state.zones.values().filter(|z| z.account == owner) {
-        let (gone, kept): (Vec<_>, Vec<_>) =
-            zone.scope.iter().partition(|v| control.state.vpcs.get(*v).is_some_and(|vpc| vpc.account == linked));
-        if !gone.is_empty() {
-            plan.put(keys::scope(&zone.id.0), &ScopeDoc { vpcs: kept.iter().map(|v| v.0.to_string()).collect() });
-            removed
-                .push(json!({ "zone": zone.id.0, "vpcs": gone.iter().map(|v| v.0.to_string()).collect::<Vec<_>>() }));
-        }
-    }
+    let removed = unlink_scopes(control, &mut plan, &owner, &linked);
     plan.response = json!({ "account": owner.0, "linked": linked.0, "removed_from_scopes": removed });
     plan.audit = Some(("link.remove".into(), format!("{} -> {}", owner.0, linked.0)));
     Ok(plan)
 }
 
-/// B blocks A: A's pending requests die, and A cannot request again until unblocked.
+/// What removing the link `owner` → `linked` does to scopes: every VPC of `linked` leaves every zone and rule scope
+/// of `owner` (in the same commit).
+fn unlink_scopes(control: &Control, plan: &mut Plan, owner: &Uid, linked: &Uid) -> Vec<Value> {
+    let of_linked = |v: &crate::state::VpcId| control.state.vpcs.get(v).is_some_and(|vpc| vpc.account == *linked);
+    super::remove_from_scopes(control, plan, Some(owner), of_linked)
+}
+
+/// B blocks A: A's pending requests die, A cannot request again until unblocked, and a link A → B ends (B's VPCs
+/// leave A's scopes): blocking withdraws the consent a link stands for.
 pub fn block(
     control: &Control,
     ctx: &Ctx,
@@ -284,22 +398,31 @@ pub fn block(
     if let Some(revision) = expected {
         plan.expect(key.clone(), revision);
     }
+    let mut removed = Vec::new();
     if blocked {
-        plan.put(key, &BlockDoc { account: me.0.clone(), blocked: other.0.clone(), at: ctx.now });
+        plan.put(
+            key,
+            &BlockDoc { account: me.0.clone(), blocked: other.0.clone(), at: ctx.now, reason: String::new() },
+        );
         for r in
             control.link_requests.values().filter(|r| r.account == other.0 && r.target == me.0 && r.status == "pending")
         {
             plan.put(keys::link_request(&r.id), &LinkRequestDoc { status: "dead".into(), ..r.clone() });
         }
+        if control.link_docs.contains_key(&(other.clone(), me.clone())) {
+            plan.delete(keys::link(&other.0, &me.0));
+            removed = unlink_scopes(control, &mut plan, &other, &me);
+        }
     } else {
         plan.delete(key);
     }
-    plan.response = json!({ "account": other.0, "blocked": blocked });
+    plan.response = json!({ "account": other.0, "blocked": blocked, "removed_from_scopes": removed });
     plan.audit = Some((if blocked { "link.block" } else { "link.unblock" }.into(), other.0));
     Ok(plan)
 }
 
-/// The root account's inbox (codes are sent here; each is rendered from the secret at read time).
+/// The root account's inbox. A link request's code shows only while the request is pending and unexpired;
+/// otherwise the message says why it no longer works.
 pub fn inbox(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
     let me = ctx.actor.tenant()?.require_root()?;
     let mut messages = Vec::new();
@@ -308,7 +431,23 @@ pub fn inbox(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
             continue;
         }
         let body = match &m.request {
-            Some(request) => m.body.replace(CODE_PLACEHOLDER, &derive_code(ctx.secret, request)?),
+            Some(request) => {
+                let live = control.link_requests.get(request).filter(|r| r.status == "pending" && r.expires > ctx.now);
+                let shown = match (live, open(ctx.secret, request, &m.sealed)) {
+                    (Some(_), Some(code)) => code,
+                    _ => {
+                        let why = control.link_requests.get(request).map_or("gone", |r| {
+                            if r.status == "pending" {
+                                "expired"
+                            } else {
+                                r.status.as_str()
+                            }
+                        });
+                        format!("(no longer valid: the request is {why})")
+                    }
+                };
+                m.body.replace(CODE_PLACEHOLDER, &shown)
+            }
             None => m.body.clone(),
         };
         messages.push(json!({ "id": m.id, "time": m.time, "from": m.from, "subject": m.subject, "body": body }));

@@ -10,11 +10,15 @@ pub mod links;
 pub mod rules;
 pub mod tenant;
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::model::{keys, Control, ZoneDoc};
-use crate::state::{Uid, Zone, ZoneId};
+use super::model::{keys, Control, RuleDoc, ScopeDoc, ZoneDoc};
+use super::Plan;
+use crate::state::{Uid, VpcId, Zone, ZoneId};
+use crate::validate::BindingKind;
 
 /// A zone of the caller's own account, or 404.
 pub fn own_zone<'c>(control: &'c Control, account: &Uid, id: &str) -> Result<(&'c Zone, &'c ZoneDoc), ApiError> {
@@ -88,4 +92,55 @@ pub fn zone_json(control: &Control, zone: &Zone) -> Value {
         "zone_revision": control.key_revision(&keys::zone(&zone.id.0)),
         "scope_revision": control.key_revision(&keys::scope(&zone.id.0)),
     })
+}
+
+/// Takes VPCs out of zone and rule scopes: for every zone and rule (of `owner`, or of every account), the VPCs that
+/// `gone` selects leave its scope, and the changed scope documents are written. Returns what left where, as the
+/// answer's `removed_from_scopes` says it: `{"zone": id, "vpcs": […]}` and `{"rule": id, "vpcs": […]}`.
+pub fn remove_from_scopes(
+    control: &Control,
+    plan: &mut Plan,
+    owner: Option<&Uid>,
+    gone: impl Fn(&VpcId) -> bool,
+) -> Vec<Value> {
+    let mine = |account: &Uid| owner.is_none_or(|o| o == account);
+    let mut detach: BTreeMap<(BindingKind, String), Vec<VpcId>> = BTreeMap::new();
+    for zone in control.state.zones.values().filter(|z| mine(&z.account)) {
+        let leaving: Vec<VpcId> = zone.scope.iter().filter(|v| gone(v)).cloned().collect();
+        if !leaving.is_empty() {
+            detach.insert((BindingKind::Zone, zone.id.0.clone()), leaving);
+        }
+    }
+    for rule in control.state.rules.values().filter(|r| mine(&r.account)) {
+        let leaving: Vec<VpcId> = rule.scope.iter().filter(|v| gone(v)).cloned().collect();
+        if !leaving.is_empty() {
+            detach.insert((BindingKind::Rule, rule.id.clone()), leaving);
+        }
+    }
+    detach.into_iter().filter_map(|((kind, id), vpcs)| detach_vpcs(control, plan, kind, &id, &vpcs)).collect()
+}
+
+/// Writes the scope of one zone or rule without `vpcs`; the answer's entry, or `None` when none of them was in it.
+pub fn detach_vpcs(control: &Control, plan: &mut Plan, kind: BindingKind, id: &str, vpcs: &[VpcId]) -> Option<Value> {
+    let (scope, key) = match kind {
+        BindingKind::Zone => (&control.state.zones.get(id)?.scope, keys::scope(id)),
+        BindingKind::Rule => (&control.state.rules.get(id)?.scope, keys::rule(id)),
+    };
+    let (gone, kept): (Vec<&VpcId>, Vec<&VpcId>) = scope.iter().partition(|v| vpcs.contains(v));
+    if gone.is_empty() {
+        return None;
+    }
+    let kept: Vec<String> = kept.iter().map(|v| v.as_str().to_string()).collect();
+    match kind {
+        BindingKind::Zone => plan.put(key, &ScopeDoc { vpcs: kept }),
+        BindingKind::Rule => {
+            let rule = control.state.rules.get(id)?;
+            plan.put(key, &RuleDoc { vpcs: kept, ..RuleDoc::from_rule(rule) });
+        }
+    }
+    let field = match kind {
+        BindingKind::Zone => "zone",
+        BindingKind::Rule => "rule",
+    };
+    Some(json!({ field: id, "vpcs": gone.iter().map(|v| v.as_str()).collect::<Vec<_>>() }))
 }

@@ -60,8 +60,11 @@ pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan
     for t in &input.targets {
         let addr = crate::config::parse_server_address(t)
             .ok_or_else(|| ApiError::bad_request("bad_targets", format!("{t:?} is not an address (ip or ip:port)")))?;
+        crate::validate::check_target(addr, &control.state.server.resolver.allow_targets)
+            .map_err(|why| ApiError::bad_request("bad_targets", why))?;
         targets.push(addr.to_string());
     }
+    super::tenant::check_selectable(control, &me, &input.scope)?;
     let doc = RuleDoc {
         id: id.clone(),
         account: me.0.clone(),

@@ -11,12 +11,15 @@ use serde_json::{json, Value};
 
 use super::super::auth::{mint_key, random_hex};
 use super::super::error::ApiError;
-use super::super::model::{encode, keys, policy_name, record_id_in, Control, RecordDoc, ScopeDoc, UserDoc, ZoneDoc};
+use super::super::model::{
+    encode, keys, policy_name, record_id_in, Control, InboxDoc, RecordDoc, ScopeDoc, UserDoc, ZoneDoc,
+};
 use super::super::{Ctx, Plan};
 use super::{collect_generations, if_match, new_generation, own_zone, zone_json};
 use crate::name::Name;
 use crate::rdata::Record;
 use crate::state::{Uid, VpcId};
+use crate::validate::BindingKind;
 use crate::zonefile;
 
 // ---- users and keys --------------------------------------------------------------------------------------------
@@ -161,20 +164,116 @@ pub fn list_vpcs(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
 /// Every zone of another account that answers in the caller's VPCs (so B sees what A put there).
 pub fn foreign_zones(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
     let me = ctx.actor.tenant()?.require_read()?;
-    let mine: Vec<&VpcId> = control.state.vpcs.values().filter(|v| &v.account == me).map(|v| &v.id).collect();
     let zones: Vec<Value> = control
         .state
         .zones
         .values()
         .filter(|z| &z.account != me)
         .filter_map(|z| {
-            let vpcs: Vec<&str> = z.scope.iter().filter(|v| mine.contains(v)).map(|v| v.as_str()).collect();
+            let vpcs = my_vpcs_in(control, me, &z.scope);
             (!vpcs.is_empty()).then(|| {
                 json!({ "zone": z.name.to_string(), "id": z.id.0, "owner": super::account_json(control, &z.account), "in_vpcs": vpcs })
             })
         })
         .collect();
     Ok(json!({ "zones": zones }))
+}
+
+/// Every forwarding rule of another account that applies in the caller's VPCs: where their queries for the domain
+/// go instead of the upstreams.
+pub fn foreign_rules(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+    let me = ctx.actor.tenant()?.require_read()?;
+    let rules: Vec<Value> = control
+        .state
+        .rules
+        .values()
+        .filter(|r| &r.account != me)
+        .filter_map(|r| {
+            let vpcs = my_vpcs_in(control, me, &r.scope);
+            (!vpcs.is_empty()).then(|| {
+                json!({ "rule": r.id, "domain": r.domain.to_string(), "targets": r.targets.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "owner": super::account_json(control, &r.account), "in_vpcs": vpcs })
+            })
+        })
+        .collect();
+    Ok(json!({ "rules": rules }))
+}
+
+/// The caller's own VPCs among `scope`.
+fn my_vpcs_in<'c>(control: &Control, me: &Uid, scope: &'c [VpcId]) -> Vec<&'c str> {
+    scope
+        .iter()
+        .filter(|v| control.state.vpcs.get(*v).is_some_and(|vpc| &vpc.account == me))
+        .map(|v| v.as_str())
+        .collect()
+}
+
+/// The VPC owner takes its VPCs (all of them, or those named) out of another account's zone or rule, without
+/// removing the link. A zone or rule that answers in none of the caller's VPCs is not found.
+pub fn detach_foreign(
+    control: &Control,
+    ctx: &Ctx,
+    kind: BindingKind,
+    id: &str,
+    vpcs: &[String],
+) -> Result<Plan, ApiError> {
+    let me = ctx.actor.tenant()?.require_write()?.clone();
+    let not_found =
+        || ApiError::not_found(format!("no {} {id:?} of another account answers in your VPCs", kind.noun()));
+    let (owner, name, scope) = match kind {
+        BindingKind::Zone => {
+            let z = control.state.zones.get(id).ok_or_else(not_found)?;
+            (&z.account, z.name.to_string(), &z.scope)
+        }
+        BindingKind::Rule => {
+            let r = control.state.rules.get(id).ok_or_else(not_found)?;
+            (&r.account, r.domain.to_string(), &r.scope)
+        }
+    };
+    let mine = my_vpcs_in(control, &me, scope);
+    if *owner == me || mine.is_empty() {
+        return Err(not_found());
+    }
+    let chosen: Vec<VpcId> = if vpcs.is_empty() {
+        mine.iter().map(|v| VpcId::new(v)).collect()
+    } else {
+        for v in vpcs {
+            if !mine.contains(&v.as_str()) {
+                return Err(ApiError::bad_request(
+                    "vpc_not_in_scope",
+                    format!("vpc {v:?} is not one of your VPCs in the scope of {id}"),
+                ));
+            }
+        }
+        vpcs.iter().map(|v| VpcId::new(v)).collect()
+    };
+    let mut plan = Plan::default();
+    let detached = super::detach_vpcs(control, &mut plan, kind, id, &chosen).ok_or_else(not_found)?;
+    let me_name = control.state.accounts.get(&me).map_or(me.0.clone(), |a| a.name.clone());
+    let listed: Vec<&str> = chosen.iter().map(VpcId::as_str).collect();
+    let subject = format!("vpcdns: {me_name} detached {} from your {} {name}", listed.join(", "), kind.noun());
+    let body = format!(
+        "Account {me_name} took its VPC(s) {} out of the scope of your {} {name} ({id}). It keeps answering in the \
+         rest of its scope; the link between your accounts is unchanged.\n",
+        listed.join(", "),
+        kind.noun()
+    );
+    let message_id = random_hex(8)?;
+    let message = InboxDoc {
+        id: message_id.clone(),
+        account: owner.0.clone(),
+        time: ctx.now,
+        from: me_name,
+        subject: subject.clone(),
+        body: body.clone(),
+        request: None,
+        sealed: String::new(),
+    };
+    plan.put(keys::inbox(&owner.0, &message_id), &message);
+    plan.mail.push((owner.0.clone(), subject, body));
+    plan.response = json!({ "detached": detached });
+    plan.audit = Some(("foreign.detach".into(), id.to_string()));
+    Ok(plan)
 }
 
 // ---- zones and scopes -------------------------------------------------------------------------------------------
@@ -269,6 +368,7 @@ pub fn create_zone(control: &Control, ctx: &Ctx, input: NewZone) -> Result<Plan,
             return Err(ApiError::bad_request("bad_fallback", format!("fallback {other:?}: use nxdomain or recurse")))
         }
     };
+    check_selectable(control, &me, &input.scope)?;
     let mut plan = Plan::default();
     plan.expect(key.clone(), 0);
     let doc =
@@ -299,6 +399,23 @@ pub fn delete_zone(control: &Control, ctx: &Ctx, id: &str, expected: Option<u64>
     Ok(plan)
 }
 
+/// Every VPC named may go into a scope of `me`: its own, or of an account it has linked. An unknown VPC and another
+/// account's unlinked VPC get the same answer, which names no owner: nothing leaks.
+pub fn check_selectable(control: &Control, me: &Uid, vpcs: &[String]) -> Result<(), ApiError> {
+    for v in vpcs {
+        match control.state.vpcs.get(v.as_str()) {
+            Some(vpc) if control.state.may_use_vpcs_of(me, &vpc.account) => {}
+            _ => {
+                return Err(ApiError::bad_request(
+                    "vpc_not_selectable",
+                    format!("vpc {v:?} is neither yours nor of an account you have linked"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How a scope request changes the scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScopeChange {
@@ -319,18 +436,7 @@ pub fn change_scope(
 ) -> Result<Plan, ApiError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (zone, _) = own_zone(control, &me, id)?;
-    for v in &vpcs {
-        match control.state.vpcs.get(&VpcId::new(v)) {
-            Some(vpc) if control.state.may_use_vpcs_of(&me, &vpc.account) => {}
-            // An unknown VPC and another account's unlinked VPC get the same answer: nothing leaks.
-            _ => {
-                return Err(ApiError::bad_request(
-                    "vpc_not_selectable",
-                    format!("vpc {v:?} is neither yours nor of an account you have linked"),
-                ))
-            }
-        }
-    }
+    check_selectable(control, &me, &vpcs)?;
     let mut scope: Vec<String> = match how {
         ScopeChange::Set => Vec::new(),
         _ => zone.scope.iter().map(|v| v.0.to_string()).collect(),
@@ -439,12 +545,9 @@ pub fn import_zone(
 ) -> Result<Plan, ApiError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (zone, doc) = own_zone(control, &me, id)?;
-    if text.lines().any(|l| l.trim_start().to_ascii_uppercase().starts_with("$INCLUDE")) {
-        return Err(ApiError::bad_request("include_refused", "$INCLUDE is not allowed in imported zone text"));
-    }
-    let records =
-        zonefile::parse_zone_str(text, Path::new("import"), &zone.name, Path::new("/nonexistent-include-root"))
-            .map_err(|e| ApiError::bad_request("bad_zone_file", e.to_string()))?;
+    // The parser itself refuses $INCLUDE wherever it finds the directive (inside parentheses too).
+    let records = zonefile::parse_untrusted_zone(text, Path::new("import"), &zone.name)
+        .map_err(|e| ApiError::bad_request("bad_zone_file", e.to_string()))?;
     // The records go in as a new generation, which the zone document then switches to (see `control::stage`):
     // atomic however many records, and within etcd's limits per transaction.
     let generation = new_generation()?;

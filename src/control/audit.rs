@@ -1,0 +1,196 @@
+//! The audit log: who changed what, kept per account.
+//!
+//! An entry is written into the audit of every account a change touches — the caller's own, and the owner of
+//! every zone, scope, rule, VPC, link end or key the change writes — so a VPC owner sees what a linked account did
+//! to its VPCs and a zone owner sees its VPCs leave when a link goes. Refused attempts on an account's resources
+//! are written there too. Keys lead with the account (`audit/<account>/<ms>-<event>`), so a tenant's read scans its
+//! own entries only; the operator's read scans them all and shows each event once.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use super::model::{self, keys, AuditDoc, Control};
+use super::{Actor, ApiError, ControlPlane, Ctx};
+use crate::state::Uid;
+use crate::store::{Compare, Op, Store, TxnOutcome};
+
+/// The account part of an audit key for entries that concern no account (operator housekeeping).
+pub const NO_ACCOUNT: &str = "-";
+
+/// What is written for one audited event: the same entry under each account it concerns.
+pub struct Event<'a> {
+    pub actor: &'a Actor,
+    pub remote: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    /// For a refused attempt: its status and message.
+    pub refused: Option<(u16, &'a str)>,
+}
+
+impl Event<'_> {
+    /// The store writes that record the event under every account of `accounts` (and, when that is empty, under
+    /// [`NO_ACCOUNT`]).
+    pub fn ops(&self, accounts: &BTreeSet<Uid>, time_ms: u64) -> Result<Vec<Op>, ApiError> {
+        let event = super::auth::random_hex(6)?;
+        let actor_account = match self.actor {
+            Actor::Tenant(t) => t.account.0.clone(),
+            Actor::Operator => String::new(),
+        };
+        let mut under: Vec<&str> = accounts.iter().map(|a| a.0.as_str()).collect();
+        if under.is_empty() {
+            under.push(NO_ACCOUNT);
+        }
+        Ok(under
+            .into_iter()
+            .map(|account| {
+                let doc = AuditDoc {
+                    time_ms,
+                    account: account.to_string(),
+                    principal: self.actor.to_string(),
+                    action: self.action.to_string(),
+                    target: self.target.to_string(),
+                    remote: self.remote.to_string(),
+                    event: event.clone(),
+                    actor_account: actor_account.clone(),
+                    status: self.refused.map(|(status, _)| status),
+                    message: self.refused.map(|(_, message)| message.to_string()).unwrap_or_default(),
+                };
+                Op::Put { key: keys::audit(account, time_ms, &event), value: model::encode(&doc) }
+            })
+            .collect())
+    }
+}
+
+/// Every account whose resources the writes touch: the owners of the zones, scopes, records, rules, VPCs, users
+/// and keys written, both ends of a link, and the blocking account of a block. Owners are looked up before and
+/// after the change, so a removal is attributed too.
+pub fn affected_accounts(ops: &[Op], before: &Control, after: &Control) -> BTreeSet<Uid> {
+    let mut accounts = BTreeSet::new();
+    let zone_owner = |id: &str| {
+        [before, after].iter().find_map(|c| c.state.zones.get(id).map(|z| z.account.clone())).or_else(|| {
+            // A zone id is `<owner uid>/<name>`.
+            id.split_once('/').map(|(uid, _)| Uid(uid.to_string()))
+        })
+    };
+    for op in ops {
+        let key = match op {
+            Op::Put { key, .. } | Op::Delete { key } => key.as_str(),
+            Op::DeletePrefix { prefix } => prefix.as_str(),
+        };
+        let mut parts = key.split('/');
+        let kind = parts.next().unwrap_or_default();
+        let first = parts.next().map(keys::unesc).unwrap_or_default();
+        let second = parts.next().map(keys::unesc).unwrap_or_default();
+        let owner: Vec<Option<Uid>> = match kind {
+            "zone" | "scope" | "record" => vec![zone_owner(&first)],
+            "rule" => {
+                vec![[before, after].iter().find_map(|c| c.state.rules.get(first.as_ref()).map(|r| r.account.clone()))]
+            }
+            "vpc" => {
+                vec![[before, after].iter().find_map(|c| c.state.vpcs.get(first.as_ref()).map(|v| v.account.clone()))]
+            }
+            "key" => {
+                vec![[before, after].iter().find_map(|c| c.keys.get(first.as_ref()).map(|k| Uid(k.account.clone())))]
+            }
+            "account" | "user" | "block" => vec![Some(Uid(first.to_string()))],
+            "link" => vec![Some(Uid(first.to_string())), Some(Uid(second.to_string()))],
+            _ => Vec::new(),
+        };
+        accounts.extend(owner.into_iter().flatten().filter(|uid| !uid.0.is_empty()));
+    }
+    accounts
+}
+
+/// Records a refused attempt (403, 404, 409, 422 on a change) in the audit of the caller's account and of the
+/// account whose resource it named. Best effort: a store failure is logged, never the caller's error.
+pub fn record_refusal(plane: &ControlPlane, event: &Event, owners: BTreeSet<Uid>) {
+    let control = plane.current();
+    let mut accounts: BTreeSet<Uid> =
+        owners.into_iter().filter(|uid| control.state.accounts.contains_key(uid)).collect();
+    if let Actor::Tenant(t) = event.actor {
+        accounts.insert(t.account.clone());
+    }
+    let ops = match event.ops(&accounts, super::unix_millis()) {
+        Ok(ops) => ops,
+        Err(e) => return tracing::warn!(error = %e, "a refused attempt was not audited"),
+    };
+    if let Err(e) = plane.commit_internal(&ops) {
+        tracing::warn!(error = format!("{e:#}"), "a refused attempt was not audited");
+    }
+}
+
+/// The audit log between two Unix times, oldest first, at most `limit` entries: the caller's account's (a tenant),
+/// or every account's with each event once (the operator).
+pub fn read(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64, limit: usize) -> Result<Value, ApiError> {
+    let (from_ms, to_ms) = (from.saturating_mul(1000), to.saturating_add(1).saturating_mul(1000));
+    let docs: Vec<AuditDoc> = match ctx.actor {
+        Actor::Tenant(t) => {
+            let me = t.require_read()?;
+            let start = format!("{}{}/{from_ms:016}", keys::AUDIT, keys::esc(&me.0));
+            let end = format!("{}{}/{to_ms:016}", keys::AUDIT, keys::esc(&me.0));
+            let entries = plane.store().range(&start, &end).map_err(super::store_error)?;
+            entries.iter().filter_map(|e| model::decode::<AuditDoc>(&e.value).ok()).take(limit).collect()
+        }
+        Actor::Operator => {
+            let (entries, _) = plane.store().list(keys::AUDIT).map_err(super::store_error)?;
+            let mut docs: Vec<AuditDoc> = entries
+                .iter()
+                .filter_map(|e| model::decode::<AuditDoc>(&e.value).ok())
+                .filter(|d| (from_ms..to_ms).contains(&d.time_ms))
+                .collect();
+            docs.sort_by(|a, b| a.time_ms.cmp(&b.time_ms).then_with(|| a.event.cmp(&b.event)));
+            docs.dedup_by(|a, b| !a.event.is_empty() && a.event == b.event);
+            docs.truncate(limit);
+            docs
+        }
+    };
+    let items: Vec<Value> = docs
+        .iter()
+        .map(|d| {
+            let mut entry = json!({ "time_ms": d.time_ms, "principal": d.principal, "action": d.action,
+                                    "target": d.target, "remote": d.remote });
+            if let Some(status) = d.status {
+                entry["refused"] = json!({ "status": status, "message": d.message });
+            }
+            if matches!(ctx.actor, Actor::Operator) && d.account != NO_ACCOUNT {
+                entry["account"] = json!(d.account);
+            }
+            entry
+        })
+        .collect();
+    Ok(json!({ "entries": items }))
+}
+
+/// Moves audit entries and usage buckets written by earlier versions (`audit/<ms>-<id>`, `usage/<minute>/<node>`,
+/// not keyed by account) to the per-account layout, a few at a time, each move guarded so that nodes migrating at
+/// once never duplicate an entry. Returns how many documents moved.
+pub fn migrate_legacy(store: &dyn Store) -> anyhow::Result<usize> {
+    let mut moved = 0;
+    let (audit, _) = store.list(keys::AUDIT)?;
+    let (usage, _) = store.list(keys::USAGE)?;
+    let mut batch: Vec<(crate::store::Entry, Vec<Op>)> = Vec::new();
+    for entry in audit.into_iter().filter(|e| e.key[keys::AUDIT.len()..].split('/').count() == 1) {
+        let Ok(mut doc) = model::decode::<AuditDoc>(&entry.value) else { continue };
+        let account = if doc.account.is_empty() { NO_ACCOUNT.to_string() } else { doc.account.clone() };
+        let event = entry.key.rsplit('-').next().unwrap_or("legacy").to_string();
+        doc.account.clone_from(&account);
+        doc.event.clone_from(&event);
+        let put = Op::Put { key: keys::audit(&account, doc.time_ms, &event), value: model::encode(&doc) };
+        batch.push((entry, vec![put]));
+    }
+    for entry in usage.into_iter().filter(|e| e.key[keys::USAGE.len()..].split('/').count() == 2) {
+        let Ok(doc) = model::decode::<super::usage::UsageDoc>(&entry.value) else { continue };
+        batch.push((entry, super::usage::split_legacy(&doc)));
+    }
+    for chunk in batch.chunks(32) {
+        let compares: Vec<Compare> =
+            chunk.iter().map(|(e, _)| Compare { key: e.key.clone(), mod_revision: e.mod_revision }).collect();
+        let mut ops: Vec<Op> = chunk.iter().flat_map(|(_, puts)| puts.iter().cloned()).collect();
+        ops.extend(chunk.iter().map(|(e, _)| Op::Delete { key: e.key.clone() }));
+        if let TxnOutcome::Committed { .. } = store.txn(&compares, &ops)? {
+            moved += chunk.len();
+        }
+    }
+    Ok(moved)
+}
