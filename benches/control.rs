@@ -133,5 +133,117 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// A plane on a fresh store with accounts 1 and 2 (a VPC each), 100 small zones of account 1 and `rules` forwarding
+/// rules of account 2.
+fn small_plane(dir: &std::path::Path, rules: usize) -> ControlPlane {
+    let store = SqliteStore::open(&dir.join(format!("small-{rules}.db"))).expect("store");
+    let mut ops = Vec::new();
+    for (uid, cidr) in [("1", "127.0.10.0/24"), ("2", "127.0.20.0/24")] {
+        let account = AccountDoc {
+            uid: uid.into(),
+            name: format!("a{uid}"),
+            email: format!("root@a{uid}.example"),
+            site: "intl".into(),
+        };
+        ops.push(put(keys::account(uid), &account));
+        let vpc = VpcDoc {
+            id: format!("v{uid}"),
+            account: uid.into(),
+            region: String::new(),
+            cidrs: vec![cidr.into()],
+            listeners: vec![],
+            query_limit: None,
+        };
+        ops.push(put(keys::vpc(&format!("v{uid}")), &vpc));
+    }
+    for z in 0..100 {
+        let id = format!("1/z{z}.internal.");
+        let zone = ZoneDoc {
+            id: id.clone(),
+            name: format!("z{z}.internal."),
+            account: "1".into(),
+            generation: String::new(),
+            fallback: String::new(),
+        };
+        ops.push(put(keys::zone(&id), &zone));
+        ops.push(put(keys::scope(&id), &ScopeDoc { vpcs: vec!["v1".into()] }));
+    }
+    for r in 0..rules {
+        let rule = vpcdns::control::model::RuleDoc {
+            id: format!("2-r{r}"),
+            account: "2".into(),
+            domain: format!("d{r}.example."),
+            targets: vec!["10.0.0.53:53".into()],
+            vpcs: vec!["v2".into()],
+        };
+        ops.push(put(keys::rule(&format!("2-r{r}")), &rule));
+    }
+    store.txn(&[], &ops).expect("seed");
+    let server = ServerSettings {
+        listen: vec!["127.0.0.1:53".parse().expect("addr")],
+        nameserver: Name::from_text("ns.bench.", None).expect("name"),
+        limits: vpcdns::state::Limits { max_rules_per_account: 10_000, ..Default::default() },
+        rrl: Default::default(),
+        metrics: None,
+        query_log: None,
+        resolver: Default::default(),
+    };
+    ControlPlane::open(Arc::new(store), server, vec![7u8; 32]).expect("plane")
+}
+
+/// The mean time of `n` record adds of account 1 (names `w<first>`…).
+fn mean_write(plane: &ControlPlane, first: usize, n: usize) -> Duration {
+    let actor =
+        Actor::Tenant(auth::Tenant { account: Uid("1".into()), user: None, policies: vec![Policy::DnsFullAccess] });
+    let started = Instant::now();
+    for i in first..first + n {
+        let input = RecordInput { name: format!("w{i}"), rtype: "A".into(), ttl: None, data: "10.9.9.9".into() };
+        plane
+            .execute(&actor, "bench", move |c, ctx| tenant::add_record(c, ctx, "1/z0.internal.", input.clone(), None))
+            .expect("add");
+    }
+    started.elapsed() / n as u32
+}
+
+/// Issue 13: what another tenant's state costs a tenant's writes — 1,500 rules of account 2 beside account 1's
+/// record adds — and how long a small write waits while another tenant imports 30,000 records.
+fn tenants_apart(_: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let without = mean_write(&small_plane(dir.path(), 0), 0, 200);
+    let with = mean_write(&small_plane(dir.path(), 1500), 0, 200);
+    println!(
+        "record add, mean of 200: {without:?} alone, {with:?} beside 1,500 rules of another account ({:.2}x)",
+        with.as_secs_f64() / without.as_secs_f64()
+    );
+    let plane = small_plane(dir.path(), 0);
+    let importer =
+        Actor::Tenant(auth::Tenant { account: Uid("1".into()), user: None, policies: vec![Policy::DnsFullAccess] });
+    let text: String =
+        (0..30_000).map(|i| format!("h{i} 300 IN A 10.{}.{}.{}\n", i / 65536, i / 256 % 256, i % 256)).collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (imported, slowest, writes) = std::thread::scope(|scope| {
+        let import = scope.spawn(|| {
+            let started = Instant::now();
+            plane
+                .execute(&importer, "bench", |c, ctx| tenant::import_zone(c, ctx, "1/z1.internal.", &text, None))
+                .expect("import");
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            started.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(5));
+        let (mut slowest, mut writes) = (Duration::ZERO, 0);
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            let started = Instant::now();
+            mean_write(&plane, writes, 1);
+            slowest = slowest.max(started.elapsed());
+            writes += 1;
+        }
+        (import.join().expect("import"), slowest, writes)
+    });
+    println!(
+        "a 30,000-record import took {imported:?}; {writes} small writes went in meanwhile, the slowest in {slowest:?}"
+    );
+}
+
+criterion_group!(benches, bench, tenants_apart);
 criterion_main!(benches);

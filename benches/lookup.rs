@@ -118,7 +118,7 @@ fn state(shape: Shape) -> State {
         vpcs,
         links: BTreeSet::new(),
         zones: state_zones,
-        rules: BTreeMap::new(),
+        rules: Default::default(),
     }
 }
 

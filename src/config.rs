@@ -683,7 +683,7 @@ impl Builder<'_> {
                 zones.insert(zone.id.clone(), zone);
             }
         }
-        Ok(State { revision: self.revision, server, accounts, users, vpcs, links, zones, rules })
+        Ok(State { revision: self.revision, server, accounts, users, vpcs, links, zones, rules: rules.into() })
     }
 
     fn resolver(&mut self, raw: RawResolver) -> crate::state::ResolverSettings {

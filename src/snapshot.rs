@@ -29,14 +29,15 @@ pub struct Snapshot {
     /// How long the change behind this snapshot took, from its start (a reload, an API call) to this snapshot
     /// being ready to swap in; set by whoever publishes it.
     pub change_seconds: f64,
-    pub classifier: Classifier,
-    pub vpcs: Vec<VpcEntry>,
+    /// Shared with the next snapshot when a change leaves VPCs and listeners alone.
+    pub classifier: Arc<Classifier>,
+    pub vpcs: Arc<[VpcEntry]>,
     /// `views[v]` is what VPC `v` sees; VPCs that see the same zones share one view.
     pub views: Vec<Arc<View>>,
     pub zones: Vec<Arc<ZoneTable>>,
     /// Where names outside private zones go: `routes[upstream]` is `[resolver] upstreams` (when set), the others
     /// are forwarding rules.
-    pub routes: Vec<Route>,
+    pub routes: Arc<[Route]>,
     pub upstream: Option<RouteIdx>,
     /// Full UDP answers per second per source address in no VPC (0: unlimited).
     pub query_limit: u32,
@@ -63,12 +64,14 @@ impl Route {
 /// A forwarding rule as one view sees it: the lower-case wire domain and its label count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ViewRule {
-    pub domain: Box<[u8]>,
+    /// Shared by every view that sees the rule (and kept by the compiler from one snapshot to the next).
+    pub domain: Arc<[u8]>,
     pub labels: u8,
     pub route: RouteIdx,
 }
 
 /// The identity of a VPC, for answers' metering and `explain`.
+#[derive(Clone)]
 pub struct VpcEntry {
     /// Shared with the state (metering counts a query under it without allocating).
     pub id: VpcId,

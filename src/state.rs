@@ -133,6 +133,16 @@ pub struct DirtyZone {
     pub owners: BTreeSet<Name>,
 }
 
+/// What a change did to the served state, for incremental validation and compilation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The zones whose content (records, fallback, record generation) changed, or that came or went.
+    pub zones: BTreeMap<ZoneId, DirtyZone>,
+    /// Anything else changed too: accounts, users, VPCs, links, scopes, forwarding rules, or which zones exist.
+    /// Without it, every rule that spans items holds as it did, and what routes and classifies is unchanged.
+    pub structure: bool,
+}
+
 /// A private zone and its effective scope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Zone {
@@ -319,8 +329,9 @@ pub struct State {
     pub vpcs: BTreeMap<VpcId, Vpc>,
     pub links: BTreeSet<Link>,
     pub zones: BTreeMap<ZoneId, Zone>,
-    /// Forwarding rules by id.
-    pub rules: BTreeMap<String, ForwardRule>,
+    /// Forwarding rules by id. Persistent, like the zones' records: a copy of the state for a trial change shares
+    /// them, so a write costs the same however many rules other tenants hold.
+    pub rules: imbl::OrdMap<String, ForwardRule>,
 }
 
 impl State {
@@ -336,8 +347,11 @@ impl State {
         for zone in self.zones.values_mut() {
             share_scope_ids(&self.vpcs, &mut zone.scope);
         }
-        for rule in self.rules.values_mut() {
-            share_scope_ids(&self.vpcs, &mut rule.scope);
+        let ids: Vec<String> = self.rules.keys().cloned().collect();
+        for id in ids {
+            if let Some(rule) = self.rules.get_mut(&id) {
+                share_scope_ids(&self.vpcs, &mut rule.scope);
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 
 use crate::name::Name;
 use crate::rdata::{type_name, RData, Record};
-use crate::state::{DirtyZone, State, Uid, Vpc, VpcId, Zone, ZoneId};
+use crate::state::{Changes, State, Uid, Vpc, VpcId, Zone};
 use smallvec::SmallVec;
 
 /// Every problem found in a state, each naming the offending item.
@@ -26,27 +26,35 @@ pub fn validate(state: &State) -> Result<(), Problems> {
 
 /// As [`validate`], but the record rules (which are local to one owner name) run only on what changed: every
 /// record of a zone marked `full`, and the records at the listed owners of the others. Everything else — accounts,
-/// links, scopes, views, prefixes — is checked whole. Given the state before the change was valid, the result is
-/// the same as `validate`'s, at a cost that does not grow with the size of unchanged zones.
-pub fn validate_changed(state: &State, changed: Option<&BTreeMap<ZoneId, DirtyZone>>) -> Result<(), Problems> {
+/// links, scopes, views, rules, prefixes — is checked whole when the structure changed, and not at all when only
+/// zone content did (none of those rules reads records). Given the state before the change was valid, the result
+/// is the same as `validate`'s, at a cost that grows with neither unchanged zones nor other tenants' items.
+pub fn validate_changed(state: &State, changed: Option<&Changes>) -> Result<(), Problems> {
     let mut p = Vec::new();
-    check_accounts(state, &mut p);
-    check_users(state, &mut p);
-    check_vpcs(state, &mut p);
-    check_links(state, &mut p);
+    let structure = changed.is_none_or(|c| c.structure);
+    if structure {
+        check_accounts(state, &mut p);
+        check_users(state, &mut p);
+        check_vpcs(state, &mut p);
+        check_links(state, &mut p);
+    }
     for zone in state.zones.values() {
-        check_zone_binding(state, zone, &mut p);
-        match changed.map(|c| c.get(&zone.id)) {
+        if structure {
+            check_zone_binding(state, zone, &mut p);
+        }
+        match changed.map(|c| c.zones.get(&zone.id)) {
             None => check_zone_records(zone, state.server.limits.max_rrset, None, &mut p),
             Some(Some(dirty)) if dirty.full => check_zone_records(zone, state.server.limits.max_rrset, None, &mut p),
             Some(Some(dirty)) => check_zone_records(zone, state.server.limits.max_rrset, Some(&dirty.owners), &mut p),
             Some(None) => {}
         }
     }
-    check_rules(state, &mut p);
-    check_views(state, &mut p);
-    check_prefixes(state, &mut p);
-    check_quotas(state, &mut p);
+    if structure {
+        check_rules(state, &mut p);
+        check_views(state, &mut p);
+        check_prefixes(state, &mut p);
+    }
+    check_quotas(state, structure, &mut p);
     if p.is_empty() {
         Ok(())
     } else {
@@ -167,34 +175,36 @@ fn check_links(state: &State, p: &mut Vec<String>) {
 /// Forwarding rules: a known owner, 1 to 6 targets, a scope of VPCs the owner may use (as for zones), and no VPC
 /// that sees two rules for the same domain (which one would decide?).
 fn check_rules(state: &State, p: &mut Vec<String>) {
-    let mut per_vpc: HashSet<(&crate::state::VpcId, Vec<u8>)> = HashSet::new();
+    let mut per_vpc: HashSet<(&crate::state::VpcId, Name)> = HashSet::new();
     for rule in state.rules.values() {
-        let what = format!("forward rule {} ({})", rule.id, rule.domain);
+        // Named only when there is a problem: a state of many rules is checked on every change.
+        let what = || format!("forward rule {} ({})", rule.id, rule.domain);
+        let domain = rule.domain.lower();
         if !is_valid_id(&rule.id) {
-            p.push(format!("{what}: the id must be 1 to 64 characters of letters, digits, '.', '_' and '-'"));
+            p.push(format!("{}: the id must be 1 to 64 characters of letters, digits, '.', '_' and '-'", what()));
         }
         if !state.accounts.contains_key(&rule.account) {
-            p.push(format!("{what}: unknown owner account uid {}", rule.account));
+            p.push(format!("{}: unknown owner account uid {}", what(), rule.account));
             continue;
         }
         if rule.targets.is_empty() || rule.targets.len() > crate::state::MAX_RULE_TARGETS {
-            p.push(format!("{what}: give 1 to {} target addresses", crate::state::MAX_RULE_TARGETS));
+            p.push(format!("{}: give 1 to {} target addresses", what(), crate::state::MAX_RULE_TARGETS));
         }
         for target in &rule.targets {
             if let Err(why) = check_target(*target, &state.server.resolver.allow_targets) {
-                p.push(format!("{what}: {why}"));
+                p.push(format!("{}: {why}", what()));
             }
         }
         for vpc_id in &rule.scope {
             match state.vpcs.get(vpc_id) {
-                None => p.push(format!("{what}: scope names unknown vpc {vpc_id}")),
+                None => p.push(format!("{}: scope names unknown vpc {vpc_id}", what())),
                 Some(vpc) if !state.may_use_vpcs_of(&rule.account, &vpc.account) => p.push(format!(
-                    "{what}: scope names vpc {vpc_id} of account {}, which the rule's owner {} has not linked",
-                    vpc.account, rule.account
+                    "{}: scope names vpc {vpc_id}, which is neither the rule owner's nor of an account it has linked",
+                    what()
                 )),
                 Some(_) => {
-                    if !per_vpc.insert((vpc_id, rule.domain.lower().wire().to_vec())) {
-                        p.push(format!("{what}: vpc {vpc_id} already sees another rule for {}", rule.domain));
+                    if !per_vpc.insert((vpc_id, domain.clone())) {
+                        p.push(format!("{}: vpc {vpc_id} already sees another rule for {}", what(), rule.domain));
                     }
                 }
             }
@@ -245,8 +255,7 @@ fn check_zone_binding(state: &State, zone: &Zone, p: &mut Vec<String>) {
         match state.vpcs.get(vpc_id) {
             None => p.push(format!("{what}: scope names unknown vpc {vpc_id}")),
             Some(vpc) if !state.may_use_vpcs_of(&zone.account, &vpc.account) => p.push(format!(
-                "{what}: scope names vpc {vpc_id} of account {}, which the zone's owner {} has not linked",
-                vpc.account, zone.account
+                "{what}: scope names vpc {vpc_id}, which is neither the zone owner's nor of an account it has linked"
             )),
             Some(_) => {}
         }
@@ -348,7 +357,7 @@ fn check_owner(records: &[&Record], what: &str, apex: &[u8], max_rrset: usize, p
 }
 
 /// Per account: at most so many zones, records, bytes of records and forwarding rules (`[limits]`).
-fn check_quotas(state: &State, p: &mut Vec<String>) {
+fn check_quotas(state: &State, rules_changed: bool, p: &mut Vec<String>) {
     let limits = state.server.limits;
     let mut per_account: HashMap<&crate::state::Uid, (usize, usize, usize)> = HashMap::new();
     for zone in state.zones.values() {
@@ -358,7 +367,7 @@ fn check_quotas(state: &State, p: &mut Vec<String>) {
         entry.2 += zone.records.bytes();
     }
     let mut rules: HashMap<&crate::state::Uid, usize> = HashMap::new();
-    for rule in state.rules.values() {
+    for rule in state.rules.values().filter(|_| rules_changed) {
         *rules.entry(&rule.account).or_default() += 1;
     }
     for (account, n) in rules.into_iter().filter(|(_, n)| *n > limits.max_rules_per_account) {
@@ -459,6 +468,14 @@ struct Binding<'s> {
 /// them, the control plane detaches them when B binds the name later, and `compile` never serves them (so a state
 /// that got one anyway, from a race between nodes, still answers with the owner's data). In state order.
 pub fn shadowed(state: &State) -> Vec<Shadowed> {
+    // The common case, checked without building anything: no binding is of another account than its VPC's.
+    let foreign =
+        |owner: &Uid, scope: &[VpcId]| scope.iter().any(|v| state.vpcs.get(v).is_some_and(|vpc| vpc.account != *owner));
+    let any_foreign = state.zones.values().any(|z| foreign(&z.account, &z.scope))
+        || state.rules.values().any(|r| foreign(&r.account, &r.scope));
+    if !any_foreign {
+        return Vec::new();
+    }
     let mut by_vpc: BTreeMap<&VpcId, Vec<Binding>> = BTreeMap::new();
     for zone in state.zones.values() {
         for vpc in &zone.scope {

@@ -111,7 +111,7 @@ fn scopes_name_known_vpcs_of_the_owner_or_linked_accounts() {
         format!("[[zones]]\nname = \"corp.internal.\"\naccount = \"1000000000000001\"\nscope = [{scope}]\n")
     };
     assert_rejected(&zone("\"vpc-nope\""), &[], "unknown vpc vpc-nope");
-    assert_rejected(&zone("\"vpc-b\""), &[], "has not linked");
+    assert_rejected(&zone("\"vpc-b\""), &[], "nor of an account it has linked");
     let linked =
         format!("{}[[links]]\naccount = \"1000000000000001\"\nlinked = \"beta\"\n", zone("\"vpc-a\", \"vpc-b\""));
     assert_eq!(check(&linked, &[]).0, 0);

@@ -135,3 +135,63 @@ fn idle_connections_are_closed_after_the_configured_timeout() {
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(8), "{waited:?}");
 }
+
+/// Sends `n` queries for www.corp.internal/A from `source` at about 4,000 a second (which the server keeps up
+/// with, so what is measured is the limit, not a full buffer) while collecting the replies: (full answers,
+/// truncated replies).
+fn flood(server: SocketAddr, source: Ipv4Addr, n: u16) -> (usize, usize) {
+    let socket = std::net::UdpSocket::bind((source, 0)).expect("bind");
+    socket.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    let sender = socket.try_clone().expect("clone");
+    let sending = std::thread::spawn(move || {
+        for id in 0..n {
+            let mut q = id.to_be_bytes().to_vec();
+            q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+            q.extend_from_slice(b"\x03www\x04corp\x08internal\x00\x00\x01\x00\x01");
+            sender.send_to(&q, server).expect("send");
+            if id % 4 == 3 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    let (mut full, mut truncated) = (0, 0);
+    let mut buf = [0u8; 512];
+    while let Ok((len, _)) = socket.recv_from(&mut buf) {
+        if len >= 12 && buf[2] & 0x02 != 0 {
+            truncated += 1;
+        } else if len >= 12 && buf[7] == 1 {
+            full += 1;
+        }
+    }
+    sending.join().expect("sender");
+    (full, truncated)
+}
+
+/// Issue 13 finding 10: one source address gets at most its VPC's rate of full answers (1,024 a second by
+/// default); past it every other query gets a truncated reply (a real client retries over TCP) and the rest none.
+#[test]
+fn one_source_gets_its_rate_of_full_answers_and_no_more() {
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n{ACCOUNT}\
+         [[vpcs]]\nid = \"v1\"\naccount = \"1\"\ncidrs = [\"127.0.77.0/24\"]\n\
+         [[vpcs]]\nid = \"v2\"\naccount = \"1\"\ncidrs = [\"127.0.78.0/24\"]\nquery_limit = 50\n\
+         [[zones]]\nname = \"corp.internal.\"\naccount = \"1\"\nscope = [\"v1\", \"v2\"]\n\
+         records = [{{ name = \"www\", type = \"A\", data = \"10.0.0.1\" }}]\n"
+    );
+    let s = Server::start(&config, &[]);
+    let at: SocketAddr = s.addrs[0].parse().expect("address");
+    let started = std::time::Instant::now();
+    let (full, truncated) = flood(at, Ipv4Addr::new(127, 0, 77, 9), 3000);
+    let secs = started.elapsed().as_secs_f64();
+    println!("3,000 queries from one source in {secs:.2} s: {full} full answers, {truncated} truncated");
+    // The bucket starts full (1,024) and refills at 1,024 a second while the queries arrive.
+    let allowed = 1024.0 * (1.0 + secs);
+    assert!((full as f64) <= allowed && full < 2900, "{full} full answers in {secs:.2} s");
+    assert!(truncated > 100 && full + 2 * truncated > 2500, "every other limited query slips: {full} + {truncated}");
+    // A neighbour is not limited by that source's flood; a VPC's own limit applies to its sources.
+    assert_eq!(s.dig("127.0.77.10", "www.corp.internal", "A").data("A"), ["10.0.0.1"]);
+    let started = std::time::Instant::now();
+    let (full, _) = flood(at, Ipv4Addr::new(127, 0, 78, 9), 500);
+    let allowed = 50.0 * (1.0 + started.elapsed().as_secs_f64());
+    assert!((full as f64) <= allowed, "v2's own limit of 50: {full}");
+}

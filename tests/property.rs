@@ -138,7 +138,7 @@ fn build_state(vpc_owners: &[usize], links: &[(usize, usize)], zones: &[ZoneSpec
         vpcs,
         links,
         zones: state_zones,
-        rules: BTreeMap::new(),
+        rules: Default::default(),
     }
 }
 

@@ -271,3 +271,126 @@ fn rules_and_fallback_through_the_admin_api() {
     s.admin(&key, &["rules", "rm", &id]).expect("rm");
     assert_eq!(dig("host.onprem.example").data("A"), ["192.0.2.98"]);
 }
+
+/// Two accounts, each with a VPC: acme's vpc-a (127.0.75.0/24) has a rule to `dead` (never answers) and one to six
+/// silent targets; beta's vpc-b (127.0.76.0/24) only the upstreams.
+fn two_tenants(public: &str, dead: &str, six: &[String], resolver: &str) -> String {
+    let six: Vec<String> = six.iter().map(|t| format!("\"{t}\"")).collect();
+    format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+[limits]
+queries_per_source = 0
+[resolver]
+upstreams = ["{public}"]
+allow_targets = ["127.0.0.0/8"]
+{resolver}
+{ACCOUNT}
+[[accounts]]
+uid = "2"
+name = "beta"
+email = "root@beta.example"
+site = "intl"
+[[vpcs]]
+id = "vpc-a"
+account = "1"
+cidrs = ["127.0.75.0/24"]
+[[vpcs]]
+id = "vpc-b"
+account = "2"
+cidrs = ["127.0.76.0/24"]
+[[forward_rules]]
+id = "dead"
+account = "1"
+domain = "dead.example."
+targets = ["{dead}"]
+scope = ["vpc-a"]
+[[forward_rules]]
+id = "six"
+account = "1"
+domain = "six.example."
+targets = [{}]
+scope = ["vpc-a"]
+"#,
+        six.join(", ")
+    )
+}
+
+/// A raw A query with the given id.
+fn query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// Finding 7 (issue 13): one tenant flooding a dead target fails alone; another tenant's lookups go on.
+#[test]
+fn a_tenant_flooding_a_dead_target_fails_alone() {
+    let public = Named::start(&[("example.", PUBLIC)]);
+    let blackhole = UdpSocket::bind("127.0.0.1:0").expect("blackhole");
+    let dead = blackhole.local_addr().expect("addr").to_string();
+    let resolver =
+        "timeout_ms = 1500\nattempts = 1\ndeadline_ms = 4000\nmax_pending = 40\nmax_pending_per_account = 20";
+    let config = two_tenants(&public.addr(), &dead, std::slice::from_ref(&dead), resolver);
+    let server = Server::start(&config, &[]);
+    let flood = UdpSocket::bind("127.0.75.9:0").expect("bind");
+    flood.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+    for i in 0..60u16 {
+        flood.send_to(&query(i, &format!("x{i}.dead.example")), &server.addrs[0]).expect("send");
+    }
+    // Past its share, acme's queries fail at once (SERVFAIL), while its first 20 wait on the dead target.
+    let mut busy = 0;
+    let mut buf = [0u8; 512];
+    while let Ok((n, _)) = flood.recv_from(&mut buf) {
+        busy += usize::from(n >= 4 && buf[3] & 0x0F == 2);
+    }
+    assert!(busy >= 30, "acme's flood past its share is refused at once ({busy} of 60)");
+    let other = server.dig("127.0.76.5", "www.example", "A");
+    assert_eq!(other.data("A"), ["192.0.2.10"], "beta resolves while acme floods: {}", other.raw);
+}
+
+/// Finding 6 (issue 13): a rule with six targets asks one at a time, the next only when one fails.
+#[test]
+fn a_rule_asks_one_target_at_a_time() {
+    let public = Named::start(&[("example.", PUBLIC)]);
+    let sinks: Vec<UdpSocket> = (0..6).map(|_| UdpSocket::bind("127.0.0.1:0").expect("sink")).collect();
+    let six: Vec<String> = sinks.iter().map(|s| s.local_addr().expect("addr").to_string()).collect();
+    let resolver = "timeout_ms = 1500\nattempts = 1\ndeadline_ms = 3000";
+    let server = Server::start(&two_tenants(&public.addr(), &six[0], &six, resolver), &[]);
+    let client = UdpSocket::bind("127.0.75.9:0").expect("bind");
+    client.send_to(&query(7, "www.six.example"), &server.addrs[0]).expect("send");
+    std::thread::sleep(Duration::from_millis(700));
+    let mut buf = [0u8; 512];
+    let per_target: Vec<usize> = sinks
+        .iter()
+        .map(|sink| {
+            sink.set_nonblocking(true).expect("nonblocking");
+            std::iter::from_fn(|| sink.recv_from(&mut buf).ok()).count()
+        })
+        .collect();
+    let asked = per_target.iter().filter(|n| **n > 0).count();
+    assert_eq!(asked, 1, "one target asked within the first attempt's timeout, not several: {per_target:?}");
+}
+
+/// Finding 14 (issue 13): what one tenant resolved is not served to another from the cache (nor its aged TTL):
+/// nobody learns what others look up.
+#[test]
+fn tenants_never_share_cached_answers() {
+    let public = Named::start(&[("example.", PUBLIC)]);
+    let blackhole = UdpSocket::bind("127.0.0.1:0").expect("blackhole");
+    let dead = blackhole.local_addr().expect("addr").to_string();
+    let server = Server::start(&two_tenants(&public.addr(), &dead, std::slice::from_ref(&dead), ""), &[]);
+    assert_eq!(server.dig("127.0.75.5", "www.example", "A").data("A"), ["192.0.2.10"]);
+    assert_eq!(public.queries_for("www.example"), 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    let again = server.dig("127.0.75.6", "www.example", "A");
+    assert_eq!(again.answer[0].ttl, 299, "acme's own second query is a cache hit");
+    let beta = server.dig("127.0.76.5", "www.example", "A");
+    assert_eq!(beta.answer[0].ttl, 300, "beta does not see acme's aged entry");
+    assert_eq!(public.queries_for("www.example"), 2, "beta's query went upstream");
+}

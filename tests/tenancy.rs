@@ -347,3 +347,220 @@ fn rule_targets_are_servers_the_operator_allows() {
     }
     s.admin(&acme, &["rules", "add", "r", "corp.example.", "--target", "10.0.0.53"]).expect("a real server");
 }
+
+/// Sends raw bytes to the admin API from `from` (a loopback address), and reads until the server closes or 3 s
+/// pass; `None` when the server kept the connection open and silent.
+fn raw_http(admin: &str, from: std::net::Ipv4Addr, request: &[u8], pause: Duration) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = connect_from(admin, from);
+    stream.write_all(request).expect("send");
+    std::thread::sleep(pause);
+    stream.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => Some(String::from_utf8_lossy(&answer).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            Some(String::from_utf8_lossy(&answer).into_owned())
+        }
+        Err(_) => None,
+    }
+}
+
+/// A TCP connection to `admin` from the loopback address `from`.
+fn connect_from(admin: &str, from: std::net::Ipv4Addr) -> std::net::TcpStream {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let to: std::net::SocketAddrV4 = admin.parse().expect("admin address");
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).expect("socket");
+    bind(fd.as_raw_fd(), &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0))).expect("bind");
+    connect(fd.as_raw_fd(), &SockaddrIn::from(to)).expect("connect");
+    std::net::TcpStream::from(fd)
+}
+
+/// Finding 5: the admin API cuts off clients that trickle a request, closes connections past the caps, and keeps
+/// answering others.
+#[test]
+fn the_admin_api_holds_no_half_sent_request() {
+    let limits = "header_timeout_ms = 500\nbody_timeout_ms = 500\nmax_connections_per_address = 6\n";
+    let s = StoreServer::start_with(limits, "", &[]);
+    let (acme, _) = tenants(&s);
+    let here = std::net::Ipv4Addr::new(127, 0, 0, 1);
+    let started = Instant::now();
+    let half = raw_http(&s.admin, here, b"GET /v1/whoami HTTP/1.1\r\nHost: x\r\n", Duration::ZERO);
+    assert!(half.is_some(), "half a header is cut off");
+    assert!(started.elapsed() < Duration::from_secs(3), "within the header timeout (and a margin)");
+    let body = format!(
+        "POST /v1/zones HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {acme}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"name\""
+    );
+    let trickled = raw_http(&s.admin, here, body.as_bytes(), Duration::from_millis(800)).expect("answered");
+    assert!(trickled.starts_with("HTTP/1.1 408"), "{trickled}");
+    // Six connections from one address at most: a seventh is closed at once; another address still gets in.
+    let held: Vec<std::net::TcpStream> = (0..6).map(|_| connect_from(&s.admin, here)).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let seventh = raw_http(&s.admin, here, b"GET /v1/whoami HTTP/1.1\r\nHost: x\r\n\r\n", Duration::ZERO);
+    assert_eq!(seventh.as_deref(), Some(""), "closed without an answer");
+    let whoami =
+        format!("GET /v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {acme}\r\nConnection: close\r\n\r\n");
+    let other = raw_http(&s.admin, std::net::Ipv4Addr::new(127, 0, 0, 2), whoami.as_bytes(), Duration::ZERO);
+    assert!(other.is_some_and(|a| a.starts_with("HTTP/1.1 200")), "another address is served");
+    drop(held);
+}
+
+/// Finding 9: quotas count bytes and rules, and each account's writes are paced (429 with Retry-After) without
+/// touching another account's.
+#[test]
+fn quotas_count_bytes_and_rules_and_writes_are_paced_per_account() {
+    let limits = "[limits]\nmax_record_bytes_per_account = 20000\nmax_rules_per_account = 2\n";
+    let s = StoreServer::start_with("writes_per_second = 1\nwrite_burst = 40\n", &format!("{RESOLVER}{limits}"), &[]);
+    let (acme, beta) = tenants(&s);
+    let zone = s.admin(&acme, &["zones", "create", "big.internal."]).expect("zone");
+    let zone_id = zone["id"].as_str().expect("id").to_string();
+    let txt = vec![format!("\"{}\"", "x".repeat(250)); 4].join(" ");
+    let mut refused = None;
+    for i in 0..30 {
+        if let Err(e) = s.admin(&acme, &["records", "add", &zone_id, &format!("t{i}"), "TXT", &txt]) {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (at, why) = refused.expect("the byte quota holds");
+    assert!((15..25).contains(&at) && why.contains("bytes of records"), "{at}: {why}");
+    for name in ["a", "b"] {
+        s.admin(&acme, &["rules", "add", name, &format!("{name}.example."), "--target", "10.0.0.53"]).expect("rule");
+    }
+    let third = err(s.admin(&acme, &["rules", "add", "c", "c.example.", "--target", "10.0.0.53"]));
+    assert!(third.contains("forwarding rules; the limit is 2"), "{third}");
+    // beta's burst runs out; acme's budget is its own.
+    let limited = (0..60).find(|i| {
+        s.admin(&beta, &["users", "put", &format!("u{i}"), "--policy", "DNSReadOnlyAccess"])
+            .is_err_and(|e| e.contains("429"))
+    });
+    assert!(limited.is_some_and(|i| i >= 30), "beta is paced after its burst: {limited:?}");
+    let request = format!(
+        "PUT /v1/users/late HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {beta}\r\nContent-Type: application/json\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    let answer = raw_http(&s.admin, std::net::Ipv4Addr::LOCALHOST, request.as_bytes(), Duration::ZERO).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 429") && answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    s.admin(&acme, &["users", "put", "still", "--policy", "DNSReadOnlyAccess"]).expect("acme is not paced by beta");
+}
+
+/// Bytes the store takes on disk (file and WAL) once it has settled: the WAL is copied into the file in the
+/// background and cut back to at most 16 MiB when the next write starts it over, so this waits (bounded) for that.
+fn settled_store_bytes(s: &StoreServer, key: &str, zone: &str) -> u64 {
+    let size = |f: &str| std::fs::metadata(s.dir.path().join(f)).map_or(0, |m| m.len());
+    for i in 0..20 {
+        if size("state.db-wal") <= 17 << 20 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        s.admin(key, &["records", "add", zone, &format!("settle{i}"), "A", "10.9.9.9"]).expect("a small write");
+    }
+    size("state.db") + size("state.db-wal")
+}
+
+/// Finding 9: the store's size follows its live data across repeated imports (the history is compacted), and a
+/// large import does not hold up another tenant's small writes.
+#[test]
+fn large_imports_neither_grow_the_store_nor_hold_up_other_tenants() {
+    let s = server();
+    let (acme, beta) = tenants(&s);
+    let big = s.admin(&acme, &["zones", "create", "big.internal."]).expect("zone");
+    let big_id = big["id"].as_str().expect("id").to_string();
+    let small = s.admin(&beta, &["zones", "create", "small.internal."]).expect("zone");
+    let small_id = small["id"].as_str().expect("id").to_string();
+    let file = s.dir.path().join("big.zone");
+    let text: String =
+        (0..30_000).map(|i| format!("h{i} 300 IN A 10.{}.{}.{}\n", i / 65536, i / 256 % 256, i % 256)).collect();
+    std::fs::write(&file, text).expect("zone file");
+    let import = || s.admin(&acme, &["zones", "import", &big_id, &file.display().to_string()]).expect("import");
+    import();
+    let after_one = settled_store_bytes(&s, &beta, &small_id);
+    // While the next import runs, beta keeps writing.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (during, slowest) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            import();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let (mut n, mut slowest) = (0, Duration::ZERO);
+        while !done.load(std::sync::atomic::Ordering::Relaxed) && n < 200 {
+            let t = Instant::now();
+            s.admin(&beta, &["records", "add", &small_id, &format!("w{n}"), "A", "10.2.0.1"]).expect("beta's write");
+            slowest = slowest.max(t.elapsed());
+            n += 1;
+        }
+        (n, slowest)
+    });
+    println!("beta's writes during a 30,000-record import: {during}, the slowest {slowest:?}");
+    assert!(during >= 3, "beta's writes go on during the import ({during}, slowest {slowest:?})");
+    for _ in 0..3 {
+        import();
+    }
+    let after_five = settled_store_bytes(&s, &beta, &small_id);
+    println!("store after one import: {after_one} bytes; after five: {after_five}");
+    assert!(after_five < after_one * 2, "the store follows the live data: {after_one} → {after_five}");
+}
+
+/// Finding 17: an export of any size applies again through the operator socket.
+#[test]
+fn an_export_of_any_size_applies_again() {
+    let s = server();
+    let (acme, _) = tenants(&s);
+    let zone = s.admin(&acme, &["zones", "create", "big.internal.", "--scope", "vpc-acme"]).expect("zone");
+    let zone_id = zone["id"].as_str().expect("id").to_string();
+    let file = s.dir.path().join("big.zone");
+    let text: String =
+        (0..40_000).map(|i| format!("host-{i:05} 300 IN A 10.{}.{}.{}\n", i / 65536, i / 256 % 256, i % 256)).collect();
+    std::fs::write(&file, text).expect("zone file");
+    s.admin(&acme, &["zones", "import", &zone_id, &file.display().to_string()]).expect("import");
+    let config = s.config();
+    let out = std::process::Command::new(common::BIN)
+        .args(["operator", "--config", &config, "export"])
+        .output()
+        .expect("export");
+    assert!(out.status.success());
+    assert!(out.stdout.len() > 2 << 20, "larger than the default HTTP body limit: {} bytes", out.stdout.len());
+    let exported = s.dir.path().join("export.toml");
+    std::fs::write(&exported, &out.stdout).expect("write");
+    let applied = s.operator(&["apply", "-f", &exported.display().to_string()]).expect("apply takes it");
+    assert!(applied["result"].is_string(), "{applied}");
+    assert_eq!(s.dig("127.0.90.5", "host-39999.big.internal").data("A"), ["10.0.156.63"]);
+}
+
+/// Finding 11: the running server alone writes its store (no in-process operator command behind its back), its
+/// socket lives in a directory only it may write, nothing but a stale socket is ever replaced, and the socket
+/// goes at exit.
+#[test]
+fn the_server_owns_its_store_and_socket() {
+    let mut s = server();
+    tenants(&s);
+    let socket = s.dir.path().join("state.db.sock");
+    std::fs::remove_file(&socket).expect("the socket goes astray");
+    let refused = err(s.operator(&["vpcs", "list"]));
+    assert!(refused.contains("held by another process") && refused.contains("does not answer"), "{refused}");
+    let restore = err(s.operator(&["restore", &s.dir.path().join("state.db").display().to_string()]));
+    assert!(restore.contains("held by another process"), "{restore}");
+    s.terminate();
+    s.spawn();
+    assert!(socket.exists());
+    s.terminate();
+    assert!(!socket.exists(), "the socket goes at exit");
+    let serve = |config: &str| {
+        let out = std::process::Command::new(common::BIN).args(["serve", "--config", config]).output().expect("serve");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    std::fs::write(&socket, "precious").expect("a file where the socket goes");
+    let why = serve(&s.config());
+    assert!(why.contains("is not a socket"), "{why}");
+    assert_eq!(std::fs::read_to_string(&socket).expect("untouched"), "precious");
+    std::fs::remove_file(&socket).expect("rm");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let why = serve(&s.config());
+    assert!(why.contains("writable by others"), "{why}");
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+}

@@ -4,23 +4,51 @@
 //! (zone id, content revision, nameserver), so a change to one zone recompiles that zone only and every other
 //! table is shared with the previous snapshot. Compile assumes `validate` passed; it never fails.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::classify::{normalize_ip, Classifier, PrefixTable};
 use crate::snapshot::{Route, RouteIdx, Snapshot, View, ViewRule, VpcEntry, ZoneIdx, ZoneTable};
-use crate::state::{DirtyZone, State, ZoneId};
+use crate::state::{Changes, State, ZoneId};
 use crate::validate::BindingKind;
 
 pub mod zone;
 
 pub use zone::{compile_zone, patch_zone, GENERATED_TTL};
 
-/// Compiles states into snapshots, keeping the zone tables of the last compile for reuse.
+/// Compiles states into snapshots, keeping the zone tables and forwarding rules of the last compile for reuse.
 #[derive(Default)]
 pub struct Compiler {
     cache: HashMap<ZoneId, Arc<ZoneTable>>,
+    /// Each rule as the last compile built it: a change elsewhere rebuilds no rule (many tenants' rules would
+    /// otherwise make every change cost as much as all of them).
+    rules: HashMap<String, CompiledRule>,
+    /// What the last compile built from the state's structure (VPCs, scopes, rules, links), reused as it is when a
+    /// change touched only zone content.
+    structure: Option<Structure>,
     generation: u64,
+}
+
+/// The parts of a snapshot that only the structure of the state decides, and the views built from them the last
+/// time (a view is reused while none of its zones' tables changed).
+struct Structure {
+    classifier: Arc<Classifier>,
+    vpcs: Arc<[VpcEntry]>,
+    /// The zones each VPC sees (indexes into the zone list, which the structure also fixes).
+    seen: Vec<Vec<ZoneIdx>>,
+    routes: Arc<[Route]>,
+    upstream: Option<RouteIdx>,
+    rules_seen: Vec<Vec<ViewRule>>,
+    views: Vec<Arc<View>>,
+    tables: Vec<Arc<ZoneTable>>,
+}
+
+/// A forwarding rule's compiled parts, reused while its domain and targets stay the same.
+struct CompiledRule {
+    domain: crate::name::Name,
+    route: Route,
+    lower: Arc<[u8]>,
+    labels: u8,
 }
 
 impl Compiler {
@@ -30,15 +58,16 @@ impl Compiler {
     }
 
     /// As `compile`, using what is known of the change: a zone whose changed owners are listed is patched (its
-    /// table's overlay gains the rebuilt nodes) instead of rebuilt.
-    pub fn compile_changed(&mut self, state: &State, changed: Option<&BTreeMap<ZoneId, DirtyZone>>) -> Snapshot {
+    /// table's overlay gains the rebuilt nodes) instead of rebuilt; when only zone content changed, what the
+    /// structure decides (classification, views' zone lists, routes) is the last compile's.
+    pub fn compile_changed(&mut self, state: &State, changed: Option<&Changes>) -> Snapshot {
         self.generation += 1;
         let mut cache = HashMap::with_capacity(state.zones.len());
         let mut zones = Vec::with_capacity(state.zones.len());
         let mut zone_index: HashMap<&ZoneId, ZoneIdx> = HashMap::with_capacity(state.zones.len());
         for zone in state.zones.values() {
             let ns = &state.server.nameserver;
-            let dirty = changed.and_then(|c| c.get(&zone.id)).filter(|d| !d.full);
+            let dirty = changed.and_then(|c| c.zones.get(&zone.id)).filter(|d| !d.full);
             let table = match self.cache.get(&zone.id) {
                 Some(t)
                     if t.revision == zone.revision && t.nameserver == *ns && t.fallback_recurse == recurse(zone) =>
@@ -55,9 +84,60 @@ impl Compiler {
             zones.push(table);
         }
         self.cache = cache;
+        let reuse = changed.is_some_and(|c| !c.structure);
+        let mut structure = match self.structure.take() {
+            Some(last) if reuse => last,
+            _ => self.build_structure(state, &zone_index),
+        };
+        // A zone whose table is not the one the last views were built with makes the views that see it new.
+        let stale: HashSet<ZoneIdx> = if structure.tables.len() == zones.len() {
+            (0..zones.len()).filter(|&i| !Arc::ptr_eq(&zones[i], &structure.tables[i])).map(|i| i as ZoneIdx).collect()
+        } else {
+            (0..zones.len() as ZoneIdx).collect()
+        };
+        let rebuilt = structure.views.len() != structure.seen.len();
+        // VPCs that see the same zones and rules share one view (1,000 VPCs bound to the same zones cost one view,
+        // not 1,000).
+        let mut interned: HashMap<(&[ZoneIdx], &[ViewRule]), Arc<View>> = HashMap::new();
+        let views: Vec<Arc<View>> = structure
+            .seen
+            .iter()
+            .zip(&structure.rules_seen)
+            .enumerate()
+            .map(|(v, (list, rules))| {
+                let keep = !rebuilt && !list.iter().any(|z| stale.contains(z));
+                match structure.views.get(v) {
+                    Some(view) if keep => view.clone(),
+                    _ => interned
+                        .entry((list, rules))
+                        .or_insert_with(|| Arc::new(build_view(list, &zones).with_rules(rules.clone())))
+                        .clone(),
+                }
+            })
+            .collect();
+        drop(interned);
+        structure.views.clone_from(&views);
+        structure.tables.clone_from(&zones);
+        let snapshot = Snapshot {
+            generation: self.generation,
+            revision: state.revision,
+            change_seconds: 0.0,
+            classifier: structure.classifier.clone(),
+            vpcs: structure.vpcs.clone(),
+            views,
+            zones,
+            routes: structure.routes.clone(),
+            upstream: structure.upstream,
+            query_limit: state.server.limits.queries_per_source,
+        };
+        self.structure = Some(structure);
+        snapshot
+    }
 
+    /// Classification, what each VPC sees and the routes: everything the structure of the state decides.
+    fn build_structure(&mut self, state: &State, zone_index: &HashMap<&ZoneId, ZoneIdx>) -> Structure {
         let mut accounts: HashMap<&str, Arc<str>> = HashMap::new();
-        let vpcs: Vec<VpcEntry> = state
+        let vpcs: Arc<[VpcEntry]> = state
             .vpcs
             .values()
             .map(|v| {
@@ -67,8 +147,6 @@ impl Compiler {
             })
             .collect();
         let vpc_index: HashMap<_, _> = state.vpcs.keys().enumerate().map(|(i, id)| (id, i)).collect();
-        // What each VPC sees, as a list of zones; VPCs that see the same zones share one view (1,000 VPCs bound to
-        // the same zones cost one view, not 1,000).
         // A linked account's zone or rule never takes a name its VPC's owner binds there (validation refuses it; a
         // race between nodes may still commit one, and then the owner's binding is what answers).
         let hidden = hidden_bindings(state);
@@ -82,31 +160,20 @@ impl Compiler {
                 }
             }
         }
-        let (routes, upstream, rules_seen) = build_routes(state, &vpc_index, vpcs.len(), &hidden);
-        let mut interned: HashMap<(Vec<ZoneIdx>, Vec<ViewRule>), Arc<View>> = HashMap::new();
-        let views = seen
-            .into_iter()
-            .zip(rules_seen)
-            .map(|(mut list, rules)| {
-                list.sort_unstable();
-                list.dedup();
-                interned
-                    .entry((list, rules))
-                    .or_insert_with_key(|(list, rules)| Arc::new(build_view(list, &zones).with_rules(rules.clone())))
-                    .clone()
-            })
-            .collect();
-        Snapshot {
-            generation: self.generation,
-            revision: state.revision,
-            change_seconds: 0.0,
-            classifier: build_classifier(state),
+        for list in &mut seen {
+            list.sort_unstable();
+            list.dedup();
+        }
+        let (routes, upstream, rules_seen) = self.build_routes(state, &vpc_index, vpcs.len(), &hidden);
+        Structure {
+            classifier: Arc::new(build_classifier(state)),
             vpcs,
-            views,
-            zones,
-            routes,
+            seen,
+            routes: routes.into(),
             upstream,
-            query_limit: state.server.limits.queries_per_source,
+            rules_seen,
+            views: Vec::new(),
+            tables: Vec::new(),
         }
     }
 }
@@ -135,38 +202,56 @@ fn recurse(zone: &crate::state::Zone) -> bool {
     zone.fallback == crate::state::Fallback::Recurse
 }
 
-/// The routes (upstreams first, then one per forwarding rule) and the rules each VPC sees.
-fn build_routes(
-    state: &State,
-    vpc_index: &HashMap<&crate::state::VpcId, usize>,
-    vpc_count: usize,
-    hidden: &HashSet<(BindingKind, &str, &str)>,
-) -> (Vec<Route>, Option<RouteIdx>, Vec<Vec<ViewRule>>) {
-    let mut routes = Vec::new();
-    let upstreams = &state.server.resolver.upstreams;
-    let upstream = (!upstreams.is_empty()).then(|| {
-        routes.push(Route { rule: None, targets: Arc::from(upstreams.as_slice()) });
-        0
-    });
-    let mut seen: Vec<Vec<ViewRule>> = vec![Vec::new(); vpc_count];
-    for rule in state.rules.values() {
-        let route = routes.len() as RouteIdx;
-        routes.push(Route { rule: Some(Arc::from(rule.id.as_str())), targets: Arc::from(rule.targets.as_slice()) });
-        let domain = rule.domain.lower();
-        let labels = domain.label_count().min(127) as u8;
-        for vpc in &rule.scope {
-            if hidden.contains(&(BindingKind::Rule, rule.id.as_str(), vpc.as_str())) {
-                continue;
-            }
-            if let Some(&v) = vpc_index.get(vpc) {
-                seen[v].push(ViewRule { domain: domain.wire().into(), labels, route });
+impl Compiler {
+    /// The routes (upstreams first, then one per forwarding rule) and the rules each VPC sees.
+    fn build_routes(
+        &mut self,
+        state: &State,
+        vpc_index: &HashMap<&crate::state::VpcId, usize>,
+        vpc_count: usize,
+        hidden: &HashSet<(BindingKind, &str, &str)>,
+    ) -> (Vec<Route>, Option<RouteIdx>, Vec<Vec<ViewRule>>) {
+        let mut routes = Vec::with_capacity(state.rules.len() + 1);
+        let upstreams = &state.server.resolver.upstreams;
+        let upstream = (!upstreams.is_empty()).then(|| {
+            routes.push(Route { rule: None, targets: Arc::from(upstreams.as_slice()) });
+            0
+        });
+        self.rules.retain(|id, _| state.rules.contains_key(id));
+        let mut seen: Vec<Vec<ViewRule>> = vec![Vec::new(); vpc_count];
+        for rule in state.rules.values() {
+            let compiled = match self.rules.get(&rule.id) {
+                Some(c) if c.domain == rule.domain && *c.route.targets == *rule.targets => c,
+                _ => {
+                    let lower = rule.domain.lower();
+                    let compiled = CompiledRule {
+                        domain: rule.domain.clone(),
+                        route: Route {
+                            rule: Some(Arc::from(rule.id.as_str())),
+                            targets: Arc::from(rule.targets.as_slice()),
+                        },
+                        lower: Arc::from(lower.wire()),
+                        labels: lower.label_count().min(127) as u8,
+                    };
+                    self.rules.entry(rule.id.clone()).insert_entry(compiled).into_mut()
+                }
+            };
+            let route = routes.len() as RouteIdx;
+            routes.push(compiled.route.clone());
+            for vpc in &rule.scope {
+                if hidden.contains(&(BindingKind::Rule, rule.id.as_str(), vpc.as_str())) {
+                    continue;
+                }
+                if let Some(&v) = vpc_index.get(vpc) {
+                    seen[v].push(ViewRule { domain: compiled.lower.clone(), labels: compiled.labels, route });
+                }
             }
         }
+        for rules in &mut seen {
+            rules.sort_by(|a, b| b.labels.cmp(&a.labels).then_with(|| a.domain.cmp(&b.domain)));
+        }
+        (routes, upstream, seen)
     }
-    for rules in &mut seen {
-        rules.sort_by(|a, b| b.labels.cmp(&a.labels).then_with(|| a.domain.cmp(&b.domain)));
-    }
-    (routes, upstream, seen)
 }
 
 fn build_view(list: &[ZoneIdx], zones: &[Arc<ZoneTable>]) -> View {

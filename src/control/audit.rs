@@ -194,3 +194,112 @@ pub fn migrate_legacy(store: &dyn Store) -> anyhow::Result<usize> {
     }
     Ok(moved)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::control::auth::Tenant;
+    use crate::control::model::AccountDoc;
+    use crate::state::Policy;
+    use crate::store::sqlite::SqliteStore;
+
+    fn plane() -> ControlPlane {
+        let server = crate::testing::state("", None).server;
+        ControlPlane::open(Arc::new(SqliteStore::open_in_memory().expect("store")), server, vec![7; 32]).expect("plane")
+    }
+
+    fn tenant(uid: &str) -> Actor {
+        Actor::Tenant(Tenant { account: Uid(uid.into()), user: None, policies: vec![Policy::DnsFullAccess] })
+    }
+
+    /// Entries are keyed by account: a tenant's read is a range over its own keys, and the operator's changes to
+    /// an account are in that account's audit.
+    #[test]
+    fn entries_are_kept_under_each_account_they_concern() {
+        let plane = plane();
+        for uid in ["1", "2"] {
+            let doc = AccountDoc {
+                uid: uid.into(),
+                name: format!("a{uid}"),
+                email: format!("r@a{uid}.example"),
+                site: "intl".into(),
+            };
+            plane
+                .execute(&Actor::Operator, "test", |c, ctx| {
+                    crate::control::ops::inventory::put_account(c, ctx, doc.clone())
+                })
+                .expect("account");
+        }
+        let zone = crate::control::ops::tenant::NewZone {
+            name: "corp.internal.".into(),
+            scope: vec![],
+            records: vec![],
+            fallback: None,
+        };
+        plane
+            .execute(&tenant("1"), "test", |c, ctx| crate::control::ops::tenant::create_zone(c, ctx, zone.clone()))
+            .expect("zone");
+        let (mine, _) = plane.store().list("audit/1/").expect("list");
+        let mut actions: Vec<String> =
+            mine.iter().filter_map(|e| model::decode::<AuditDoc>(&e.value).ok()).map(|d| d.action).collect();
+        // Two entries of one millisecond sort by their random event ids.
+        actions.sort();
+        assert_eq!(actions, ["account.put", "zone.create"], "the operator's change to account 1 and its own");
+        let (theirs, _) = plane.store().list("audit/2/").expect("list");
+        assert_eq!(theirs.len(), 1, "account 2 sees only its own account.put");
+        let theirs =
+            plane.read(&tenant("2"), |_, ctx| super::read(&plane, ctx, 0, u64::MAX / 2000, 100)).expect("read");
+        assert_eq!(theirs["entries"].as_array().map(Vec::len), Some(1));
+        let all =
+            plane.read(&Actor::Operator, |_, ctx| super::read(&plane, ctx, 0, u64::MAX / 2000, 100)).expect("read");
+        assert_eq!(all["entries"].as_array().map(Vec::len), Some(3), "the operator sees each event once");
+    }
+
+    /// A store written before entries were keyed by account is moved over once, nothing lost, nothing doubled.
+    #[test]
+    fn legacy_entries_move_to_the_per_account_layout() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let legacy = AuditDoc {
+            time_ms: 1_000,
+            account: "1".into(),
+            principal: "root:1".into(),
+            action: "zone.create".into(),
+            target: "1/x.".into(),
+            remote: "r".into(),
+            event: String::new(),
+            actor_account: String::new(),
+            status: None,
+            message: String::new(),
+        };
+        let usage = crate::control::usage::UsageDoc {
+            minute: 5,
+            node: "n".into(),
+            lines: ["1", "2"]
+                .iter()
+                .map(|owner| crate::control::usage::UsageLine {
+                    owner: owner.to_string(),
+                    consumer: "3".into(),
+                    vpc: "v".into(),
+                    zone: "z".into(),
+                    queries: 4,
+                })
+                .collect(),
+        };
+        let ops = [
+            Op::Put { key: "audit/0000000000001000-abcd".into(), value: model::encode(&legacy) },
+            Op::Put { key: "usage/000000000005/n".into(), value: model::encode(&usage) },
+        ];
+        store.txn(&[], &ops).expect("legacy");
+        assert_eq!(migrate_legacy(&store).expect("migrate"), 2);
+        assert_eq!(migrate_legacy(&store).expect("again"), 0, "once");
+        let (audit, _) = store.list("audit/").expect("list");
+        assert_eq!(audit.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["audit/1/0000000000001000-abcd"]);
+        let (usage, _) = store.list("usage/").expect("list");
+        assert_eq!(
+            usage.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            ["usage/1/000000000005/n", "usage/2/000000000005/n"]
+        );
+    }
+}

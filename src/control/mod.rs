@@ -118,9 +118,6 @@ fn guards_of(plan: &Plan, current: &Control) -> Vec<Compare> {
     guards
 }
 
-/// Revisions of history kept by [`ControlPlane::compact_history`].
-const KEEP_HISTORY: u64 = 64;
-
 /// How long a write waits for the feed to bring its own commit before reading the history itself.
 const FEED_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -248,6 +245,7 @@ impl ControlPlane {
         let staged = stage::write(self.store.as_ref(), &staged_ops)?;
         // A panic inside a write only ever touched a copy of the state, so a poisoned lock is safe to take over.
         let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let locked = std::time::Instant::now();
         let current = self.current();
         if staged_ops.is_empty() && current.revision != base.revision {
             // Others committed meanwhile: a small change is simply planned again on what is there now. (A bulk
@@ -263,10 +261,14 @@ impl ControlPlane {
             add_revision(&mut response, current.revision);
             return Ok(Attempt::Done(response, Box::new(plan)));
         }
-        let provisional = current.revision + 1;
+        // The staged records are in the store at their own revisions already: the commit comes after them (and
+        // after whatever others committed meanwhile, which `current` holds).
+        let provisional = current.revision.max(staged.last_revision()) + 1;
         let mut next = (*current).clone();
-        let trial: Vec<Op> = staged_ops.iter().chain(&plan.ops).chain(&plan.collect).cloned().collect();
-        let problems = next.apply(&changes_of(&trial, &current, provisional));
+        let main: Vec<Op> = plan.ops.iter().chain(&plan.collect).cloned().collect();
+        let mut trial = staged.changes();
+        trial.extend(changes_of(&main, &current, provisional));
+        let problems = next.apply(&trial);
         if !problems.is_empty() {
             // A document the model cannot read (a bad CIDR, an unknown site): the caller's input, refused whole.
             return Err(ApiError::invalid_state(problems));
@@ -332,22 +334,32 @@ impl ControlPlane {
             }
             changed = next.take_dirty();
         }
+        let compiling = std::time::Instant::now();
         let mut snapshot = compiler.compile_changed(&next.state, Some(&changed));
         snapshot.change_seconds = started.elapsed().as_secs_f64();
         self.publish(snapshot, next);
+        tracing::debug!(
+            revision,
+            staged = staged_ops.len(),
+            before_lock_ms = (locked - started).as_secs_f64() * 1e3,
+            locked_ms = locked.elapsed().as_secs_f64() * 1e3,
+            compile_ms = compiling.elapsed().as_secs_f64() * 1e3,
+            "change committed and published"
+        );
         let mut response = plan.response.clone();
         add_revision(&mut response, revision);
         Ok(Attempt::Done(response, Box::new(plan)))
     }
 
-    /// Drops the change history this node no longer needs (all but the last [`KEEP_HISTORY`] revisions), so the
-    /// store's size follows its live data. Only for a store of this node alone: a shared store's history is other
-    /// nodes' feed, and etcd compacts itself.
+    /// Drops the change history this node no longer needs, so the store's size follows its live data. Only for a
+    /// store of this node alone (a shared store's history is the other nodes' feed; etcd compacts itself). A lone
+    /// node only ever reads history above the revision in memory, and that revision moves only under the writer
+    /// lock, after such a read: so history up to the revision in memory now is never read again.
     pub fn compact_history(&self) -> anyhow::Result<()> {
         if self.store.is_shared() {
             return Ok(());
         }
-        let revision = self.current().revision.saturating_sub(KEEP_HISTORY);
+        let revision = self.current().revision;
         if revision > 0 {
             self.store.compact(revision)?;
         }

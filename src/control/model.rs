@@ -15,8 +15,8 @@ use crate::config;
 use crate::name::Name;
 use crate::rdata::{self, RData, Record};
 use crate::state::{
-    share_scope_ids, Account, DirtyZone, Link, Policy, RecordId, ServerSettings, Site, State, Uid, User, Vpc, VpcId,
-    Zone, ZoneId, ZoneRecords,
+    share_scope_ids, Account, Changes, DirtyZone, Link, Policy, RecordId, ServerSettings, Site, State, Uid, User, Vpc,
+    VpcId, Zone, ZoneId, ZoneRecords,
 };
 use crate::store::Change;
 
@@ -416,9 +416,9 @@ pub struct Control {
     pub link_requests: BTreeMap<String, LinkRequestDoc>,
     pub blocks: BTreeSet<(Uid, Uid)>,
     pub inbox: BTreeMap<(Uid, String), InboxDoc>,
-    /// What changed since the last `take_dirty`: which owners of which zones (for incremental validation and
-    /// compilation).
-    dirty: BTreeMap<ZoneId, DirtyZone>,
+    /// What changed since the last `take_dirty`: which owners of which zones, and whether anything else did (for
+    /// incremental validation and compilation).
+    dirty: Changes,
 }
 
 impl Control {
@@ -433,7 +433,7 @@ impl Control {
                 vpcs: BTreeMap::new(),
                 links: BTreeSet::new(),
                 zones: BTreeMap::new(),
-                rules: BTreeMap::new(),
+                rules: imbl::OrdMap::new(),
             },
             key_revisions: imbl::HashMap::new(),
             zone_docs: BTreeMap::new(),
@@ -445,7 +445,7 @@ impl Control {
             link_requests: BTreeMap::new(),
             blocks: BTreeSet::new(),
             inbox: BTreeMap::new(),
-            dirty: BTreeMap::new(),
+            dirty: Changes::default(),
         }
     }
 
@@ -459,8 +459,13 @@ impl Control {
     }
 
     /// What changed since the last call (and forget it).
-    pub fn take_dirty(&mut self) -> BTreeMap<ZoneId, DirtyZone> {
+    pub fn take_dirty(&mut self) -> Changes {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// Whether anything but zone content changed since the last `take_dirty`.
+    pub fn structure_changed(&self) -> bool {
+        self.dirty.structure
     }
 
     /// The mod_revision of `key`, 0 when absent (the value a create's compare expects).
@@ -528,6 +533,9 @@ impl Control {
         let value = change.value.as_deref();
         let parts: SmallVec<[Cow<str>; 3]> = key.split('/').skip(1).map(keys::unesc).collect();
         let kind = key.split('/').next().unwrap_or_default();
+        if matches!(kind, "account" | "user" | "vpc" | "link" | "scope" | "rule") {
+            self.dirty.structure = true;
+        }
         match (kind, parts.as_slice()) {
             ("account", [uid]) => self.apply_account(uid, value),
             ("user", [uid, name]) => self.apply_user(uid, name, value),
@@ -644,7 +652,8 @@ impl Control {
             self.state.zones.remove(&id);
             self.pending_records.remove(&id);
             self.staged.remove(&id);
-            self.dirty.insert(id, DirtyZone { full: true, owners: BTreeSet::new() });
+            self.dirty.zones.insert(id, DirtyZone { full: true, owners: BTreeSet::new() });
+            self.dirty.structure = true;
             return Ok(());
         };
         let doc: ZoneDoc = decode(value)?;
@@ -657,7 +666,7 @@ impl Control {
             Some(zone) if zone.name == name && zone.account == account && same_generation => {
                 zone.revision = revision;
                 zone.fallback = fallback;
-                self.dirty.entry(id.clone()).or_default();
+                self.dirty.zones.entry(id.clone()).or_default();
             }
             Some(zone) if zone.name == name && zone.account == account => {
                 // A switch of generation: the staged records of the new one become the zone's; the old ones are
@@ -680,7 +689,7 @@ impl Control {
                 zone.records = records;
                 zone.revision = revision;
                 zone.fallback = fallback;
-                self.dirty.insert(id.clone(), DirtyZone { full: true, owners: BTreeSet::new() });
+                self.dirty.zones.insert(id.clone(), DirtyZone { full: true, owners: BTreeSet::new() });
             }
             _ => {
                 // Keys are listed in order, so scope and records may have arrived before the zone itself.
@@ -705,7 +714,8 @@ impl Control {
                 let origin = format!("store zone {}", doc.id);
                 let zone = Zone { id: id.clone(), name, account, scope, records, revision, origin, fallback };
                 self.state.zones.insert(id.clone(), zone);
-                self.dirty.insert(id.clone(), DirtyZone { full: true, owners: BTreeSet::new() });
+                self.dirty.zones.insert(id.clone(), DirtyZone { full: true, owners: BTreeSet::new() });
+                self.dirty.structure = true;
             }
         }
         self.zone_docs.insert(id, doc);
@@ -772,7 +782,7 @@ impl Control {
         if let Some(record) = &new {
             zone.records.insert(rid.into(), record.clone(), revision);
         }
-        let dirty = self.dirty.entry(ZoneId(zone_id.to_string())).or_default();
+        let dirty = self.dirty.zones.entry(ZoneId(zone_id.to_string())).or_default();
         if !dirty.full {
             for record in old.iter().chain(new.iter()) {
                 dirty.owners.insert(record.owner.lower());

@@ -27,7 +27,8 @@ pub fn resolve(
     now: u64,
     revision: u64,
 ) -> Result<(), ApiError> {
-    let found = shadowed(&next.state);
+    // Only a change of structure (scopes, rules, zones, links, VPCs) can bring one; record changes never do.
+    let found = if next.structure_changed() { shadowed(&next.state) } else { Vec::new() };
     if found.is_empty() {
         return Ok(());
     }

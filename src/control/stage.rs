@@ -16,7 +16,7 @@ use crate::store::{Compare, Op, Store, TxnOutcome};
 
 /// Staged writes go in transactions of at most this many operations on a store without limits of its own, so
 /// that other writers of the store get their turn between them.
-const STAGE_CHUNK: usize = 1000;
+const STAGE_CHUNK: usize = 500;
 
 /// The store's limits per transaction, or the chunking used for staged writes where it has none.
 fn limits(store: &dyn Store) -> (usize, usize) {
@@ -27,10 +27,31 @@ fn limits(store: &dyn Store) -> (usize, usize) {
 pub struct Staged<'s> {
     store: &'s dyn Store,
     ops: &'s [Op],
+    /// The revision each transaction committed at, with how many of `ops` it took.
+    written: Vec<(u64, usize)>,
     keep: bool,
 }
 
 impl Staged<'_> {
+    /// The staged writes as the store recorded them, each at the revision of its transaction.
+    pub fn changes(&self) -> Vec<crate::store::Change> {
+        let mut changes = Vec::with_capacity(self.ops.len());
+        let mut ops = self.ops.iter();
+        for &(revision, n) in &self.written {
+            for op in ops.by_ref().take(n) {
+                if let Op::Put { key, value } = op {
+                    changes.push(crate::store::Change { revision, key: key.clone(), value: Some(value.clone()) });
+                }
+            }
+        }
+        changes
+    }
+
+    /// The revision of the last staged transaction.
+    pub fn last_revision(&self) -> u64 {
+        self.written.last().map_or(0, |(revision, _)| *revision)
+    }
+
     /// The commit that makes them reachable went through (or may have: an unknown outcome keeps them too).
     pub fn keep(mut self) {
         self.keep = true;
@@ -49,9 +70,15 @@ impl Drop for Staged<'_> {
 /// writer lock is taken, so a large import never holds up other writers while its records go in.
 pub fn write<'s>(store: &'s dyn Store, staged: &'s [Op]) -> Result<Staged<'s>, ApiError> {
     let (max_ops, max_bytes) = limits(store);
-    let written = Staged { store, ops: staged, keep: false };
+    let mut written = Staged { store, ops: staged, written: Vec::new(), keep: false };
     for chunk in chunks(staged, max_ops, max_bytes) {
-        store.txn(&[], chunk).map_err(store_error)?; // `written` deletes what went in
+        // On failure, `written` deletes what went in.
+        match store.txn(&[], chunk).map_err(store_error)? {
+            TxnOutcome::Committed { revision } => written.written.push((revision, chunk.len())),
+            TxnOutcome::Conflict { key, .. } => {
+                return Err(ApiError::internal(format!("staging {key} met a compare it did not ask for")))
+            }
+        }
     }
     Ok(written)
 }
