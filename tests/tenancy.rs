@@ -564,3 +564,35 @@ fn the_server_owns_its_store_and_socket() {
     assert!(why.contains("writable by others"), "{why}");
     std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
 }
+
+/// Fuzzing findings (the `api` target): a body that is not UTF-8, a path no route serves, a method a route does not
+/// take and a path segment that does not decode to UTF-8 were answered in plain text or not at all, not in the
+/// API's JSON error shape.
+#[test]
+fn every_error_has_the_json_error_shape() {
+    let s = server();
+    let (acme, _) = tenants(&s);
+    s.admin(&acme, &["zones", "create", "corp.internal."]).expect("zone");
+    let mut request = format!(
+        "PUT /v1/zones/1001%2Fcorp.internal./file HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {acme}\r\n\
+         Content-Length: 4\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(&[0xff, 0xfe, b'a', b'\n']);
+    let answer = raw_http(&s.admin, std::net::Ipv4Addr::LOCALHOST, &request, Duration::ZERO).expect("answer");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let value: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"));
+    assert_eq!(value["error"]["code"], "bad_body", "{answer}");
+    for (request, code) in [
+        (format!("PUT /v1/zones/x/records/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {acme}\r\n"), "not_found"),
+        (format!("PATCH /v1/zones HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {acme}\r\n"), "method_not_allowed"),
+        (format!("PUT /v1/blocks/%7B%F6 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {acme}\r\n"), "bad_path"),
+    ] {
+        let request = format!("{request}Content-Length: 0\r\nConnection: close\r\n\r\n");
+        let answer =
+            raw_http(&s.admin, std::net::Ipv4Addr::LOCALHOST, request.as_bytes(), Duration::ZERO).expect("answer");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let value: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"));
+        assert_eq!(value["error"]["code"], code, "{answer}");
+    }
+}

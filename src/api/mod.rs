@@ -186,6 +186,40 @@ where
     }
 }
 
+/// A text body (a zone file, a state file) whose rejections (not UTF-8, too large) are answered in the API's error
+/// format, like every other error.
+pub struct ApiText(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiText {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match String::from_request(req, state).await {
+            Ok(text) => Ok(ApiText(text)),
+            Err(rejection) => Err(ApiError::new(rejection.status().as_u16(), "bad_body", rejection.body_text())),
+        }
+    }
+}
+
+/// `Path<T>` whose rejections (a segment that does not decode to UTF-8, say) are answered in the API's error
+/// format.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    axum::extract::Path<T>: axum::extract::FromRequestParts<S, Rejection = axum::extract::rejection::PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::new(rejection.status().as_u16(), "bad_path", rejection.body_text())),
+        }
+    }
+}
+
 /// `Query<T>` whose rejections are answered in the API's error format.
 pub struct ApiQuery<T>(pub T);
 

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{if_match, ApiJson, ApiQuery, ApiState};
+use super::{if_match, ApiJson, ApiPath, ApiQuery, ApiState, ApiText};
 use crate::control::model::{AccountDoc, Control, VpcDoc};
 use crate::control::ops::tenant::{NewZone, RecordInput, ScopeChange};
 use crate::control::ops::{inventory, links, tenant};
@@ -52,6 +52,8 @@ pub fn tenant_router(state: ApiState, body_timeout: std::time::Duration) -> Rout
         .route("/v1/usage", get(usage))
         .route("/v1/audit", get(audit))
         .route("/v1/explain", get(explain))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), super::refusals::audit_refused))
         .layer(axum::extract::DefaultBodyLimit::max(super::refusals::BODY_LIMIT))
         .layer(axum::middleware::from_fn(move |request, next| super::refusals::read_body(body_timeout, request, next)))
@@ -76,11 +78,22 @@ pub fn operator_router(state: ApiState) -> Router {
         .route("/v1/operator/export", get(op_export))
         .route("/v1/operator/backup", post(op_backup))
         .route("/v1/operator/audit", get(op_audit))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(axum::extract::DefaultBodyLimit::max(OPERATOR_BODY_LIMIT))
         .with_state(state)
 }
 
 // ---- helpers ---------------------------------------------------------------------------------------------------
+
+/// A path no route serves: the API's JSON error, like every other answer.
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no endpoint {}", uri.path()))
+}
+
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {}", uri.path()))
+}
 
 async fn tenant_write(
     api: ApiState,
@@ -151,7 +164,7 @@ async fn user_put(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<UserBody>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
@@ -163,7 +176,7 @@ async fn user_delete(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_user(c, ctx, &name, expected)).await
@@ -194,7 +207,7 @@ async fn key_delete(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, false, expected)).await
@@ -204,7 +217,7 @@ async fn key_rotate(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, true, expected)).await
@@ -233,7 +246,7 @@ async fn foreign_zone_detach(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<DetachBody>,
 ) -> ApiResult {
     tenant_write(api, &headers, remote, move |c, ctx| {
@@ -246,7 +259,7 @@ async fn foreign_rule_detach(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<DetachBody>,
 ) -> ApiResult {
     tenant_write(api, &headers, remote, move |c, ctx| {
@@ -285,7 +298,7 @@ async fn link_verify(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> ApiResult {
     let response = tenant_write(api, &headers, remote, move |c, ctx| links::verify(c, ctx, &id, &body.code)).await?;
@@ -297,7 +310,7 @@ async fn link_remove(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(account): Path<String>,
+    ApiPath(account): ApiPath<String>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| links::remove(c, ctx, &account, expected)).await
@@ -307,7 +320,7 @@ async fn block_put(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(account): Path<String>,
+    ApiPath(account): ApiPath<String>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, true, expected)).await
@@ -317,7 +330,7 @@ async fn block_delete(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(account): Path<String>,
+    ApiPath(account): ApiPath<String>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, false, expected)).await
@@ -344,7 +357,7 @@ async fn zone_get(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
     tenant_read(&api, &headers, remote, move |c, ctx| tenant::get_zone(c, ctx, &id))
 }
@@ -353,7 +366,7 @@ async fn zone_delete(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| tenant::delete_zone(c, ctx, &id, expected)).await
@@ -391,7 +404,7 @@ async fn fallback_set(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<FallbackBody>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
@@ -418,7 +431,7 @@ async fn rule_delete(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| crate::control::ops::rules::delete_rule(c, ctx, &id, expected))
@@ -429,7 +442,7 @@ async fn scope_set(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ScopeBody>,
 ) -> ApiResult {
     scope(api, headers, remote, id, body, ScopeChange::Set).await
@@ -439,7 +452,7 @@ async fn scope_edit(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path((id, how)): Path<(String, String)>,
+    ApiPath((id, how)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<ScopeBody>,
 ) -> ApiResult {
     let how = match how.as_str() {
@@ -454,7 +467,7 @@ async fn record_add(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RecordInput>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
@@ -465,7 +478,7 @@ async fn record_change(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path((id, rid)): Path<(String, String)>,
+    ApiPath((id, rid)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<RecordInput>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
@@ -477,7 +490,7 @@ async fn record_remove(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path((id, rid)): Path<(String, String)>,
+    ApiPath((id, rid)): ApiPath<(String, String)>,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_record(c, ctx, &id, &rid, expected)).await
@@ -487,7 +500,7 @@ async fn zone_export(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let actor = api.tenant(&headers, Some(remote))?;
     let text = api.plane.read(&actor, |c, ctx| tenant::export_zone(c, ctx, &id))?;
@@ -498,8 +511,8 @@ async fn zone_import(
     State(api): State<ApiState>,
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    body: String,
+    ApiPath(id): ApiPath<String>,
+    ApiText(body): ApiText,
 ) -> ApiResult {
     let expected = if_match(&headers)?;
     tenant_write(api, &headers, remote, move |c, ctx| tenant::import_zone(c, ctx, &id, &body, expected)).await
@@ -515,7 +528,7 @@ async fn op_account_put(State(api): State<ApiState>, ApiJson(doc): ApiJson<Accou
     operator_write(api, move |c, ctx| inventory::put_account(c, ctx, doc.clone())).await
 }
 
-async fn op_account_delete(State(api): State<ApiState>, Path(uid): Path<String>) -> ApiResult {
+async fn op_account_delete(State(api): State<ApiState>, ApiPath(uid): ApiPath<String>) -> ApiResult {
     operator_write(api, move |c, ctx| inventory::remove_account(c, ctx, &uid)).await
 }
 
@@ -527,7 +540,7 @@ async fn op_vpc_put(State(api): State<ApiState>, ApiJson(doc): ApiJson<VpcDoc>) 
     operator_write(api, move |c, ctx| inventory::put_vpc(c, ctx, doc.clone())).await
 }
 
-async fn op_vpc_delete(State(api): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+async fn op_vpc_delete(State(api): State<ApiState>, ApiPath(id): ApiPath<String>) -> ApiResult {
     operator_write(api, move |c, ctx| inventory::remove_vpc(c, ctx, &id)).await
 }
 
@@ -670,7 +683,7 @@ struct ApplyQuery {
 }
 
 /// Applies a state file (issue-2 schema, records inline) through the same validation as every change.
-async fn op_apply(State(api): State<ApiState>, ApiQuery(q): ApiQuery<ApplyQuery>, body: String) -> ApiResult {
+async fn op_apply(State(api): State<ApiState>, ApiQuery(q): ApiQuery<ApplyQuery>, ApiText(body): ApiText) -> ApiResult {
     let path = std::path::Path::new("apply.toml");
     let loaded = crate::config::from_str(&body, path, std::path::Path::new("/nonexistent"), None)
         .map_err(|e| ApiError::bad_request("bad_state_file", format!("{e:#}")))?;
