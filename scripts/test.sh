@@ -48,6 +48,28 @@ trap 'rm -f "$log"' EXIT
 status=0
 cargo test --locked --features etcd --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line over every test binary (cargo's own last line is the doc-test run's).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+summary() {
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1);
+                                                   if ($i ~ /^ignored;?$/) g += $(i-1) } }
+       END { printf "tests: %d passed, %d failed, %d ignored (the extended suite: scripts/test-extended.sh)\n", p, f, g }' "$log"
+}
+
+# A short fuzzing run of the request handler, so that the fuzz target always builds and finds nothing easy. The long
+# runs of every target are in scripts/test-extended.sh.
+echo "== fuzz smoke: respond::handle for 60 s"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "   (installing cargo-fuzz: it compiles from crates.io, a few minutes, once per machine)"
+  cargo install cargo-fuzz --locked --quiet
+fi
+scratch=$(mktemp -d)
+if ! (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run handle "$scratch" corpus/handle -- -max_total_time=60 -max_len=4096 \
+      >"$scratch.log" 2>&1); then
+  tail -40 "$scratch.log"
+  echo "fuzz smoke: the handle target failed"
+  status=1
+else
+  grep -E "^Done [0-9]+ runs" "$scratch.log" | sed 's/^/fuzz smoke: /' || true
+fi
+rm -rf "$scratch" "$scratch.log"
+summary
 exit "$status"

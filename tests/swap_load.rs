@@ -25,7 +25,8 @@ struct Load {
 }
 
 /// Sends www.corp.internal/A queries until `stop` (at most 500,000, at most 60 s); every answer's A must be one of
-/// `allowed` at the time it arrives.
+/// `allowed` at the time it arrives, and never older than one this client already got (the third octet is the
+/// generation: a swap may be seen late, never undone).
 fn load(
     server: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -37,6 +38,7 @@ fn load(
         let mut tally = Load::default();
         let started = Instant::now();
         let mut buf = [0u8; 1500];
+        let mut newest = 0u8;
         for id in 0..500_000u32 {
             if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(60) {
                 break;
@@ -65,6 +67,10 @@ fn load(
                     if !allowed.lock().map(|s| s.contains(&a)).unwrap_or(false) {
                         tally.foreign.push(format!("{a:?}"));
                     }
+                    if a[2] < newest {
+                        tally.foreign.push(format!("rolled back from generation {newest} to {}", a[2]));
+                    }
+                    newest = newest.max(a[2]);
                 }
                 2 => tally.servfail += 1,
                 other => tally.foreign.push(format!("rcode {other}")),

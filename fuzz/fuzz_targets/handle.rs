@@ -1,6 +1,8 @@
 //! Fuzz target: raw bytes through the whole request handler (decode, prechecks, classify, lookup, encode) against a
-//! real snapshot compiled from the example configuration, over UDP and TCP, with and without cookie keys. It must
-//! never panic, and every response must be a well-formed DNS message no larger than the transport allows.
+//! real snapshot compiled from the example configuration, over UDP and TCP, with and without cookie keys, from a
+//! source in a VPC and one in none. It must never panic, and every response is checked with an independent decoder
+//! (hickory-proto): it parses whole, QR is set, the id and opcode are the query's, the question is echoed when the
+//! query had one, a non-zero rcode carries no answer, and no response is larger than its transport allows.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,14 +29,34 @@ fn snapshot() -> &'static (Snapshot, CookieKeys) {
 fuzz_target!(|data: &[u8]| {
     let (snap, keys) = snapshot();
     let local: SocketAddr = "127.0.0.1:5300".parse().expect("address");
-    let source = IpAddr::V4(Ipv4Addr::new(127, 0, 10, 7));
     let mut out = Vec::new();
-    for (transport, limit) in [(Transport::Udp, 1232), (Transport::Tcp, 65535)] {
-        for cookies in [None, Some(keys)] {
-            if respond::handle(data, source, local, transport, snap, cookies, &mut out).is_some() {
-                assert!(out.len() >= 12 && out.len() <= limit, "response of {} bytes", out.len());
-                assert!(out[2] & 0x80 != 0, "every response has QR set");
+    for source in [Ipv4Addr::new(127, 0, 10, 7), Ipv4Addr::new(127, 0, 99, 1)] {
+        for (transport, limit) in [(Transport::Udp, 1232), (Transport::Tcp, 65535)] {
+            for cookies in [None, Some(keys)] {
+                if respond::handle(data, IpAddr::V4(source), local, transport, snap, cookies, &mut out).is_some() {
+                    check(data, &out, limit);
+                }
             }
         }
     }
 });
+
+/// What every response must be, whatever the query was.
+fn check(query: &[u8], response: &[u8], limit: usize) {
+    assert!(response.len() >= 12 && response.len() <= limit, "response of {} bytes", response.len());
+    assert_eq!(&response[..2], &query[..2], "the id is the query's");
+    assert!(response[2] & 0x80 != 0, "QR is set");
+    assert_eq!(response[2] & 0x78, query[2] & 0x78, "the opcode is the query's");
+    let message = hickory_proto::op::Message::from_vec(response)
+        .unwrap_or_else(|e| panic!("the response does not parse ({e}): {response:02x?}"));
+    let rcode = u16::from(message.metadata.response_code);
+    if rcode != 0 && rcode != 3 {
+        assert!(message.answers.is_empty() || rcode == 2, "rcode {rcode} with an answer");
+    }
+    if let Ok(asked) = hickory_proto::op::Message::from_vec(query) {
+        if asked.queries.len() == 1 && message.queries.len() == 1 {
+            let (q, r) = (&asked.queries[0], &message.queries[0]);
+            assert_eq!((q.name(), q.query_type()), (r.name(), r.query_type()), "the question is echoed");
+        }
+    }
+}

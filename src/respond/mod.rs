@@ -113,7 +113,7 @@ pub fn handle_query(
         return Handled::Answered(outcome(rcode, None, None, cookie_valid));
     }
     let Some(class) = snap.classifier.classify(local, source) else {
-        write_error(&query, Rcode::Refused, cookie.as_ref(), out);
+        write_error_with(&query, Rcode::Refused, Some(EDE_PROHIBITED), cookie.as_ref(), out);
         return Handled::Answered(Outcome { unclassified: true, ..outcome(Rcode::Refused, None, None, cookie_valid) });
     };
     let answer = lookup::lookup(snap, class.vpc, query.qname, query.qtype, transport);
@@ -231,13 +231,22 @@ fn write_header(out: &mut Vec<u8>, id: u16, request_flags: u16, rcode: Rcode, qd
 
 /// An error response: header, the question echoed, and OPT when the client sent EDNS.
 fn write_error(query: &Query, rcode: Rcode, cookie: Option<&CookieReply>, out: &mut Vec<u8>) {
+    write_error_with(query, rcode, None, cookie, out);
+}
+
+/// As `write_error`, with an Extended DNS Error when the client speaks EDNS.
+fn write_error_with(query: &Query, rcode: Rcode, ede: Option<Ede>, cookie: Option<&CookieReply>, out: &mut Vec<u8>) {
     write_header(out, query.id, query.flags, rcode, 1, false);
     out.extend_from_slice(query.question);
     if let Some(edns) = query.edns {
-        write_opt(out, rcode, edns, None, cookie);
+        write_opt(out, rcode, edns, ede, cookie);
         set_count(out, 10, 1);
     }
 }
+
+/// EDE 18, Prohibited (RFC 8914 §4.19): the source is in no VPC, so it may ask nothing here (as BIND answers a
+/// client no view matches).
+const EDE_PROHIBITED: Ede = Ede { code: 18, text: "" };
 
 /// Our OPT record: our UDP size, the extended rcode bits, DO echoed, a COOKIE when the client sent one, and an
 /// Extended DNS Error if any. No other option is ever echoed.

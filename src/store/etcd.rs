@@ -162,8 +162,23 @@ impl EtcdStore {
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
         };
-        store.revision()?;
-        Ok(store)
+        match store.revision() {
+            Ok(_) => Ok(store),
+            // Members that require client certificates close a TLS connection that brings none, or send an alert
+            // that does not say so plainly: say what is the likely cause.
+            Err(StoreError::Unavailable { op, detail })
+                if settings.tls.as_ref().is_some_and(|t| t.cert.is_none())
+                    && (detail.contains("connection closed")
+                        || detail.to_ascii_lowercase().contains("certificate")) =>
+            {
+                let detail = format!(
+                    "{detail} — the members closed the TLS connection; if they require client certificates \
+                     (--client-cert-auth), set [store] tls_cert and tls_key"
+                );
+                Err(StoreError::Unavailable { op, detail })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn key(&self, key: &str) -> Vec<u8> {
