@@ -12,12 +12,12 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 use vpcdns::control::model::{encode, keys, AccountDoc, RecordDoc, ScopeDoc, VpcDoc, ZoneDoc};
 use vpcdns::control::ops::tenant::{self, RecordInput};
+use vpcdns::control::store::sqlite::SqliteStore;
+use vpcdns::control::store::{Op, Store};
 use vpcdns::control::{auth, Actor, ControlPlane};
-use vpcdns::lookup::{self, Rcode, Transport};
-use vpcdns::name::Name;
-use vpcdns::state::{Policy, ServerSettings, Uid};
-use vpcdns::store::sqlite::SqliteStore;
-use vpcdns::store::{Op, Store};
+use vpcdns::dns::name::Name;
+use vpcdns::model::lookup::{self, Rcode, Transport};
+use vpcdns::model::state::{Policy, ServerSettings, Uid};
 
 /// Records in the big zone: `VPCDNS_BENCH_RECORDS`, 1,000,000 unless set.
 fn big_zone_records() -> usize {
@@ -90,7 +90,7 @@ fn bench(c: &mut Criterion) {
         listen: vec!["127.0.0.1:53".parse().expect("addr")],
         nameserver: Name::from_text("ns.bench.", None).expect("name"),
         // Room for the big zone and every record the benchmark adds.
-        limits: vpcdns::state::Limits { max_records_per_account: 5_000_000, ..Default::default() },
+        limits: vpcdns::model::state::Limits { max_records_per_account: 5_000_000, ..Default::default() },
         rrl: Default::default(),
         metrics: None,
         query_log: None,
@@ -182,7 +182,7 @@ fn small_plane(dir: &std::path::Path, rules: usize) -> ControlPlane {
     let server = ServerSettings {
         listen: vec!["127.0.0.1:53".parse().expect("addr")],
         nameserver: Name::from_text("ns.bench.", None).expect("name"),
-        limits: vpcdns::state::Limits { max_rules_per_account: 10_000, ..Default::default() },
+        limits: vpcdns::model::state::Limits { max_rules_per_account: 10_000, ..Default::default() },
         rrl: Default::default(),
         metrics: None,
         query_log: None,

@@ -13,13 +13,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use vpcdns::compile::Compiler;
-use vpcdns::lookup::Transport;
-use vpcdns::name::Name;
-use vpcdns::rdata::{RData, Record};
-use vpcdns::respond;
-use vpcdns::snapshot::Snapshot;
-use vpcdns::state::{Account, ServerSettings, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
+use vpcdns::dataplane::respond;
+use vpcdns::dns::name::Name;
+use vpcdns::dns::rdata::{RData, Record};
+use vpcdns::model::compile::Compiler;
+use vpcdns::model::lookup::Transport;
+use vpcdns::model::snapshot::Snapshot;
+use vpcdns::model::state::{Account, ServerSettings, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
 
 /// One point of a curve.
 #[derive(Clone, Copy)]
@@ -84,7 +84,7 @@ fn state(shape: Shape) -> State {
                 rdata: RData::A(Ipv4Addr::new(10, (z >> 8) as u8, z as u8, r as u8)),
             })
             .collect::<Vec<_>>();
-        let records = vpcdns::state::records_from(records);
+        let records = vpcdns::model::state::records_from(records);
         // Every zone is visible to half the VPCs.
         let scope = (0..shape.vpcs).filter(|v| (v + z) % 2 == 0).map(|v| VpcId::new(&format!("vpc{v}"))).collect();
         let id = ZoneId(format!("z{z}"));

@@ -1,36 +1,13 @@
 //! vpcdns: multi-tenant private DNS for VPCs.
 //!
-//! The query path is `serve` → `respond` (→ `wire` decode) → `classify` → `snapshot::View` → `lookup` →
-//! `respond` (encode); the change path is `config` → `validate` → `compile` → `reload` (swap). See
-//! ARCHITECTURE.md for the map and its invariants.
+//! The query path is `dataplane::serve` → `dataplane::respond` (→ `dns::wire` decode) → `model::classify` →
+//! `model::lookup` → `dns::wire` encode; the change path is `process::config` → `model::validate` →
+//! `model::compile` → a swapped `model::snapshot`. See ARCHITECTURE.md for the map and its invariants.
 
-pub mod api;
-pub mod classify;
-pub mod cli;
-pub mod compile;
-pub mod config;
 pub mod control;
-pub mod cookie;
-pub mod daemon;
-pub mod explain;
-pub mod lookup;
-pub mod metering;
-pub mod metrics;
-pub mod name;
-pub mod nodes;
-pub mod notify;
-pub mod querylog;
-pub mod rdata;
-pub mod records;
-pub mod reload;
-pub mod resolve;
-pub mod respond;
-pub mod serve;
-pub mod snapshot;
-pub mod state;
-pub mod store;
+pub mod dataplane;
+pub mod dns;
+pub mod model;
+pub mod process;
 #[cfg(test)]
 mod testing;
-pub mod validate;
-pub mod wire;
-pub mod zonefile;

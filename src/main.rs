@@ -8,11 +8,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use vpcdns::compile::Compiler;
-use vpcdns::lookup::Transport;
-use vpcdns::name::Name;
-use vpcdns::reload;
-use vpcdns::{explain, rdata};
+use vpcdns::dns::name::Name;
+use vpcdns::dns::rdata;
+use vpcdns::model::compile::Compiler;
+use vpcdns::model::explain;
+use vpcdns::model::lookup::Transport;
+use vpcdns::process::reload;
 
 #[derive(Parser)]
 #[command(name = "vpcdns", version, about = "Multi-tenant private DNS for VPCs")]
@@ -49,9 +50,9 @@ enum Command {
         config: PathBuf,
     },
     /// Tenant operations through the admin API.
-    Admin(vpcdns::cli::admin::AdminArgs),
+    Admin(vpcdns::process::cli::admin::AdminArgs),
     /// Operator operations: the inventory (accounts, VPCs), root keys.
-    Operator(vpcdns::cli::operator::OperatorArgs),
+    Operator(vpcdns::process::cli::operator::OperatorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), generated from these definitions.
@@ -102,7 +103,7 @@ fn init_logging(format: LogFormat) {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config, watch_interval_ms, udp_sockets } => {
-            vpcdns::daemon::serve(config, Duration::from_millis(watch_interval_ms.max(10)), udp_sockets)
+            vpcdns::process::daemon::serve(config, Duration::from_millis(watch_interval_ms.max(10)), udp_sockets)
         }
         Command::Completions { shell } => {
             let mut cli = <Cli as clap::CommandFactory>::command();
@@ -117,8 +118,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             clap_mangen::Man::new(cli).render(&mut page).context("cannot render the man page")?;
             write_stdout(&page)
         }
-        Command::Admin(args) => client_runtime()?.block_on(vpcdns::cli::admin::run(args)),
-        Command::Operator(args) => client_runtime()?.block_on(vpcdns::cli::operator::run(args)),
+        Command::Admin(args) => client_runtime()?.block_on(vpcdns::process::cli::admin::run(args)),
+        Command::Operator(args) => client_runtime()?.block_on(vpcdns::process::cli::operator::run(args)),
         Command::Check { config } => {
             let loaded = reload::load_valid(&config, None)?;
             let s = &loaded.state;

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use crate::compile::Compiler;
-use crate::snapshot::Snapshot;
-use crate::state::State;
+use crate::model::compile::Compiler;
+use crate::model::snapshot::Snapshot;
+use crate::model::state::State;
 
 /// Account `1` (acme) and its VPC `v1` on 127.0.10.0/24, served on 127.0.0.1:53.
 pub const ONE_VPC: &str = r#"
@@ -24,8 +24,9 @@ cidrs = ["127.0.10.0/24"]
 /// `ONE_VPC` plus `zones` (TOML `[[zones]]` tables), loaded and validated.
 pub fn state(zones: &str, previous: Option<&State>) -> State {
     let text = format!("{ONE_VPC}{zones}");
-    let loaded = crate::config::from_str(&text, Path::new("test.toml"), Path::new("."), previous).expect("config");
-    crate::validate::validate(&loaded.state).expect("valid test state");
+    let loaded =
+        crate::process::config::from_str(&text, Path::new("test.toml"), Path::new("."), previous).expect("config");
+    crate::model::validate::validate(&loaded.state).expect("valid test state");
     loaded.state
 }
 

@@ -245,7 +245,7 @@ fn bind_config(dir: &Path, files: &Path, port: u16, generated: &[String]) -> Str
 /// The SOA and NS vpcdns generates for a zone that has none, as master-file lines (empty for a zone that has them),
 /// read from the running server (the serial is the zone's load time).
 fn generated_soa_ns(dir: &Path, port: u16) -> Vec<String> {
-    let state = vpcdns::reload::load_valid(&dir.join("vpcdns.toml"), None).expect("the config loads").state;
+    let state = vpcdns::process::reload::load_valid(&dir.join("vpcdns.toml"), None).expect("the config loads").state;
     (0..ZONES.len())
         .map(|i| {
             let Some(zone) = state.zones.get(format!("z{i}").as_str()) else { return String::new() };

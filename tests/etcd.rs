@@ -475,10 +475,10 @@ fn etcd_over_tls_with_client_certificates_and_authentication() {
 #[test]
 fn the_etcd_store_keeps_the_store_contract() {
     let _serial = serial();
-    use vpcdns::store::etcd::{EtcdSettings, EtcdStore};
+    use vpcdns::control::store::etcd::{EtcdSettings, EtcdStore};
     let etcd = Etcd::start(1);
     let mut n = 0;
-    vpcdns::store::conformance::run_all(&mut || {
+    vpcdns::control::store::conformance::run_all(&mut || {
         n += 1;
         let settings = EtcdSettings {
             endpoints: etcd.endpoints(),

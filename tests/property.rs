@@ -15,13 +15,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use ipnet::IpNet;
 use proptest::prelude::*;
 
-use vpcdns::compile::Compiler;
-use vpcdns::lookup::{Rcode, Transport};
-use vpcdns::name::Name;
-use vpcdns::rdata::{RData, Record};
-use vpcdns::respond;
-use vpcdns::state::{Account, Link, ServerSettings, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
-use vpcdns::validate::validate;
+use vpcdns::dataplane::respond;
+use vpcdns::dns::name::Name;
+use vpcdns::dns::rdata::{RData, Record};
+use vpcdns::model::compile::Compiler;
+use vpcdns::model::lookup::{Rcode, Transport};
+use vpcdns::model::state::{Account, Link, ServerSettings, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
+use vpcdns::model::validate::validate;
 
 const ZONE_NAMES: [&str; 6] = ["test.", "a.test.", "b.a.test.", "c.test.", "x.b.a.test.", "other."];
 const LABELS: [&str; 6] = ["www", "*", "x.y", "mail", "@", "b"];
@@ -175,7 +175,7 @@ fn build_state(vpc_specs: &[VpcSpec], links: &[(usize, usize)], zones: &[ZoneSpe
                 name: origin,
                 account: uid(spec.owner),
                 scope: scope.into_iter().map(|v| VpcId::new(&format!("vpc{v}"))).collect(),
-                records: vpcdns::state::records_from(records),
+                records: vpcdns::model::state::records_from(records),
                 // The generated SOA's serial: distinct per zone, so its negative answers are its own too.
                 revision: 100 + zi as u64,
                 origin: "generated".into(),
@@ -230,10 +230,10 @@ fn model_data(state: &State, vpc: &VpcId) -> BTreeSet<(u16, u32, String)> {
         let soa = format!("ns.test. hostmaster.{} {} 3600 600 86400 60", zone.name, zone.revision);
         // Its SOA as an answer, at the negative TTL in a negative answer (min(SOA TTL, minimum)), and at 0 in an
         // NXDOMAIN for an SOA question (as BIND 9.18).
-        for ttl in [vpcdns::compile::GENERATED_TTL, 60, 0] {
+        for ttl in [vpcdns::model::compile::GENERATED_TTL, 60, 0] {
             data.insert((6, ttl, soa.clone()));
         }
-        data.insert((2, vpcdns::compile::GENERATED_TTL, "ns.test.".to_string()));
+        data.insert((2, vpcdns::model::compile::GENERATED_TTL, "ns.test.".to_string()));
     }
     data
 }

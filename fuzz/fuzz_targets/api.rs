@@ -13,9 +13,9 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request};
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
-use vpcdns::api::{operator_router, tenant_router, ApiState};
+use vpcdns::control::api::{operator_router, tenant_router, ApiState};
 use vpcdns::control::{Actor, ControlPlane};
-use vpcdns::store::sqlite::SqliteStore;
+use vpcdns::control::store::sqlite::SqliteStore;
 
 struct World {
     runtime: tokio::runtime::Runtime,
@@ -66,10 +66,10 @@ listen = ["127.0.0.1:5300"]
 [resolver]
 allow_targets = ["127.0.0.0/8"]
 "#;
-        let loaded = vpcdns::config::from_str(text, "f.toml".as_ref(), ".".as_ref(), None).expect("config");
+        let loaded = vpcdns::process::config::from_str(text, "f.toml".as_ref(), ".".as_ref(), None).expect("config");
         let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
         let plane = Arc::new(ControlPlane::open(store, loaded.state.server, vec![9; 32]).expect("plane"));
-        let limits = vpcdns::config::AdminLimits { writes_per_second: 1_000_000, write_burst: 1_000_000, ..Default::default() };
+        let limits = vpcdns::process::config::AdminLimits { writes_per_second: 1_000_000, write_burst: 1_000_000, ..Default::default() };
         let state = ApiState::new(plane.clone(), None, &limits);
         let tenant = tenant_router(state.clone(), std::time::Duration::from_secs(5));
         let operator = operator_router(state);
@@ -139,7 +139,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // Whatever went in, the served state is one `validate` accepts.
     let control = world.plane.read(&Actor::Operator, |c, _| Ok(c.state.clone())).expect("read");
-    if let Err(problems) = vpcdns::validate::validate(&control) {
+    if let Err(problems) = vpcdns::model::validate::validate(&control) {
         panic!("{path} left an invalid state: {problems}");
     }
 });

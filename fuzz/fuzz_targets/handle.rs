@@ -10,17 +10,17 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use vpcdns::compile::Compiler;
-use vpcdns::cookie::CookieKeys;
-use vpcdns::lookup::Transport;
-use vpcdns::respond;
-use vpcdns::snapshot::Snapshot;
+use vpcdns::model::compile::Compiler;
+use vpcdns::dns::cookie::CookieKeys;
+use vpcdns::model::lookup::Transport;
+use vpcdns::dataplane::respond;
+use vpcdns::model::snapshot::Snapshot;
 
 fn snapshot() -> &'static (Snapshot, CookieKeys) {
     static SNAPSHOT: OnceLock<(Snapshot, CookieKeys)> = OnceLock::new();
     SNAPSHOT.get_or_init(|| {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml");
-        let loaded = vpcdns::reload::load_valid(&config, None).expect("the example configuration loads");
+        let loaded = vpcdns::process::reload::load_valid(&config, None).expect("the example configuration loads");
         let keys = CookieKeys::random().expect("random");
         (Compiler::default().compile(&loaded.state), keys)
     })

@@ -6,13 +6,13 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use vpcdns::name::Name;
-use vpcdns::rdata::RData;
+use vpcdns::dns::name::Name;
+use vpcdns::dns::rdata::RData;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let origin = Name::from_text("corp.internal.", None).expect("origin");
-    let Ok(records) = vpcdns::zonefile::parse_untrusted_zone(text, Path::new("fuzz.zone"), &origin) else { return };
+    let Ok(records) = vpcdns::dns::zonefile::parse_untrusted_zone(text, Path::new("fuzz.zone"), &origin) else { return };
     for record in &records {
         let printed = record.rdata.to_string();
         let parsed = RData::from_text(record.rdata.rtype(), &printed, &Name::root())

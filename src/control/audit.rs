@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::model::{self, keys, AuditDoc, Control};
 use super::{Actor, ApiError, ControlPlane, Ctx};
-use crate::state::Uid;
-use crate::store::{Compare, Op, Store, TxnOutcome};
+use crate::control::store::{Compare, Op, Store, TxnOutcome};
+use crate::model::state::Uid;
 
 /// The account part of an audit key for entries that concern no account (operator housekeeping).
 pub const NO_ACCOUNT: &str = "-";
@@ -169,7 +169,7 @@ pub fn migrate_legacy(store: &dyn Store) -> anyhow::Result<usize> {
     let mut moved = 0;
     let (audit, _) = store.list(keys::AUDIT)?;
     let (usage, _) = store.list(keys::USAGE)?;
-    let mut batch: Vec<(crate::store::Entry, Vec<Op>)> = Vec::new();
+    let mut batch: Vec<(crate::control::store::Entry, Vec<Op>)> = Vec::new();
     for entry in audit.into_iter().filter(|e| e.key[keys::AUDIT.len()..].split('/').count() == 1) {
         let Ok(mut doc) = model::decode::<AuditDoc>(&entry.value) else { continue };
         let account = if doc.account.is_empty() { NO_ACCOUNT.to_string() } else { doc.account.clone() };
@@ -202,8 +202,8 @@ mod tests {
     use super::*;
     use crate::control::auth::Tenant;
     use crate::control::model::AccountDoc;
-    use crate::state::Policy;
-    use crate::store::sqlite::SqliteStore;
+    use crate::control::store::sqlite::SqliteStore;
+    use crate::model::state::Policy;
 
     fn plane() -> ControlPlane {
         let server = crate::testing::state("", None).server;

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::model::{Control, KeyDoc};
-use crate::state::{Policy, Uid};
+use crate::model::state::{Policy, Uid};
 
 /// The principal behind a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,13 +169,13 @@ pub fn fill_random(buf: &mut [u8]) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::ServerSettings;
+    use crate::model::state::ServerSettings;
 
     #[test]
     fn keys_authenticate_only_with_the_right_secret() {
         let mut control = Control::new(ServerSettings {
             listen: vec![],
-            nameserver: crate::name::Name::root(),
+            nameserver: crate::dns::name::Name::root(),
             limits: Default::default(),
             rrl: Default::default(),
             resolver: Default::default(),
@@ -185,11 +185,11 @@ mod tests {
         let uid = Uid("1".into());
         control.state.accounts.insert(
             uid.clone(),
-            crate::state::Account {
+            crate::model::state::Account {
                 uid: uid.clone(),
                 name: "acme".into(),
                 email: "a@b.example".into(),
-                site: crate::state::Site::Intl,
+                site: crate::model::state::Site::Intl,
             },
         );
         let key = mint_key(&uid, None, 100, Some(200)).unwrap();

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{unix_now, ControlPlane};
-use crate::store::FeedEvent;
+use crate::control::store::FeedEvent;
 
 /// What the feed's state is, for metrics and readiness.
 #[derive(Debug, Default)]

@@ -16,17 +16,21 @@ pub mod precedence;
 pub mod stage;
 pub mod usage;
 
+pub mod api;
+pub mod notify;
+pub mod store;
+
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::compile::Compiler;
-use crate::serve::Published;
-use crate::snapshot::Snapshot;
-use crate::state::ServerSettings;
-use crate::store::{Change, Compare, Op, Store, TxnOutcome};
-use crate::validate;
+use crate::control::store::{Change, Compare, Op, Store, TxnOutcome};
+use crate::dataplane::serve::Published;
+use crate::model::compile::Compiler;
+use crate::model::snapshot::Snapshot;
+use crate::model::state::ServerSettings;
+use crate::model::validate;
 pub use auth::Actor;
 pub use error::ApiError;
 pub use model::Control;
@@ -145,7 +149,7 @@ impl ControlPlane {
             compile_ms = (started.elapsed() - folded).as_secs_f64() * 1e3,
             "state loaded from the store"
         );
-        crate::reload::release_free_memory();
+        crate::process::reload::release_free_memory();
         let revision = control.revision;
         Ok(ControlPlane {
             store,
@@ -455,8 +459,8 @@ impl ControlPlane {
 
 /// A store failure as the API reports it: 503 when the store cannot be reached (nothing was written), 413 when
 /// the change is too large for one transaction, 500 otherwise.
-pub fn store_error(e: crate::store::StoreError) -> ApiError {
-    use crate::store::StoreError;
+pub fn store_error(e: crate::control::store::StoreError) -> ApiError {
+    use crate::control::store::StoreError;
     match e {
         StoreError::Unavailable { .. } => ApiError::new(503, "store_unavailable", e.to_string()),
         StoreError::Unknown { .. } => ApiError::new(503, "outcome_unknown", e.to_string()),

@@ -11,14 +11,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::config;
-use crate::name::Name;
-use crate::rdata::{self, RData, Record};
-use crate::state::{
+use crate::control::store::Change;
+use crate::dns::name::Name;
+use crate::dns::rdata::{self, RData, Record};
+use crate::model::state::{
     share_scope_ids, Account, Changes, DirtyZone, Link, Policy, RecordId, ServerSettings, Site, State, Uid, User, Vpc,
     VpcId, Zone, ZoneId, ZoneRecords,
 };
-use crate::store::Change;
+use crate::process::config;
 
 /// The key layout. Id components are escaped so that a `/` inside an id can never forge another key.
 pub mod keys {
@@ -78,7 +78,7 @@ pub mod keys {
         format!("{RECORD}{}/{}", esc(zone), esc(rid))
     }
     /// The (zone id, record id) of a record key.
-    pub fn parse_record(key: &str) -> Option<(String, crate::state::RecordId)> {
+    pub fn parse_record(key: &str) -> Option<(String, crate::model::state::RecordId)> {
         let (zone, rid) = key.strip_prefix(RECORD)?.split_once('/')?;
         (!rid.contains('/')).then(|| (unesc(zone).into_owned(), unesc(rid).as_ref().into()))
     }
@@ -197,7 +197,7 @@ pub struct RuleDoc {
 }
 
 impl RuleDoc {
-    pub fn from_rule(rule: &crate::state::ForwardRule) -> RuleDoc {
+    pub fn from_rule(rule: &crate::model::state::ForwardRule) -> RuleDoc {
         RuleDoc {
             id: rule.id.clone(),
             account: rule.account.0.clone(),
@@ -207,14 +207,14 @@ impl RuleDoc {
         }
     }
 
-    pub fn to_rule(&self) -> Result<crate::state::ForwardRule, String> {
+    pub fn to_rule(&self) -> Result<crate::model::state::ForwardRule, String> {
         let domain = Name::from_text(&self.domain, Some(&Name::root())).map_err(|e| e.to_string())?;
         let targets = self
             .targets
             .iter()
-            .map(|t| crate::config::parse_server_address(t).ok_or_else(|| format!("bad target {t:?}")))
+            .map(|t| crate::process::config::parse_server_address(t).ok_or_else(|| format!("bad target {t:?}")))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(crate::state::ForwardRule {
+        Ok(crate::model::state::ForwardRule {
             id: self.id.clone(),
             account: Uid(self.account.clone()),
             domain,
@@ -548,7 +548,7 @@ impl Control {
                 match value {
                     Some(v) => {
                         let mut rule = decode::<RuleDoc>(v)?.to_rule()?;
-                        crate::state::share_scope_ids(&self.state.vpcs, &mut rule.scope);
+                        crate::model::state::share_scope_ids(&self.state.vpcs, &mut rule.scope);
                         self.state.rules.insert(id.to_string(), rule);
                     }
                     None => {
@@ -660,7 +660,7 @@ impl Control {
         let name = Name::from_text(&doc.name, Some(&Name::root())).map_err(|e| e.to_string())?;
         let account = Uid(doc.account.clone());
         let same_generation = self.zone_docs.get(&id).is_none_or(|old| old.generation == doc.generation);
-        let fallback = crate::state::Fallback::parse(&doc.fallback).unwrap_or_default();
+        let fallback = crate::model::state::Fallback::parse(&doc.fallback).unwrap_or_default();
         match self.state.zones.get_mut(&id) {
             // The document is rewritten with every content change: its revision is the zone's (the SOA serial).
             Some(zone) if zone.name == name && zone.account == account && same_generation => {
@@ -684,7 +684,7 @@ impl Control {
                     self.staged.remove(&id);
                 }
                 live.sort_by(|a, b| a.0.cmp(&b.0));
-                let records = crate::records::ZoneRecords::from_revisions(live);
+                let records = crate::model::records::ZoneRecords::from_revisions(live);
                 records.index_ids();
                 zone.records = records;
                 zone.revision = revision;

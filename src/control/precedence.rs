@@ -1,7 +1,7 @@
 //! The VPC owner's own names win: the tenancy rule applied to every change before it is validated.
 //!
 //! A linked account may add names to another account's VPC, never take the names that account binds there itself
-//! (see [`crate::validate::shadowed`]). So a change that would leave a foreign zone or rule at or below such a name
+//! (see [`crate::model::validate::shadowed`]). So a change that would leave a foreign zone or rule at or below such a name
 //! is settled here, in the same commit:
 //! - made by the VPC's owner (it binds the name now): the foreign item leaves that VPC's scope, its owner is told
 //!   (inbox, e-mail, audit), and the answer lists what was detached — the owner is never blocked;
@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use super::model::{keys, Control, InboxDoc};
 use super::ops::detach_vpcs;
 use super::{Actor, ApiError, Plan};
-use crate::state::VpcId;
-use crate::validate::{shadowed, BindingKind, Shadowed};
+use crate::model::state::VpcId;
+use crate::model::validate::{shadowed, BindingKind, Shadowed};
 
 /// Settles every shadowing `next` holds, adding the detaching writes to `plan` (and applying them to `next`).
 pub fn resolve(

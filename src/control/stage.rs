@@ -12,7 +12,7 @@
 //! what it staged is unreachable and the next bulk change of that zone deletes it.
 
 use super::{store_error, ApiError, Plan};
-use crate::store::{Compare, Op, Store, TxnOutcome};
+use crate::control::store::{Compare, Op, Store, TxnOutcome};
 
 /// Staged writes go in transactions of at most this many operations on a store without limits of its own, so
 /// that other writers of the store get their turn between them.
@@ -34,13 +34,17 @@ pub struct Staged<'s> {
 
 impl Staged<'_> {
     /// The staged writes as the store recorded them, each at the revision of its transaction.
-    pub fn changes(&self) -> Vec<crate::store::Change> {
+    pub fn changes(&self) -> Vec<crate::control::store::Change> {
         let mut changes = Vec::with_capacity(self.ops.len());
         let mut ops = self.ops.iter();
         for &(revision, n) in &self.written {
             for op in ops.by_ref().take(n) {
                 if let Op::Put { key, value } = op {
-                    changes.push(crate::store::Change { revision, key: key.clone(), value: Some(value.clone()) });
+                    changes.push(crate::control::store::Change {
+                        revision,
+                        key: key.clone(),
+                        value: Some(value.clone()),
+                    });
                 }
             }
         }

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::model::{self, keys};
 use super::{ControlPlane, Ctx};
-use crate::metering::{Meter, UsageKey};
-use crate::store::Op;
+use crate::control::store::Op;
+use crate::dataplane::metering::{Meter, UsageKey};
 
 /// One line of a bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,15 +159,15 @@ pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::store::sqlite::SqliteStore;
     use crate::control::{auth, Actor};
-    use crate::state::{Policy, ServerSettings, Uid};
-    use crate::store::sqlite::SqliteStore;
+    use crate::model::state::{Policy, ServerSettings, Uid};
 
     #[test]
     fn usage_sums_over_nodes_and_filters_by_owner_and_time() {
         let server = ServerSettings {
             listen: vec![],
-            nameserver: crate::name::Name::root(),
+            nameserver: crate::dns::name::Name::root(),
             limits: Default::default(),
             rrl: Default::default(),
             resolver: Default::default(),

@@ -17,9 +17,9 @@ use super::super::model::{
 };
 use super::super::{Ctx, Plan};
 use super::{collect_generations, new_generation};
-use crate::rdata::Record;
-use crate::state::{State, ZoneId};
-use crate::store::Op;
+use crate::control::store::Op;
+use crate::dns::rdata::Record;
+use crate::model::state::{State, ZoneId};
 
 #[derive(Serialize)]
 struct ExportFile {
@@ -88,7 +88,7 @@ pub fn export(state: &State) -> Result<String, ApiError> {
                 name: z.name.to_string(),
                 account: z.account.0.clone(),
                 scope: z.scope.iter().map(|v| v.0.to_string()).collect(),
-                fallback: (z.fallback == crate::state::Fallback::Recurse).then_some("recurse"),
+                fallback: (z.fallback == crate::model::state::Fallback::Recurse).then_some("recurse"),
                 records: z
                     .records
                     .values()
@@ -157,7 +157,7 @@ pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Resu
     }
     for l in &desired.links {
         if !current.links.contains(l) {
-            crate::validate::check_new_link(desired, &l.account, &l.linked)
+            crate::model::validate::check_new_link(desired, &l.account, &l.linked)
                 .map_err(|p| ApiError::invalid_state(vec![p]))?;
             let doc = LinkDoc {
                 account: l.account.0.clone(),
@@ -190,7 +190,7 @@ pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Resu
 /// `control::stage`): one switch instead of many writes, within any store's transaction limits.
 const RESTAGE_ABOVE: usize = 64;
 
-fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) -> Result<(), ApiError> {
+fn apply_zone(control: &Control, zone: &crate::model::state::Zone, plan: &mut Plan) -> Result<(), ApiError> {
     let id = &zone.id.0;
     let generation = control.zone_docs.get(&zone.id).map(|d| d.generation.clone()).unwrap_or_default();
     let mut doc = ZoneDoc {
@@ -198,7 +198,11 @@ fn apply_zone(control: &Control, zone: &crate::state::Zone, plan: &mut Plan) -> 
         name: zone.name.to_string(),
         account: zone.account.0.clone(),
         generation: generation.clone(),
-        fallback: if zone.fallback == crate::state::Fallback::Recurse { "recurse".into() } else { String::new() },
+        fallback: if zone.fallback == crate::model::state::Fallback::Recurse {
+            "recurse".into()
+        } else {
+            String::new()
+        },
     };
     let scope = ScopeDoc { vpcs: zone.scope.iter().map(|v| v.0.to_string()).collect() };
     let wanted: BTreeMap<String, &Record> =

@@ -9,7 +9,7 @@ use super::super::auth::{mint_key, Actor};
 use super::super::error::ApiError;
 use super::super::model::{keys, AccountDoc, Control, LinkDoc, VpcDoc};
 use super::super::{Ctx, Plan};
-use crate::state::{Uid, VpcId};
+use crate::model::state::{Uid, VpcId};
 
 pub fn list_accounts(control: &Control, actor: &Actor) -> Result<Value, ApiError> {
     actor.require_operator()?;
@@ -74,7 +74,7 @@ pub fn list_vpcs(control: &Control, actor: &Actor) -> Result<Value, ApiError> {
     Ok(json!({ "vpcs": control.state.vpcs.values().map(vpc_json).collect::<Vec<_>>() }))
 }
 
-pub fn vpc_json(v: &crate::state::Vpc) -> Value {
+pub fn vpc_json(v: &crate::model::state::Vpc) -> Value {
     json!({
         "id": v.id.as_str(),
         "account": v.account.0,
@@ -128,7 +128,7 @@ pub fn put_link(control: &Control, ctx: &Ctx, account: &str, linked: &str) -> Re
     ctx.actor.require_operator()?;
     let a = resolve_account(control, account)?;
     let b = resolve_account(control, linked)?;
-    crate::validate::check_new_link(&control.state, &a, &b).map_err(|p| ApiError::invalid_state(vec![p]))?;
+    crate::model::validate::check_new_link(&control.state, &a, &b).map_err(|p| ApiError::invalid_state(vec![p]))?;
     let mut plan = Plan::default();
     let doc = LinkDoc { account: a.0.clone(), linked: b.0.clone(), added_at: ctx.now, via: "operator".into() };
     plan.put(keys::link(&a.0, &b.0), &doc);

@@ -17,7 +17,7 @@ use super::super::auth::{fill_random, hex_encode, random_hex};
 use super::super::error::ApiError;
 use super::super::model::{keys, BlockDoc, Control, InboxDoc, LinkDoc, LinkRequestDoc};
 use super::super::{Ctx, Plan};
-use crate::state::{Account, Uid};
+use crate::model::state::{Account, Uid};
 
 /// How long a code is valid by default (`[admin] link_code_ttl_secs`).
 pub const CODE_TTL_SECS: u64 = 600;
@@ -220,7 +220,8 @@ pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Res
         return wrong_code(control, ctx, request, plan);
     }
     let target = Uid(request.target.clone());
-    crate::validate::check_new_link(&control.state, &from, &target).map_err(|p| ApiError::invalid_state(vec![p]))?;
+    crate::model::validate::check_new_link(&control.state, &from, &target)
+        .map_err(|p| ApiError::invalid_state(vec![p]))?;
     plan.put(key, &LinkRequestDoc { status: "verified".into(), ..request.clone() });
     let link = LinkDoc {
         account: from.0.clone(),
@@ -378,7 +379,8 @@ pub fn remove(control: &Control, ctx: &Ctx, other: &str, expected: Option<u64>) 
 /// What removing the link `owner` → `linked` does to scopes: every VPC of `linked` leaves every zone and rule scope
 /// of `owner` (in the same commit).
 fn unlink_scopes(control: &Control, plan: &mut Plan, owner: &Uid, linked: &Uid) -> Vec<Value> {
-    let of_linked = |v: &crate::state::VpcId| control.state.vpcs.get(v).is_some_and(|vpc| vpc.account == *linked);
+    let of_linked =
+        |v: &crate::model::state::VpcId| control.state.vpcs.get(v).is_some_and(|vpc| vpc.account == *linked);
     super::remove_from_scopes(control, plan, Some(owner), of_linked)
 }
 

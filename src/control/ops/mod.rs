@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::model::{keys, Control, RuleDoc, ScopeDoc, ZoneDoc};
 use super::Plan;
-use crate::state::{Uid, VpcId, Zone, ZoneId};
-use crate::validate::BindingKind;
+use crate::model::state::{Uid, VpcId, Zone, ZoneId};
+use crate::model::validate::BindingKind;
 
 /// A zone of the caller's own account, or 404.
 pub fn own_zone<'c>(control: &'c Control, account: &Uid, id: &str) -> Result<(&'c Zone, &'c ZoneDoc), ApiError> {
@@ -37,9 +37,9 @@ pub fn new_generation() -> Result<String, super::ApiError> {
 
 /// Deletes of every record of zone `id` that generation `keep` does not hold: the zone's current generation (one
 /// prefix delete, or one delete per record for ids without a generation) and anything staged and left behind.
-pub fn collect_generations(control: &Control, id: &str, keep: &str) -> Vec<crate::store::Op> {
-    use crate::store::Op;
-    let zone_id = crate::state::ZoneId(id.to_string());
+pub fn collect_generations(control: &Control, id: &str, keep: &str) -> Vec<crate::control::store::Op> {
+    use crate::control::store::Op;
+    let zone_id = crate::model::state::ZoneId(id.to_string());
     let mut ops = Vec::new();
     let current = control.zone_docs.get(&zone_id).map(|d| d.generation.clone()).unwrap_or_default();
     if current != keep {
@@ -87,7 +87,7 @@ pub fn zone_json(control: &Control, zone: &Zone) -> Value {
         "id": zone.id.0,
         "name": zone.name.to_string(),
         "account": zone.account.0,
-        "scope": zone.scope.iter().map(crate::state::VpcId::as_str).collect::<Vec<_>>(),
+        "scope": zone.scope.iter().map(crate::model::state::VpcId::as_str).collect::<Vec<_>>(),
         "records": zone.records.len(),
         "zone_revision": control.key_revision(&keys::zone(&zone.id.0)),
         "scope_revision": control.key_revision(&keys::scope(&zone.id.0)),

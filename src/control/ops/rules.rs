@@ -8,8 +8,8 @@ use super::super::error::ApiError;
 use super::super::model::{keys, Control, RuleDoc};
 use super::super::{Ctx, Plan};
 use super::{if_match, own_zone};
-use crate::name::Name;
-use crate::state::{Fallback, MAX_RULE_TARGETS};
+use crate::dns::name::Name;
+use crate::model::state::{Fallback, MAX_RULE_TARGETS};
 
 /// A rule as the API takes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,9 +58,9 @@ pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan
     }
     let mut targets = Vec::new();
     for t in &input.targets {
-        let addr = crate::config::parse_server_address(t)
+        let addr = crate::process::config::parse_server_address(t)
             .ok_or_else(|| ApiError::bad_request("bad_targets", format!("{t:?} is not an address (ip or ip:port)")))?;
-        crate::validate::check_target(addr, &control.state.server.resolver.allow_targets)
+        crate::model::validate::check_target(addr, &control.state.server.resolver.allow_targets)
             .map_err(|why| ApiError::bad_request("bad_targets", why))?;
         targets.push(addr.to_string());
     }

@@ -16,11 +16,11 @@ use super::super::model::{
 };
 use super::super::{Ctx, Plan};
 use super::{collect_generations, if_match, new_generation, own_zone, zone_json};
-use crate::name::Name;
-use crate::rdata::Record;
-use crate::state::{Uid, VpcId};
-use crate::validate::BindingKind;
-use crate::zonefile;
+use crate::dns::name::Name;
+use crate::dns::rdata::Record;
+use crate::dns::zonefile;
+use crate::model::state::{Uid, VpcId};
+use crate::model::validate::BindingKind;
 
 // ---- users and keys --------------------------------------------------------------------------------------------
 
@@ -333,7 +333,7 @@ impl RecordInput {
         let doc = RecordDoc {
             name: self.name.clone(),
             rtype: self.rtype.to_ascii_uppercase(),
-            ttl: self.ttl.unwrap_or(crate::config::DEFAULT_RECORD_TTL),
+            ttl: self.ttl.unwrap_or(crate::process::config::DEFAULT_RECORD_TTL),
             data: self.data.clone(),
         };
         let record = doc.to_record(origin).map_err(|e| ApiError::bad_request("bad_record", e))?;
@@ -361,9 +361,9 @@ pub fn create_zone(control: &Control, ctx: &Ctx, input: NewZone) -> Result<Plan,
     if control.key_revision(&key) != 0 {
         return Err(ApiError::conflict("zone_exists", format!("you already have a zone {name}")));
     }
-    let fallback = match input.fallback.as_deref().map(|f| (f, crate::state::Fallback::parse(f))) {
-        None | Some((_, Some(crate::state::Fallback::NxDomain))) => String::new(),
-        Some((_, Some(crate::state::Fallback::Recurse))) => "recurse".into(),
+    let fallback = match input.fallback.as_deref().map(|f| (f, crate::model::state::Fallback::parse(f))) {
+        None | Some((_, Some(crate::model::state::Fallback::NxDomain))) => String::new(),
+        Some((_, Some(crate::model::state::Fallback::Recurse))) => "recurse".into(),
         Some((other, None)) => {
             return Err(ApiError::bad_request("bad_fallback", format!("fallback {other:?}: use nxdomain or recurse")))
         }
@@ -393,7 +393,7 @@ pub fn delete_zone(control: &Control, ctx: &Ctx, id: &str, expected: Option<u64>
     if_match(&mut plan, keys::zone(id), expected);
     plan.delete(keys::zone(id));
     plan.delete(keys::scope(id));
-    plan.ops.push(crate::store::Op::DeletePrefix { prefix: keys::records(id) });
+    plan.ops.push(crate::control::store::Op::DeletePrefix { prefix: keys::records(id) });
     plan.response = json!({ "id": id, "result": "deleted" });
     plan.audit = Some(("zone.delete".into(), id.to_string()));
     Ok(plan)
@@ -557,7 +557,7 @@ pub fn import_zone(
     touch_zone(&mut plan, &switched, expected);
     for record in &records {
         let key = keys::record(id, &record_id_in(&generation, &random_hex(8)?));
-        plan.staged.push(crate::store::Op::Put { key, value: encode(&RecordDoc::from_record(record)) });
+        plan.staged.push(crate::control::store::Op::Put { key, value: encode(&RecordDoc::from_record(record)) });
     }
     plan.collect = collect_generations(control, id, &generation);
     plan.response = json!({ "zone": id, "records": records.len() });

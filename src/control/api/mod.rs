@@ -1,0 +1,250 @@
+//! The admin API: HTTP/JSON over axum, a thin shell around `control` operations.
+//!
+//! Two listeners share the handlers: TCP (`[admin] listen`) where every request carries a tenant access key, and a
+//! Unix socket with owner-only permissions where the caller is the operator. Handlers parse input, pick the actor,
+//! call one operation and render its answer or its [`ApiError`]; they decide nothing themselves.
+
+pub mod limits;
+pub mod listen;
+mod refusals;
+mod routes;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+use crate::control::notify::Mailer;
+use crate::control::{auth, Actor, ApiError, ControlPlane, Ctx, Plan};
+
+pub use routes::{operator_router, tenant_router};
+
+/// Failed authentications one address may make per window before it gets 429.
+const AUTH_FAILURES_PER_WINDOW: u32 = 10;
+const AUTH_WINDOW: Duration = Duration::from_secs(60);
+/// How long one e-mail delivery may take before it is abandoned.
+const MAIL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Failed authentications: (address, key id) → (window start, count).
+type FailureCounts = HashMap<(IpAddr, String), (Instant, u32)>;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub plane: Arc<ControlPlane>,
+    pub mailer: Option<Arc<Mailer>>,
+    /// Failed authentications per (address, key id): guessing one key is throttled without locking out the other
+    /// tenants behind the same address (every loopback client is 127.0.0.1).
+    failures: Arc<Mutex<FailureCounts>>,
+    /// The running server's resolver, once it exists (for `explain`'s cache line).
+    pub resolver: Arc<std::sync::OnceLock<Arc<crate::dataplane::resolve::Resolver>>>,
+    /// Changes per account (refused ones included): one tenant's burst of writes cannot crowd out the others.
+    writes: Arc<limits::RateLimiter<crate::model::state::Uid>>,
+    /// Link requests per requesting account, whatever their outcome: probing for accounts is slow.
+    link_attempts: Arc<limits::RateLimiter<crate::model::state::Uid>>,
+}
+
+/// Link requests one account may attempt per hour (answered or refused); the stored requests have their own,
+/// lower limits (see `control::ops::links`).
+pub const LINK_ATTEMPTS_PER_HOUR: u32 = 30;
+
+impl ApiState {
+    pub fn new(
+        plane: Arc<ControlPlane>,
+        mailer: Option<Arc<Mailer>>,
+        admin: &crate::process::config::AdminLimits,
+    ) -> ApiState {
+        ApiState {
+            plane,
+            mailer,
+            failures: Arc::new(Mutex::new(HashMap::new())),
+            resolver: Arc::new(std::sync::OnceLock::new()),
+            writes: Arc::new(limits::RateLimiter::new(f64::from(admin.writes_per_second), admin.write_burst)),
+            link_attempts: Arc::new(limits::RateLimiter::new(
+                f64::from(LINK_ATTEMPTS_PER_HOUR) / 3600.0,
+                LINK_ATTEMPTS_PER_HOUR,
+            )),
+        }
+    }
+
+    /// A token of the account's write budget, or 429 with the time to wait.
+    pub fn admit_write(&self, actor: &Actor) -> Result<(), ApiError> {
+        let Actor::Tenant(t) = actor else { return Ok(()) };
+        self.writes.take(&t.account, Instant::now()).map_err(|wait| {
+            ApiError::slow_down("too many changes from your account: slow down (see Retry-After)", wait)
+        })
+    }
+
+    /// A token of the account's link-request budget, or 429.
+    pub fn admit_link_request(&self, actor: &Actor) -> Result<(), ApiError> {
+        let Actor::Tenant(t) = actor else { return Ok(()) };
+        self.link_attempts.take(&t.account, Instant::now()).map_err(|wait| {
+            ApiError::slow_down(
+                format!("at most {LINK_ATTEMPTS_PER_HOUR} link requests per hour, refused ones included"),
+                wait,
+            )
+        })
+    }
+
+    /// The tenant behind the bearer token; failures are counted per (address, key id) and throttled.
+    pub fn tenant(&self, headers: &HeaderMap, remote: Option<SocketAddr>) -> Result<Actor, ApiError> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .trim();
+        let key_id = token.strip_prefix("vpcdns_").and_then(|r| r.split('_').next()).unwrap_or_default();
+        let throttle = remote.map(|r| (r.ip(), key_id.chars().take(32).collect::<String>()));
+        if let Some(key) = &throttle {
+            if self.failures_of(key) >= AUTH_FAILURES_PER_WINDOW {
+                return Err(ApiError::too_many("too many failed authentications: wait a minute"));
+            }
+        }
+        let result = auth::authenticate(&self.plane.current(), token, crate::control::unix_now());
+        if let (Err(_), Some(key)) = (&result, throttle) {
+            self.count_failure(key);
+        }
+        result
+    }
+
+    fn failures_of(&self, key: &(IpAddr, String)) -> u32 {
+        let Ok(map) = self.failures.lock() else { return 0 };
+        map.get(key).filter(|(start, _)| start.elapsed() < AUTH_WINDOW).map_or(0, |(_, n)| *n)
+    }
+
+    fn count_failure(&self, key: (IpAddr, String)) {
+        let Ok(mut map) = self.failures.lock() else { return };
+        if map.len() > 100_000 {
+            map.retain(|_, (start, _)| start.elapsed() < AUTH_WINDOW);
+        }
+        let entry = map.entry(key).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= AUTH_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+
+    /// Runs a write and sends the mail its plan asks for once committed.
+    pub async fn write(
+        &self,
+        actor: Actor,
+        remote: String,
+        op: impl Fn(&crate::control::Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
+    ) -> Result<Value, ApiError> {
+        let plane = self.plane.clone();
+        let (response, plan) = tokio::task::spawn_blocking(move || plane.execute(&actor, &remote, op))
+            .await
+            .map_err(|e| ApiError::internal(format!("the write task failed: {e}")))??;
+        if let Some(mailer) = &self.mailer {
+            let control = self.plane.current();
+            for (uid, subject, body) in plan.mail {
+                if let Some(account) = control.state.accounts.get(&crate::model::state::Uid(uid)) {
+                    // The change is committed: delivery happens in the background, bounded in time, and never
+                    // delays or fails the answer (the message is in the inbox as well).
+                    let (mailer, to) = (mailer.clone(), account.email.clone());
+                    tokio::spawn(async move {
+                        if tokio::time::timeout(MAIL_DEADLINE, mailer.send(to.clone(), subject, body)).await.is_err() {
+                            tracing::warn!(%to, "mail delivery timed out (the code is in the inbox too)");
+                        }
+                    });
+                }
+            }
+        }
+        Ok(response)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.retry_after;
+        let mut response = (status, Json(serde_json::json!({ "error": self }))).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// `Json<T>` whose rejections (bad JSON, wrong content type, unknown fields) are answered in the API's error format.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    Json<T>: axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(ApiError::new(rejection.status().as_u16(), "bad_body", rejection.body_text())),
+        }
+    }
+}
+
+/// A text body (a zone file, a state file) whose rejections (not UTF-8, too large) are answered in the API's error
+/// format, like every other error.
+pub struct ApiText(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiText {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match String::from_request(req, state).await {
+            Ok(text) => Ok(ApiText(text)),
+            Err(rejection) => Err(ApiError::new(rejection.status().as_u16(), "bad_body", rejection.body_text())),
+        }
+    }
+}
+
+/// `Path<T>` whose rejections (a segment that does not decode to UTF-8, say) are answered in the API's error
+/// format.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    axum::extract::Path<T>: axum::extract::FromRequestParts<S, Rejection = axum::extract::rejection::PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::new(rejection.status().as_u16(), "bad_path", rejection.body_text())),
+        }
+    }
+}
+
+/// `Query<T>` whose rejections are answered in the API's error format.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    axum::extract::Query<T>: axum::extract::FromRequestParts<S, Rejection = axum::extract::rejection::QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::new(rejection.status().as_u16(), "bad_query", rejection.body_text())),
+        }
+    }
+}
+
+/// The revision an `If-Match` header expects (`"12"`, `12` or `W/"12"`).
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or_default().trim().trim_start_matches("W/").trim_matches('"');
+    text.parse().map(Some).map_err(|_| ApiError::bad_request("bad_if_match", "If-Match takes a revision number"))
+}

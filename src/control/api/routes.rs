@@ -1,0 +1,717 @@
+//! Routes: one small handler per endpoint, each mapping HTTP to one control operation.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{if_match, ApiJson, ApiPath, ApiQuery, ApiState, ApiText};
+use crate::control::model::{AccountDoc, Control, VpcDoc};
+use crate::control::ops::tenant::{NewZone, RecordInput, ScopeChange};
+use crate::control::ops::{inventory, links, tenant};
+use crate::control::{Actor, ApiError, Ctx, Plan};
+
+type ApiResult = Result<Json<Value>, ApiError>;
+type Remote = ConnectInfo<SocketAddr>;
+
+/// Tenant endpoints, served on `[admin] listen`; every request needs an access key. Bodies are read whole within
+/// `body_timeout` before a handler runs, and refused changes are audited (see `refusals`).
+pub fn tenant_router(state: ApiState, body_timeout: std::time::Duration) -> Router {
+    Router::new()
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/users", get(users_list))
+        .route("/v1/users/{name}", put(user_put).delete(user_delete))
+        .route("/v1/keys", get(keys_list).post(key_create))
+        .route("/v1/keys/{id}", axum::routing::delete(key_delete))
+        .route("/v1/keys/{id}/rotate", post(key_rotate))
+        .route("/v1/vpcs", get(vpcs_list))
+        .route("/v1/foreign-zones", get(foreign_zones))
+        .route("/v1/foreign-zones/{id}/detach", post(foreign_zone_detach))
+        .route("/v1/foreign-rules", get(foreign_rules))
+        .route("/v1/foreign-rules/{id}/detach", post(foreign_rule_detach))
+        .route("/v1/links", get(links_list).post(link_request))
+        .route("/v1/links/requests/{id}/verify", post(link_verify))
+        .route("/v1/links/{account}", axum::routing::delete(link_remove))
+        .route("/v1/blocks/{account}", put(block_put).delete(block_delete))
+        .route("/v1/inbox", get(inbox))
+        .route("/v1/zones", get(zones_list).post(zone_create))
+        .route("/v1/zones/{id}", get(zone_get).delete(zone_delete))
+        .route("/v1/zones/{id}/scope", put(scope_set))
+        .route("/v1/zones/{id}/fallback", put(fallback_set))
+        .route("/v1/rules", get(rules_list).post(rule_create))
+        .route("/v1/rules/{id}", axum::routing::delete(rule_delete))
+        .route("/v1/zones/{id}/scope/{how}", post(scope_edit))
+        .route("/v1/zones/{id}/records", post(record_add))
+        .route("/v1/zones/{id}/records/{rid}", put(record_change).delete(record_remove))
+        .route("/v1/zones/{id}/file", get(zone_export).put(zone_import))
+        .route("/v1/usage", get(usage))
+        .route("/v1/audit", get(audit))
+        .route("/v1/explain", get(explain))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), super::refusals::audit_refused))
+        .layer(axum::extract::DefaultBodyLimit::max(super::refusals::BODY_LIMIT))
+        .layer(axum::middleware::from_fn(move |request, next| super::refusals::read_body(body_timeout, request, next)))
+        .with_state(state)
+}
+
+/// The largest request the operator socket takes: `apply` carries the whole state (an export of a large store is
+/// tens of megabytes), and only the operator can connect.
+const OPERATOR_BODY_LIMIT: usize = 1 << 30;
+
+/// Operator endpoints, served only on the owner-only Unix socket.
+pub fn operator_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/operator/accounts", get(op_accounts).post(op_account_put))
+        .route("/v1/operator/accounts/{uid}", axum::routing::delete(op_account_delete))
+        .route("/v1/operator/vpcs", get(op_vpcs).post(op_vpc_put))
+        .route("/v1/operator/vpcs/{id}", axum::routing::delete(op_vpc_delete))
+        .route("/v1/operator/keys", post(op_key_create))
+        .route("/v1/operator/links", post(op_link_put))
+        .route("/v1/operator/usage", get(op_usage))
+        .route("/v1/operator/apply", post(op_apply))
+        .route("/v1/operator/export", get(op_export))
+        .route("/v1/operator/backup", post(op_backup))
+        .route("/v1/operator/audit", get(op_audit))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .layer(axum::extract::DefaultBodyLimit::max(OPERATOR_BODY_LIMIT))
+        .with_state(state)
+}
+
+// ---- helpers ---------------------------------------------------------------------------------------------------
+
+/// A path no route serves: the API's JSON error, like every other answer.
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no endpoint {}", uri.path()))
+}
+
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {}", uri.path()))
+}
+
+async fn tenant_write(
+    api: ApiState,
+    headers: &HeaderMap,
+    remote: SocketAddr,
+    op: impl Fn(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
+) -> ApiResult {
+    let actor = api.tenant(headers, Some(remote))?;
+    api.admit_write(&actor)?;
+    api.write(actor, remote.to_string(), op).await.map(Json)
+}
+
+fn tenant_read(
+    api: &ApiState,
+    headers: &HeaderMap,
+    remote: SocketAddr,
+    f: impl FnOnce(&Control, &Ctx) -> Result<Value, ApiError>,
+) -> ApiResult {
+    let actor = api.tenant(headers, Some(remote))?;
+    api.plane.read(&actor, f).map(Json)
+}
+
+async fn operator_write(
+    api: ApiState,
+    op: impl Fn(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
+) -> ApiResult {
+    api.write(Actor::Operator, "unix-socket".into(), op).await.map(Json)
+}
+
+/// The longest key lifetime one may ask for: 100 years.
+const MAX_KEY_DAYS: u64 = 36_500;
+
+/// Days from now, as a unix time; absurd lifetimes are refused rather than overflowed.
+fn expiry(days: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match days {
+        None => Ok(None),
+        Some(0) => {
+            Err(ApiError::bad_request("bad_expiry", "expires_in_days is at least 1 (a key of 0 days is born expired)"))
+        }
+        Some(d) if d <= MAX_KEY_DAYS => Ok(Some(crate::control::unix_now().saturating_add(d * 86_400))),
+        Some(_) => Err(ApiError::bad_request("bad_expiry", format!("expires_in_days is at most {MAX_KEY_DAYS}"))),
+    }
+}
+
+// ---- tenant handlers -------------------------------------------------------------------------------------------
+
+async fn whoami(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    let actor = api.tenant(&headers, Some(remote))?;
+    let control = api.plane.current();
+    let tenant = actor.tenant()?;
+    Ok(Json(
+        json!({ "principal": actor.to_string(), "account": crate::control::ops::account_json(&control, &tenant.account) }),
+    ))
+}
+
+async fn users_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::list_users)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    #[serde(default)]
+    policies: Vec<String>,
+}
+
+async fn user_put(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<UserBody>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::put_user(c, ctx, &name, body.policies.clone(), expected))
+        .await
+}
+
+async fn user_delete(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_user(c, ctx, &name, expected)).await
+}
+
+async fn keys_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::list_keys)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    user: Option<String>,
+    expires_in_days: Option<u64>,
+}
+
+async fn key_create(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<KeyBody>,
+) -> ApiResult {
+    let expires = expiry(body.expires_in_days)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::create_key(c, ctx, body.user.as_deref(), expires)).await
+}
+
+async fn key_delete(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, false, expected)).await
+}
+
+async fn key_rotate(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, true, expected)).await
+}
+
+async fn vpcs_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::list_vpcs)
+}
+
+async fn foreign_zones(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::foreign_zones)
+}
+
+async fn foreign_rules(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::foreign_rules)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DetachBody {
+    #[serde(default)]
+    vpcs: Vec<String>,
+}
+
+async fn foreign_zone_detach(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<DetachBody>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| {
+        tenant::detach_foreign(c, ctx, crate::model::validate::BindingKind::Zone, &id, &body.vpcs)
+    })
+    .await
+}
+
+async fn foreign_rule_detach(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<DetachBody>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| {
+        tenant::detach_foreign(c, ctx, crate::model::validate::BindingKind::Rule, &id, &body.vpcs)
+    })
+    .await
+}
+
+async fn links_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, links::list)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    target: String,
+}
+
+async fn link_request(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> ApiResult {
+    api.admit_link_request(&api.tenant(&headers, Some(remote))?)?;
+    tenant_write(api, &headers, remote, move |c, ctx| links::request(c, ctx, &body.target)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    code: String,
+}
+
+async fn link_verify(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CodeBody>,
+) -> ApiResult {
+    let response = tenant_write(api, &headers, remote, move |c, ctx| links::verify(c, ctx, &id, &body.code)).await?;
+    links::verify_outcome(&response.0)?;
+    Ok(response)
+}
+
+async fn link_remove(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(account): ApiPath<String>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| links::remove(c, ctx, &account, expected)).await
+}
+
+async fn block_put(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(account): ApiPath<String>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, true, expected)).await
+}
+
+async fn block_delete(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(account): ApiPath<String>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, false, expected)).await
+}
+
+async fn inbox(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, links::inbox)
+}
+
+async fn zones_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, tenant::list_zones)
+}
+
+async fn zone_create(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<NewZone>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::create_zone(c, ctx, body.clone())).await
+}
+
+async fn zone_get(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    tenant_read(&api, &headers, remote, move |c, ctx| tenant::get_zone(c, ctx, &id))
+}
+
+async fn zone_delete(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::delete_zone(c, ctx, &id, expected)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeBody {
+    vpcs: Vec<String>,
+}
+
+async fn scope(
+    api: ApiState,
+    headers: HeaderMap,
+    remote: SocketAddr,
+    id: String,
+    body: ScopeBody,
+    how: ScopeChange,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| {
+        tenant::change_scope(c, ctx, &id, body.vpcs.clone(), how, expected)
+    })
+    .await
+}
+
+/// `PUT …/scope` replaces the scope (as the service we model does); `POST …/scope/add` and `…/scope/remove` edit it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FallbackBody {
+    fallback: String,
+}
+
+async fn fallback_set(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<FallbackBody>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| {
+        crate::control::ops::rules::set_fallback(c, ctx, &id, &body.fallback, expected)
+    })
+    .await
+}
+
+async fn rules_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
+    tenant_read(&api, &headers, remote, crate::control::ops::rules::list_rules)
+}
+
+async fn rule_create(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<crate::control::ops::rules::NewRule>,
+) -> ApiResult {
+    tenant_write(api, &headers, remote, move |c, ctx| crate::control::ops::rules::create_rule(c, ctx, &body)).await
+}
+
+async fn rule_delete(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| crate::control::ops::rules::delete_rule(c, ctx, &id, expected))
+        .await
+}
+
+async fn scope_set(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ScopeBody>,
+) -> ApiResult {
+    scope(api, headers, remote, id, body, ScopeChange::Set).await
+}
+
+async fn scope_edit(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath((id, how)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ScopeBody>,
+) -> ApiResult {
+    let how = match how.as_str() {
+        "add" => ScopeChange::Add,
+        "remove" => ScopeChange::Remove,
+        _ => return Err(ApiError::not_found(format!("no scope operation {how:?} (add, remove)"))),
+    };
+    scope(api, headers, remote, id, body, how).await
+}
+
+async fn record_add(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RecordInput>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::add_record(c, ctx, &id, body.clone(), expected)).await
+}
+
+async fn record_change(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath((id, rid)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<RecordInput>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::change_record(c, ctx, &id, &rid, body.clone(), expected))
+        .await
+}
+
+async fn record_remove(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath((id, rid)): ApiPath<(String, String)>,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_record(c, ctx, &id, &rid, expected)).await
+}
+
+async fn zone_export(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor = api.tenant(&headers, Some(remote))?;
+    let text = api.plane.read(&actor, |c, ctx| tenant::export_zone(c, ctx, &id))?;
+    Ok((StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "text/dns; charset=utf-8")], text))
+}
+
+async fn zone_import(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiText(body): ApiText,
+) -> ApiResult {
+    let expected = if_match(&headers)?;
+    tenant_write(api, &headers, remote, move |c, ctx| tenant::import_zone(c, ctx, &id, &body, expected)).await
+}
+
+// ---- operator handlers -----------------------------------------------------------------------------------------
+
+async fn op_accounts(State(api): State<ApiState>) -> ApiResult {
+    api.plane.read(&Actor::Operator, |c, ctx| inventory::list_accounts(c, ctx.actor)).map(Json)
+}
+
+async fn op_account_put(State(api): State<ApiState>, ApiJson(doc): ApiJson<AccountDoc>) -> ApiResult {
+    operator_write(api, move |c, ctx| inventory::put_account(c, ctx, doc.clone())).await
+}
+
+async fn op_account_delete(State(api): State<ApiState>, ApiPath(uid): ApiPath<String>) -> ApiResult {
+    operator_write(api, move |c, ctx| inventory::remove_account(c, ctx, &uid)).await
+}
+
+async fn op_vpcs(State(api): State<ApiState>) -> ApiResult {
+    api.plane.read(&Actor::Operator, |c, ctx| inventory::list_vpcs(c, ctx.actor)).map(Json)
+}
+
+async fn op_vpc_put(State(api): State<ApiState>, ApiJson(doc): ApiJson<VpcDoc>) -> ApiResult {
+    operator_write(api, move |c, ctx| inventory::put_vpc(c, ctx, doc.clone())).await
+}
+
+async fn op_vpc_delete(State(api): State<ApiState>, ApiPath(id): ApiPath<String>) -> ApiResult {
+    operator_write(api, move |c, ctx| inventory::remove_vpc(c, ctx, &id)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RootKeyBody {
+    account: String,
+    expires_in_days: Option<u64>,
+}
+
+async fn op_key_create(State(api): State<ApiState>, ApiJson(body): ApiJson<RootKeyBody>) -> ApiResult {
+    let expires = expiry(body.expires_in_days)?;
+    operator_write(api, move |c, ctx| inventory::create_root_key(c, ctx, &body.account, expires)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkPutBody {
+    account: String,
+    linked: String,
+}
+
+async fn op_link_put(State(api): State<ApiState>, ApiJson(body): ApiJson<LinkPutBody>) -> ApiResult {
+    operator_write(api, move |c, ctx| inventory::put_link(c, ctx, &body.account, &body.linked)).await
+}
+
+// ---- usage, audit, explain -------------------------------------------------------------------------------------
+
+/// A time range in Unix seconds; the default is the last hour.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+    limit: Option<usize>,
+}
+
+impl RangeQuery {
+    fn bounds(&self) -> (u64, u64) {
+        let now = crate::control::unix_now();
+        (self.from.unwrap_or(now.saturating_sub(3600)), self.to.unwrap_or(now))
+    }
+}
+
+async fn usage(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiQuery(range): ApiQuery<RangeQuery>,
+) -> ApiResult {
+    let actor = api.tenant(&headers, Some(remote))?;
+    let (from, to) = range.bounds();
+    let plane = api.plane.clone();
+    plane.read(&actor, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to)).map(Json)
+}
+
+async fn audit(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiQuery(range): ApiQuery<RangeQuery>,
+) -> ApiResult {
+    let actor = api.tenant(&headers, Some(remote))?;
+    let (from, to) = range.bounds();
+    let limit = range.limit.unwrap_or(1000).min(10_000);
+    let plane = api.plane.clone();
+    plane.read(&actor, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, limit)).map(Json)
+}
+
+async fn op_usage(State(api): State<ApiState>, ApiQuery(range): ApiQuery<RangeQuery>) -> ApiResult {
+    let (from, to) = range.bounds();
+    api.plane.read(&Actor::Operator, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to)).map(Json)
+}
+
+async fn op_audit(State(api): State<ApiState>, ApiQuery(range): ApiQuery<RangeQuery>) -> ApiResult {
+    let (from, to) = range.bounds();
+    let limit = range.limit.unwrap_or(1000).min(10_000);
+    api.plane.read(&Actor::Operator, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, limit)).map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainQuery {
+    source: std::net::IpAddr,
+    name: String,
+    #[serde(rename = "type")]
+    qtype: Option<String>,
+    listener: Option<SocketAddr>,
+    #[serde(default)]
+    tcp: bool,
+}
+
+/// issue 2's explain against the live state, for sources in the caller's own VPCs.
+async fn explain(
+    State(api): State<ApiState>,
+    ConnectInfo(remote): Remote,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<ExplainQuery>,
+) -> ApiResult {
+    let actor = api.tenant(&headers, Some(remote))?;
+    let account = actor.tenant()?.require_read()?.clone();
+    let control = api.plane.current();
+    let snapshot = api.plane.snapshot();
+    let listener = q
+        .listener
+        .or_else(|| control.state.server.listen.first().copied())
+        .ok_or_else(|| ApiError::bad_request("no_listener", "give a listener"))?;
+    let class = snapshot.classifier.classify(listener, q.source);
+    let owns = class.and_then(|c| snapshot.vpcs.get(c.vpc as usize)).is_some_and(|v| *v.account == *account.0);
+    if !owns {
+        return Err(ApiError::forbidden("explain answers for sources in your own VPCs only"));
+    }
+    let qtype_text = q.qtype.unwrap_or_else(|| "A".into());
+    let question = crate::model::explain::Question {
+        listener,
+        source: q.source,
+        name: crate::dns::name::Name::from_text(&q.name, Some(&crate::dns::name::Name::root()))
+            .map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
+        qtype: crate::dns::rdata::type_from_mnemonic(&qtype_text)
+            .ok_or_else(|| ApiError::bad_request("bad_type", format!("unknown type {qtype_text:?}")))?,
+        transport: if q.tcp { crate::model::lookup::Transport::Tcp } else { crate::model::lookup::Transport::Udp },
+    };
+    // The caller's own part of the cache only (the source is in its own VPC): what other tenants resolved is not
+    // its business.
+    let probe = |route: &crate::model::snapshot::Route, name: &[u8], qtype: u16| {
+        api.resolver.get().and_then(|r| r.cache_remaining(route, &account.0, name, qtype))
+    };
+    let live = api.resolver.get().is_some();
+    let cache: Option<crate::model::explain::CacheProbe> = if live { Some(&probe) } else { None };
+    Ok(Json(json!({ "explain": crate::model::explain::explain_live(&control.state, &snapshot, &question, cache) })))
+}
+
+// ---- declarative state and backups -----------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyQuery {
+    #[serde(default)]
+    prune: bool,
+}
+
+/// Applies a state file (issue-2 schema, records inline) through the same validation as every change.
+async fn op_apply(State(api): State<ApiState>, ApiQuery(q): ApiQuery<ApplyQuery>, ApiText(body): ApiText) -> ApiResult {
+    let path = std::path::Path::new("apply.toml");
+    let loaded = crate::process::config::from_str(&body, path, std::path::Path::new("/nonexistent"), None)
+        .map_err(|e| ApiError::bad_request("bad_state_file", format!("{e:#}")))?;
+    if loaded.control.is_some() {
+        return Err(ApiError::bad_request("bad_state_file", "a state file has no [store] section"));
+    }
+    let desired = loaded.state;
+    operator_write(api, move |c, ctx| crate::control::ops::declare::apply(c, ctx, &desired, q.prune)).await
+}
+
+async fn op_export(State(api): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
+    let text = api.plane.read(&Actor::Operator, |c, _| crate::control::ops::declare::export(&c.state))?;
+    Ok((StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/toml")], text))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    path: std::path::PathBuf,
+}
+
+/// A consistent copy of the whole store, taken online.
+async fn op_backup(State(api): State<ApiState>, ApiJson(body): ApiJson<BackupBody>) -> ApiResult {
+    let plane = api.plane.clone();
+    let path = body.path.clone();
+    tokio::task::spawn_blocking(move || plane.store().backup(&path))
+        .await
+        .map_err(|e| ApiError::internal(format!("the backup task failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("backup failed: {e}")))?;
+    Ok(Json(json!({ "backup": body.path.display().to_string(), "revision": api.plane.current().revision })))
+}

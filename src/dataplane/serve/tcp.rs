@@ -1,0 +1,299 @@
+//! The TCP loop: accept with a connection cap, then per connection read length-prefixed queries and answer each
+//! (RFC 1035 §4.2.2, several queries per connection per RFC 7766), with idle, read and write deadlines so that a
+//! slow or silent client only ever costs its own connection.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
+
+use super::Published;
+use crate::dataplane::metering::LocalMeter;
+use crate::dataplane::metrics::{LocalMetrics, Metrics};
+use crate::dataplane::querylog::QueryLog;
+use crate::dataplane::respond;
+use crate::model::lookup::Transport;
+
+/// Bounds on TCP clients.
+#[derive(Clone)]
+pub struct TcpLimits {
+    /// Connections open at once, over all TCP listeners; more are closed on accept.
+    pub connections: Arc<Semaphore>,
+    /// The semaphore's size.
+    pub max_connections: usize,
+    /// How long a connection may wait for its next query (RFC 7766 §6.2.3 suggests seconds).
+    pub idle: Duration,
+    /// How long one message may take to arrive once its length has.
+    pub read: Duration,
+    /// How long a response may take to be written.
+    pub write: Duration,
+    /// Connections open at once from one /24 (IPv4) or /56 (IPv6): one network cannot take every slot.
+    pub per_prefix: usize,
+    per_prefix_open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits::from_limits(&crate::model::state::Limits::default())
+    }
+}
+
+impl TcpLimits {
+    /// The TCP bounds `[limits]` configures; read and write deadlines are fixed at 5 s.
+    pub fn from_limits(limits: &crate::model::state::Limits) -> TcpLimits {
+        TcpLimits {
+            connections: Arc::new(Semaphore::new(limits.tcp_connections)),
+            max_connections: limits.tcp_connections,
+            idle: Duration::from_millis(limits.tcp_idle_ms),
+            read: Duration::from_secs(5),
+            write: Duration::from_secs(5),
+            per_prefix: limits.tcp_connections_per_network,
+            per_prefix_open: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+/// The /24 or /56 a client address belongs to.
+fn client_prefix(ip: IpAddr) -> IpAddr {
+    match crate::model::classify::normalize_ip(ip) {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & 0xFFFF_FF00)),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 72) - 1))),
+    }
+}
+
+/// A connection's slot in its prefix's count, released on drop.
+struct PrefixSlot {
+    prefix: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PrefixSlot {
+    fn take(limits: &TcpLimits, ip: IpAddr) -> Option<PrefixSlot> {
+        let prefix = client_prefix(ip);
+        let mut open = limits.per_prefix_open.lock().ok()?;
+        let count = open.entry(prefix).or_default();
+        if *count >= limits.per_prefix {
+            return None;
+        }
+        *count += 1;
+        Some(PrefixSlot { prefix, open: limits.per_prefix_open.clone() })
+    }
+}
+
+impl Drop for PrefixSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.open.lock() {
+            if let Some(count) = open.get_mut(&self.prefix) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(&self.prefix);
+                }
+            }
+        }
+    }
+}
+
+/// Accepts connections until the listener fails.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    published: Published,
+    limits: TcpLimits,
+    observers: super::Observers,
+    cookies: super::Cookies,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let refused = |why: &str, peer: SocketAddr| {
+        tracing::debug!(%peer, "TCP connection refused: {why}");
+        if let Some(metrics) = &observers.metrics {
+            Metrics::count(&metrics.tcp_refused);
+        }
+    };
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register TCP listener");
+            return;
+        }
+    };
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return, // stop accepting; open connections drain
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(slot) = PrefixSlot::take(&limits, peer.ip()) else {
+            refused("cap per client network reached", peer);
+            continue; // dropping the stream closes it
+        };
+        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
+            refused("connection cap reached", peer);
+            continue;
+        };
+        let published = published.clone();
+        let limits = limits.clone();
+        let local = observers.meter.clone().map(LocalMeter::new);
+        let open = observers.metrics.clone().map(OpenConnection::new);
+        let stats = observers.metrics.clone().map(LocalMetrics::new);
+        let log = observers.query_log.clone();
+        let resolver = observers.resolver.clone();
+        let cookies = cookies.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let counters = Counters { meter: local, stats, log, resolver };
+            if let Err(e) = connection(stream, peer, published, &limits, counters, cookies, shutdown).await {
+                tracing::debug!(%peer, error = %e, "TCP connection ended");
+            }
+            drop((permit, slot, open));
+        });
+    }
+}
+
+/// Counts an open connection in the metrics for as long as it lives.
+struct OpenConnection(Arc<Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: Arc<Metrics>) -> OpenConnection {
+        metrics.tcp_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.tcp_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// What a connection counts its queries into.
+struct Counters {
+    meter: Option<LocalMeter>,
+    stats: Option<LocalMetrics>,
+    log: Option<Arc<QueryLog>>,
+    resolver: Option<Arc<crate::dataplane::resolve::Resolver>>,
+}
+
+/// Responses a connection may have waiting to be written; past this, reading stops until the client reads.
+const MAX_IN_FLIGHT: usize = 32;
+
+/// One connection: the reader reads and answers queries while a writer task sends the answers, so pipelined queries
+/// are read while earlier answers are still being written (RFC 7766 §6.2.1.1), with at most `MAX_IN_FLIGHT` answers
+/// queued — a client that never reads stops being read, and the write deadline then closes it.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    published: Published,
+    limits: &TcpLimits,
+    mut counters: Counters,
+    cookies: super::Cookies,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let local_addr = stream.local_addr()?;
+    stream.set_nodelay(true)?;
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(MAX_IN_FLIGHT);
+    let write_deadline = limits.write;
+    let writer_task = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            match timeout(write_deadline, writer.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                _ => return, // a client that does not read, or a broken connection
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let mut message = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        // Between queries a shutdown closes the connection; a query already being read is still answered.
+        let next = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            next = timeout(limits.idle, reader.read_u16()) => next,
+        };
+        let len = match next {
+            Ok(Ok(len)) => len as usize,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => break, // idle: close quietly
+        };
+        message.resize(len, 0);
+        match timeout(limits.read, reader.read_exact(&mut message)).await {
+            Ok(result) => result?,
+            Err(_) => break, // a message that trickles in too slowly
+        };
+        let started = std::time::Instant::now();
+        let snapshot = published.load();
+        let keys = cookies.load();
+        let handled =
+            respond::handle_query(&message, peer.ip(), local_addr, Transport::Tcp, &snapshot, Some(&keys), &mut out);
+        let outcome = match handled {
+            respond::Handled::Answered(outcome) => outcome,
+            respond::Handled::Dropped => {
+                if let Some(metrics) = &counters.stats.as_ref().map(LocalMetrics::shared) {
+                    Metrics::count(&metrics.requests_dropped);
+                }
+                continue;
+            }
+            respond::Handled::Recurse(outcome, job) => {
+                // The snapshot is not held across the wait: a swap meanwhile is fine.
+                drop(snapshot);
+                let rcode = match &counters.resolver {
+                    Some(resolver) => resolver.resolve(&job, &mut out).await,
+                    None => {
+                        let failed =
+                            respond::Resolved::failure(crate::model::lookup::Ede { code: 22, text: "no resolver" });
+                        respond::encode_resolved(&job, &failed, 0, &mut out)
+                            .unwrap_or(crate::model::lookup::Rcode::ServFail)
+                    }
+                };
+                let snapshot = published.load();
+                let outcome = respond::Outcome { rcode, ..outcome };
+                if let Some(stats) = &mut counters.stats {
+                    stats.record(&snapshot, &outcome, Transport::Tcp, started.elapsed());
+                }
+                if let Some(log) = &counters.log {
+                    log.record(&snapshot, &message, peer.ip(), &outcome, started.elapsed());
+                }
+                let mut frame = Vec::with_capacity(out.len() + 2);
+                frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
+                frame.extend_from_slice(&out);
+                if tx.send(frame).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        if let Some(meter) = &mut counters.meter {
+            meter.record(&snapshot, &outcome);
+        }
+        if let Some(stats) = &mut counters.stats {
+            stats.record(&snapshot, &outcome, Transport::Tcp, started.elapsed());
+        }
+        if let Some(log) = &counters.log {
+            log.record(&snapshot, &message, peer.ip(), &outcome, started.elapsed());
+        }
+        drop(snapshot);
+        let mut frame = Vec::with_capacity(out.len() + 2);
+        frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&out);
+        if tx.send(frame).await.is_err() {
+            break; // the writer gave up
+        }
+    }
+    drop(tx);
+    let _ = writer_task.await;
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! `explain`: why a source gets the answer it gets, told from the same pure functions the server runs.
+//!
+//! It classifies, lists the VPC's view, names the answering zone and the zones it shadows, follows the chain, and
+//! shows the exact response — the bytes `respond::handle` produces, decoded by an independent decoder
+//! (hickory-proto). It opens no socket and changes nothing.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::dataplane::respond;
+use crate::dns::name::{self, Name};
+use crate::dns::rdata::{type_name, RData};
+use crate::model::lookup::{self, Owner, Transport};
+use crate::model::snapshot::Snapshot;
+use crate::model::state::{State, Zone};
+
+/// One question to explain.
+pub struct Question {
+    pub listener: SocketAddr,
+    pub source: IpAddr,
+    pub name: Name,
+    pub qtype: u16,
+    pub transport: Transport,
+}
+
+/// What the live resolver's cache holds for (route, lower-case name, type): seconds left.
+pub type CacheProbe<'a> = &'a dyn Fn(&crate::model::snapshot::Route, &[u8], u16) -> Option<u64>;
+
+/// The report, as text.
+pub fn explain(state: &State, snap: &Snapshot, q: &Question) -> String {
+    explain_live(state, snap, q, None)
+}
+
+/// As [`explain`], saying also what the running server's resolver cache holds for a routed name.
+pub fn explain_live(state: &State, snap: &Snapshot, q: &Question, cache: Option<CacheProbe>) -> String {
+    let mut out = String::new();
+    let transport = match q.transport {
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
+    };
+    let _ = writeln!(
+        out,
+        "query:   {} {} from {} on listener {} over {transport}",
+        q.name,
+        type_name(q.qtype),
+        q.source,
+        q.listener
+    );
+    match snap.classifier.classify(q.listener, q.source) {
+        None => {
+            let _ =
+                writeln!(out, "vpc:     none: {} lies in no VPC prefix accepted on {} → REFUSED", q.source, q.listener);
+        }
+        Some(class) => explain_vpc(state, snap, q, class, cache, &mut out),
+    }
+    let _ = writeln!(out, "response:");
+    out.push_str(&response_text(snap, q));
+    out
+}
+
+fn explain_vpc(
+    state: &State,
+    snap: &Snapshot,
+    q: &Question,
+    class: crate::model::classify::Classification,
+    cache: Option<CacheProbe>,
+    out: &mut String,
+) {
+    let Some(vpc) = snap.vpcs.get(class.vpc as usize) else { return };
+    let listener = match class.listener {
+        Some(l) => format!("the table of listener {l}"),
+        None => "the table of VPCs open to every listener".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "vpc:     {} (account {}), source in {} by longest prefix, from {listener}",
+        vpc.id,
+        account_label(state, &vpc.account),
+        class.cidr
+    );
+    let visible: Vec<&Zone> = state.zones.values().filter(|z| z.scope.contains(&vpc.id)).collect();
+    let _ = writeln!(out, "sees:    {} zone(s)", visible.len());
+    for zone in &visible {
+        let via = if *zone.account.0 == *vpc.account {
+            "own account".to_string()
+        } else {
+            format!(
+                "owner {} linked account {}",
+                account_label(state, &zone.account.0),
+                account_label(state, &vpc.account)
+            )
+        };
+        let _ = writeln!(out, "         {} [{}] — {via}", zone.name, zone.id);
+    }
+    let mut holding: Vec<&&Zone> = visible.iter().filter(|z| q.name.is_at_or_below(&z.name)).collect();
+    holding.sort_by_key(|z| std::cmp::Reverse(z.name.label_count()));
+    match holding.split_first() {
+        None => {
+            let routed =
+                snap.upstream.is_some() || snap.views.get(class.vpc as usize).is_some_and(|v| !v.rules().is_empty());
+            let then = if routed { "see route" } else { "→ REFUSED (no upstreams, no forwarding rule)" };
+            let _ = writeln!(out, "zone:    none of them holds {} {then}", q.name);
+        }
+        Some((winner, shadowed)) => {
+            let _ = writeln!(
+                out,
+                "zone:    {} [{}] answers (most specific); its owner {} is billed",
+                winner.name,
+                winner.id,
+                account_label(state, &winner.account.0)
+            );
+            for z in shadowed {
+                let _ = writeln!(out, "shadows: {} [{}] (less specific, never consulted for this name)", z.name, z.id);
+            }
+        }
+    }
+    explain_chain(state, snap, class.vpc, q, cache, out);
+}
+
+fn explain_chain(state: &State, snap: &Snapshot, vpc: u32, q: &Question, cache: Option<CacheProbe>, out: &mut String) {
+    let answer = lookup::lookup(snap, vpc, q.name.wire(), q.qtype, q.transport);
+    if let Some(recurse) = answer.recurse {
+        explain_route(state, snap, q, &recurse, cache, out);
+        if answer.answer.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "private part of the answer (the chain leaves the private zones):");
+    } else {
+        let _ = writeln!(out, "result:  {}", answer.rcode.name());
+    }
+    for rr in answer.answer.iter().chain(&answer.authority).chain(&answer.additional) {
+        let owner = match rr.owner {
+            Owner::QName => q.name.to_string(),
+            Owner::Name(wire) => name::wire_to_string(wire),
+        };
+        let zone = &snap.zones[rr.zone as usize];
+        let first = rr.rrset.first().map(|d| rdata_text(rr.rrset.rtype, d)).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  from {} (owner {}): {owner} {} {first}{}",
+            zone.name,
+            account_label(state, &zone.owner.0),
+            type_name(rr.rrset.rtype),
+            if rr.rrset.len() > 1 { " …" } else { "" }
+        );
+    }
+    if let Some(end) = unfollowed_cname_target(snap, vpc, &answer, q.qtype) {
+        let _ = writeln!(out, "  the chain ends at {end}: no zone this VPC sees holds it (the client asks again)");
+    }
+}
+
+/// Which route resolves the name, and why.
+fn explain_route(
+    state: &State,
+    snap: &Snapshot,
+    q: &Question,
+    recurse: &lookup::Recurse,
+    cache: Option<CacheProbe>,
+    out: &mut String,
+) {
+    let name = recurse.target.map_or_else(|| q.name.to_string(), name::wire_to_string);
+    let Some(route) = snap.routes.get(recurse.route as usize) else { return };
+    let targets: Vec<String> = route.targets.iter().map(ToString::to_string).collect();
+    let why = match recurse.reason {
+        lookup::RecurseReason::Rule => {
+            let rule = route.rule.as_deref().and_then(|id| state.rules.get(id));
+            match rule {
+                Some(r) => format!(
+                    "forwarding rule {} for {} (owner {}) is the most specific match (a rule beats a zone of the same name)",
+                    r.id,
+                    r.domain,
+                    account_label(state, &r.account.0)
+                ),
+                None => "a forwarding rule".to_string(),
+            }
+        }
+        lookup::RecurseReason::Upstream => "no zone or forwarding rule this VPC sees holds it".to_string(),
+        lookup::RecurseReason::Fallback => {
+            "the zone does not hold it and falls back to recursion (fallback = \"recurse\")".to_string()
+        }
+    };
+    let _ = writeln!(out, "route:   {name} → {} [{}]: {why}", route.label(), targets.join(", "));
+    let mut lower = [0u8; name::MAX_NAME_LEN];
+    let lower = name::lower_into(recurse.target.unwrap_or(q.name.wire()), &mut lower);
+    match cache.map(|probe| probe(route, lower, q.qtype)) {
+        Some(Some(left)) => {
+            let _ = writeln!(out, "cache:   holds this route's answer for {left} s more: served without asking");
+        }
+        Some(None) => {
+            let _ = writeln!(out, "cache:   nothing held for this route: the next query asks its servers");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "         answered by those servers, or from that route's cache while it holds the answer"
+            );
+        }
+    }
+}
+
+/// The target of a final CNAME that was not followed because it lies in no zone the VPC sees.
+fn unfollowed_cname_target(snap: &Snapshot, vpc: u32, answer: &lookup::Answer, qtype: u16) -> Option<String> {
+    let last = answer.answer.last()?;
+    if last.rrset.rtype != crate::dns::rdata::rtype::CNAME || qtype == crate::dns::rdata::rtype::CNAME {
+        return None;
+    }
+    let target = last.rrset.first()?;
+    let mut buf = [0u8; name::MAX_NAME_LEN];
+    let lower = name::lower_into(target, &mut buf);
+    let view = snap.views.get(vpc as usize)?;
+    match view.find_zone(lower) {
+        Some(_) => None,
+        None => Some(name::wire_to_string(target)),
+    }
+}
+
+fn rdata_text(rtype: u16, wire: &[u8]) -> String {
+    RData::from_wire(rtype, wire).map(|d| d.to_string()).unwrap_or_else(|_| "<undecodable>".into())
+}
+
+fn account_label(state: &State, uid: &str) -> String {
+    state
+        .accounts
+        .values()
+        .find(|a| a.uid.0 == uid)
+        .map_or_else(|| uid.to_string(), |a| format!("{} {}", a.name, a.uid))
+}
+
+/// Builds the query a stub would send (RD set, EDNS 1232), runs the real handler, and decodes the response.
+fn response_text(snap: &Snapshot, q: &Question) -> String {
+    let mut query = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    query.extend_from_slice(q.name.wire());
+    query.extend_from_slice(&q.qtype.to_be_bytes());
+    query.extend_from_slice(&1u16.to_be_bytes());
+    query.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    let mut out = Vec::new();
+    match respond::handle_query(&query, q.source, q.listener, q.transport, snap, None, &mut out) {
+        respond::Handled::Dropped => return "  (no response: the packet is dropped)\n".into(),
+        respond::Handled::Recurse(..) => {
+            return "  (resolved through the route above when asked: explain does not query it)\n".into()
+        }
+        respond::Handled::Answered(_) => {}
+    }
+    match hickory_proto::op::Message::from_vec(&out) {
+        Ok(msg) => {
+            let mut text = String::new();
+            for line in msg.to_string().lines() {
+                let _ = writeln!(text, "  {line}");
+            }
+            let _ = writeln!(text, "  ; {} bytes", out.len());
+            text
+        }
+        Err(e) => format!("  (the response did not decode: {e})\n"),
+    }
+}

@@ -1,0 +1,13 @@
+//! The served model and its compilation: the state (`state`), its rules (`validate`), the immutable tables built from
+//! it (`compile` → `snapshot`, `nodes`, `records`), and the pure query core over them (`classify`, `lookup`,
+//! `explain`). No I/O, no locks.
+
+pub mod classify;
+pub mod compile;
+pub mod explain;
+pub mod lookup;
+pub mod nodes;
+pub mod records;
+pub mod snapshot;
+pub mod state;
+pub mod validate;

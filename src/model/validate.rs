@@ -1,0 +1,722 @@
+//! Validation of the state model: every rule that spans items, checked on [`State`] rather than on a file.
+//!
+//! `validate` collects every problem before failing, so an operator fixes a configuration in one pass. It only
+//! reads the state; it never builds tables. The rules are the product's contract: who may bind which VPC to which
+//! zone, which zone contents a private zone may hold, and which VPC prefixes can coexist on one listener.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+
+use ipnet::IpNet;
+
+use crate::dns::name::Name;
+use crate::dns::rdata::{type_name, RData, Record};
+use crate::model::state::{Changes, State, Uid, Vpc, VpcId, Zone};
+use smallvec::SmallVec;
+
+/// Every problem found in a state, each naming the offending item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n  "))]
+pub struct Problems(pub Vec<String>);
+
+/// Checks every rule; `Ok` means the state may be compiled and served.
+pub fn validate(state: &State) -> Result<(), Problems> {
+    validate_changed(state, None)
+}
+
+/// As [`validate`], but the record rules (which are local to one owner name) run only on what changed: every
+/// record of a zone marked `full`, and the records at the listed owners of the others. Everything else — accounts,
+/// links, scopes, views, rules, prefixes — is checked whole when the structure changed, and not at all when only
+/// zone content did (none of those rules reads records). Given the state before the change was valid, the result
+/// is the same as `validate`'s, at a cost that grows with neither unchanged zones nor other tenants' items.
+pub fn validate_changed(state: &State, changed: Option<&Changes>) -> Result<(), Problems> {
+    let mut p = Vec::new();
+    let structure = changed.is_none_or(|c| c.structure);
+    if structure {
+        check_accounts(state, &mut p);
+        check_users(state, &mut p);
+        check_vpcs(state, &mut p);
+        check_links(state, &mut p);
+    }
+    for zone in state.zones.values() {
+        if structure {
+            check_zone_binding(state, zone, &mut p);
+        }
+        match changed.map(|c| c.zones.get(&zone.id)) {
+            None => check_zone_records(zone, state.server.limits.max_rrset, None, &mut p),
+            Some(Some(dirty)) if dirty.full => check_zone_records(zone, state.server.limits.max_rrset, None, &mut p),
+            Some(Some(dirty)) => check_zone_records(zone, state.server.limits.max_rrset, Some(&dirty.owners), &mut p),
+            Some(None) => {}
+        }
+    }
+    if structure {
+        check_rules(state, &mut p);
+        check_views(state, &mut p);
+        check_prefixes(state, &mut p);
+    }
+    check_quotas(state, structure, &mut p);
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(Problems(p))
+    }
+}
+
+/// `[a-z][a-z0-9._-]{1,63}`: starts with a letter, so a username is never all digits and never a uid.
+pub fn is_valid_username(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (2..=64).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase()
+        && bytes[1..].iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
+}
+
+fn is_valid_uid(uid: &str) -> bool {
+    (1..=32).contains(&uid.len()) && uid.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A bare address (`local@domain`), as lettre parses it for delivery: no display name, no angle brackets, no list,
+/// so what is stored is exactly where a verification code goes.
+fn is_valid_email(email: &str) -> bool {
+    // Quoted local parts are valid SMTP but rewritten by relays: refuse them so the stored address is the mailbox.
+    email.contains('.')
+        && !email.contains('"')
+        && email.parse::<lettre::Address>().is_ok_and(|a| AsRef::<str>::as_ref(&a) == email)
+}
+
+fn is_valid_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+fn check_accounts(state: &State, p: &mut Vec<String>) {
+    let mut names = HashSet::new();
+    let mut emails = HashSet::new();
+    for a in state.accounts.values() {
+        if !is_valid_uid(&a.uid.0) {
+            p.push(format!("account {:?}: a uid is 1 to 32 decimal digits", a.uid.0));
+        }
+        if !is_valid_username(&a.name) {
+            p.push(format!("account {}: name {:?} must match [a-z][a-z0-9._-]{{1,63}}", a.uid, a.name));
+        }
+        if !is_valid_email(&a.email) {
+            p.push(format!("account {}: {:?} is not an email address", a.uid, a.email));
+        }
+        if !names.insert(a.name.as_str()) {
+            p.push(format!("account {}: name {:?} is already taken", a.uid, a.name));
+        }
+        if !emails.insert(a.email.to_ascii_lowercase()) {
+            p.push(format!("account {}: email {:?} is already taken", a.uid, a.email));
+        }
+    }
+}
+
+fn check_users(state: &State, p: &mut Vec<String>) {
+    for u in state.users.values() {
+        if !state.accounts.contains_key(&u.account) {
+            p.push(format!("user {:?}: unknown account uid {}", u.name, u.account));
+        }
+        let valid = !u.name.is_empty()
+            && u.name.len() <= 64
+            && u.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        if !valid {
+            p.push(format!("user {:?} of account {}: name must match [a-z0-9._-]{{1,64}}", u.name, u.account));
+        }
+        if u.name == "root" {
+            p.push(format!("user \"root\" of account {}: the name is the root account's own", u.account));
+        }
+    }
+}
+
+fn check_vpcs(state: &State, p: &mut Vec<String>) {
+    for v in state.vpcs.values() {
+        if !is_valid_id(&v.id.0) {
+            p.push(format!("vpc {:?}: an id is 1 to 128 of [A-Za-z0-9._-]", v.id.0));
+        }
+        if !state.accounts.contains_key(&v.account) {
+            p.push(format!("vpc {}: unknown account uid {}", v.id, v.account));
+        }
+        if v.cidrs.is_empty() {
+            p.push(format!("vpc {}: no cidrs: it could never match a query", v.id));
+        }
+        for l in &v.listeners {
+            if !state.server.listen.iter().any(|s| listener_covers(*s, *l)) {
+                p.push(format!(
+                    "vpc {}: listener {l} is not one of [server].listen, so no query can arrive on it",
+                    v.id
+                ));
+            }
+        }
+    }
+}
+
+/// True when a socket bound to `bound` receives packets addressed to `local`.
+fn listener_covers(bound: SocketAddr, local: SocketAddr) -> bool {
+    bound.port() == local.port()
+        && (bound.ip() == local.ip() || (bound.ip().is_unspecified() && bound.is_ipv4() == local.is_ipv4()))
+}
+
+fn check_links(state: &State, p: &mut Vec<String>) {
+    for link in &state.links {
+        let (Some(from), Some(to)) = (state.accounts.get(&link.account), state.accounts.get(&link.linked)) else {
+            p.push(format!("link {} -> {}: unknown account", link.account, link.linked));
+            continue;
+        };
+        if link.account == link.linked {
+            p.push(format!("link {} -> {}: an account cannot link itself", from.name, to.name));
+        }
+        if from.site != to.site {
+            p.push(format!(
+                "link {} -> {}: accounts of different sites ({} and {}) cannot be linked",
+                from.name, to.name, from.site, to.site
+            ));
+        }
+    }
+}
+
+/// Forwarding rules: a known owner, 1 to 6 targets, a scope of VPCs the owner may use (as for zones), and no VPC
+/// that sees two rules for the same domain (which one would decide?).
+fn check_rules(state: &State, p: &mut Vec<String>) {
+    let mut per_vpc: HashSet<(&crate::model::state::VpcId, Name)> = HashSet::new();
+    for rule in state.rules.values() {
+        // Named only when there is a problem: a state of many rules is checked on every change.
+        let what = || format!("forward rule {} ({})", rule.id, rule.domain);
+        let domain = rule.domain.lower();
+        if !is_valid_id(&rule.id) {
+            p.push(format!("{}: the id must be 1 to 64 characters of letters, digits, '.', '_' and '-'", what()));
+        }
+        if !state.accounts.contains_key(&rule.account) {
+            p.push(format!("{}: unknown owner account uid {}", what(), rule.account));
+            continue;
+        }
+        if rule.targets.is_empty() || rule.targets.len() > crate::model::state::MAX_RULE_TARGETS {
+            p.push(format!("{}: give 1 to {} target addresses", what(), crate::model::state::MAX_RULE_TARGETS));
+        }
+        for target in &rule.targets {
+            if let Err(why) = check_target(*target, &state.server.resolver.allow_targets) {
+                p.push(format!("{}: {why}", what()));
+            }
+        }
+        for vpc_id in &rule.scope {
+            match state.vpcs.get(vpc_id) {
+                None => p.push(format!("{}: scope names unknown vpc {vpc_id}", what())),
+                Some(vpc) if !state.may_use_vpcs_of(&rule.account, &vpc.account) => p.push(format!(
+                    "{}: scope names vpc {vpc_id}, which is neither the rule owner's nor of an account it has linked",
+                    what()
+                )),
+                Some(_) => {
+                    if !per_vpc.insert((vpc_id, domain.clone())) {
+                        p.push(format!("{}: vpc {vpc_id} already sees another rule for {}", what(), rule.domain));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a forwarding rule may send queries: never to an address that is no server (unspecified, multicast,
+/// broadcast, port 0); to loopback and link-local addresses (this host, its metadata services) only where the
+/// operator allows them (`[resolver] allow_targets`).
+pub fn check_target(target: SocketAddr, allow: &[IpNet]) -> Result<(), String> {
+    let ip = crate::model::classify::normalize_ip(target.ip());
+    if target.port() == 0 {
+        return Err(format!("target {target}: port 0 is no server"));
+    }
+    let never = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
+        std::net::IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+    };
+    if never {
+        return Err(format!("target {target}: an unspecified, multicast or broadcast address is no server"));
+    }
+    let local = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unicast_link_local(),
+    };
+    if local && !allow.iter().any(|net| net.contains(&ip)) {
+        return Err(format!(
+            "target {target}: loopback and link-local targets reach this host or its metadata services; the \
+             operator allows them with [resolver] allow_targets"
+        ));
+    }
+    Ok(())
+}
+
+fn check_zone_binding(state: &State, zone: &Zone, p: &mut Vec<String>) {
+    let what = format!("zone {} ({})", zone.name, zone.id);
+    if !state.accounts.contains_key(&zone.account) {
+        p.push(format!("{what}: unknown owner account uid {}", zone.account));
+        return;
+    }
+    let mut seen = HashSet::new();
+    for vpc_id in &zone.scope {
+        if !seen.insert(vpc_id) {
+            p.push(format!("{what}: scope lists vpc {vpc_id} twice"));
+            continue;
+        }
+        match state.vpcs.get(vpc_id) {
+            None => p.push(format!("{what}: scope names unknown vpc {vpc_id}")),
+            Some(vpc) if !state.may_use_vpcs_of(&zone.account, &vpc.account) => p.push(format!(
+                "{what}: scope names vpc {vpc_id}, which is neither the zone owner's nor of an account it has linked"
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
+/// The per-record rules; with `only`, just the records of the listed (lower-case) owners, found through the
+/// zone's owner order, so checking a few owners of a large zone is cheap.
+fn check_zone_records(zone: &Zone, max_rrset: usize, only: Option<&BTreeSet<Name>>, p: &mut Vec<String>) {
+    let what = format!("zone {} ({})", zone.name, zone.origin);
+    let apex = zone.name.lower();
+    match only {
+        None => check_runs(zone.records.values(), &what, apex.wire(), max_rrset, p),
+        Some(owners) => {
+            for owner in owners {
+                check_runs(zone.records.at(owner).map(|(_, r)| r), &what, apex.wire(), max_rrset, p);
+            }
+        }
+    }
+}
+
+/// Checks records given in owner order (each owner's records together), record by record and owner by owner.
+fn check_runs<'z>(
+    records: impl Iterator<Item = &'z Record>,
+    what: &str,
+    apex: &[u8],
+    max_rrset: usize,
+    p: &mut Vec<String>,
+) {
+    let mut run: SmallVec<[&Record; 4]> = SmallVec::new();
+    for r in records {
+        let owner = r.owner.wire();
+        if !crate::dns::name::is_at_or_below(owner, apex) {
+            p.push(format!("{what}: record {} {} lies outside the zone", r.owner, type_name(r.rdata.rtype())));
+            continue;
+        }
+        let at_apex = owner.eq_ignore_ascii_case(apex);
+        match &r.rdata {
+            RData::Dname(_) => p.push(format!("{what}: {} DNAME: private zones do not serve DNAME", r.owner)),
+            RData::Ns(_) if !at_apex => p.push(format!(
+                "{what}: {} NS: private zones do not delegate (NS is allowed only at the apex)",
+                r.owner
+            )),
+            RData::Soa(_) if !at_apex => p.push(format!("{what}: {} SOA: an SOA belongs only at the apex", r.owner)),
+            // The apex always holds SOA and NS (generated when absent), so a CNAME there is beside other data.
+            RData::Cname(_) if at_apex => {
+                p.push(format!("{what}: {} CNAME: the apex holds SOA and NS, so it cannot hold a CNAME", r.owner))
+            }
+            _ => {}
+        }
+        if run.first().is_some_and(|first| !first.owner.wire().eq_ignore_ascii_case(owner)) {
+            check_owner(&run, what, apex, max_rrset, p);
+            run.clear();
+        }
+        run.push(r);
+    }
+    check_owner(&run, what, apex, max_rrset, p);
+}
+
+/// The rules about one owner's records together: CNAME alone and single, one SOA, RRset sizes.
+fn check_owner(records: &[&Record], what: &str, apex: &[u8], max_rrset: usize, p: &mut Vec<String>) {
+    let Some(first) = records.first() else { return };
+    let owner = &first.owner;
+    let mut cname: Option<&Name> = None;
+    let (mut cnames, mut soas) = (0usize, 0usize);
+    let mut per_type: SmallVec<[(u16, usize); 4]> = SmallVec::new();
+    for r in records {
+        match &r.rdata {
+            RData::Cname(target) => {
+                cnames += 1;
+                // Identical CNAME lines are one record (a file may repeat a line); different targets are an error.
+                match cname {
+                    Some(first) if !first.wire().eq_ignore_ascii_case(target.wire()) => {
+                        p.push(format!("{what}: {owner} has more than one CNAME"));
+                        return;
+                    }
+                    Some(_) => {}
+                    None => cname = Some(target),
+                }
+            }
+            RData::Soa(_) => soas += 1,
+            _ => {}
+        }
+        let t = r.rdata.rtype();
+        match per_type.iter_mut().find(|(rt, _)| *rt == t) {
+            Some((_, n)) => *n += 1,
+            None => per_type.push((t, 1)),
+        }
+    }
+    if cnames > 0 && records.len() > cnames {
+        p.push(format!("{what}: {owner} has a CNAME beside other data"));
+    }
+    if soas > 1 && owner.wire().eq_ignore_ascii_case(apex) {
+        p.push(format!("{what}: more than one SOA at the apex"));
+    }
+    for (t, n) in per_type.into_iter().filter(|(_, n)| *n > max_rrset) {
+        p.push(format!("{what}: {owner} {} has {n} records; an RRset holds at most {max_rrset}", type_name(t)));
+    }
+}
+
+/// Per account: at most so many zones, records, bytes of records and forwarding rules (`[limits]`).
+fn check_quotas(state: &State, rules_changed: bool, p: &mut Vec<String>) {
+    let limits = state.server.limits;
+    let mut per_account: HashMap<&crate::model::state::Uid, (usize, usize, usize)> = HashMap::new();
+    for zone in state.zones.values() {
+        let entry = per_account.entry(&zone.account).or_default();
+        entry.0 += 1;
+        entry.1 += zone.records.len();
+        entry.2 += zone.records.bytes();
+    }
+    let mut rules: HashMap<&crate::model::state::Uid, usize> = HashMap::new();
+    for rule in state.rules.values().filter(|_| rules_changed) {
+        *rules.entry(&rule.account).or_default() += 1;
+    }
+    for (account, n) in rules.into_iter().filter(|(_, n)| *n > limits.max_rules_per_account) {
+        p.push(format!("account {account} owns {n} forwarding rules; the limit is {}", limits.max_rules_per_account));
+    }
+    for (account, (zones, records, bytes)) in per_account {
+        if bytes > limits.max_record_bytes_per_account {
+            p.push(format!(
+                "account {account} holds {bytes} bytes of records; the limit is {}",
+                limits.max_record_bytes_per_account
+            ));
+        }
+        if zones > limits.max_zones_per_account {
+            p.push(format!("account {account} owns {zones} zones; the limit is {}", limits.max_zones_per_account));
+        }
+        if records > limits.max_records_per_account {
+            p.push(format!(
+                "account {account} holds {records} records; the limit is {}",
+                limits.max_records_per_account
+            ));
+        }
+    }
+}
+
+/// Per VPC: no two visible zones of the same name, and no zone or rule of another account at or below a name that
+/// the VPC's own account binds there (a linked account adds names to a VPC, never takes the owner's).
+fn check_views(state: &State, p: &mut Vec<String>) {
+    let mut visible: BTreeMap<&VpcId, Vec<&Zone>> = BTreeMap::new();
+    for zone in state.zones.values() {
+        for vpc in &zone.scope {
+            visible.entry(vpc).or_default().push(zone);
+        }
+    }
+    for (vpc_id, zones) in visible {
+        let mut by_name: HashMap<Name, &Zone> = HashMap::new();
+        for zone in &zones {
+            if by_name.insert(zone.name.lower(), zone).is_some() {
+                p.push(format!("vpc {vpc_id} would see two zones named {}", zone.name));
+            }
+        }
+    }
+    for s in shadowed(state) {
+        p.push(format!(
+            "{} {} ({}) of account {} would shadow names that vpc {}'s own account {} binds there ({}): a \
+             linked account may add names to a VPC, never take over the owner's",
+            s.kind.noun(),
+            s.name,
+            s.id,
+            s.owner,
+            s.vpc,
+            s.vpc_owner,
+            s.own_name
+        ));
+    }
+}
+
+/// What binds a name to a VPC: a private zone or a forwarding rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BindingKind {
+    Zone,
+    Rule,
+}
+
+impl BindingKind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            BindingKind::Zone => "zone",
+            BindingKind::Rule => "forward rule",
+        }
+    }
+}
+
+/// A zone or rule of one account, in the scope of a VPC of another, at or below a name the VPC's own account binds
+/// to that VPC: the VPC owner's binding wins (see [`shadowed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shadowed {
+    pub vpc: VpcId,
+    pub vpc_owner: Uid,
+    pub kind: BindingKind,
+    /// The zone's or rule's id.
+    pub id: String,
+    pub owner: Uid,
+    pub name: Name,
+    /// The VPC owner's own binding that it would shadow (the most specific one at or above `name`).
+    pub own_name: Name,
+}
+
+/// One binding of a name to a VPC.
+struct Binding<'s> {
+    kind: BindingKind,
+    id: &'s str,
+    owner: &'s Uid,
+    name: &'s Name,
+}
+
+/// Every foreign binding that would take names from a VPC's owner: a zone or rule of account A scoped to a VPC of
+/// account B ≠ A, at or below a name B binds to that VPC itself (a zone or a rule, at any depth). Validation refuses
+/// them, the control plane detaches them when B binds the name later, and `compile` never serves them (so a state
+/// that got one anyway, from a race between nodes, still answers with the owner's data). In state order.
+pub fn shadowed(state: &State) -> Vec<Shadowed> {
+    // The common case, checked without building anything: no binding is of another account than its VPC's.
+    let foreign =
+        |owner: &Uid, scope: &[VpcId]| scope.iter().any(|v| state.vpcs.get(v).is_some_and(|vpc| vpc.account != *owner));
+    let any_foreign = state.zones.values().any(|z| foreign(&z.account, &z.scope))
+        || state.rules.values().any(|r| foreign(&r.account, &r.scope));
+    if !any_foreign {
+        return Vec::new();
+    }
+    let mut by_vpc: BTreeMap<&VpcId, Vec<Binding>> = BTreeMap::new();
+    for zone in state.zones.values() {
+        for vpc in &zone.scope {
+            let binding = Binding { kind: BindingKind::Zone, id: &zone.id.0, owner: &zone.account, name: &zone.name };
+            by_vpc.entry(vpc).or_default().push(binding);
+        }
+    }
+    for rule in state.rules.values() {
+        for vpc in &rule.scope {
+            let binding = Binding { kind: BindingKind::Rule, id: &rule.id, owner: &rule.account, name: &rule.domain };
+            by_vpc.entry(vpc).or_default().push(binding);
+        }
+    }
+    let mut found = Vec::new();
+    for (vpc_id, bindings) in by_vpc {
+        let Some(vpc) = state.vpcs.get(vpc_id) else { continue };
+        if bindings.iter().all(|b| *b.owner == vpc.account) {
+            continue;
+        }
+        let own: Vec<&Binding> = bindings.iter().filter(|b| *b.owner == vpc.account).collect();
+        for foreign in bindings.iter().filter(|b| *b.owner != vpc.account) {
+            let above = own.iter().filter(|o| foreign.name.is_at_or_below(o.name)).max_by_key(|o| o.name.label_count());
+            if let Some(own) = above {
+                found.push(Shadowed {
+                    vpc: vpc.id.clone(),
+                    vpc_owner: vpc.account.clone(),
+                    kind: foreign.kind,
+                    id: foreign.id.to_string(),
+                    owner: foreign.owner.clone(),
+                    name: foreign.name.clone(),
+                    own_name: own.name.clone(),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// One prefix of one VPC, as an address range.
+struct PrefixEntry<'a> {
+    net: IpNet,
+    start: u128,
+    end: u128,
+    vpc: &'a Vpc,
+}
+
+fn range(net: &IpNet) -> (u128, u128) {
+    match net {
+        IpNet::V4(n) => (u32::from(n.network()) as u128, u32::from(n.broadcast()) as u128),
+        IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
+    }
+}
+
+/// On a listener two VPCs share: no identical prefixes, and no overlap between VPCs of different accounts (the
+/// longest-prefix rule is for one account's nested networks, never to let one tenant capture another's sources).
+/// Prefixes are either nested or disjoint, so one sorted sweep with a stack of enclosing prefixes finds every pair.
+fn check_prefixes(state: &State, p: &mut Vec<String>) {
+    for v4 in [true, false] {
+        let mut entries: Vec<PrefixEntry> = state
+            .vpcs
+            .values()
+            .flat_map(|vpc| vpc.cidrs.iter().map(move |net| (vpc, net)))
+            .filter(|(_, net)| matches!(net, IpNet::V4(_)) == v4)
+            .map(|(vpc, net)| {
+                let (start, end) = range(net);
+                PrefixEntry { net: *net, start, end, vpc }
+            })
+            .collect();
+        entries.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+        let mut stack: Vec<&PrefixEntry> = Vec::new();
+        for entry in &entries {
+            while stack.last().is_some_and(|top| top.end < entry.start) {
+                stack.pop();
+            }
+            for outer in &stack {
+                check_pair(outer, entry, p);
+            }
+            stack.push(entry);
+        }
+    }
+}
+
+fn check_pair(outer: &PrefixEntry, inner: &PrefixEntry, p: &mut Vec<String>) {
+    if outer.vpc.id == inner.vpc.id || !share_listener(outer.vpc, inner.vpc) {
+        return;
+    }
+    if outer.net == inner.net {
+        p.push(format!(
+            "vpcs {} and {} both claim {} on a shared listener: a source there would be ambiguous",
+            outer.vpc.id, inner.vpc.id, inner.net
+        ));
+    } else if outer.vpc.account != inner.vpc.account {
+        p.push(format!(
+            "vpc {} ({}, account {}) overlaps vpc {} ({}, account {}) on a shared listener: prefixes of different \
+             accounts must not overlap",
+            outer.vpc.id, outer.net, outer.vpc.account, inner.vpc.id, inner.net, inner.vpc.account
+        ));
+    }
+}
+
+/// Two VPCs share a listener when either accepts every listener, or both name a common one.
+fn share_listener(a: &Vpc, b: &Vpc) -> bool {
+    a.listeners.is_empty() || b.listeners.is_empty() || a.listeners.iter().any(|l| b.listeners.contains(l))
+}
+
+/// A link being created (from a file, the API or the operator) must name an account that owns at least one VPC, as
+/// the service we model requires. This is a rule of creation, not an invariant: removing the last VPC of a linked
+/// account later is allowed (it simply leaves every scope).
+pub fn check_new_link(
+    state: &State,
+    account: &crate::model::state::Uid,
+    linked: &crate::model::state::Uid,
+) -> Result<(), String> {
+    if state.vpcs.values().any(|v| &v.account == linked) {
+        return Ok(());
+    }
+    let name =
+        |uid: &crate::model::state::Uid| state.accounts.get(uid).map_or_else(|| uid.0.clone(), |a| a.name.clone());
+    Err(format!("link {} -> {}: {} has no VPC to associate", name(account), name(linked), name(linked)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_bare_addresses() {
+        assert!(is_valid_email("root@acme.example"));
+        for bad in [
+            "x<attacker@evil.example>",
+            "\"q\"@d.example",
+            "a,b@c.example",
+            "a@b",
+            "root@acme.example\r\nBcc: x@y.example",
+        ] {
+            assert!(!is_valid_email(bad), "{bad:?}");
+        }
+    }
+
+    /// Accounts 1 (acme, vpc-a) and 2 (beta, vpc-b), acme linked beta; plus `extra`.
+    fn linked(extra: &str) -> Result<(), Problems> {
+        let text = format!(
+            r#"
+[server]
+listen = ["127.0.0.1:53"]
+[resolver]
+allow_targets = ["127.0.0.0/8"]
+[[accounts]]
+uid = "1"
+name = "acme"
+email = "root@acme.example"
+site = "intl"
+[[accounts]]
+uid = "2"
+name = "beta"
+email = "root@beta.example"
+site = "intl"
+[[vpcs]]
+id = "vpc-a"
+account = "1"
+cidrs = ["127.0.10.0/24"]
+[[vpcs]]
+id = "vpc-b"
+account = "2"
+cidrs = ["127.0.20.0/24"]
+[[links]]
+account = "1"
+linked = "beta"
+{extra}"#
+        );
+        let loaded =
+            crate::process::config::from_str(&text, std::path::Path::new("t.toml"), std::path::Path::new("."), None)
+                .expect("config");
+        validate(&loaded.state)
+    }
+
+    fn zone(account: &str, name: &str, vpc: &str) -> String {
+        format!("[[zones]]\nname = \"{name}\"\naccount = \"{account}\"\nscope = [\"{vpc}\"]\n")
+    }
+
+    fn rule(account: &str, id: &str, domain: &str, vpc: &str) -> String {
+        format!(
+            "[[forward_rules]]\nid = \"{id}\"\naccount = \"{account}\"\ndomain = \"{domain}\"\n\
+             targets = [\"127.0.0.53\"]\nscope = [\"{vpc}\"]\n"
+        )
+    }
+
+    /// A linked account's zone or rule never takes a name the VPC's owner binds there, whichever binds with a zone
+    /// and whichever with a rule, at the name or below it; above it, or in its own VPC, it adds service.
+    #[test]
+    fn a_linked_account_never_takes_the_vpc_owners_names() {
+        let owner_binds = [zone("2", "corp.internal.", "vpc-b"), rule("2", "beta-r", "corp.internal.", "vpc-b")];
+        for own in &owner_binds {
+            for foreign in [
+                zone("1", "corp.internal.", "vpc-b"),
+                zone("1", "x.corp.internal.", "vpc-b"),
+                rule("1", "acme-r", "corp.internal.", "vpc-b"),
+                rule("1", "acme-r", "deep.x.corp.internal.", "vpc-b"),
+            ] {
+                let problems = linked(&format!("{own}{foreign}")).expect_err("refused");
+                assert!(problems.0.iter().any(|p| p.contains("would shadow")), "{own}{foreign}: {problems}");
+            }
+            assert!(linked(&format!("{own}{}", rule("1", "acme-r", "internal.", "vpc-b"))).is_ok(), "above: fine");
+            assert!(linked(&format!("{own}{}", rule("1", "acme-r", "corp.internal.", "vpc-a"))).is_ok(), "own VPC");
+        }
+    }
+
+    #[test]
+    fn rule_targets_must_be_servers() {
+        for target in ["0.0.0.0", "224.0.0.1", "255.255.255.255", "10.0.0.1:0", "[ff02::1]:53", "[::]:53"] {
+            let r =
+                format!("[[forward_rules]]\nid = \"r\"\naccount = \"1\"\ndomain = \"x.\"\ntargets = [\"{target}\"]\n");
+            let problems = linked(&r).expect_err(target);
+            assert!(problems.0.iter().any(|p| p.contains("no server")), "{target}: {problems}");
+        }
+        let local = |target: &str, allow: &[&str]| {
+            let addr: SocketAddr = target.parse().expect("addr");
+            let allow: Vec<IpNet> = allow.iter().map(|a| a.parse().expect("net")).collect();
+            check_target(addr, &allow)
+        };
+        assert!(local("127.0.0.1:53", &[]).is_err());
+        assert!(local("169.254.169.254:53", &[]).is_err());
+        assert!(local("[fe80::1]:53", &[]).is_err());
+        assert!(local("[::ffff:127.0.0.1]:53", &[]).is_err(), "mapped loopback");
+        assert!(local("127.0.0.1:53", &["127.0.0.0/8"]).is_ok());
+        assert!(local("10.1.2.3:53", &[]).is_ok());
+    }
+
+    #[test]
+    fn a_sub_user_cannot_be_named_root() {
+        let user = "[[users]]\naccount = \"1\"\nname = \"root\"\npolicies = [\"DNSFullAccess\"]\n";
+        let problems = linked(user).expect_err("refused");
+        assert!(problems.0.iter().any(|p| p.contains("root account's own")), "{problems}");
+    }
+
+    #[test]
+    fn usernames_never_look_like_uids() {
+        assert!(is_valid_username("acme"));
+        assert!(!is_valid_username("1234"));
+        assert!(!is_valid_username("a"));
+        assert!(!is_valid_username("Acme"));
+        assert!(!is_valid_username(&"a".repeat(65)));
+    }
+}

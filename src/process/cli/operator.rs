@@ -1,0 +1,234 @@
+//! `vpcdns operator …`: the inventory (accounts, VPCs), root keys and operator links.
+//!
+//! With the server running, requests go over its owner-only Unix socket; with the server stopped, the same
+//! operator routes run in this process on the store directly, so the two paths cannot drift apart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::http::Method;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::client::{self, Transport};
+use super::{seg, Range};
+use crate::control::api::{operator_router, ApiState};
+use crate::control::ControlPlane;
+
+#[derive(Args)]
+pub struct OperatorArgs {
+    /// The server's configuration (its [store] and [admin] sections say where the store and socket are).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Print the JSON answer instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: OperatorCommand,
+}
+
+#[derive(Subcommand)]
+pub enum OperatorCommand {
+    /// Root accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// VPCs and their prefixes.
+    #[command(subcommand)]
+    Vpcs(VpcsCommand),
+    /// Issue an access key for a root account (named by uid, username or email).
+    Key {
+        account: String,
+        #[arg(long)]
+        expires_in_days: Option<u64>,
+    },
+    /// Declare a link (the operator's word, without verification).
+    Link { account: String, linked: String },
+    /// Bring a state file (issue-2 schema) into the store, through the same validation; idempotent.
+    Apply {
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Also remove accounts, users, VPCs, links and zones that the file does not declare.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Write the store's state as a state file (issue-2 schema, records inline).
+    Export,
+    /// Queries billed to every owner (default: the last hour), summed over nodes.
+    Usage(Range),
+    /// Every account's audit log.
+    Audit(Range),
+    /// Copy the whole store, consistently, while the server runs (or not).
+    Backup { path: PathBuf },
+    /// Replace the store with a backup (the server must be stopped).
+    Restore { path: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum AccountsCommand {
+    List,
+    /// Create or update an account.
+    Put {
+        #[arg(long)]
+        uid: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        /// `cn` or `intl`.
+        #[arg(long)]
+        site: String,
+    },
+    Rm {
+        uid: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum VpcsCommand {
+    List,
+    /// Create or update a VPC.
+    Put {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "")]
+        region: String,
+        #[arg(long = "cidr", required = true)]
+        cidrs: Vec<String>,
+        #[arg(long = "listener")]
+        listeners: Vec<String>,
+        /// Full UDP answers per second per source address (default: [limits] queries_per_source; 0: unlimited).
+        #[arg(long)]
+        query_limit: Option<u32>,
+    },
+    /// Remove a VPC; it leaves every scope, and the answer says which.
+    Rm {
+        id: String,
+    },
+}
+
+pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
+    let loaded = crate::process::config::load(&args.config, None)?;
+    let settings = loaded.control.context("the configuration has no [store]: operator commands need the store")?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // Only a socket that is absent or refuses connections means the server is stopped; anything else (permission
+    // denied, say) must not lead to writing a live store behind the server's back.
+    let running = match tokio::net::UnixStream::connect(&settings.socket).await {
+        Ok(_) => true,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => false,
+        Err(e) => anyhow::bail!("cannot use the operator socket {}: {e}", settings.socket.display()),
+    };
+    // Without a socket that answers, the command runs here on the store — but only when no server holds it: a
+    // server whose socket was removed must not be written behind its back.
+    let lock = match (&settings.store, running) {
+        (crate::process::config::StoreSettings::Sqlite(store), false) => {
+            Some(crate::control::store::lock::lock(store).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}, but its operator socket {} does not answer: restart that server (or point [admin] socket at \
+                 its socket) instead of writing the store behind it",
+                    settings.socket.display()
+                )
+            })?)
+        }
+        _ => None,
+    };
+    if let OperatorCommand::Restore { path } = &args.command {
+        if running {
+            anyhow::bail!("the server is running on {}: stop it before restoring", settings.socket.display());
+        }
+        let crate::process::config::StoreSettings::Sqlite(store) = &settings.store else {
+            anyhow::bail!("restore is for the embedded store; restore etcd with `etcdctl snapshot restore`");
+        };
+        crate::control::store::sqlite::SqliteStore::restore(path, store)?;
+        crate::outln!("restored {} from {}", store.display(), path.display());
+        return Ok(());
+    }
+    let command = prepare(args.command)?;
+    let transport = if running {
+        Transport::Unix(settings.socket.clone())
+    } else {
+        let store = crate::control::store::open(&settings.store)?;
+        let secret = super::super::daemon::read_or_create_secret(&settings.secret_file)?;
+        let plane = ControlPlane::open(store, loaded.state.server.clone(), secret)?;
+        Transport::InProcess(operator_router(ApiState::new(Arc::new(plane), None, &settings.limits)))
+    };
+    let (method, path, body) = to_request(command);
+    let headers = [("content-type", "application/json".to_string())];
+    let answer = transport.send(method, &path, body.map(Body::from), &headers).await?;
+    if answer.status.is_success() && path.starts_with("/v1/operator/export") {
+        crate::out!("{}", answer.text);
+        return Ok(());
+    }
+    drop(lock);
+    client::print(&answer, args.json)
+}
+
+/// Reads what a command needs from local files: `apply` sends the state with its zone files inlined.
+fn prepare(command: OperatorCommand) -> anyhow::Result<Prepared> {
+    Ok(match command {
+        OperatorCommand::Apply { file, prune } => {
+            let loaded = crate::process::config::load(&file, None)?;
+            anyhow::ensure!(loaded.control.is_none(), "{} is a server configuration, not a state file", file.display());
+            let text = crate::control::ops::declare::export(&loaded.state).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Prepared::Apply { text, prune }
+        }
+        OperatorCommand::Backup { path } => {
+            let path = std::path::absolute(&path).with_context(|| format!("bad path {}", path.display()))?;
+            Prepared::Other(OperatorCommand::Backup { path })
+        }
+        other => Prepared::Other(other),
+    })
+}
+
+/// A command with its local inputs read.
+enum Prepared {
+    Apply { text: String, prune: bool },
+    Other(OperatorCommand),
+}
+
+fn to_request(command: Prepared) -> (Method, String, Option<String>) {
+    use Method as M;
+    let command = match command {
+        Prepared::Apply { text, prune } => return (M::POST, format!("/v1/operator/apply?prune={prune}"), Some(text)),
+        Prepared::Other(c) => c,
+    };
+    let (method, path, body) = match command {
+        OperatorCommand::Accounts(AccountsCommand::List) => (M::GET, "/v1/operator/accounts".into(), None),
+        OperatorCommand::Accounts(AccountsCommand::Put { uid, name, email, site }) => (
+            M::POST,
+            "/v1/operator/accounts".into(),
+            Some(json!({ "uid": uid, "name": name, "email": email, "site": site })),
+        ),
+        OperatorCommand::Accounts(AccountsCommand::Rm { uid }) => {
+            (M::DELETE, format!("/v1/operator/accounts/{}", seg(&uid)), None)
+        }
+        OperatorCommand::Vpcs(VpcsCommand::List) => (M::GET, "/v1/operator/vpcs".into(), None),
+        OperatorCommand::Vpcs(VpcsCommand::Put { id, account, region, cidrs, listeners, query_limit }) => (
+            M::POST,
+            "/v1/operator/vpcs".into(),
+            Some(json!({ "id": id, "account": account, "region": region, "cidrs": cidrs, "listeners": listeners,
+                         "query_limit": query_limit })),
+        ),
+        OperatorCommand::Vpcs(VpcsCommand::Rm { id }) => (M::DELETE, format!("/v1/operator/vpcs/{}", seg(&id)), None),
+        OperatorCommand::Key { account, expires_in_days } => (
+            M::POST,
+            "/v1/operator/keys".into(),
+            Some(json!({ "account": account, "expires_in_days": expires_in_days })),
+        ),
+        OperatorCommand::Link { account, linked } => {
+            (M::POST, "/v1/operator/links".into(), Some(json!({ "account": account, "linked": linked })))
+        }
+        OperatorCommand::Export => (M::GET, "/v1/operator/export".into(), None),
+        OperatorCommand::Usage(range) => (M::GET, range.url("/v1/operator/usage"), None),
+        OperatorCommand::Audit(range) => (M::GET, range.url("/v1/operator/audit"), None),
+        OperatorCommand::Backup { path } => (M::POST, "/v1/operator/backup".into(), Some(json!({ "path": path }))),
+        // Handled before any request is made.
+        OperatorCommand::Apply { .. } | OperatorCommand::Restore { .. } => {
+            (M::GET, "/v1/operator/accounts".into(), None)
+        }
+    };
+    (method, path, body.map(|b| b.to_string()))
+}

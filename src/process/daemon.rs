@@ -1,0 +1,293 @@
+//! The `serve` command's life: pick the mode, bind, print readiness, run until a signal.
+//!
+//! File mode (no `[store]`): the configuration is the state, reloaded on SIGHUP and file changes. Store mode: the
+//! state lives in the embedded store and changes through the admin API; the configuration gives only server,
+//! store, admin and notify settings.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::control::api::{self, ApiState};
+use crate::control::follow::{follow, FeedHealth};
+use crate::control::notify::Mailer;
+use crate::control::{auth, usage, ControlPlane};
+use crate::dataplane::metering::Meter;
+use crate::dataplane::serve::{self, Published};
+use crate::model::state::ServerSettings;
+use crate::process::config::ControlSettings;
+use crate::process::reload::{self, Reloader};
+
+/// Serves until SIGTERM/SIGINT.
+pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usize>) -> anyhow::Result<()> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        // Loaded once: the reloader keeps this state as the one it serves (holding a second copy for the life of
+        // the process would double the memory of every record).
+        let loaded = reload::load_valid(&config, None)?;
+        let udp_sockets = udp_sockets.unwrap_or(workers);
+        let server = loaded.state.server.clone();
+        match loaded.control.clone() {
+            Some(settings) => {
+                drop(loaded);
+                serve_store(settings, server, udp_sockets).await
+            }
+            None => {
+                let reloader = Reloader::from_loaded(&config, loaded);
+                let published = reloader.published();
+                let hangup = reload::catch_hangup()?;
+                let watcher = tokio::spawn(reload::watch(reloader, hangup, watch_interval));
+                run_dns(&server, published, udp_sockets, None, Observe::default(), async move {
+                    watcher.await.context("the reload task failed")?
+                })
+                .await
+            }
+        }
+    })
+}
+
+async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sockets: usize) -> anyhow::Result<()> {
+    // The store, its WAL, backups and the secret are the tenants' data: owner-only, whatever the caller's umask.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // The embedded store is this server's alone while it runs: operator commands go through its socket.
+    let _lock = match &settings.store {
+        crate::process::config::StoreSettings::Sqlite(path) => Some(crate::control::store::lock::lock(path)?),
+        _ => None,
+    };
+    let store = crate::control::store::open(&settings.store)?;
+    let secret = read_or_create_secret(&settings.secret_file)?;
+    let plane = Arc::new(ControlPlane::open(store, server.clone(), secret)?.with_code_ttl(settings.link_code_ttl_secs));
+    // In managed mode there is no file state to reload: SIGHUP is acknowledged, never fatal.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: managed mode has nothing to reload (changes come through the admin API)");
+        }
+    });
+    tracing::info!(store = %settings.store, revision = plane.current().revision, "store opened");
+    let mailer = match &settings.smtp {
+        Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
+        None => None,
+    };
+    let admin = api::listen::bind(settings.admin_listen, &settings.socket, settings.tls.as_ref()).await?;
+    let admin_line = format!("vpcdns admin: {} operator socket {}", admin.url(), settings.socket.display());
+    let state = ApiState::new(plane.clone(), mailer, &settings.limits);
+    let resolver_slot = state.resolver.clone();
+    let socket = api::listen::RemoveOnDrop(settings.socket.clone());
+    let api_task = tokio::spawn(api::listen::serve(admin, state, settings.limits));
+    // A shared store: the state was listed at one revision; from the next, follow what other nodes commit.
+    let feed = plane.store().is_shared().then(|| {
+        let health = Arc::new(FeedHealth::default());
+        tokio::spawn(follow(plane.clone(), health.clone()));
+        health
+    });
+    let meter = Arc::new(Meter::default());
+    let persister =
+        tokio::spawn(usage::persist_loop(plane.clone(), meter.clone(), settings.node.clone(), USAGE_PERSIST_EVERY));
+    let compactor = tokio::spawn(compact_loop(plane.clone()));
+    let observe = Observe { meter: Some(meter.clone()), feed, resolver_slot: Some(resolver_slot) };
+    let result = run_dns(&server, plane.published(), udp_sockets, Some(admin_line), observe, async move {
+        api_task.await.context("the admin API task failed")?
+    })
+    .await;
+    persister.abort();
+    compactor.abort();
+    // What was counted since the last persist is written before exit.
+    let node = settings.node.clone();
+    let flushed = tokio::task::spawn_blocking(move || usage::persist(&plane, &meter, &node)).await;
+    if let Ok(Err(e)) = flushed {
+        tracing::warn!(error = format!("{e:#}"), "the last usage counts were not persisted");
+    }
+    drop(socket);
+    result
+}
+
+/// Compacts the store's change history now and then (see `ControlPlane::compact_history`).
+async fn compact_loop(plane: Arc<ControlPlane>) {
+    let mut ticks = tokio::time::interval(COMPACT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let plane = plane.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || plane.compact_history()).await {
+            tracing::warn!(error = format!("{e:#}"), "compacting the store's history failed; will retry");
+        }
+    }
+}
+
+const COMPACT_EVERY: Duration = Duration::from_secs(30);
+
+/// How often counted usage is written to the store.
+const USAGE_PERSIST_EVERY: Duration = Duration::from_secs(5);
+
+/// What store mode adds to the DNS service's observers.
+#[derive(Default)]
+struct Observe {
+    meter: Option<Arc<Meter>>,
+    feed: Option<Arc<FeedHealth>>,
+    /// Where the admin API finds the resolver once it exists.
+    resolver_slot: Option<Arc<std::sync::OnceLock<Arc<crate::dataplane::resolve::Resolver>>>>,
+}
+
+/// Binds DNS, prints the readiness line(s), and runs until a signal or until `background` fails.
+async fn run_dns(
+    server: &ServerSettings,
+    published: Published,
+    udp_sockets: usize,
+    extra_line: Option<String>,
+    observe: Observe,
+    background: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let bound = serve::bind_all(&server.listen, udp_sockets)?;
+    let query_log = match &server.query_log {
+        Some(settings) => {
+            let log = crate::dataplane::querylog::QueryLog::start(settings).context("cannot start the query log")?;
+            tracing::info!(path = %settings.path.display(), vpcs = ?settings.vpcs, "query log on");
+            Some(log)
+        }
+        None => None,
+    };
+    let metrics = match server.metrics {
+        Some(addr) => {
+            let listener = crate::dataplane::metrics::bind(addr).await?;
+            let addr = listener.local_addr().unwrap_or(addr);
+            let metrics = Arc::new(
+                crate::dataplane::metrics::Metrics::new(published.clone(), query_log.clone()).with_feed(observe.feed),
+            );
+            tracing::info!("metrics on http://{addr}/metrics, readiness on http://{addr}/ready");
+            tokio::spawn(crate::dataplane::metrics::serve_http(listener, metrics.clone()));
+            Some(metrics)
+        }
+        None => None,
+    };
+    for addr in &bound.addresses {
+        tracing::info!(%addr, "listening on UDP and TCP");
+    }
+    let addresses: Vec<String> = bound.addresses.iter().map(ToString::to_string).collect();
+    // Names outside the private zones: upstreams and forwarding rules (a later reload or API change may add them,
+    // so the resolver is always there; without routes it is never asked).
+    let resolver = Arc::new(crate::dataplane::resolve::Resolver::new(
+        server.resolver.clone(),
+        published.clone(),
+        tokio::runtime::Handle::current(),
+        metrics.clone(),
+        query_log.clone(),
+    ));
+    if let Some(metrics) = &metrics {
+        metrics.set_resolver(resolver.clone());
+    }
+    if let Some(slot) = &observe.resolver_slot {
+        let _ = slot.set(resolver.clone());
+    }
+    if !server.resolver.upstreams.is_empty() {
+        tracing::info!(upstreams = ?server.resolver.upstreams, "resolving names outside the private zones");
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut dns = tokio::spawn(serve::run(
+        bound,
+        published,
+        serve::tcp::TcpLimits::from_limits(&server.limits),
+        serve::Observers { meter: observe.meter, metrics: metrics.clone(), query_log, resolver: Some(resolver) },
+        server.rrl,
+        stopped,
+    ));
+    // Signals are caught before anyone is told the server is ready: a supervisor may stop it right away.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    if let Some(metrics) = &metrics {
+        metrics.set_ready(true);
+    }
+    // The readiness lines supervisors and tests wait for.
+    println!("vpcdns ready: listening on {}", addresses.join(" "));
+    if let Some(line) = extra_line {
+        println!("{line}");
+    }
+    let _ = std::io::stdout().flush();
+    notify_systemd("READY=1");
+    let result = tokio::select! {
+        _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); Ok(()) }
+        _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); Ok(()) }
+        r = background => r,
+    };
+    // Drain: stop taking queries, let open TCP connections answer what they have read, then exit.
+    if let Some(metrics) = &metrics {
+        metrics.set_ready(false);
+    }
+    notify_systemd("STOPPING=1");
+    let _ = stop.send(true);
+    if tokio::time::timeout(serve::DRAIN_DEADLINE + std::time::Duration::from_secs(1), &mut dns).await.is_err() {
+        dns.abort();
+    }
+    result
+}
+
+/// Tells the service manager about the server's state (sd_notify: `READY=1`, `STOPPING=1`) when it asked to be
+/// told, by setting NOTIFY_SOCKET (systemd's `Type=notify`). The socket may be a path or, with a leading `@`, an
+/// abstract name. Failing to notify is logged, never fatal: the server serves either way.
+pub fn notify_systemd(state: &str) {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let sent = (|| -> std::io::Result<()> {
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        let bytes = target.as_encoded_bytes();
+        match bytes.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                socket.send_to_addr(state.as_bytes(), &addr)?;
+            }
+            None => {
+                socket.send_to(state.as_bytes(), &target)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, state, "could not notify the service manager (NOTIFY_SOCKET)");
+    }
+}
+
+/// The HMAC secret for verification codes: 32 random bytes in a file of its own (mode 0600), never in the store,
+/// so a copy of the store alone cannot be used to test guesses offline. A secret others may read, or one of all
+/// zeros (a placeholder, not a secret), is refused.
+pub fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() >= 32 => {
+            let mode = std::fs::metadata(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .permissions()
+                .mode();
+            anyhow::ensure!(
+                mode & 0o077 == 0,
+                "{} may be read by group or others (mode {:o}): `chmod 600` it (and consider it leaked)",
+                path.display(),
+                mode & 0o777
+            );
+            anyhow::ensure!(bytes.iter().any(|b| *b != 0), "{} holds only zeros: that is no secret", path.display());
+            return Ok(bytes);
+        }
+        Ok(_) => anyhow::bail!("{} is too short to be a secret (32 bytes or more)", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let mut secret = vec![0u8; 32];
+    auth::fill_random(&mut secret).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(&secret)?;
+    file.sync_all()?;
+    Ok(secret)
+}

@@ -1,0 +1,7 @@
+//! The process: the configuration file (`config`), `serve`'s life (`daemon`), file-mode reloads (`reload`) and the
+//! command line clients (`cli`).
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod reload;
