@@ -16,7 +16,8 @@ use vpcdns::control::store::sqlite::SqliteStore;
 use vpcdns::control::store::{Op, Store};
 use vpcdns::control::{auth, Actor, ControlPlane};
 use vpcdns::dns::name::Name;
-use vpcdns::model::lookup::{self, Rcode, Transport};
+use vpcdns::dns::{Rcode, Transport};
+use vpcdns::model::lookup;
 use vpcdns::model::state::{Policy, ServerSettings, Uid};
 
 /// Records in the big zone: `VPCDNS_BENCH_RECORDS`, 1,000,000 unless set.

@@ -16,8 +16,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use vpcdns::dataplane::respond;
 use vpcdns::dns::name::Name;
 use vpcdns::dns::rdata::{RData, Record};
+use vpcdns::dns::Transport;
 use vpcdns::model::compile::Compiler;
-use vpcdns::model::lookup::Transport;
 use vpcdns::model::snapshot::Snapshot;
 use vpcdns::model::state::{Account, ServerSettings, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
 

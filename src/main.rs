@@ -10,9 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use vpcdns::dns::name::Name;
 use vpcdns::dns::rdata;
+use vpcdns::dns::Transport;
 use vpcdns::model::compile::Compiler;
 use vpcdns::model::explain;
-use vpcdns::model::lookup::Transport;
 use vpcdns::process::reload;
 
 #[derive(Parser)]

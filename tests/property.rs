@@ -18,8 +18,8 @@ use proptest::prelude::*;
 use vpcdns::dataplane::respond;
 use vpcdns::dns::name::Name;
 use vpcdns::dns::rdata::{RData, Record};
+use vpcdns::dns::{Rcode, Transport};
 use vpcdns::model::compile::Compiler;
-use vpcdns::model::lookup::{Rcode, Transport};
 use vpcdns::model::state::{Account, Link, ServerSettings, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
 use vpcdns::model::validate::validate;
 

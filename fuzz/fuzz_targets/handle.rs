@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use vpcdns::model::compile::Compiler;
 use vpcdns::dns::cookie::CookieKeys;
-use vpcdns::model::lookup::Transport;
+use vpcdns::dns::Transport;
 use vpcdns::dataplane::respond;
 use vpcdns::model::snapshot::Snapshot;
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::dataplane::respond::Outcome;
-use crate::model::lookup::Rcode;
+use crate::dns::Rcode;
 use crate::model::snapshot::Snapshot;
 
 /// One bucket's identity.

@@ -23,7 +23,7 @@ use prometheus_client::registry::Registry;
 
 use crate::dataplane::respond::Outcome;
 use crate::dataplane::serve::Published;
-use crate::model::lookup::{Rcode, Transport};
+use crate::dns::{Rcode, Transport};
 use crate::model::snapshot::Snapshot;
 
 /// Upper bounds (seconds) of the query-duration buckets: from well under the typical 10 µs to the 100 ms at which

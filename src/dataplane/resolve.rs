@@ -34,7 +34,8 @@ use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 use crate::dataplane::respond::{encode_resolved, OwnedRr, RecurseJob, Resolved};
 use crate::dataplane::serve::Published;
 use crate::dns::rdata::rtype;
-use crate::model::lookup::{self, Ede, Rcode, Transport};
+use crate::dns::{Ede, Rcode, Transport};
+use crate::model::lookup;
 use crate::model::snapshot::{Route, Snapshot};
 use crate::model::state::ResolverSettings;
 

@@ -4,14 +4,14 @@
 //! This module must not do I/O and must not know about zones (which names belong where, CNAME rules, duplicates…):
 //! it only turns tokens or wire octets into one record's data and back. It must never panic on input: every
 //! malformed token or octet becomes an [`RDataError`]. Tokens come from the zone-file tokenizer
-//! ([`crate::dns::zonefile::Token`], re-exported here as [`Token`]).
+//! ([`crate::dns::text::Token`], re-exported here as [`Token`]).
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::dns::name::{self, Name, NameError};
-pub use crate::dns::zonefile::Token;
+pub use crate::dns::text::Token;
 
 /// Resource record type numbers (IANA "Resource Record (RR) TYPEs").
 pub mod rtype {
@@ -429,7 +429,7 @@ impl RData {
 
     /// Parses one line of RDATA text, e.g. `10 mail` or `"v=spf1" "-all"`, tokenized with the zone-file rules.
     pub fn from_text(rtype: u16, text: &str, origin: &Name) -> Result<RData, RDataError> {
-        let tokens = crate::dns::zonefile::tokenize(text).map_err(RDataError::Syntax)?;
+        let tokens = crate::dns::text::tokenize(text).map_err(RDataError::Syntax)?;
         RData::parse(rtype, &tokens, origin)
     }
 

@@ -10,7 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use crate::dataplane::respond;
 use crate::dns::name::{self, Name};
 use crate::dns::rdata::{type_name, RData};
-use crate::model::lookup::{self, Owner, Transport};
+use crate::dns::Transport;
+use crate::model::lookup::{self, Owner};
 use crate::model::snapshot::Snapshot;
 use crate::model::state::{State, Zone};
 

@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 
 use crate::dns::name::{lower_into, MAX_NAME_LEN};
 use crate::dns::rdata::rtype;
+use crate::dns::{Ede, Rcode, Transport};
 use crate::model::snapshot::{additional_target, NameMatch, RRset, RouteIdx, Snapshot, View, VpcIdx, ZoneIdx, ZoneRef};
 
 /// How many times a query may restart at a CNAME target: BIND 9.18's `max-query-restarts` (11 since 9.18.29).
@@ -16,40 +17,6 @@ use crate::model::snapshot::{additional_target, NameMatch, RRset, RouteIdx, Snap
 pub const MAX_RESTARTS: usize = 11;
 /// Additional-section RRsets at the most: bounds the work one MX/SRV/NS answer can cause.
 pub const MAX_ADDITIONAL_RRSETS: usize = 16;
-
-/// Response codes (RFC 1035 §4.1.1, RFC 6891 §9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u16)]
-pub enum Rcode {
-    NoError = 0,
-    FormErr = 1,
-    ServFail = 2,
-    NxDomain = 3,
-    NotImp = 4,
-    Refused = 5,
-    BadVers = 16,
-}
-
-impl Rcode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Rcode::NoError => "NOERROR",
-            Rcode::FormErr => "FORMERR",
-            Rcode::ServFail => "SERVFAIL",
-            Rcode::NxDomain => "NXDOMAIN",
-            Rcode::NotImp => "NOTIMP",
-            Rcode::Refused => "REFUSED",
-            Rcode::BadVers => "BADVERS",
-        }
-    }
-}
-
-/// The transport a query came over: ANY is minimal over UDP only (RFC 8482 §4.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
 
 /// The owner name an RRset is rendered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,13 +70,6 @@ pub enum RecurseReason {
     Upstream,
     /// The zone does not hold the name and falls back to recursion.
     Fallback,
-}
-
-/// An Extended DNS Error: info-code and extra text (RFC 8914 §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ede {
-    pub code: u16,
-    pub text: &'static str,
 }
 
 /// What BIND attaches to a chain cut at the restart limit.

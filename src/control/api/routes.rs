@@ -661,7 +661,7 @@ async fn explain(
             .map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
         qtype: crate::dns::rdata::type_from_mnemonic(&qtype_text)
             .ok_or_else(|| ApiError::bad_request("bad_type", format!("unknown type {qtype_text:?}")))?,
-        transport: if q.tcp { crate::model::lookup::Transport::Tcp } else { crate::model::lookup::Transport::Udp },
+        transport: if q.tcp { crate::dns::Transport::Tcp } else { crate::dns::Transport::Udp },
     };
     // The caller's own part of the cache only (the source is in its own VPC): what other tenants resolved is not
     // its business.

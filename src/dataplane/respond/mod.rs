@@ -11,8 +11,9 @@ use smallvec::SmallVec;
 use crate::dns::cookie::{self, CookieKeys};
 use crate::dns::rdata::{is_meta_type, rtype};
 use crate::dns::wire::{self, DecodeError, Edns, Query, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN};
-use crate::model::lookup::Ede;
-use crate::model::lookup::{self, Answer, Owner, Rcode, Rr, Transport};
+use crate::dns::Ede;
+use crate::dns::{Rcode, Transport};
+use crate::model::lookup::{self, Answer, Owner, Rr};
 use crate::model::snapshot::{Snapshot, VpcIdx, ZoneIdx};
 
 /// Our EDNS UDP payload size, and the most we send over UDP (the DNS Flag Day 2020 value).
@@ -71,7 +72,7 @@ pub fn handle(
         Handled::Dropped => None,
         Handled::Answered(outcome) => Some(outcome),
         Handled::Recurse(outcome, job) => {
-            let failed = Resolved::failure(crate::model::lookup::Ede { code: 22, text: "no resolver" });
+            let failed = Resolved::failure(crate::dns::Ede { code: 22, text: "no resolver" });
             Some(Outcome { rcode: encode_resolved(&job, &failed, 0, out).unwrap_or(Rcode::ServFail), ..outcome })
         }
     }

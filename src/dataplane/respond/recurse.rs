@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use super::{opt_len, set_count, write_header, write_opt, CookieReply, Encoder, Owner, Rr, FLAG_TC, HEADER_LEN};
 use crate::dns::wire;
-use crate::model::lookup::{self, Ede, Rcode, Transport};
+use crate::dns::{Ede, Rcode, Transport};
+use crate::model::lookup;
 use crate::model::snapshot::{VpcIdx, ZoneIdx};
 
 /// A query to complete through a route: everything the answer needs once the outside part is known.

@@ -18,7 +18,7 @@ use crate::dataplane::metering::LocalMeter;
 use crate::dataplane::metrics::{LocalMetrics, Metrics};
 use crate::dataplane::querylog::QueryLog;
 use crate::dataplane::respond;
-use crate::model::lookup::Transport;
+use crate::dns::Transport;
 
 /// Bounds on TCP clients.
 #[derive(Clone)]
@@ -253,10 +253,8 @@ async fn connection(
                 let rcode = match &counters.resolver {
                     Some(resolver) => resolver.resolve(&job, &mut out).await,
                     None => {
-                        let failed =
-                            respond::Resolved::failure(crate::model::lookup::Ede { code: 22, text: "no resolver" });
-                        respond::encode_resolved(&job, &failed, 0, &mut out)
-                            .unwrap_or(crate::model::lookup::Rcode::ServFail)
+                        let failed = respond::Resolved::failure(crate::dns::Ede { code: 22, text: "no resolver" });
+                        respond::encode_resolved(&job, &failed, 0, &mut out).unwrap_or(crate::dns::Rcode::ServFail)
                     }
                 };
                 let snapshot = published.load();

@@ -20,7 +20,7 @@ use crate::dataplane::metering::LocalMeter;
 use crate::dataplane::metrics::{LocalMetrics, Metrics};
 use crate::dataplane::resolve::Reply;
 use crate::dataplane::respond::{self, Handled};
-use crate::model::lookup::Transport;
+use crate::dns::Transport;
 
 /// How long a receive blocks before the loop looks at the stop flag (and flushes its counts).
 const RECEIVE_TIMEOUT: Duration = Duration::from_millis(200);
@@ -137,10 +137,8 @@ fn answer_batch(
             }
             Handled::Recurse(outcome, job) => {
                 let Some(resolver) = &shared.observers.resolver else {
-                    let failed =
-                        respond::Resolved::failure(crate::model::lookup::Ede { code: 22, text: "no resolver" });
-                    let rcode = respond::encode_resolved(&job, &failed, 0, out)
-                        .unwrap_or(crate::model::lookup::Rcode::ServFail);
+                    let failed = respond::Resolved::failure(crate::dns::Ede { code: 22, text: "no resolver" });
+                    let rcode = respond::encode_resolved(&job, &failed, 0, out).unwrap_or(crate::dns::Rcode::ServFail);
                     batch.queue_reply(i, wildcard);
                     let _ = rcode;
                     continue;

@@ -374,11 +374,11 @@ scope = ["vpc-b"]
         assert!(crate::model::validate::validate(&loaded.state).is_err(), "validation refuses this state");
         let snap = Compiler::default().compile(&loaded.state);
         let www = Name::from_text("www.corp.internal.", None).expect("name");
-        let answer = crate::model::lookup::lookup(&snap, 0, www.wire(), rtype::A, crate::model::lookup::Transport::Udp);
+        let answer = crate::model::lookup::lookup(&snap, 0, www.wire(), rtype::A, crate::dns::Transport::Udp);
         let zone = answer.zone.and_then(|z| snap.zones.get(z as usize)).map(|t| t.id.0.clone());
         assert_eq!(zone.as_deref(), Some("2/corp.internal."), "the owner's zone answers");
         let api = Name::from_text("api.corp.internal.", None).expect("name");
-        let answer = crate::model::lookup::lookup(&snap, 0, api.wire(), rtype::A, crate::model::lookup::Transport::Udp);
+        let answer = crate::model::lookup::lookup(&snap, 0, api.wire(), rtype::A, crate::dns::Transport::Udp);
         assert!(answer.recurse.is_none(), "the linked account's rule takes nothing");
     }
 
