@@ -18,7 +18,8 @@ use vpcdns::control::{auth, Actor, ControlPlane};
 use vpcdns::dns::name::Name;
 use vpcdns::dns::{Rcode, Transport};
 use vpcdns::model::lookup;
-use vpcdns::model::state::{Policy, ServerSettings, Uid};
+use vpcdns::model::state::{Policy, Uid};
+use vpcdns::settings::Served;
 
 /// Records in the big zone: `VPCDNS_BENCH_RECORDS`, 1,000,000 unless set.
 fn big_zone_records() -> usize {
@@ -87,15 +88,12 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(&dir.path().join("bench.db")).expect("store");
     seed(&store);
-    let server = ServerSettings {
+    let server = Served {
         listen: vec!["127.0.0.1:53".parse().expect("addr")],
         nameserver: Name::from_text("ns.bench.", None).expect("name"),
         // Room for the big zone and every record the benchmark adds.
-        limits: vpcdns::model::state::Limits { max_records_per_account: 5_000_000, ..Default::default() },
-        rrl: Default::default(),
-        metrics: None,
-        query_log: None,
-        resolver: Default::default(),
+        limits: vpcdns::settings::Limits { max_records_per_account: 5_000_000, ..Default::default() },
+        ..Default::default()
     };
     let started = Instant::now();
     let plane = ControlPlane::open(Arc::new(store), server, vec![7u8; 32]).expect("plane");
@@ -180,14 +178,11 @@ fn small_plane(dir: &std::path::Path, rules: usize) -> ControlPlane {
         ops.push(put(keys::rule(&format!("2-r{r}")), &rule));
     }
     store.txn(&[], &ops).expect("seed");
-    let server = ServerSettings {
+    let server = Served {
         listen: vec!["127.0.0.1:53".parse().expect("addr")],
         nameserver: Name::from_text("ns.bench.", None).expect("name"),
-        limits: vpcdns::model::state::Limits { max_rules_per_account: 10_000, ..Default::default() },
-        rrl: Default::default(),
-        metrics: None,
-        query_log: None,
-        resolver: Default::default(),
+        limits: vpcdns::settings::Limits { max_rules_per_account: 10_000, ..Default::default() },
+        ..Default::default()
     };
     ControlPlane::open(Arc::new(store), server, vec![7u8; 32]).expect("plane")
 }

@@ -19,7 +19,8 @@ use vpcdns::dns::rdata::{RData, Record};
 use vpcdns::dns::Transport;
 use vpcdns::model::compile::Compiler;
 use vpcdns::model::snapshot::Snapshot;
-use vpcdns::model::state::{Account, ServerSettings, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
+use vpcdns::model::state::{Account, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
+use vpcdns::settings::Served;
 
 /// One point of a curve.
 #[derive(Clone, Copy)]
@@ -104,14 +105,10 @@ fn state(shape: Shape) -> State {
     }
     State {
         revision: 1,
-        server: ServerSettings {
+        served: Served {
             listen: vec!["127.0.0.1:53".parse().expect("addr")],
             nameserver: name("ns.bench."),
-            limits: Default::default(),
-            rrl: Default::default(),
-            metrics: None,
-            query_log: None,
-            resolver: Default::default(),
+            ..Served::default()
         },
         accounts: [(uid, account)].into_iter().collect(),
         users: BTreeMap::new(),

@@ -17,14 +17,15 @@ SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 # Which top-level folders each folder may import (itself always). The order is the layering, lowest first.
 LAYERS = {
     "dns": set(),
-    "model": {"dns"},
-    "dataplane": {"dns", "model"},
-    "control": {"dns", "model"},
-    "process": {"dns", "model", "dataplane", "control"},
+    "settings.rs": {"dns"},
+    "model": {"dns", "settings.rs"},
+    "dataplane": {"dns", "settings.rs", "model"},
+    "control": {"dns", "settings.rs", "model"},
+    "process": {"dns", "settings.rs", "model", "dataplane", "control"},
     # The crate root files.
-    "main.rs": {"dns", "model", "dataplane", "control", "process"},
-    "lib.rs": {"dns", "model", "dataplane", "control", "process"},
-    "testing.rs": {"dns", "model", "process"},
+    "main.rs": {"dns", "settings.rs", "model", "dataplane", "control", "process"},
+    "lib.rs": {"dns", "settings.rs", "model", "dataplane", "control", "process"},
+    "testing.rs": {"dns", "settings.rs", "model", "process"},
 }
 
 

@@ -9,5 +9,6 @@ pub mod dataplane;
 pub mod dns;
 pub mod model;
 pub mod process;
+pub mod settings;
 #[cfg(test)]
 mod testing;

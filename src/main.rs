@@ -138,7 +138,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Explain { config, source, listener, tcp, name, qtype } => {
             let loaded = reload::load_valid(&config, None)?;
             let snapshot = Compiler::default().compile(&loaded.state);
-            let Some(listener) = listener.or_else(|| loaded.state.server.listen.first().copied()) else {
+            let Some(listener) = listener.or_else(|| loaded.state.served.listen.first().copied()) else {
                 bail!("no listener: give --listener");
             };
             let question = explain::Question {
@@ -148,7 +148,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 qtype: rdata::type_from_mnemonic(&qtype).with_context(|| format!("unknown type {qtype:?}"))?,
                 transport: if tcp { Transport::Tcp } else { Transport::Udp },
             };
-            vpcdns::out!("{}", explain::explain(&loaded.state, &snapshot, &question));
+            vpcdns::out!("{}", vpcdns::dataplane::explain::explain(&loaded.state, &snapshot, &question, None));
             Ok(())
         }
     }

@@ -20,8 +20,9 @@ use vpcdns::dns::name::Name;
 use vpcdns::dns::rdata::{RData, Record};
 use vpcdns::dns::{Rcode, Transport};
 use vpcdns::model::compile::Compiler;
-use vpcdns::model::state::{Account, Link, ServerSettings, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
+use vpcdns::model::state::{Account, Link, Site, State, Uid, Vpc, VpcId, Zone, ZoneId};
 use vpcdns::model::validate::validate;
+use vpcdns::settings::Served;
 
 const ZONE_NAMES: [&str; 6] = ["test.", "a.test.", "b.a.test.", "c.test.", "x.b.a.test.", "other."];
 const LABELS: [&str; 6] = ["www", "*", "x.y", "mail", "@", "b"];
@@ -185,14 +186,10 @@ fn build_state(vpc_specs: &[VpcSpec], links: &[(usize, usize)], zones: &[ZoneSpe
     }
     State {
         revision: 1,
-        server: ServerSettings {
+        served: Served {
             listen: LISTENERS.iter().map(|l| l.parse().expect("listener")).collect(),
             nameserver: n("ns.test."),
-            limits: Default::default(),
-            rrl: Default::default(),
-            metrics: None,
-            query_log: None,
-            resolver: Default::default(),
+            ..Served::default()
         },
         accounts,
         users: BTreeMap::new(),

@@ -68,9 +68,9 @@ allow_targets = ["127.0.0.0/8"]
 "#;
         let loaded = vpcdns::process::config::from_str(text, "f.toml".as_ref(), ".".as_ref(), None).expect("config");
         let store = Arc::new(SqliteStore::open_in_memory().expect("store"));
-        let plane = Arc::new(ControlPlane::open(store, loaded.state.server, vec![9; 32]).expect("plane"));
-        let limits = vpcdns::process::config::AdminLimits { writes_per_second: 1_000_000, write_burst: 1_000_000, ..Default::default() };
-        let state = ApiState::new(plane.clone(), None, &limits);
+        let plane = Arc::new(ControlPlane::open(store, loaded.state.served, vec![9; 32]).expect("plane"));
+        let limits = vpcdns::settings::AdminLimits { writes_per_second: 1_000_000, write_burst: 1_000_000, ..Default::default() };
+        let state = ApiState::new(plane.clone(), None, &limits, vpcdns::process::daemon::api_hooks(None));
         let tenant = tenant_router(state.clone(), std::time::Duration::from_secs(5));
         let operator = operator_router(state);
         let mut world = World { runtime, tenant, operator, plane, acme: String::new(), beta: String::new() };

@@ -206,7 +206,7 @@ mod tests {
     use crate::model::state::Policy;
 
     fn plane() -> ControlPlane {
-        let server = crate::testing::state("", None).server;
+        let server = crate::testing::state("", None).served;
         ControlPlane::open(Arc::new(SqliteStore::open_in_memory().expect("store")), server, vec![7; 32]).expect("plane")
     }
 

@@ -169,19 +169,11 @@ pub fn fill_random(buf: &mut [u8]) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::state::ServerSettings;
+    use crate::settings::Served;
 
     #[test]
     fn keys_authenticate_only_with_the_right_secret() {
-        let mut control = Control::new(ServerSettings {
-            listen: vec![],
-            nameserver: crate::dns::name::Name::root(),
-            limits: Default::default(),
-            rrl: Default::default(),
-            resolver: Default::default(),
-            metrics: None,
-            query_log: None,
-        });
+        let mut control = Control::new(Served::default());
         let uid = Uid("1".into());
         control.state.accounts.insert(
             uid.clone(),

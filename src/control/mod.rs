@@ -29,8 +29,8 @@ use crate::control::store::{Change, Compare, Op, Store, TxnOutcome};
 use crate::dataplane::serve::Published;
 use crate::model::compile::Compiler;
 use crate::model::snapshot::Snapshot;
-use crate::model::state::ServerSettings;
 use crate::model::validate;
+use crate::settings::Served;
 pub use auth::Actor;
 pub use error::ApiError;
 pub use model::Control;
@@ -135,7 +135,7 @@ pub fn unix_millis() -> u64 {
 
 impl ControlPlane {
     /// Loads the whole store into memory and compiles the first snapshot.
-    pub fn open(store: Arc<dyn Store>, server: ServerSettings, secret: Vec<u8>) -> anyhow::Result<ControlPlane> {
+    pub fn open(store: Arc<dyn Store>, server: Served, secret: Vec<u8>) -> anyhow::Result<ControlPlane> {
         let started = std::time::Instant::now();
         upgrade_layout(store.as_ref())?;
         let control = load_control(store.as_ref(), server)?;
@@ -445,7 +445,7 @@ impl ControlPlane {
     pub fn resync(&self) -> anyhow::Result<u64> {
         let started = std::time::Instant::now();
         let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let server = self.current().state.server.clone();
+        let server = self.current().state.served.clone();
         let control = load_control(self.store.as_ref(), server)?;
         let mut fresh = Compiler::default();
         let mut snapshot = fresh.compile(&control.state);
@@ -510,7 +510,7 @@ fn upgrade_layout(store: &dyn Store) -> anyhow::Result<()> {
 }
 
 /// Reads every document into a fresh [`Control`].
-pub fn load_control(store: &dyn Store, server: ServerSettings) -> anyhow::Result<Control> {
+pub fn load_control(store: &dyn Store, server: Served) -> anyhow::Result<Control> {
     let started = std::time::Instant::now();
     let (entries, revision) = store.list("")?;
     tracing::debug!(keys = entries.len(), list_ms = started.elapsed().as_secs_f64() * 1e3, "store listed");

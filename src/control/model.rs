@@ -15,10 +15,9 @@ use crate::control::store::Change;
 use crate::dns::name::Name;
 use crate::dns::rdata::{self, RData, Record};
 use crate::model::state::{
-    share_scope_ids, Account, Changes, DirtyZone, Link, Policy, RecordId, ServerSettings, Site, State, Uid, User, Vpc,
-    VpcId, Zone, ZoneId, ZoneRecords,
+    share_scope_ids, Account, Changes, DirtyZone, Link, Policy, RecordId, Served, Site, State, Uid, User, Vpc, VpcId,
+    Zone, ZoneId, ZoneRecords,
 };
-use crate::process::config;
 
 /// The key layout. Id components are escaped so that a `/` inside an id can never forge another key.
 pub mod keys {
@@ -212,7 +211,7 @@ impl RuleDoc {
         let targets = self
             .targets
             .iter()
-            .map(|t| crate::process::config::parse_server_address(t).ok_or_else(|| format!("bad target {t:?}")))
+            .map(|t| crate::model::state::parse_server_address(t).ok_or_else(|| format!("bad target {t:?}")))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(crate::model::state::ForwardRule {
             id: self.id.clone(),
@@ -422,12 +421,12 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn new(server: ServerSettings) -> Control {
+    pub fn new(served: Served) -> Control {
         Control {
             revision: 0,
             state: State {
                 revision: 0,
-                server,
+                served,
                 accounts: BTreeMap::new(),
                 users: BTreeMap::new(),
                 vpcs: BTreeMap::new(),
@@ -609,7 +608,7 @@ impl Control {
             return Ok(());
         };
         let doc: VpcDoc = decode(value)?;
-        let cidrs = doc.cidrs.iter().map(|c| config::parse_cidr(c)).collect::<Result<Vec<_>, _>>()?;
+        let cidrs = doc.cidrs.iter().map(|c| crate::model::state::parse_cidr(c)).collect::<Result<Vec<_>, _>>()?;
         let listeners = doc
             .listeners
             .iter()
@@ -894,7 +893,7 @@ mod tests {
     /// the old one is gone from memory at the switch (its deletes later are no-ops).
     #[test]
     fn a_generation_switch_replaces_the_records_at_once() {
-        let mut c = Control::new(crate::testing::state("", None).server);
+        let mut c = Control::new(crate::testing::state("", None).served);
         let rec = |name: &str, n: u8| RecordDoc::from_record(&a(name, n));
         let mut changes =
             vec![put(1, keys::zone("1/t."), &zone_doc("")), put(1, keys::record("1/t.", "old1"), &rec("old.t.", 1))];
@@ -919,7 +918,7 @@ mod tests {
     /// At start-up records come before their zone: each goes to the served generation or aside.
     #[test]
     fn listed_records_are_sorted_by_generation_when_the_zone_arrives() {
-        let mut c = Control::new(crate::testing::state("", None).server);
+        let mut c = Control::new(crate::testing::state("", None).served);
         let rec = |name: &str, n: u8| RecordDoc::from_record(&a(name, n));
         let changes = [
             put(1, keys::record("1/t.", "g1~a"), &rec("live.t.", 1)),

@@ -8,13 +8,7 @@ use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncTransport, Message, Tokio1Executor};
 
-/// SMTP relay settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
-    pub from: String,
-}
+use crate::settings::SmtpSettings;
 
 /// Sends mail through the configured relay.
 pub struct Mailer {

@@ -161,19 +161,12 @@ mod tests {
     use super::*;
     use crate::control::store::sqlite::SqliteStore;
     use crate::control::{auth, Actor};
-    use crate::model::state::{Policy, ServerSettings, Uid};
+    use crate::model::state::{Policy, Uid};
+    use crate::settings::Served;
 
     #[test]
     fn usage_sums_over_nodes_and_filters_by_owner_and_time() {
-        let server = ServerSettings {
-            listen: vec![],
-            nameserver: crate::dns::name::Name::root(),
-            limits: Default::default(),
-            rrl: Default::default(),
-            resolver: Default::default(),
-            metrics: None,
-            query_log: None,
-        };
+        let server = Served::default();
         let plane = ControlPlane::open(Arc::new(SqliteStore::open_in_memory().expect("store")), server, vec![1; 32])
             .expect("plane");
         let line = |owner: &str, queries| UsageLine {

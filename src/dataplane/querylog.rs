@@ -19,24 +19,7 @@ use serde::Serialize;
 
 use crate::dataplane::respond::Outcome;
 use crate::model::snapshot::Snapshot;
-
-/// `[query_log]` settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryLogSettings {
-    pub path: PathBuf,
-    /// Only queries from these VPCs are logged; `None` logs every query (those from no VPC included).
-    pub vpcs: Option<Vec<String>>,
-    /// The file is rotated once it passes this size.
-    pub max_bytes: u64,
-    /// Rotated files kept beside the current one.
-    pub keep: u32,
-    /// Entries waiting for the writer at most; past this, entries are dropped and counted.
-    pub queue: usize,
-}
-
-pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
-pub const DEFAULT_KEEP: u32 = 5;
-pub const DEFAULT_QUEUE: usize = 10_000;
+use crate::settings::QueryLogSettings;
 
 /// One logged query.
 #[derive(Debug, Serialize)]

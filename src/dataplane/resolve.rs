@@ -37,7 +37,7 @@ use crate::dns::rdata::rtype;
 use crate::dns::{Ede, Rcode, Transport};
 use crate::model::lookup;
 use crate::model::snapshot::{Route, Snapshot};
-use crate::model::state::ResolverSettings;
+use crate::settings::ResolverSettings;
 
 /// How many times a chain may restart at a CNAME target (as the private lookup: BIND 9.18's limit).
 const MAX_RESTARTS: usize = lookup::MAX_RESTARTS;

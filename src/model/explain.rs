@@ -1,13 +1,10 @@
-//! `explain`: why a source gets the answer it gets, told from the same pure functions the server runs.
-//!
-//! It classifies, lists the VPC's view, names the answering zone and the zones it shadows, follows the chain, and
-//! shows the exact response — the bytes `respond::handle` produces, decoded by an independent decoder
-//! (hickory-proto). It opens no socket and changes nothing.
+//! `explain`, the model's part: why a source gets the answer it gets, told from the same pure functions the server
+//! runs — it classifies, lists the VPC's view, names the answering zone and the zones it shadows, and follows the
+//! chain and the route. `dataplane::explain` adds the exact response. It opens no socket and changes nothing.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::dataplane::respond;
 use crate::dns::name::{self, Name};
 use crate::dns::rdata::{type_name, RData};
 use crate::dns::Transport;
@@ -27,13 +24,8 @@ pub struct Question {
 /// What the live resolver's cache holds for (route, lower-case name, type): seconds left.
 pub type CacheProbe<'a> = &'a dyn Fn(&crate::model::snapshot::Route, &[u8], u16) -> Option<u64>;
 
-/// The report, as text.
-pub fn explain(state: &State, snap: &Snapshot, q: &Question) -> String {
-    explain_live(state, snap, q, None)
-}
-
-/// As [`explain`], saying also what the running server's resolver cache holds for a routed name.
-pub fn explain_live(state: &State, snap: &Snapshot, q: &Question, cache: Option<CacheProbe>) -> String {
+/// The report, as text; with `cache` it says also what the running server's resolver cache holds for a routed name.
+pub fn report(state: &State, snap: &Snapshot, q: &Question, cache: Option<CacheProbe>) -> String {
     let mut out = String::new();
     let transport = match q.transport {
         Transport::Udp => "UDP",
@@ -54,8 +46,6 @@ pub fn explain_live(state: &State, snap: &Snapshot, q: &Question, cache: Option<
         }
         Some(class) => explain_vpc(state, snap, q, class, cache, &mut out),
     }
-    let _ = writeln!(out, "response:");
-    out.push_str(&response_text(snap, q));
     out
 }
 
@@ -225,32 +215,4 @@ fn account_label(state: &State, uid: &str) -> String {
         .values()
         .find(|a| a.uid.0 == uid)
         .map_or_else(|| uid.to_string(), |a| format!("{} {}", a.name, a.uid))
-}
-
-/// Builds the query a stub would send (RD set, EDNS 1232), runs the real handler, and decodes the response.
-fn response_text(snap: &Snapshot, q: &Question) -> String {
-    let mut query = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
-    query.extend_from_slice(q.name.wire());
-    query.extend_from_slice(&q.qtype.to_be_bytes());
-    query.extend_from_slice(&1u16.to_be_bytes());
-    query.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
-    let mut out = Vec::new();
-    match respond::handle_query(&query, q.source, q.listener, q.transport, snap, None, &mut out) {
-        respond::Handled::Dropped => return "  (no response: the packet is dropped)\n".into(),
-        respond::Handled::Recurse(..) => {
-            return "  (resolved through the route above when asked: explain does not query it)\n".into()
-        }
-        respond::Handled::Answered(_) => {}
-    }
-    match hickory_proto::op::Message::from_vec(&out) {
-        Ok(msg) => {
-            let mut text = String::new();
-            for line in msg.to_string().lines() {
-                let _ = writeln!(text, "  {line}");
-            }
-            let _ = writeln!(text, "  ; {} bytes", out.len());
-            text
-        }
-        Err(e) => format!("  (the response did not decode: {e})\n"),
-    }
 }

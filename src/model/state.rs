@@ -12,6 +12,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use crate::dns::name::Name;
+pub use crate::settings::Served;
 
 /// A root account's uid: decimal digits, as the cloud issues them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -208,122 +209,13 @@ pub struct ForwardRule {
 /// The most targets one forwarding rule may have (as Route 53 Resolver allows).
 pub const MAX_RULE_TARGETS: usize = 6;
 
-/// `[resolver]`: how names outside private zones are resolved.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResolverSettings {
-    /// Where a classified source's names outside every visible zone and rule go; empty: REFUSED, as before.
-    pub upstreams: Vec<SocketAddr>,
-    /// The deadline of one attempt against one server.
-    pub timeout: std::time::Duration,
-    /// Attempts per server (hickory's name server pool retries and moves to the next server).
-    pub attempts: usize,
-    /// The whole resolution's deadline: past it the client gets SERVFAIL with an Extended DNS Error.
-    pub deadline: std::time::Duration,
-    /// Cached answers at the most (positive and negative); the least recently used go first.
-    pub cache_entries: usize,
-    /// Resolutions in progress at the most; more get SERVFAIL at once.
-    pub max_pending: usize,
-    /// Resolutions in progress for the VPCs of one account at the most, so that one tenant flooding a dead target
-    /// fails alone.
-    pub max_pending_per_account: usize,
-    /// Loopback and link-local prefixes that forwarding rules may target (none by default).
-    pub allow_targets: Vec<IpNet>,
-}
-
-impl Default for ResolverSettings {
-    fn default() -> Self {
-        ResolverSettings {
-            upstreams: Vec::new(),
-            timeout: std::time::Duration::from_millis(800),
-            attempts: 2,
-            deadline: std::time::Duration::from_millis(2500),
-            cache_entries: 10_000,
-            max_pending: 1024,
-            max_pending_per_account: 256,
-            allow_targets: Vec::new(),
-        }
-    }
-}
-
-/// Server-wide settings that belong to the served state.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerSettings {
-    /// Every address is served on UDP and TCP.
-    pub listen: Vec<SocketAddr>,
-    /// MNAME of generated SOAs and target of generated NS records.
-    pub nameserver: Name,
-    /// Bounds validation enforces on every state.
-    pub limits: Limits,
-    /// Response rate limiting for UDP (`[rrl]`; off by default).
-    pub rrl: RrlSettings,
-    /// Where Prometheus metrics and `/ready` are served (`[metrics]`; off without it).
-    pub metrics: Option<SocketAddr>,
-    /// The query log (`[query_log]`; off without it).
-    pub query_log: Option<crate::dataplane::querylog::QueryLogSettings>,
-    /// Resolution of names outside private zones (`[resolver]`).
-    pub resolver: ResolverSettings,
-}
-
-/// `[rrl]` settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RrlSettings {
-    /// Responses per second per client network (/24, /56); 0 turns limiting off.
-    pub responses_per_second: u32,
-    /// Every `slip`-th limited response is sent truncated instead of dropped (0: drop them all).
-    pub slip: u32,
-}
-
-impl Default for RrlSettings {
-    fn default() -> Self {
-        RrlSettings { responses_per_second: 0, slip: 2 }
-    }
-}
-
-/// Resource bounds: a careful server's defaults, configurable under `[limits]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Records in one RRset (one owner and type): a huge RRset is an amplification and CPU hazard.
-    pub max_rrset: usize,
-    /// Zones one account may own.
-    pub max_zones_per_account: usize,
-    /// Records one account may hold over all its zones.
-    pub max_records_per_account: usize,
-    /// Bytes of record data (owner names and RDATA in wire form) one account may hold over all its zones.
-    pub max_record_bytes_per_account: usize,
-    /// Forwarding rules one account may own.
-    pub max_rules_per_account: usize,
-    /// Full UDP answers one source address gets per second (0: unlimited); a VPC may set its own.
-    pub queries_per_source: u32,
-    /// TCP connections open at once, over all listeners.
-    pub tcp_connections: usize,
-    /// TCP connections open at once from one client /24 or /56.
-    pub tcp_connections_per_network: usize,
-    /// How long an idle TCP connection stays open, in milliseconds.
-    pub tcp_idle_ms: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_rrset: 100,
-            max_zones_per_account: 10_000,
-            max_records_per_account: 1_000_000,
-            max_record_bytes_per_account: 64 << 20,
-            max_rules_per_account: 1000,
-            queries_per_source: 1024,
-            tcp_connections: 1024,
-            tcp_connections_per_network: 256,
-            tcp_idle_ms: 10_000,
-        }
-    }
-}
-
 /// Everything that should be served, normalized.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct State {
     /// Grows on every change; with the file loader it is the load time in seconds (or the previous revision + 1).
     pub revision: u64,
-    pub server: ServerSettings,
+    /// The settings the served model depends on (a copy of the process settings' `served`).
+    pub served: Served,
     pub accounts: BTreeMap<Uid, Account>,
     pub users: BTreeMap<(Uid, String), User>,
     pub vpcs: BTreeMap<VpcId, Vpc>,
@@ -366,6 +258,30 @@ pub fn share_scope_ids(vpcs: &BTreeMap<VpcId, Vpc>, scope: &mut Vec<VpcId>) {
         }
     }
     scope.shrink_to_fit();
+}
+
+/// A DNS server's address: `ip` (port 53) or `ip:port` (`[v6]:port`).
+pub fn parse_server_address(text: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    text.parse::<std::net::IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53))
+}
+
+/// Parses a CIDR and normalizes it: host bits cleared, `::ffff:a.b.c.d/n` turned into IPv4.
+pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let net: IpNet =
+        text.parse().map_err(|_| format!("{text:?} is not a CIDR prefix (e.g. \"10.0.0.0/16\" or \"fd00::/64\")"))?;
+    if let IpNet::V6(v6) = net {
+        if let Some(v4) = v6.addr().to_ipv4_mapped() {
+            let len = v6.prefix_len().saturating_sub(96);
+            if v6.prefix_len() < 96 {
+                return Err(format!("{text:?}: an IPv4-mapped prefix must be at least /96"));
+            }
+            return ipnet::Ipv4Net::new(v4, len).map(|n| IpNet::V4(n.trunc())).map_err(|e| format!("{text:?}: {e}"));
+        }
+    }
+    Ok(net.trunc())
 }
 
 #[cfg(test)]

@@ -43,9 +43,9 @@ pub fn validate_changed(state: &State, changed: Option<&Changes>) -> Result<(), 
             check_zone_binding(state, zone, &mut p);
         }
         match changed.map(|c| c.zones.get(&zone.id)) {
-            None => check_zone_records(zone, state.server.limits.max_rrset, None, &mut p),
-            Some(Some(dirty)) if dirty.full => check_zone_records(zone, state.server.limits.max_rrset, None, &mut p),
-            Some(Some(dirty)) => check_zone_records(zone, state.server.limits.max_rrset, Some(&dirty.owners), &mut p),
+            None => check_zone_records(zone, state.served.limits.max_rrset, None, &mut p),
+            Some(Some(dirty)) if dirty.full => check_zone_records(zone, state.served.limits.max_rrset, None, &mut p),
+            Some(Some(dirty)) => check_zone_records(zone, state.served.limits.max_rrset, Some(&dirty.owners), &mut p),
             Some(None) => {}
         }
     }
@@ -138,7 +138,7 @@ fn check_vpcs(state: &State, p: &mut Vec<String>) {
             p.push(format!("vpc {}: no cidrs: it could never match a query", v.id));
         }
         for l in &v.listeners {
-            if !state.server.listen.iter().any(|s| listener_covers(*s, *l)) {
+            if !state.served.listen.iter().any(|s| listener_covers(*s, *l)) {
                 p.push(format!(
                     "vpc {}: listener {l} is not one of [server].listen, so no query can arrive on it",
                     v.id
@@ -191,7 +191,7 @@ fn check_rules(state: &State, p: &mut Vec<String>) {
             p.push(format!("{}: give 1 to {} target addresses", what(), crate::model::state::MAX_RULE_TARGETS));
         }
         for target in &rule.targets {
-            if let Err(why) = check_target(*target, &state.server.resolver.allow_targets) {
+            if let Err(why) = check_target(*target, &state.served.allow_targets) {
                 p.push(format!("{}: {why}", what()));
             }
         }
@@ -358,7 +358,7 @@ fn check_owner(records: &[&Record], what: &str, apex: &[u8], max_rrset: usize, p
 
 /// Per account: at most so many zones, records, bytes of records and forwarding rules (`[limits]`).
 fn check_quotas(state: &State, rules_changed: bool, p: &mut Vec<String>) {
-    let limits = state.server.limits;
+    let limits = state.served.limits;
     let mut per_account: HashMap<&crate::model::state::Uid, (usize, usize, usize)> = HashMap::new();
     for zone in state.zones.values() {
         let entry = per_account.entry(&zone.account).or_default();

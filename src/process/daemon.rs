@@ -18,9 +18,8 @@ use crate::control::notify::Mailer;
 use crate::control::{auth, usage, ControlPlane};
 use crate::dataplane::metering::Meter;
 use crate::dataplane::serve::{self, Published};
-use crate::model::state::ServerSettings;
-use crate::process::config::ControlSettings;
 use crate::process::reload::{self, Reloader};
+use crate::settings::{ControlSettings, Settings};
 
 /// Serves until SIGTERM/SIGINT.
 pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usize>) -> anyhow::Result<()> {
@@ -35,18 +34,18 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
         // the process would double the memory of every record).
         let loaded = reload::load_valid(&config, None)?;
         let udp_sockets = udp_sockets.unwrap_or(workers);
-        let server = loaded.state.server.clone();
-        match loaded.control.clone() {
-            Some(settings) => {
+        let settings = loaded.settings.clone();
+        match settings.control.clone() {
+            Some(control) => {
                 drop(loaded);
-                serve_store(settings, server, udp_sockets).await
+                serve_store(control, settings, udp_sockets).await
             }
             None => {
                 let reloader = Reloader::from_loaded(&config, loaded);
                 let published = reloader.published();
                 let hangup = reload::catch_hangup()?;
                 let watcher = tokio::spawn(reload::watch(reloader, hangup, watch_interval));
-                run_dns(&server, published, udp_sockets, None, Observe::default(), async move {
+                run_dns(&settings, published, udp_sockets, None, Observe::default(), async move {
                     watcher.await.context("the reload task failed")?
                 })
                 .await
@@ -55,17 +54,18 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
     })
 }
 
-async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sockets: usize) -> anyhow::Result<()> {
+async fn serve_store(control: ControlSettings, settings: Settings, udp_sockets: usize) -> anyhow::Result<()> {
     // The store, its WAL, backups and the secret are the tenants' data: owner-only, whatever the caller's umask.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // The embedded store is this server's alone while it runs: operator commands go through its socket.
-    let _lock = match &settings.store {
-        crate::process::config::StoreSettings::Sqlite(path) => Some(crate::control::store::lock::lock(path)?),
+    let _lock = match &control.store {
+        crate::settings::StoreSettings::Sqlite(path) => Some(crate::control::store::lock::lock(path)?),
         _ => None,
     };
-    let store = crate::control::store::open(&settings.store)?;
-    let secret = read_or_create_secret(&settings.secret_file)?;
-    let plane = Arc::new(ControlPlane::open(store, server.clone(), secret)?.with_code_ttl(settings.link_code_ttl_secs));
+    let store = crate::control::store::open(&control.store)?;
+    let secret = read_or_create_secret(&control.secret_file)?;
+    let plane =
+        Arc::new(ControlPlane::open(store, settings.served.clone(), secret)?.with_code_ttl(control.link_code_ttl_secs));
     // In managed mode there is no file state to reload: SIGHUP is acknowledged, never fatal.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::spawn(async move {
@@ -73,17 +73,17 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
             tracing::info!("SIGHUP: managed mode has nothing to reload (changes come through the admin API)");
         }
     });
-    tracing::info!(store = %settings.store, revision = plane.current().revision, "store opened");
-    let mailer = match &settings.smtp {
+    tracing::info!(store = %control.store, revision = plane.current().revision, "store opened");
+    let mailer = match &control.smtp {
         Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
         None => None,
     };
-    let admin = api::listen::bind(settings.admin_listen, &settings.socket, settings.tls.as_ref()).await?;
-    let admin_line = format!("vpcdns admin: {} operator socket {}", admin.url(), settings.socket.display());
-    let state = ApiState::new(plane.clone(), mailer, &settings.limits);
-    let resolver_slot = state.resolver.clone();
-    let socket = api::listen::RemoveOnDrop(settings.socket.clone());
-    let api_task = tokio::spawn(api::listen::serve(admin, state, settings.limits));
+    let admin = api::listen::bind(control.admin_listen, &control.socket, control.tls.as_ref()).await?;
+    let admin_line = format!("vpcdns admin: {} operator socket {}", admin.url(), control.socket.display());
+    let resolver_slot = Arc::new(std::sync::OnceLock::new());
+    let state = ApiState::new(plane.clone(), mailer, &control.admin_limits, api_hooks(Some(resolver_slot.clone())));
+    let socket = api::listen::RemoveOnDrop(control.socket.clone());
+    let api_task = tokio::spawn(api::listen::serve(admin, state, control.admin_limits));
     // A shared store: the state was listed at one revision; from the next, follow what other nodes commit.
     let feed = plane.store().is_shared().then(|| {
         let health = Arc::new(FeedHealth::default());
@@ -92,23 +92,42 @@ async fn serve_store(settings: ControlSettings, server: ServerSettings, udp_sock
     });
     let meter = Arc::new(Meter::default());
     let persister =
-        tokio::spawn(usage::persist_loop(plane.clone(), meter.clone(), settings.node.clone(), USAGE_PERSIST_EVERY));
+        tokio::spawn(usage::persist_loop(plane.clone(), meter.clone(), control.node.clone(), USAGE_PERSIST_EVERY));
     let compactor = tokio::spawn(compact_loop(plane.clone()));
     let observe = Observe { meter: Some(meter.clone()), feed, resolver_slot: Some(resolver_slot) };
-    let result = run_dns(&server, plane.published(), udp_sockets, Some(admin_line), observe, async move {
+    let result = run_dns(&settings, plane.published(), udp_sockets, Some(admin_line), observe, async move {
         api_task.await.context("the admin API task failed")?
     })
     .await;
     persister.abort();
     compactor.abort();
     // What was counted since the last persist is written before exit.
-    let node = settings.node.clone();
+    let node = control.node.clone();
     let flushed = tokio::task::spawn_blocking(move || usage::persist(&plane, &meter, &node)).await;
     if let Ok(Err(e)) = flushed {
         tracing::warn!(error = format!("{e:#}"), "the last usage counts were not persisted");
     }
     drop(socket);
     result
+}
+
+/// The API's calls into the configuration parser and the data plane. With the running server's resolver (once it
+/// exists) `explain` says what its cache holds — the caller's own part of it only (the source is in its own VPC):
+/// what other tenants resolved is not its business.
+pub fn api_hooks(
+    resolver: Option<Arc<std::sync::OnceLock<Arc<crate::dataplane::resolve::Resolver>>>>,
+) -> api::ApiHooks {
+    api::ApiHooks {
+        parse_state_file: crate::process::config::parse_state_file,
+        explain: Arc::new(move |input: &api::ExplainInput<'_>| {
+            let live = resolver.as_ref().and_then(|slot| slot.get());
+            let probe = |route: &crate::model::snapshot::Route, name: &[u8], qtype: u16| {
+                live.and_then(|r| r.cache_remaining(route, &input.account.0, name, qtype))
+            };
+            let cache: Option<crate::model::explain::CacheProbe> = if live.is_some() { Some(&probe) } else { None };
+            crate::dataplane::explain::explain(input.state, input.snapshot, input.question, cache)
+        }),
+    }
 }
 
 /// Compacts the store's change history now and then (see `ControlPlane::compact_history`).
@@ -140,23 +159,24 @@ struct Observe {
 
 /// Binds DNS, prints the readiness line(s), and runs until a signal or until `background` fails.
 async fn run_dns(
-    server: &ServerSettings,
+    settings: &Settings,
     published: Published,
     udp_sockets: usize,
     extra_line: Option<String>,
     observe: Observe,
     background: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let bound = serve::bind_all(&server.listen, udp_sockets)?;
-    let query_log = match &server.query_log {
-        Some(settings) => {
-            let log = crate::dataplane::querylog::QueryLog::start(settings).context("cannot start the query log")?;
-            tracing::info!(path = %settings.path.display(), vpcs = ?settings.vpcs, "query log on");
+    let bound = serve::bind_all(&settings.served.listen, udp_sockets)?;
+    let query_log = match &settings.query_log {
+        Some(log_settings) => {
+            let log =
+                crate::dataplane::querylog::QueryLog::start(log_settings).context("cannot start the query log")?;
+            tracing::info!(path = %log_settings.path.display(), vpcs = ?log_settings.vpcs, "query log on");
             Some(log)
         }
         None => None,
     };
-    let metrics = match server.metrics {
+    let metrics = match settings.metrics {
         Some(addr) => {
             let listener = crate::dataplane::metrics::bind(addr).await?;
             let addr = listener.local_addr().unwrap_or(addr);
@@ -176,7 +196,7 @@ async fn run_dns(
     // Names outside the private zones: upstreams and forwarding rules (a later reload or API change may add them,
     // so the resolver is always there; without routes it is never asked).
     let resolver = Arc::new(crate::dataplane::resolve::Resolver::new(
-        server.resolver.clone(),
+        settings.resolver,
         published.clone(),
         tokio::runtime::Handle::current(),
         metrics.clone(),
@@ -188,16 +208,16 @@ async fn run_dns(
     if let Some(slot) = &observe.resolver_slot {
         let _ = slot.set(resolver.clone());
     }
-    if !server.resolver.upstreams.is_empty() {
-        tracing::info!(upstreams = ?server.resolver.upstreams, "resolving names outside the private zones");
+    if !settings.served.upstreams.is_empty() {
+        tracing::info!(upstreams = ?settings.served.upstreams, "resolving names outside the private zones");
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut dns = tokio::spawn(serve::run(
         bound,
         published,
-        serve::tcp::TcpLimits::from_limits(&server.limits),
+        serve::tcp::TcpLimits::new(&settings.tcp),
         serve::Observers { meter: observe.meter, metrics: metrics.clone(), query_log, resolver: Some(resolver) },
-        server.rrl,
+        settings.rrl,
         stopped,
     ));
     // Signals are caught before anyone is told the server is ready: a supervisor may stop it right away.

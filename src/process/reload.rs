@@ -18,6 +18,7 @@ use crate::model::snapshot::Snapshot;
 use crate::model::state::State;
 use crate::model::validate;
 use crate::process::config;
+use crate::settings::Settings;
 
 /// Loads and validates the configuration at `path`: the one function `serve`, `check` and `explain` share.
 pub fn load_valid(path: &Path, previous: Option<&State>) -> anyhow::Result<config::Loaded> {
@@ -37,6 +38,8 @@ fn fingerprint(path: &Path) -> Fingerprint {
 /// Owns the served state and the compiler; publishes each new snapshot.
 pub struct Reloader {
     config_path: PathBuf,
+    /// The settings of the last load, to tell what a reload cannot apply.
+    settings: Settings,
     state: State,
     compiler: Compiler,
     watched: Vec<(PathBuf, Fingerprint)>,
@@ -59,6 +62,7 @@ impl Reloader {
         release_free_memory();
         Reloader {
             config_path: config_path.to_path_buf(),
+            settings: loaded.settings,
             state: loaded.state,
             compiler,
             watched: fingerprints(loaded.watched),
@@ -108,20 +112,11 @@ impl Reloader {
                     return;
                 }
                 self.watched = after;
-                let (new, old) = (&loaded.state.server, &self.state.server);
-                if new.listen != old.listen {
-                    tracing::warn!("[server].listen changed: new addresses take effect after a restart");
-                }
-                if new.metrics != old.metrics || new.query_log != old.query_log {
-                    tracing::warn!("[metrics] or [query_log] changed: the change takes effect after a restart");
-                }
-                let (r, o) = (&new.resolver, &old.resolver);
-                let tuning = (r.timeout, r.attempts, r.deadline, r.cache_entries, r.max_pending)
-                    != (o.timeout, o.attempts, o.deadline, o.cache_entries, o.max_pending);
-                if tuning {
+                let restart = loaded.settings.needs_restart(&self.settings);
+                if !restart.is_empty() {
                     tracing::warn!(
-                        "[resolver] timeouts, attempts, deadline or cache size changed: they take effect after a \
-                         restart (upstreams and forwarding rules apply at once)"
+                        changed = restart.join("; "),
+                        "settings changed that take effect after a restart (the served state applies at once)"
                     );
                 }
                 let mut snapshot = self.compiler.compile(&loaded.state);
@@ -131,6 +126,7 @@ impl Reloader {
                 log_counts(&snapshot, "reloaded");
                 self.published.store(Arc::new(snapshot));
                 self.state = loaded.state;
+                self.settings = loaded.settings;
                 release_free_memory();
                 tracing::info!(
                     why,

@@ -26,7 +26,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::limits::ConnectionCounts;
 use super::{operator_router, tenant_router, ApiState};
-use crate::process::config::AdminLimits;
+use crate::settings::AdminLimits;
 
 /// The bound admin listeners, ready to serve.
 pub struct AdminListeners {
@@ -51,10 +51,10 @@ impl AdminListeners {
 pub async fn bind(
     listen: SocketAddr,
     socket: &Path,
-    tls: Option<&(PathBuf, PathBuf)>,
+    tls: Option<&crate::settings::TlsFiles>,
 ) -> anyhow::Result<AdminListeners> {
     let tls = match tls {
-        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        Some(files) => Some(tls_acceptor(&files.cert, &files.key)?),
         None => None,
     };
     check_socket_directory(socket)?;

@@ -41,12 +41,31 @@ pub struct ApiState {
     /// Failed authentications per (address, key id): guessing one key is throttled without locking out the other
     /// tenants behind the same address (every loopback client is 127.0.0.1).
     failures: Arc<Mutex<FailureCounts>>,
-    /// The running server's resolver, once it exists (for `explain`'s cache line).
-    pub resolver: Arc<std::sync::OnceLock<Arc<crate::dataplane::resolve::Resolver>>>,
+    /// What the API calls in the layers above it.
+    pub hooks: ApiHooks,
     /// Changes per account (refused ones included): one tenant's burst of writes cannot crowd out the others.
     writes: Arc<limits::RateLimiter<crate::model::state::Uid>>,
     /// Link requests per requesting account, whatever their outcome: probing for accounts is slow.
     link_attempts: Arc<limits::RateLimiter<crate::model::state::Uid>>,
+}
+
+/// What the API needs from the process that runs it, handed in at construction: the control plane sits below the
+/// data plane and the configuration parser, so it never calls them by name.
+#[derive(Clone)]
+pub struct ApiHooks {
+    /// Parses a state file (the configuration file's schema, without `[store]`) for `apply`.
+    pub parse_state_file: fn(&str) -> Result<crate::model::state::State, String>,
+    /// Explains a question against the served state and snapshot for the account asking (whose part of the
+    /// resolver's cache it may see).
+    pub explain: Arc<dyn Fn(&ExplainInput<'_>) -> String + Send + Sync>,
+}
+
+/// One `explain` call's inputs.
+pub struct ExplainInput<'a> {
+    pub state: &'a crate::model::state::State,
+    pub snapshot: &'a crate::model::snapshot::Snapshot,
+    pub question: &'a crate::model::explain::Question,
+    pub account: &'a crate::model::state::Uid,
 }
 
 /// Link requests one account may attempt per hour (answered or refused); the stored requests have their own,
@@ -57,13 +76,14 @@ impl ApiState {
     pub fn new(
         plane: Arc<ControlPlane>,
         mailer: Option<Arc<Mailer>>,
-        admin: &crate::process::config::AdminLimits,
+        admin: &crate::settings::AdminLimits,
+        hooks: ApiHooks,
     ) -> ApiState {
         ApiState {
             plane,
             mailer,
             failures: Arc::new(Mutex::new(HashMap::new())),
-            resolver: Arc::new(std::sync::OnceLock::new()),
+            hooks,
             writes: Arc::new(limits::RateLimiter::new(f64::from(admin.writes_per_second), admin.write_burst)),
             link_attempts: Arc::new(limits::RateLimiter::new(
                 f64::from(LINK_ATTEMPTS_PER_HOUR) / 3600.0,

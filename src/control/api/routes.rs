@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{if_match, ApiJson, ApiPath, ApiQuery, ApiState, ApiText};
+use super::{if_match, ApiJson, ApiPath, ApiQuery, ApiState, ApiText, ExplainInput};
 use crate::control::model::{AccountDoc, Control, VpcDoc};
 use crate::control::ops::tenant::{NewZone, RecordInput, ScopeChange};
 use crate::control::ops::{inventory, links, tenant};
@@ -646,7 +646,7 @@ async fn explain(
     let snapshot = api.plane.snapshot();
     let listener = q
         .listener
-        .or_else(|| control.state.server.listen.first().copied())
+        .or_else(|| control.state.served.listen.first().copied())
         .ok_or_else(|| ApiError::bad_request("no_listener", "give a listener"))?;
     let class = snapshot.classifier.classify(listener, q.source);
     let owns = class.and_then(|c| snapshot.vpcs.get(c.vpc as usize)).is_some_and(|v| *v.account == *account.0);
@@ -663,14 +663,8 @@ async fn explain(
             .ok_or_else(|| ApiError::bad_request("bad_type", format!("unknown type {qtype_text:?}")))?,
         transport: if q.tcp { crate::dns::Transport::Tcp } else { crate::dns::Transport::Udp },
     };
-    // The caller's own part of the cache only (the source is in its own VPC): what other tenants resolved is not
-    // its business.
-    let probe = |route: &crate::model::snapshot::Route, name: &[u8], qtype: u16| {
-        api.resolver.get().and_then(|r| r.cache_remaining(route, &account.0, name, qtype))
-    };
-    let live = api.resolver.get().is_some();
-    let cache: Option<crate::model::explain::CacheProbe> = if live { Some(&probe) } else { None };
-    Ok(Json(json!({ "explain": crate::model::explain::explain_live(&control.state, &snapshot, &question, cache) })))
+    let input = ExplainInput { state: &control.state, snapshot: &snapshot, question: &question, account: &account };
+    Ok(Json(json!({ "explain": (api.hooks.explain)(&input) })))
 }
 
 // ---- declarative state and backups -----------------------------------------------------------------------------
@@ -684,13 +678,7 @@ struct ApplyQuery {
 
 /// Applies a state file (issue-2 schema, records inline) through the same validation as every change.
 async fn op_apply(State(api): State<ApiState>, ApiQuery(q): ApiQuery<ApplyQuery>, ApiText(body): ApiText) -> ApiResult {
-    let path = std::path::Path::new("apply.toml");
-    let loaded = crate::process::config::from_str(&body, path, std::path::Path::new("/nonexistent"), None)
-        .map_err(|e| ApiError::bad_request("bad_state_file", format!("{e:#}")))?;
-    if loaded.control.is_some() {
-        return Err(ApiError::bad_request("bad_state_file", "a state file has no [store] section"));
-    }
-    let desired = loaded.state;
+    let desired = (api.hooks.parse_state_file)(&body).map_err(|e| ApiError::bad_request("bad_state_file", e))?;
     operator_write(api, move |c, ctx| crate::control::ops::declare::apply(c, ctx, &desired, q.prune)).await
 }
 

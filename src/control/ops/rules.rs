@@ -58,9 +58,9 @@ pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan
     }
     let mut targets = Vec::new();
     for t in &input.targets {
-        let addr = crate::process::config::parse_server_address(t)
+        let addr = crate::model::state::parse_server_address(t)
             .ok_or_else(|| ApiError::bad_request("bad_targets", format!("{t:?} is not an address (ip or ip:port)")))?;
-        crate::model::validate::check_target(addr, &control.state.server.resolver.allow_targets)
+        crate::model::validate::check_target(addr, &control.state.served.allow_targets)
             .map_err(|why| ApiError::bad_request("bad_targets", why))?;
         targets.push(addr.to_string());
     }

@@ -333,7 +333,7 @@ impl RecordInput {
         let doc = RecordDoc {
             name: self.name.clone(),
             rtype: self.rtype.to_ascii_uppercase(),
-            ttl: self.ttl.unwrap_or(crate::process::config::DEFAULT_RECORD_TTL),
+            ttl: self.ttl.unwrap_or(crate::settings::DEFAULT_RECORD_TTL),
             data: self.data.clone(),
         };
         let record = doc.to_record(origin).map_err(|e| ApiError::bad_request("bad_record", e))?;

@@ -15,7 +15,7 @@
 //! change mid-request) the caller is told the outcome is unknown, never that it failed or succeeded.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -27,6 +27,7 @@ use etcd_client::{
 };
 
 use super::{Change, Compare, Entry, Feed, FeedEvent, Op, Store, StoreError, TxnOutcome};
+use crate::settings::{EtcdSettings, EtcdTls};
 
 mod watch;
 
@@ -40,31 +41,6 @@ const PAGE: i64 = 1000;
 const PAGE_MAX_BYTES: usize = 256 << 20;
 /// How long a replayed history must be quiet before `changes_since` takes it as complete (see there).
 const REPLAY_QUIET: Duration = Duration::from_millis(400);
-
-/// How to reach the cluster (`[store] kind = "etcd"`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdSettings {
-    /// `http://host:port` or `https://host:port`, one per member.
-    pub endpoints: Vec<String>,
-    /// Every key lives under this prefix.
-    pub prefix: String,
-    /// CA certificate to verify the members by, and the client certificate and key (PEM); needs https endpoints.
-    pub tls: Option<EtcdTls>,
-    /// etcd authentication: user name and password.
-    pub user: Option<(String, String)>,
-    /// Deadline of one attempt against one member.
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EtcdTls {
-    pub ca: PathBuf,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-}
-
-/// The default key prefix.
-pub const DEFAULT_PREFIX: &str = "/vpcdns/";
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, etcd_client::Error>> + Send>>;
 
@@ -144,8 +120,8 @@ impl EtcdStore {
             .with_keep_alive_while_idle(true)
             // A member cut off from the leader must not serve watches or reads that fall behind.
             .with_require_leader(true);
-        if let Some((user, password)) = &settings.user {
-            options = options.with_user(user.clone(), password.clone());
+        if let Some(user) = &settings.user {
+            options = options.with_user(user.name.clone(), user.password.clone());
         }
         if let Some(tls) = &settings.tls {
             options = options.with_tls(tls_options(tls)?);
@@ -167,7 +143,7 @@ impl EtcdStore {
             // Members that require client certificates close a TLS connection that brings none, or send an alert
             // that does not say so plainly: say what is the likely cause.
             Err(StoreError::Unavailable { op, detail })
-                if settings.tls.as_ref().is_some_and(|t| t.cert.is_none())
+                if settings.tls.as_ref().is_some_and(|t| t.client.is_none())
                     && (detail.contains("connection closed")
                         || detail.to_ascii_lowercase().contains("certificate")) =>
             {
@@ -487,10 +463,8 @@ fn tls_options(tls: &EtcdTls) -> Result<TlsOptions, StoreError> {
         std::fs::read(path).map_err(|source| StoreError::Io { op: "read", path: path.to_path_buf(), source })
     };
     let mut options = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
-    match (&tls.cert, &tls.key) {
-        (Some(cert), Some(key)) => options = options.identity(Identity::from_pem(read(cert)?, read(key)?)),
-        (None, None) => {}
-        _ => return Err(StoreError::Invalid("[store]: give both tls_cert and tls_key, or neither".into())),
+    if let Some(client) = &tls.client {
+        options = options.identity(Identity::from_pem(read(&client.cert)?, read(&client.key)?));
     }
     Ok(options)
 }

@@ -190,27 +190,13 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store the configuration names.
-pub fn open(settings: &crate::process::config::StoreSettings) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+pub fn open(settings: &crate::settings::StoreSettings) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     match settings {
-        crate::process::config::StoreSettings::Sqlite(path) => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
+        crate::settings::StoreSettings::Sqlite(path) => Ok(std::sync::Arc::new(SqliteStore::open(path)?)),
         #[cfg(feature = "etcd")]
-        crate::process::config::StoreSettings::Etcd(etcd) => {
-            let tls = etcd.tls.as_ref().map(|(ca, certs)| etcd::EtcdTls {
-                ca: ca.clone(),
-                cert: certs.as_ref().map(|c| c.0.clone()),
-                key: certs.as_ref().map(|c| c.1.clone()),
-            });
-            let settings = etcd::EtcdSettings {
-                endpoints: etcd.endpoints.clone(),
-                prefix: etcd.prefix.clone(),
-                tls,
-                user: etcd.user.clone(),
-                timeout: etcd.timeout,
-            };
-            Ok(std::sync::Arc::new(etcd::EtcdStore::open(&settings)?))
-        }
+        crate::settings::StoreSettings::Etcd(etcd) => Ok(std::sync::Arc::new(etcd::EtcdStore::open(etcd)?)),
         #[cfg(not(feature = "etcd"))]
-        crate::process::config::StoreSettings::Etcd(_) => Err(StoreError::Invalid(
+        crate::settings::StoreSettings::Etcd(_) => Err(StoreError::Invalid(
             "[store] kind = \"etcd\": this vpcdns was built without etcd support (cargo build --features etcd)".into(),
         )),
     }

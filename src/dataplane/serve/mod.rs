@@ -51,7 +51,7 @@ pub async fn run(
     published: Published,
     limits: tcp::TcpLimits,
     observers: Observers,
-    rrl: crate::model::state::RrlSettings,
+    rrl: crate::settings::RrlSettings,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let limiter = Arc::new(rrl::Limiter::new(rrl));

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use ahash::RandomState;
 
-pub use crate::model::state::RrlSettings;
+pub use crate::settings::RrlSettings;
 
 /// What to do with one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,20 +40,20 @@ pub struct TcpLimits {
 
 impl Default for TcpLimits {
     fn default() -> Self {
-        TcpLimits::from_limits(&crate::model::state::Limits::default())
+        TcpLimits::new(&crate::settings::TcpSettings::default())
     }
 }
 
 impl TcpLimits {
     /// The TCP bounds `[limits]` configures; read and write deadlines are fixed at 5 s.
-    pub fn from_limits(limits: &crate::model::state::Limits) -> TcpLimits {
+    pub fn new(settings: &crate::settings::TcpSettings) -> TcpLimits {
         TcpLimits {
-            connections: Arc::new(Semaphore::new(limits.tcp_connections)),
-            max_connections: limits.tcp_connections,
-            idle: Duration::from_millis(limits.tcp_idle_ms),
+            connections: Arc::new(Semaphore::new(settings.connections)),
+            max_connections: settings.connections,
+            idle: settings.idle,
             read: Duration::from_secs(5),
             write: Duration::from_secs(5),
-            per_prefix: limits.tcp_connections_per_network,
+            per_prefix: settings.connections_per_network,
             per_prefix_open: Arc::new(Mutex::new(HashMap::new())),
         }
     }

@@ -66,7 +66,7 @@ impl Compiler {
         let mut zones = Vec::with_capacity(state.zones.len());
         let mut zone_index: HashMap<&ZoneId, ZoneIdx> = HashMap::with_capacity(state.zones.len());
         for zone in state.zones.values() {
-            let ns = &state.server.nameserver;
+            let ns = &state.served.nameserver;
             let dirty = changed.and_then(|c| c.zones.get(&zone.id)).filter(|d| !d.full);
             let table = match self.cache.get(&zone.id) {
                 Some(t)
@@ -128,7 +128,7 @@ impl Compiler {
             zones,
             routes: structure.routes.clone(),
             upstream: structure.upstream,
-            query_limit: state.server.limits.queries_per_source,
+            query_limit: state.served.limits.queries_per_source,
         };
         self.structure = Some(structure);
         snapshot
@@ -142,7 +142,7 @@ impl Compiler {
             .values()
             .map(|v| {
                 let account = accounts.entry(&v.account.0).or_insert_with(|| Arc::from(v.account.0.as_str()));
-                let query_limit = v.query_limit.unwrap_or(state.server.limits.queries_per_source);
+                let query_limit = v.query_limit.unwrap_or(state.served.limits.queries_per_source);
                 VpcEntry { id: v.id.clone(), account: account.clone(), query_limit }
             })
             .collect();
@@ -212,7 +212,7 @@ impl Compiler {
         hidden: &HashSet<(BindingKind, &str, &str)>,
     ) -> (Vec<Route>, Option<RouteIdx>, Vec<Vec<ViewRule>>) {
         let mut routes = Vec::with_capacity(state.rules.len() + 1);
-        let upstreams = &state.server.resolver.upstreams;
+        let upstreams = &state.served.upstreams;
         let upstream = (!upstreams.is_empty()).then(|| {
             routes.push(Route { rule: None, targets: Arc::from(upstreams.as_slice()) });
             0

@@ -112,7 +112,11 @@ pub enum VpcsCommand {
 
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let loaded = crate::process::config::load(&args.config, None)?;
-    let settings = loaded.control.context("the configuration has no [store]: operator commands need the store")?;
+    let settings = loaded
+        .settings
+        .control
+        .clone()
+        .context("the configuration has no [store]: operator commands need the store")?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // Only a socket that is absent or refuses connections means the server is stopped; anything else (permission
     // denied, say) must not lead to writing a live store behind the server's back.
@@ -124,7 +128,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     // Without a socket that answers, the command runs here on the store — but only when no server holds it: a
     // server whose socket was removed must not be written behind its back.
     let lock = match (&settings.store, running) {
-        (crate::process::config::StoreSettings::Sqlite(store), false) => {
+        (crate::settings::StoreSettings::Sqlite(store), false) => {
             Some(crate::control::store::lock::lock(store).map_err(|e| {
                 anyhow::anyhow!(
                     "{e}, but its operator socket {} does not answer: restart that server (or point [admin] socket at \
@@ -139,7 +143,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         if running {
             anyhow::bail!("the server is running on {}: stop it before restoring", settings.socket.display());
         }
-        let crate::process::config::StoreSettings::Sqlite(store) = &settings.store else {
+        let crate::settings::StoreSettings::Sqlite(store) = &settings.store else {
             anyhow::bail!("restore is for the embedded store; restore etcd with `etcdctl snapshot restore`");
         };
         crate::control::store::sqlite::SqliteStore::restore(path, store)?;
@@ -152,8 +156,13 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     } else {
         let store = crate::control::store::open(&settings.store)?;
         let secret = super::super::daemon::read_or_create_secret(&settings.secret_file)?;
-        let plane = ControlPlane::open(store, loaded.state.server.clone(), secret)?;
-        Transport::InProcess(operator_router(ApiState::new(Arc::new(plane), None, &settings.limits)))
+        let plane = ControlPlane::open(store, loaded.settings.served.clone(), secret)?;
+        Transport::InProcess(operator_router(ApiState::new(
+            Arc::new(plane),
+            None,
+            &settings.admin_limits,
+            super::super::daemon::api_hooks(None),
+        )))
     };
     let (method, path, body) = to_request(command);
     let headers = [("content-type", "application/json".to_string())];
@@ -171,7 +180,11 @@ fn prepare(command: OperatorCommand) -> anyhow::Result<Prepared> {
     Ok(match command {
         OperatorCommand::Apply { file, prune } => {
             let loaded = crate::process::config::load(&file, None)?;
-            anyhow::ensure!(loaded.control.is_none(), "{} is a server configuration, not a state file", file.display());
+            anyhow::ensure!(
+                loaded.settings.control.is_none(),
+                "{} is a server configuration, not a state file",
+                file.display()
+            );
             let text = crate::control::ops::declare::export(&loaded.state).map_err(|e| anyhow::anyhow!("{e}"))?;
             Prepared::Apply { text, prune }
         }
