@@ -151,11 +151,13 @@ fn curve(c: &mut Criterion, axis: &str, shapes: &[(usize, Shape)]) {
         let qs = queries(shape, 1 << 16);
         let mut out = Vec::with_capacity(1232);
         let mut i = 0usize;
+        let cx = respond::Context { snapshot: &snap, cookies: None, now: 0 };
         group.bench_with_input(BenchmarkId::from_parameter(point), &point, |b, _| {
             b.iter(|| {
                 let (source, q) = &qs[i % qs.len()];
                 i += 1;
-                respond::handle(q, *source, local, Transport::Udp, &snap, None, &mut out)
+                let request = respond::Request { packet: q, source: *source, local, transport: Transport::Udp };
+                respond::handle(&request, &cx, &mut out)
             })
         });
     }

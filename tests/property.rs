@@ -294,7 +294,10 @@ proptest! {
             let transport = if tcp { Transport::Tcp } else { Transport::Udp };
             let qname = n(QNAMES[qn]);
             let mut out = Vec::new();
-            let handled = respond::handle(&query_packet(&qname, QTYPES[qt]), source, local, transport, &snap, None, &mut out);
+            let packet = query_packet(&qname, QTYPES[qt]);
+            let request = respond::Request { packet: &packet, source, local, transport };
+            let cx = respond::Context { snapshot: &snap, cookies: None, now: 0 };
+            let handled = respond::handle(&request, &cx, &mut out).without_resolver(&mut out);
             let outcome = handled.expect("a query is always answered");
             let msg = hickory_proto::op::Message::from_vec(&out).expect("our response decodes");
             let records: Vec<&hickory_proto::rr::Record> =
@@ -326,8 +329,10 @@ proptest! {
         let snap = Compiler::default().compile(&state);
         let mut out = Vec::new();
         let source = IpAddr::V4(Ipv4Addr::new(127, 0, 60, 1));
+        let cx = respond::Context { snapshot: &snap, cookies: None, now: 0 };
         for transport in [Transport::Udp, Transport::Tcp] {
-            let _ = respond::handle(&bytes, source, "127.0.0.1:53".parse().expect("addr"), transport, &snap, None, &mut out);
+            let request = respond::Request { packet: &bytes, source, local: "127.0.0.1:53".parse().expect("addr"), transport };
+            let _ = respond::handle(&request, &cx, &mut out).without_resolver(&mut out);
         }
     }
 }

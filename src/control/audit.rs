@@ -283,6 +283,7 @@ mod tests {
                     consumer: "3".into(),
                     vpc: "v".into(),
                     zone: "z".into(),
+                    kind: Default::default(),
                     queries: 4,
                 })
                 .collect(),

@@ -26,8 +26,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::control::store::{Change, Compare, Op, Store, TxnOutcome};
-use crate::dataplane::serve::Published;
 use crate::model::compile::Compiler;
+use crate::model::publish::SnapshotCell;
 use crate::model::snapshot::Snapshot;
 use crate::model::validate;
 use crate::settings::Served;
@@ -81,7 +81,7 @@ pub struct ControlPlane {
     store: Arc<dyn Store>,
     control: RwLock<Arc<Control>>,
     writer: Mutex<Compiler>,
-    published: Published,
+    published: SnapshotCell,
     secret: Vec<u8>,
     code_ttl: u64,
     /// The revision in memory, for writers that wait for the feed to bring their commit.
@@ -141,23 +141,21 @@ impl ControlPlane {
         let control = load_control(store.as_ref(), server)?;
         let folded = started.elapsed();
         let mut compiler = Compiler::default();
-        let mut snapshot = compiler.compile(&control.state);
-        snapshot.change_seconds = started.elapsed().as_secs_f64();
+        let published = SnapshotCell::first(&mut compiler, &control.state, started);
         tracing::info!(
             revision = control.revision,
             load_ms = folded.as_secs_f64() * 1e3,
             compile_ms = (started.elapsed() - folded).as_secs_f64() * 1e3,
             "state loaded from the store"
         );
-        crate::process::reload::release_free_memory();
         let revision = control.revision;
         Ok(ControlPlane {
             store,
             control: RwLock::new(Arc::new(control)),
             writer: Mutex::new(compiler),
-            published: Arc::new(arc_swap::ArcSwap::from_pointee(snapshot)),
+            published,
             secret,
-            code_ttl: ops::links::CODE_TTL_SECS,
+            code_ttl: crate::settings::DEFAULT_LINK_CODE_TTL_SECS,
             applied: (Mutex::new(revision), std::sync::Condvar::new()),
             following: std::sync::atomic::AtomicBool::new(false),
         })
@@ -169,7 +167,7 @@ impl ControlPlane {
         self
     }
 
-    pub fn published(&self) -> Published {
+    pub fn published(&self) -> SnapshotCell {
         self.published.clone()
     }
 
@@ -339,9 +337,7 @@ impl ControlPlane {
             changed = next.take_dirty();
         }
         let compiling = std::time::Instant::now();
-        let mut snapshot = compiler.compile_changed(&next.state, Some(&changed));
-        snapshot.change_seconds = started.elapsed().as_secs_f64();
-        self.publish(snapshot, next);
+        self.publish(&mut compiler, next, Some(&changed), started);
         tracing::debug!(
             revision,
             staged = staged_ops.len(),
@@ -403,18 +399,22 @@ impl ControlPlane {
             tracing::error!(problem, "a stored document was skipped");
         }
         let changed = next.take_dirty();
-        let mut snapshot = compiler.compile_changed(&next.state, Some(&changed));
-        snapshot.change_seconds = started.elapsed().as_secs_f64();
         let revision = next.revision;
-        self.publish(snapshot, next);
+        self.publish(&mut compiler, next, Some(&changed), started);
         revision
     }
 
-    /// Swaps in a new snapshot and the state it was compiled from, and wakes writers waiting for the revision.
-    /// Callers hold the writer lock.
-    fn publish(&self, snapshot: Snapshot, control: Control) {
+    /// Compiles and swaps in a new snapshot and the state it was compiled from, and wakes writers waiting for the
+    /// revision. Callers hold the writer lock (the compiler).
+    fn publish(
+        &self,
+        compiler: &mut Compiler,
+        control: Control,
+        changed: Option<&crate::model::state::Changes>,
+        started: std::time::Instant,
+    ) {
         let revision = control.revision;
-        self.published.store(Arc::new(snapshot));
+        self.published.publish(compiler, &control.state, changed, started);
         match self.control.write() {
             Ok(mut c) => *c = Arc::new(control),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(control),
@@ -447,12 +447,9 @@ impl ControlPlane {
         let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let server = self.current().state.served.clone();
         let control = load_control(self.store.as_ref(), server)?;
-        let mut fresh = Compiler::default();
-        let mut snapshot = fresh.compile(&control.state);
-        snapshot.change_seconds = started.elapsed().as_secs_f64();
-        *compiler = fresh;
+        *compiler = Compiler::default();
         let revision = control.revision;
-        self.publish(snapshot, control);
+        self.publish(&mut compiler, control, None, started);
         Ok(revision)
     }
 }

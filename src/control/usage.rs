@@ -1,20 +1,17 @@
-//! Usage buckets in the store: the persister that drains the meter, and the reads behind `GET /v1/usage`.
+//! Usage buckets in the store: adding what the data plane metered, and the reads behind `GET /v1/usage`.
 //!
 //! A bucket is `usage/<minute>/<node>`: one document per minute per node, written only by that node (so no two
 //! writers race on a key), and summed over nodes when read. The minute leads the key so a time range is one scan.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::model::{self, keys};
 use super::{ControlPlane, Ctx};
 use crate::control::store::Op;
-use crate::dataplane::metering::{Meter, UsageKey};
+use crate::model::billing::{UsageKey, UsageKind};
 
 /// One line of a bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +19,12 @@ pub struct UsageLine {
     pub owner: String,
     pub consumer: String,
     pub vpc: String,
+    /// The zone or rule id, or "upstreams" (see `kind`).
     pub zone: String,
+    /// What answered: a zone (the default, and every line written before rules and the resolver were billed), a
+    /// forwarding rule, or the upstreams.
+    #[serde(default)]
+    pub kind: UsageKind,
     pub queries: u64,
 }
 
@@ -49,22 +51,8 @@ pub fn split_legacy(doc: &UsageDoc) -> Vec<Op> {
         .collect()
 }
 
-/// Adds the meter's counts to this node's buckets; on failure the counts go back to the meter.
-pub fn persist(plane: &ControlPlane, meter: &Meter, node: &str) -> anyhow::Result<()> {
-    let counts = meter.take();
-    if counts.is_empty() {
-        return Ok(());
-    }
-    match write_buckets(plane, &counts, node) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            meter.restore(counts);
-            Err(e)
-        }
-    }
-}
-
-fn write_buckets(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &str) -> anyhow::Result<()> {
+/// Adds counts to this node's buckets (one document per billed account and minute), in one commit.
+pub fn persist(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &str) -> anyhow::Result<()> {
     let mut by_bucket: BTreeMap<(&str, u64), Vec<(&UsageKey, u64)>> = BTreeMap::new();
     for (key, n) in counts {
         by_bucket.entry((&*key.owner, key.minute)).or_default().push((key, *n));
@@ -77,17 +65,21 @@ fn write_buckets(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &s
             None => UsageDoc { minute, node: node.to_string(), lines: Vec::new() },
         };
         for (k, n) in adds {
-            let found = doc
-                .lines
-                .iter_mut()
-                .find(|l| l.owner == *k.owner && l.consumer == *k.consumer && l.vpc == *k.vpc && l.zone == *k.zone);
+            let found = doc.lines.iter_mut().find(|l| {
+                l.owner == *k.owner
+                    && l.consumer == *k.consumer
+                    && l.vpc == *k.vpc
+                    && l.zone == *k.item
+                    && l.kind == k.kind
+            });
             match found {
                 Some(line) => line.queries += n,
                 None => doc.lines.push(UsageLine {
                     owner: k.owner.to_string(),
                     consumer: k.consumer.to_string(),
                     vpc: k.vpc.to_string(),
-                    zone: k.zone.to_string(),
+                    zone: k.item.to_string(),
+                    kind: k.kind,
                     queries: n,
                 }),
             }
@@ -98,25 +90,59 @@ fn write_buckets(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &s
     Ok(())
 }
 
-/// Drains the meter into the store every `every`, until the process ends.
-pub async fn persist_loop(plane: Arc<ControlPlane>, meter: Arc<Meter>, node: String, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let (plane, meter, node) = (plane.clone(), meter.clone(), node.clone());
-        let result = tokio::task::spawn_blocking(move || persist(&plane, &meter, &node)).await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "usage not persisted yet; will retry"),
-            Err(e) => tracing::error!(error = %e, "the usage persister failed"),
-        }
-    }
+/// Usage between two Unix times, summed over nodes: what answered for whom, per minute, and — apart — the
+/// resolver usage of the caller's own VPCs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageReport {
+    pub from: u64,
+    pub to: u64,
+    /// Answers of private zones and forwarding rules.
+    pub total: u64,
+    pub items: Vec<UsageItem>,
+    /// `total` per minute (the minute's start, Unix seconds).
+    pub minutes: Vec<MinuteUsage>,
+    /// Answers from the upstreams, billed to the asking VPC's own account.
+    pub resolver: ResolverUsage,
 }
 
-/// Usage billed to the caller's account (the operator sees every owner) between two Unix times, summed over nodes:
-/// totals by zone, consuming account and VPC, plus the per-minute series.
-pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<Value, ApiError> {
+/// Answers of one zone or rule to one consuming VPC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageItem {
+    /// The billed account: the zone's or the rule's owner.
+    pub owner: String,
+    pub kind: UsageKind,
+    /// The zone id (kind "zone") or the rule id (kind "rule").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub consumer: String,
+    pub vpc: String,
+    pub queries: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MinuteUsage {
+    pub minute: u64,
+    pub queries: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ResolverUsage {
+    pub total: u64,
+    pub items: Vec<ResolverItem>,
+}
+
+/// Answers from the upstreams to one VPC (its account is billed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolverItem {
+    pub account: String,
+    pub vpc: String,
+    pub queries: u64,
+}
+
+/// Usage billed to the caller's account (the operator sees every owner) between two Unix times, summed over nodes.
+pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<UsageReport, ApiError> {
     let owner = match ctx.actor {
         super::Actor::Operator => None,
         super::Actor::Tenant(t) => Some(t.require_read()?.0.clone()),
@@ -134,7 +160,7 @@ pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<Valu
         }
         None => plane.store().list(keys::USAGE).map_err(super::store_error)?.0,
     };
-    let mut totals: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
+    let mut totals: BTreeMap<(String, UsageKind, String, String, String), u64> = BTreeMap::new();
     let mut per_minute: BTreeMap<u64, u64> = BTreeMap::new();
     for entry in entries {
         let Ok(doc) = model::decode::<UsageDoc>(&entry.value) else { continue };
@@ -142,18 +168,32 @@ pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<Valu
             continue;
         }
         for line in doc.lines.iter().filter(|l| owner.as_deref().is_none_or(|o| o == l.owner)) {
-            let key = (line.owner.clone(), line.zone.clone(), line.consumer.clone(), line.vpc.clone());
+            let key = (line.owner.clone(), line.kind, line.zone.clone(), line.consumer.clone(), line.vpc.clone());
             *totals.entry(key).or_default() += line.queries;
-            *per_minute.entry(doc.minute).or_default() += line.queries;
+            if line.kind != UsageKind::Resolver {
+                *per_minute.entry(doc.minute).or_default() += line.queries;
+            }
         }
     }
-    let items: Vec<Value> = totals
-        .iter()
-        .map(|((owner, zone, consumer, vpc), n)| json!({ "owner": owner, "zone": zone, "consumer": consumer, "vpc": vpc, "queries": n }))
-        .collect();
-    let minutes: Vec<Value> = per_minute.iter().map(|(m, n)| json!({ "minute": m * 60, "queries": n })).collect();
-    let total: u64 = totals.values().sum();
-    Ok(json!({ "from": from, "to": to, "total": total, "items": items, "minutes": minutes }))
+    let mut report = UsageReport {
+        from,
+        to,
+        total: 0,
+        items: Vec::new(),
+        minutes: per_minute.into_iter().map(|(m, queries)| MinuteUsage { minute: m * 60, queries }).collect(),
+        resolver: ResolverUsage::default(),
+    };
+    for ((owner, kind, item, consumer, vpc), queries) in totals {
+        if kind == UsageKind::Resolver {
+            report.resolver.total += queries;
+            report.resolver.items.push(ResolverItem { account: owner, vpc, queries });
+            continue;
+        }
+        report.total += queries;
+        let (zone, rule) = if kind == UsageKind::Rule { (None, Some(item)) } else { (Some(item), None) };
+        report.items.push(UsageItem { owner, kind, zone, rule, consumer, vpc, queries });
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -163,23 +203,26 @@ mod tests {
     use crate::control::{auth, Actor};
     use crate::model::state::{Policy, Uid};
     use crate::settings::Served;
+    use std::sync::Arc;
 
     #[test]
     fn usage_sums_over_nodes_and_filters_by_owner_and_time() {
         let server = Served::default();
         let plane = ControlPlane::open(Arc::new(SqliteStore::open_in_memory().expect("store")), server, vec![1; 32])
             .expect("plane");
-        let line = |owner: &str, queries| UsageLine {
+        let line = |owner: &str, kind, queries| UsageLine {
             owner: owner.into(),
             consumer: "2".into(),
             vpc: "v".into(),
             zone: "z".into(),
+            kind,
             queries,
         };
+        let zone = UsageKind::Zone;
         for (node, minute, lines) in [
-            ("a", 100, vec![line("1", 3)]),
-            ("b", 100, vec![line("1", 4), line("9", 50)]),
-            ("a", 200, vec![line("1", 5)]),
+            ("a", 100, vec![line("1", zone, 3)]),
+            ("b", 100, vec![line("1", zone, 4), line("9", zone, 50), line("1", UsageKind::Resolver, 8)]),
+            ("a", 200, vec![line("1", UsageKind::Rule, 5)]),
         ] {
             let doc = UsageDoc { minute, node: node.into(), lines };
             plane.commit_internal(&split_legacy(&doc)).expect("commit");
@@ -187,10 +230,15 @@ mod tests {
         let tenant =
             Actor::Tenant(auth::Tenant { account: Uid("1".into()), user: None, policies: vec![Policy::DnsFullAccess] });
         let ask = |from: u64, to: u64| plane.read(&tenant, |_, ctx| query(&plane, ctx, from, to)).expect("usage");
-        assert_eq!(ask(100 * 60, 100 * 60 + 59)["total"], 7, "two nodes' buckets of one minute add up");
-        assert_eq!(ask(0, 300 * 60)["total"], 12, "another owner's 50 are not ours");
-        assert_eq!(ask(150 * 60, 300 * 60)["total"], 5);
+        assert_eq!(ask(100 * 60, 100 * 60 + 59).total, 7, "two nodes' buckets of one minute add up");
+        assert_eq!(ask(0, 300 * 60).total, 12, "another owner's 50 are not ours");
+        assert_eq!(ask(0, 300 * 60).resolver.total, 8, "resolver usage is apart");
+        let later = ask(150 * 60, 300 * 60);
+        assert_eq!((later.total, later.items[0].rule.as_deref(), later.items[0].zone.as_deref()), (5, Some("z"), None));
         let everything = plane.read(&Actor::Operator, |_, ctx| query(&plane, ctx, 0, 300 * 60)).expect("usage");
-        assert_eq!(everything["total"], 62, "the operator sees every owner");
+        assert_eq!(everything.total, 62, "the operator sees every owner");
+        let json = serde_json::to_value(&everything).expect("json");
+        assert_eq!(json["items"][0]["kind"], "zone");
+        assert!(json["items"][0].get("rule").is_none());
     }
 }

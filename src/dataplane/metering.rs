@@ -1,30 +1,17 @@
-//! Per-owner metering: every answered query (NOERROR, NODATA, NXDOMAIN) counts for the owner of the zone that
-//! answered the query name, by consuming account, VPC and zone, in per-minute buckets.
+//! Per-owner metering: every billable answer counts for the party `model::billing` names, by consuming account,
+//! VPC and what answered, in per-minute buckets.
 //!
 //! The query path counts into a [`LocalMeter`] owned by its UDP thread or TCP task (no lock, no allocation once a
-//! key exists) and merges into the shared [`Meter`] about once a second. The store mode's persister drains the meter
-//! into `usage/<minute>/<node>` documents, so buckets survive restarts and sum over nodes.
+//! key exists) and merges into the shared [`Meter`] about once a second. The process drains the meter into the
+//! control plane's `usage/<owner>/<minute>/<node>` documents, so buckets survive restarts and sum over nodes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::dataplane::respond::Outcome;
-use crate::dns::Rcode;
+use crate::model::billing::{usage_key, UsageKey};
 use crate::model::snapshot::Snapshot;
-
-/// One bucket's identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UsageKey {
-    /// Minutes since the Unix epoch.
-    pub minute: u64,
-    /// The zone owner: the billed account.
-    pub owner: Arc<str>,
-    /// The account that owns the VPC the query came from.
-    pub consumer: Arc<str>,
-    pub vpc: Arc<str>,
-    pub zone: Arc<str>,
-}
 
 /// Counts merged from every task, waiting to be persisted.
 #[derive(Default)]
@@ -69,21 +56,10 @@ impl LocalMeter {
         LocalMeter { meter, counts: HashMap::new(), last_flush: Instant::now() }
     }
 
-    /// Counts one handled request if it is billable.
+    /// Counts one handled request if it is billable; `snapshot` is the one it was answered under.
     pub fn record(&mut self, snapshot: &Snapshot, outcome: &Outcome) {
-        if !matches!(outcome.rcode, Rcode::NoError | Rcode::NxDomain) {
+        let Some(key) = usage_key(snapshot, outcome.vpc, outcome.billed, outcome.rcode, current_minute()) else {
             return;
-        }
-        let (Some(vpc), Some(zone)) = (outcome.vpc, outcome.zone) else { return };
-        let (Some(vpc), Some(zone)) = (snapshot.vpcs.get(vpc as usize), snapshot.zones.get(zone as usize)) else {
-            return;
-        };
-        let key = UsageKey {
-            minute: current_minute(),
-            owner: zone.meter_owner.clone(),
-            consumer: vpc.account.clone(),
-            vpc: vpc.id.0.clone(),
-            zone: zone.meter_id.clone(),
         };
         *self.counts.entry(key).or_default() += 1;
         if self.last_flush.elapsed() >= LOCAL_FLUSH {

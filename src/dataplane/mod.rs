@@ -4,6 +4,7 @@
 pub mod explain;
 pub mod metering;
 pub mod metrics;
+pub mod observe;
 pub mod querylog;
 pub mod resolve;
 pub mod respond;

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::dataplane::respond::Outcome;
+use crate::dataplane::respond::Exchange;
+use crate::model::billing::Billed;
 use crate::model::snapshot::Snapshot;
 use crate::settings::QueryLogSettings;
 
@@ -65,26 +66,31 @@ impl QueryLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Logs one handled query (`packet` is the query as received) if its VPC is logged.
-    pub fn record(&self, snapshot: &Snapshot, packet: &[u8], source: IpAddr, outcome: &Outcome, latency: Duration) {
+    /// Logs one finished exchange, answered under `snapshot`, if its VPC is logged and it had a question.
+    pub fn record(&self, snapshot: &Snapshot, exchange: &Exchange) {
+        let outcome = &exchange.outcome;
         let vpc = outcome.vpc.and_then(|v| snapshot.vpcs.get(v as usize));
         if let Some(wanted) = &self.vpcs {
             if !vpc.is_some_and(|v| wanted.contains(v.id.as_str())) {
                 return;
             }
         }
-        // Only queries with a question reach here with a name; a packet that no longer parses is not logged.
-        let Ok(query) = crate::dns::wire::decode(packet) else { return };
+        let Some(question) = outcome.question else { return };
+        let Some(name) = question.name(exchange.packet) else { return };
+        let zone = match outcome.billed {
+            Billed::Zone(z) => snapshot.zones.get(z as usize).map(|z| z.meter_id.clone()),
+            _ => None,
+        };
         let entry = Entry {
             time: rfc3339_now(),
             vpc: vpc.map(|v| v.id.0.clone()),
             account: vpc.map(|v| v.account.clone()),
-            source,
-            name: crate::dns::name::wire_to_string(query.qname),
-            qtype: crate::dns::rdata::type_name(query.qtype).into_owned(),
+            source: exchange.source,
+            name: crate::dns::name::wire_to_string(name),
+            qtype: crate::dns::rdata::type_name(question.qtype).into_owned(),
             rcode: outcome.rcode.name(),
-            zone: outcome.zone.and_then(|z| snapshot.zones.get(z as usize)).map(|z| z.meter_id.clone()),
-            latency_us: latency.as_micros().try_into().unwrap_or(u64::MAX),
+            zone,
+            latency_us: exchange.latency.as_micros().try_into().unwrap_or(u64::MAX),
         };
         match self.sender.try_send(entry) {
             Ok(()) => {}

@@ -1,22 +1,23 @@
-//! Resolution outside the private zones: the upstreams, forwarding rules, and the cache in front of them.
+//! Resolution outside the private zones: the upstreams, forwarding rules, and the cache in front of them — an
+//! async service with no sockets of its own to clients, no metrics handles and no query log.
 //!
-//! The lookup decides (`lookup::Recurse`) and `respond::handle_query` hands back a [`RecurseJob`]. A UDP thread
-//! first asks [`Resolver::answer_cached`]: a cached answer is encoded on the spot, in the batch (the common case
-//! costs a hash lookup and a copy). Otherwise the job goes to [`Resolver::submit`] and a task resolves it, so a slow
-//! upstream never holds up an answer for a private name; the reply is sent from that task. TCP awaits
-//! [`Resolver::resolve`] in its connection task.
+//! The lookup decides (`lookup::Recurse`) and `respond::handle` hands back a [`RecurseJob`]. The shell first asks
+//! [`Resolver::cached`]: a cached answer is encoded on the spot (the common case costs a hash lookup). Otherwise it
+//! awaits [`Resolver::complete`] off the query path (UDP from a task, TCP in its connection's task), so a slow
+//! upstream never holds up an answer for a private name; the shell encodes, sends, and counts whatever comes back.
 //!
-//! Upstream queries go through hickory's name server pool (its retries, server rotation, UDP→TCP on truncation);
-//! each route has its own pool, and the cache is keyed by route, so answers obtained through different rules or
-//! upstream sets never mix. Private answers are never cached (they are already in memory). The cache holds positive
-//! answers until their smallest TTL runs out and negative ones for the SOA's negative TTL (RFC 2308 §5); it is
-//! bounded by entries, the least recently used going first.
+//! Upstream queries go through hickory's name server pool (server rotation, UDP→TCP on truncation), tried
+//! `attempts` times within the deadline; each route has its own pool, and the cache is keyed by route and by the
+//! asking account, so answers obtained through different rules or upstream sets never mix, nor do tenants'. Private
+//! answers are never cached (they are already in memory). The cache holds positive answers until their smallest TTL
+//! runs out and negative ones for the SOA's negative TTL (RFC 2308 §5); it is bounded by entries, the least recently
+//! used going first.
 //!
 //! CNAMEs cross the boundary both ways: a private CNAME to a public name continues here (the job's `prefix`), and a
-//! public CNAME into a private zone the VPC sees is cut there and completed from the zone.
+//! chain that enters a name routed elsewhere for this VPC — a private zone it sees, or another route — is cut there
+//! and completed through that route.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,8 +32,7 @@ use hickory_resolver::net::xfer::DnsHandle;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 
-use crate::dataplane::respond::{encode_resolved, OwnedRr, RecurseJob, Resolved};
-use crate::dataplane::serve::Published;
+use crate::dataplane::respond::{OwnedRr, RecurseJob, Resolution, Resolved};
 use crate::dns::rdata::rtype;
 use crate::dns::{Ede, Rcode, Transport};
 use crate::model::lookup;
@@ -61,84 +61,97 @@ type CacheKey = (u64, Arc<str>, Box<[u8]>, u16);
 /// A cached answer of one route for one name and type.
 #[derive(Debug)]
 struct Cached {
-    resolved: Resolved,
+    resolved: Arc<Resolved>,
     stored: Instant,
     expires: Instant,
 }
 
+impl Cached {
+    fn resolution(&self) -> Resolution {
+        let aged = u32::try_from(self.stored.elapsed().as_secs()).unwrap_or(u32::MAX);
+        Resolution { resolved: self.resolved.clone(), aged }
+    }
+}
+
 /// One route's servers and counters.
-pub struct RouteClient {
+struct RouteClient {
     id: u64,
-    pub label: Arc<str>,
+    label: Arc<str>,
     pool: NameServerPool<TokioRuntimeProvider>,
-    pub queries: AtomicU64,
-    pub failures: AtomicU64,
-    pub latency_micros: AtomicU64,
+    queries: AtomicU64,
+    failures: AtomicU64,
+    latency_micros: AtomicU64,
 }
 
-/// Counters for metrics.
-#[derive(Debug, Default)]
-pub struct ResolverCounters {
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    pub busy: AtomicU64,
+/// What the resolver has done, for the metrics exporter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResolverStats {
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Resolutions refused because too many were in progress.
+    pub busy: u64,
+    pub cache_entries: usize,
+    /// Per route (rule id, or "upstreams"): queries sent, failures, seconds spent waiting.
+    pub routes: Vec<RouteStats>,
 }
 
-/// Where a deferred answer goes.
-pub enum Reply {
-    Udp { socket: Arc<UdpSocket>, peer: SocketAddr, local: SocketAddr, wildcard: bool },
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteStats {
+    pub label: Arc<str>,
+    pub queries: u64,
+    pub failures: u64,
+    pub latency_seconds: f64,
 }
 
 pub struct Resolver {
     settings: ResolverSettings,
-    published: Published,
     cache: Mutex<lru::LruCache<CacheKey, Arc<Cached>>>,
     clients: Mutex<HashMap<Route, Arc<RouteClient>>>,
     next_id: AtomicU64,
     pending: AtomicUsize,
     /// Resolutions in progress per account (of the VPC that asked), within `max_pending_per_account`.
     pending_by_account: Mutex<HashMap<Arc<str>, usize>>,
-    pub counters: ResolverCounters,
-    runtime: tokio::runtime::Handle,
-    deferred_stats: Mutex<Option<crate::dataplane::metrics::LocalMetrics>>,
-    query_log: Option<Arc<crate::dataplane::querylog::QueryLog>>,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    busy: AtomicU64,
+}
+
+/// A place among the resolutions in progress, given back when dropped.
+struct Admission<'r> {
+    resolver: &'r Resolver,
+    account: Arc<str>,
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.resolver.release(&self.account);
+    }
 }
 
 impl Resolver {
-    /// A resolver for the server's runtime (`runtime`): jobs run there.
-    pub fn new(
-        settings: ResolverSettings,
-        published: Published,
-        runtime: tokio::runtime::Handle,
-        metrics: Option<Arc<crate::dataplane::metrics::Metrics>>,
-        query_log: Option<Arc<crate::dataplane::querylog::QueryLog>>,
-    ) -> Resolver {
+    pub fn new(settings: ResolverSettings) -> Resolver {
         let entries = NonZeroUsize::new(settings.cache_entries.max(1)).unwrap_or(NonZeroUsize::MIN);
-        let deferred_stats = Mutex::new(metrics.clone().map(crate::dataplane::metrics::LocalMetrics::new));
         Resolver {
             settings,
-            published,
             cache: Mutex::new(lru::LruCache::new(entries)),
             clients: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             pending: AtomicUsize::new(0),
             pending_by_account: Mutex::new(HashMap::new()),
-            counters: ResolverCounters::default(),
-            runtime,
-            deferred_stats,
-            query_log,
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
         }
     }
 
-    /// The client of a route (made on first use; kept while the route exists).
-    fn client(&self, route: &Route) -> Option<Arc<RouteClient>> {
+    /// The client of a route (made on first use; kept while the route exists in the snapshot being served).
+    fn client(&self, route: &Route, snapshot: &Snapshot) -> Option<Arc<RouteClient>> {
         let mut clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(client) = clients.get(route) {
             return Some(client.clone());
         }
         let mut options = ResolverOpts::default();
         options.timeout = self.settings.timeout;
-        options.attempts = self.settings.attempts;
         options.cache_size = 0;
         options.recursion_desired = true;
         options.edns0 = true;
@@ -165,16 +178,31 @@ impl Resolver {
             latency_micros: AtomicU64::new(0),
         });
         // Routes that left the state (a rule removed, upstreams changed) go with their counters.
-        let snapshot = self.published.load();
         clients.retain(|r, _| snapshot.routes.contains(r));
         clients.insert(route.clone(), client.clone());
         Some(client)
     }
 
-    /// Every route client, for metrics.
-    pub fn clients(&self) -> Vec<Arc<RouteClient>> {
+    /// What the resolver has done so far.
+    pub fn stats(&self) -> ResolverStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        clients.values().cloned().collect()
+        let routes = clients
+            .values()
+            .map(|c| RouteStats {
+                label: c.label.clone(),
+                queries: load(&c.queries),
+                failures: load(&c.failures),
+                latency_seconds: load(&c.latency_micros) as f64 / 1e6,
+            })
+            .collect();
+        ResolverStats {
+            cache_hits: load(&self.cache_hits),
+            cache_misses: load(&self.cache_misses),
+            busy: load(&self.busy),
+            cache_entries: self.cache.lock().map(|c| c.len()).unwrap_or(0),
+            routes,
+        }
     }
 
     /// How many more seconds the cache holds an answer of `route` for `name` (lower-case wire) and `qtype`, in the
@@ -186,12 +214,7 @@ impl Resolver {
         hit.expires.checked_duration_since(Instant::now()).map(|left| left.as_secs())
     }
 
-    /// Cached entries now.
-    pub fn cache_len(&self) -> usize {
-        self.cache.lock().map(|c| c.len()).unwrap_or(0)
-    }
-
-    fn cached(&self, client: &RouteClient, account: &Arc<str>, name: &[u8], qtype: u16) -> Option<Arc<Cached>> {
+    fn lookup_cache(&self, client: &RouteClient, account: &Arc<str>, name: &[u8], qtype: u16) -> Option<Arc<Cached>> {
         let key: CacheKey = (client.id, account.clone(), name.into(), qtype);
         let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match cache.get(&key) {
@@ -204,198 +227,122 @@ impl Resolver {
         }
     }
 
-    /// Answers the job from the cache when that needs nothing else (no CNAME to follow): the answer is in `out`.
-    pub fn answer_cached(&self, job: &RecurseJob, out: &mut Vec<u8>) -> Option<Rcode> {
-        let client = self.client(&job.route)?;
-        let Some(hit) = self.cached(&client, &job.account, &job.target, job.qtype) else {
-            self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+    /// The job's answer from the cache, when that needs nothing else (no CNAME to follow). `snapshot` is the one
+    /// the job was made under.
+    pub fn cached(&self, job: &RecurseJob, snapshot: &Snapshot) -> Option<Resolution> {
+        let client = self.client(&job.route, snapshot)?;
+        let Some(hit) = self.lookup_cache(&client, &job.account, &job.target, job.qtype) else {
+            self.cache_misses.fetch_add(1, Ordering::Relaxed);
             return None;
         };
         if hit.resolved.answers.iter().any(|rr| rr.rtype == rtype::CNAME) && job.qtype != rtype::CNAME {
-            // A chain: it may lead into a private zone; the full path handles it (from the cache too).
+            // A chain: it may lead into a name routed elsewhere; `complete` handles it (from the cache too).
             return None;
         }
-        self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
-        let aged = hit.stored.elapsed().as_secs() as u32;
-        encode_resolved(job, &hit.resolved, aged, out)
+        self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(hit.resolution())
     }
 
-    /// Resolves the job in the background and sends the answer to `reply`. Past `max_pending` jobs in progress the
-    /// answer is SERVFAIL at once.
-    pub fn submit(self: &Arc<Self>, job: RecurseJob, reply: Reply) {
-        if !self.admit(&job.account) {
-            self.counters.busy.fetch_add(1, Ordering::Relaxed);
-            let mut out = Vec::new();
-            if encode_resolved(&job, &Resolved::failure(EDE_BUSY), 0, &mut out).is_some() {
-                send(&reply, &out);
-            }
-            return;
-        }
-        let this = self.clone();
-        self.runtime.spawn(async move {
-            let started = Instant::now();
-            let mut out = Vec::with_capacity(512);
-            let rcode = this.resolve(&job, &mut out).await;
-            send(&reply, &out);
-            this.release(&job.account);
-            this.count_deferred(&job, rcode, started.elapsed());
-        });
+    /// Resolves the job within the deadline: SERVFAIL with an Extended DNS Error when no server answered in time,
+    /// and at once when `max_pending` resolutions (or the account's share) are in progress. `snapshot` is the one
+    /// the job was made under.
+    pub async fn complete(&self, job: &RecurseJob, snapshot: &Snapshot) -> Resolution {
+        let Some(_admission) = self.admit(&job.account) else {
+            self.busy.fetch_add(1, Ordering::Relaxed);
+            return Resolution::fresh(Resolved::failure(EDE_BUSY));
+        };
+        let resolved = match tokio::time::timeout(self.settings.deadline, self.chase(job, snapshot)).await {
+            Ok(Ok(resolved)) => resolved,
+            Ok(Err(ede)) => Resolved::failure(ede),
+            Err(_) => Resolved::failure(EDE_UNREACHABLE),
+        };
+        Resolution::fresh(resolved)
     }
 
     /// A place for one more resolution of `account`'s VPCs: within the account's share and the total.
-    fn admit(&self, account: &Arc<str>) -> bool {
+    fn admit(&self, account: &Arc<str>) -> Option<Admission<'_>> {
         let mut by_account = self.pending_by_account.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mine = by_account.get(account).copied().unwrap_or(0);
         if mine >= self.settings.max_pending_per_account {
-            return false;
+            return None;
         }
         if self.pending.fetch_add(1, Ordering::Relaxed) >= self.settings.max_pending {
             self.pending.fetch_sub(1, Ordering::Relaxed);
-            return false;
+            return None;
         }
         by_account.insert(account.clone(), mine + 1);
-        true
+        Some(Admission { resolver: self, account: account.clone() })
     }
 
     fn release(&self, account: &Arc<str>) {
         self.pending.fetch_sub(1, Ordering::Relaxed);
         let mut by_account = self.pending_by_account.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(n) = by_account.get_mut(account) {
-            *n -= 1;
+            *n = n.saturating_sub(1);
             if *n == 0 {
                 by_account.remove(account);
             }
         }
     }
 
-    /// Counts (and logs) a deferred answer, as the UDP thread would have.
-    fn count_deferred(&self, job: &RecurseJob, rcode: Rcode, latency: Duration) {
-        let snapshot = self.published.load_full();
-        let outcome = crate::dataplane::respond::Outcome {
-            rcode,
-            vpc: Some(job.vpc),
-            zone: job.zone,
-            truncated: false,
-            cookie_valid: job.cookie.is_some_and(|c| c.valid),
-            unclassified: false,
-        };
-        if let Some(log) = &self.query_log {
-            log.record(&snapshot, &job.packet, job.source, &outcome, latency);
-        }
-        let Ok(mut stats) = self.deferred_stats.lock() else { return };
-        if let Some(stats) = stats.as_mut() {
-            stats.record(&snapshot, &outcome, job.transport, latency);
-            stats.flush();
-        }
-    }
-
-    /// Resolves the job within the deadline; the answer (or SERVFAIL with an EDE) is in `out`.
-    pub async fn resolve(&self, job: &RecurseJob, out: &mut Vec<u8>) -> Rcode {
-        let resolved = match tokio::time::timeout(self.settings.deadline, self.chase(job)).await {
-            Ok(Ok(resolved)) => resolved,
-            Ok(Err(ede)) => Resolved::failure(ede),
-            Err(_) => Resolved::failure(EDE_UNREACHABLE),
-        };
-        encode_resolved(job, &resolved, 0, out).unwrap_or(Rcode::ServFail)
-    }
-
     /// Follows the name through routes and private zones until an answer, CNAME by CNAME.
-    async fn chase(&self, job: &RecurseJob) -> Result<Resolved, Ede> {
+    async fn chase(&self, job: &RecurseJob, snapshot: &Snapshot) -> Result<Resolved, Ede> {
         let mut answers: Vec<OwnedRr> = Vec::new();
         let mut route = job.route.clone();
         let mut name = job.target.clone();
         for _ in 0..=MAX_RESTARTS {
-            let client = self.client(&route).ok_or(EDE_NETWORK)?;
-            let hit = match self.cached(&client, &job.account, &name, job.qtype) {
+            let client = self.client(&route, snapshot).ok_or(EDE_NETWORK)?;
+            let hit = match self.lookup_cache(&client, &job.account, &name, job.qtype) {
                 Some(hit) => hit,
                 None => self.ask(&client, &job.account, &name, job.qtype).await?,
             };
-            let aged = hit.stored.elapsed().as_secs() as u32;
-            let resolved = &hit.resolved;
-            // Walk the chain the route answered: cut it at a CNAME into a private zone this VPC sees.
-            let snapshot = self.published.load_full();
-            let mut current = name.clone();
-            let mut next: Option<Next> = None;
-            for rr in &resolved.answers {
-                let mut rr = rr.clone();
-                rr.ttl = rr.ttl.saturating_sub(aged);
-                let owner_is_current = lower(&rr.owner).as_deref() == Some(current.as_slice());
-                answers.push(rr.clone());
-                if rr.rtype == rtype::CNAME && owner_is_current && job.qtype != rtype::CNAME {
-                    let Some(target) = lower(&rr.rdata) else { break };
-                    current = target;
-                    match where_to(&snapshot, job.vpc, &current) {
-                        Where::Private => {
-                            next = Some(Next::Private);
-                            break;
-                        }
-                        Where::Route(r) if r != route => {
-                            // Another rule (or the upstreams) answers the target: keep what came, ask there if
-                            // the chain ends here.
-                            next = Some(Next::Route(r));
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            let Resolution { resolved, aged } = hit.resolution();
+            let (current, next) = walk_chain(snapshot, job, &route, &name, &resolved, aged, &mut answers);
             let answered = resolved
                 .answers
                 .iter()
                 .any(|rr| rr.rtype == job.qtype && lower(&rr.owner).as_deref() == Some(current.as_slice()));
             match next {
-                Some(Next::Private) => return Ok(self.private(&snapshot, job, &current, answers)),
-                _ if answered || resolved.rcode != Rcode::NoError || !resolved.authority.is_empty() => {
-                    let mut done = resolved.clone();
-                    done.answers = answers;
-                    done.authority = resolved
-                        .authority
-                        .iter()
-                        .map(|rr| OwnedRr { ttl: rr.ttl.saturating_sub(aged), ..rr.clone() })
-                        .collect();
-                    return Ok(done);
-                }
+                Some(Next::Private) => return Ok(private(snapshot, job, &current, answers)),
                 Some(Next::Route(r)) => route = r,
-                None if current != name => {}
-                None => {
-                    // NOERROR, no data, no SOA: as the route said.
-                    let mut done = resolved.clone();
-                    done.answers = answers;
-                    return Ok(done);
+                None if answered || resolved.rcode != Rcode::NoError || !resolved.authority.is_empty() => {
+                    return Ok(finished(&resolved, answers, aged))
                 }
+                None if current != name => {}
+                // NOERROR, no data, no SOA: as the route said.
+                None => return Ok(finished(&resolved, answers, aged)),
             }
             name = current;
         }
         Ok(Resolved { rcode: Rcode::ServFail, answers, authority: Vec::new(), ede: Some(lookup::EDE_MAX_RESTARTS) })
     }
 
-    /// Completes a chain from the private zone that holds `name` (a public CNAME pointed into it).
-    fn private(&self, snapshot: &Snapshot, job: &RecurseJob, name: &[u8], mut answers: Vec<OwnedRr>) -> Resolved {
-        let answer = lookup::lookup(snapshot, job.vpc, name, job.qtype, job.transport);
-        // Owners that are "the query name" here mean `name`.
-        for mut rr in OwnedRr::from_answer(&answer.answer) {
-            if rr.owner.is_empty() {
-                rr.owner = name.into();
-            }
-            answers.push(rr);
-        }
-        let mut authority = OwnedRr::from_answer(&answer.authority);
-        for rr in &mut authority {
-            if rr.owner.is_empty() {
-                rr.owner = name.into();
-            }
-        }
-        Resolved { rcode: answer.rcode, answers, authority, ede: answer.ede }
-    }
-
-    /// One upstream query through the route's pool; the answer is cached.
+    /// One upstream query through the route's pool, tried `attempts` times while it times out or fails on the
+    /// network (the pool tries each server once per attempt); the answer is cached.
     async fn ask(&self, client: &RouteClient, account: &Arc<str>, name: &[u8], qtype: u16) -> Result<Arc<Cached>, Ede> {
         let Some(query_name) = name_of(name) else { return Err(EDE_NETWORK) };
         let query = Query::query(query_name, RecordType::from(qtype));
+        let mut failure = EDE_NETWORK;
+        for attempt in 1..=self.settings.attempts.max(1) {
+            match self.ask_once(client, &query).await {
+                Ok(resolved) => return Ok(self.store(client, account, name, qtype, resolved)),
+                Err(Failure::Final(ede)) => return Err(ede),
+                Err(Failure::Retry(ede)) => {
+                    tracing::debug!(route = %client.label, attempt, "upstream attempt failed; trying again");
+                    failure = ede;
+                }
+            }
+        }
+        Err(failure)
+    }
+
+    async fn ask_once(&self, client: &RouteClient, query: &Query) -> Result<Resolved, Failure> {
         let started = Instant::now();
         client.queries.fetch_add(1, Ordering::Relaxed);
-        let mut responses = client.pool.lookup(query, Default::default());
+        let mut responses = client.pool.lookup(query.clone(), Default::default());
         let first = futures_util::StreamExt::next(&mut responses).await;
-        client.latency_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let waited = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        client.latency_micros.fetch_add(waited, Ordering::Relaxed);
         let resolved = match first {
             Some(Ok(response)) => {
                 from_message(response.metadata.response_code, &response.answers, &response.authorities)
@@ -407,27 +354,101 @@ impl Resolver {
             Some(Err(e)) => {
                 client.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(route = %client.label, error = %e, "upstream query failed");
-                return Err(if is_timeout(&e) { EDE_UNREACHABLE } else { EDE_NETWORK });
+                return Err(Failure::Retry(if is_timeout(&e) { EDE_UNREACHABLE } else { EDE_NETWORK }));
             }
             None => {
                 client.failures.fetch_add(1, Ordering::Relaxed);
-                return Err(EDE_NETWORK);
+                return Err(Failure::Retry(EDE_NETWORK));
             }
         };
         if resolved.rcode == Rcode::ServFail || resolved.rcode == Rcode::Refused {
             // Not an answer about the name: never cached, reported as the route's failure.
             client.failures.fetch_add(1, Ordering::Relaxed);
-            return Err(EDE_NETWORK);
+            return Err(Failure::Final(EDE_NETWORK));
         }
+        Ok(resolved)
+    }
+
+    fn store(
+        &self,
+        client: &RouteClient,
+        account: &Arc<str>,
+        name: &[u8],
+        qtype: u16,
+        resolved: Resolved,
+    ) -> Arc<Cached> {
         let ttl = cache_ttl(&resolved);
         let now = Instant::now();
-        let cached = Arc::new(Cached { resolved, stored: now, expires: now + Duration::from_secs(ttl.into()) });
+        let expires = now + Duration::from_secs(ttl.into());
+        let cached = Arc::new(Cached { resolved: Arc::new(resolved), stored: now, expires });
         if ttl > 0 {
             let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             cache.put((client.id, account.clone(), name.into(), qtype), cached.clone());
         }
-        Ok(cached)
+        cached
     }
+}
+
+/// Why one attempt failed: worth another (a timeout, a network error), or an answer that will not change.
+enum Failure {
+    Retry(Ede),
+    Final(Ede),
+}
+
+/// Walks the chain a route answered for `name`, appending its records (TTLs aged) to `answers`, and cuts it where
+/// it enters a name that routes elsewhere for this VPC: a private zone it sees, or another route, whose answer
+/// for that name is the one to serve — never this route's. Returns the name the chain reached and where it goes
+/// next (`None`: it stays with this route).
+fn walk_chain(
+    snapshot: &Snapshot,
+    job: &RecurseJob,
+    route: &Route,
+    name: &[u8],
+    resolved: &Resolved,
+    aged: u32,
+    answers: &mut Vec<OwnedRr>,
+) -> (Vec<u8>, Option<Next>) {
+    let mut current = name.to_vec();
+    for rr in &resolved.answers {
+        let owner_is_current = lower(&rr.owner).as_deref() == Some(current.as_slice());
+        answers.push(OwnedRr { ttl: rr.ttl.saturating_sub(aged), ..rr.clone() });
+        if rr.rtype != rtype::CNAME || !owner_is_current || job.qtype == rtype::CNAME {
+            continue;
+        }
+        let Some(target) = lower(&rr.rdata) else { break };
+        current = target;
+        match where_to(snapshot, job.vpc, &current) {
+            Where::Private => return (current, Some(Next::Private)),
+            Where::Route(r) if r != *route => return (current, Some(Next::Route(r))),
+            _ => {}
+        }
+    }
+    (current, None)
+}
+
+/// The route's answer as it ends the chain: its rcode and authority (TTLs aged), after the chain so far.
+fn finished(resolved: &Resolved, answers: Vec<OwnedRr>, aged: u32) -> Resolved {
+    let authority = resolved.authority.iter().map(|rr| OwnedRr { ttl: rr.ttl.saturating_sub(aged), ..rr.clone() });
+    Resolved { rcode: resolved.rcode, answers, authority: authority.collect(), ede: resolved.ede }
+}
+
+/// Completes a chain from the private zone that holds `name` (a public CNAME pointed into it).
+fn private(snapshot: &Snapshot, job: &RecurseJob, name: &[u8], mut answers: Vec<OwnedRr>) -> Resolved {
+    let answer = lookup::lookup(snapshot, job.vpc, name, job.qtype, job.transport);
+    // Owners that are "the query name" here mean `name`.
+    for mut rr in OwnedRr::from_answer(&answer.answer) {
+        if rr.owner.is_empty() {
+            rr.owner = name.into();
+        }
+        answers.push(rr);
+    }
+    let mut authority = OwnedRr::from_answer(&answer.authority);
+    for rr in &mut authority {
+        if rr.owner.is_empty() {
+            rr.owner = name.into();
+        }
+    }
+    Resolved { rcode: answer.rcode, answers, authority, ede: answer.ede }
 }
 
 enum Next {
@@ -528,22 +549,6 @@ fn lower(wire: &[u8]) -> Option<Vec<u8>> {
     let len = crate::dns::name::wire_len(wire)?;
     let mut buf = [0u8; crate::dns::name::MAX_NAME_LEN];
     Some(crate::dns::name::lower_into(&wire[..len], &mut buf).to_vec())
-}
-
-/// Sends a deferred answer (a lost datagram is the client's to retry, as with any UDP answer).
-fn send(reply: &Reply, payload: &[u8]) {
-    match reply {
-        Reply::Udp { socket, peer, local, wildcard } => {
-            let sent = if *wildcard {
-                crate::dataplane::serve::batch::send_from(socket, payload, *peer, *local)
-            } else {
-                socket.send_to(payload, peer).map(|_| ())
-            };
-            if let Err(e) = sent {
-                tracing::debug!(%peer, error = %e, "a resolved answer could not be sent");
-            }
-        }
-    }
 }
 
 #[cfg(test)]

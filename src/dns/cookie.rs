@@ -85,6 +85,24 @@ fn hash(key: &[u8; 16], client: &[u8; 8], head: &[u8; 8], source: IpAddr) -> [u8
     h.finish().to_be_bytes()
 }
 
+/// The COOKIE option of a reply: the client's cookie and a fresh server cookie, and whether the client's own server
+/// cookie was valid (a valid cookie proves the source address; rate limiting exempts it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieReply {
+    pub client: [u8; 8],
+    pub server: [u8; SERVER_COOKIE_LEN],
+    pub valid: bool,
+}
+
+/// The COOKIE of a reply to the cookie `sent` from `source`, at `now` (Unix seconds).
+pub fn reply(keys: &CookieKeys, sent: &ClientCookie, source: IpAddr, now: u32) -> CookieReply {
+    CookieReply {
+        client: sent.client,
+        server: server_cookie(keys, &sent.client, source, now),
+        valid: is_valid(keys, sent, source, now),
+    }
+}
+
 /// The server cookie for this client cookie and address, stamped `now` (Unix seconds, mod 2^32).
 pub fn server_cookie(keys: &CookieKeys, client: &[u8; 8], source: IpAddr, now: u32) -> [u8; SERVER_COOKIE_LEN] {
     let mut out = [0u8; SERVER_COOKIE_LEN];

@@ -9,7 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use ahash::RandomState;
 use ipnet::IpNet;
 
-use crate::model::snapshot::VpcIdx;
+/// Index of a VPC in the snapshot's `vpcs` and `views`.
+pub type VpcIdx = u32;
 
 /// What classification found, with the evidence `explain` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,14 +18,7 @@ pub const MAX_RESTARTS: usize = 11;
 /// Additional-section RRsets at the most: bounds the work one MX/SRV/NS answer can cause.
 pub const MAX_ADDITIONAL_RRSETS: usize = 16;
 
-/// The owner name an RRset is rendered with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner<'s> {
-    /// The query name exactly as the client wrote it (rendered as a pointer to the question).
-    QName,
-    /// An uncompressed wire name held by the snapshot (a CNAME target, an additional-section name, an apex).
-    Name(&'s [u8]),
-}
+pub use crate::dns::wire::Owner;
 
 /// One RRset in a response, and the zone it came from.
 #[derive(Debug, Clone, Copy)]

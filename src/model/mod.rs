@@ -2,11 +2,13 @@
 //! it (`compile` → `snapshot`, `nodes`, `records`), and the pure query core over them (`classify`, `lookup`,
 //! `explain`). No I/O, no locks.
 
+pub mod billing;
 pub mod classify;
 pub mod compile;
 pub mod explain;
 pub mod lookup;
 pub mod nodes;
+pub mod publish;
 pub mod records;
 pub mod snapshot;
 pub mod state;

@@ -15,8 +15,7 @@ use crate::model::classify::Classifier;
 use crate::model::nodes::{NodeArena, OwnedNode};
 use crate::model::state::{Uid, VpcId, ZoneId};
 
-/// Index of a VPC in [`Snapshot::vpcs`] and [`Snapshot::views`].
-pub type VpcIdx = u32;
+pub use crate::model::classify::VpcIdx;
 /// Index of a zone in [`Snapshot::zones`].
 pub type ZoneIdx = u32;
 
@@ -51,6 +50,8 @@ pub type RouteIdx = u32;
 pub struct Route {
     /// The rule's id; None for the upstreams.
     pub rule: Option<Arc<str>>,
+    /// The rule's owner, billed for the answers it gives; None for the upstreams (the asking VPC's account pays).
+    pub owner: Option<Arc<str>>,
     pub targets: Arc<[std::net::SocketAddr]>,
 }
 
@@ -79,6 +80,8 @@ pub struct VpcEntry {
     pub account: Arc<str>,
     /// Full UDP answers per second per source address (0: unlimited).
     pub query_limit: u32,
+    /// Names outside its zones resolve somewhere (upstreams, or a rule in its scope): every answer says RA.
+    pub recursion: bool,
 }
 
 /// The zones one VPC sees, found by lower-case apex.

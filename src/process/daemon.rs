@@ -17,8 +17,12 @@ use crate::control::follow::{follow, FeedHealth};
 use crate::control::notify::Mailer;
 use crate::control::{auth, usage, ControlPlane};
 use crate::dataplane::metering::Meter;
-use crate::dataplane::serve::{self, Published};
+use crate::dataplane::observe::Observers;
+use crate::dataplane::resolve::Resolver;
+use crate::dataplane::serve;
+use crate::model::publish::SnapshotCell;
 use crate::process::reload::{self, Reloader};
+use crate::process::telemetry::{self, Telemetry};
 use crate::settings::{ControlSettings, Settings};
 
 /// Serves until SIGTERM/SIGINT.
@@ -35,17 +39,20 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
         let loaded = reload::load_valid(&config, None)?;
         let udp_sockets = udp_sockets.unwrap_or(workers);
         let settings = loaded.settings.clone();
+        // Names outside the private zones: upstreams and forwarding rules (a later reload or API change may add
+        // them, so the resolver is always there; without routes it is never asked).
+        let resolver = Arc::new(Resolver::new(settings.resolver));
         match settings.control.clone() {
             Some(control) => {
                 drop(loaded);
-                serve_store(control, settings, udp_sockets).await
+                serve_store(control, settings, resolver, udp_sockets).await
             }
             None => {
                 let reloader = Reloader::from_loaded(&config, loaded);
                 let published = reloader.published();
                 let hangup = reload::catch_hangup()?;
                 let watcher = tokio::spawn(reload::watch(reloader, hangup, watch_interval));
-                run_dns(&settings, published, udp_sockets, None, Observe::default(), async move {
+                run_dns(&settings, published, resolver, udp_sockets, None, Observe::default(), async move {
                     watcher.await.context("the reload task failed")?
                 })
                 .await
@@ -54,7 +61,12 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
     })
 }
 
-async fn serve_store(control: ControlSettings, settings: Settings, udp_sockets: usize) -> anyhow::Result<()> {
+async fn serve_store(
+    control: ControlSettings,
+    settings: Settings,
+    resolver: Arc<Resolver>,
+    udp_sockets: usize,
+) -> anyhow::Result<()> {
     // The store, its WAL, backups and the secret are the tenants' data: owner-only, whatever the caller's umask.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // The embedded store is this server's alone while it runs: operator commands go through its socket.
@@ -80,8 +92,7 @@ async fn serve_store(control: ControlSettings, settings: Settings, udp_sockets: 
     };
     let admin = api::listen::bind(control.admin_listen, &control.socket, control.tls.as_ref()).await?;
     let admin_line = format!("vpcdns admin: {} operator socket {}", admin.url(), control.socket.display());
-    let resolver_slot = Arc::new(std::sync::OnceLock::new());
-    let state = ApiState::new(plane.clone(), mailer, &control.admin_limits, api_hooks(Some(resolver_slot.clone())));
+    let state = ApiState::new(plane.clone(), mailer, &control.admin_limits, api_hooks(Some(resolver.clone())));
     let socket = api::listen::RemoveOnDrop(control.socket.clone());
     let api_task = tokio::spawn(api::listen::serve(admin, state, control.admin_limits));
     // A shared store: the state was listed at one revision; from the next, follow what other nodes commit.
@@ -91,11 +102,10 @@ async fn serve_store(control: ControlSettings, settings: Settings, udp_sockets: 
         health
     });
     let meter = Arc::new(Meter::default());
-    let persister =
-        tokio::spawn(usage::persist_loop(plane.clone(), meter.clone(), control.node.clone(), USAGE_PERSIST_EVERY));
+    let persister = tokio::spawn(persist_usage_loop(plane.clone(), meter.clone(), control.node.clone()));
     let compactor = tokio::spawn(compact_loop(plane.clone()));
-    let observe = Observe { meter: Some(meter.clone()), feed, resolver_slot: Some(resolver_slot) };
-    let result = run_dns(&settings, plane.published(), udp_sockets, Some(admin_line), observe, async move {
+    let observe = Observe { meter: Some(meter.clone()), feed };
+    let result = run_dns(&settings, plane.published(), resolver, udp_sockets, Some(admin_line), observe, async move {
         api_task.await.context("the admin API task failed")?
     })
     .await;
@@ -103,7 +113,7 @@ async fn serve_store(control: ControlSettings, settings: Settings, udp_sockets: 
     compactor.abort();
     // What was counted since the last persist is written before exit.
     let node = control.node.clone();
-    let flushed = tokio::task::spawn_blocking(move || usage::persist(&plane, &meter, &node)).await;
+    let flushed = tokio::task::spawn_blocking(move || persist_usage(&plane, &meter, &node)).await;
     if let Ok(Err(e)) = flushed {
         tracing::warn!(error = format!("{e:#}"), "the last usage counts were not persisted");
     }
@@ -114,13 +124,11 @@ async fn serve_store(control: ControlSettings, settings: Settings, udp_sockets: 
 /// The API's calls into the configuration parser and the data plane. With the running server's resolver (once it
 /// exists) `explain` says what its cache holds — the caller's own part of it only (the source is in its own VPC):
 /// what other tenants resolved is not its business.
-pub fn api_hooks(
-    resolver: Option<Arc<std::sync::OnceLock<Arc<crate::dataplane::resolve::Resolver>>>>,
-) -> api::ApiHooks {
+pub fn api_hooks(resolver: Option<Arc<Resolver>>) -> api::ApiHooks {
     api::ApiHooks {
         parse_state_file: crate::process::config::parse_state_file,
         explain: Arc::new(move |input: &api::ExplainInput<'_>| {
-            let live = resolver.as_ref().and_then(|slot| slot.get());
+            let live = resolver.as_deref();
             let probe = |route: &crate::model::snapshot::Route, name: &[u8], qtype: u16| {
                 live.and_then(|r| r.cache_remaining(route, &input.account.0, name, qtype))
             };
@@ -153,14 +161,42 @@ const USAGE_PERSIST_EVERY: Duration = Duration::from_secs(5);
 struct Observe {
     meter: Option<Arc<Meter>>,
     feed: Option<Arc<FeedHealth>>,
-    /// Where the admin API finds the resolver once it exists.
-    resolver_slot: Option<Arc<std::sync::OnceLock<Arc<crate::dataplane::resolve::Resolver>>>>,
+}
+
+/// Drains the meter into the store every few seconds, until the process ends.
+async fn persist_usage_loop(plane: Arc<ControlPlane>, meter: Arc<Meter>, node: String) {
+    let mut ticks = tokio::time::interval(USAGE_PERSIST_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (plane, meter, node) = (plane.clone(), meter.clone(), node.clone());
+        match tokio::task::spawn_blocking(move || persist_usage(&plane, &meter, &node)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "usage not persisted yet; will retry"),
+            Err(e) => tracing::error!(error = %e, "the usage persister failed"),
+        }
+    }
+}
+
+/// Adds the meter's counts to this node's usage buckets; on failure the counts go back to the meter, so nothing is
+/// lost.
+fn persist_usage(plane: &ControlPlane, meter: &Meter, node: &str) -> anyhow::Result<()> {
+    let counts = meter.take();
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let persisted = usage::persist(plane, &counts, node);
+    if persisted.is_err() {
+        meter.restore(counts);
+    }
+    persisted
 }
 
 /// Binds DNS, prints the readiness line(s), and runs until a signal or until `background` fails.
 async fn run_dns(
     settings: &Settings,
-    published: Published,
+    snapshots: SnapshotCell,
+    resolver: Arc<Resolver>,
     udp_sockets: usize,
     extra_line: Option<String>,
     observe: Observe,
@@ -176,55 +212,45 @@ async fn run_dns(
         }
         None => None,
     };
-    let metrics = match settings.metrics {
-        Some(addr) => {
-            let listener = crate::dataplane::metrics::bind(addr).await?;
+    let metrics = settings.metrics.map(|_| Arc::new(crate::dataplane::metrics::Metrics::new(snapshots.clone())));
+    let telemetry = match (settings.metrics, &metrics) {
+        (Some(addr), Some(metrics)) => {
+            let listener = telemetry::bind(addr).await?;
             let addr = listener.local_addr().unwrap_or(addr);
-            let metrics = Arc::new(
-                crate::dataplane::metrics::Metrics::new(published.clone(), query_log.clone()).with_feed(observe.feed),
-            );
+            let telemetry = Arc::new(Telemetry::new(
+                metrics.clone(),
+                snapshots.clone(),
+                query_log.clone(),
+                Some(resolver.clone()),
+                observe.feed,
+            ));
             tracing::info!("metrics on http://{addr}/metrics, readiness on http://{addr}/ready");
-            tokio::spawn(crate::dataplane::metrics::serve_http(listener, metrics.clone()));
-            Some(metrics)
+            tokio::spawn(telemetry::serve_http(listener, telemetry.clone()));
+            Some(telemetry)
         }
-        None => None,
+        _ => None,
     };
     for addr in &bound.addresses {
         tracing::info!(%addr, "listening on UDP and TCP");
     }
     let addresses: Vec<String> = bound.addresses.iter().map(ToString::to_string).collect();
-    // Names outside the private zones: upstreams and forwarding rules (a later reload or API change may add them,
-    // so the resolver is always there; without routes it is never asked).
-    let resolver = Arc::new(crate::dataplane::resolve::Resolver::new(
-        settings.resolver,
-        published.clone(),
-        tokio::runtime::Handle::current(),
-        metrics.clone(),
-        query_log.clone(),
-    ));
-    if let Some(metrics) = &metrics {
-        metrics.set_resolver(resolver.clone());
-    }
-    if let Some(slot) = &observe.resolver_slot {
-        let _ = slot.set(resolver.clone());
-    }
     if !settings.served.upstreams.is_empty() {
         tracing::info!(upstreams = ?settings.served.upstreams, "resolving names outside the private zones");
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut dns = tokio::spawn(serve::run(
-        bound,
-        published,
-        serve::tcp::TcpLimits::new(&settings.tcp),
-        serve::Observers { meter: observe.meter, metrics: metrics.clone(), query_log, resolver: Some(resolver) },
-        settings.rrl,
-        stopped,
-    ));
+    let service = serve::Service {
+        snapshots,
+        observers: Observers { meter: observe.meter, metrics, query_log },
+        resolver,
+        tcp: serve::tcp::TcpLimits::new(&settings.tcp),
+        rrl: settings.rrl,
+    };
+    let mut dns = tokio::spawn(serve::run(bound, service, stopped));
     // Signals are caught before anyone is told the server is ready: a supervisor may stop it right away.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    if let Some(metrics) = &metrics {
-        metrics.set_ready(true);
+    if let Some(telemetry) = &telemetry {
+        telemetry.set_ready(true);
     }
     // The readiness lines supervisors and tests wait for.
     println!("vpcdns ready: listening on {}", addresses.join(" "));
@@ -239,8 +265,8 @@ async fn run_dns(
         r = background => r,
     };
     // Drain: stop taking queries, let open TCP connections answer what they have read, then exit.
-    if let Some(metrics) = &metrics {
-        metrics.set_ready(false);
+    if let Some(telemetry) = &telemetry {
+        telemetry.set_ready(false);
     }
     notify_systemd("STOPPING=1");
     let _ = stop.send(true);

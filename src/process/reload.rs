@@ -6,19 +6,16 @@
 //! readers keep loading the old snapshot until the single `store` publishes the new one.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Context;
-use arc_swap::ArcSwap;
-
-use crate::dataplane::serve::Published;
 use crate::model::compile::Compiler;
+use crate::model::publish::SnapshotCell;
 use crate::model::snapshot::Snapshot;
 use crate::model::state::State;
 use crate::model::validate;
 use crate::process::config;
 use crate::settings::Settings;
+use anyhow::Context;
 
 /// Loads and validates the configuration at `path`: the one function `serve`, `check` and `explain` share.
 pub fn load_valid(path: &Path, previous: Option<&State>) -> anyhow::Result<config::Loaded> {
@@ -45,7 +42,7 @@ pub struct Reloader {
     watched: Vec<(PathBuf, Fingerprint)>,
     /// Fingerprints seen changed at the last poll; the reload waits until they hold still.
     settling: Option<Vec<Fingerprint>>,
-    published: Published,
+    published: SnapshotCell,
 }
 
 impl Reloader {
@@ -57,9 +54,8 @@ impl Reloader {
     /// Compiles the first snapshot from a configuration already loaded and validated from `config_path`.
     pub fn from_loaded(config_path: &Path, loaded: config::Loaded) -> Reloader {
         let mut compiler = Compiler::default();
-        let snapshot = compiler.compile(&loaded.state);
-        log_counts(&snapshot, "loaded");
-        release_free_memory();
+        let published = SnapshotCell::first(&mut compiler, &loaded.state, Instant::now());
+        log_counts(&published.load(), "loaded");
         Reloader {
             config_path: config_path.to_path_buf(),
             settings: loaded.settings,
@@ -67,11 +63,11 @@ impl Reloader {
             compiler,
             watched: fingerprints(loaded.watched),
             settling: None,
-            published: Arc::new(ArcSwap::from_pointee(snapshot)),
+            published,
         }
     }
 
-    pub fn published(&self) -> Published {
+    pub fn published(&self) -> SnapshotCell {
         self.published.clone()
     }
 
@@ -119,15 +115,13 @@ impl Reloader {
                         "settings changed that take effect after a restart (the served state applies at once)"
                     );
                 }
-                let mut snapshot = self.compiler.compile(&loaded.state);
-                snapshot.change_seconds = started.elapsed().as_secs_f64();
-                let generation = snapshot.generation;
                 let changes = StateChanges::between(&self.state, &loaded.state);
-                log_counts(&snapshot, "reloaded");
-                self.published.store(Arc::new(snapshot));
+                // The previous state goes first, so that the trim after the compile hands its memory back too.
                 self.state = loaded.state;
                 self.settings = loaded.settings;
-                release_free_memory();
+                let snapshot = self.published.publish(&mut self.compiler, &self.state, None, started);
+                let generation = snapshot.generation;
+                log_counts(&snapshot, "reloaded");
                 tracing::info!(
                     why,
                     generation,
@@ -153,16 +147,6 @@ fn fingerprints(paths: Vec<PathBuf>) -> Vec<(PathBuf, Fingerprint)> {
             (p, fp)
         })
         .collect()
-}
-
-/// Hands the memory a load freed (file text, parse trees, the previous state) back to the system. glibc keeps freed
-/// memory for reuse, so without this the peak of a load would stay resident until the next one.
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it is safe to call at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// What a reload changed, for its log line: zones added, removed and changed (by id), VPCs added, removed and

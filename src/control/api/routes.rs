@@ -590,7 +590,7 @@ async fn usage(
     ConnectInfo(remote): Remote,
     headers: HeaderMap,
     ApiQuery(range): ApiQuery<RangeQuery>,
-) -> ApiResult {
+) -> Result<Json<crate::control::usage::UsageReport>, ApiError> {
     let actor = api.tenant(&headers, Some(remote))?;
     let (from, to) = range.bounds();
     let plane = api.plane.clone();
@@ -610,7 +610,10 @@ async fn audit(
     plane.read(&actor, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, limit)).map(Json)
 }
 
-async fn op_usage(State(api): State<ApiState>, ApiQuery(range): ApiQuery<RangeQuery>) -> ApiResult {
+async fn op_usage(
+    State(api): State<ApiState>,
+    ApiQuery(range): ApiQuery<RangeQuery>,
+) -> Result<Json<crate::control::usage::UsageReport>, ApiError> {
     let (from, to) = range.bounds();
     api.plane.read(&Actor::Operator, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to)).map(Json)
 }

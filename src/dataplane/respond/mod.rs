@@ -1,187 +1,207 @@
-//! The request handler: packet bytes → response bytes, shared by UDP and TCP.
+//! The request handler: a [`Request`] and its [`Context`] → response bytes, shared by UDP and TCP.
 //!
 //! `handle` decodes, applies the protocol rules that come before any lookup (opcode, EDNS version, meta types,
-//! class), classifies the source, runs the pure lookup, and encodes the [`Answer`] with name compression, EDNS and
-//! truncation. UDP and TCP differ only in the size limit and ANY handling. Nothing here does I/O or panics.
+//! class), classifies the source, runs the pure lookup, and encodes the [`Answer`] with `dns::wire`'s encoder,
+//! deciding what goes in: EDNS, truncation, RA for a VPC that has a resolver. UDP and TCP differ only in the size
+//! limit and ANY handling. A name that resolves outside the private zones comes back as a [`RecurseJob`] for the
+//! shell to complete. Nothing here does I/O, reads a clock or panics.
 
 use std::net::{IpAddr, SocketAddr};
 
-use smallvec::SmallVec;
-
-use crate::dns::cookie::{self, CookieKeys};
+use crate::dns::cookie::{self, CookieKeys, CookieReply};
 use crate::dns::rdata::{is_meta_type, rtype};
-use crate::dns::wire::{self, DecodeError, Edns, Query, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN};
-use crate::dns::Ede;
-use crate::dns::{Rcode, Transport};
-use crate::model::lookup::{self, Answer, Owner, Rr};
-use crate::model::snapshot::{Snapshot, VpcIdx, ZoneIdx};
+use crate::dns::wire::{
+    self, opt_len, set_count, write_header, write_opt, DecodeError, Edns, Encoder, Query, FLAG_RA, FLAG_TC, HEADER_LEN,
+};
+use crate::dns::{Ede, Rcode, Transport};
+use crate::model::billing::Billed;
+use crate::model::lookup::{self, Answer, Rr};
+use crate::model::snapshot::{Snapshot, VpcIdx};
+
+mod recurse;
+
+pub use recurse::{encode_resolved, OwnedRr, RecurseJob, Resolution, Resolved};
 
 /// Our EDNS UDP payload size, and the most we send over UDP (the DNS Flag Day 2020 value).
 pub const EDNS_UDP_SIZE: u16 = 1232;
 /// The UDP limit without EDNS (RFC 1035 §4.2.1).
 pub const PLAIN_UDP_SIZE: usize = 512;
-/// The size of our OPT record with no options.
-const OPT_LEN: usize = 11;
-/// At most this many name positions are remembered for compression: bounds the CPU one response can cost.
-const MAX_COMPRESSION_ENTRIES: usize = 64;
 const CLASS_IN: u16 = 1;
-/// EDNS option code of Extended DNS Errors (RFC 8914).
-const EDNS_OPTION_EDE: u16 = 15;
 
-/// What became of a request, for logging and metering.
+/// One request as it arrived: the packet, who sent it, the address it arrived on (the listener it is classified
+/// by), and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub packet: &'a [u8],
+    pub source: IpAddr,
+    pub local: SocketAddr,
+    pub transport: Transport,
+}
+
+/// What a request is answered against: the snapshot, the cookie secrets (none: cookies are not answered), and the
+/// time in Unix seconds (for server cookies).
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub snapshot: &'a Snapshot,
+    pub cookies: Option<&'a CookieKeys>,
+    pub now: u32,
+}
+
+/// The question of a request, as offsets into its packet: no copy, and no second decode for the query log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuestionRef {
+    /// Where the question's name ends in the packet (it starts right after the header).
+    pub name_end: u16,
+    pub qtype: u16,
+}
+
+impl QuestionRef {
+    /// The question's name (uncompressed wire form, the client's case) in `packet`.
+    pub fn name<'p>(&self, packet: &'p [u8]) -> Option<&'p [u8]> {
+        packet.get(HEADER_LEN..usize::from(self.name_end))
+    }
+}
+
+/// What became of a request: for the finish line (metering, metrics, the query log) and rate limiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
     pub rcode: Rcode,
     pub vpc: Option<VpcIdx>,
-    /// The zone that answered the query name (its owner is billed).
-    pub zone: Option<ZoneIdx>,
+    /// Who pays for the answer (see `model::billing`).
+    pub billed: Billed,
     pub truncated: bool,
     /// The client returned a valid server cookie.
     pub cookie_valid: bool,
     /// The source is in no VPC (answered REFUSED).
     pub unclassified: bool,
+    /// The question, when the request had a well-formed one.
+    pub question: Option<QuestionRef>,
 }
 
-mod recurse;
+impl Outcome {
+    fn new(rcode: Rcode, cookie_valid: bool, question: Option<QuestionRef>) -> Outcome {
+        Outcome {
+            rcode,
+            vpc: None,
+            billed: Billed::Nobody,
+            truncated: false,
+            cookie_valid,
+            unclassified: false,
+            question,
+        }
+    }
+}
 
-pub use recurse::{encode_resolved, OwnedRr, RecurseJob, Resolved};
+/// One finished exchange, as the finish line records it: the request, what became of it, and how long it took.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    /// The query as received.
+    pub packet: &'a [u8],
+    pub source: IpAddr,
+    pub transport: Transport,
+    pub outcome: Outcome,
+    pub latency: std::time::Duration,
+}
 
-/// What became of a request that may need resolving outside the private zones.
+/// What became of a request.
 pub enum Handled {
     /// No response at all.
     Dropped,
     /// The response is in `out`.
     Answered(Outcome),
-    /// The answer comes from outside: `out` is empty; the job says what to resolve (see `resolve`).
-    Recurse(Outcome, Box<RecurseJob>),
+    /// The answer comes from outside: `out` is empty; the job says what to resolve and how to answer.
+    Recurse(Box<RecurseJob>),
 }
 
-/// Handles one request. Returns `None` when the packet must be dropped (no response at all); otherwise the
-/// response is in `out`. A query that would be resolved outside the private zones gets SERVFAIL here: servers
-/// with a resolver use [`handle_query`].
-pub fn handle(
-    packet: &[u8],
-    source: IpAddr,
-    local: SocketAddr,
-    transport: Transport,
-    snap: &Snapshot,
-    cookies: Option<&CookieKeys>,
-    out: &mut Vec<u8>,
-) -> Option<Outcome> {
-    match handle_query(packet, source, local, transport, snap, cookies, out) {
-        Handled::Dropped => None,
-        Handled::Answered(outcome) => Some(outcome),
-        Handled::Recurse(outcome, job) => {
-            let failed = Resolved::failure(crate::dns::Ede { code: 22, text: "no resolver" });
-            Some(Outcome { rcode: encode_resolved(&job, &failed, 0, out).unwrap_or(Rcode::ServFail), ..outcome })
+impl Handled {
+    /// The outcome so far of a request that gets an answer (now, or once resolved).
+    pub fn pending(&self) -> Option<&Outcome> {
+        match self {
+            Handled::Answered(outcome) => Some(outcome),
+            Handled::Recurse(job) => Some(&job.outcome),
+            Handled::Dropped => None,
+        }
+    }
+
+    /// Settles a request for a caller with no resolver (explain, tests, benchmarks): a name that resolves outside
+    /// the private zones gets SERVFAIL with EDE 22 now. `None`: no response.
+    pub fn without_resolver(self, out: &mut Vec<u8>) -> Option<Outcome> {
+        match self {
+            Handled::Dropped => None,
+            Handled::Answered(outcome) => Some(outcome),
+            Handled::Recurse(job) => {
+                let failed = Resolution::fresh(Resolved::failure(Ede { code: 22, text: "no resolver" }));
+                Some(encode_resolved(&job, &failed, out))
+            }
         }
     }
 }
 
-/// As [`handle`], handing a query that needs resolving outside the private zones back as a [`RecurseJob`].
-pub fn handle_query(
-    packet: &[u8],
-    source: IpAddr,
-    local: SocketAddr,
-    transport: Transport,
-    snap: &Snapshot,
-    cookies: Option<&CookieKeys>,
-    out: &mut Vec<u8>,
-) -> Handled {
+/// Handles one request; the response, if any, is in `out`.
+pub fn handle(request: &Request, cx: &Context, out: &mut Vec<u8>) -> Handled {
     out.clear();
-    let query = match wire::decode(packet) {
+    let query = match wire::decode(request.packet) {
         Ok(q) => q,
-        Err(DecodeError::Drop) => return Handled::Dropped,
-        Err(DecodeError::FormErr { id, flags, question_end }) => {
-            let question = question_end.and_then(|end| packet.get(HEADER_LEN..end));
+        Err(e) => return undecodable(request, cx, e, out),
+    };
+    let question = question_ref(&query);
+    let cookie = query.edns.and_then(|edns| reply_cookie(cx, &edns, request.source));
+    let cookie_valid = cookie.is_some_and(|c| c.valid);
+    if let Some(rcode) = precheck(&query, request.transport) {
+        write_error(&query, rcode, None, cookie.as_ref(), out);
+        return Handled::Answered(Outcome::new(rcode, cookie_valid, Some(question)));
+    }
+    let snap = cx.snapshot;
+    let Some(class) = snap.classifier.classify(request.local, request.source) else {
+        write_error(&query, Rcode::Refused, Some(EDE_PROHIBITED), cookie.as_ref(), out);
+        let outcome = Outcome::new(Rcode::Refused, cookie_valid, Some(question));
+        return Handled::Answered(Outcome { unclassified: true, ..outcome });
+    };
+    let recursion = snap.vpcs.get(class.vpc as usize).is_some_and(|v| v.recursion);
+    let answer = lookup::lookup(snap, class.vpc, query.qname, query.qtype, request.transport);
+    let outcome = Outcome {
+        vpc: Some(class.vpc),
+        billed: answer.zone.map_or(Billed::Nobody, Billed::Zone),
+        ..Outcome::new(answer.rcode, cookie_valid, Some(question))
+    };
+    if let Some(recurse) = answer.recurse {
+        if let Some(job) = RecurseJob::new(request, &query, snap, &answer, recurse, cookie, outcome) {
+            return Handled::Recurse(Box::new(job));
+        }
+    }
+    let limit = size_limit(&query, request.transport);
+    let truncated = encode(&query, &answer, limit, recursion, cookie.as_ref(), out);
+    Handled::Answered(Outcome { truncated, ..outcome })
+}
+
+/// A packet that is not a well-formed query: dropped, FORMERR, or a cookie-only query (RFC 7873 §5.4: a query with
+/// no question but a client cookie gets a server cookie and NOERROR).
+fn undecodable(request: &Request, cx: &Context, error: DecodeError, out: &mut Vec<u8>) -> Handled {
+    match error {
+        DecodeError::Drop => Handled::Dropped,
+        DecodeError::FormErr { id, flags, question_end } => {
+            let question = question_end.and_then(|end| request.packet.get(HEADER_LEN..end));
             write_header(out, id, flags, Rcode::FormErr, u16::from(question.is_some()), false);
             out.extend_from_slice(question.unwrap_or_default());
-            return Handled::Answered(outcome(Rcode::FormErr, None, None, false));
+            Handled::Answered(Outcome::new(Rcode::FormErr, false, None))
         }
-        Err(DecodeError::CookieOnly { id, flags, edns }) => {
-            // RFC 7873 §5.4: a query with no question but a client cookie gets a server cookie and NOERROR.
-            let cookie = reply_cookie(cookies, &edns, source);
+        DecodeError::CookieOnly { id, flags, edns } => {
+            let cookie = reply_cookie(cx, &edns, request.source);
             write_header(out, id, flags, Rcode::NoError, 0, false);
-            write_opt(out, Rcode::NoError, edns, None, cookie.as_ref());
+            write_opt(out, EDNS_UDP_SIZE, Rcode::NoError, edns, None, cookie.as_ref());
             set_count(out, 10, 1);
-            return Handled::Answered(outcome(Rcode::NoError, None, None, cookie.is_some_and(|c| c.valid)));
-        }
-    };
-    let cookie = query.edns.and_then(|edns| reply_cookie(cookies, &edns, source));
-    let cookie_valid = cookie.is_some_and(|c| c.valid);
-    if let Some(rcode) = precheck(&query, transport) {
-        write_error(&query, rcode, cookie.as_ref(), out);
-        return Handled::Answered(outcome(rcode, None, None, cookie_valid));
-    }
-    let Some(class) = snap.classifier.classify(local, source) else {
-        write_error_with(&query, Rcode::Refused, Some(EDE_PROHIBITED), cookie.as_ref(), out);
-        return Handled::Answered(Outcome { unclassified: true, ..outcome(Rcode::Refused, None, None, cookie_valid) });
-    };
-    let answer = lookup::lookup(snap, class.vpc, query.qname, query.qtype, transport);
-    if let Some(recurse) = answer.recurse {
-        let route = snap.routes.get(recurse.route as usize).cloned();
-        let account = snap.vpcs.get(class.vpc as usize).map(|v| v.account.clone());
-        if let (Some(route), Some(account)) = (route, account) {
-            let mut target = [0u8; crate::dns::name::MAX_NAME_LEN];
-            let target = crate::dns::name::lower_into(recurse.target.unwrap_or(query.qname), &mut target).to_vec();
-            let job = RecurseJob {
-                packet: packet.to_vec(),
-                source,
-                transport,
-                limit: size_limit(&query, transport),
-                cookie,
-                vpc: class.vpc,
-                account,
-                route,
-                reason: recurse.reason,
-                target,
-                qtype: query.qtype,
-                prefix: OwnedRr::from_answer(&answer.answer),
-                zone: answer.zone,
-            };
-            let pending = Outcome {
-                rcode: Rcode::NoError,
-                vpc: Some(class.vpc),
-                zone: answer.zone,
-                truncated: false,
-                cookie_valid,
-                unclassified: false,
-            };
-            return Handled::Recurse(pending, Box::new(job));
+            Handled::Answered(Outcome::new(Rcode::NoError, cookie.is_some_and(|c| c.valid), None))
         }
     }
-    let truncated = encode(&query, &answer, size_limit(&query, transport), cookie.as_ref(), out);
-    Handled::Answered(Outcome {
-        rcode: answer.rcode,
-        vpc: Some(class.vpc),
-        zone: answer.zone,
-        truncated,
-        cookie_valid,
-        unclassified: false,
-    })
 }
 
-fn outcome(rcode: Rcode, vpc: Option<VpcIdx>, zone: Option<ZoneIdx>, cookie_valid: bool) -> Outcome {
-    Outcome { rcode, vpc, zone, truncated: false, cookie_valid, unclassified: false }
+fn question_ref(query: &Query) -> QuestionRef {
+    let name_end = u16::try_from(HEADER_LEN + query.qname.len()).unwrap_or(u16::MAX);
+    QuestionRef { name_end, qtype: query.qtype }
 }
 
-/// The COOKIE option of a reply: the client's cookie and a fresh server cookie, and whether the client's own server
-/// cookie was valid (a valid cookie proves the source address; rate limiting exempts it).
-#[derive(Debug, Clone, Copy)]
-pub struct CookieReply {
-    pub client: [u8; 8],
-    pub server: [u8; cookie::SERVER_COOKIE_LEN],
-    pub valid: bool,
-}
-
-fn reply_cookie(keys: Option<&CookieKeys>, edns: &Edns, source: IpAddr) -> Option<CookieReply> {
-    let (keys, sent) = (keys?, edns.cookie?);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32);
-    Some(CookieReply {
-        client: sent.client,
-        server: cookie::server_cookie(keys, &sent.client, source, now),
-        valid: cookie::is_valid(keys, &sent, source, now),
-    })
+fn reply_cookie(cx: &Context, edns: &Edns, source: IpAddr) -> Option<CookieReply> {
+    Some(cookie::reply(cx.cookies?, edns.cookie.as_ref()?, source, cx.now))
 }
 
 /// The rules that answer before any lookup: opcode, EDNS version, meta query types, class.
@@ -219,28 +239,13 @@ pub fn size_limit(query: &Query, transport: Transport) -> usize {
     }
 }
 
-fn write_header(out: &mut Vec<u8>, id: u16, request_flags: u16, rcode: Rcode, qdcount: u16, aa: bool) {
-    let mut flags = FLAG_QR | (request_flags & (0x7800 | FLAG_RD | FLAG_CD)) | (rcode as u16 & 0xF);
-    if aa {
-        flags |= FLAG_AA;
-    }
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&flags.to_be_bytes());
-    out.extend_from_slice(&qdcount.to_be_bytes());
-    out.extend_from_slice(&[0; 6]);
-}
-
-/// An error response: header, the question echoed, and OPT when the client sent EDNS.
-fn write_error(query: &Query, rcode: Rcode, cookie: Option<&CookieReply>, out: &mut Vec<u8>) {
-    write_error_with(query, rcode, None, cookie, out);
-}
-
-/// As `write_error`, with an Extended DNS Error when the client speaks EDNS.
-fn write_error_with(query: &Query, rcode: Rcode, ede: Option<Ede>, cookie: Option<&CookieReply>, out: &mut Vec<u8>) {
+/// An error response: header, the question echoed, and OPT (with the Extended DNS Error, if any) when the client
+/// sent EDNS.
+fn write_error(query: &Query, rcode: Rcode, ede: Option<Ede>, cookie: Option<&CookieReply>, out: &mut Vec<u8>) {
     write_header(out, query.id, query.flags, rcode, 1, false);
     out.extend_from_slice(query.question);
     if let Some(edns) = query.edns {
-        write_opt(out, rcode, edns, ede, cookie);
+        write_opt(out, EDNS_UDP_SIZE, rcode, edns, ede, cookie);
         set_count(out, 10, 1);
     }
 }
@@ -249,216 +254,83 @@ fn write_error_with(query: &Query, rcode: Rcode, ede: Option<Ede>, cookie: Optio
 /// client no view matches).
 const EDE_PROHIBITED: Ede = Ede { code: 18, text: "" };
 
-/// Our OPT record: our UDP size, the extended rcode bits, DO echoed, a COOKIE when the client sent one, and an
-/// Extended DNS Error if any. No other option is ever echoed.
-fn write_opt(out: &mut Vec<u8>, rcode: Rcode, edns: Edns, ede: Option<Ede>, cookie: Option<&CookieReply>) {
-    let ext_rcode = (rcode as u16 >> 4) as u32;
-    let ttl = (ext_rcode << 24) | if edns.dnssec_ok { 0x8000 } else { 0 };
-    out.push(0);
-    out.extend_from_slice(&rtype::OPT.to_be_bytes());
-    out.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
-    out.extend_from_slice(&ttl.to_be_bytes());
-    let rdlen = opt_len(ede, cookie) - OPT_LEN;
-    out.extend_from_slice(&(rdlen as u16).to_be_bytes());
-    if let Some(c) = cookie {
-        out.extend_from_slice(&cookie::OPTION_COOKIE.to_be_bytes());
-        out.extend_from_slice(&((8 + c.server.len()) as u16).to_be_bytes());
-        out.extend_from_slice(&c.client);
-        out.extend_from_slice(&c.server);
-    }
-    if let Some(ede) = ede {
-        let len = 2 + ede.text.len() as u16;
-        out.extend_from_slice(&EDNS_OPTION_EDE.to_be_bytes());
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&ede.code.to_be_bytes());
-        out.extend_from_slice(ede.text.as_bytes());
+/// Sets a header flag of the message being written.
+fn set_flag(out: &mut [u8], flag: u16) {
+    if let Some(&[high, low]) = out.get(2..4) {
+        set_count(out, 2, u16::from_be_bytes([high, low]) | flag);
     }
 }
 
-/// The size of our OPT record carrying `ede` and `cookie`.
-fn opt_len(ede: Option<Ede>, cookie: Option<&CookieReply>) -> usize {
-    OPT_LEN + ede.map_or(0, |e| 6 + e.text.len()) + cookie.map_or(0, |c| 4 + 8 + c.server.len())
-}
-
-fn set_count(out: &mut [u8], at: usize, value: u16) {
-    out[at..at + 2].copy_from_slice(&value.to_be_bytes());
+/// Empties a message down to its header and question and sets TC: the client retries over TCP.
+fn truncate_to_question(out: &mut Vec<u8>, question_len: usize) {
+    out.truncate(HEADER_LEN + question_len);
+    set_flag(out, FLAG_TC);
 }
 
 /// Encodes an answer within `limit` bytes. If the answer and authority sections do not fit, the response is the
 /// header and question with TC set (the client retries over TCP); additional RRsets that do not fit are left out
-/// without TC (RFC 2181 §9). Returns whether TC was set.
-fn encode(query: &Query, answer: &Answer, limit: usize, cookie: Option<&CookieReply>, out: &mut Vec<u8>) -> bool {
+/// without TC (RFC 2181 §9). RA is set for a VPC offered recursion. Returns whether TC was set.
+fn encode(
+    query: &Query,
+    answer: &Answer,
+    limit: usize,
+    recursion: bool,
+    cookie: Option<&CookieReply>,
+    out: &mut Vec<u8>,
+) -> bool {
     write_header(out, query.id, query.flags, answer.rcode, 1, answer.authoritative);
+    if recursion {
+        set_flag(out, FLAG_RA);
+    }
     out.extend_from_slice(query.question);
     let mut enc = Encoder::new(out, query.qname);
     let reserve = if query.edns.is_some() { opt_len(answer.ede, cookie) } else { 0 };
-    let an = enc.rrsets(&answer.answer);
-    let ns = enc.rrsets(&answer.authority);
-    let truncated = enc.out.len() + reserve > limit;
+    let an = rrsets(&mut enc, &answer.answer);
+    let ns = rrsets(&mut enc, &answer.authority);
+    let truncated = enc.len() + reserve > limit;
     let (an, ns, ar) = if truncated {
-        enc.out.truncate(HEADER_LEN + query.question.len());
-        let flags = u16::from_be_bytes([enc.out[2], enc.out[3]]) | FLAG_TC;
-        set_count(enc.out, 2, flags);
+        truncate_to_question(enc.out(), query.question.len());
         (0, 0, 0)
     } else {
-        (an, ns, enc.additional(&answer.additional, limit - reserve))
+        (an, ns, additional(&mut enc, &answer.additional, limit - reserve))
     };
-    set_count(enc.out, 6, an);
-    set_count(enc.out, 8, ns);
+    let out = enc.out();
+    set_count(out, 6, an);
+    set_count(out, 8, ns);
     let mut ar = ar;
     if let Some(edns) = query.edns {
-        write_opt(enc.out, answer.rcode, edns, answer.ede, cookie);
+        write_opt(out, EDNS_UDP_SIZE, answer.rcode, edns, answer.ede, cookie);
         ar += 1;
     }
-    set_count(enc.out, 10, ar);
+    set_count(out, 10, ar);
     truncated
 }
 
-/// Writes records with name compression (RFC 1035 §4.1.4), compressing only the names RFC 3597 §4 allows.
-struct Encoder<'o> {
-    out: &'o mut Vec<u8>,
-    /// Offsets of names (or name suffixes) already in the message, case as written.
-    names: SmallVec<[u16; 16]>,
-}
-
-impl<'o> Encoder<'o> {
-    fn new(out: &'o mut Vec<u8>, qname: &[u8]) -> Encoder<'o> {
-        let mut names = SmallVec::new();
-        let mut pos = 0;
-        while pos < qname.len() && qname[pos] != 0 {
-            names.push((HEADER_LEN + pos) as u16);
-            pos += 1 + qname[pos] as usize;
-        }
-        Encoder { out, names }
-    }
-
-    fn rrsets(&mut self, rrs: &[Rr]) -> u16 {
-        let mut count = 0u16;
-        for rr in rrs {
-            for rdata in rr.rrset.rdata() {
-                self.record(rr.owner, rr.rrset.rtype, rr.rrset.ttl, rdata);
-                count = count.saturating_add(1);
-            }
-        }
-        count
-    }
-
-    /// Owned records (an empty owner is the query name), TTLs lowered by `aged` seconds.
-    fn owned(&mut self, rrs: &[OwnedRr], aged: u32) -> u16 {
-        let mut count = 0u16;
-        for rr in rrs {
-            let owner = if rr.owner.is_empty() { Owner::QName } else { Owner::Name(&rr.owner) };
-            self.record(owner, rr.rtype, rr.ttl.saturating_sub(aged), &rr.rdata);
+/// Writes every record of the RRsets; returns how many.
+fn rrsets(enc: &mut Encoder, rrs: &[Rr]) -> u16 {
+    let mut count = 0u16;
+    for rr in rrs {
+        for rdata in rr.rrset.rdata() {
+            enc.record(rr.owner, rr.rrset.rtype, rr.rrset.ttl, rdata);
             count = count.saturating_add(1);
         }
-        count
     }
+    count
+}
 
-    /// Adds whole RRsets while they fit; the first that does not fit ends the section.
-    fn additional(&mut self, rrs: &[Rr], limit: usize) -> u16 {
-        let mut count = 0u16;
-        for rr in rrs {
-            let mark = self.out.len();
-            let names_mark = self.names.len();
-            let added = self.rrsets(std::slice::from_ref(rr));
-            if self.out.len() > limit {
-                self.out.truncate(mark);
-                self.names.truncate(names_mark);
-                break;
-            }
-            count += added;
+/// Adds whole RRsets while they fit within `limit`; the first that does not fit ends the section.
+fn additional(enc: &mut Encoder, rrs: &[Rr], limit: usize) -> u16 {
+    let mut count = 0u16;
+    for rr in rrs {
+        let mark = enc.mark();
+        let added = rrsets(enc, std::slice::from_ref(rr));
+        if enc.len() > limit {
+            enc.rollback(mark);
+            break;
         }
-        count
+        count = count.saturating_add(added);
     }
-
-    fn record(&mut self, owner: Owner, rtype: u16, ttl: u32, rdata: &[u8]) {
-        match owner {
-            Owner::QName => self.out.extend_from_slice(&(0xC000u16 | HEADER_LEN as u16).to_be_bytes()),
-            Owner::Name(name) => self.name(name),
-        }
-        self.out.extend_from_slice(&rtype.to_be_bytes());
-        self.out.extend_from_slice(&CLASS_IN.to_be_bytes());
-        self.out.extend_from_slice(&ttl.to_be_bytes());
-        let len_at = self.out.len();
-        self.out.extend_from_slice(&[0, 0]);
-        self.rdata(rtype, rdata);
-        let len = (self.out.len() - len_at - 2) as u16;
-        set_count(self.out, len_at, len);
-    }
-
-    fn rdata(&mut self, rtype: u16, rdata: &[u8]) {
-        let split = |at: usize| rdata.split_at_checked(at).filter(|(_, rest)| !rest.is_empty());
-        match rtype {
-            rtype::NS | rtype::CNAME | rtype::PTR => self.name(rdata),
-            rtype::MX => match split(2) {
-                Some((pref, name)) => {
-                    self.out.extend_from_slice(pref);
-                    self.name(name);
-                }
-                None => self.out.extend_from_slice(rdata),
-            },
-            rtype::SOA => match crate::dns::name::wire_len(rdata) {
-                Some(m) => match crate::dns::name::wire_len(&rdata[m..]) {
-                    Some(r) => {
-                        self.name(&rdata[..m]);
-                        self.name(&rdata[m..m + r]);
-                        self.out.extend_from_slice(&rdata[m + r..]);
-                    }
-                    None => self.out.extend_from_slice(rdata),
-                },
-                None => self.out.extend_from_slice(rdata),
-            },
-            _ => self.out.extend_from_slice(rdata),
-        }
-    }
-
-    /// Writes an uncompressed wire name, replacing its longest suffix already in the message by a pointer.
-    fn name(&mut self, name: &[u8]) {
-        let mut pos = 0;
-        while pos < name.len() && name[pos] != 0 {
-            let suffix = &name[pos..];
-            if let Some(&at) = self.names.iter().find(|&&at| self.matches(at as usize, suffix)) {
-                self.out.extend_from_slice(&(0xC000 | at).to_be_bytes());
-                return;
-            }
-            let here = self.out.len();
-            if here < 0x3FFF && self.names.len() < MAX_COMPRESSION_ENTRIES {
-                self.names.push(here as u16);
-            }
-            let len = name[pos] as usize;
-            self.out.extend_from_slice(&name[pos..pos + 1 + len]);
-            pos += 1 + len;
-        }
-        self.out.push(0);
-    }
-
-    /// True when the (possibly compressed) name at `at` in the message equals `suffix` byte for byte: compression is
-    /// case-sensitive, as in BIND, so every name keeps the case its zone (or the client) gave it.
-    fn matches(&self, mut at: usize, suffix: &[u8]) -> bool {
-        let msg = &self.out[..];
-        let mut pos = 0;
-        for _ in 0..=MAX_COMPRESSION_ENTRIES * 2 {
-            let Some(&len) = msg.get(at) else { return false };
-            if len & 0xC0 == 0xC0 {
-                let Some(&low) = msg.get(at + 1) else { return false };
-                at = (((len & 0x3F) as usize) << 8) | low as usize;
-                continue;
-            }
-            let len = len as usize;
-            let (Some(mine), Some(theirs)) = (suffix.get(pos..pos + 1 + len), msg.get(at..at + 1 + len)) else {
-                return false;
-            };
-            if mine != theirs {
-                return false;
-            }
-            if len == 0 {
-                return true;
-            }
-            pos += 1 + len;
-            at += 1 + len;
-        }
-        false
-    }
+    count
 }
 
 #[cfg(test)]
@@ -503,7 +375,10 @@ records = [
         let mut out = Vec::new();
         let local = "127.0.0.1:53".parse().expect("addr");
         let source = "127.0.10.9".parse().expect("addr");
-        handle(bytes, source, local, transport, snap, None, &mut out).map(|o| (out, o))
+        let request = Request { packet: bytes, source, local, transport };
+        let cx = Context { snapshot: snap, cookies: None, now: 0 };
+        let outcome = handle(&request, &cx, &mut out).without_resolver(&mut out);
+        outcome.map(|o| (out, o))
     }
 
     fn rcode_of(resp: &[u8]) -> u8 {
@@ -590,16 +465,18 @@ mod cookie_tests {
             q
         };
         let mut out = Vec::new();
-        let first =
-            handle(&query(&[7; 8]), source, local, Transport::Udp, &snap, Some(&keys), &mut out).expect("answer");
+        let cx = Context { snapshot: &snap, cookies: Some(&keys), now: 1_700_000_000 };
+        let ask = |packet: &[u8], source: IpAddr, out: &mut Vec<u8>| {
+            let request = Request { packet, source, local, transport: Transport::Udp };
+            handle(&request, &cx, out).without_resolver(out).expect("answer")
+        };
+        let first = ask(&query(&[7; 8]), source, &mut out);
         assert!(!first.cookie_valid);
         let echoed = out[out.len() - 24..].to_vec();
-        let second =
-            handle(&query(&echoed), source, local, Transport::Udp, &snap, Some(&keys), &mut out).expect("answer");
+        let second = ask(&query(&echoed), source, &mut out);
         assert!(second.cookie_valid, "our own server cookie validates");
         let other: IpAddr = "127.0.10.8".parse().expect("addr");
-        let third =
-            handle(&query(&echoed), other, local, Transport::Udp, &snap, Some(&keys), &mut out).expect("answer");
+        let third = ask(&query(&echoed), other, &mut out);
         assert!(!third.cookie_valid, "from another address it does not");
     }
 }

@@ -1,7 +1,9 @@
-//! The I/O shell around `respond::handle`: binding listeners, and the UDP and TCP loops.
+//! The I/O shell around `respond::handle`: binding listeners, the UDP and TCP loops, and the only code that sends.
 //!
-//! Each loop loads the current snapshot once per request from the shared [`Published`] handle (no lock), hands
-//! the bytes to the pure handler and sends what it returns. Nothing here knows DNS beyond framing.
+//! Each loop loads the current snapshot from the shared `SnapshotCell` (no lock), hands the request to the pure
+//! handler, completes names that resolve outside the private zones through the resolver, sends every answer
+//! itself, and records each one answer at the finish line (`observe::Recorder::finish`). Nothing here knows DNS
+//! beyond framing.
 
 pub mod batch;
 pub mod bind;
@@ -14,23 +16,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::dataplane::metering::Meter;
-use crate::dataplane::metrics::Metrics;
+use crate::dataplane::observe::Observers;
+use crate::dataplane::resolve::Resolver;
 use crate::dns::cookie::CookieKeys;
-use crate::model::snapshot::Snapshot;
-
-/// What the query loops report to, each optional: the usage meter (store mode), metrics, the query log; and the
-/// resolver that completes answers from outside the private zones.
-#[derive(Clone, Default)]
-pub struct Observers {
-    pub meter: Option<Arc<Meter>>,
-    pub metrics: Option<Arc<Metrics>>,
-    pub query_log: Option<Arc<crate::dataplane::querylog::QueryLog>>,
-    pub resolver: Option<Arc<crate::dataplane::resolve::Resolver>>,
-}
-
-/// The snapshot being served. Writers `store` a new one; readers `load` it per request.
-pub type Published = Arc<ArcSwap<Snapshot>>;
+use crate::model::publish::SnapshotCell;
 
 pub use bind::{bind_all, Bound};
 
@@ -43,19 +32,21 @@ const COOKIE_ROTATION: std::time::Duration = std::time::Duration::from_secs(3600
 /// How long a shutdown waits for TCP connections to finish the queries they are answering.
 pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// What the loops serve with: the snapshot, where answers are recorded, the resolver, the TCP bounds and RRL.
+pub struct Service {
+    pub snapshots: SnapshotCell,
+    pub observers: Observers,
+    pub resolver: Arc<Resolver>,
+    pub tcp: tcp::TcpLimits,
+    pub rrl: crate::settings::RrlSettings,
+}
+
 /// Serves every bound socket until `shutdown` turns true, then drains: UDP stops (each datagram is answered
 /// in its batch, so none is half-done), TCP stops accepting, and open connections answer what they have read
-/// and close; returns when they have, or after `DRAIN_DEADLINE`. With a meter, billable answers are counted.
-pub async fn run(
-    bound: Bound,
-    published: Published,
-    limits: tcp::TcpLimits,
-    observers: Observers,
-    rrl: crate::settings::RrlSettings,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let limiter = Arc::new(rrl::Limiter::new(rrl));
-    let sources = Arc::new(rrl::SourceLimiter::new(rrl.slip));
+/// and close; returns when they have, or after `DRAIN_DEADLINE`.
+pub async fn run(bound: Bound, service: Service, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let limiter = Arc::new(rrl::Limiter::new(service.rrl));
+    let sources = Arc::new(rrl::SourceLimiter::new(service.rrl.slip));
     let keys = match CookieKeys::random() {
         Ok(k) => k,
         Err(e) => {
@@ -69,8 +60,10 @@ pub async fn run(
     let mut udp_threads = Vec::new();
     for (index, udp) in bound.udp.into_iter().enumerate() {
         let shared = udp::Shared {
-            published: published.clone(),
-            observers: observers.clone(),
+            snapshots: service.snapshots.clone(),
+            observers: service.observers.clone(),
+            resolver: service.resolver.clone(),
+            runtime: tokio::runtime::Handle::current(),
             cookies: cookies.clone(),
             limiter: limiter.clone(),
             sources: sources.clone(),
@@ -81,10 +74,17 @@ pub async fn run(
             Err(e) => tracing::error!(error = %e, "cannot start a UDP thread"),
         }
     }
+    let limits = service.tcp.clone();
+    let tcp_shared = tcp::TcpShared {
+        snapshots: service.snapshots,
+        limits: service.tcp,
+        observers: service.observers,
+        resolver: service.resolver,
+        cookies: cookies.clone(),
+    };
     let mut tcp_tasks = tokio::task::JoinSet::new();
     for listener in bound.tcp {
-        let args = (published.clone(), limits.clone(), observers.clone(), cookies.clone(), shutdown.clone());
-        tcp_tasks.spawn(tcp::serve(listener, args.0, args.1, args.2, args.3, args.4));
+        tcp_tasks.spawn(tcp::serve(listener, tcp_shared.clone(), shutdown.clone()));
     }
     let _ = shutdown.wait_for(|stop| *stop).await;
     // UDP threads finish the batch in hand and see the flag within one receive timeout.
@@ -93,12 +93,18 @@ pub async fn run(
     let joined = tokio::task::spawn_blocking(move || udp_threads.into_iter().for_each(|t| drop(t.join())));
     while tcp_tasks.join_next().await.is_some() {}
     // Every open connection holds a permit: having them all back means every connection has closed.
-    let all = limits.max_connections as u32;
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     match tokio::time::timeout(DRAIN_DEADLINE, limits.connections.acquire_many(all)).await {
         Ok(_) => tracing::info!("drained: every TCP connection closed"),
         Err(_) => tracing::warn!("drain deadline passed with TCP connections still open"),
     }
     let _ = joined.await;
+}
+
+/// Now, in Unix seconds: the time server cookies are stamped with.
+fn unix_seconds() -> u32 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
 }
 
 async fn rotate_cookies(cookies: Cookies) {

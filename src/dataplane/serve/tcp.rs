@@ -13,12 +13,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
-use super::Published;
-use crate::dataplane::metering::LocalMeter;
-use crate::dataplane::metrics::{LocalMetrics, Metrics};
-use crate::dataplane::querylog::QueryLog;
-use crate::dataplane::respond;
+use crate::dataplane::metrics::{Events, Metrics};
+use crate::dataplane::observe::{Observers, Recorder};
+use crate::dataplane::resolve::Resolver;
+use crate::dataplane::respond::{self, encode_resolved, Context, Exchange, Handled, Outcome, Request};
 use crate::dns::Transport;
+use crate::model::publish::SnapshotCell;
+use crate::model::snapshot::Snapshot;
 
 /// Bounds on TCP clients.
 #[derive(Clone)]
@@ -99,19 +100,26 @@ impl Drop for PrefixSlot {
     }
 }
 
-/// Accepts connections until the listener fails.
+/// What every connection shares.
+#[derive(Clone)]
+pub struct TcpShared {
+    pub snapshots: SnapshotCell,
+    pub limits: TcpLimits,
+    pub observers: Observers,
+    pub resolver: Arc<Resolver>,
+    pub cookies: super::Cookies,
+}
+
+/// Accepts connections until the listener fails or `shutdown` turns true.
 pub async fn serve(
     listener: std::net::TcpListener,
-    published: Published,
-    limits: TcpLimits,
-    observers: super::Observers,
-    cookies: super::Cookies,
+    shared: TcpShared,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let refused = |why: &str, peer: SocketAddr| {
         tracing::debug!(%peer, "TCP connection refused: {why}");
-        if let Some(metrics) = &observers.metrics {
-            Metrics::count(&metrics.tcp_refused);
+        if let Some(events) = shared.observers.events() {
+            Events::count(&events.tcp_refused);
         }
     };
     let listener = match TcpListener::from_std(listener) {
@@ -135,26 +143,18 @@ pub async fn serve(
                 continue;
             }
         };
-        let Some(slot) = PrefixSlot::take(&limits, peer.ip()) else {
+        let Some(slot) = PrefixSlot::take(&shared.limits, peer.ip()) else {
             refused("cap per client network reached", peer);
             continue; // dropping the stream closes it
         };
-        let Ok(permit) = limits.connections.clone().try_acquire_owned() else {
+        let Ok(permit) = shared.limits.connections.clone().try_acquire_owned() else {
             refused("connection cap reached", peer);
             continue;
         };
-        let published = published.clone();
-        let limits = limits.clone();
-        let local = observers.meter.clone().map(LocalMeter::new);
-        let open = observers.metrics.clone().map(OpenConnection::new);
-        let stats = observers.metrics.clone().map(LocalMetrics::new);
-        let log = observers.query_log.clone();
-        let resolver = observers.resolver.clone();
-        let cookies = cookies.clone();
-        let shutdown = shutdown.clone();
+        let open = shared.observers.metrics.clone().map(OpenConnection::new);
+        let (shared, shutdown) = (shared.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let counters = Counters { meter: local, stats, log, resolver };
-            if let Err(e) = connection(stream, peer, published, &limits, counters, cookies, shutdown).await {
+            if let Err(e) = connection(stream, peer, &shared, shutdown).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop((permit, slot, open));
@@ -167,23 +167,15 @@ struct OpenConnection(Arc<Metrics>);
 
 impl OpenConnection {
     fn new(metrics: Arc<Metrics>) -> OpenConnection {
-        metrics.tcp_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics.events.tcp_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         OpenConnection(metrics)
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.tcp_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.events.tcp_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
-}
-
-/// What a connection counts its queries into.
-struct Counters {
-    meter: Option<LocalMeter>,
-    stats: Option<LocalMetrics>,
-    log: Option<Arc<QueryLog>>,
-    resolver: Option<Arc<crate::dataplane::resolve::Resolver>>,
 }
 
 /// Responses a connection may have waiting to be written; past this, reading stops until the client reads.
@@ -195,17 +187,14 @@ const MAX_IN_FLIGHT: usize = 32;
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    published: Published,
-    limits: &TcpLimits,
-    mut counters: Counters,
-    cookies: super::Cookies,
+    shared: &TcpShared,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let local_addr = stream.local_addr()?;
+    let local = stream.local_addr()?;
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(MAX_IN_FLIGHT);
-    let write_deadline = limits.write;
+    let write_deadline = shared.limits.write;
     let writer_task = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
             match timeout(write_deadline, writer.write_all(&frame)).await {
@@ -215,13 +204,14 @@ async fn connection(
         }
         let _ = writer.shutdown().await;
     });
+    let mut recorder = Recorder::new(&shared.observers);
     let mut message = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
     loop {
         // Between queries a shutdown closes the connection; a query already being read is still answered.
         let next = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
-            next = timeout(limits.idle, reader.read_u16()) => next,
+            next = timeout(shared.limits.idle, reader.read_u16()) => next,
         };
         let len = match next {
             Ok(Ok(len)) => len as usize,
@@ -230,62 +220,28 @@ async fn connection(
             Err(_) => break, // idle: close quietly
         };
         message.resize(len, 0);
-        match timeout(limits.read, reader.read_exact(&mut message)).await {
+        match timeout(shared.limits.read, reader.read_exact(&mut message)).await {
             Ok(result) => result?,
             Err(_) => break, // a message that trickles in too slowly
         };
         let started = std::time::Instant::now();
-        let snapshot = published.load();
-        let keys = cookies.load();
-        let handled =
-            respond::handle_query(&message, peer.ip(), local_addr, Transport::Tcp, &snapshot, Some(&keys), &mut out);
-        let outcome = match handled {
-            respond::Handled::Answered(outcome) => outcome,
-            respond::Handled::Dropped => {
-                if let Some(metrics) = &counters.stats.as_ref().map(LocalMetrics::shared) {
-                    Metrics::count(&metrics.requests_dropped);
-                }
-                continue;
+        let Some((snapshot, outcome)) = answer(shared, &message, peer, local, &mut out).await else {
+            if let Some(events) = shared.observers.events() {
+                Events::count(&events.requests_dropped);
             }
-            respond::Handled::Recurse(outcome, job) => {
-                // The snapshot is not held across the wait: a swap meanwhile is fine.
-                drop(snapshot);
-                let rcode = match &counters.resolver {
-                    Some(resolver) => resolver.resolve(&job, &mut out).await,
-                    None => {
-                        let failed = respond::Resolved::failure(crate::dns::Ede { code: 22, text: "no resolver" });
-                        respond::encode_resolved(&job, &failed, 0, &mut out).unwrap_or(crate::dns::Rcode::ServFail)
-                    }
-                };
-                let snapshot = published.load();
-                let outcome = respond::Outcome { rcode, ..outcome };
-                if let Some(stats) = &mut counters.stats {
-                    stats.record(&snapshot, &outcome, Transport::Tcp, started.elapsed());
-                }
-                if let Some(log) = &counters.log {
-                    log.record(&snapshot, &message, peer.ip(), &outcome, started.elapsed());
-                }
-                let mut frame = Vec::with_capacity(out.len() + 2);
-                frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
-                frame.extend_from_slice(&out);
-                if tx.send(frame).await.is_err() {
-                    break;
-                }
-                continue;
-            }
+            continue;
         };
-        if let Some(meter) = &mut counters.meter {
-            meter.record(&snapshot, &outcome);
-        }
-        if let Some(stats) = &mut counters.stats {
-            stats.record(&snapshot, &outcome, Transport::Tcp, started.elapsed());
-        }
-        if let Some(log) = &counters.log {
-            log.record(&snapshot, &message, peer.ip(), &outcome, started.elapsed());
-        }
+        let exchange = Exchange {
+            packet: &message,
+            source: peer.ip(),
+            transport: Transport::Tcp,
+            outcome,
+            latency: started.elapsed(),
+        };
+        recorder.finish(&snapshot, &exchange);
         drop(snapshot);
         let mut frame = Vec::with_capacity(out.len() + 2);
-        frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&u16::try_from(out.len()).unwrap_or(u16::MAX).to_be_bytes());
         frame.extend_from_slice(&out);
         if tx.send(frame).await.is_err() {
             break; // the writer gave up
@@ -294,4 +250,34 @@ async fn connection(
     drop(tx);
     let _ = writer_task.await;
     Ok(())
+}
+
+/// Answers one message into `out`, resolving outside the private zones when it must (the snapshot the request
+/// was classified under is kept across the wait: the answer is recorded under it). `None`: no response.
+async fn answer(
+    shared: &TcpShared,
+    message: &[u8],
+    peer: SocketAddr,
+    local: SocketAddr,
+    out: &mut Vec<u8>,
+) -> Option<(Arc<Snapshot>, Outcome)> {
+    let snapshot = shared.snapshots.load_full();
+    let handled = {
+        let keys = shared.cookies.load();
+        let cx = Context { snapshot: &snapshot, cookies: Some(&keys), now: super::unix_seconds() };
+        let request = Request { packet: message, source: peer.ip(), local, transport: Transport::Tcp };
+        respond::handle(&request, &cx, out)
+    };
+    let outcome = match handled {
+        Handled::Dropped => return None,
+        Handled::Answered(outcome) => outcome,
+        Handled::Recurse(job) => {
+            let resolution = match shared.resolver.cached(&job, &snapshot) {
+                Some(resolution) => resolution,
+                None => shared.resolver.complete(&job, &snapshot).await,
+            };
+            encode_resolved(&job, &resolution, out)
+        }
+    };
+    Some((snapshot, outcome))
 }

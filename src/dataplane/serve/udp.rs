@@ -1,34 +1,45 @@
-//! The UDP loop: one OS thread per SO_REUSEPORT socket, batch in → handle each → batch out, with reused buffers.
+//! The UDP loop: one OS thread per SO_REUSEPORT socket, batch in → handle each → batch out, with reused buffers;
+//! and beside each thread, a task that sends the answers the resolver completes later.
 //!
 //! A thread, not an async task: a busy DNS socket always has packets waiting, so readiness polling is pure
 //! overhead; the thread blocks in `recvmmsg` and wakes with every queued datagram at once (see `batch`). The
 //! snapshot is loaded once per batch. On a wildcard socket each packet's destination comes from IP_PKTINFO /
 //! IPV6_PKTINFO: it is the listener the query is classified by, and the reply is sent from it (RFC 1123 §6.1.3.5).
-//! A failed send drops that one response; nothing ends the loop but the stop flag or the socket failing.
+//! Every answer sent — in the batch or later — passes the same rate limits and the same finish line. A failed send
+//! drops that one response; nothing ends the loop but the stop flag or the socket failing.
 
 use std::io;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
+
 use super::batch::Batcher;
 use super::bind::UdpListener;
 use super::rrl::{Limiter, SourceLimiter, Verdict};
-use super::Published;
-use crate::dataplane::metering::LocalMeter;
-use crate::dataplane::metrics::{LocalMetrics, Metrics};
-use crate::dataplane::resolve::Reply;
-use crate::dataplane::respond::{self, Handled};
+use crate::dataplane::metrics::Events;
+use crate::dataplane::observe::{Observers, Recorder};
+use crate::dataplane::resolve::Resolver;
+use crate::dataplane::respond::{self, encode_resolved, Context, Exchange, Handled, RecurseJob, Request, Resolution};
 use crate::dns::Transport;
+use crate::model::publish::SnapshotCell;
+use crate::model::snapshot::Snapshot;
 
 /// How long a receive blocks before the loop looks at the stop flag (and flushes its counts).
 const RECEIVE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How often counts reach the shared meter and metrics when traffic stops.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything a UDP thread shares with the rest of the server.
 pub struct Shared {
-    pub published: Published,
-    pub observers: super::Observers,
+    pub snapshots: SnapshotCell,
+    pub observers: Observers,
+    pub resolver: Arc<Resolver>,
+    /// Where resolutions run (the server's runtime).
+    pub runtime: tokio::runtime::Handle,
     pub cookies: super::Cookies,
     pub limiter: Arc<Limiter>,
     /// The per-source query limit (see `rrl::SourceLimiter`).
@@ -36,33 +47,45 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
 }
 
-/// Starts the thread serving one UDP socket.
+/// Starts the thread serving one UDP socket, and its sender of later answers.
 pub fn spawn(listener: UdpListener, shared: Shared, index: usize) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(format!("udp-{index}")).spawn(move || serve(listener, shared))
+}
+
+/// A resolution finished off the batch: everything its answer needs.
+struct Later {
+    job: Box<RecurseJob>,
+    resolution: Resolution,
+    /// The snapshot the request was classified under (the job's indexes refer to it).
+    snapshot: Arc<Snapshot>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    arrived: Instant,
 }
 
 /// Serves one UDP socket until `stop` is set or the socket fails.
 fn serve(listener: UdpListener, shared: Shared) {
     let local = listener.local;
     let wildcard = listener.wildcard;
-    // Shared with the resolver, which sends the answers it completes off the batch path.
     let socket = Arc::new(listener.socket);
     if let Err(e) = socket.set_nonblocking(false).and_then(|()| socket.set_read_timeout(Some(RECEIVE_TIMEOUT))) {
         tracing::error!(%local, error = %e, "cannot set up UDP socket");
         return;
     }
+    let shared = Arc::new(shared);
+    let (later_tx, later_rx) = mpsc::unbounded_channel();
+    let sender = shared.runtime.spawn(send_later(socket.clone(), wildcard, later_rx, shared.clone()));
     let fd = socket.as_raw_fd();
     let mut batch = Batcher::new();
-    let mut counter = shared.observers.meter.clone().map(LocalMeter::new);
-    let mut stats = shared.observers.metrics.clone().map(LocalMetrics::new);
+    let mut recorder = Recorder::new(&shared.observers);
     let mut last_flush = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         match batch.receive(fd, local, wildcard) {
-            Ok(_) => answer_batch(&mut batch, &shared, &socket, wildcard, counter.as_mut(), stats.as_mut()),
+            Ok(_) => answer_batch(&mut batch, &shared, wildcard, &mut recorder, &later_tx),
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) if e.raw_os_error() == Some(libc::EBADF) || e.raw_os_error() == Some(libc::ENOTSOCK) => {
                 tracing::error!(%local, error = %e, "UDP socket failed");
-                return;
+                break;
             }
             // Anything else (an ICMP error reported on the socket, ENOMEM) concerns one packet, not the socket.
             Err(e) => tracing::debug!(%local, error = %e, "UDP receive failed"),
@@ -70,58 +93,52 @@ fn serve(listener: UdpListener, shared: Shared) {
         let dropped = batch.send(fd);
         if dropped > 0 {
             tracing::debug!(%local, dropped, "UDP replies dropped by the kernel");
-            if let Some(metrics) = &shared.observers.metrics {
-                metrics.udp_send_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+            if let Some(events) = shared.observers.events() {
+                events.udp_send_dropped.fetch_add(dropped as u64, Ordering::Relaxed);
             }
         }
-        // Counts reach the shared meter and metrics about once a second even when traffic stops.
-        if last_flush.elapsed() >= Duration::from_secs(1) {
-            counter.as_mut().map(LocalMeter::flush);
-            stats.as_mut().map(LocalMetrics::flush);
+        if last_flush.elapsed() >= FLUSH_EVERY {
+            recorder.flush();
             last_flush = Instant::now();
         }
     }
+    // Resolutions still running finish into a closed channel; the sender ends when the last sender is gone.
+    drop(later_tx);
+    drop(sender);
 }
 
 /// Answers every datagram of a batch into its reply slot and queues the replies to send.
 fn answer_batch(
     batch: &mut Batcher,
     shared: &Shared,
-    socket: &Arc<std::net::UdpSocket>,
     wildcard: bool,
-    mut counter: Option<&mut LocalMeter>,
-    mut stats: Option<&mut LocalMetrics>,
+    recorder: &mut Recorder,
+    later: &mpsc::UnboundedSender<Later>,
 ) {
     // Latency is counted from the batch's arrival: a datagram's wait behind the others in its batch is part of it.
     let arrived = Instant::now();
-    let snapshot = shared.published.load();
+    let snapshot = shared.snapshots.load();
     let keys = shared.cookies.load();
+    let cx = Context { snapshot: &snapshot, cookies: Some(&keys), now: super::unix_seconds() };
     for i in 0..batch.received.len() {
         let datagram = batch.received[i];
         let (packet, out) = batch.slot(i);
-        let handled = respond::handle_query(
-            packet,
-            datagram.peer.ip(),
-            datagram.local,
-            Transport::Udp,
-            &snapshot,
-            Some(&keys),
-            out,
-        );
+        let request = Request { packet, source: datagram.peer.ip(), local: datagram.local, transport: Transport::Udp };
+        let handled = respond::handle(&request, &cx, out);
         // The per-source limit comes first: a source past it costs no resolution and gets no full answer.
-        if let Handled::Answered(outcome) | Handled::Recurse(outcome, _) = &handled {
+        if let Some(outcome) = handled.pending() {
             let entry = outcome.vpc.and_then(|v| snapshot.vpcs.get(v as usize));
             let rate = entry.map_or(snapshot.query_limit, |v| v.query_limit);
-            match shared.sources.check(datagram.peer.ip(), rate, arrived) {
+            match shared.sources.check(request.source, rate, arrived) {
                 Verdict::Send => {}
                 Verdict::Slip => {
-                    count_limited(shared, true);
+                    count(shared, |e| &e.source_slipped);
                     super::rrl::truncated_reply(packet, out);
                     batch.queue_reply(i, wildcard);
                     continue;
                 }
                 Verdict::Drop => {
-                    count_limited(shared, false);
+                    count(shared, |e| &e.source_dropped);
                     continue;
                 }
             }
@@ -130,71 +147,113 @@ fn answer_batch(
             Handled::Answered(outcome) => outcome,
             Handled::Dropped => {
                 // Not a query we answer (a response, a packet too short for a header): dropped, as RFC 1035 allows.
-                if let Some(metrics) = &shared.observers.metrics {
-                    Metrics::count(&metrics.requests_dropped);
-                }
+                count(shared, |e| &e.requests_dropped);
                 continue;
             }
-            Handled::Recurse(outcome, job) => {
-                let Some(resolver) = &shared.observers.resolver else {
-                    let failed = respond::Resolved::failure(crate::dns::Ede { code: 22, text: "no resolver" });
-                    let rcode = respond::encode_resolved(&job, &failed, 0, out).unwrap_or(crate::dns::Rcode::ServFail);
-                    batch.queue_reply(i, wildcard);
-                    let _ = rcode;
+            Handled::Recurse(job) => match shared.resolver.cached(&job, &snapshot) {
+                Some(resolution) => encode_resolved(&job, &resolution, out),
+                None => {
+                    resolve_later(shared, job, Arc::clone(&snapshot), datagram.peer, datagram.local, arrived, later);
                     continue;
-                };
-                match resolver.answer_cached(&job, out) {
-                    Some(rcode) => respond::Outcome { rcode, ..outcome },
-                    None => {
-                        // Resolved off the batch: the answer leaves from the resolver's task, and is counted there.
-                        let reply =
-                            Reply::Udp { socket: socket.clone(), peer: datagram.peer, local: datagram.local, wildcard };
-                        resolver.submit(*job, reply);
-                        continue;
-                    }
                 }
-            }
+            },
         };
-        if let Some(counter) = counter.as_deref_mut() {
-            counter.record(&snapshot, &outcome);
+        let latency = if recorder.timed() { arrived.elapsed() } else { Duration::ZERO };
+        let exchange = Exchange { packet, source: request.source, transport: Transport::Udp, outcome, latency };
+        if deliver(shared, recorder, &snapshot, &exchange, out) {
+            batch.queue_reply(i, wildcard);
         }
-        let query_log = &shared.observers.query_log;
-        if stats.is_some() || query_log.is_some() {
-            let latency = arrived.elapsed();
-            if let Some(stats) = stats.as_deref_mut() {
-                stats.record(&snapshot, &outcome, Transport::Udp, latency);
-            }
-            if let Some(log) = query_log {
-                log.record(&snapshot, packet, datagram.peer.ip(), &outcome, latency);
-            }
-        }
-        if shared.limiter.enabled() {
-            let verdict = shared.limiter.check(datagram.peer.ip(), outcome.cookie_valid, Instant::now());
-            let counted = |pick: fn(&Metrics) -> &std::sync::atomic::AtomicU64| {
-                if let Some(metrics) = &shared.observers.metrics {
-                    pick(metrics).fetch_add(1, Ordering::Relaxed);
-                }
-            };
-            match verdict {
-                Verdict::Send => {}
-                Verdict::Slip => {
-                    counted(|m| &m.rrl_slipped);
-                    super::rrl::truncate_in_place(out)
-                }
-                Verdict::Drop => {
-                    counted(|m| &m.rrl_dropped);
-                    continue;
-                }
-            }
-        }
-        batch.queue_reply(i, wildcard);
     }
 }
 
-/// Counts a query past its source's limit.
-fn count_limited(shared: &Shared, slipped: bool) {
-    if let Some(metrics) = &shared.observers.metrics {
-        let counter = if slipped { &metrics.source_slipped } else { &metrics.source_dropped };
-        counter.fetch_add(1, Ordering::Relaxed);
+/// Resolves a job off the batch; its answer goes to the socket's sender of later answers.
+fn resolve_later(
+    shared: &Shared,
+    job: Box<RecurseJob>,
+    snapshot: Arc<Snapshot>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    arrived: Instant,
+    later: &mpsc::UnboundedSender<Later>,
+) {
+    let resolver = shared.resolver.clone();
+    let later = later.clone();
+    shared.runtime.spawn(async move {
+        let resolution = resolver.complete(&job, &snapshot).await;
+        // A closed channel means the server is stopping: the answer is dropped, as a datagram may be.
+        let _ = later.send(Later { job, resolution, snapshot, peer, local, arrived });
+    });
+}
+
+/// Sends the answers of resolutions that finished off the batch, through the same limits and finish line.
+async fn send_later(
+    socket: Arc<UdpSocket>,
+    wildcard: bool,
+    mut later: mpsc::UnboundedReceiver<Later>,
+    shared: Arc<Shared>,
+) {
+    let mut recorder = Recorder::new(&shared.observers);
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    let mut out = Vec::with_capacity(512);
+    loop {
+        let done = tokio::select! {
+            done = later.recv() => done,
+            _ = flush.tick() => {
+                recorder.flush();
+                continue;
+            }
+        };
+        let Some(done) = done else { break };
+        let outcome = encode_resolved(&done.job, &done.resolution, &mut out);
+        let latency = done.arrived.elapsed();
+        let exchange =
+            Exchange { packet: &done.job.packet, source: done.peer.ip(), transport: Transport::Udp, outcome, latency };
+        if !deliver(&shared, &mut recorder, &done.snapshot, &exchange, &mut out) {
+            continue;
+        }
+        // One datagram, sent at once: a UDP send does not block for long, and a lost one is the client's to retry.
+        let sent = if wildcard {
+            super::batch::send_from(&socket, &out, done.peer, done.local)
+        } else {
+            socket.send_to(&out, done.peer).map(|_| ())
+        };
+        if let Err(e) = sent {
+            tracing::debug!(peer = %done.peer, error = %e, "a resolved answer could not be sent");
+        }
+    }
+    recorder.flush();
+}
+
+/// Records an answer and applies response rate limiting to it (which may truncate `out`). Returns whether to send
+/// it.
+fn deliver(
+    shared: &Shared,
+    recorder: &mut Recorder,
+    snapshot: &Arc<Snapshot>,
+    exchange: &Exchange,
+    out: &mut Vec<u8>,
+) -> bool {
+    recorder.finish(snapshot, exchange);
+    if !shared.limiter.enabled() {
+        return true;
+    }
+    match shared.limiter.check(exchange.source, exchange.outcome.cookie_valid, Instant::now()) {
+        Verdict::Send => true,
+        Verdict::Slip => {
+            count(shared, |e| &e.rrl_slipped);
+            super::rrl::truncate_in_place(out);
+            true
+        }
+        Verdict::Drop => {
+            count(shared, |e| &e.rrl_dropped);
+            false
+        }
+    }
+}
+
+/// Counts a rare event, when metrics are on.
+fn count(shared: &Shared, pick: fn(&Events) -> &std::sync::atomic::AtomicU64) {
+    if let Some(events) = shared.observers.events() {
+        Events::count(pick(events));
     }
 }

@@ -137,13 +137,13 @@ impl Compiler {
     /// Classification, what each VPC sees and the routes: everything the structure of the state decides.
     fn build_structure(&mut self, state: &State, zone_index: &HashMap<&ZoneId, ZoneIdx>) -> Structure {
         let mut accounts: HashMap<&str, Arc<str>> = HashMap::new();
-        let vpcs: Arc<[VpcEntry]> = state
+        let mut vpcs: Vec<VpcEntry> = state
             .vpcs
             .values()
             .map(|v| {
                 let account = accounts.entry(&v.account.0).or_insert_with(|| Arc::from(v.account.0.as_str()));
                 let query_limit = v.query_limit.unwrap_or(state.served.limits.queries_per_source);
-                VpcEntry { id: v.id.clone(), account: account.clone(), query_limit }
+                VpcEntry { id: v.id.clone(), account: account.clone(), query_limit, recursion: false }
             })
             .collect();
         let vpc_index: HashMap<_, _> = state.vpcs.keys().enumerate().map(|(i, id)| (id, i)).collect();
@@ -165,9 +165,13 @@ impl Compiler {
             list.dedup();
         }
         let (routes, upstream, rules_seen) = self.build_routes(state, &vpc_index, vpcs.len(), &hidden);
+        // A VPC with somewhere to resolve names outside its zones is offered recursion (RA on every answer).
+        for (vpc, rules) in vpcs.iter_mut().zip(&rules_seen) {
+            vpc.recursion = upstream.is_some() || !rules.is_empty();
+        }
         Structure {
             classifier: Arc::new(build_classifier(state)),
-            vpcs,
+            vpcs: vpcs.into(),
             seen,
             routes: routes.into(),
             upstream,
@@ -214,7 +218,7 @@ impl Compiler {
         let mut routes = Vec::with_capacity(state.rules.len() + 1);
         let upstreams = &state.served.upstreams;
         let upstream = (!upstreams.is_empty()).then(|| {
-            routes.push(Route { rule: None, targets: Arc::from(upstreams.as_slice()) });
+            routes.push(Route { rule: None, owner: None, targets: Arc::from(upstreams.as_slice()) });
             0
         });
         self.rules.retain(|id, _| state.rules.contains_key(id));
@@ -228,6 +232,7 @@ impl Compiler {
                         domain: rule.domain.clone(),
                         route: Route {
                             rule: Some(Arc::from(rule.id.as_str())),
+                            owner: Some(Arc::from(rule.account.0.as_str())),
                             targets: Arc::from(rule.targets.as_slice()),
                         },
                         lower: Arc::from(lower.wire()),

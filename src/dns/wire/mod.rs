@@ -1,9 +1,14 @@
-//! Query decoding: raw bytes → a validated [`Query`] borrowing from the packet, or the reason it cannot be one.
+//! The wire format. This file decodes: raw bytes → a validated [`Query`] borrowing from the packet, or the reason
+//! it cannot be one; `encode` writes responses.
 //!
 //! Hand-written and allocation-free because it runs for every packet, including hostile ones: every length and
 //! pointer is checked before use, compression pointers must point backwards and chains are bounded, and the whole
 //! message (every record of every section) is walked so that lying counts are caught. It decodes only; the
 //! decisions about what to answer live in `respond`.
+
+mod encode;
+
+pub use encode::{opt_len, set_count, write_header, write_opt, Encoder, Mark, Owner, CLASS_IN, EDNS_OPTION_EDE};
 
 use crate::dns::cookie::{ClientCookie, OPTION_COOKIE};
 use crate::dns::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
