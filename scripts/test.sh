@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # dig queries the servers the tests start; openssl makes the TLS test's certificate; named (BIND 9) is the
 # reference of the differential test, which starts its own instance on a loopback port.
 missing=""
+command -v python3 >/dev/null 2>&1 || missing="$missing python3"
 command -v dig >/dev/null 2>&1 || missing="$missing bind9-dnsutils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing="$missing bind9"
@@ -37,6 +38,8 @@ export PATH="$PATH:/usr/sbin"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== layering (scripts/check-layers.py: no import cycle, every layer rule of ARCHITECTURE.md)"
+python3 scripts/check-layers.py
 echo "== cargo deny (bans, licenses, sources; deny.toml)"
 command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --quiet
 cargo deny check bans licenses sources

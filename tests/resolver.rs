@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::bind::Named;
 use common::{dig_at, http_get, metrics_addr, Server, ACCOUNT};
+use serde_json::{json, Value};
 
 const PUBLIC: &str = "$TTL 300
 @ SOA ns.example. hostmaster.example. 1 3600 600 86400 60
@@ -18,6 +19,7 @@ www A 192.0.2.10
 short 2 A 192.0.2.11
 host.onprem A 192.0.2.98
 toprivate CNAME db.corp.internal.
+toonprem CNAME host.onprem.example.
 ";
 
 const PUBLIC_CORP: &str = "$TTL 300
@@ -392,4 +394,214 @@ fn tenants_never_share_cached_answers() {
     let beta = server.dig("127.0.76.5", "www.example", "A");
     assert_eq!(beta.answer[0].ttl, 300, "beta does not see acme's aged entry");
     assert_eq!(public.queries_for("www.example"), 2, "beta's query went upstream");
+}
+
+/// A chain that enters a name a forwarding rule of this VPC owns is cut there and completed through the rule: the
+/// upstream's own data for that name (it holds host.onprem.example too) is never served to a VPC the rule applies to.
+#[test]
+fn a_chain_is_cut_where_it_enters_a_rule() {
+    let s = setup();
+    let srv = &s.server;
+    let ruled = srv.dig("127.0.70.5", "toonprem.example", "A");
+    assert_eq!(ruled.data("CNAME"), ["host.onprem.example."], "{}", ruled.raw);
+    assert_eq!(ruled.data("A"), ["10.99.0.1"], "completed through the rule, not the upstream's copy: {}", ruled.raw);
+    assert!(s.onprem.queries_for("host.onprem.example") >= 1);
+    // v2 is outside the rule's scope: the upstream's whole chain.
+    let public = srv.dig("127.0.71.5", "toonprem.example", "A");
+    assert_eq!(public.data("A"), ["192.0.2.98"], "{}", public.raw);
+}
+
+/// RA says whether recursion is offered to the asking VPC, on every answer, private ones included (as BIND views
+/// and Unbound): a VPC with upstreams or a rule in its scope gets it; one with neither never does.
+#[test]
+fn ra_is_set_for_vpcs_offered_a_resolver_and_only_for_them() {
+    let onprem = Named::start(&[("onprem.example.", ONPREM)]);
+    let config = format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+[resolver]
+allow_targets = ["127.0.0.0/8"]
+{ACCOUNT}
+[[vpcs]]
+id = "v1"
+account = "1"
+cidrs = ["127.0.70.0/24"]
+[[vpcs]]
+id = "v2"
+account = "1"
+cidrs = ["127.0.71.0/24"]
+[[forward_rules]]
+id = "onprem"
+account = "1"
+domain = "onprem.example."
+targets = ["{}"]
+scope = ["v1"]
+[[zones]]
+name = "corp.internal."
+account = "1"
+scope = ["v1", "v2"]
+records = [{{ name = "db", type = "A", data = "10.0.0.5" }}]
+"#,
+        onprem.addr()
+    );
+    let srv = Server::start(&config, &[]);
+    for (name, status) in [("db.corp.internal", "NOERROR"), ("nope.corp.internal", "NXDOMAIN")] {
+        let with_rule = srv.dig("127.0.70.5", name, "A");
+        assert_eq!(with_rule.status, status);
+        assert!(with_rule.has_flag("ra") && with_rule.has_flag("aa"), "v1 sees a rule: {:?}", with_rule.flags);
+        let without = srv.dig("127.0.71.5", name, "A");
+        assert_eq!(without.status, status);
+        assert!(!without.has_flag("ra"), "v2 has no resolver: {:?}", without.flags);
+    }
+    assert_eq!(srv.dig("127.0.70.5", "host.onprem.example", "A").data("A"), ["10.99.0.1"]);
+    let outside = srv.dig("127.0.71.5", "www.example", "A");
+    assert_eq!(outside.status, "REFUSED");
+    assert!(!outside.has_flag("ra"));
+    // With upstreams every VPC has a resolver: v2's private answers say RA too.
+    let s = setup();
+    assert!(s.server.dig("127.0.71.5", "db.corp.internal", "A").has_flag("ra"));
+}
+
+/// A UDP relay to `upstream` that drops the first datagram it receives: one lost packet.
+struct LossyRelay {
+    addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl LossyRelay {
+    fn start(upstream: &str) -> LossyRelay {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("relay");
+        socket.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        let addr = socket.local_addr().expect("addr").to_string();
+        let upstream = upstream.to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = 0usize;
+            let mut buf = [0u8; 4096];
+            // Bounded: at most 60 s, and until the test is done.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
+                seen += 1;
+                if seen == 1 {
+                    continue; // the lost packet
+                }
+                let out = UdpSocket::bind("127.0.0.1:0").expect("forward");
+                out.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+                out.send_to(&buf[..n], &upstream).expect("forward");
+                let mut answer = [0u8; 4096];
+                if let Ok((m, _)) = out.recv_from(&mut answer) {
+                    let _ = socket.send_to(&answer[..m], from);
+                }
+            }
+            seen
+        });
+        LossyRelay { addr, stop, thread: Some(thread) }
+    }
+
+    /// Stops the relay; how many datagrams it received.
+    fn finish(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or(0)
+    }
+}
+
+/// `attempts` means each server is tried that many times within the deadline: a timeout shorter than hickory's
+/// retransmission interval and one lost datagram still end in the answer, not SERVFAIL.
+#[test]
+fn one_lost_datagram_is_retried_while_time_is_left() {
+    let public = Named::start(&[("example.", PUBLIC)]);
+    let relay = LossyRelay::start(&public.addr());
+    let config = format!(
+        r#"[server]
+listen = ["127.0.0.1:0"]
+[resolver]
+upstreams = ["{}"]
+timeout_ms = 300
+attempts = 2
+deadline_ms = 3000
+{ACCOUNT}
+[[vpcs]]
+id = "v1"
+account = "1"
+cidrs = ["127.0.70.0/24"]
+"#,
+        relay.addr
+    );
+    let srv = Server::start(&config, &[]);
+    let answer = srv.dig_with("127.0.70.5", "www.example", "A", &["+time=5", "+tries=1"]);
+    assert_eq!(
+        (answer.status.as_str(), answer.data("A")),
+        ("NOERROR", vec!["192.0.2.10".to_string()]),
+        "{}",
+        answer.raw
+    );
+    assert!(relay.finish() >= 2, "the first datagram was lost and a second attempt made");
+}
+
+/// One billing rule on every path (issue 14): an answer from a private zone, or whose chain starts in one (here a
+/// `fallback = "recurse"` zone), is billed to the zone's owner; through a forwarding rule to the rule's owner; from
+/// the upstreams to the asking VPC's own account, as resolver usage apart from private-zone usage — over UDP (cache
+/// miss: answered later; cache hit: in the batch) and TCP, each answer exactly once.
+#[test]
+fn every_answer_is_billed_once_by_one_rule() {
+    use common::store::{token, StoreServer};
+    let public = Named::start(&[("example.", PUBLIC), ("corp.example.", PUBLIC_CORP)]);
+    let onprem = Named::start(&[("onprem.example.", ONPREM)]);
+    let sections = format!("[resolver]\nupstreams = [\"{}\"]\nallow_targets = [\"127.0.0.0/8\"]\n", public.addr());
+    let s = StoreServer::start_with("", &sections, &[]);
+    s.put_account("1001", "acme");
+    s.put_account("1002", "beta");
+    s.operator(&["vpcs", "put", "--id", "vpc-a", "--account", "1001", "--cidr", "127.0.77.0/24"]).expect("vpc");
+    s.operator(&["vpcs", "put", "--id", "vpc-b", "--account", "1002", "--cidr", "127.0.78.0/24"]).expect("vpc");
+    s.operator(&["link", "acme", "beta"]).expect("link");
+    let acme = token(s.operator(&["key", "acme"]));
+    let beta = token(s.operator(&["key", "beta"]));
+    let zone = s
+        .admin(&acme, &["zones", "create", "corp.example.", "--scope", "vpc-b", "--fallback", "recurse"])
+        .expect("zone");
+    let zone_id = zone["id"].as_str().expect("zone id").to_string();
+    s.admin(&acme, &["records", "add", &zone_id, "own", "A", "10.0.0.6"]).expect("record");
+    s.admin(&acme, &["rules", "add", "onprem", "onprem.example.", "--target", &onprem.addr(), "--scope", "vpc-b"])
+        .expect("rule");
+    let dig = |name: &str, extra: &[&str]| dig_at(&s.dns, "127.0.78.5", name, "A", extra);
+    for (name, expected) in
+        [("public.corp.example", "192.0.2.20"), ("host.onprem.example", "10.99.0.1"), ("www.example", "192.0.2.10")]
+    {
+        assert_eq!(dig(name, &[]).data("A"), [expected], "{name} over UDP: a cache miss, answered later");
+        assert_eq!(dig(name, &[]).data("A"), [expected], "{name} over UDP: a cache hit, answered in the batch");
+        assert_eq!(dig(name, &["+tcp"]).data("A"), [expected], "{name} over TCP");
+    }
+    assert_eq!(dig("own.corp.example", &[]).data("A"), ["10.0.0.6"], "a private answer");
+    let mut usage = Value::Null;
+    for _ in 0..100 {
+        usage = s.admin(&acme, &["usage"]).expect("usage");
+        if usage["total"] == 7 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(usage["total"], 7, "acme pays for its zone (4) and its rule (3): {usage}");
+    let items = usage["items"].as_array().cloned().unwrap_or_default();
+    let zone_line = items.iter().find(|i| i["kind"] == "zone").expect("zone line");
+    assert_eq!(
+        (&zone_line["zone"], &zone_line["consumer"], &zone_line["queries"]),
+        (&json!(zone_id), &json!("1002"), &json!(4))
+    );
+    let rule_line = items.iter().find(|i| i["kind"] == "rule").expect("rule line");
+    assert_eq!((&rule_line["rule"], &rule_line["queries"]), (&json!("1001-onprem"), &json!(3)));
+    assert_eq!(usage["resolver"]["total"], 0, "acme's VPCs asked the upstreams nothing");
+    let mut theirs = Value::Null;
+    for _ in 0..50 {
+        theirs = s.admin(&beta, &["usage"]).expect("beta usage");
+        if theirs["resolver"]["total"] == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(theirs["total"], 0, "beta owns no zone or rule: {theirs}");
+    assert_eq!(theirs["resolver"]["total"], 3, "beta's VPC pays for its upstream answers: {theirs}");
+    assert_eq!(theirs["resolver"]["items"][0]["vpc"], "vpc-b");
 }
