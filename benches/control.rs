@@ -114,8 +114,8 @@ fn bench(c: &mut Criterion) {
                 let input = RecordInput { name: name.clone(), rtype: "A".into(), ttl: None, data: "10.9.9.9".into() };
                 let start = Instant::now();
                 plane
-                    .execute(&actor, "bench", move |c, ctx| {
-                        tenant::add_record(c, ctx, "1/big.internal.", input.clone(), None)
+                    .execute(&bench_caller(&actor), move |c, ctx| {
+                        tenant::add_record(c, ctx, "1/big.internal.", input.clone())
                     })
                     .expect("add");
                 let snap = plane.snapshot();
@@ -195,7 +195,7 @@ fn mean_write(plane: &ControlPlane, first: usize, n: usize) -> Duration {
     for i in first..first + n {
         let input = RecordInput { name: format!("w{i}"), rtype: "A".into(), ttl: None, data: "10.9.9.9".into() };
         plane
-            .execute(&actor, "bench", move |c, ctx| tenant::add_record(c, ctx, "1/z0.internal.", input.clone(), None))
+            .execute(&bench_caller(&actor), move |c, ctx| tenant::add_record(c, ctx, "1/z0.internal.", input.clone()))
             .expect("add");
     }
     started.elapsed() / n as u32
@@ -221,7 +221,7 @@ fn tenants_apart(_: &mut Criterion) {
         let import = scope.spawn(|| {
             let started = Instant::now();
             plane
-                .execute(&importer, "bench", |c, ctx| tenant::import_zone(c, ctx, "1/z1.internal.", &text, None))
+                .execute(&bench_caller(&importer), |c, ctx| tenant::import_zone(c, ctx, "1/z1.internal.", &text))
                 .expect("import");
             done.store(true, std::sync::atomic::Ordering::Relaxed);
             started.elapsed()
@@ -243,3 +243,8 @@ fn tenants_apart(_: &mut Criterion) {
 
 criterion_group!(benches, bench, tenants_apart);
 criterion_main!(benches);
+
+/// `actor` as a caller of the control plane (no If-Match).
+fn bench_caller(actor: &Actor) -> vpcdns::control::Caller {
+    vpcdns::control::Caller { actor: actor.clone(), remote: "bench".into(), if_match: None }
+}

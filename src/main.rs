@@ -8,9 +8,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use vpcdns::dns::name::Name;
-use vpcdns::dns::rdata;
-use vpcdns::dns::Transport;
 use vpcdns::model::compile::Compiler;
 use vpcdns::model::explain;
 use vpcdns::process::reload;
@@ -141,13 +138,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             let Some(listener) = listener.or_else(|| loaded.state.served.listen.first().copied()) else {
                 bail!("no listener: give --listener");
             };
-            let question = explain::Question {
-                listener,
-                source,
-                name: Name::from_text(&name, Some(&Name::root())).with_context(|| format!("bad name {name:?}"))?,
-                qtype: rdata::type_from_mnemonic(&qtype).with_context(|| format!("unknown type {qtype:?}"))?,
-                transport: if tcp { Transport::Tcp } else { Transport::Udp },
-            };
+            let question = explain::Question::parse(listener, source, &name, &qtype, tcp)
+                .map_err(|(_, message)| anyhow::anyhow!(message))?;
             vpcdns::out!("{}", vpcdns::dataplane::explain::explain(&loaded.state, &snapshot, &question, None));
             Ok(())
         }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use super::model::{self, keys, AuditDoc, Control};
-use super::{Actor, ApiError, ControlPlane, Ctx};
+use super::{Actor, ControlError, ControlPlane, Ctx};
 use crate::control::store::{Compare, Op, Store, TxnOutcome};
 use crate::model::state::Uid;
 
@@ -31,7 +31,7 @@ pub struct Event<'a> {
 impl Event<'_> {
     /// The store writes that record the event under every account of `accounts` (and, when that is empty, under
     /// [`NO_ACCOUNT`]).
-    pub fn ops(&self, accounts: &BTreeSet<Uid>, time_ms: u64) -> Result<Vec<Op>, ApiError> {
+    pub fn ops(&self, accounts: &BTreeSet<Uid>, time_ms: u64) -> Result<Vec<Op>, ControlError> {
         let event = super::auth::random_hex(6)?;
         let actor_account = match self.actor {
             Actor::Tenant(t) => t.account.0.clone(),
@@ -122,7 +122,7 @@ pub fn record_refusal(plane: &ControlPlane, event: &Event, owners: BTreeSet<Uid>
 
 /// The audit log between two Unix times, oldest first, at most `limit` entries: the caller's account's (a tenant),
 /// or every account's with each event once (the operator).
-pub fn read(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64, limit: usize) -> Result<Value, ApiError> {
+pub fn read(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64, limit: usize) -> Result<Value, ControlError> {
     let (from_ms, to_ms) = (from.saturating_mul(1000), to.saturating_add(1).saturating_mul(1000));
     let docs: Vec<AuditDoc> = match ctx.actor {
         Actor::Tenant(t) => {
@@ -214,6 +214,10 @@ mod tests {
         Actor::Tenant(Tenant { account: Uid(uid.into()), user: None, policies: vec![Policy::DnsFullAccess] })
     }
 
+    fn caller(actor: Actor) -> crate::control::Caller {
+        crate::control::Caller { actor, remote: "test".into(), if_match: None }
+    }
+
     /// Entries are keyed by account: a tenant's read is a range over its own keys, and the operator's changes to
     /// an account are in that account's audit.
     #[test]
@@ -227,7 +231,7 @@ mod tests {
                 site: "intl".into(),
             };
             plane
-                .execute(&Actor::Operator, "test", |c, ctx| {
+                .execute(&crate::control::Caller::operator(), |c, ctx| {
                     crate::control::ops::inventory::put_account(c, ctx, doc.clone())
                 })
                 .expect("account");
@@ -239,7 +243,7 @@ mod tests {
             fallback: None,
         };
         plane
-            .execute(&tenant("1"), "test", |c, ctx| crate::control::ops::tenant::create_zone(c, ctx, zone.clone()))
+            .execute(&caller(tenant("1")), |c, ctx| crate::control::ops::tenant::create_zone(c, ctx, zone.clone()))
             .expect("zone");
         let (mine, _) = plane.store().list("audit/1/").expect("list");
         let mut actions: Vec<String> =

@@ -9,7 +9,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use super::error::ControlError;
 use super::model::{Control, KeyDoc};
 use crate::model::state::{Policy, Uid};
 
@@ -53,45 +53,45 @@ impl Tenant {
     }
 
     /// Reading DNS resources of its own account.
-    pub fn require_read(&self) -> Result<&Uid, ApiError> {
+    pub fn require_read(&self) -> Result<&Uid, ControlError> {
         if self.can_read() {
             Ok(&self.account)
         } else {
-            Err(ApiError::forbidden("this user holds no DNS policy (DNSReadOnlyAccess or DNSFullAccess)"))
+            Err(ControlError::forbidden("this user holds no DNS policy (DNSReadOnlyAccess or DNSFullAccess)"))
         }
     }
 
     /// Changing DNS resources of its own account.
-    pub fn require_write(&self) -> Result<&Uid, ApiError> {
+    pub fn require_write(&self) -> Result<&Uid, ControlError> {
         if self.can_write() {
             Ok(&self.account)
         } else {
-            Err(ApiError::forbidden("changing DNS resources needs the DNSFullAccess policy"))
+            Err(ControlError::forbidden("changing DNS resources needs the DNSFullAccess policy"))
         }
     }
 
     /// Actions only the root account may take (its inbox, its users and their keys).
-    pub fn require_root(&self) -> Result<&Uid, ApiError> {
+    pub fn require_root(&self) -> Result<&Uid, ControlError> {
         if self.is_root() {
             Ok(&self.account)
         } else {
-            Err(ApiError::forbidden("only the root account may do this"))
+            Err(ControlError::forbidden("only the root account may do this"))
         }
     }
 }
 
 impl Actor {
-    pub fn tenant(&self) -> Result<&Tenant, ApiError> {
+    pub fn tenant(&self) -> Result<&Tenant, ControlError> {
         match self {
             Actor::Tenant(t) => Ok(t),
-            Actor::Operator => Err(ApiError::bad_request("operator", "this is a tenant action: use an access key")),
+            Actor::Operator => Err(ControlError::invalid("operator", "this is a tenant action: use an access key")),
         }
     }
 
-    pub fn require_operator(&self) -> Result<(), ApiError> {
+    pub fn require_operator(&self) -> Result<(), ControlError> {
         match self {
             Actor::Operator => Ok(()),
-            Actor::Tenant(_) => Err(ApiError::forbidden("operator actions are only available on the local socket")),
+            Actor::Tenant(_) => Err(ControlError::forbidden("operator actions are only available on the local socket")),
         }
     }
 }
@@ -103,7 +103,7 @@ pub struct NewKey {
 }
 
 /// Mints a key for `account` (and `user`, for a sub-user), valid until `expires`.
-pub fn mint_key(account: &Uid, user: Option<&str>, now: u64, expires: Option<u64>) -> Result<NewKey, ApiError> {
+pub fn mint_key(account: &Uid, user: Option<&str>, now: u64, expires: Option<u64>) -> Result<NewKey, ControlError> {
     let id = random_hex(8)?;
     let secret = random_hex(32)?;
     Ok(NewKey {
@@ -120,8 +120,8 @@ pub fn mint_key(account: &Uid, user: Option<&str>, now: u64, expires: Option<u64
 }
 
 /// Resolves a bearer token to its actor. Every failure is the same 401 so that probing learns nothing.
-pub fn authenticate(control: &Control, token: &str, now: u64) -> Result<Actor, ApiError> {
-    let unauthorized = || ApiError::unauthorized();
+pub fn authenticate(control: &Control, token: &str, now: u64) -> Result<Actor, ControlError> {
+    let unauthorized = || ControlError::Unauthenticated;
     let rest = token.strip_prefix("vpcdns_").ok_or_else(unauthorized)?;
     let (id, secret) = rest.split_once('_').ok_or_else(unauthorized)?;
     let doc = control.keys.get(id).ok_or_else(unauthorized)?;
@@ -155,15 +155,15 @@ pub fn hex_encode(bytes: &[u8]) -> String {
 }
 
 /// `n` random bytes from the OS, hex-encoded.
-pub fn random_hex(n: usize) -> Result<String, ApiError> {
+pub fn random_hex(n: usize) -> Result<String, ControlError> {
     let mut bytes = vec![0u8; n];
     fill_random(&mut bytes)?;
     Ok(hex_encode(&bytes))
 }
 
 /// Fills `buf` from the operating system's CSPRNG. Failing is an error, never a predictable fallback.
-pub fn fill_random(buf: &mut [u8]) -> Result<(), ApiError> {
-    getrandom::fill(buf).map_err(|e| ApiError::internal(format!("the OS random source failed: {e}")))
+pub fn fill_random(buf: &mut [u8]) -> Result<(), ControlError> {
+    getrandom::fill(buf).map_err(|e| ControlError::internal(format!("the OS random source failed: {e}")))
 }
 
 #[cfg(test)]

@@ -1,66 +1,127 @@
-//! API errors: an HTTP status, a stable machine-readable code, and a message for people.
+//! What can go wrong with a control-plane operation, in the domain's terms: each kind with a stable,
+//! machine-readable code and a message for people. `api` maps the kinds to HTTP statuses; nothing here knows HTTP.
 
-use serde::Serialize;
+use crate::control::store::StoreError;
 
-/// An error every control-plane operation may return; the API renders it as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct ApiError {
-    #[serde(skip)]
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    /// Every validation problem, when the state the change would produce is invalid.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
-    /// For 429: seconds until a retry may succeed (the `Retry-After` header).
-    #[serde(skip)]
-    pub retry_after: Option<u64>,
+/// An error every control-plane operation may return.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// The input is malformed or asks for something impossible.
+    #[error("{code}: {message}")]
+    Invalid { code: &'static str, message: String },
+    /// No valid access key.
+    #[error("unauthorized: a valid access key is required (Authorization: Bearer vpcdns_…)")]
+    Unauthenticated,
+    /// The caller may not do this (a policy it lacks, a resource it may only read).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Absent, or not the caller's to see (another tenant's resource is "not found", never "forbidden").
+    #[error("{code}: {message}")]
+    NotFound { code: &'static str, message: String },
+    /// The change contradicts the state (a name taken, a link that exists).
+    #[error("{code}: {message}")]
+    Conflict { code: &'static str, message: String },
+    /// The caller's If-Match names a revision the document is no longer at.
+    #[error("revision_mismatch: {0}")]
+    Stale(String),
+    /// What the caller refers to has expired (a link request, a code).
+    #[error("expired: {0}")]
+    Expired(String),
+    /// The change is too large for the store to take at once.
+    #[error("too_large: {0}")]
+    TooLarge(String),
+    /// The state the change would produce is invalid: every problem, named.
+    #[error("invalid_state: the change would produce an invalid state: {}", .0.join("; "))]
+    InvalidState(Vec<String>),
+    /// Too many attempts; `retry_after` seconds until one may pass, when known.
+    #[error("rate_limited: {message}")]
+    RateLimited { message: String, retry_after: Option<u64> },
+    /// The store cannot be reached (nothing was written), or did not say whether the change was written.
+    #[error("{code}: {message}")]
+    Unavailable { code: &'static str, message: String },
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
-impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), problems: Vec::new(), retry_after: None }
+impl ControlError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> ControlError {
+        ControlError::Invalid { code, message: message.into() }
     }
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(400, code, message)
+    pub fn forbidden(message: impl Into<String>) -> ControlError {
+        ControlError::Forbidden(message.into())
     }
-    pub fn unauthorized() -> ApiError {
-        ApiError::new(401, "unauthorized", "a valid access key is required (Authorization: Bearer vpcdns_…)")
+    pub fn not_found(what: impl Into<String>) -> ControlError {
+        ControlError::NotFound { code: "not_found", message: what.into() }
     }
-    pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError::new(403, "forbidden", message)
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ControlError {
+        ControlError::Conflict { code, message: message.into() }
     }
-    pub fn not_found(what: impl Into<String>) -> ApiError {
-        ApiError::new(404, "not_found", what)
+    pub fn stale(message: impl Into<String>) -> ControlError {
+        ControlError::Stale(message.into())
     }
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(409, code, message)
+    pub fn expired(message: impl Into<String>) -> ControlError {
+        ControlError::Expired(message.into())
     }
-    pub fn precondition_failed(message: impl Into<String>) -> ApiError {
-        ApiError::new(412, "revision_mismatch", message)
+    pub fn rate_limited(message: impl Into<String>) -> ControlError {
+        ControlError::RateLimited { message: message.into(), retry_after: None }
     }
-    pub fn gone(message: impl Into<String>) -> ApiError {
-        ApiError::new(410, "expired", message)
+    /// Rate limited, with the time after which a retry may pass.
+    pub fn slow_down(message: impl Into<String>, wait: std::time::Duration) -> ControlError {
+        let secs = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)).max(1);
+        ControlError::RateLimited { message: message.into(), retry_after: Some(secs) }
     }
-    pub fn invalid_state(problems: Vec<String>) -> ApiError {
-        ApiError {
-            status: 422,
-            code: "invalid_state",
-            message: "the change would produce an invalid state".into(),
-            problems,
-            retry_after: None,
+    pub fn internal(message: impl Into<String>) -> ControlError {
+        ControlError::Internal(message.into())
+    }
+
+    /// The stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ControlError::Invalid { code, .. }
+            | ControlError::NotFound { code, .. }
+            | ControlError::Conflict { code, .. }
+            | ControlError::Unavailable { code, .. } => code,
+            ControlError::Unauthenticated => "unauthorized",
+            ControlError::Forbidden(_) => "forbidden",
+            ControlError::Stale(_) => "revision_mismatch",
+            ControlError::Expired(_) => "expired",
+            ControlError::TooLarge(_) => "too_large",
+            ControlError::InvalidState(_) => "invalid_state",
+            ControlError::RateLimited { .. } => "rate_limited",
+            ControlError::Internal(_) => "internal",
         }
     }
-    pub fn too_many(message: impl Into<String>) -> ApiError {
-        ApiError::new(429, "rate_limited", message)
+
+    /// The message for people.
+    pub fn message(&self) -> String {
+        match self {
+            ControlError::Invalid { message, .. }
+            | ControlError::NotFound { message, .. }
+            | ControlError::Conflict { message, .. }
+            | ControlError::Unavailable { message, .. }
+            | ControlError::RateLimited { message, .. } => message.clone(),
+            ControlError::Unauthenticated => "a valid access key is required (Authorization: Bearer vpcdns_…)".into(),
+            ControlError::Forbidden(message)
+            | ControlError::Stale(message)
+            | ControlError::Expired(message)
+            | ControlError::TooLarge(message)
+            | ControlError::Internal(message) => message.clone(),
+            ControlError::InvalidState(_) => "the change would produce an invalid state".into(),
+        }
     }
-    /// 429 with the time after which a retry may pass.
-    pub fn slow_down(message: impl Into<String>, wait: std::time::Duration) -> ApiError {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        ApiError { retry_after: Some(secs), ..ApiError::new(429, "rate_limited", message) }
-    }
-    pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(500, "internal", message)
+}
+
+/// A store failure, in the control plane's terms: unreachable (nothing was written), outcome unknown, too large
+/// for one transaction, or anything else (internal).
+impl From<StoreError> for ControlError {
+    fn from(e: StoreError) -> ControlError {
+        match e {
+            StoreError::Unavailable { .. } => {
+                ControlError::Unavailable { code: "store_unavailable", message: e.to_string() }
+            }
+            StoreError::Unknown { .. } => ControlError::Unavailable { code: "outcome_unknown", message: e.to_string() },
+            StoreError::TooLarge { .. } => ControlError::TooLarge(e.to_string()),
+            e => ControlError::Internal(format!("store: {e}")),
+        }
     }
 }

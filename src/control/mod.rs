@@ -32,7 +32,7 @@ use crate::model::snapshot::Snapshot;
 use crate::model::validate;
 use crate::settings::Served;
 pub use auth::Actor;
-pub use error::ApiError;
+pub use error::ControlError;
 pub use model::Control;
 
 /// What an operation wants done.
@@ -66,9 +66,28 @@ impl Plan {
     }
 }
 
+/// Who asks for a change, and on what condition.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: Actor,
+    /// Where the request came from, for the audit.
+    pub remote: String,
+    /// The revision the request's `If-Match` expects of the document it changes (none: any).
+    pub if_match: Option<u64>,
+}
+
+impl Caller {
+    /// The operator, on its socket.
+    pub fn operator() -> Caller {
+        Caller { actor: Actor::Operator, remote: "unix-socket".into(), if_match: None }
+    }
+}
+
 /// Per-request context an operation may use.
 pub struct Ctx<'a> {
     pub actor: &'a Actor,
+    /// The revision the caller's `If-Match` expects (writes only).
+    pub if_match: Option<u64>,
     pub now: u64,
     /// The server secret that verification codes are HMACed under (never stored).
     pub secret: &'a [u8],
@@ -188,9 +207,13 @@ impl ControlPlane {
     }
 
     /// Runs a read-only operation against the current state.
-    pub fn read<R>(&self, actor: &Actor, f: impl FnOnce(&Control, &Ctx) -> Result<R, ApiError>) -> Result<R, ApiError> {
+    pub fn read<R>(
+        &self,
+        actor: &Actor,
+        f: impl FnOnce(&Control, &Ctx) -> Result<R, ControlError>,
+    ) -> Result<R, ControlError> {
         let control = self.current();
-        let ctx = Ctx { actor, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
+        let ctx = Ctx { actor, if_match: None, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
         f(&control, &ctx)
     }
 
@@ -201,12 +224,11 @@ impl ControlPlane {
     /// (not the caller's own If-Match) fails, the state is brought up to date and the operation planned again.
     pub fn execute(
         &self,
-        actor: &Actor,
-        remote: &str,
-        op: impl Fn(&Control, &Ctx) -> Result<Plan, ApiError>,
-    ) -> Result<(Value, Plan), ApiError> {
+        caller: &Caller,
+        op: impl Fn(&Control, &Ctx) -> Result<Plan, ControlError>,
+    ) -> Result<(Value, Plan), ControlError> {
         for _ in 0..PLAN_ATTEMPTS {
-            match self.try_execute(actor, remote, &op)? {
+            match self.try_execute(caller, &op)? {
                 Attempt::Done(response, plan) => {
                     if !plan.collect.is_empty() {
                         // A bulk change replaced a generation of records: its history is the bulk of the store's
@@ -225,7 +247,7 @@ impl ControlPlane {
                 }
             }
         }
-        Err(ApiError::conflict(
+        Err(ControlError::conflict(
             "busy",
             "the documents this change reads kept changing under concurrent writers; try again",
         ))
@@ -233,12 +255,13 @@ impl ControlPlane {
 
     fn try_execute(
         &self,
-        actor: &Actor,
-        remote: &str,
-        op: &impl Fn(&Control, &Ctx) -> Result<Plan, ApiError>,
-    ) -> Result<Attempt, ApiError> {
+        caller: &Caller,
+        op: &impl Fn(&Control, &Ctx) -> Result<Plan, ControlError>,
+    ) -> Result<Attempt, ControlError> {
         let started = std::time::Instant::now();
-        let ctx = Ctx { actor, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
+        let (actor, remote) = (&caller.actor, caller.remote.as_str());
+        let ctx =
+            Ctx { actor, if_match: caller.if_match, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
         // Planned before the writer lock: a bulk change (an import) parses its input and writes its records, under
         // keys nothing reads yet, without holding up other writers; only its switch waits for the lock.
         let mut base = self.current();
@@ -273,7 +296,7 @@ impl ControlPlane {
         let problems = next.apply(&trial);
         if !problems.is_empty() {
             // A document the model cannot read (a bad CIDR, an unknown site): the caller's input, refused whole.
-            return Err(ApiError::invalid_state(problems));
+            return Err(ControlError::InvalidState(problems));
         }
         precedence::resolve(&current, &mut next, actor, &mut plan, ctx.now, provisional)?;
         if let Some((action, target)) = &plan.audit {
@@ -283,11 +306,11 @@ impl ControlPlane {
         }
         let guards = guards_of(&plan, &base);
         let mut changed = next.take_dirty();
-        validate::validate_changed(&next.state, Some(&changed)).map_err(|p| ApiError::invalid_state(p.0))?;
+        validate::validate_changed(&next.state, Some(&changed)).map_err(|p| ControlError::InvalidState(p.0))?;
         let mut compares = plan.compares.clone();
         compares.extend(guards.iter().cloned());
         let outcome = match stage::commit(self.store.as_ref(), &compares, &plan) {
-            Err(e) if e.code == "outcome_unknown" => {
+            Err(e) if e.code() == "outcome_unknown" => {
                 // The switch may have happened: the staged records may be live, so they stay.
                 staged.keep();
                 return Err(e);
@@ -304,7 +327,7 @@ impl ControlPlane {
                 if guarded {
                     return Ok(Attempt::Stale { revision: actual.max(current.revision + 1) });
                 }
-                return Err(ApiError::precondition_failed(format!(
+                return Err(ControlError::stale(format!(
                     "{key} is at revision {actual}, not {expected}: read it again and retry"
                 )));
             }
@@ -329,7 +352,7 @@ impl ControlPlane {
             // from the change history, which holds ours too, instead of trusting the provisional copy.
             next = (*latest).clone();
             let changes = self.store.changes_since(latest.revision, usize::MAX).map_err(|e| {
-                ApiError::internal(format!("committed at revision {revision}, but reading it back failed: {e}"))
+                ControlError::internal(format!("committed at revision {revision}, but reading it back failed: {e}"))
             })?;
             for problem in next.apply(&changes) {
                 tracing::error!(problem, "a stored document was skipped");
@@ -367,7 +390,7 @@ impl ControlPlane {
     }
 
     /// Reads what other nodes committed since the state in memory (when the feed is slow or down).
-    fn catch_up(&self) -> Result<(), ApiError> {
+    fn catch_up(&self) -> Result<(), ControlError> {
         let revision = self.current().revision;
         let changes = self.store.changes_since(revision, usize::MAX).map_err(store_error)?;
         self.apply_feed(&changes);
@@ -454,16 +477,9 @@ impl ControlPlane {
     }
 }
 
-/// A store failure as the API reports it: 503 when the store cannot be reached (nothing was written), 413 when
-/// the change is too large for one transaction, 500 otherwise.
-pub fn store_error(e: crate::control::store::StoreError) -> ApiError {
-    use crate::control::store::StoreError;
-    match e {
-        StoreError::Unavailable { .. } => ApiError::new(503, "store_unavailable", e.to_string()),
-        StoreError::Unknown { .. } => ApiError::new(503, "outcome_unknown", e.to_string()),
-        StoreError::TooLarge { .. } => ApiError::new(413, "too_large", e.to_string()),
-        e => ApiError::internal(format!("store: {e}")),
-    }
+/// A store failure as the control plane reports it (see `ControlError`'s `From<StoreError>`).
+pub fn store_error(e: crate::control::store::StoreError) -> ControlError {
+    ControlError::from(e)
 }
 
 fn add_revision(response: &mut Value, revision: u64) {

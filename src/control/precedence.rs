@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::model::{keys, Control, InboxDoc};
 use super::ops::detach_vpcs;
-use super::{Actor, ApiError, Plan};
+use super::{Actor, ControlError, Plan};
 use crate::model::state::VpcId;
 use crate::model::validate::{shadowed, BindingKind, Shadowed};
 
@@ -26,7 +26,7 @@ pub fn resolve(
     plan: &mut Plan,
     now: u64,
     revision: u64,
-) -> Result<(), ApiError> {
+) -> Result<(), ControlError> {
     // Only a change of structure (scopes, rules, zones, links, VPCs) can bring one; record changes never do.
     let found = if next.structure_changed() { shadowed(&next.state) } else { Vec::new() };
     if found.is_empty() {
@@ -46,7 +46,7 @@ pub fn resolve(
         }
     }
     if !refused.is_empty() {
-        return Err(ApiError::invalid_state(refused.iter().map(refusal).collect()));
+        return Err(ControlError::InvalidState(refused.iter().map(refusal).collect()));
     }
     let mut extra = Plan::default();
     let mut report = Vec::new();
@@ -62,7 +62,7 @@ pub fn resolve(
     let changes = super::changes_of(&extra.ops, next, revision);
     let problems = next.apply(&changes);
     if !problems.is_empty() {
-        return Err(ApiError::internal(format!("detaching shadowed bindings: {}", problems.join("; "))));
+        return Err(ControlError::internal(format!("detaching shadowed bindings: {}", problems.join("; "))));
     }
     plan.ops.append(&mut extra.ops);
     plan.mail.append(&mut extra.mail);
@@ -86,7 +86,7 @@ fn refusal(s: &Shadowed) -> String {
 }
 
 /// An inbox message (and e-mail) to the owner of a detached zone or rule.
-fn tell_owner(control: &Control, plan: &mut Plan, items: &[Shadowed], now: u64) -> Result<(), ApiError> {
+fn tell_owner(control: &Control, plan: &mut Plan, items: &[Shadowed], now: u64) -> Result<(), ControlError> {
     let Some(first) = items.first() else { return Ok(()) };
     let vpc_owner = control.state.accounts.get(&first.vpc_owner).map_or(first.vpc_owner.0.clone(), |a| a.name.clone());
     let vpcs: Vec<&str> = items.iter().map(|s| s.vpc.as_str()).collect();

@@ -11,7 +11,7 @@
 //! compare fails) or the change is refused, the staged records are deleted again. If the process dies midway,
 //! what it staged is unreachable and the next bulk change of that zone deletes it.
 
-use super::{store_error, ApiError, Plan};
+use super::{store_error, ControlError, Plan};
 use crate::control::store::{Compare, Op, Store, TxnOutcome};
 
 /// Staged writes go in transactions of at most this many operations on a store without limits of its own, so
@@ -72,7 +72,7 @@ impl Drop for Staged<'_> {
 
 /// Writes a plan's staged records (fresh keys that nothing reads yet) in short transactions. Done before the
 /// writer lock is taken, so a large import never holds up other writers while its records go in.
-pub fn write<'s>(store: &'s dyn Store, staged: &'s [Op]) -> Result<Staged<'s>, ApiError> {
+pub fn write<'s>(store: &'s dyn Store, staged: &'s [Op]) -> Result<Staged<'s>, ControlError> {
     let (max_ops, max_bytes) = limits(store);
     let mut written = Staged { store, ops: staged, written: Vec::new(), keep: false };
     for chunk in chunks(staged, max_ops, max_bytes) {
@@ -80,7 +80,7 @@ pub fn write<'s>(store: &'s dyn Store, staged: &'s [Op]) -> Result<Staged<'s>, A
         match store.txn(&[], chunk).map_err(store_error)? {
             TxnOutcome::Committed { revision } => written.written.push((revision, chunk.len())),
             TxnOutcome::Conflict { key, .. } => {
-                return Err(ApiError::internal(format!("staging {key} met a compare it did not ask for")))
+                return Err(ControlError::internal(format!("staging {key} met a compare it did not ask for")))
             }
         }
     }
@@ -89,7 +89,7 @@ pub fn write<'s>(store: &'s dyn Store, staged: &'s [Op]) -> Result<Staged<'s>, A
 
 /// Commits `plan`'s main transaction (with `compares`), then deletes what it made unreachable (`collect`); its
 /// staged records must be written already ([`write`]). The outcome is the main transaction's.
-pub fn commit(store: &dyn Store, compares: &[Compare], plan: &Plan) -> Result<TxnOutcome, ApiError> {
+pub fn commit(store: &dyn Store, compares: &[Compare], plan: &Plan) -> Result<TxnOutcome, ControlError> {
     let Some((max_ops, max_bytes)) = store.txn_limits() else {
         let all: Vec<Op> = plan.ops.iter().chain(&plan.collect).cloned().collect();
         return store.txn(compares, &all).map_err(store_error);

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::error::ControlError;
 use super::model::{self, keys};
 use super::{ControlPlane, Ctx};
 use crate::control::store::Op;
@@ -142,13 +142,13 @@ pub struct ResolverItem {
 }
 
 /// Usage billed to the caller's account (the operator sees every owner) between two Unix times, summed over nodes.
-pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<UsageReport, ApiError> {
+pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<UsageReport, ControlError> {
     let owner = match ctx.actor {
         super::Actor::Operator => None,
         super::Actor::Tenant(t) => Some(t.require_read()?.0.clone()),
     };
     if to < from {
-        return Err(ApiError::bad_request("bad_range", "`to` is before `from`"));
+        return Err(ControlError::invalid("bad_range", "`to` is before `from`"));
     }
     let (first, last) = (from / 60, to / 60);
     // A tenant reads its own buckets (one range); the operator reads every owner's and keeps the minutes asked for.

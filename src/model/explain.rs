@@ -21,6 +21,25 @@ pub struct Question {
     pub transport: Transport,
 }
 
+impl Question {
+    /// A question from its text form, as the CLI and the API take it: a name (relative names are made absolute),
+    /// a type mnemonic, and the transport. The error says what is wrong, with a stable code.
+    pub fn parse(
+        listener: SocketAddr,
+        source: IpAddr,
+        name: &str,
+        qtype: &str,
+        tcp: bool,
+    ) -> Result<Question, (&'static str, String)> {
+        let name =
+            Name::from_text(name, Some(&Name::root())).map_err(|e| ("bad_name", format!("bad name {name:?}: {e}")))?;
+        let qtype =
+            crate::dns::rdata::type_from_mnemonic(qtype).ok_or(("bad_type", format!("unknown type {qtype:?}")))?;
+        let transport = if tcp { Transport::Tcp } else { Transport::Udp };
+        Ok(Question { listener, source, name, qtype, transport })
+    }
+}
+
 /// What the live resolver's cache holds for (route, lower-case name, type): seconds left.
 pub type CacheProbe<'a> = &'a dyn Fn(&crate::model::snapshot::Route, &[u8], u16) -> Option<u64>;
 

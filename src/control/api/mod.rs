@@ -4,6 +4,7 @@
 //! Unix socket with owner-only permissions where the caller is the operator. Handlers parse input, pick the actor,
 //! call one operation and render its answer or its [`ApiError`]; they decide nothing themselves.
 
+mod error;
 pub mod limits;
 pub mod listen;
 mod refusals;
@@ -14,13 +15,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::Value;
 
 use crate::control::notify::Mailer;
-use crate::control::{auth, Actor, ApiError, ControlPlane, Ctx, Plan};
+use crate::control::{auth, Actor, Caller, ControlError, ControlPlane, Ctx, Plan};
+pub use error::ApiError;
 
 pub use routes::{operator_router, tenant_router};
 
@@ -93,18 +94,18 @@ impl ApiState {
     }
 
     /// A token of the account's write budget, or 429 with the time to wait.
-    pub fn admit_write(&self, actor: &Actor) -> Result<(), ApiError> {
+    pub fn admit_write(&self, actor: &Actor) -> Result<(), ControlError> {
         let Actor::Tenant(t) = actor else { return Ok(()) };
         self.writes.take(&t.account, Instant::now()).map_err(|wait| {
-            ApiError::slow_down("too many changes from your account: slow down (see Retry-After)", wait)
+            ControlError::slow_down("too many changes from your account: slow down (see Retry-After)", wait)
         })
     }
 
     /// A token of the account's link-request budget, or 429.
-    pub fn admit_link_request(&self, actor: &Actor) -> Result<(), ApiError> {
+    pub fn admit_link_request(&self, actor: &Actor) -> Result<(), ControlError> {
         let Actor::Tenant(t) = actor else { return Ok(()) };
         self.link_attempts.take(&t.account, Instant::now()).map_err(|wait| {
-            ApiError::slow_down(
+            ControlError::slow_down(
                 format!("at most {LINK_ATTEMPTS_PER_HOUR} link requests per hour, refused ones included"),
                 wait,
             )
@@ -112,7 +113,7 @@ impl ApiState {
     }
 
     /// The tenant behind the bearer token; failures are counted per (address, key id) and throttled.
-    pub fn tenant(&self, headers: &HeaderMap, remote: Option<SocketAddr>) -> Result<Actor, ApiError> {
+    pub fn tenant(&self, headers: &HeaderMap, remote: Option<SocketAddr>) -> Result<Actor, ControlError> {
         let token = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -123,7 +124,7 @@ impl ApiState {
         let throttle = remote.map(|r| (r.ip(), key_id.chars().take(32).collect::<String>()));
         if let Some(key) = &throttle {
             if self.failures_of(key) >= AUTH_FAILURES_PER_WINDOW {
-                return Err(ApiError::too_many("too many failed authentications: wait a minute"));
+                return Err(ControlError::rate_limited("too many failed authentications: wait a minute"));
             }
         }
         let result = auth::authenticate(&self.plane.current(), token, crate::control::unix_now());
@@ -153,42 +154,81 @@ impl ApiState {
     /// Runs a write and sends the mail its plan asks for once committed.
     pub async fn write(
         &self,
-        actor: Actor,
-        remote: String,
-        op: impl Fn(&crate::control::Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
-    ) -> Result<Value, ApiError> {
+        caller: Caller,
+        op: impl Fn(&crate::control::Control, &Ctx) -> Result<Plan, ControlError> + Send + 'static,
+    ) -> Result<Json<Value>, ApiError> {
         let plane = self.plane.clone();
-        let (response, plan) = tokio::task::spawn_blocking(move || plane.execute(&actor, &remote, op))
+        let (response, plan) = tokio::task::spawn_blocking(move || plane.execute(&caller, op))
             .await
-            .map_err(|e| ApiError::internal(format!("the write task failed: {e}")))??;
+            .map_err(|e| ControlError::internal(format!("the write task failed: {e}")))??;
         if let Some(mailer) = &self.mailer {
-            let control = self.plane.current();
-            for (uid, subject, body) in plan.mail {
-                if let Some(account) = control.state.accounts.get(&crate::model::state::Uid(uid)) {
-                    // The change is committed: delivery happens in the background, bounded in time, and never
-                    // delays or fails the answer (the message is in the inbox as well).
-                    let (mailer, to) = (mailer.clone(), account.email.clone());
-                    tokio::spawn(async move {
-                        if tokio::time::timeout(MAIL_DEADLINE, mailer.send(to.clone(), subject, body)).await.is_err() {
-                            tracing::warn!(%to, "mail delivery timed out (the code is in the inbox too)");
-                        }
-                    });
-                }
-            }
+            self.deliver(mailer, plan.mail);
         }
-        Ok(response)
+        Ok(Json(response))
+    }
+
+    /// A tenant's write, within its account's write budget.
+    pub async fn tenant_write(
+        &self,
+        caller: Caller,
+        op: impl Fn(&crate::control::Control, &Ctx) -> Result<Plan, ControlError> + Send + 'static,
+    ) -> Result<Json<Value>, ApiError> {
+        self.admit_write(&caller.actor)?;
+        self.write(caller, op).await
+    }
+
+    /// A read-only operation against the current state.
+    pub fn read(
+        &self,
+        caller: &Caller,
+        f: impl FnOnce(&crate::control::Control, &Ctx) -> Result<Value, ControlError>,
+    ) -> Result<Json<Value>, ApiError> {
+        Ok(Json(self.plane.read(&caller.actor, f)?))
+    }
+
+    /// Mails what a committed plan asks for. The change is committed: delivery happens in the background, bounded
+    /// in time, and never delays or fails the answer (the message is in the inbox as well).
+    fn deliver(&self, mailer: &Arc<Mailer>, mail: Vec<(String, String, String)>) {
+        let control = self.plane.current();
+        for (uid, subject, body) in mail {
+            let Some(account) = control.state.accounts.get(&crate::model::state::Uid(uid)) else { continue };
+            let (mailer, to) = (mailer.clone(), account.email.clone());
+            tokio::spawn(async move {
+                if tokio::time::timeout(MAIL_DEADLINE, mailer.send(to.clone(), subject, body)).await.is_err() {
+                    tracing::warn!(%to, "mail delivery timed out (the code is in the inbox too)");
+                }
+            });
+        }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let retry_after = self.retry_after;
-        let mut response = (status, Json(serde_json::json!({ "error": self }))).into_response();
-        if let Some(secs) = retry_after {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
-        }
-        response
+/// The tenant behind a request on the tenant listener: authenticated by its access key (failures throttled per
+/// address and key id), with its address and the revision its `If-Match` expects.
+pub struct TenantCaller(pub Caller);
+
+impl axum::extract::FromRequestParts<ApiState> for TenantCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, api: &ApiState) -> Result<Self, ApiError> {
+        let remote = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let Some(remote) = remote else {
+            return Err(ControlError::internal("a tenant request without a peer address").into());
+        };
+        let actor = api.tenant(&parts.headers, Some(remote))?;
+        let if_match = if_match(&parts.headers)?;
+        Ok(TenantCaller(Caller { actor, remote: remote.to_string(), if_match }))
+    }
+}
+
+/// The operator, on its owner-only socket (the socket's permissions are the authentication), with the revision
+/// its `If-Match` expects.
+pub struct OperatorCaller(pub Caller);
+
+impl axum::extract::FromRequestParts<ApiState> for OperatorCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &ApiState) -> Result<Self, ApiError> {
+        Ok(OperatorCaller(Caller { if_match: if_match(&parts.headers)?, ..Caller::operator() }))
     }
 }
 
@@ -205,7 +245,7 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(ApiError::new(rejection.status().as_u16(), "bad_body", rejection.body_text())),
+            Err(rejection) => Err(ApiError::http(rejection.status(), "bad_body", rejection.body_text())),
         }
     }
 }
@@ -220,7 +260,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiText {
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match String::from_request(req, state).await {
             Ok(text) => Ok(ApiText(text)),
-            Err(rejection) => Err(ApiError::new(rejection.status().as_u16(), "bad_body", rejection.body_text())),
+            Err(rejection) => Err(ApiError::http(rejection.status(), "bad_body", rejection.body_text())),
         }
     }
 }
@@ -239,7 +279,7 @@ where
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
-            Err(rejection) => Err(ApiError::new(rejection.status().as_u16(), "bad_path", rejection.body_text())),
+            Err(rejection) => Err(ApiError::http(rejection.status(), "bad_path", rejection.body_text())),
         }
     }
 }
@@ -257,14 +297,14 @@ where
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => Err(ApiError::new(rejection.status().as_u16(), "bad_query", rejection.body_text())),
+            Err(rejection) => Err(ApiError::http(rejection.status(), "bad_query", rejection.body_text())),
         }
     }
 }
 
 /// The revision an `If-Match` header expects (`"12"`, `12` or `W/"12"`).
-pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ControlError> {
     let Some(value) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
     let text = value.to_str().unwrap_or_default().trim().trim_start_matches("W/").trim_matches('"');
-    text.parse().map(Some).map_err(|_| ApiError::bad_request("bad_if_match", "If-Match takes a revision number"))
+    text.parse().map(Some).map_err(|_| ControlError::invalid("bad_if_match", "If-Match takes a revision number"))
 }

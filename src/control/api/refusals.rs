@@ -11,8 +11,9 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::ApiError;
 use super::ApiState;
-use crate::control::{audit, auth, ApiError, Control};
+use crate::control::{audit, auth, Control};
 use crate::model::state::Uid;
 
 /// The largest request body the tenant API reads (a zone file import is the largest).
@@ -24,10 +25,18 @@ pub async fn read_body(deadline: Duration, request: Request, next: Next) -> Resp
     let (parts, body) = request.into_parts();
     match tokio::time::timeout(deadline, axum::body::to_bytes(body, BODY_LIMIT)).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-        Ok(Err(_)) => {
-            ApiError::new(413, "too_large", format!("the body is larger than {BODY_LIMIT} bytes")).into_response()
-        }
-        Err(_) => ApiError::new(408, "timeout", format!("the body did not arrive within {deadline:?}")).into_response(),
+        Ok(Err(_)) => ApiError::http(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {BODY_LIMIT} bytes"),
+        )
+        .into_response(),
+        Err(_) => ApiError::http(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("the body did not arrive within {deadline:?}"),
+        )
+        .into_response(),
     }
 }
 

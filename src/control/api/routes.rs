@@ -1,23 +1,21 @@
 //! Routes: one small handler per endpoint, each mapping HTTP to one control operation.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{if_match, ApiJson, ApiPath, ApiQuery, ApiState, ApiText, ExplainInput};
-use crate::control::model::{AccountDoc, Control, VpcDoc};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ApiText, ExplainInput, OperatorCaller, TenantCaller};
+use crate::control::model::{AccountDoc, VpcDoc};
 use crate::control::ops::tenant::{NewZone, RecordInput, ScopeChange};
-use crate::control::ops::{inventory, links, tenant};
-use crate::control::{Actor, ApiError, Ctx, Plan};
+use crate::control::ops::{explain, inventory, links, rules, tenant};
+use crate::control::ControlError;
+use crate::model::validate::BindingKind;
 
 type ApiResult = Result<Json<Value>, ApiError>;
-type Remote = ConnectInfo<SocketAddr>;
 
 /// Tenant endpoints, served on `[admin] listen`; every request needs an access key. Bodies are read whole within
 /// `body_timeout` before a handler runs, and refused changes are audited (see `refusals`).
@@ -88,69 +86,46 @@ pub fn operator_router(state: ApiState) -> Router {
 
 /// A path no route serves: the API's JSON error, like every other answer.
 async fn no_route(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no endpoint {}", uri.path()))
+    ControlError::not_found(format!("no endpoint {}", uri.path())).into()
 }
 
 async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on {}", uri.path()))
-}
-
-async fn tenant_write(
-    api: ApiState,
-    headers: &HeaderMap,
-    remote: SocketAddr,
-    op: impl Fn(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
-) -> ApiResult {
-    let actor = api.tenant(headers, Some(remote))?;
-    api.admit_write(&actor)?;
-    api.write(actor, remote.to_string(), op).await.map(Json)
-}
-
-fn tenant_read(
-    api: &ApiState,
-    headers: &HeaderMap,
-    remote: SocketAddr,
-    f: impl FnOnce(&Control, &Ctx) -> Result<Value, ApiError>,
-) -> ApiResult {
-    let actor = api.tenant(headers, Some(remote))?;
-    api.plane.read(&actor, f).map(Json)
-}
-
-async fn operator_write(
-    api: ApiState,
-    op: impl Fn(&Control, &Ctx) -> Result<Plan, ApiError> + Send + 'static,
-) -> ApiResult {
-    api.write(Actor::Operator, "unix-socket".into(), op).await.map(Json)
+    let message = format!("{method} is not allowed on {}", uri.path());
+    ApiError::http(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
 }
 
 /// The longest key lifetime one may ask for: 100 years.
 const MAX_KEY_DAYS: u64 = 36_500;
 
 /// Days from now, as a unix time; absurd lifetimes are refused rather than overflowed.
-fn expiry(days: Option<u64>) -> Result<Option<u64>, ApiError> {
+fn expiry(days: Option<u64>) -> Result<Option<u64>, ControlError> {
     match days {
         None => Ok(None),
         Some(0) => {
-            Err(ApiError::bad_request("bad_expiry", "expires_in_days is at least 1 (a key of 0 days is born expired)"))
+            Err(ControlError::invalid("bad_expiry", "expires_in_days is at least 1 (a key of 0 days is born expired)"))
         }
         Some(d) if d <= MAX_KEY_DAYS => Ok(Some(crate::control::unix_now().saturating_add(d * 86_400))),
-        Some(_) => Err(ApiError::bad_request("bad_expiry", format!("expires_in_days is at most {MAX_KEY_DAYS}"))),
+        Some(_) => Err(ControlError::invalid("bad_expiry", format!("expires_in_days is at most {MAX_KEY_DAYS}"))),
     }
 }
 
 // ---- tenant handlers -------------------------------------------------------------------------------------------
 
-async fn whoami(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
-    let actor = api.tenant(&headers, Some(remote))?;
-    let control = api.plane.current();
-    let tenant = actor.tenant()?;
-    Ok(Json(
-        json!({ "principal": actor.to_string(), "account": crate::control::ops::account_json(&control, &tenant.account) }),
-    ))
+#[derive(Serialize)]
+struct WhoAmI {
+    principal: String,
+    account: crate::control::ops::AccountRef,
 }
 
-async fn users_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
-    tenant_read(&api, &headers, remote, tenant::list_users)
+async fn whoami(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> Result<Json<WhoAmI>, ApiError> {
+    let control = api.plane.current();
+    let tenant = caller.actor.tenant()?;
+    let account = crate::control::ops::AccountRef::of(&control, &tenant.account);
+    Ok(Json(WhoAmI { principal: caller.actor.to_string(), account }))
+}
+
+async fn users_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
+    api.read(&caller, tenant::list_users)
 }
 
 #[derive(Deserialize)]
@@ -162,28 +137,23 @@ struct UserBody {
 
 async fn user_put(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<UserBody>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::put_user(c, ctx, &name, body.policies.clone(), expected))
-        .await
+    api.tenant_write(caller, move |c, ctx| tenant::put_user(c, ctx, &name, body.policies.clone())).await
 }
 
 async fn user_delete(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_user(c, ctx, &name, expected)).await
+    api.tenant_write(caller, move |c, ctx| tenant::remove_user(c, ctx, &name)).await
 }
 
-async fn keys_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
-    tenant_read(&api, &headers, remote, tenant::list_keys)
+async fn keys_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
+    api.read(&caller, tenant::list_keys)
 }
 
 #[derive(Deserialize, Default)]
@@ -195,44 +165,39 @@ struct KeyBody {
 
 async fn key_create(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiJson(body): ApiJson<KeyBody>,
 ) -> ApiResult {
     let expires = expiry(body.expires_in_days)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::create_key(c, ctx, body.user.as_deref(), expires)).await
+    api.tenant_write(caller, move |c, ctx| tenant::create_key(c, ctx, body.user.as_deref(), expires)).await
 }
 
 async fn key_delete(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, false, expected)).await
+    api.tenant_write(caller, move |c, ctx| tenant::remove_key(c, ctx, &id, false)).await
 }
 
 async fn key_rotate(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_key(c, ctx, &id, true, expected)).await
+    api.tenant_write(caller, move |c, ctx| tenant::remove_key(c, ctx, &id, true)).await
 }
 
-async fn vpcs_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
-    tenant_read(&api, &headers, remote, tenant::list_vpcs)
+async fn vpcs_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
+    api.read(&caller, tenant::list_vpcs)
 }
 
-async fn foreign_zones(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
-    tenant_read(&api, &headers, remote, tenant::foreign_zones)
+async fn foreign_zones(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
+    api.read(&caller, tenant::foreign_zones)
 }
 
-async fn foreign_rules(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
-    tenant_read(&api, &headers, remote, tenant::foreign_rules)
+async fn foreign_rules(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
+    api.read(&caller, tenant::foreign_rules)
 }
 
 #[derive(Deserialize, Default)]
@@ -244,32 +209,24 @@ struct DetachBody {
 
 async fn foreign_zone_detach(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<DetachBody>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| {
-        tenant::detach_foreign(c, ctx, crate::model::validate::BindingKind::Zone, &id, &body.vpcs)
-    })
-    .await
+    api.tenant_write(caller, move |c, ctx| tenant::detach_foreign(c, ctx, BindingKind::Zone, &id, &body.vpcs)).await
 }
 
 async fn foreign_rule_detach(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<DetachBody>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| {
-        tenant::detach_foreign(c, ctx, crate::model::validate::BindingKind::Rule, &id, &body.vpcs)
-    })
-    .await
+    api.tenant_write(caller, move |c, ctx| tenant::detach_foreign(c, ctx, BindingKind::Rule, &id, &body.vpcs)).await
 }
 
-async fn links_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
-    tenant_read(&api, &headers, remote, links::list)
+async fn links_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
+    api.read(&caller, links::list)
 }
 
 #[derive(Deserialize)]
@@ -280,12 +237,11 @@ struct LinkBody {
 
 async fn link_request(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> ApiResult {
-    api.admit_link_request(&api.tenant(&headers, Some(remote))?)?;
-    tenant_write(api, &headers, remote, move |c, ctx| links::request(c, ctx, &body.target)).await
+    api.admit_link_request(&caller.actor)?;
+    api.tenant_write(caller, move |c, ctx| links::request(c, ctx, &body.target)).await
 }
 
 #[derive(Deserialize)]
@@ -296,80 +252,69 @@ struct CodeBody {
 
 async fn link_verify(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CodeBody>,
 ) -> ApiResult {
-    let response = tenant_write(api, &headers, remote, move |c, ctx| links::verify(c, ctx, &id, &body.code)).await?;
+    let response = api.tenant_write(caller, move |c, ctx| links::verify(c, ctx, &id, &body.code)).await?;
     links::verify_outcome(&response.0)?;
     Ok(response)
 }
 
 async fn link_remove(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(account): ApiPath<String>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| links::remove(c, ctx, &account, expected)).await
+    api.tenant_write(caller, move |c, ctx| links::remove(c, ctx, &account)).await
 }
 
 async fn block_put(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(account): ApiPath<String>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, true, expected)).await
+    api.tenant_write(caller, move |c, ctx| links::block(c, ctx, &account, true)).await
 }
 
 async fn block_delete(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(account): ApiPath<String>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| links::block(c, ctx, &account, false, expected)).await
+    api.tenant_write(caller, move |c, ctx| links::block(c, ctx, &account, false)).await
 }
 
-async fn inbox(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
-    tenant_read(&api, &headers, remote, links::inbox)
+async fn inbox(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
+    api.read(&caller, links::inbox)
 }
 
-async fn zones_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
-    tenant_read(&api, &headers, remote, tenant::list_zones)
+async fn zones_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
+    api.read(&caller, tenant::list_zones)
 }
 
 async fn zone_create(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiJson(body): ApiJson<NewZone>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::create_zone(c, ctx, body.clone())).await
+    api.tenant_write(caller, move |c, ctx| tenant::create_zone(c, ctx, body.clone())).await
 }
 
 async fn zone_get(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
-    tenant_read(&api, &headers, remote, move |c, ctx| tenant::get_zone(c, ctx, &id))
+    api.read(&caller, move |c, ctx| tenant::get_zone(c, ctx, &id))
 }
 
 async fn zone_delete(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::delete_zone(c, ctx, &id, expected)).await
+    api.tenant_write(caller, move |c, ctx| tenant::delete_zone(c, ctx, &id)).await
 }
 
 #[derive(Deserialize)]
@@ -378,22 +323,30 @@ struct ScopeBody {
     vpcs: Vec<String>,
 }
 
-async fn scope(
-    api: ApiState,
-    headers: HeaderMap,
-    remote: SocketAddr,
-    id: String,
-    body: ScopeBody,
-    how: ScopeChange,
+/// `PUT …/scope` replaces the scope (as the service we model does); `POST …/scope/add` and `…/scope/remove` edit it.
+async fn scope_set(
+    State(api): State<ApiState>,
+    TenantCaller(caller): TenantCaller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ScopeBody>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| {
-        tenant::change_scope(c, ctx, &id, body.vpcs.clone(), how, expected)
-    })
-    .await
+    api.tenant_write(caller, move |c, ctx| tenant::change_scope(c, ctx, &id, body.vpcs.clone(), ScopeChange::Set)).await
 }
 
-/// `PUT …/scope` replaces the scope (as the service we model does); `POST …/scope/add` and `…/scope/remove` edit it.
+async fn scope_edit(
+    State(api): State<ApiState>,
+    TenantCaller(caller): TenantCaller,
+    ApiPath((id, how)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ScopeBody>,
+) -> ApiResult {
+    let how = match how.as_str() {
+        "add" => ScopeChange::Add,
+        "remove" => ScopeChange::Remove,
+        _ => return Err(ControlError::not_found(format!("no scope operation {how:?} (add, remove)")).into()),
+    };
+    api.tenant_write(caller, move |c, ctx| tenant::change_scope(c, ctx, &id, body.vpcs.clone(), how)).await
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FallbackBody {
@@ -402,146 +355,117 @@ struct FallbackBody {
 
 async fn fallback_set(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<FallbackBody>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| {
-        crate::control::ops::rules::set_fallback(c, ctx, &id, &body.fallback, expected)
-    })
-    .await
+    api.tenant_write(caller, move |c, ctx| rules::set_fallback(c, ctx, &id, &body.fallback)).await
 }
 
-async fn rules_list(State(api): State<ApiState>, ConnectInfo(remote): Remote, headers: HeaderMap) -> ApiResult {
-    tenant_read(&api, &headers, remote, crate::control::ops::rules::list_rules)
+async fn rules_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
+    api.read(&caller, rules::list_rules)
 }
 
 async fn rule_create(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<crate::control::ops::rules::NewRule>,
+    TenantCaller(caller): TenantCaller,
+    ApiJson(body): ApiJson<rules::NewRule>,
 ) -> ApiResult {
-    tenant_write(api, &headers, remote, move |c, ctx| crate::control::ops::rules::create_rule(c, ctx, &body)).await
+    api.tenant_write(caller, move |c, ctx| rules::create_rule(c, ctx, &body)).await
 }
 
 async fn rule_delete(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| crate::control::ops::rules::delete_rule(c, ctx, &id, expected))
-        .await
-}
-
-async fn scope_set(
-    State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
-    ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<ScopeBody>,
-) -> ApiResult {
-    scope(api, headers, remote, id, body, ScopeChange::Set).await
-}
-
-async fn scope_edit(
-    State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
-    ApiPath((id, how)): ApiPath<(String, String)>,
-    ApiJson(body): ApiJson<ScopeBody>,
-) -> ApiResult {
-    let how = match how.as_str() {
-        "add" => ScopeChange::Add,
-        "remove" => ScopeChange::Remove,
-        _ => return Err(ApiError::not_found(format!("no scope operation {how:?} (add, remove)"))),
-    };
-    scope(api, headers, remote, id, body, how).await
+    api.tenant_write(caller, move |c, ctx| rules::delete_rule(c, ctx, &id)).await
 }
 
 async fn record_add(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RecordInput>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::add_record(c, ctx, &id, body.clone(), expected)).await
+    api.tenant_write(caller, move |c, ctx| tenant::add_record(c, ctx, &id, body.clone())).await
 }
 
 async fn record_change(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath((id, rid)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<RecordInput>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::change_record(c, ctx, &id, &rid, body.clone(), expected))
-        .await
+    api.tenant_write(caller, move |c, ctx| tenant::change_record(c, ctx, &id, &rid, body.clone())).await
 }
 
 async fn record_remove(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath((id, rid)): ApiPath<(String, String)>,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::remove_record(c, ctx, &id, &rid, expected)).await
+    api.tenant_write(caller, move |c, ctx| tenant::remove_record(c, ctx, &id, &rid)).await
 }
 
 async fn zone_export(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let actor = api.tenant(&headers, Some(remote))?;
-    let text = api.plane.read(&actor, |c, ctx| tenant::export_zone(c, ctx, &id))?;
+    let text = api.plane.read(&caller.actor, |c, ctx| tenant::export_zone(c, ctx, &id))?;
     Ok((StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "text/dns; charset=utf-8")], text))
 }
 
 async fn zone_import(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
+    TenantCaller(caller): TenantCaller,
     ApiPath(id): ApiPath<String>,
     ApiText(body): ApiText,
 ) -> ApiResult {
-    let expected = if_match(&headers)?;
-    tenant_write(api, &headers, remote, move |c, ctx| tenant::import_zone(c, ctx, &id, &body, expected)).await
+    api.tenant_write(caller, move |c, ctx| tenant::import_zone(c, ctx, &id, &body)).await
 }
 
 // ---- operator handlers -----------------------------------------------------------------------------------------
 
-async fn op_accounts(State(api): State<ApiState>) -> ApiResult {
-    api.plane.read(&Actor::Operator, |c, ctx| inventory::list_accounts(c, ctx.actor)).map(Json)
+async fn op_accounts(State(api): State<ApiState>, OperatorCaller(caller): OperatorCaller) -> ApiResult {
+    api.read(&caller, |c, ctx| inventory::list_accounts(c, ctx.actor))
 }
 
-async fn op_account_put(State(api): State<ApiState>, ApiJson(doc): ApiJson<AccountDoc>) -> ApiResult {
-    operator_write(api, move |c, ctx| inventory::put_account(c, ctx, doc.clone())).await
+async fn op_account_put(
+    State(api): State<ApiState>,
+    OperatorCaller(caller): OperatorCaller,
+    ApiJson(doc): ApiJson<AccountDoc>,
+) -> ApiResult {
+    api.write(caller, move |c, ctx| inventory::put_account(c, ctx, doc.clone())).await
 }
 
-async fn op_account_delete(State(api): State<ApiState>, ApiPath(uid): ApiPath<String>) -> ApiResult {
-    operator_write(api, move |c, ctx| inventory::remove_account(c, ctx, &uid)).await
+async fn op_account_delete(
+    State(api): State<ApiState>,
+    OperatorCaller(caller): OperatorCaller,
+    ApiPath(uid): ApiPath<String>,
+) -> ApiResult {
+    api.write(caller, move |c, ctx| inventory::remove_account(c, ctx, &uid)).await
 }
 
-async fn op_vpcs(State(api): State<ApiState>) -> ApiResult {
-    api.plane.read(&Actor::Operator, |c, ctx| inventory::list_vpcs(c, ctx.actor)).map(Json)
+async fn op_vpcs(State(api): State<ApiState>, OperatorCaller(caller): OperatorCaller) -> ApiResult {
+    api.read(&caller, |c, ctx| inventory::list_vpcs(c, ctx.actor))
 }
 
-async fn op_vpc_put(State(api): State<ApiState>, ApiJson(doc): ApiJson<VpcDoc>) -> ApiResult {
-    operator_write(api, move |c, ctx| inventory::put_vpc(c, ctx, doc.clone())).await
+async fn op_vpc_put(
+    State(api): State<ApiState>,
+    OperatorCaller(caller): OperatorCaller,
+    ApiJson(doc): ApiJson<VpcDoc>,
+) -> ApiResult {
+    api.write(caller, move |c, ctx| inventory::put_vpc(c, ctx, doc.clone())).await
 }
 
-async fn op_vpc_delete(State(api): State<ApiState>, ApiPath(id): ApiPath<String>) -> ApiResult {
-    operator_write(api, move |c, ctx| inventory::remove_vpc(c, ctx, &id)).await
+async fn op_vpc_delete(
+    State(api): State<ApiState>,
+    OperatorCaller(caller): OperatorCaller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult {
+    api.write(caller, move |c, ctx| inventory::remove_vpc(c, ctx, &id)).await
 }
 
 #[derive(Deserialize)]
@@ -551,9 +475,13 @@ struct RootKeyBody {
     expires_in_days: Option<u64>,
 }
 
-async fn op_key_create(State(api): State<ApiState>, ApiJson(body): ApiJson<RootKeyBody>) -> ApiResult {
+async fn op_key_create(
+    State(api): State<ApiState>,
+    OperatorCaller(caller): OperatorCaller,
+    ApiJson(body): ApiJson<RootKeyBody>,
+) -> ApiResult {
     let expires = expiry(body.expires_in_days)?;
-    operator_write(api, move |c, ctx| inventory::create_root_key(c, ctx, &body.account, expires)).await
+    api.write(caller, move |c, ctx| inventory::create_root_key(c, ctx, &body.account, expires)).await
 }
 
 #[derive(Deserialize)]
@@ -563,8 +491,12 @@ struct LinkPutBody {
     linked: String,
 }
 
-async fn op_link_put(State(api): State<ApiState>, ApiJson(body): ApiJson<LinkPutBody>) -> ApiResult {
-    operator_write(api, move |c, ctx| inventory::put_link(c, ctx, &body.account, &body.linked)).await
+async fn op_link_put(
+    State(api): State<ApiState>,
+    OperatorCaller(caller): OperatorCaller,
+    ApiJson(body): ApiJson<LinkPutBody>,
+) -> ApiResult {
+    api.write(caller, move |c, ctx| inventory::put_link(c, ctx, &body.account, &body.linked)).await
 }
 
 // ---- usage, audit, explain -------------------------------------------------------------------------------------
@@ -583,91 +515,67 @@ impl RangeQuery {
         let now = crate::control::unix_now();
         (self.from.unwrap_or(now.saturating_sub(3600)), self.to.unwrap_or(now))
     }
+
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(1000).min(10_000)
+    }
 }
+
+type UsageResult = Result<Json<crate::control::usage::UsageReport>, ApiError>;
 
 async fn usage(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
-    ApiQuery(range): ApiQuery<RangeQuery>,
-) -> Result<Json<crate::control::usage::UsageReport>, ApiError> {
-    let actor = api.tenant(&headers, Some(remote))?;
-    let (from, to) = range.bounds();
-    let plane = api.plane.clone();
-    plane.read(&actor, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to)).map(Json)
+    TenantCaller(caller): TenantCaller,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> UsageResult {
+    let (from, to) = q.bounds();
+    Ok(Json(api.plane.read(&caller.actor, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to))?))
 }
 
 async fn audit(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
-    ApiQuery(range): ApiQuery<RangeQuery>,
+    TenantCaller(caller): TenantCaller,
+    ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> ApiResult {
-    let actor = api.tenant(&headers, Some(remote))?;
-    let (from, to) = range.bounds();
-    let limit = range.limit.unwrap_or(1000).min(10_000);
-    let plane = api.plane.clone();
-    plane.read(&actor, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, limit)).map(Json)
+    let (from, to) = q.bounds();
+    api.read(&caller, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, q.limit()))
 }
 
 async fn op_usage(
     State(api): State<ApiState>,
-    ApiQuery(range): ApiQuery<RangeQuery>,
-) -> Result<Json<crate::control::usage::UsageReport>, ApiError> {
-    let (from, to) = range.bounds();
-    api.plane.read(&Actor::Operator, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to)).map(Json)
+    OperatorCaller(caller): OperatorCaller,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> UsageResult {
+    let (from, to) = q.bounds();
+    Ok(Json(api.plane.read(&caller.actor, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to))?))
 }
 
-async fn op_audit(State(api): State<ApiState>, ApiQuery(range): ApiQuery<RangeQuery>) -> ApiResult {
-    let (from, to) = range.bounds();
-    let limit = range.limit.unwrap_or(1000).min(10_000);
-    api.plane.read(&Actor::Operator, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, limit)).map(Json)
+async fn op_audit(
+    State(api): State<ApiState>,
+    OperatorCaller(caller): OperatorCaller,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> ApiResult {
+    let (from, to) = q.bounds();
+    api.read(&caller, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, q.limit()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExplainQuery {
-    source: std::net::IpAddr,
-    name: String,
-    #[serde(rename = "type")]
-    qtype: Option<String>,
-    listener: Option<SocketAddr>,
-    #[serde(default)]
-    tcp: bool,
+#[derive(Serialize)]
+struct Explained {
+    explain: String,
 }
 
 /// issue 2's explain against the live state, for sources in the caller's own VPCs.
 async fn explain(
     State(api): State<ApiState>,
-    ConnectInfo(remote): Remote,
-    headers: HeaderMap,
-    ApiQuery(q): ApiQuery<ExplainQuery>,
-) -> ApiResult {
-    let actor = api.tenant(&headers, Some(remote))?;
-    let account = actor.tenant()?.require_read()?.clone();
+    TenantCaller(caller): TenantCaller,
+    ApiQuery(q): ApiQuery<explain::ExplainRequest>,
+) -> Result<Json<Explained>, ApiError> {
+    let account = caller.actor.tenant()?.require_read()?.clone();
     let control = api.plane.current();
     let snapshot = api.plane.snapshot();
-    let listener = q
-        .listener
-        .or_else(|| control.state.served.listen.first().copied())
-        .ok_or_else(|| ApiError::bad_request("no_listener", "give a listener"))?;
-    let class = snapshot.classifier.classify(listener, q.source);
-    let owns = class.and_then(|c| snapshot.vpcs.get(c.vpc as usize)).is_some_and(|v| *v.account == *account.0);
-    if !owns {
-        return Err(ApiError::forbidden("explain answers for sources in your own VPCs only"));
-    }
-    let qtype_text = q.qtype.unwrap_or_else(|| "A".into());
-    let question = crate::model::explain::Question {
-        listener,
-        source: q.source,
-        name: crate::dns::name::Name::from_text(&q.name, Some(&crate::dns::name::Name::root()))
-            .map_err(|e| ApiError::bad_request("bad_name", e.to_string()))?,
-        qtype: crate::dns::rdata::type_from_mnemonic(&qtype_text)
-            .ok_or_else(|| ApiError::bad_request("bad_type", format!("unknown type {qtype_text:?}")))?,
-        transport: if q.tcp { crate::dns::Transport::Tcp } else { crate::dns::Transport::Udp },
-    };
+    let question = explain::tenant_question(&control, &snapshot, &account, &q)?;
     let input = ExplainInput { state: &control.state, snapshot: &snapshot, question: &question, account: &account };
-    Ok(Json(json!({ "explain": (api.hooks.explain)(&input) })))
+    Ok(Json(Explained { explain: (api.hooks.explain)(&input) }))
 }
 
 // ---- declarative state and backups -----------------------------------------------------------------------------
@@ -680,13 +588,21 @@ struct ApplyQuery {
 }
 
 /// Applies a state file (issue-2 schema, records inline) through the same validation as every change.
-async fn op_apply(State(api): State<ApiState>, ApiQuery(q): ApiQuery<ApplyQuery>, ApiText(body): ApiText) -> ApiResult {
-    let desired = (api.hooks.parse_state_file)(&body).map_err(|e| ApiError::bad_request("bad_state_file", e))?;
-    operator_write(api, move |c, ctx| crate::control::ops::declare::apply(c, ctx, &desired, q.prune)).await
+async fn op_apply(
+    State(api): State<ApiState>,
+    OperatorCaller(caller): OperatorCaller,
+    ApiQuery(q): ApiQuery<ApplyQuery>,
+    ApiText(body): ApiText,
+) -> ApiResult {
+    let desired = (api.hooks.parse_state_file)(&body).map_err(|e| ControlError::invalid("bad_state_file", e))?;
+    api.write(caller, move |c, ctx| crate::control::ops::declare::apply(c, ctx, &desired, q.prune)).await
 }
 
-async fn op_export(State(api): State<ApiState>) -> Result<impl IntoResponse, ApiError> {
-    let text = api.plane.read(&Actor::Operator, |c, _| crate::control::ops::declare::export(&c.state))?;
+async fn op_export(
+    State(api): State<ApiState>,
+    OperatorCaller(caller): OperatorCaller,
+) -> Result<impl IntoResponse, ApiError> {
+    let text = api.plane.read(&caller.actor, |c, _| crate::control::ops::declare::export(&c.state))?;
     Ok((StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/toml")], text))
 }
 
@@ -696,13 +612,23 @@ struct BackupBody {
     path: std::path::PathBuf,
 }
 
+#[derive(Serialize)]
+struct BackedUp {
+    backup: String,
+    revision: u64,
+}
+
 /// A consistent copy of the whole store, taken online.
-async fn op_backup(State(api): State<ApiState>, ApiJson(body): ApiJson<BackupBody>) -> ApiResult {
+async fn op_backup(
+    State(api): State<ApiState>,
+    OperatorCaller(_): OperatorCaller,
+    ApiJson(body): ApiJson<BackupBody>,
+) -> Result<Json<BackedUp>, ApiError> {
     let plane = api.plane.clone();
     let path = body.path.clone();
     tokio::task::spawn_blocking(move || plane.store().backup(&path))
         .await
-        .map_err(|e| ApiError::internal(format!("the backup task failed: {e}")))?
-        .map_err(|e| ApiError::internal(format!("backup failed: {e}")))?;
-    Ok(Json(json!({ "backup": body.path.display().to_string(), "revision": api.plane.current().revision })))
+        .map_err(|e| ControlError::internal(format!("the backup task failed: {e}")))?
+        .map_err(|e| ControlError::internal(format!("backup failed: {e}")))?;
+    Ok(Json(BackedUp { backup: body.path.display().to_string(), revision: api.plane.current().revision }))
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::super::error::ApiError;
+use super::super::error::ControlError;
 use super::super::model::{
     encode, keys, record_id_in, AccountDoc, Control, LinkDoc, RecordDoc, RuleDoc, ScopeDoc, UserDoc, VpcDoc, ZoneDoc,
 };
@@ -67,7 +67,7 @@ struct ExportRecord {
 }
 
 /// The state as a TOML document in the issue-2 schema (zones carry their records inline).
-pub fn export(state: &State) -> Result<String, ApiError> {
+pub fn export(state: &State) -> Result<String, ControlError> {
     let file = ExportFile {
         accounts: state.accounts.values().map(AccountDoc::from).collect(),
         users: state.users.values().map(UserDoc::from).collect(),
@@ -119,7 +119,7 @@ pub fn export(state: &State) -> Result<String, ApiError> {
             })
             .collect(),
     };
-    toml::to_string(&file).map_err(|e| ApiError::internal(format!("cannot write TOML: {e}")))
+    toml::to_string(&file).map_err(|e| ControlError::internal(format!("cannot write TOML: {e}")))
 }
 
 /// A record's id in a declared zone: derived from its content, so the same file gives the same ids.
@@ -139,7 +139,7 @@ fn put_if_changed<T: Serialize>(control: &Control, stored: Option<Vec<u8>>, plan
 }
 
 /// Brings the desired state into the store (see the module docs).
-pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Result<Plan, ApiError> {
+pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let mut plan = Plan::default();
     let current = &control.state;
@@ -158,7 +158,7 @@ pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Resu
     for l in &desired.links {
         if !current.links.contains(l) {
             crate::model::validate::check_new_link(desired, &l.account, &l.linked)
-                .map_err(|p| ApiError::invalid_state(vec![p]))?;
+                .map_err(|p| ControlError::InvalidState(vec![p]))?;
             let doc = LinkDoc {
                 account: l.account.0.clone(),
                 linked: l.linked.0.clone(),
@@ -190,7 +190,7 @@ pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Resu
 /// `control::stage`): one switch instead of many writes, within any store's transaction limits.
 const RESTAGE_ABOVE: usize = 64;
 
-fn apply_zone(control: &Control, zone: &crate::model::state::Zone, plan: &mut Plan) -> Result<(), ApiError> {
+fn apply_zone(control: &Control, zone: &crate::model::state::Zone, plan: &mut Plan) -> Result<(), ControlError> {
     let id = &zone.id.0;
     let generation = control.zone_docs.get(&zone.id).map(|d| d.generation.clone()).unwrap_or_default();
     let mut doc = ZoneDoc {

@@ -6,12 +6,12 @@
 use serde_json::{json, Value};
 
 use super::super::auth::{mint_key, Actor};
-use super::super::error::ApiError;
+use super::super::error::ControlError;
 use super::super::model::{keys, AccountDoc, Control, LinkDoc, VpcDoc};
 use super::super::{Ctx, Plan};
 use crate::model::state::{Uid, VpcId};
 
-pub fn list_accounts(control: &Control, actor: &Actor) -> Result<Value, ApiError> {
+pub fn list_accounts(control: &Control, actor: &Actor) -> Result<Value, ControlError> {
     actor.require_operator()?;
     let accounts: Vec<Value> = control
         .state
@@ -23,7 +23,7 @@ pub fn list_accounts(control: &Control, actor: &Actor) -> Result<Value, ApiError
 }
 
 /// Creates or replaces an account.
-pub fn put_account(control: &Control, ctx: &Ctx, doc: AccountDoc) -> Result<Plan, ApiError> {
+pub fn put_account(control: &Control, ctx: &Ctx, doc: AccountDoc) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let mut plan = Plan::default();
     let key = keys::account(&doc.uid);
@@ -35,17 +35,17 @@ pub fn put_account(control: &Control, ctx: &Ctx, doc: AccountDoc) -> Result<Plan
 }
 
 /// Removes an account that owns nothing any more (zones and VPCs must go first; links and keys go with it).
-pub fn remove_account(control: &Control, ctx: &Ctx, uid: &str) -> Result<Plan, ApiError> {
+pub fn remove_account(control: &Control, ctx: &Ctx, uid: &str) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let uid = Uid(uid.to_string());
     if !control.state.accounts.contains_key(&uid) {
-        return Err(ApiError::not_found(format!("no account {uid}")));
+        return Err(ControlError::not_found(format!("no account {uid}")));
     }
     let zones: Vec<_> = control.state.zones.values().filter(|z| z.account == uid).map(|z| z.id.0.clone()).collect();
     let vpcs: Vec<_> = control.state.vpcs.values().filter(|v| v.account == uid).map(|v| v.id.0.clone()).collect();
     let rules: Vec<_> = control.state.rules.values().filter(|r| r.account == uid).map(|r| r.id.clone()).collect();
     if !zones.is_empty() || !vpcs.is_empty() || !rules.is_empty() {
-        return Err(ApiError::conflict(
+        return Err(ControlError::conflict(
             "account_in_use",
             format!(
                 "account {uid} still owns zones {zones:?}, vpcs {vpcs:?} and forwarding rules {rules:?}: remove them \
@@ -69,7 +69,7 @@ pub fn remove_account(control: &Control, ctx: &Ctx, uid: &str) -> Result<Plan, A
     Ok(plan)
 }
 
-pub fn list_vpcs(control: &Control, actor: &Actor) -> Result<Value, ApiError> {
+pub fn list_vpcs(control: &Control, actor: &Actor) -> Result<Value, ControlError> {
     actor.require_operator()?;
     Ok(json!({ "vpcs": control.state.vpcs.values().map(vpc_json).collect::<Vec<_>>() }))
 }
@@ -85,7 +85,7 @@ pub fn vpc_json(v: &crate::model::state::Vpc) -> Value {
 }
 
 /// Creates or replaces a VPC (prefixes are validated with every other rule before commit).
-pub fn put_vpc(control: &Control, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, ApiError> {
+pub fn put_vpc(control: &Control, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let mut plan = Plan::default();
     let key = keys::vpc(&doc.id);
@@ -97,11 +97,11 @@ pub fn put_vpc(control: &Control, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, ApiErr
 }
 
 /// Removes a VPC from the inventory and from every scope that lists it; the answer names those zones.
-pub fn remove_vpc(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ApiError> {
+pub fn remove_vpc(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let vpc = VpcId::new(id);
     if !control.state.vpcs.contains_key(&vpc) {
-        return Err(ApiError::not_found(format!("no vpc {id}")));
+        return Err(ControlError::not_found(format!("no vpc {id}")));
     }
     let mut plan = Plan::default();
     let unscoped = super::remove_from_scopes(control, &mut plan, None, |v| *v == vpc);
@@ -112,7 +112,12 @@ pub fn remove_vpc(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ApiErr
 }
 
 /// Issues an access key for a root account (how a tenant gets its first key).
-pub fn create_root_key(control: &Control, ctx: &Ctx, account: &str, expires: Option<u64>) -> Result<Plan, ApiError> {
+pub fn create_root_key(
+    control: &Control,
+    ctx: &Ctx,
+    account: &str,
+    expires: Option<u64>,
+) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let uid = resolve_account(control, account)?;
     let key = mint_key(&uid, None, ctx.now, expires)?;
@@ -124,11 +129,11 @@ pub fn create_root_key(control: &Control, ctx: &Ctx, account: &str, expires: Opt
 }
 
 /// An operator-declared link (the operator's word; tenants link only through verification).
-pub fn put_link(control: &Control, ctx: &Ctx, account: &str, linked: &str) -> Result<Plan, ApiError> {
+pub fn put_link(control: &Control, ctx: &Ctx, account: &str, linked: &str) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let a = resolve_account(control, account)?;
     let b = resolve_account(control, linked)?;
-    crate::model::validate::check_new_link(&control.state, &a, &b).map_err(|p| ApiError::invalid_state(vec![p]))?;
+    crate::model::validate::check_new_link(&control.state, &a, &b).map_err(|p| ControlError::InvalidState(vec![p]))?;
     let mut plan = Plan::default();
     let doc = LinkDoc { account: a.0.clone(), linked: b.0.clone(), added_at: ctx.now, via: "operator".into() };
     plan.put(keys::link(&a.0, &b.0), &doc);
@@ -138,7 +143,7 @@ pub fn put_link(control: &Control, ctx: &Ctx, account: &str, linked: &str) -> Re
 }
 
 /// An account by uid, username or email (the operator may name accounts any way).
-pub fn resolve_account(control: &Control, text: &str) -> Result<Uid, ApiError> {
+pub fn resolve_account(control: &Control, text: &str) -> Result<Uid, ControlError> {
     let uid = Uid(text.to_string());
     if control.state.accounts.contains_key(&uid) {
         return Ok(uid);
@@ -146,5 +151,5 @@ pub fn resolve_account(control: &Control, text: &str) -> Result<Uid, ApiError> {
     control
         .account_by_name(text)
         .map(|a| a.uid.clone())
-        .ok_or_else(|| ApiError::not_found(format!("no account {text:?}")))
+        .ok_or_else(|| ControlError::not_found(format!("no account {text:?}")))
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::super::auth::{fill_random, hex_encode, random_hex};
-use super::super::error::ApiError;
+use super::super::error::ControlError;
 use super::super::model::{keys, BlockDoc, Control, InboxDoc, LinkDoc, LinkRequestDoc};
 use super::super::{Ctx, Plan};
 use crate::model::state::{Account, Uid};
@@ -35,27 +35,26 @@ const DAY_SECS: u64 = 86_400;
 
 /// The one answer for every name that cannot be linked: absent, a sub-user, on another site, without a VPC, or
 /// blocking the requester all look alike, so link requests reveal nothing about other accounts.
-fn not_linkable(text: &str) -> ApiError {
-    ApiError::new(
-        404,
-        "not_linkable",
-        format!(
+fn not_linkable(text: &str) -> ControlError {
+    ControlError::NotFound {
+        code: "not_linkable",
+        message: format!(
             "no account you can link has the email or username {text:?} (a link needs a root account of your site \
              that owns a VPC and accepts your requests)"
         ),
-    )
+    }
 }
 
 /// The account a link request names, or the one refusal that does not tell why.
-fn resolve_target<'c>(control: &'c Control, from: &Uid, text: &str) -> Result<&'c Account, ApiError> {
+fn resolve_target<'c>(control: &'c Control, from: &Uid, text: &str) -> Result<&'c Account, ControlError> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::bad_request("uid_not_allowed", "name the account by email or username, not by uid"));
+        return Err(ControlError::invalid("uid_not_allowed", "name the account by email or username, not by uid"));
     }
-    let me = control.state.accounts.get(from).ok_or_else(|| ApiError::not_found("your account is gone"))?;
+    let me = control.state.accounts.get(from).ok_or_else(|| ControlError::not_found("your account is gone"))?;
     let account = control.account_by_name(text).ok_or_else(|| not_linkable(text))?;
     if account.uid == *from {
-        return Err(ApiError::bad_request("self_link", "an account cannot link itself"));
+        return Err(ControlError::invalid("self_link", "an account cannot link itself"));
     }
     let linkable = account.site == me.site
         && control.state.vpcs.values().any(|v| v.account == account.uid)
@@ -66,12 +65,12 @@ fn resolve_target<'c>(control: &'c Control, from: &Uid, text: &str) -> Result<&'
     Ok(account)
 }
 
-fn mac_with(secret: &[u8]) -> Result<Hmac<Sha256>, ApiError> {
-    <Hmac<Sha256> as Mac>::new_from_slice(secret).map_err(|_| ApiError::internal("bad HMAC key"))
+fn mac_with(secret: &[u8]) -> Result<Hmac<Sha256>, ControlError> {
+    <Hmac<Sha256> as Mac>::new_from_slice(secret).map_err(|_| ControlError::internal("bad HMAC key"))
 }
 
 /// What the request keeps of its code: HMAC(secret, salt ‖ request ‖ code).
-fn code_mac(secret: &[u8], salt: &str, request: &str, code: &str) -> Result<Hmac<Sha256>, ApiError> {
+fn code_mac(secret: &[u8], salt: &str, request: &str, code: &str) -> Result<Hmac<Sha256>, ControlError> {
     let mut mac = mac_with(secret)?;
     for part in [b"link-code:".as_slice(), salt.as_bytes(), b":", request.as_bytes(), b":", code.as_bytes()] {
         mac.update(part);
@@ -80,7 +79,7 @@ fn code_mac(secret: &[u8], salt: &str, request: &str, code: &str) -> Result<Hmac
 }
 
 /// Six random digits, uniform (rejection sampling over a u32).
-fn random_code() -> Result<String, ApiError> {
+fn random_code() -> Result<String, ControlError> {
     const LIMIT: u32 = 4_294_000_000; // the largest multiple of 10^6 below 2^32
     loop {
         let mut bytes = [0u8; 4];
@@ -93,17 +92,17 @@ fn random_code() -> Result<String, ApiError> {
 }
 
 /// The key the inbox seals codes under: derived from the server secret, so the store alone cannot open them.
-fn seal_key(secret: &[u8]) -> Result<ring::aead::LessSafeKey, ApiError> {
+fn seal_key(secret: &[u8]) -> Result<ring::aead::LessSafeKey, ControlError> {
     let mut mac = mac_with(secret)?;
     mac.update(b"inbox-seal-key");
     let key = mac.finalize().into_bytes();
     let unbound = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &key)
-        .map_err(|_| ApiError::internal("bad sealing key"))?;
+        .map_err(|_| ControlError::internal("bad sealing key"))?;
     Ok(ring::aead::LessSafeKey::new(unbound))
 }
 
 /// The code sealed for the inbox: hex(nonce ‖ ciphertext ‖ tag), bound to its request id.
-fn seal(secret: &[u8], request: &str, code: &str) -> Result<String, ApiError> {
+fn seal(secret: &[u8], request: &str, code: &str) -> Result<String, ControlError> {
     let mut nonce = [0u8; 12];
     fill_random(&mut nonce)?;
     let mut sealed = code.as_bytes().to_vec();
@@ -113,7 +112,7 @@ fn seal(secret: &[u8], request: &str, code: &str) -> Result<String, ApiError> {
             ring::aead::Aad::from(request.as_bytes()),
             &mut sealed,
         )
-        .map_err(|_| ApiError::internal("sealing the code failed"))?;
+        .map_err(|_| ControlError::internal("sealing the code failed"))?;
     Ok(hex_encode(&[nonce.as_slice(), &sealed].concat()))
 }
 
@@ -132,19 +131,21 @@ fn open(secret: &[u8], request: &str, sealed: &str) -> Option<String> {
 const CODE_PLACEHOLDER: &str = "{code}";
 
 /// Step 1: A asks to link B. B's owner gets the code.
-pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiError> {
+pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ControlError> {
     let from = ctx.actor.tenant()?.require_write()?.clone();
     let to = resolve_target(control, &from, target)?;
     if control.state.links.iter().any(|l| l.account == from && l.linked == to.uid) {
-        return Err(ApiError::conflict("already_linked", format!("{target} is already linked")));
+        return Err(ControlError::conflict("already_linked", format!("{target} is already linked")));
     }
     let recent: Vec<&LinkRequestDoc> =
         control.link_requests.values().filter(|r| r.account == from.0 && r.created + WINDOW_SECS > ctx.now).collect();
     if recent.iter().filter(|r| r.target == to.uid.0).count() >= PER_PAIR_LIMIT {
-        return Err(ApiError::too_many(format!("at most {PER_PAIR_LIMIT} link requests to one account per hour")));
+        return Err(ControlError::rate_limited(format!(
+            "at most {PER_PAIR_LIMIT} link requests to one account per hour"
+        )));
     }
     if recent.len() >= PER_ACCOUNT_LIMIT {
-        return Err(ApiError::too_many(format!("at most {PER_ACCOUNT_LIMIT} link requests per hour")));
+        return Err(ControlError::rate_limited(format!("at most {PER_ACCOUNT_LIMIT} link requests per hour")));
     }
     let mut plan = Plan::default();
     // A new request supersedes any pending one for the same pair.
@@ -198,18 +199,18 @@ pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ApiEr
 
 /// Step 2: A submits the code. A wrong code counts a try; the fifth kills the request; the tenth of a pair in a
 /// day locks the pair (the target blocks the requester) until the target unblocks. The target is told of both.
-pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Result<Plan, ApiError> {
+pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Result<Plan, ControlError> {
     let from = ctx.actor.tenant()?.require_write()?.clone();
     let request = control
         .link_requests
         .get(request_id)
         .filter(|r| r.account == from.0)
-        .ok_or_else(|| ApiError::not_found(format!("no link request {request_id:?} of your account")))?;
+        .ok_or_else(|| ControlError::not_found(format!("no link request {request_id:?} of your account")))?;
     if request.status != "pending" {
-        return Err(ApiError::gone(format!("request {request_id} is {}: request a new code", request.status)));
+        return Err(ControlError::expired(format!("request {request_id} is {}: request a new code", request.status)));
     }
     if request.expires <= ctx.now || request.salt.is_empty() {
-        return Err(ApiError::gone("the code has expired: request a new one"));
+        return Err(ControlError::expired("the code has expired: request a new one"));
     }
     let mut plan = Plan::default();
     let key = keys::link_request(request_id);
@@ -221,7 +222,7 @@ pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Res
     }
     let target = Uid(request.target.clone());
     crate::model::validate::check_new_link(&control.state, &from, &target)
-        .map_err(|p| ApiError::invalid_state(vec![p]))?;
+        .map_err(|p| ControlError::InvalidState(vec![p]))?;
     plan.put(key, &LinkRequestDoc { status: "verified".into(), ..request.clone() });
     let link = LinkDoc {
         account: from.0.clone(),
@@ -236,7 +237,7 @@ pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Res
 }
 
 /// A wrong code: counted on the request, which dies at the fifth; at the pair's tenth in a day the pair locks.
-fn wrong_code(control: &Control, ctx: &Ctx, request: &LinkRequestDoc, mut plan: Plan) -> Result<Plan, ApiError> {
+fn wrong_code(control: &Control, ctx: &Ctx, request: &LinkRequestDoc, mut plan: Plan) -> Result<Plan, ControlError> {
     let tries = request.failed_tries + 1;
     let pair = |r: &&LinkRequestDoc| r.account == request.account && r.target == request.target;
     let today: u32 = control
@@ -290,7 +291,7 @@ fn tell_target(
     now: u64,
     subject: &str,
     body: String,
-) -> Result<(), ApiError> {
+) -> Result<(), ControlError> {
     let id = random_hex(8)?;
     let message = InboxDoc {
         id: id.clone(),
@@ -308,19 +309,21 @@ fn tell_target(
 }
 
 /// A failed verification is committed (the try counts) but answered as an error.
-pub fn verify_outcome(response: &Value) -> Result<(), ApiError> {
+pub fn verify_outcome(response: &Value) -> Result<(), ControlError> {
     if response.get("verified") == Some(&Value::Bool(false)) {
         if response.get("locked") == Some(&Value::Bool(true)) {
-            return Err(ApiError::gone(format!(
+            return Err(ControlError::expired(format!(
                 "wrong code: after {DAILY_FAILED_LIMIT} wrong codes in a day the target no longer accepts your \
                  requests until its owner unblocks you"
             )));
         }
         let left = response.get("tries_left").and_then(Value::as_u64).unwrap_or(0);
         if left == 0 {
-            return Err(ApiError::gone("wrong code: the request is dead after 5 wrong tries; request a new code"));
+            return Err(ControlError::expired(
+                "wrong code: the request is dead after 5 wrong tries; request a new code",
+            ));
         }
-        return Err(ApiError::bad_request("wrong_code", format!("wrong code: {left} tries left")));
+        return Err(ControlError::invalid("wrong_code", format!("wrong code: {left} tries left")));
     }
     Ok(())
 }
@@ -330,7 +333,7 @@ fn decode_hex(text: &str) -> Vec<u8> {
 }
 
 /// A's links (outgoing: accounts whose VPCs A may use) and the links to A (incoming).
-pub fn list(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+pub fn list(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let name = |uid: &Uid| control.state.accounts.get(uid).map(|a| a.name.clone()).unwrap_or_default();
     let outgoing: Vec<Value> = control
@@ -355,7 +358,8 @@ pub fn list(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
 }
 
 /// A or B removes the link A → B; B's VPCs leave every scope of A's zones at once, and the answer says which.
-pub fn remove(control: &Control, ctx: &Ctx, other: &str, expected: Option<u64>) -> Result<Plan, ApiError> {
+pub fn remove(control: &Control, ctx: &Ctx, other: &str) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let other = super::inventory::resolve_account(control, other)?;
     let (owner, linked) = if control.link_docs.contains_key(&(me.clone(), other.clone())) {
@@ -363,7 +367,7 @@ pub fn remove(control: &Control, ctx: &Ctx, other: &str, expected: Option<u64>) 
     } else if control.link_docs.contains_key(&(other.clone(), me.clone())) {
         (other, me)
     } else {
-        return Err(ApiError::not_found("no link between your account and that account"));
+        return Err(ControlError::not_found("no link between your account and that account"));
     };
     let mut plan = Plan::default();
     if let Some(revision) = expected {
@@ -386,13 +390,8 @@ fn unlink_scopes(control: &Control, plan: &mut Plan, owner: &Uid, linked: &Uid) 
 
 /// B blocks A: A's pending requests die, A cannot request again until unblocked, and a link A → B ends (B's VPCs
 /// leave A's scopes): blocking withdraws the consent a link stands for.
-pub fn block(
-    control: &Control,
-    ctx: &Ctx,
-    requester: &str,
-    blocked: bool,
-    expected: Option<u64>,
-) -> Result<Plan, ApiError> {
+pub fn block(control: &Control, ctx: &Ctx, requester: &str, blocked: bool) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let other = super::inventory::resolve_account(control, requester)?;
     let mut plan = Plan::default();
@@ -425,7 +424,7 @@ pub fn block(
 
 /// The root account's inbox. A link request's code shows only while the request is pending and unexpired;
 /// otherwise the message says why it no longer works.
-pub fn inbox(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+pub fn inbox(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
     let me = ctx.actor.tenant()?.require_root()?;
     let mut messages = Vec::new();
     for ((account, _), m) in control.inbox.iter() {

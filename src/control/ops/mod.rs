@@ -5,6 +5,7 @@
 //! "not found", never "forbidden", so that names of other tenants' resources do not leak.
 
 pub mod declare;
+pub mod explain;
 pub mod inventory;
 pub mod links;
 pub mod rules;
@@ -14,24 +15,24 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::ControlError;
 use super::model::{keys, Control, RuleDoc, ScopeDoc, ZoneDoc};
 use super::Plan;
 use crate::model::state::{Uid, VpcId, Zone, ZoneId};
 use crate::model::validate::BindingKind;
 
 /// A zone of the caller's own account, or 404.
-pub fn own_zone<'c>(control: &'c Control, account: &Uid, id: &str) -> Result<(&'c Zone, &'c ZoneDoc), ApiError> {
+pub fn own_zone<'c>(control: &'c Control, account: &Uid, id: &str) -> Result<(&'c Zone, &'c ZoneDoc), ControlError> {
     let id = ZoneId(id.to_string());
     match (control.state.zones.get(&id), control.zone_docs.get(&id)) {
         (Some(zone), Some(doc)) if &zone.account == account => Ok((zone, doc)),
-        _ => Err(ApiError::not_found(format!("no zone {:?} in your account", id.0))),
+        _ => Err(ControlError::not_found(format!("no zone {:?} in your account", id.0))),
     }
 }
 
 /// The compare for an `If-Match` the caller sent, if any.
 /// A fresh record generation name (see `ZoneDoc::generation`): time-ordered, never reused.
-pub fn new_generation() -> Result<String, super::ApiError> {
+pub fn new_generation() -> Result<String, super::ControlError> {
     Ok(format!("g{:x}{}", super::unix_now(), super::auth::random_hex(3)?))
 }
 
@@ -73,11 +74,17 @@ pub fn if_match(plan: &mut super::Plan, key: String, expected: Option<u64>) {
     }
 }
 
-/// The account's display form in answers.
-pub fn account_json(control: &Control, uid: &Uid) -> Value {
-    match control.state.accounts.get(uid) {
-        Some(a) => json!({ "uid": a.uid.0, "name": a.name }),
-        None => json!({ "uid": uid.0 }),
+/// An account as answers name it: its uid and, when known, its name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccountRef {
+    pub uid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl AccountRef {
+    pub fn of(control: &Control, uid: &Uid) -> AccountRef {
+        AccountRef { uid: uid.0.clone(), name: control.state.accounts.get(uid).map(|a| a.name.clone()) }
     }
 }
 

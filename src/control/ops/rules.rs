@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::super::error::ApiError;
+use super::super::error::ControlError;
 use super::super::model::{keys, Control, RuleDoc};
 use super::super::{Ctx, Plan};
 use super::{if_match, own_zone};
@@ -27,7 +27,7 @@ fn rule_json(doc: &RuleDoc, revision: u64) -> Value {
     json!({ "id": doc.id, "domain": doc.domain, "targets": doc.targets, "scope": doc.vpcs, "revision": revision })
 }
 
-pub fn list_rules(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+pub fn list_rules(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let rules: Vec<Value> = control
         .state
@@ -39,29 +39,29 @@ pub fn list_rules(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
     Ok(json!({ "rules": rules }))
 }
 
-pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan, ApiError> {
+pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan, ControlError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let valid_name = (1..=48).contains(&input.name.len())
         && input.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !valid_name {
-        return Err(ApiError::bad_request("bad_name", "a rule name is 1 to 48 letters, digits, '.', '_' or '-'"));
+        return Err(ControlError::invalid("bad_name", "a rule name is 1 to 48 letters, digits, '.', '_' or '-'"));
     }
     let id = format!("{}-{}", me.0, input.name);
     let key = keys::rule(&id);
     if control.key_revision(&key) != 0 {
-        return Err(ApiError::conflict("rule_exists", format!("you already have a rule {}", input.name)));
+        return Err(ControlError::conflict("rule_exists", format!("you already have a rule {}", input.name)));
     }
     let domain = Name::from_text(&input.domain, Some(&Name::root()))
-        .map_err(|e| ApiError::bad_request("bad_domain", format!("domain {:?}: {e}", input.domain)))?;
+        .map_err(|e| ControlError::invalid("bad_domain", format!("domain {:?}: {e}", input.domain)))?;
     if input.targets.is_empty() || input.targets.len() > MAX_RULE_TARGETS {
-        return Err(ApiError::bad_request("bad_targets", format!("give 1 to {MAX_RULE_TARGETS} target addresses")));
+        return Err(ControlError::invalid("bad_targets", format!("give 1 to {MAX_RULE_TARGETS} target addresses")));
     }
     let mut targets = Vec::new();
     for t in &input.targets {
         let addr = crate::model::state::parse_server_address(t)
-            .ok_or_else(|| ApiError::bad_request("bad_targets", format!("{t:?} is not an address (ip or ip:port)")))?;
+            .ok_or_else(|| ControlError::invalid("bad_targets", format!("{t:?} is not an address (ip or ip:port)")))?;
         crate::model::validate::check_target(addr, &control.state.served.allow_targets)
-            .map_err(|why| ApiError::bad_request("bad_targets", why))?;
+            .map_err(|why| ControlError::invalid("bad_targets", why))?;
         targets.push(addr.to_string());
     }
     super::tenant::check_selectable(control, &me, &input.scope)?;
@@ -80,11 +80,12 @@ pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan
     Ok(plan)
 }
 
-pub fn delete_rule(control: &Control, ctx: &Ctx, id: &str, expected: Option<u64>) -> Result<Plan, ApiError> {
+pub fn delete_rule(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     // Another account's rule is as absent as one that does not exist.
     if control.state.rules.get(id).is_none_or(|r| r.account != me) {
-        return Err(ApiError::not_found(format!("no rule {id:?}")));
+        return Err(ControlError::not_found(format!("no rule {id:?}")));
     }
     let mut plan = Plan::default();
     if_match(&mut plan, keys::rule(id), expected);
@@ -95,17 +96,12 @@ pub fn delete_rule(control: &Control, ctx: &Ctx, id: &str, expected: Option<u64>
 }
 
 /// What the zone answers for names it does not hold: NXDOMAIN, or resolution through the VPC's rules and upstreams.
-pub fn set_fallback(
-    control: &Control,
-    ctx: &Ctx,
-    id: &str,
-    fallback: &str,
-    expected: Option<u64>,
-) -> Result<Plan, ApiError> {
+pub fn set_fallback(control: &Control, ctx: &Ctx, id: &str, fallback: &str) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (_, doc) = own_zone(control, &me, id)?;
     let parsed = Fallback::parse(fallback).ok_or_else(|| {
-        ApiError::bad_request("bad_fallback", format!("fallback {fallback:?}: use nxdomain or recurse"))
+        ControlError::invalid("bad_fallback", format!("fallback {fallback:?}: use nxdomain or recurse"))
     })?;
     let mut changed = doc.clone();
     changed.fallback = if parsed == Fallback::Recurse { "recurse".into() } else { String::new() };

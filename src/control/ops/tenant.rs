@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::super::auth::{mint_key, random_hex};
-use super::super::error::ApiError;
+use super::super::error::ControlError;
 use super::super::model::{
     encode, keys, policy_name, record_id_in, Control, InboxDoc, RecordDoc, ScopeDoc, UserDoc, ZoneDoc,
 };
@@ -24,7 +24,7 @@ use crate::model::validate::BindingKind;
 
 // ---- users and keys --------------------------------------------------------------------------------------------
 
-pub fn list_users(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+pub fn list_users(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let users: Vec<Value> = control
         .state
@@ -39,17 +39,12 @@ pub fn list_users(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
     Ok(json!({ "users": users }))
 }
 
-pub fn put_user(
-    control: &Control,
-    ctx: &Ctx,
-    name: &str,
-    policies: Vec<String>,
-    expected: Option<u64>,
-) -> Result<Plan, ApiError> {
+pub fn put_user(control: &Control, ctx: &Ctx, name: &str, policies: Vec<String>) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_root()?.clone();
     for p in &policies {
         if super::super::model::parse_policy(p).is_none() {
-            return Err(ApiError::bad_request(
+            return Err(ControlError::invalid(
                 "bad_policy",
                 format!("unknown policy {p:?} (DNSFullAccess, DNSReadOnlyAccess)"),
             ));
@@ -65,10 +60,11 @@ pub fn put_user(
     Ok(plan)
 }
 
-pub fn remove_user(control: &Control, ctx: &Ctx, name: &str, expected: Option<u64>) -> Result<Plan, ApiError> {
+pub fn remove_user(control: &Control, ctx: &Ctx, name: &str) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_root()?.clone();
     if !control.state.users.contains_key(&(me.clone(), name.to_string())) {
-        return Err(ApiError::not_found(format!("no user {name:?}")));
+        return Err(ControlError::not_found(format!("no user {name:?}")));
     }
     let mut plan = Plan::default();
     if_match(&mut plan, keys::user(&me.0, name), expected);
@@ -85,7 +81,7 @@ fn account_name(control: &Control, uid: &Uid) -> String {
     control.state.accounts.get(uid).map_or_else(|| uid.0.clone(), |a| a.name.clone())
 }
 
-pub fn list_keys(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+pub fn list_keys(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
     let me = ctx.actor.tenant()?.require_root()?;
     let keys: Vec<Value> = control
         .keys
@@ -100,11 +96,16 @@ pub fn list_keys(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
 }
 
 /// A new key for the root account or one of its sub-users; the token is shown only in this answer.
-pub fn create_key(control: &Control, ctx: &Ctx, user: Option<&str>, expires: Option<u64>) -> Result<Plan, ApiError> {
+pub fn create_key(
+    control: &Control,
+    ctx: &Ctx,
+    user: Option<&str>,
+    expires: Option<u64>,
+) -> Result<Plan, ControlError> {
     let me = ctx.actor.tenant()?.require_root()?.clone();
     if let Some(user) = user {
         if !control.state.users.contains_key(&(me.clone(), user.to_string())) {
-            return Err(ApiError::not_found(format!("no user {user:?}")));
+            return Err(ControlError::not_found(format!("no user {user:?}")));
         }
     }
     let key = mint_key(&me, user, ctx.now, expires)?;
@@ -116,19 +117,14 @@ pub fn create_key(control: &Control, ctx: &Ctx, user: Option<&str>, expires: Opt
 }
 
 /// Deletes a key; with `rotate`, issues its replacement for the same principal in the same transaction.
-pub fn remove_key(
-    control: &Control,
-    ctx: &Ctx,
-    id: &str,
-    rotate: bool,
-    expected: Option<u64>,
-) -> Result<Plan, ApiError> {
+pub fn remove_key(control: &Control, ctx: &Ctx, id: &str, rotate: bool) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_root()?.clone();
     let old = control
         .keys
         .get(id)
         .filter(|k| k.account == me.0)
-        .ok_or_else(|| ApiError::not_found(format!("no key {id:?}")))?;
+        .ok_or_else(|| ControlError::not_found(format!("no key {id:?}")))?;
     let mut plan = Plan::default();
     if_match(&mut plan, keys::access_key(id), expected);
     plan.delete(keys::access_key(id));
@@ -147,7 +143,7 @@ pub fn remove_key(
 // ---- VPCs --------------------------------------------------------------------------------------------------------
 
 /// The caller's own VPCs, and every VPC it may put into a scope (its own and those of accounts it has linked).
-pub fn list_vpcs(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+pub fn list_vpcs(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let own: Vec<Value> =
         control.state.vpcs.values().filter(|v| &v.account == me).map(super::inventory::vpc_json).collect();
@@ -162,7 +158,7 @@ pub fn list_vpcs(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
 }
 
 /// Every zone of another account that answers in the caller's VPCs (so B sees what A put there).
-pub fn foreign_zones(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+pub fn foreign_zones(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let zones: Vec<Value> = control
         .state
@@ -172,7 +168,7 @@ pub fn foreign_zones(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
         .filter_map(|z| {
             let vpcs = my_vpcs_in(control, me, &z.scope);
             (!vpcs.is_empty()).then(|| {
-                json!({ "zone": z.name.to_string(), "id": z.id.0, "owner": super::account_json(control, &z.account), "in_vpcs": vpcs })
+                json!({ "zone": z.name.to_string(), "id": z.id.0, "owner": super::AccountRef::of(control, &z.account), "in_vpcs": vpcs })
             })
         })
         .collect();
@@ -181,7 +177,7 @@ pub fn foreign_zones(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
 
 /// Every forwarding rule of another account that applies in the caller's VPCs: where their queries for the domain
 /// go instead of the upstreams.
-pub fn foreign_rules(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+pub fn foreign_rules(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let rules: Vec<Value> = control
         .state
@@ -192,7 +188,7 @@ pub fn foreign_rules(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
             let vpcs = my_vpcs_in(control, me, &r.scope);
             (!vpcs.is_empty()).then(|| {
                 json!({ "rule": r.id, "domain": r.domain.to_string(), "targets": r.targets.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                        "owner": super::account_json(control, &r.account), "in_vpcs": vpcs })
+                        "owner": super::AccountRef::of(control, &r.account), "in_vpcs": vpcs })
             })
         })
         .collect();
@@ -216,10 +212,10 @@ pub fn detach_foreign(
     kind: BindingKind,
     id: &str,
     vpcs: &[String],
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, ControlError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let not_found =
-        || ApiError::not_found(format!("no {} {id:?} of another account answers in your VPCs", kind.noun()));
+        || ControlError::not_found(format!("no {} {id:?} of another account answers in your VPCs", kind.noun()));
     let (owner, name, scope) = match kind {
         BindingKind::Zone => {
             let z = control.state.zones.get(id).ok_or_else(not_found)?;
@@ -239,7 +235,7 @@ pub fn detach_foreign(
     } else {
         for v in vpcs {
             if !mine.contains(&v.as_str()) {
-                return Err(ApiError::bad_request(
+                return Err(ControlError::invalid(
                     "vpc_not_in_scope",
                     format!("vpc {v:?} is not one of your VPCs in the scope of {id}"),
                 ));
@@ -278,7 +274,7 @@ pub fn detach_foreign(
 
 // ---- zones and scopes -------------------------------------------------------------------------------------------
 
-pub fn list_zones(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
+pub fn list_zones(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let zones: Vec<Value> =
         control.state.zones.values().filter(|z| &z.account == me).map(|z| zone_json(control, z)).collect();
@@ -286,7 +282,7 @@ pub fn list_zones(control: &Control, ctx: &Ctx) -> Result<Value, ApiError> {
 }
 
 /// A zone with its records (each with its id and revision).
-pub fn get_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
+pub fn get_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<Value, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let (zone, _) = own_zone(control, me, id)?;
     let mut value = zone_json(control, zone);
@@ -329,17 +325,17 @@ pub struct RecordInput {
 }
 
 impl RecordInput {
-    fn parse(&self, origin: &Name) -> Result<Record, ApiError> {
+    fn parse(&self, origin: &Name) -> Result<Record, ControlError> {
         let doc = RecordDoc {
             name: self.name.clone(),
             rtype: self.rtype.to_ascii_uppercase(),
             ttl: self.ttl.unwrap_or(crate::settings::DEFAULT_RECORD_TTL),
             data: self.data.clone(),
         };
-        let record = doc.to_record(origin).map_err(|e| ApiError::bad_request("bad_record", e))?;
+        let record = doc.to_record(origin).map_err(|e| ControlError::invalid("bad_record", e))?;
         const SERVED: [&str; 9] = ["A", "AAAA", "CNAME", "MX", "TXT", "PTR", "SRV", "CAA", "NS"];
         if !SERVED.contains(&doc.rtype.as_str()) {
-            return Err(ApiError::bad_request(
+            return Err(ControlError::invalid(
                 "bad_record",
                 format!("records of type {} cannot be managed here", doc.rtype),
             ));
@@ -348,24 +344,24 @@ impl RecordInput {
     }
 }
 
-fn zone_name(text: &str) -> Result<Name, ApiError> {
+fn zone_name(text: &str) -> Result<Name, ControlError> {
     Name::from_text(text, Some(&Name::root()))
-        .map_err(|e| ApiError::bad_request("bad_name", format!("zone name {text:?}: {e}")))
+        .map_err(|e| ControlError::invalid("bad_name", format!("zone name {text:?}: {e}")))
 }
 
-pub fn create_zone(control: &Control, ctx: &Ctx, input: NewZone) -> Result<Plan, ApiError> {
+pub fn create_zone(control: &Control, ctx: &Ctx, input: NewZone) -> Result<Plan, ControlError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let name = zone_name(&input.name)?;
     let id = format!("{}/{}", me.0, name.lower());
     let key = keys::zone(&id);
     if control.key_revision(&key) != 0 {
-        return Err(ApiError::conflict("zone_exists", format!("you already have a zone {name}")));
+        return Err(ControlError::conflict("zone_exists", format!("you already have a zone {name}")));
     }
     let fallback = match input.fallback.as_deref().map(|f| (f, crate::model::state::Fallback::parse(f))) {
         None | Some((_, Some(crate::model::state::Fallback::NxDomain))) => String::new(),
         Some((_, Some(crate::model::state::Fallback::Recurse))) => "recurse".into(),
         Some((other, None)) => {
-            return Err(ApiError::bad_request("bad_fallback", format!("fallback {other:?}: use nxdomain or recurse")))
+            return Err(ControlError::invalid("bad_fallback", format!("fallback {other:?}: use nxdomain or recurse")))
         }
     };
     check_selectable(control, &me, &input.scope)?;
@@ -386,7 +382,8 @@ pub fn create_zone(control: &Control, ctx: &Ctx, input: NewZone) -> Result<Plan,
     Ok(plan)
 }
 
-pub fn delete_zone(control: &Control, ctx: &Ctx, id: &str, expected: Option<u64>) -> Result<Plan, ApiError> {
+pub fn delete_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     own_zone(control, &me, id)?;
     let mut plan = Plan::default();
@@ -401,12 +398,12 @@ pub fn delete_zone(control: &Control, ctx: &Ctx, id: &str, expected: Option<u64>
 
 /// Every VPC named may go into a scope of `me`: its own, or of an account it has linked. An unknown VPC and another
 /// account's unlinked VPC get the same answer, which names no owner: nothing leaks.
-pub fn check_selectable(control: &Control, me: &Uid, vpcs: &[String]) -> Result<(), ApiError> {
+pub fn check_selectable(control: &Control, me: &Uid, vpcs: &[String]) -> Result<(), ControlError> {
     for v in vpcs {
         match control.state.vpcs.get(v.as_str()) {
             Some(vpc) if control.state.may_use_vpcs_of(me, &vpc.account) => {}
             _ => {
-                return Err(ApiError::bad_request(
+                return Err(ControlError::invalid(
                     "vpc_not_selectable",
                     format!("vpc {v:?} is neither yours nor of an account you have linked"),
                 ))
@@ -432,8 +429,8 @@ pub fn change_scope(
     id: &str,
     vpcs: Vec<String>,
     how: ScopeChange,
-    expected: Option<u64>,
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (zone, _) = own_zone(control, &me, id)?;
     check_selectable(control, &me, &vpcs)?;
@@ -468,13 +465,8 @@ fn touch_zone(plan: &mut Plan, doc: &ZoneDoc, expected: Option<u64>) {
     plan.put(key, doc);
 }
 
-pub fn add_record(
-    control: &Control,
-    ctx: &Ctx,
-    id: &str,
-    input: RecordInput,
-    expected: Option<u64>,
-) -> Result<Plan, ApiError> {
+pub fn add_record(control: &Control, ctx: &Ctx, id: &str, input: RecordInput) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (zone, doc) = own_zone(control, &me, id)?;
     let record = input.parse(&zone.name)?;
@@ -494,13 +486,13 @@ pub fn change_record(
     id: &str,
     rid: &str,
     input: RecordInput,
-    expected: Option<u64>,
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (zone, doc) = own_zone(control, &me, id)?;
     let key = keys::record(id, rid);
     if control.key_revision(&key) == 0 {
-        return Err(ApiError::not_found(format!("no record {rid:?} in zone {id}")));
+        return Err(ControlError::not_found(format!("no record {rid:?} in zone {id}")));
     }
     let record = input.parse(&zone.name)?;
     let mut plan = Plan::default();
@@ -513,18 +505,13 @@ pub fn change_record(
     Ok(plan)
 }
 
-pub fn remove_record(
-    control: &Control,
-    ctx: &Ctx,
-    id: &str,
-    rid: &str,
-    expected: Option<u64>,
-) -> Result<Plan, ApiError> {
+pub fn remove_record(control: &Control, ctx: &Ctx, id: &str, rid: &str) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (_, doc) = own_zone(control, &me, id)?;
     let key = keys::record(id, rid);
     if control.key_revision(&key) == 0 {
-        return Err(ApiError::not_found(format!("no record {rid:?} in zone {id}")));
+        return Err(ControlError::not_found(format!("no record {rid:?} in zone {id}")));
     }
     let mut plan = Plan::default();
     touch_zone(&mut plan, doc, None);
@@ -536,18 +523,13 @@ pub fn remove_record(
 }
 
 /// Replaces a zone's records with an RFC 1035 master file. `$INCLUDE` (any file access) is refused in tenant text.
-pub fn import_zone(
-    control: &Control,
-    ctx: &Ctx,
-    id: &str,
-    text: &str,
-    expected: Option<u64>,
-) -> Result<Plan, ApiError> {
+pub fn import_zone(control: &Control, ctx: &Ctx, id: &str, text: &str) -> Result<Plan, ControlError> {
+    let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (zone, doc) = own_zone(control, &me, id)?;
     // The parser itself refuses $INCLUDE wherever it finds the directive (inside parentheses too).
     let records = zonefile::parse_untrusted_zone(text, Path::new("import"), &zone.name)
-        .map_err(|e| ApiError::bad_request("bad_zone_file", e.to_string()))?;
+        .map_err(|e| ControlError::invalid("bad_zone_file", e.to_string()))?;
     // The records go in as a new generation, which the zone document then switches to (see `control::stage`):
     // atomic however many records, and within etcd's limits per transaction.
     let generation = new_generation()?;
@@ -566,7 +548,7 @@ pub fn import_zone(
 }
 
 /// The zone as an RFC 1035 master file.
-pub fn export_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<String, ApiError> {
+pub fn export_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<String, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let (zone, _) = own_zone(control, me, id)?;
     let mut text = format!("$ORIGIN {}\n", zone.name);

@@ -1,0 +1,45 @@
+//! Who may ask `explain` what: a tenant explains sources in its own VPCs only, on the listener it names (or the
+//! first one served). The report itself runs in the data plane (`ApiHooks::explain`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Deserialize;
+
+use crate::control::{Control, ControlError};
+use crate::model::explain::Question;
+use crate::model::snapshot::Snapshot;
+use crate::model::state::Uid;
+
+/// `GET /v1/explain`'s query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainRequest {
+    pub source: IpAddr,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub qtype: Option<String>,
+    pub listener: Option<SocketAddr>,
+    #[serde(default)]
+    pub tcp: bool,
+}
+
+/// The question `account` may have explained: its source must lie in one of the account's own VPCs.
+pub fn tenant_question(
+    control: &Control,
+    snapshot: &Snapshot,
+    account: &Uid,
+    request: &ExplainRequest,
+) -> Result<Question, ControlError> {
+    let listener = request
+        .listener
+        .or_else(|| control.state.served.listen.first().copied())
+        .ok_or_else(|| ControlError::invalid("no_listener", "give a listener"))?;
+    let class = snapshot.classifier.classify(listener, request.source);
+    let owns = class.and_then(|c| snapshot.vpcs.get(c.vpc as usize)).is_some_and(|v| *v.account == *account.0);
+    if !owns {
+        return Err(ControlError::forbidden("explain answers for sources in your own VPCs only"));
+    }
+    let qtype = request.qtype.as_deref().unwrap_or("A");
+    Question::parse(listener, request.source, &request.name, qtype, request.tcp)
+        .map_err(|(code, message)| ControlError::invalid(code, message))
+}
