@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::model::{self, keys, AuditDoc, Control};
 use super::{Actor, ControlError, ControlPlane, Ctx};
@@ -122,7 +122,34 @@ pub fn record_refusal(plane: &ControlPlane, event: &Event, owners: BTreeSet<Uid>
 
 /// The audit log between two Unix times, oldest first, at most `limit` entries: the caller's account's (a tenant),
 /// or every account's with each event once (the operator).
-pub fn read(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64, limit: usize) -> Result<Value, ControlError> {
+/// An account's audit, oldest first.
+#[derive(Debug, Serialize)]
+pub struct AuditLog {
+    pub entries: Vec<AuditEntry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditEntry {
+    pub time_ms: u64,
+    pub principal: String,
+    pub action: String,
+    pub target: String,
+    pub remote: String,
+    /// A refused attempt: its status and message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refused>,
+    /// The account the entry concerns (the operator's view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Refused {
+    pub status: u16,
+    pub message: String,
+}
+
+pub fn read(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64, limit: usize) -> Result<AuditLog, ControlError> {
     let (from_ms, to_ms) = (from.saturating_mul(1000), to.saturating_add(1).saturating_mul(1000));
     let docs: Vec<AuditDoc> = match ctx.actor {
         Actor::Tenant(t) => {
@@ -145,21 +172,20 @@ pub fn read(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64, limit: usize) -
             docs
         }
     };
-    let items: Vec<Value> = docs
-        .iter()
-        .map(|d| {
-            let mut entry = json!({ "time_ms": d.time_ms, "principal": d.principal, "action": d.action,
-                                    "target": d.target, "remote": d.remote });
-            if let Some(status) = d.status {
-                entry["refused"] = json!({ "status": status, "message": d.message });
-            }
-            if matches!(ctx.actor, Actor::Operator) && d.account != NO_ACCOUNT {
-                entry["account"] = json!(d.account);
-            }
-            entry
+    let operator = matches!(ctx.actor, Actor::Operator);
+    let entries = docs
+        .into_iter()
+        .map(|d| AuditEntry {
+            refused: d.status.map(|status| Refused { status, message: d.message.clone() }),
+            account: (operator && d.account != NO_ACCOUNT).then(|| d.account.clone()),
+            time_ms: d.time_ms,
+            principal: d.principal,
+            action: d.action,
+            target: d.target,
+            remote: d.remote,
         })
         .collect();
-    Ok(json!({ "entries": items }))
+    Ok(AuditLog { entries })
 }
 
 /// Moves audit entries and usage buckets written by earlier versions (`audit/<ms>-<id>`, `usage/<minute>/<node>`,
@@ -255,10 +281,10 @@ mod tests {
         assert_eq!(theirs.len(), 1, "account 2 sees only its own account.put");
         let theirs =
             plane.read(&tenant("2"), |_, ctx| super::read(&plane, ctx, 0, u64::MAX / 2000, 100)).expect("read");
-        assert_eq!(theirs["entries"].as_array().map(Vec::len), Some(1));
+        assert_eq!(theirs.entries.len(), 1);
         let all =
             plane.read(&Actor::Operator, |_, ctx| super::read(&plane, ctx, 0, u64::MAX / 2000, 100)).expect("read");
-        assert_eq!(all["entries"].as_array().map(Vec::len), Some(3), "the operator sees each event once");
+        assert_eq!(all.entries.len(), 3, "the operator sees each event once");
     }
 
     /// A store written before entries were keyed by account is moved over once, nothing lost, nothing doubled.

@@ -54,6 +54,12 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Sets the answer to the caller: the operation's own response type, as JSON (the commit revision is added).
+    pub fn respond<T: serde::Serialize>(&mut self, answer: &T) {
+        // Our response types are structs of strings, numbers and lists: they always serialize.
+        self.response = serde_json::to_value(answer).unwrap_or_default();
+    }
+
     pub fn put<T: serde::Serialize>(&mut self, key: String, doc: &T) {
         self.ops.push(Op::Put { key, value: model::encode(doc) });
     }

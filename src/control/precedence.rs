@@ -10,7 +10,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::model::{keys, Control, InboxDoc};
 use super::ops::detach_vpcs;
@@ -52,11 +53,9 @@ pub fn resolve(
     let mut report = Vec::new();
     for ((kind, id), items) in detach {
         let vpcs: Vec<VpcId> = items.iter().map(|s| s.vpc.clone()).collect();
-        let Some(mut entry) = detach_vpcs(next, &mut extra, kind, &id, &vpcs) else { continue };
-        let first = &items[0];
-        entry["owner"] = json!(first.owner.0);
-        entry["name"] = json!(first.name.to_string());
-        report.push(entry);
+        let Some(detached) = detach_vpcs(next, &mut extra, kind, &id, &vpcs) else { continue };
+        let Some(first) = items.first() else { continue };
+        report.push(DetachedForeign { detached, owner: first.owner.0.clone(), name: first.name.to_string() });
         tell_owner(next, &mut extra, &items, now)?;
     }
     let changes = super::changes_of(&extra.ops, next, revision);
@@ -67,9 +66,18 @@ pub fn resolve(
     plan.ops.append(&mut extra.ops);
     plan.mail.append(&mut extra.mail);
     if let Value::Object(map) = &mut plan.response {
-        map.insert("detached_foreign".into(), Value::Array(report));
+        map.insert("detached_foreign".into(), serde_json::to_value(report).unwrap_or_default());
     }
     Ok(())
+}
+
+/// A foreign zone or rule that left some of the caller's VPCs, in the answer's `detached_foreign`.
+#[derive(Debug, Serialize)]
+struct DetachedForeign {
+    #[serde(flatten)]
+    detached: super::ops::Detached,
+    owner: String,
+    name: String,
 }
 
 /// Why a change that would take a VPC owner's names is refused (naming nothing of the owner's but the name).

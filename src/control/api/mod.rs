@@ -177,13 +177,15 @@ impl ApiState {
         self.write(caller, op).await
     }
 
-    /// A read-only operation against the current state.
-    pub fn read(
+    /// A read-only operation against the current state, its typed answer rendered as JSON.
+    pub fn read<T: serde::Serialize>(
         &self,
         caller: &Caller,
-        f: impl FnOnce(&crate::control::Control, &Ctx) -> Result<Value, ControlError>,
+        f: impl FnOnce(&crate::control::Control, &Ctx) -> Result<T, ControlError>,
     ) -> Result<Json<Value>, ApiError> {
-        Ok(Json(self.plane.read(&caller.actor, f)?))
+        let answer = self.plane.read(&caller.actor, f)?;
+        let json = serde_json::to_value(answer).map_err(|e| ControlError::internal(format!("an answer: {e}")))?;
+        Ok(Json(json))
     }
 
     /// Mails what a committed plan asks for. The change is committed: delivery happens in the background, bounded

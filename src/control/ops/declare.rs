@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::super::error::ControlError;
@@ -179,11 +178,18 @@ pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Resu
         prune_absent(control, desired, &mut plan);
     }
     let writes = plan.ops.len() + plan.staged.len();
-    plan.response = json!({ "result": if writes == 0 { "unchanged" } else { "applied" }, "writes": writes });
+    plan.respond(&Applied { result: if writes == 0 { "unchanged" } else { "applied" }, writes });
     if writes > 0 {
         plan.audit = Some(("state.apply".into(), format!("{writes} writes")));
     }
     Ok(plan)
+}
+
+/// What an apply did.
+#[derive(Debug, serde::Serialize)]
+struct Applied {
+    result: &'static str,
+    writes: usize,
 }
 
 /// Above this many record writes in one zone, the zone's records are written as a new generation (see

@@ -3,7 +3,7 @@
 //! Only the operator may run these: a VPC's prefixes decide whose queries it receives, so tenants never create or
 //! change VPCs. Removing a VPC takes it out of every scope first, and the answer says which zones lost it.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::super::auth::{mint_key, Actor};
 use super::super::error::ControlError;
@@ -11,15 +11,33 @@ use super::super::model::{keys, AccountDoc, Control, LinkDoc, VpcDoc};
 use super::super::{Ctx, Plan};
 use crate::model::state::{Uid, VpcId};
 
-pub fn list_accounts(control: &Control, actor: &Actor) -> Result<Value, ControlError> {
+/// The operator's list of accounts.
+#[derive(Debug, Serialize)]
+pub struct Accounts {
+    pub accounts: Vec<AccountDoc>,
+}
+
+pub fn list_accounts(control: &Control, actor: &Actor) -> Result<Accounts, ControlError> {
     actor.require_operator()?;
-    let accounts: Vec<Value> = control
+    let accounts = control
         .state
         .accounts
         .values()
-        .map(|a| json!({ "uid": a.uid.0, "name": a.name, "email": a.email, "site": a.site.to_string() }))
+        .map(|a| AccountDoc {
+            uid: a.uid.0.clone(),
+            name: a.name.clone(),
+            email: a.email.clone(),
+            site: a.site.to_string(),
+        })
         .collect();
-    Ok(json!({ "accounts": accounts }))
+    Ok(Accounts { accounts })
+}
+
+/// What became of an account.
+#[derive(Debug, Serialize)]
+struct AccountChanged<'a> {
+    account: &'a str,
+    result: &'static str,
 }
 
 /// Creates or replaces an account.
@@ -28,7 +46,7 @@ pub fn put_account(control: &Control, ctx: &Ctx, doc: AccountDoc) -> Result<Plan
     let mut plan = Plan::default();
     let key = keys::account(&doc.uid);
     let verb = if control.key_revision(&key) == 0 { "created" } else { "updated" };
-    plan.response = json!({ "account": doc.uid, "result": verb });
+    plan.respond(&AccountChanged { account: &doc.uid, result: verb });
     plan.audit = Some(("account.put".into(), doc.uid.clone()));
     plan.put(key, &doc);
     Ok(plan)
@@ -64,24 +82,51 @@ pub fn remove_account(control: &Control, ctx: &Ctx, uid: &str) -> Result<Plan, C
     for (account, name) in control.state.users.keys().filter(|(a, _)| *a == uid) {
         plan.delete(keys::user(&account.0, name));
     }
-    plan.response = json!({ "account": uid.0, "result": "removed" });
+    plan.respond(&AccountChanged { account: &uid.0, result: "removed" });
     plan.audit = Some(("account.remove".into(), uid.0));
     Ok(plan)
 }
 
-pub fn list_vpcs(control: &Control, actor: &Actor) -> Result<Value, ControlError> {
-    actor.require_operator()?;
-    Ok(json!({ "vpcs": control.state.vpcs.values().map(vpc_json).collect::<Vec<_>>() }))
+/// The operator's list of VPCs.
+#[derive(Debug, Serialize)]
+pub struct Vpcs {
+    pub vpcs: Vec<VpcView>,
 }
 
-pub fn vpc_json(v: &crate::model::state::Vpc) -> Value {
-    json!({
-        "id": v.id.as_str(),
-        "account": v.account.0,
-        "region": v.region,
-        "cidrs": v.cidrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "listeners": v.listeners.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    })
+/// A VPC as the operator sees it.
+#[derive(Debug, Serialize)]
+pub struct VpcView {
+    pub id: String,
+    pub account: String,
+    pub region: String,
+    pub cidrs: Vec<String>,
+    pub listeners: Vec<String>,
+}
+
+impl VpcView {
+    pub fn of(v: &crate::model::state::Vpc) -> VpcView {
+        VpcView {
+            id: v.id.as_str().to_string(),
+            account: v.account.0.clone(),
+            region: v.region.clone(),
+            cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
+            listeners: v.listeners.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+pub fn list_vpcs(control: &Control, actor: &Actor) -> Result<Vpcs, ControlError> {
+    actor.require_operator()?;
+    Ok(Vpcs { vpcs: control.state.vpcs.values().map(VpcView::of).collect() })
+}
+
+/// What became of a VPC, and the scopes it left.
+#[derive(Debug, Serialize)]
+struct VpcChanged<'a> {
+    vpc: &'a str,
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed_from_scopes: Option<Vec<super::Detached>>,
 }
 
 /// Creates or replaces a VPC (prefixes are validated with every other rule before commit).
@@ -90,7 +135,7 @@ pub fn put_vpc(control: &Control, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, Contro
     let mut plan = Plan::default();
     let key = keys::vpc(&doc.id);
     let verb = if control.key_revision(&key) == 0 { "created" } else { "updated" };
-    plan.response = json!({ "vpc": doc.id, "result": verb });
+    plan.respond(&VpcChanged { vpc: &doc.id, result: verb, removed_from_scopes: None });
     plan.audit = Some(("vpc.put".into(), doc.id.clone()));
     plan.put(key, &doc);
     Ok(plan)
@@ -106,7 +151,7 @@ pub fn remove_vpc(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, Contro
     let mut plan = Plan::default();
     let unscoped = super::remove_from_scopes(control, &mut plan, None, |v| *v == vpc);
     plan.delete(keys::vpc(id));
-    plan.response = json!({ "vpc": id, "result": "removed", "removed_from_scopes": unscoped });
+    plan.respond(&VpcChanged { vpc: id, result: "removed", removed_from_scopes: Some(unscoped) });
     plan.audit = Some(("vpc.remove".into(), id.to_string()));
     Ok(plan)
 }
@@ -123,9 +168,25 @@ pub fn create_root_key(
     let key = mint_key(&uid, None, ctx.now, expires)?;
     let mut plan = Plan::default();
     plan.put(keys::access_key(&key.doc.id), &key.doc);
-    plan.response = json!({ "id": key.doc.id, "account": uid.0, "token": key.token, "expires": expires });
+    plan.respond(&RootKey { id: &key.doc.id, account: &uid.0, token: &key.token, expires });
     plan.audit = Some(("key.create".into(), format!("root:{}", uid.0)));
     Ok(plan)
+}
+
+/// A root key, as issued: the token is shown this once.
+#[derive(Debug, Serialize)]
+struct RootKey<'a> {
+    id: &'a str,
+    account: &'a str,
+    token: &'a str,
+    expires: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Linked<'a> {
+    account: &'a str,
+    linked: &'a str,
+    result: &'static str,
 }
 
 /// An operator-declared link (the operator's word; tenants link only through verification).
@@ -137,7 +198,7 @@ pub fn put_link(control: &Control, ctx: &Ctx, account: &str, linked: &str) -> Re
     let mut plan = Plan::default();
     let doc = LinkDoc { account: a.0.clone(), linked: b.0.clone(), added_at: ctx.now, via: "operator".into() };
     plan.put(keys::link(&a.0, &b.0), &doc);
-    plan.response = json!({ "account": a.0, "linked": b.0, "result": "linked" });
+    plan.respond(&Linked { account: &a.0, linked: &b.0, result: "linked" });
     plan.audit = Some(("link.put".into(), format!("{} -> {}", a.0, b.0)));
     Ok(plan)
 }

@@ -10,7 +10,8 @@
 //! survive restarts; every refusal to link a name looks the same, so requests cannot enumerate accounts.
 
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use sha2::Sha256;
 
 use super::super::auth::{fill_random, hex_encode, random_hex};
@@ -192,7 +193,7 @@ pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, Contr
     };
     plan.put(keys::inbox(&to.uid.0, &message_id), &message);
     plan.mail.push((to.uid.0.clone(), subject, body));
-    plan.response = json!({ "request": id, "target": to.uid.0, "expires": doc.expires });
+    plan.respond(&Requested { request: &id, target: &to.uid.0, expires: doc.expires });
     plan.audit = Some(("link.request".into(), to.uid.0.clone()));
     Ok(plan)
 }
@@ -231,7 +232,12 @@ pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Res
         via: "verification".into(),
     };
     plan.put(keys::link(&from.0, &request.target), &link);
-    plan.response = json!({ "verified": true, "linked": request.target, "added_at": ctx.now });
+    plan.respond(&Verified {
+        verified: true,
+        linked: Some(&request.target),
+        added_at: Some(ctx.now),
+        ..Verified::default()
+    });
     plan.audit = Some(("link.verify".into(), request.target.clone()));
     Ok(plan)
 }
@@ -279,7 +285,7 @@ fn wrong_code(control: &Control, ctx: &Ctx, request: &LinkRequestDoc, mut plan: 
         tell_target(&mut plan, request, ctx.now, "vpcdns: a link request died after wrong codes", body)?;
     }
     let left = if locked { 0 } else { MAX_TRIES.saturating_sub(tries) };
-    plan.response = json!({ "verified": false, "tries_left": left, "locked": locked });
+    plan.respond(&Verified { verified: false, tries_left: Some(left), locked: Some(locked), ..Verified::default() });
     plan.audit = Some(("link.verify_failed".into(), request.target.clone()));
     Ok(plan)
 }
@@ -308,6 +314,54 @@ fn tell_target(
     Ok(())
 }
 
+/// A request made: its id, whom it asks, and until when its code is valid.
+#[derive(Debug, Serialize)]
+struct Requested<'a> {
+    request: &'a str,
+    target: &'a str,
+    expires: u64,
+}
+
+/// A verification's outcome: the link made, or the tries left.
+#[derive(Debug, Default, Serialize)]
+struct Verified<'a> {
+    verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    linked: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    added_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tries_left: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked: Option<bool>,
+}
+
+/// A link removed or an account (un)blocked, and the scopes that lost VPCs because of it.
+#[derive(Debug, Serialize)]
+struct Unlinked<'a> {
+    account: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    linked: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked: Option<bool>,
+    removed_from_scopes: Vec<super::Detached>,
+}
+
+/// The root account's messages.
+#[derive(Debug, Serialize)]
+pub struct Inbox {
+    pub messages: Vec<Message>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Message {
+    pub id: String,
+    pub time: u64,
+    pub from: String,
+    pub subject: String,
+    pub body: String,
+}
+
 /// A failed verification is committed (the try counts) but answered as an error.
 pub fn verify_outcome(response: &Value) -> Result<(), ControlError> {
     if response.get("verified") == Some(&Value::Bool(false)) {
@@ -333,28 +387,34 @@ fn decode_hex(text: &str) -> Vec<u8> {
 }
 
 /// A's links (outgoing: accounts whose VPCs A may use) and the links to A (incoming).
-pub fn list(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
+#[derive(Debug, Serialize)]
+pub struct Links {
+    pub linked: Vec<LinkView>,
+    pub linked_by: Vec<LinkView>,
+}
+
+/// The other account of a link.
+#[derive(Debug, Serialize)]
+pub struct LinkView {
+    pub uid: String,
+    pub name: String,
+    pub added_at: u64,
+    pub via: String,
+    pub revision: u64,
+}
+
+pub fn list(control: &Control, ctx: &Ctx) -> Result<Links, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
-    let name = |uid: &Uid| control.state.accounts.get(uid).map(|a| a.name.clone()).unwrap_or_default();
-    let outgoing: Vec<Value> = control
-        .link_docs
-        .iter()
-        .filter(|((a, _), _)| a == me)
-        .map(|((a, b), d)| {
-            json!({ "uid": b.0, "name": name(b), "added_at": d.added_at, "via": d.via,
-                    "revision": control.key_revision(&keys::link(&a.0, &b.0)) })
-        })
-        .collect();
-    let incoming: Vec<Value> = control
-        .link_docs
-        .iter()
-        .filter(|((_, b), _)| b == me)
-        .map(|((a, b), d)| {
-            json!({ "uid": a.0, "name": name(a), "added_at": d.added_at, "via": d.via,
-                    "revision": control.key_revision(&keys::link(&a.0, &b.0)) })
-        })
-        .collect();
-    Ok(json!({ "linked": outgoing, "linked_by": incoming }))
+    let view = |(a, b): &(Uid, Uid), d: &LinkDoc, other: &Uid| LinkView {
+        uid: other.0.clone(),
+        name: control.state.accounts.get(other).map(|a| a.name.clone()).unwrap_or_default(),
+        added_at: d.added_at,
+        via: d.via.clone(),
+        revision: control.key_revision(&keys::link(&a.0, &b.0)),
+    };
+    let linked = control.link_docs.iter().filter(|((a, _), _)| a == me).map(|(k, d)| view(k, d, &k.1)).collect();
+    let linked_by = control.link_docs.iter().filter(|((_, b), _)| b == me).map(|(k, d)| view(k, d, &k.0)).collect();
+    Ok(Links { linked, linked_by })
 }
 
 /// A or B removes the link A → B; B's VPCs leave every scope of A's zones at once, and the answer says which.
@@ -375,14 +435,14 @@ pub fn remove(control: &Control, ctx: &Ctx, other: &str) -> Result<Plan, Control
     }
     plan.delete(keys::link(&owner.0, &linked.0));
     let removed = unlink_scopes(control, &mut plan, &owner, &linked);
-    plan.response = json!({ "account": owner.0, "linked": linked.0, "removed_from_scopes": removed });
+    plan.respond(&Unlinked { account: &owner.0, linked: Some(&linked.0), blocked: None, removed_from_scopes: removed });
     plan.audit = Some(("link.remove".into(), format!("{} -> {}", owner.0, linked.0)));
     Ok(plan)
 }
 
 /// What removing the link `owner` → `linked` does to scopes: every VPC of `linked` leaves every zone and rule scope
 /// of `owner` (in the same commit).
-fn unlink_scopes(control: &Control, plan: &mut Plan, owner: &Uid, linked: &Uid) -> Vec<Value> {
+fn unlink_scopes(control: &Control, plan: &mut Plan, owner: &Uid, linked: &Uid) -> Vec<super::Detached> {
     let of_linked =
         |v: &crate::model::state::VpcId| control.state.vpcs.get(v).is_some_and(|vpc| vpc.account == *linked);
     super::remove_from_scopes(control, plan, Some(owner), of_linked)
@@ -417,14 +477,14 @@ pub fn block(control: &Control, ctx: &Ctx, requester: &str, blocked: bool) -> Re
     } else {
         plan.delete(key);
     }
-    plan.response = json!({ "account": other.0, "blocked": blocked, "removed_from_scopes": removed });
+    plan.respond(&Unlinked { account: &other.0, linked: None, blocked: Some(blocked), removed_from_scopes: removed });
     plan.audit = Some((if blocked { "link.block" } else { "link.unblock" }.into(), other.0));
     Ok(plan)
 }
 
 /// The root account's inbox. A link request's code shows only while the request is pending and unexpired;
 /// otherwise the message says why it no longer works.
-pub fn inbox(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
+pub fn inbox(control: &Control, ctx: &Ctx) -> Result<Inbox, ControlError> {
     let me = ctx.actor.tenant()?.require_root()?;
     let mut messages = Vec::new();
     for ((account, _), m) in control.inbox.iter() {
@@ -451,7 +511,13 @@ pub fn inbox(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
             }
             None => m.body.clone(),
         };
-        messages.push(json!({ "id": m.id, "time": m.time, "from": m.from, "subject": m.subject, "body": body }));
+        messages.push(Message {
+            id: m.id.clone(),
+            time: m.time,
+            from: m.from.clone(),
+            subject: m.subject.clone(),
+            body,
+        });
     }
-    Ok(json!({ "messages": messages }))
+    Ok(Inbox { messages })
 }

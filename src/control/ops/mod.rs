@@ -13,7 +13,7 @@ pub mod tenant;
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::error::ControlError;
 use super::model::{keys, Control, RuleDoc, ScopeDoc, ZoneDoc};
@@ -89,16 +89,39 @@ impl AccountRef {
 }
 
 /// A zone as answers show it.
-pub fn zone_json(control: &Control, zone: &Zone) -> Value {
-    json!({
-        "id": zone.id.0,
-        "name": zone.name.to_string(),
-        "account": zone.account.0,
-        "scope": zone.scope.iter().map(crate::model::state::VpcId::as_str).collect::<Vec<_>>(),
-        "records": zone.records.len(),
-        "zone_revision": control.key_revision(&keys::zone(&zone.id.0)),
-        "scope_revision": control.key_revision(&keys::scope(&zone.id.0)),
-    })
+#[derive(Debug, Clone, Serialize)]
+pub struct ZoneView {
+    pub id: String,
+    pub name: String,
+    pub account: String,
+    pub scope: Vec<String>,
+    pub records: usize,
+    pub zone_revision: u64,
+    pub scope_revision: u64,
+}
+
+impl ZoneView {
+    pub fn of(control: &Control, zone: &Zone) -> ZoneView {
+        ZoneView {
+            id: zone.id.0.clone(),
+            name: zone.name.to_string(),
+            account: zone.account.0.clone(),
+            scope: zone.scope.iter().map(|v| v.as_str().to_string()).collect(),
+            records: zone.records.len(),
+            zone_revision: control.key_revision(&keys::zone(&zone.id.0)),
+            scope_revision: control.key_revision(&keys::scope(&zone.id.0)),
+        }
+    }
+}
+
+/// VPCs taken out of one zone's or rule's scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detached {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub vpcs: Vec<String>,
 }
 
 /// Takes VPCs out of zone and rule scopes: for every zone and rule (of `owner`, or of every account), the VPCs that
@@ -109,7 +132,7 @@ pub fn remove_from_scopes(
     plan: &mut Plan,
     owner: Option<&Uid>,
     gone: impl Fn(&VpcId) -> bool,
-) -> Vec<Value> {
+) -> Vec<Detached> {
     let mine = |account: &Uid| owner.is_none_or(|o| o == account);
     let mut detach: BTreeMap<(BindingKind, String), Vec<VpcId>> = BTreeMap::new();
     for zone in control.state.zones.values().filter(|z| mine(&z.account)) {
@@ -128,7 +151,13 @@ pub fn remove_from_scopes(
 }
 
 /// Writes the scope of one zone or rule without `vpcs`; the answer's entry, or `None` when none of them was in it.
-pub fn detach_vpcs(control: &Control, plan: &mut Plan, kind: BindingKind, id: &str, vpcs: &[VpcId]) -> Option<Value> {
+pub fn detach_vpcs(
+    control: &Control,
+    plan: &mut Plan,
+    kind: BindingKind,
+    id: &str,
+    vpcs: &[VpcId],
+) -> Option<Detached> {
     let (scope, key) = match kind {
         BindingKind::Zone => (&control.state.zones.get(id)?.scope, keys::scope(id)),
         BindingKind::Rule => (&control.state.rules.get(id)?.scope, keys::rule(id)),
@@ -145,9 +174,9 @@ pub fn detach_vpcs(control: &Control, plan: &mut Plan, kind: BindingKind, id: &s
             plan.put(key, &RuleDoc { vpcs: kept, ..RuleDoc::from_rule(rule) });
         }
     }
-    let field = match kind {
-        BindingKind::Zone => "zone",
-        BindingKind::Rule => "rule",
-    };
-    Some(json!({ field: id, "vpcs": gone.iter().map(|v| v.as_str()).collect::<Vec<_>>() }))
+    let vpcs = gone.iter().map(|v| v.as_str().to_string()).collect();
+    Some(match kind {
+        BindingKind::Zone => Detached { zone: Some(id.to_string()), rule: None, vpcs },
+        BindingKind::Rule => Detached { zone: None, rule: Some(id.to_string()), vpcs },
+    })
 }

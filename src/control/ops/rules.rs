@@ -1,8 +1,7 @@
 //! Forwarding rules and zone fallback, for tenants: a rule sends a domain's queries from the VPCs in its scope
 //! (own, or linked accounts') to target servers — on-premises DNS, say.
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::super::error::ControlError;
 use super::super::model::{keys, Control, RuleDoc};
@@ -23,20 +22,50 @@ pub struct NewRule {
     pub scope: Vec<String>,
 }
 
-fn rule_json(doc: &RuleDoc, revision: u64) -> Value {
-    json!({ "id": doc.id, "domain": doc.domain, "targets": doc.targets, "scope": doc.vpcs, "revision": revision })
+/// The caller's rules.
+#[derive(Debug, Serialize)]
+pub struct Rules {
+    pub rules: Vec<RuleView>,
 }
 
-pub fn list_rules(control: &Control, ctx: &Ctx) -> Result<Value, ControlError> {
+/// A rule as answers show it.
+#[derive(Debug, Serialize)]
+pub struct RuleView {
+    pub id: String,
+    pub domain: String,
+    pub targets: Vec<String>,
+    pub scope: Vec<String>,
+    pub revision: u64,
+}
+
+impl RuleView {
+    fn of(doc: RuleDoc, revision: u64) -> RuleView {
+        RuleView { id: doc.id, domain: doc.domain, targets: doc.targets, scope: doc.vpcs, revision }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct RuleRemoved<'a> {
+    rule: &'a str,
+    result: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct FallbackSet<'a> {
+    zone: &'a str,
+    fallback: &'static str,
+}
+
+pub fn list_rules(control: &Control, ctx: &Ctx) -> Result<Rules, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
-    let rules: Vec<Value> = control
+    let rules = control
         .state
         .rules
         .values()
         .filter(|r| r.account == *me)
-        .map(|r| rule_json(&RuleDoc::from_rule(r), control.key_revision(&keys::rule(&r.id))))
+        .map(|r| RuleView::of(RuleDoc::from_rule(r), control.key_revision(&keys::rule(&r.id))))
         .collect();
-    Ok(json!({ "rules": rules }))
+    Ok(Rules { rules })
 }
 
 pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan, ControlError> {
@@ -75,7 +104,7 @@ pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan
     let mut plan = Plan::default();
     plan.expect(key.clone(), 0);
     plan.put(key, &doc);
-    plan.response = rule_json(&doc, 0);
+    plan.respond(&RuleView::of(doc, 0));
     plan.audit = Some(("rule.create".into(), id));
     Ok(plan)
 }
@@ -90,7 +119,7 @@ pub fn delete_rule(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, Contr
     let mut plan = Plan::default();
     if_match(&mut plan, keys::rule(id), expected);
     plan.delete(keys::rule(id));
-    plan.response = json!({ "rule": id, "result": "removed" });
+    plan.respond(&RuleRemoved { rule: id, result: "removed" });
     plan.audit = Some(("rule.remove".into(), id.to_string()));
     Ok(plan)
 }
@@ -109,7 +138,7 @@ pub fn set_fallback(control: &Control, ctx: &Ctx, id: &str, fallback: &str) -> R
     let key = keys::zone(id);
     if_match(&mut plan, key.clone(), expected);
     plan.put(key, &changed);
-    plan.response = json!({ "zone": id, "fallback": parsed.name() });
+    plan.respond(&FallbackSet { zone: id, fallback: parsed.name() });
     plan.audit = Some(("zone.fallback".into(), format!("{id} {}", parsed.name())));
     Ok(plan)
 }
