@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use vpcdns::control::model::{encode, keys, AccountDoc, RecordDoc, ScopeDoc, VpcDoc, ZoneDoc};
+use vpcdns::control::docs::{encode, AccountDoc, RecordDoc, ScopeDoc, VpcDoc, ZoneDoc};
+use vpcdns::control::keys;
 use vpcdns::control::ops::tenant::{self, RecordInput};
 use vpcdns::control::store::sqlite::SqliteStore;
 use vpcdns::control::store::{Op, Store};
@@ -168,7 +169,7 @@ fn small_plane(dir: &std::path::Path, rules: usize) -> ControlPlane {
         ops.push(put(keys::scope(&id), &ScopeDoc { vpcs: vec!["v1".into()] }));
     }
     for r in 0..rules {
-        let rule = vpcdns::control::model::RuleDoc {
+        let rule = vpcdns::control::docs::RuleDoc {
             id: format!("2-r{r}"),
             account: "2".into(),
             domain: format!("d{r}.example."),

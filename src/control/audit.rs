@@ -10,7 +10,10 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::model::{self, keys, AuditDoc, Control};
+use super::docs;
+use super::docs::AuditDoc;
+use super::fold::ControlState;
+use super::keys;
 use super::{Actor, ControlError, ControlPlane, Ctx};
 use crate::control::store::{Compare, Op, Store, TxnOutcome};
 use crate::model::state::Uid;
@@ -56,7 +59,7 @@ impl Event<'_> {
                     status: self.refused.map(|(status, _)| status),
                     message: self.refused.map(|(_, message)| message.to_string()).unwrap_or_default(),
                 };
-                Op::Put { key: keys::audit(account, time_ms, &event), value: model::encode(&doc) }
+                Op::Put { key: keys::audit(account, time_ms, &event), value: docs::encode(&doc) }
             })
             .collect())
     }
@@ -65,7 +68,7 @@ impl Event<'_> {
 /// Every account whose resources the writes touch: the owners of the zones, scopes, records, rules, VPCs, users
 /// and keys written, both ends of a link, and the blocking account of a block. Owners are looked up before and
 /// after the change, so a removal is attributed too.
-pub fn affected_accounts(ops: &[Op], before: &Control, after: &Control) -> BTreeSet<Uid> {
+pub fn affected_accounts(ops: &[Op], before: &ControlState, after: &ControlState) -> BTreeSet<Uid> {
     let mut accounts = BTreeSet::new();
     let zone_owner = |id: &str| {
         [before, after].iter().find_map(|c| c.state.zones.get(id).map(|z| z.account.clone())).or_else(|| {
@@ -157,13 +160,13 @@ pub fn read(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64, limit: usize) -
             let start = format!("{}{}/{from_ms:016}", keys::AUDIT, keys::esc(&me.0));
             let end = format!("{}{}/{to_ms:016}", keys::AUDIT, keys::esc(&me.0));
             let entries = plane.store().range(&start, &end).map_err(super::store_error)?;
-            entries.iter().filter_map(|e| model::decode::<AuditDoc>(&e.value).ok()).take(limit).collect()
+            entries.iter().filter_map(|e| docs::decode::<AuditDoc>(&e.value).ok()).take(limit).collect()
         }
         Actor::Operator => {
             let (entries, _) = plane.store().list(keys::AUDIT).map_err(super::store_error)?;
             let mut docs: Vec<AuditDoc> = entries
                 .iter()
-                .filter_map(|e| model::decode::<AuditDoc>(&e.value).ok())
+                .filter_map(|e| docs::decode::<AuditDoc>(&e.value).ok())
                 .filter(|d| (from_ms..to_ms).contains(&d.time_ms))
                 .collect();
             docs.sort_by(|a, b| a.time_ms.cmp(&b.time_ms).then_with(|| a.event.cmp(&b.event)));
@@ -197,16 +200,16 @@ pub fn migrate_legacy(store: &dyn Store) -> anyhow::Result<usize> {
     let (usage, _) = store.list(keys::USAGE)?;
     let mut batch: Vec<(crate::control::store::Entry, Vec<Op>)> = Vec::new();
     for entry in audit.into_iter().filter(|e| e.key[keys::AUDIT.len()..].split('/').count() == 1) {
-        let Ok(mut doc) = model::decode::<AuditDoc>(&entry.value) else { continue };
+        let Ok(mut doc) = docs::decode::<AuditDoc>(&entry.value) else { continue };
         let account = if doc.account.is_empty() { NO_ACCOUNT.to_string() } else { doc.account.clone() };
         let event = entry.key.rsplit('-').next().unwrap_or("legacy").to_string();
         doc.account.clone_from(&account);
         doc.event.clone_from(&event);
-        let put = Op::Put { key: keys::audit(&account, doc.time_ms, &event), value: model::encode(&doc) };
+        let put = Op::Put { key: keys::audit(&account, doc.time_ms, &event), value: docs::encode(&doc) };
         batch.push((entry, vec![put]));
     }
     for entry in usage.into_iter().filter(|e| e.key[keys::USAGE.len()..].split('/').count() == 2) {
-        let Ok(doc) = model::decode::<super::usage::UsageDoc>(&entry.value) else { continue };
+        let Ok(doc) = docs::decode::<super::usage::UsageDoc>(&entry.value) else { continue };
         batch.push((entry, super::usage::split_legacy(&doc)));
     }
     for chunk in batch.chunks(32) {
@@ -227,7 +230,7 @@ mod tests {
 
     use super::*;
     use crate::control::auth::Tenant;
-    use crate::control::model::AccountDoc;
+    use crate::control::docs::AccountDoc;
     use crate::control::store::sqlite::SqliteStore;
     use crate::model::state::Policy;
 
@@ -273,7 +276,7 @@ mod tests {
             .expect("zone");
         let (mine, _) = plane.store().list("audit/1/").expect("list");
         let mut actions: Vec<String> =
-            mine.iter().filter_map(|e| model::decode::<AuditDoc>(&e.value).ok()).map(|d| d.action).collect();
+            mine.iter().filter_map(|e| docs::decode::<AuditDoc>(&e.value).ok()).map(|d| d.action).collect();
         // Two entries of one millisecond sort by their random event ids.
         actions.sort();
         assert_eq!(actions, ["account.put", "zone.create"], "the operator's change to account 1 and its own");
@@ -319,8 +322,8 @@ mod tests {
                 .collect(),
         };
         let ops = [
-            Op::Put { key: "audit/0000000000001000-abcd".into(), value: model::encode(&legacy) },
-            Op::Put { key: "usage/000000000005/n".into(), value: model::encode(&usage) },
+            Op::Put { key: "audit/0000000000001000-abcd".into(), value: docs::encode(&legacy) },
+            Op::Put { key: "usage/000000000005/n".into(), value: docs::encode(&usage) },
         ];
         store.txn(&[], &ops).expect("legacy");
         assert_eq!(migrate_legacy(&store).expect("migrate"), 2);

@@ -9,8 +9,9 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::docs::KeyDoc;
 use super::error::ControlError;
-use super::model::{Control, KeyDoc};
+use super::fold::ControlState;
 use crate::model::state::{Policy, Uid};
 
 /// The principal behind a request.
@@ -120,7 +121,7 @@ pub fn mint_key(account: &Uid, user: Option<&str>, now: u64, expires: Option<u64
 }
 
 /// Resolves a bearer token to its actor. Every failure is the same 401 so that probing learns nothing.
-pub fn authenticate(control: &Control, token: &str, now: u64) -> Result<Actor, ControlError> {
+pub fn authenticate(control: &ControlState, token: &str, now: u64) -> Result<Actor, ControlError> {
     let unauthorized = || ControlError::Unauthenticated;
     let rest = token.strip_prefix("vpcdns_").ok_or_else(unauthorized)?;
     let (id, secret) = rest.split_once('_').ok_or_else(unauthorized)?;
@@ -173,7 +174,7 @@ mod tests {
 
     #[test]
     fn keys_authenticate_only_with_the_right_secret() {
-        let mut control = Control::new(Served::default());
+        let mut control = ControlState::new(Served::default());
         let uid = Uid("1".into());
         control.state.accounts.insert(
             uid.clone(),

@@ -2,15 +2,17 @@
 //! committed to the store first, then folded into memory and compiled into a new snapshot.
 //!
 //! The write path: `execute` → an operation builds a [`Plan`] (compares, ops, response) from the current
-//! [`Control`] → the ops are tried on a copy and the resulting state validated (the same `validate` as the config
+//! [`ControlState`] → the ops are tried on a copy and the resulting state validated (the same `validate` as the config
 //! file) → one store transaction (compares make stale writers fail with 412) → memory updated → snapshot swapped.
 //! Writers are serialized by a mutex; readers never wait for a commit.
 
 pub mod audit;
 pub mod auth;
+pub mod docs;
 pub mod error;
+pub mod fold;
 pub mod follow;
-pub mod model;
+pub mod keys;
 pub mod ops;
 pub mod precedence;
 pub mod stage;
@@ -33,7 +35,7 @@ use crate::model::validate;
 use crate::settings::Served;
 pub use auth::Actor;
 pub use error::ControlError;
-pub use model::Control;
+pub use fold::ControlState;
 
 /// What an operation wants done.
 #[derive(Debug, Default)]
@@ -61,7 +63,7 @@ impl Plan {
     }
 
     pub fn put<T: serde::Serialize>(&mut self, key: String, doc: &T) {
-        self.ops.push(Op::Put { key, value: model::encode(doc) });
+        self.ops.push(Op::Put { key, value: docs::encode(doc) });
     }
     pub fn delete(&mut self, key: String) {
         self.ops.push(Op::Delete { key });
@@ -104,7 +106,7 @@ pub struct Ctx<'a> {
 /// Everything the control plane owns at run time.
 pub struct ControlPlane {
     store: Arc<dyn Store>,
-    control: RwLock<Arc<Control>>,
+    control: RwLock<Arc<ControlState>>,
     writer: Mutex<Compiler>,
     published: SnapshotCell,
     secret: Vec<u8>,
@@ -129,14 +131,14 @@ enum Attempt {
 
 /// A compare per key the plan writes (unless the plan compares it already): the key is still at the revision the
 /// plan saw. Staged keys are fresh (a new generation) and need none; audit entries are new by construction.
-fn guards_of(plan: &Plan, current: &Control) -> Vec<Compare> {
+fn guards_of(plan: &Plan, current: &ControlState) -> Vec<Compare> {
     let mut guards: Vec<Compare> = Vec::new();
     for op in &plan.ops {
         let key = match op {
             Op::Put { key, .. } | Op::Delete { key } => key,
             Op::DeletePrefix { .. } => continue,
         };
-        if key.starts_with(model::keys::AUDIT) || key.starts_with(model::keys::USAGE) {
+        if key.starts_with(keys::AUDIT) || key.starts_with(keys::USAGE) {
             continue;
         }
         if plan.compares.iter().chain(&guards).any(|c| &c.key == key) {
@@ -201,7 +203,7 @@ impl ControlPlane {
     }
 
     /// The current in-memory state (cheap: an `Arc`).
-    pub fn current(&self) -> Arc<Control> {
+    pub fn current(&self) -> Arc<ControlState> {
         match self.control.read() {
             Ok(c) => c.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -216,7 +218,7 @@ impl ControlPlane {
     pub fn read<R>(
         &self,
         actor: &Actor,
-        f: impl FnOnce(&Control, &Ctx) -> Result<R, ControlError>,
+        f: impl FnOnce(&ControlState, &Ctx) -> Result<R, ControlError>,
     ) -> Result<R, ControlError> {
         let control = self.current();
         let ctx = Ctx { actor, if_match: None, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
@@ -231,7 +233,7 @@ impl ControlPlane {
     pub fn execute(
         &self,
         caller: &Caller,
-        op: impl Fn(&Control, &Ctx) -> Result<Plan, ControlError>,
+        op: impl Fn(&ControlState, &Ctx) -> Result<Plan, ControlError>,
     ) -> Result<(Value, Plan), ControlError> {
         for _ in 0..PLAN_ATTEMPTS {
             match self.try_execute(caller, &op)? {
@@ -262,7 +264,7 @@ impl ControlPlane {
     fn try_execute(
         &self,
         caller: &Caller,
-        op: &impl Fn(&Control, &Ctx) -> Result<Plan, ControlError>,
+        op: &impl Fn(&ControlState, &Ctx) -> Result<Plan, ControlError>,
     ) -> Result<Attempt, ControlError> {
         let started = std::time::Instant::now();
         let (actor, remote) = (&caller.actor, caller.remote.as_str());
@@ -438,7 +440,7 @@ impl ControlPlane {
     fn publish(
         &self,
         compiler: &mut Compiler,
-        control: Control,
+        control: ControlState,
         changed: Option<&crate::model::state::Changes>,
         started: std::time::Instant,
     ) {
@@ -495,7 +497,7 @@ fn add_revision(response: &mut Value, revision: u64) {
 }
 
 /// The changes a list of ops makes, as the store would record them (DeletePrefix expands to the keys it hits).
-fn changes_of(ops: &[Op], current: &Control, revision: u64) -> Vec<Change> {
+fn changes_of(ops: &[Op], current: &ControlState, revision: u64) -> Vec<Change> {
     let mut changes = Vec::new();
     for op in ops {
         match op {
@@ -528,12 +530,12 @@ fn upgrade_layout(store: &dyn Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads every document into a fresh [`Control`].
-pub fn load_control(store: &dyn Store, server: Served) -> anyhow::Result<Control> {
+/// Reads every document into a fresh [`ControlState`].
+pub fn load_control(store: &dyn Store, server: Served) -> anyhow::Result<ControlState> {
     let started = std::time::Instant::now();
     let (entries, revision) = store.list("")?;
     tracing::debug!(keys = entries.len(), list_ms = started.elapsed().as_secs_f64() * 1e3, "store listed");
-    let mut control = Control::new(server);
+    let mut control = ControlState::new(server);
     let changes: Vec<Change> =
         entries.into_iter().map(|e| Change { revision: e.mod_revision, key: e.key, value: Some(e.value) }).collect();
     for problem in control.apply(&changes) {

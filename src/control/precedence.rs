@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::model::{keys, Control, InboxDoc};
+use super::docs::InboxDoc;
+use super::fold::ControlState;
+use super::keys;
 use super::ops::detach_vpcs;
 use super::{Actor, ControlError, Plan};
 use crate::model::state::VpcId;
@@ -21,8 +23,8 @@ use crate::model::validate::{shadowed, BindingKind, Shadowed};
 
 /// Settles every shadowing `next` holds, adding the detaching writes to `plan` (and applying them to `next`).
 pub fn resolve(
-    current: &Control,
-    next: &mut Control,
+    current: &ControlState,
+    next: &mut ControlState,
     actor: &Actor,
     plan: &mut Plan,
     now: u64,
@@ -94,7 +96,7 @@ fn refusal(s: &Shadowed) -> String {
 }
 
 /// An inbox message (and e-mail) to the owner of a detached zone or rule.
-fn tell_owner(control: &Control, plan: &mut Plan, items: &[Shadowed], now: u64) -> Result<(), ControlError> {
+fn tell_owner(control: &ControlState, plan: &mut Plan, items: &[Shadowed], now: u64) -> Result<(), ControlError> {
     let Some(first) = items.first() else { return Ok(()) };
     let vpc_owner = control.state.accounts.get(&first.vpc_owner).map_or(first.vpc_owner.0.clone(), |a| a.name.clone());
     let vpcs: Vec<&str> = items.iter().map(|s| s.vpc.as_str()).collect();

@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::docs;
 use super::error::ControlError;
-use super::model::{self, keys};
+use super::keys;
 use super::{ControlPlane, Ctx};
 use crate::control::store::Op;
 use crate::model::billing::{UsageKey, UsageKind};
@@ -46,7 +47,7 @@ pub fn split_legacy(doc: &UsageDoc) -> Vec<Op> {
         .into_iter()
         .map(|(owner, lines)| {
             let bucket = UsageDoc { minute: doc.minute, node: doc.node.clone(), lines };
-            Op::Put { key: keys::usage(owner, doc.minute, &doc.node), value: model::encode(&bucket) }
+            Op::Put { key: keys::usage(owner, doc.minute, &doc.node), value: docs::encode(&bucket) }
         })
         .collect()
 }
@@ -61,7 +62,7 @@ pub fn persist(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &str
     for ((owner, minute), adds) in by_bucket {
         let key = keys::usage(owner, minute, node);
         let mut doc: UsageDoc = match plane.store().get(&key)? {
-            Some(entry) => model::decode(&entry.value).map_err(|e| anyhow::anyhow!("{key}: {e}"))?,
+            Some(entry) => docs::decode(&entry.value).map_err(|e| anyhow::anyhow!("{key}: {e}"))?,
             None => UsageDoc { minute, node: node.to_string(), lines: Vec::new() },
         };
         for (k, n) in adds {
@@ -84,7 +85,7 @@ pub fn persist(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &str
                 }),
             }
         }
-        ops.push(Op::Put { key, value: model::encode(&doc) });
+        ops.push(Op::Put { key, value: docs::encode(&doc) });
     }
     plane.commit_internal(&ops)?;
     Ok(())
@@ -163,7 +164,7 @@ pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<Usag
     let mut totals: BTreeMap<(String, UsageKind, String, String, String), u64> = BTreeMap::new();
     let mut per_minute: BTreeMap<u64, u64> = BTreeMap::new();
     for entry in entries {
-        let Ok(doc) = model::decode::<UsageDoc>(&entry.value) else { continue };
+        let Ok(doc) = docs::decode::<UsageDoc>(&entry.value) else { continue };
         if !(first..=last).contains(&doc.minute) {
             continue;
         }

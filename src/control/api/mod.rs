@@ -155,7 +155,7 @@ impl ApiState {
     pub async fn write(
         &self,
         caller: Caller,
-        op: impl Fn(&crate::control::Control, &Ctx) -> Result<Plan, ControlError> + Send + 'static,
+        op: impl Fn(&crate::control::ControlState, &Ctx) -> Result<Plan, ControlError> + Send + 'static,
     ) -> Result<Json<Value>, ApiError> {
         let plane = self.plane.clone();
         let (response, plan) = tokio::task::spawn_blocking(move || plane.execute(&caller, op))
@@ -171,7 +171,7 @@ impl ApiState {
     pub async fn tenant_write(
         &self,
         caller: Caller,
-        op: impl Fn(&crate::control::Control, &Ctx) -> Result<Plan, ControlError> + Send + 'static,
+        op: impl Fn(&crate::control::ControlState, &Ctx) -> Result<Plan, ControlError> + Send + 'static,
     ) -> Result<Json<Value>, ApiError> {
         self.admit_write(&caller.actor)?;
         self.write(caller, op).await
@@ -181,7 +181,7 @@ impl ApiState {
     pub fn read<T: serde::Serialize>(
         &self,
         caller: &Caller,
-        f: impl FnOnce(&crate::control::Control, &Ctx) -> Result<T, ControlError>,
+        f: impl FnOnce(&crate::control::ControlState, &Ctx) -> Result<T, ControlError>,
     ) -> Result<Json<Value>, ApiError> {
         let answer = self.plane.read(&caller.actor, f)?;
         let json = serde_json::to_value(answer).map_err(|e| ControlError::internal(format!("an answer: {e}")))?;

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 use super::ApiState;
-use crate::control::{audit, auth, Control};
+use crate::control::{audit, auth, ControlState};
 use crate::model::state::Uid;
 
 /// The largest request body the tenant API reads (a zone file import is the largest).
@@ -96,7 +96,7 @@ pub async fn audit_refused(
 
 /// The accounts whose resources a path names: a zone id's owner (`<uid>/<name>`), a rule id's (`<uid>-<name>`),
 /// the owner of a foreign zone or rule, and an account named by uid, username or email.
-fn owners_named(control: &Control, template: &str, path: &str) -> BTreeSet<Uid> {
+fn owners_named(control: &ControlState, template: &str, path: &str) -> BTreeSet<Uid> {
     let mut owners = BTreeSet::new();
     let names: Vec<&str> = template.split('/').collect();
     let values: Vec<String> = path.split('/').map(percent_decode).collect();

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ApiText, ExplainInput, OperatorCaller, TenantCaller};
-use crate::control::model::{AccountDoc, VpcDoc};
+use crate::control::docs::{AccountDoc, VpcDoc};
 use crate::control::ops::tenant::{NewZone, RecordInput, ScopeChange};
 use crate::control::ops::{explain, inventory, links, rules, tenant};
 use crate::control::ControlError;

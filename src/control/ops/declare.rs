@@ -10,10 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::super::error::ControlError;
-use super::super::model::{
-    encode, keys, record_id_in, AccountDoc, Control, LinkDoc, RecordDoc, RuleDoc, ScopeDoc, UserDoc, VpcDoc, ZoneDoc,
+use super::super::docs::{
+    encode, record_id_in, AccountDoc, LinkDoc, RecordDoc, RuleDoc, ScopeDoc, UserDoc, VpcDoc, ZoneDoc,
 };
+use super::super::error::ControlError;
+use super::super::fold::ControlState;
+use super::super::keys;
 use super::super::{Ctx, Plan};
 use super::{collect_generations, new_generation};
 use crate::control::store::Op;
@@ -130,7 +132,13 @@ fn record_id(record: &Record) -> String {
 }
 
 /// Writes `doc` at `key` unless the stored document is already equal.
-fn put_if_changed<T: Serialize>(control: &Control, stored: Option<Vec<u8>>, plan: &mut Plan, key: String, doc: &T) {
+fn put_if_changed<T: Serialize>(
+    control: &ControlState,
+    stored: Option<Vec<u8>>,
+    plan: &mut Plan,
+    key: String,
+    doc: &T,
+) {
     let value = encode(doc);
     if stored.as_deref() != Some(value.as_slice()) || control.key_revision(&key) == 0 {
         plan.ops.push(Op::Put { key, value });
@@ -138,7 +146,7 @@ fn put_if_changed<T: Serialize>(control: &Control, stored: Option<Vec<u8>>, plan
 }
 
 /// Brings the desired state into the store (see the module docs).
-pub fn apply(control: &Control, ctx: &Ctx, desired: &State, prune: bool) -> Result<Plan, ControlError> {
+pub fn apply(control: &ControlState, ctx: &Ctx, desired: &State, prune: bool) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let mut plan = Plan::default();
     let current = &control.state;
@@ -196,7 +204,7 @@ struct Applied {
 /// `control::stage`): one switch instead of many writes, within any store's transaction limits.
 const RESTAGE_ABOVE: usize = 64;
 
-fn apply_zone(control: &Control, zone: &crate::model::state::Zone, plan: &mut Plan) -> Result<(), ControlError> {
+fn apply_zone(control: &ControlState, zone: &crate::model::state::Zone, plan: &mut Plan) -> Result<(), ControlError> {
     let id = &zone.id.0;
     let generation = control.zone_docs.get(&zone.id).map(|d| d.generation.clone()).unwrap_or_default();
     let mut doc = ZoneDoc {
@@ -259,7 +267,7 @@ fn apply_zone(control: &Control, zone: &crate::model::state::Zone, plan: &mut Pl
     Ok(())
 }
 
-fn prune_absent(control: &Control, desired: &State, plan: &mut Plan) {
+fn prune_absent(control: &ControlState, desired: &State, plan: &mut Plan) {
     let current = &control.state;
     let wanted_zones: BTreeSet<&ZoneId> = desired.zones.keys().collect();
     for id in current.zones.keys().filter(|id| !wanted_zones.contains(id)) {

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
 
-use crate::control::{Control, ControlError};
+use crate::control::{ControlError, ControlState};
 use crate::model::explain::Question;
 use crate::model::snapshot::Snapshot;
 use crate::model::state::Uid;
@@ -25,7 +25,7 @@ pub struct ExplainRequest {
 
 /// The question `account` may have explained: its source must lie in one of the account's own VPCs.
 pub fn tenant_question(
-    control: &Control,
+    control: &ControlState,
     snapshot: &Snapshot,
     account: &Uid,
     request: &ExplainRequest,

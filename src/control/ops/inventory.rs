@@ -6,8 +6,10 @@
 use serde::Serialize;
 
 use super::super::auth::{mint_key, Actor};
+use super::super::docs::{AccountDoc, LinkDoc, VpcDoc};
 use super::super::error::ControlError;
-use super::super::model::{keys, AccountDoc, Control, LinkDoc, VpcDoc};
+use super::super::fold::ControlState;
+use super::super::keys;
 use super::super::{Ctx, Plan};
 use crate::model::state::{Uid, VpcId};
 
@@ -17,7 +19,7 @@ pub struct Accounts {
     pub accounts: Vec<AccountDoc>,
 }
 
-pub fn list_accounts(control: &Control, actor: &Actor) -> Result<Accounts, ControlError> {
+pub fn list_accounts(control: &ControlState, actor: &Actor) -> Result<Accounts, ControlError> {
     actor.require_operator()?;
     let accounts = control
         .state
@@ -41,7 +43,7 @@ struct AccountChanged<'a> {
 }
 
 /// Creates or replaces an account.
-pub fn put_account(control: &Control, ctx: &Ctx, doc: AccountDoc) -> Result<Plan, ControlError> {
+pub fn put_account(control: &ControlState, ctx: &Ctx, doc: AccountDoc) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let mut plan = Plan::default();
     let key = keys::account(&doc.uid);
@@ -53,7 +55,7 @@ pub fn put_account(control: &Control, ctx: &Ctx, doc: AccountDoc) -> Result<Plan
 }
 
 /// Removes an account that owns nothing any more (zones and VPCs must go first; links and keys go with it).
-pub fn remove_account(control: &Control, ctx: &Ctx, uid: &str) -> Result<Plan, ControlError> {
+pub fn remove_account(control: &ControlState, ctx: &Ctx, uid: &str) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let uid = Uid(uid.to_string());
     if !control.state.accounts.contains_key(&uid) {
@@ -115,7 +117,7 @@ impl VpcView {
     }
 }
 
-pub fn list_vpcs(control: &Control, actor: &Actor) -> Result<Vpcs, ControlError> {
+pub fn list_vpcs(control: &ControlState, actor: &Actor) -> Result<Vpcs, ControlError> {
     actor.require_operator()?;
     Ok(Vpcs { vpcs: control.state.vpcs.values().map(VpcView::of).collect() })
 }
@@ -130,7 +132,7 @@ struct VpcChanged<'a> {
 }
 
 /// Creates or replaces a VPC (prefixes are validated with every other rule before commit).
-pub fn put_vpc(control: &Control, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, ControlError> {
+pub fn put_vpc(control: &ControlState, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let mut plan = Plan::default();
     let key = keys::vpc(&doc.id);
@@ -142,7 +144,7 @@ pub fn put_vpc(control: &Control, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, Contro
 }
 
 /// Removes a VPC from the inventory and from every scope that lists it; the answer names those zones.
-pub fn remove_vpc(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
+pub fn remove_vpc(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let vpc = VpcId::new(id);
     if !control.state.vpcs.contains_key(&vpc) {
@@ -158,7 +160,7 @@ pub fn remove_vpc(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, Contro
 
 /// Issues an access key for a root account (how a tenant gets its first key).
 pub fn create_root_key(
-    control: &Control,
+    control: &ControlState,
     ctx: &Ctx,
     account: &str,
     expires: Option<u64>,
@@ -190,7 +192,7 @@ struct Linked<'a> {
 }
 
 /// An operator-declared link (the operator's word; tenants link only through verification).
-pub fn put_link(control: &Control, ctx: &Ctx, account: &str, linked: &str) -> Result<Plan, ControlError> {
+pub fn put_link(control: &ControlState, ctx: &Ctx, account: &str, linked: &str) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let a = resolve_account(control, account)?;
     let b = resolve_account(control, linked)?;
@@ -204,7 +206,7 @@ pub fn put_link(control: &Control, ctx: &Ctx, account: &str, linked: &str) -> Re
 }
 
 /// An account by uid, username or email (the operator may name accounts any way).
-pub fn resolve_account(control: &Control, text: &str) -> Result<Uid, ControlError> {
+pub fn resolve_account(control: &ControlState, text: &str) -> Result<Uid, ControlError> {
     let uid = Uid(text.to_string());
     if control.state.accounts.contains_key(&uid) {
         return Ok(uid);

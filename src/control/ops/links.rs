@@ -15,8 +15,10 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::super::auth::{fill_random, hex_encode, random_hex};
+use super::super::docs::{BlockDoc, InboxDoc, LinkDoc, LinkRequestDoc};
 use super::super::error::ControlError;
-use super::super::model::{keys, BlockDoc, Control, InboxDoc, LinkDoc, LinkRequestDoc};
+use super::super::fold::ControlState;
+use super::super::keys;
 use super::super::{Ctx, Plan};
 use crate::model::state::{Account, Uid};
 
@@ -47,7 +49,7 @@ fn not_linkable(text: &str) -> ControlError {
 }
 
 /// The account a link request names, or the one refusal that does not tell why.
-fn resolve_target<'c>(control: &'c Control, from: &Uid, text: &str) -> Result<&'c Account, ControlError> {
+fn resolve_target<'c>(control: &'c ControlState, from: &Uid, text: &str) -> Result<&'c Account, ControlError> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ControlError::invalid("uid_not_allowed", "name the account by email or username, not by uid"));
@@ -132,7 +134,7 @@ fn open(secret: &[u8], request: &str, sealed: &str) -> Option<String> {
 const CODE_PLACEHOLDER: &str = "{code}";
 
 /// Step 1: A asks to link B. B's owner gets the code.
-pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, ControlError> {
+pub fn request(control: &ControlState, ctx: &Ctx, target: &str) -> Result<Plan, ControlError> {
     let from = ctx.actor.tenant()?.require_write()?.clone();
     let to = resolve_target(control, &from, target)?;
     if control.state.links.iter().any(|l| l.account == from && l.linked == to.uid) {
@@ -200,7 +202,7 @@ pub fn request(control: &Control, ctx: &Ctx, target: &str) -> Result<Plan, Contr
 
 /// Step 2: A submits the code. A wrong code counts a try; the fifth kills the request; the tenth of a pair in a
 /// day locks the pair (the target blocks the requester) until the target unblocks. The target is told of both.
-pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Result<Plan, ControlError> {
+pub fn verify(control: &ControlState, ctx: &Ctx, request_id: &str, code: &str) -> Result<Plan, ControlError> {
     let from = ctx.actor.tenant()?.require_write()?.clone();
     let request = control
         .link_requests
@@ -243,7 +245,12 @@ pub fn verify(control: &Control, ctx: &Ctx, request_id: &str, code: &str) -> Res
 }
 
 /// A wrong code: counted on the request, which dies at the fifth; at the pair's tenth in a day the pair locks.
-fn wrong_code(control: &Control, ctx: &Ctx, request: &LinkRequestDoc, mut plan: Plan) -> Result<Plan, ControlError> {
+fn wrong_code(
+    control: &ControlState,
+    ctx: &Ctx,
+    request: &LinkRequestDoc,
+    mut plan: Plan,
+) -> Result<Plan, ControlError> {
     let tries = request.failed_tries + 1;
     let pair = |r: &&LinkRequestDoc| r.account == request.account && r.target == request.target;
     let today: u32 = control
@@ -403,7 +410,7 @@ pub struct LinkView {
     pub revision: u64,
 }
 
-pub fn list(control: &Control, ctx: &Ctx) -> Result<Links, ControlError> {
+pub fn list(control: &ControlState, ctx: &Ctx) -> Result<Links, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let view = |(a, b): &(Uid, Uid), d: &LinkDoc, other: &Uid| LinkView {
         uid: other.0.clone(),
@@ -418,7 +425,7 @@ pub fn list(control: &Control, ctx: &Ctx) -> Result<Links, ControlError> {
 }
 
 /// A or B removes the link A → B; B's VPCs leave every scope of A's zones at once, and the answer says which.
-pub fn remove(control: &Control, ctx: &Ctx, other: &str) -> Result<Plan, ControlError> {
+pub fn remove(control: &ControlState, ctx: &Ctx, other: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let other = super::inventory::resolve_account(control, other)?;
@@ -442,7 +449,7 @@ pub fn remove(control: &Control, ctx: &Ctx, other: &str) -> Result<Plan, Control
 
 /// What removing the link `owner` → `linked` does to scopes: every VPC of `linked` leaves every zone and rule scope
 /// of `owner` (in the same commit).
-fn unlink_scopes(control: &Control, plan: &mut Plan, owner: &Uid, linked: &Uid) -> Vec<super::Detached> {
+fn unlink_scopes(control: &ControlState, plan: &mut Plan, owner: &Uid, linked: &Uid) -> Vec<super::Detached> {
     let of_linked =
         |v: &crate::model::state::VpcId| control.state.vpcs.get(v).is_some_and(|vpc| vpc.account == *linked);
     super::remove_from_scopes(control, plan, Some(owner), of_linked)
@@ -450,7 +457,7 @@ fn unlink_scopes(control: &Control, plan: &mut Plan, owner: &Uid, linked: &Uid) 
 
 /// B blocks A: A's pending requests die, A cannot request again until unblocked, and a link A → B ends (B's VPCs
 /// leave A's scopes): blocking withdraws the consent a link stands for.
-pub fn block(control: &Control, ctx: &Ctx, requester: &str, blocked: bool) -> Result<Plan, ControlError> {
+pub fn block(control: &ControlState, ctx: &Ctx, requester: &str, blocked: bool) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let other = super::inventory::resolve_account(control, requester)?;
@@ -484,7 +491,7 @@ pub fn block(control: &Control, ctx: &Ctx, requester: &str, blocked: bool) -> Re
 
 /// The root account's inbox. A link request's code shows only while the request is pending and unexpired;
 /// otherwise the message says why it no longer works.
-pub fn inbox(control: &Control, ctx: &Ctx) -> Result<Inbox, ControlError> {
+pub fn inbox(control: &ControlState, ctx: &Ctx) -> Result<Inbox, ControlError> {
     let me = ctx.actor.tenant()?.require_root()?;
     let mut messages = Vec::new();
     for ((account, _), m) in control.inbox.iter() {

@@ -1,4 +1,4 @@
-//! Operations: each reads the current [`Control`] and returns a [`Plan`] (or, for reads, a JSON value).
+//! Operations: each reads the current [`ControlState`] and returns a [`Plan`] (or, for reads, a JSON value).
 //!
 //! Operations decide who may do what and what the documents become; they never write: `ControlPlane::execute`
 //! validates and commits their plans. A tenant only ever sees its own account's resources: another account's zone is
@@ -15,14 +15,20 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::docs::{RuleDoc, ScopeDoc, ZoneDoc};
 use super::error::ControlError;
-use super::model::{keys, Control, RuleDoc, ScopeDoc, ZoneDoc};
+use super::fold::ControlState;
+use super::keys;
 use super::Plan;
 use crate::model::state::{Uid, VpcId, Zone, ZoneId};
 use crate::model::validate::BindingKind;
 
 /// A zone of the caller's own account, or 404.
-pub fn own_zone<'c>(control: &'c Control, account: &Uid, id: &str) -> Result<(&'c Zone, &'c ZoneDoc), ControlError> {
+pub fn own_zone<'c>(
+    control: &'c ControlState,
+    account: &Uid,
+    id: &str,
+) -> Result<(&'c Zone, &'c ZoneDoc), ControlError> {
     let id = ZoneId(id.to_string());
     match (control.state.zones.get(&id), control.zone_docs.get(&id)) {
         (Some(zone), Some(doc)) if &zone.account == account => Ok((zone, doc)),
@@ -38,7 +44,7 @@ pub fn new_generation() -> Result<String, super::ControlError> {
 
 /// Deletes of every record of zone `id` that generation `keep` does not hold: the zone's current generation (one
 /// prefix delete, or one delete per record for ids without a generation) and anything staged and left behind.
-pub fn collect_generations(control: &Control, id: &str, keep: &str) -> Vec<crate::control::store::Op> {
+pub fn collect_generations(control: &ControlState, id: &str, keep: &str) -> Vec<crate::control::store::Op> {
     use crate::control::store::Op;
     let zone_id = crate::model::state::ZoneId(id.to_string());
     let mut ops = Vec::new();
@@ -53,12 +59,12 @@ pub fn collect_generations(control: &Control, id: &str, keep: &str) -> Vec<crate
         }
     }
     if let Some(staged) = control.staged.get(&zone_id) {
-        let mut generations: Vec<&str> = staged.keys().map(|rid| super::model::generation_of(rid)).collect();
+        let mut generations: Vec<&str> = staged.keys().map(|rid| super::docs::generation_of(rid)).collect();
         generations.sort_unstable();
         generations.dedup();
         for generation in generations.into_iter().filter(|g| *g != keep) {
             if generation.is_empty() {
-                let rids = staged.keys().filter(|rid| super::model::generation_of(rid).is_empty());
+                let rids = staged.keys().filter(|rid| super::docs::generation_of(rid).is_empty());
                 ops.extend(rids.map(|rid| Op::Delete { key: keys::record(id, rid) }));
             } else {
                 ops.push(Op::DeletePrefix { prefix: format!("{}{}~", keys::records(id), keys::esc(generation)) });
@@ -83,7 +89,7 @@ pub struct AccountRef {
 }
 
 impl AccountRef {
-    pub fn of(control: &Control, uid: &Uid) -> AccountRef {
+    pub fn of(control: &ControlState, uid: &Uid) -> AccountRef {
         AccountRef { uid: uid.0.clone(), name: control.state.accounts.get(uid).map(|a| a.name.clone()) }
     }
 }
@@ -101,7 +107,7 @@ pub struct ZoneView {
 }
 
 impl ZoneView {
-    pub fn of(control: &Control, zone: &Zone) -> ZoneView {
+    pub fn of(control: &ControlState, zone: &Zone) -> ZoneView {
         ZoneView {
             id: zone.id.0.clone(),
             name: zone.name.to_string(),
@@ -128,7 +134,7 @@ pub struct Detached {
 /// `gone` selects leave its scope, and the changed scope documents are written. Returns what left where, as the
 /// answer's `removed_from_scopes` says it: `{"zone": id, "vpcs": […]}` and `{"rule": id, "vpcs": […]}`.
 pub fn remove_from_scopes(
-    control: &Control,
+    control: &ControlState,
     plan: &mut Plan,
     owner: Option<&Uid>,
     gone: impl Fn(&VpcId) -> bool,
@@ -152,7 +158,7 @@ pub fn remove_from_scopes(
 
 /// Writes the scope of one zone or rule without `vpcs`; the answer's entry, or `None` when none of them was in it.
 pub fn detach_vpcs(
-    control: &Control,
+    control: &ControlState,
     plan: &mut Plan,
     kind: BindingKind,
     id: &str,

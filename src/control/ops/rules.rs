@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::super::docs::RuleDoc;
 use super::super::error::ControlError;
-use super::super::model::{keys, Control, RuleDoc};
+use super::super::fold::ControlState;
+use super::super::keys;
 use super::super::{Ctx, Plan};
 use super::{if_match, own_zone};
 use crate::dns::name::Name;
@@ -56,7 +58,7 @@ struct FallbackSet<'a> {
     fallback: &'static str,
 }
 
-pub fn list_rules(control: &Control, ctx: &Ctx) -> Result<Rules, ControlError> {
+pub fn list_rules(control: &ControlState, ctx: &Ctx) -> Result<Rules, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let rules = control
         .state
@@ -68,7 +70,7 @@ pub fn list_rules(control: &Control, ctx: &Ctx) -> Result<Rules, ControlError> {
     Ok(Rules { rules })
 }
 
-pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan, ControlError> {
+pub fn create_rule(control: &ControlState, ctx: &Ctx, input: &NewRule) -> Result<Plan, ControlError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let valid_name = (1..=48).contains(&input.name.len())
         && input.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
@@ -109,7 +111,7 @@ pub fn create_rule(control: &Control, ctx: &Ctx, input: &NewRule) -> Result<Plan
     Ok(plan)
 }
 
-pub fn delete_rule(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
+pub fn delete_rule(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     // Another account's rule is as absent as one that does not exist.
@@ -125,7 +127,7 @@ pub fn delete_rule(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, Contr
 }
 
 /// What the zone answers for names it does not hold: NXDOMAIN, or resolution through the VPC's rules and upstreams.
-pub fn set_fallback(control: &Control, ctx: &Ctx, id: &str, fallback: &str) -> Result<Plan, ControlError> {
+pub fn set_fallback(control: &ControlState, ctx: &Ctx, id: &str, fallback: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (_, doc) = own_zone(control, &me, id)?;

@@ -4,8 +4,10 @@
 use serde::Serialize;
 
 use super::super::auth::{mint_key, random_hex};
+use super::super::docs::{policy_name, InboxDoc, UserDoc};
 use super::super::error::ControlError;
-use super::super::model::{keys, policy_name, Control, InboxDoc, UserDoc};
+use super::super::fold::ControlState;
+use super::super::keys;
 use super::super::{Ctx, Plan};
 use super::{if_match, AccountRef, Detached};
 use crate::model::state::{Uid, VpcId};
@@ -36,7 +38,7 @@ struct Changed<'a> {
     result: &'static str,
 }
 
-pub fn list_users(control: &Control, ctx: &Ctx) -> Result<Users, ControlError> {
+pub fn list_users(control: &ControlState, ctx: &Ctx) -> Result<Users, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let users = control
         .state
@@ -52,11 +54,11 @@ pub fn list_users(control: &Control, ctx: &Ctx) -> Result<Users, ControlError> {
     Ok(Users { users })
 }
 
-pub fn put_user(control: &Control, ctx: &Ctx, name: &str, policies: Vec<String>) -> Result<Plan, ControlError> {
+pub fn put_user(control: &ControlState, ctx: &Ctx, name: &str, policies: Vec<String>) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_root()?.clone();
     for p in &policies {
-        if super::super::model::parse_policy(p).is_none() {
+        if super::super::docs::parse_policy(p).is_none() {
             return Err(ControlError::invalid(
                 "bad_policy",
                 format!("unknown policy {p:?} (DNSFullAccess, DNSReadOnlyAccess)"),
@@ -74,7 +76,7 @@ pub fn put_user(control: &Control, ctx: &Ctx, name: &str, policies: Vec<String>)
     Ok(plan)
 }
 
-pub fn remove_user(control: &Control, ctx: &Ctx, name: &str) -> Result<Plan, ControlError> {
+pub fn remove_user(control: &ControlState, ctx: &Ctx, name: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_root()?.clone();
     if !control.state.users.contains_key(&(me.clone(), name.to_string())) {
@@ -91,7 +93,7 @@ pub fn remove_user(control: &Control, ctx: &Ctx, name: &str) -> Result<Plan, Con
     Ok(plan)
 }
 
-fn account_name(control: &Control, uid: &Uid) -> String {
+fn account_name(control: &ControlState, uid: &Uid) -> String {
     control.state.accounts.get(uid).map_or_else(|| uid.0.clone(), |a| a.name.clone())
 }
 
@@ -121,7 +123,7 @@ struct Issued<'a> {
     expires: Option<u64>,
 }
 
-pub fn list_keys(control: &Control, ctx: &Ctx) -> Result<Keys, ControlError> {
+pub fn list_keys(control: &ControlState, ctx: &Ctx) -> Result<Keys, ControlError> {
     let me = ctx.actor.tenant()?.require_root()?;
     let keys = control
         .keys
@@ -140,7 +142,7 @@ pub fn list_keys(control: &Control, ctx: &Ctx) -> Result<Keys, ControlError> {
 
 /// A new key for the root account or one of its sub-users; the token is shown only in this answer.
 pub fn create_key(
-    control: &Control,
+    control: &ControlState,
     ctx: &Ctx,
     user: Option<&str>,
     expires: Option<u64>,
@@ -160,7 +162,7 @@ pub fn create_key(
 }
 
 /// Deletes a key; with `rotate`, issues its replacement for the same principal in the same transaction.
-pub fn remove_key(control: &Control, ctx: &Ctx, id: &str, rotate: bool) -> Result<Plan, ControlError> {
+pub fn remove_key(control: &ControlState, ctx: &Ctx, id: &str, rotate: bool) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_root()?.clone();
     let old = control
@@ -202,7 +204,7 @@ pub struct SelectableVpc {
     pub region: String,
 }
 
-pub fn list_vpcs(control: &Control, ctx: &Ctx) -> Result<TenantVpcs, ControlError> {
+pub fn list_vpcs(control: &ControlState, ctx: &Ctx) -> Result<TenantVpcs, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let vpcs = control.state.vpcs.values().filter(|v| &v.account == me).map(super::inventory::VpcView::of).collect();
     let selectable = control
@@ -248,7 +250,7 @@ pub struct ForeignRule {
     pub in_vpcs: Vec<String>,
 }
 
-pub fn foreign_zones(control: &Control, ctx: &Ctx) -> Result<ForeignZones, ControlError> {
+pub fn foreign_zones(control: &ControlState, ctx: &Ctx) -> Result<ForeignZones, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let zones = control
         .state
@@ -270,7 +272,7 @@ pub fn foreign_zones(control: &Control, ctx: &Ctx) -> Result<ForeignZones, Contr
 
 /// Every forwarding rule of another account that applies in the caller's VPCs: where their queries for the domain
 /// go instead of the upstreams.
-pub fn foreign_rules(control: &Control, ctx: &Ctx) -> Result<ForeignRules, ControlError> {
+pub fn foreign_rules(control: &ControlState, ctx: &Ctx) -> Result<ForeignRules, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let rules = control
         .state
@@ -292,7 +294,7 @@ pub fn foreign_rules(control: &Control, ctx: &Ctx) -> Result<ForeignRules, Contr
 }
 
 /// The caller's own VPCs among `scope`.
-fn my_vpcs_in(control: &Control, me: &Uid, scope: &[VpcId]) -> Vec<String> {
+fn my_vpcs_in(control: &ControlState, me: &Uid, scope: &[VpcId]) -> Vec<String> {
     scope
         .iter()
         .filter(|v| control.state.vpcs.get(*v).is_some_and(|vpc| &vpc.account == me))
@@ -308,7 +310,7 @@ struct DetachedAnswer {
 /// The VPC owner takes its VPCs (all of them, or those named) out of another account's zone or rule, without
 /// removing the link. A zone or rule that answers in none of the caller's VPCs is not found.
 pub fn detach_foreign(
-    control: &Control,
+    control: &ControlState,
     ctx: &Ctx,
     kind: BindingKind,
     id: &str,

@@ -7,8 +7,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::super::super::auth::random_hex;
+use super::super::super::docs::{encode, record_id_in, RecordDoc, ScopeDoc, ZoneDoc};
 use super::super::super::error::ControlError;
-use super::super::super::model::{encode, keys, record_id_in, Control, RecordDoc, ScopeDoc, ZoneDoc};
+use super::super::super::fold::ControlState;
+use super::super::super::keys;
 use super::super::super::{Ctx, Plan};
 use super::super::{collect_generations, if_match, new_generation, own_zone, ZoneView};
 use crate::dns::name::Name;
@@ -47,13 +49,13 @@ pub struct RecordView {
     pub revision: u64,
 }
 
-pub fn list_zones(control: &Control, ctx: &Ctx) -> Result<Zones, ControlError> {
+pub fn list_zones(control: &ControlState, ctx: &Ctx) -> Result<Zones, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let zones = control.state.zones.values().filter(|z| &z.account == me).map(|z| ZoneView::of(control, z)).collect();
     Ok(Zones { zones })
 }
 
-pub fn get_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<ZoneDetail, ControlError> {
+pub fn get_zone(control: &ControlState, ctx: &Ctx, id: &str) -> Result<ZoneDetail, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let (zone, _) = own_zone(control, me, id)?;
     let view = ZoneView::of(control, zone);
@@ -172,7 +174,7 @@ fn zone_name(text: &str) -> Result<Name, ControlError> {
         .map_err(|e| ControlError::invalid("bad_name", format!("zone name {text:?}: {e}")))
 }
 
-pub fn create_zone(control: &Control, ctx: &Ctx, input: NewZone) -> Result<Plan, ControlError> {
+pub fn create_zone(control: &ControlState, ctx: &Ctx, input: NewZone) -> Result<Plan, ControlError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let name = zone_name(&input.name)?;
     let id = format!("{}/{}", me.0, name.lower());
@@ -205,7 +207,7 @@ pub fn create_zone(control: &Control, ctx: &Ctx, input: NewZone) -> Result<Plan,
     Ok(plan)
 }
 
-pub fn delete_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
+pub fn delete_zone(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     own_zone(control, &me, id)?;
@@ -221,7 +223,7 @@ pub fn delete_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<Plan, Contr
 
 /// Every VPC named may go into a scope of `me`: its own, or of an account it has linked. An unknown VPC and another
 /// account's unlinked VPC get the same answer, which names no owner: nothing leaks.
-pub fn check_selectable(control: &Control, me: &Uid, vpcs: &[String]) -> Result<(), ControlError> {
+pub fn check_selectable(control: &ControlState, me: &Uid, vpcs: &[String]) -> Result<(), ControlError> {
     for v in vpcs {
         match control.state.vpcs.get(v.as_str()) {
             Some(vpc) if control.state.may_use_vpcs_of(me, &vpc.account) => {}
@@ -247,7 +249,7 @@ pub enum ScopeChange {
 
 /// Changes a zone's effective scope. VPCs of accounts the owner has not linked are refused here (and by validation).
 pub fn change_scope(
-    control: &Control,
+    control: &ControlState,
     ctx: &Ctx,
     id: &str,
     vpcs: Vec<String>,
@@ -288,7 +290,7 @@ fn touch_zone(plan: &mut Plan, doc: &ZoneDoc, expected: Option<u64>) {
     plan.put(key, doc);
 }
 
-pub fn add_record(control: &Control, ctx: &Ctx, id: &str, input: RecordInput) -> Result<Plan, ControlError> {
+pub fn add_record(control: &ControlState, ctx: &Ctx, id: &str, input: RecordInput) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (zone, doc) = own_zone(control, &me, id)?;
@@ -304,7 +306,7 @@ pub fn add_record(control: &Control, ctx: &Ctx, id: &str, input: RecordInput) ->
 }
 
 pub fn change_record(
-    control: &Control,
+    control: &ControlState,
     ctx: &Ctx,
     id: &str,
     rid: &str,
@@ -328,7 +330,7 @@ pub fn change_record(
     Ok(plan)
 }
 
-pub fn remove_record(control: &Control, ctx: &Ctx, id: &str, rid: &str) -> Result<Plan, ControlError> {
+pub fn remove_record(control: &ControlState, ctx: &Ctx, id: &str, rid: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (_, doc) = own_zone(control, &me, id)?;
@@ -346,7 +348,7 @@ pub fn remove_record(control: &Control, ctx: &Ctx, id: &str, rid: &str) -> Resul
 }
 
 /// Replaces a zone's records with an RFC 1035 master file. `$INCLUDE` (any file access) is refused in tenant text.
-pub fn import_zone(control: &Control, ctx: &Ctx, id: &str, text: &str) -> Result<Plan, ControlError> {
+pub fn import_zone(control: &ControlState, ctx: &Ctx, id: &str, text: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (zone, doc) = own_zone(control, &me, id)?;
@@ -371,7 +373,7 @@ pub fn import_zone(control: &Control, ctx: &Ctx, id: &str, text: &str) -> Result
 }
 
 /// The zone as an RFC 1035 master file.
-pub fn export_zone(control: &Control, ctx: &Ctx, id: &str) -> Result<String, ControlError> {
+pub fn export_zone(control: &ControlState, ctx: &Ctx, id: &str) -> Result<String, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let (zone, _) = own_zone(control, me, id)?;
     let mut text = format!("$ORIGIN {}\n", zone.name);

@@ -1,357 +1,25 @@
-//! The control plane's data: documents as stored (one JSON value per key), the key layout, and [`Control`] — the
-//! in-memory view of the store that every API read is served from.
+//! [`ControlState`]: the control plane's in-memory view of the store, which every API read is served from.
 //!
-//! The store holds documents; `Control::apply` folds changes (from startup's full listing, from our own commits,
-//! later from another node's watch) into memory, keeping the served [`State`] in step. This module does no I/O and
-//! makes no decisions about who may do what.
+//! The store holds documents; `ControlState::apply` folds changes (from startup's full listing, from our own
+//! commits, from another node's watch) into memory, keeping the served [`State`] in step. This module does no I/O
+//! and makes no decisions about who may do what.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
+use serde::Deserialize;
 
+use crate::control::docs::{
+    decode, generation_of, parse_policy, AccountDoc, InboxDoc, KeyDoc, LinkDoc, LinkRequestDoc, RecordDoc, RuleDoc,
+    ScopeDoc, UserDoc, VpcDoc, ZoneDoc,
+};
+use crate::control::keys::{self, Key};
 use crate::control::store::Change;
 use crate::dns::name::Name;
-use crate::dns::rdata::{self, RData, Record};
+use crate::dns::rdata::Record;
 use crate::model::state::{
-    share_scope_ids, Account, Changes, DirtyZone, Link, Policy, RecordId, Served, Site, State, Uid, User, Vpc, VpcId,
-    Zone, ZoneId, ZoneRecords,
+    share_scope_ids, Account, Changes, DirtyZone, Link, RecordId, Served, Site, State, Uid, User, Vpc, VpcId, Zone,
+    ZoneId, ZoneRecords,
 };
-
-/// The key layout. Id components are escaped so that a `/` inside an id can never forge another key.
-pub mod keys {
-    use std::borrow::Cow;
-
-    pub const ACCOUNT: &str = "account/";
-    pub const USER: &str = "user/";
-    pub const VPC: &str = "vpc/";
-    pub const LINK: &str = "link/";
-    pub const ZONE: &str = "zone/";
-    pub const SCOPE: &str = "scope/";
-    pub const RECORD: &str = "record/";
-    pub const KEY: &str = "key/";
-    pub const LINK_REQUEST: &str = "linkreq/";
-    pub const BLOCK: &str = "block/";
-    pub const INBOX: &str = "inbox/";
-    pub const AUDIT: &str = "audit/";
-    pub const USAGE: &str = "usage/";
-    pub const RULE: &str = "rule/";
-
-    /// `%` and `/` escaped, so that ids join into keys unambiguously.
-    pub fn esc(part: &str) -> String {
-        part.replace('%', "%25").replace('/', "%2F")
-    }
-
-    pub fn unesc(part: &str) -> Cow<'_, str> {
-        // Almost no id holds a '%': no copy then (start-up reads a million record keys).
-        if part.contains('%') {
-            Cow::Owned(part.replace("%2F", "/").replace("%25", "%"))
-        } else {
-            Cow::Borrowed(part)
-        }
-    }
-
-    pub fn account(uid: &str) -> String {
-        format!("{ACCOUNT}{}", esc(uid))
-    }
-    pub fn user(uid: &str, name: &str) -> String {
-        format!("{USER}{}/{}", esc(uid), esc(name))
-    }
-    pub fn vpc(id: &str) -> String {
-        format!("{VPC}{}", esc(id))
-    }
-    pub fn link(account: &str, linked: &str) -> String {
-        format!("{LINK}{}/{}", esc(account), esc(linked))
-    }
-    pub fn zone(id: &str) -> String {
-        format!("{ZONE}{}", esc(id))
-    }
-    pub fn scope(id: &str) -> String {
-        format!("{SCOPE}{}", esc(id))
-    }
-    pub fn records(zone: &str) -> String {
-        format!("{RECORD}{}/", esc(zone))
-    }
-    pub fn record(zone: &str, rid: &str) -> String {
-        format!("{RECORD}{}/{}", esc(zone), esc(rid))
-    }
-    /// The (zone id, record id) of a record key.
-    pub fn parse_record(key: &str) -> Option<(String, crate::model::state::RecordId)> {
-        let (zone, rid) = key.strip_prefix(RECORD)?.split_once('/')?;
-        (!rid.contains('/')).then(|| (unesc(zone).into_owned(), unesc(rid).as_ref().into()))
-    }
-    pub fn access_key(id: &str) -> String {
-        format!("{KEY}{}", esc(id))
-    }
-    pub fn link_request(id: &str) -> String {
-        format!("{LINK_REQUEST}{}", esc(id))
-    }
-    pub fn block(account: &str, blocked: &str) -> String {
-        format!("{BLOCK}{}/{}", esc(account), esc(blocked))
-    }
-    pub fn inbox(account: &str, id: &str) -> String {
-        format!("{INBOX}{}/{}", esc(account), esc(id))
-    }
-    pub fn rule(id: &str) -> String {
-        format!("{RULE}{}", esc(id))
-    }
-    /// An audit entry of `account` (see `control::audit`): the account leads, so a tenant's read is one range.
-    pub fn audit(account: &str, millis: u64, event: &str) -> String {
-        format!("{AUDIT}{}/{millis:016}-{}", esc(account), esc(event))
-    }
-    /// A usage bucket: the owner billed, the minute, the node that counted (each node writes only its own).
-    pub fn usage(owner: &str, minute: u64, node: &str) -> String {
-        format!("{USAGE}{}/{minute:012}/{}", esc(owner), esc(node))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountDoc {
-    pub uid: String,
-    pub name: String,
-    pub email: String,
-    pub site: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserDoc {
-    pub account: String,
-    pub name: String,
-    pub policies: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VpcDoc {
-    pub id: String,
-    pub account: String,
-    #[serde(default)]
-    pub region: String,
-    pub cidrs: Vec<String>,
-    #[serde(default)]
-    pub listeners: Vec<String>,
-    /// Full UDP answers per second per source address; absent: the server's default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query_limit: Option<u32>,
-}
-
-impl From<&Account> for AccountDoc {
-    fn from(a: &Account) -> AccountDoc {
-        AccountDoc { uid: a.uid.0.clone(), name: a.name.clone(), email: a.email.clone(), site: a.site.to_string() }
-    }
-}
-
-impl From<&User> for UserDoc {
-    fn from(u: &User) -> UserDoc {
-        let policies = u.policies.iter().map(|p| policy_name(*p).to_string()).collect();
-        UserDoc { account: u.account.0.clone(), name: u.name.clone(), policies }
-    }
-}
-
-impl From<&Vpc> for VpcDoc {
-    fn from(v: &Vpc) -> VpcDoc {
-        VpcDoc {
-            id: v.id.0.to_string(),
-            account: v.account.0.clone(),
-            region: v.region.clone(),
-            cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
-            listeners: v.listeners.iter().map(ToString::to_string).collect(),
-            query_limit: v.query_limit,
-        }
-    }
-}
-
-/// A verified link. `via` says how it came to be: `verification` (the tenant procedure) or `operator`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkDoc {
-    pub account: String,
-    pub linked: String,
-    pub added_at: u64,
-    pub via: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ZoneDoc {
-    pub id: String,
-    pub name: String,
-    pub account: String,
-    /// The record generation served: records whose id starts with `<generation>~` (empty: ids without a `~`).
-    /// A bulk change writes the next generation first and then switches this field in one small transaction.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub generation: String,
-    /// "recurse" when names the zone does not hold are resolved through the VPC's rules and upstreams; empty
-    /// (or "nxdomain"): NXDOMAIN.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub fallback: String,
-}
-
-/// A forwarding rule (`rule/<id>`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuleDoc {
-    pub id: String,
-    pub account: String,
-    pub domain: String,
-    pub targets: Vec<String>,
-    pub vpcs: Vec<String>,
-}
-
-impl RuleDoc {
-    pub fn from_rule(rule: &crate::model::state::ForwardRule) -> RuleDoc {
-        RuleDoc {
-            id: rule.id.clone(),
-            account: rule.account.0.clone(),
-            domain: rule.domain.to_string(),
-            targets: rule.targets.iter().map(ToString::to_string).collect(),
-            vpcs: rule.scope.iter().map(|v| v.as_str().to_string()).collect(),
-        }
-    }
-
-    pub fn to_rule(&self) -> Result<crate::model::state::ForwardRule, String> {
-        let domain = Name::from_text(&self.domain, Some(&Name::root())).map_err(|e| e.to_string())?;
-        let targets = self
-            .targets
-            .iter()
-            .map(|t| crate::model::state::parse_server_address(t).ok_or_else(|| format!("bad target {t:?}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(crate::model::state::ForwardRule {
-            id: self.id.clone(),
-            account: Uid(self.account.clone()),
-            domain,
-            targets,
-            scope: self.vpcs.iter().map(|v| VpcId::new(v)).collect(),
-        })
-    }
-}
-
-/// The generation a record id belongs to (see [`ZoneDoc::generation`]).
-pub fn generation_of(rid: &str) -> &str {
-    rid.split_once('~').map_or("", |(generation, _)| generation)
-}
-
-/// A record id in `generation`.
-pub fn record_id_in(generation: &str, base: &str) -> String {
-    if generation.is_empty() {
-        base.to_string()
-    } else {
-        format!("{generation}~{base}")
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScopeDoc {
-    pub vpcs: Vec<String>,
-}
-
-/// A record in presentation form: absolute owner, type mnemonic, TTL, RDATA text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordDoc {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub rtype: String,
-    pub ttl: u32,
-    pub data: String,
-}
-
-impl RecordDoc {
-    pub fn from_record(r: &Record) -> RecordDoc {
-        RecordDoc {
-            name: r.owner.to_string(),
-            rtype: rdata::type_name(r.rdata.rtype()).into_owned(),
-            ttl: r.ttl,
-            data: r.rdata.to_string(),
-        }
-    }
-
-    /// Parses the record; `origin` completes relative names (API input may be relative to the zone).
-    pub fn to_record(&self, origin: &Name) -> Result<Record, String> {
-        let rtype = rdata::type_from_mnemonic(&self.rtype).ok_or_else(|| format!("unknown type {:?}", self.rtype))?;
-        let owner = Name::from_text(&self.name, Some(origin)).map_err(|e| format!("name {:?}: {e}", self.name))?;
-        let rdata =
-            RData::from_text(rtype, &self.data, origin).map_err(|e| format!("{} {:?}: {e}", self.rtype, self.data))?;
-        Ok(Record { owner, ttl: self.ttl, rdata })
-    }
-}
-
-/// An access key: only the SHA-256 of its secret is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyDoc {
-    pub id: String,
-    pub account: String,
-    /// The sub-user the key belongs to; `None` for the root account.
-    pub user: Option<String>,
-    pub secret_sha256: String,
-    pub created: u64,
-    pub expires: Option<u64>,
-}
-
-/// A pending (or finished) link request. The code is kept only as an HMAC under a secret outside the store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkRequestDoc {
-    pub id: String,
-    pub account: String,
-    pub target: String,
-    /// HMAC(secret, salt ‖ id ‖ code): the code itself is never stored in the clear.
-    pub code_hmac: String,
-    /// Random per request (requests made before it existed have none and can no longer be verified).
-    #[serde(default)]
-    pub salt: String,
-    pub created: u64,
-    pub expires: u64,
-    pub failed_tries: u32,
-    /// `pending`, `verified`, `dead` (too many tries, expired, blocked or superseded).
-    pub status: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockDoc {
-    pub account: String,
-    pub blocked: String,
-    pub at: u64,
-    /// Why, when vpcdns blocked on the account's behalf (wrong codes); empty when the account blocked.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InboxDoc {
-    pub id: String,
-    pub account: String,
-    pub time: u64,
-    pub from: String,
-    pub subject: String,
-    /// The text; a link request's code appears as a placeholder, rendered only when B's root reads it.
-    pub body: String,
-    /// The link request whose code the body shows.
-    #[serde(default)]
-    pub request: Option<String>,
-    /// That code, sealed under a key derived from the server secret (see `ops::links`): hex of nonce and ciphertext.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub sealed: String,
-}
-
-/// One audit entry, as stored under each account the event concerns (see `control::audit`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditDoc {
-    pub time_ms: u64,
-    /// The account whose audit this copy is in.
-    pub account: String,
-    pub principal: String,
-    pub action: String,
-    pub target: String,
-    pub remote: String,
-    /// The event's id, the same in every account's copy.
-    #[serde(default)]
-    pub event: String,
-    /// The account of the principal (empty for the operator).
-    #[serde(default)]
-    pub actor_account: String,
-    /// For a refused attempt: the status it got.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// For a refused attempt: why.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub message: String,
-}
 
 /// Record writes (`None` = removed) for a zone not seen yet, in the order they came: the last write of an id
 /// counts. A list, not a map, because at start-up it holds every record of the store, arriving in id order.
@@ -393,13 +61,13 @@ impl PendingRecords {
 
 /// Everything the control plane knows, in memory, as of `revision`.
 #[derive(Debug, Clone)]
-pub struct Control {
+pub struct ControlState {
     pub revision: u64,
     /// The served model, kept in step with the documents.
     pub state: State,
     /// mod_revision of every key held here but records' (for If-Match and for answers). Persistent, like the
-    /// zones' records, so that copying a `Control` for a trial change is cheap however large the state. A record's
-    /// revision is kept with the record (see [`Control::key_revision`]): a million of them would cost a million
+    /// zones' records, so that copying a `ControlState` for a trial change is cheap however large the state. A record's
+    /// revision is kept with the record (see [`ControlState::key_revision`]): a million of them would cost a million
     /// inserts here at start-up.
     key_revisions: imbl::HashMap<String, u64>,
     pub zone_docs: BTreeMap<ZoneId, ZoneDoc>,
@@ -420,9 +88,9 @@ pub struct Control {
     dirty: Changes,
 }
 
-impl Control {
-    pub fn new(served: Served) -> Control {
-        Control {
+impl ControlState {
+    pub fn new(served: Served) -> ControlState {
+        ControlState {
             revision: 0,
             state: State {
                 revision: 0,
@@ -528,49 +196,54 @@ impl Control {
     }
 
     fn apply_one(&mut self, change: &Change) -> Result<(), String> {
-        let key = change.key.as_str();
         let value = change.value.as_deref();
-        let parts: SmallVec<[Cow<str>; 3]> = key.split('/').skip(1).map(keys::unesc).collect();
-        let kind = key.split('/').next().unwrap_or_default();
-        if matches!(kind, "account" | "user" | "vpc" | "link" | "scope" | "rule") {
+        // Audit entries and usage buckets (of any layout, the legacy ones included) are read from the store on
+        // demand; `meta/` is the store's own bookkeeping.
+        if [keys::AUDIT, keys::USAGE, keys::META].iter().any(|p| change.key.starts_with(p)) {
+            return Ok(());
+        }
+        let key = Key::parse(&change.key).ok_or("unknown key")?;
+        if key.is_structure() {
             self.dirty.structure = true;
         }
-        match (kind, parts.as_slice()) {
-            ("account", [uid]) => self.apply_account(uid, value),
-            ("user", [uid, name]) => self.apply_user(uid, name, value),
-            ("vpc", [id]) => self.apply_vpc(id, value),
-            ("link", [a, b]) => self.apply_link(a, b, value),
-            ("zone", [id]) => self.apply_zone(id, value, change.revision),
-            ("scope", [id]) => self.apply_scope(id, value),
-            ("record", [zone, rid]) => self.apply_record(zone, rid, value, change.revision),
-            ("rule", [id]) => {
-                match value {
-                    Some(v) => {
-                        let mut rule = decode::<RuleDoc>(v)?.to_rule()?;
-                        crate::model::state::share_scope_ids(&self.state.vpcs, &mut rule.scope);
-                        self.state.rules.insert(id.to_string(), rule);
-                    }
-                    None => {
-                        self.state.rules.remove(id.as_ref());
-                    }
-                }
-                Ok(())
-            }
-            ("key", [id]) => apply_doc(&mut self.keys, id.to_string(), value),
-            ("linkreq", [id]) => apply_doc(&mut self.link_requests, id.to_string(), value),
-            ("block", [a, b]) => {
-                let pair = (Uid(a.to_string()), Uid(b.to_string()));
+        match key {
+            Key::Account { uid } => self.apply_account(&uid, value),
+            Key::User { account, name } => self.apply_user(&account, &name, value),
+            Key::Vpc { id } => self.apply_vpc(&id, value),
+            Key::Link { account, linked } => self.apply_link(&account, &linked, value),
+            Key::Zone { id } => self.apply_zone(&id, value, change.revision),
+            Key::Scope { zone } => self.apply_scope(&zone, value),
+            Key::Record { zone, id } => self.apply_record(&zone, &id, value, change.revision),
+            Key::Rule { id } => self.apply_rule(&id, value),
+            Key::AccessKey { id } => apply_doc(&mut self.keys, id.into_owned(), value),
+            Key::LinkRequest { id } => apply_doc(&mut self.link_requests, id.into_owned(), value),
+            Key::Block { account, blocked } => {
+                let pair = (Uid(account.into_owned()), Uid(blocked.into_owned()));
                 match value {
                     Some(_) => self.blocks.insert(pair),
                     None => self.blocks.remove(&pair),
                 };
                 Ok(())
             }
-            ("inbox", [a, id]) => apply_doc(&mut self.inbox, (Uid(a.to_string()), id.to_string()), value),
-            ("audit", _) | ("usage", _) => Ok(()), // read from the store on demand
-            ("meta", _) => Ok(()),                 // the store's own bookkeeping (its key layout)
-            _ => Err("unknown key".into()),
+            Key::Inbox { account, id } => {
+                apply_doc(&mut self.inbox, (Uid(account.into_owned()), id.into_owned()), value)
+            }
+            Key::Audit { .. } | Key::Usage { .. } | Key::Meta => Ok(()),
         }
+    }
+
+    fn apply_rule(&mut self, id: &str, value: Option<&[u8]>) -> Result<(), String> {
+        match value {
+            Some(v) => {
+                let mut rule = decode::<RuleDoc>(v)?.to_rule()?;
+                share_scope_ids(&self.state.vpcs, &mut rule.scope);
+                self.state.rules.insert(id.to_string(), rule);
+            }
+            None => {
+                self.state.rules.remove(id);
+            }
+        }
+        Ok(())
     }
 
     fn apply_account(&mut self, uid: &str, value: Option<&[u8]>) -> Result<(), String> {
@@ -812,32 +485,12 @@ fn apply_doc<K: Ord, T: for<'de> Deserialize<'de>>(
     Ok(())
 }
 
-pub fn decode<T: for<'de> Deserialize<'de>>(value: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(value).map_err(|e| format!("bad document: {e}"))
-}
-
-pub fn encode<T: Serialize>(doc: &T) -> Vec<u8> {
-    serde_json::to_vec(doc).unwrap_or_default()
-}
-
-pub fn parse_policy(text: &str) -> Option<Policy> {
-    match text {
-        "DNSFullAccess" => Some(Policy::DnsFullAccess),
-        "DNSReadOnlyAccess" => Some(Policy::DnsReadOnlyAccess),
-        _ => None,
-    }
-}
-
-pub fn policy_name(policy: Policy) -> &'static str {
-    match policy {
-        Policy::DnsFullAccess => "DNSFullAccess",
-        Policy::DnsReadOnlyAccess => "DNSReadOnlyAccess",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::docs::{encode, record_id_in};
+    use crate::dns::rdata::RData;
+    use serde::Serialize;
 
     fn a(owner: &str, last: u8) -> Record {
         let owner = Name::from_text(owner, None).expect("name");
@@ -882,7 +535,7 @@ mod tests {
         }
     }
 
-    fn served(control: &Control) -> Vec<String> {
+    fn served(control: &ControlState) -> Vec<String> {
         let zone = control.state.zones.get("1/t.").expect("zone");
         let mut names: Vec<String> = zone.records.values().map(|r| r.owner.to_string()).collect();
         names.sort();
@@ -893,7 +546,7 @@ mod tests {
     /// the old one is gone from memory at the switch (its deletes later are no-ops).
     #[test]
     fn a_generation_switch_replaces_the_records_at_once() {
-        let mut c = Control::new(crate::testing::state("", None).served);
+        let mut c = ControlState::new(crate::testing::state("", None).served);
         let rec = |name: &str, n: u8| RecordDoc::from_record(&a(name, n));
         let mut changes =
             vec![put(1, keys::zone("1/t."), &zone_doc("")), put(1, keys::record("1/t.", "old1"), &rec("old.t.", 1))];
@@ -918,7 +571,7 @@ mod tests {
     /// At start-up records come before their zone: each goes to the served generation or aside.
     #[test]
     fn listed_records_are_sorted_by_generation_when_the_zone_arrives() {
-        let mut c = Control::new(crate::testing::state("", None).served);
+        let mut c = ControlState::new(crate::testing::state("", None).served);
         let rec = |name: &str, n: u8| RecordDoc::from_record(&a(name, n));
         let changes = [
             put(1, keys::record("1/t.", "g1~a"), &rec("live.t.", 1)),

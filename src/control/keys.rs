@@ -1,0 +1,266 @@
+//! The store's key layout, in one type: [`Key`] names every document by what it is, writes its stored form
+//! (`Display`) and reads it back (`Key::parse`), so building and matching keys can never disagree. Id components
+//! are escaped so that a `/` inside an id can never forge another key.
+
+use std::borrow::Cow;
+use std::fmt;
+
+pub const ACCOUNT: &str = "account/";
+pub const USER: &str = "user/";
+pub const VPC: &str = "vpc/";
+pub const LINK: &str = "link/";
+pub const ZONE: &str = "zone/";
+pub const SCOPE: &str = "scope/";
+pub const RECORD: &str = "record/";
+pub const KEY: &str = "key/";
+pub const LINK_REQUEST: &str = "linkreq/";
+pub const BLOCK: &str = "block/";
+pub const INBOX: &str = "inbox/";
+pub const AUDIT: &str = "audit/";
+pub const USAGE: &str = "usage/";
+pub const RULE: &str = "rule/";
+/// The store's own bookkeeping (its key layout version).
+pub const META: &str = "meta/";
+
+/// A key of the store, by what it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key<'a> {
+    Account {
+        uid: Cow<'a, str>,
+    },
+    User {
+        account: Cow<'a, str>,
+        name: Cow<'a, str>,
+    },
+    Vpc {
+        id: Cow<'a, str>,
+    },
+    /// `account` may use `linked`'s VPCs.
+    Link {
+        account: Cow<'a, str>,
+        linked: Cow<'a, str>,
+    },
+    Zone {
+        id: Cow<'a, str>,
+    },
+    Scope {
+        zone: Cow<'a, str>,
+    },
+    Record {
+        zone: Cow<'a, str>,
+        id: Cow<'a, str>,
+    },
+    AccessKey {
+        id: Cow<'a, str>,
+    },
+    LinkRequest {
+        id: Cow<'a, str>,
+    },
+    /// `account` blocks `blocked`'s link requests.
+    Block {
+        account: Cow<'a, str>,
+        blocked: Cow<'a, str>,
+    },
+    Inbox {
+        account: Cow<'a, str>,
+        id: Cow<'a, str>,
+    },
+    Rule {
+        id: Cow<'a, str>,
+    },
+    /// An audit entry of `account` (the account leads, so a tenant's read is one range).
+    Audit {
+        account: Cow<'a, str>,
+        millis: u64,
+        event: Cow<'a, str>,
+    },
+    /// A usage bucket: the owner billed, the minute, the node that counted (each node writes only its own).
+    Usage {
+        owner: Cow<'a, str>,
+        minute: u64,
+        node: Cow<'a, str>,
+    },
+    /// The store's own bookkeeping.
+    Meta,
+}
+
+impl<'a> Key<'a> {
+    /// The key a stored key names; `None` for a key of no known layout.
+    pub fn parse(key: &'a str) -> Option<Key<'a>> {
+        let (kind, rest) = key.split_once('/')?;
+        let raw: Vec<&'a str> = rest.split('/').collect();
+        let part = |i: usize| raw.get(i).copied().map(unesc);
+        let parsed = match (kind, raw.len()) {
+            ("account", 1) => Key::Account { uid: part(0)? },
+            ("user", 2) => Key::User { account: part(0)?, name: part(1)? },
+            ("vpc", 1) => Key::Vpc { id: part(0)? },
+            ("link", 2) => Key::Link { account: part(0)?, linked: part(1)? },
+            ("zone", 1) => Key::Zone { id: part(0)? },
+            ("scope", 1) => Key::Scope { zone: part(0)? },
+            ("record", 2) => Key::Record { zone: part(0)?, id: part(1)? },
+            ("key", 1) => Key::AccessKey { id: part(0)? },
+            ("linkreq", 1) => Key::LinkRequest { id: part(0)? },
+            ("block", 2) => Key::Block { account: part(0)?, blocked: part(1)? },
+            ("inbox", 2) => Key::Inbox { account: part(0)?, id: part(1)? },
+            ("rule", 1) => Key::Rule { id: part(0)? },
+            ("audit", 2) => {
+                let (millis, event) = raw.get(1)?.split_once('-')?;
+                Key::Audit { account: part(0)?, millis: millis.parse().ok()?, event: unesc(event) }
+            }
+            ("usage", 3) => Key::Usage { owner: part(0)?, minute: raw.get(1)?.parse().ok()?, node: part(2)? },
+            ("meta", _) => Key::Meta,
+            _ => return None,
+        };
+        Some(parsed)
+    }
+
+    /// Whether a document under this key is part of the served model's structure (VPCs, scopes, rules, links,
+    /// accounts): a change to one may change what every VPC sees.
+    pub fn is_structure(&self) -> bool {
+        matches!(
+            self,
+            Key::Account { .. }
+                | Key::User { .. }
+                | Key::Vpc { .. }
+                | Key::Link { .. }
+                | Key::Scope { .. }
+                | Key::Rule { .. }
+        )
+    }
+}
+
+impl fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Account { uid } => write!(f, "{ACCOUNT}{}", esc(uid)),
+            Key::User { account, name } => write!(f, "{USER}{}/{}", esc(account), esc(name)),
+            Key::Vpc { id } => write!(f, "{VPC}{}", esc(id)),
+            Key::Link { account, linked } => write!(f, "{LINK}{}/{}", esc(account), esc(linked)),
+            Key::Zone { id } => write!(f, "{ZONE}{}", esc(id)),
+            Key::Scope { zone } => write!(f, "{SCOPE}{}", esc(zone)),
+            Key::Record { zone, id } => write!(f, "{RECORD}{}/{}", esc(zone), esc(id)),
+            Key::AccessKey { id } => write!(f, "{KEY}{}", esc(id)),
+            Key::LinkRequest { id } => write!(f, "{LINK_REQUEST}{}", esc(id)),
+            Key::Block { account, blocked } => write!(f, "{BLOCK}{}/{}", esc(account), esc(blocked)),
+            Key::Inbox { account, id } => write!(f, "{INBOX}{}/{}", esc(account), esc(id)),
+            Key::Rule { id } => write!(f, "{RULE}{}", esc(id)),
+            Key::Audit { account, millis, event } => write!(f, "{AUDIT}{}/{millis:016}-{}", esc(account), esc(event)),
+            Key::Usage { owner, minute, node } => write!(f, "{USAGE}{}/{minute:012}/{}", esc(owner), esc(node)),
+            Key::Meta => f.write_str(META),
+        }
+    }
+}
+
+/// `%` and `/` escaped, so that ids join into keys unambiguously.
+pub fn esc(part: &str) -> String {
+    part.replace('%', "%25").replace('/', "%2F")
+}
+
+pub fn unesc(part: &str) -> Cow<'_, str> {
+    // Almost no id holds a '%': no copy then (start-up reads a million record keys).
+    if part.contains('%') {
+        Cow::Owned(part.replace("%2F", "/").replace("%25", "%"))
+    } else {
+        Cow::Borrowed(part)
+    }
+}
+
+// The stored form of each key, for the writers (`Plan::put(keys::zone(id), …)`).
+
+pub fn account(uid: &str) -> String {
+    Key::Account { uid: uid.into() }.to_string()
+}
+pub fn user(uid: &str, name: &str) -> String {
+    Key::User { account: uid.into(), name: name.into() }.to_string()
+}
+pub fn vpc(id: &str) -> String {
+    Key::Vpc { id: id.into() }.to_string()
+}
+pub fn link(account: &str, linked: &str) -> String {
+    Key::Link { account: account.into(), linked: linked.into() }.to_string()
+}
+pub fn zone(id: &str) -> String {
+    Key::Zone { id: id.into() }.to_string()
+}
+pub fn scope(id: &str) -> String {
+    Key::Scope { zone: id.into() }.to_string()
+}
+/// The prefix of every record of a zone.
+pub fn records(zone: &str) -> String {
+    format!("{RECORD}{}/", esc(zone))
+}
+pub fn record(zone: &str, rid: &str) -> String {
+    Key::Record { zone: zone.into(), id: rid.into() }.to_string()
+}
+pub fn access_key(id: &str) -> String {
+    Key::AccessKey { id: id.into() }.to_string()
+}
+pub fn link_request(id: &str) -> String {
+    Key::LinkRequest { id: id.into() }.to_string()
+}
+pub fn block(account: &str, blocked: &str) -> String {
+    Key::Block { account: account.into(), blocked: blocked.into() }.to_string()
+}
+pub fn inbox(account: &str, id: &str) -> String {
+    Key::Inbox { account: account.into(), id: id.into() }.to_string()
+}
+pub fn rule(id: &str) -> String {
+    Key::Rule { id: id.into() }.to_string()
+}
+pub fn audit(account: &str, millis: u64, event: &str) -> String {
+    Key::Audit { account: account.into(), millis, event: event.into() }.to_string()
+}
+pub fn usage(owner: &str, minute: u64, node: &str) -> String {
+    Key::Usage { owner: owner.into(), minute, node: node.into() }.to_string()
+}
+
+/// The (zone id, record id) of a record key.
+pub fn parse_record(key: &str) -> Option<(String, crate::model::state::RecordId)> {
+    match Key::parse(key)? {
+        Key::Record { zone, id } => Some((zone.into_owned(), id.as_ref().into())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_reads_back_as_written() {
+        let odd = "a/b%c";
+        let keys = [
+            Key::Account { uid: odd.into() },
+            Key::User { account: "1".into(), name: odd.into() },
+            Key::Vpc { id: odd.into() },
+            Key::Link { account: "1".into(), linked: "2".into() },
+            Key::Zone { id: "1/corp.internal.".into() },
+            Key::Scope { zone: "1/corp.internal.".into() },
+            Key::Record { zone: "1/corp.internal.".into(), id: "g1~abc".into() },
+            Key::AccessKey { id: odd.into() },
+            Key::LinkRequest { id: "r".into() },
+            Key::Block { account: "1".into(), blocked: "2".into() },
+            Key::Inbox { account: "1".into(), id: "m".into() },
+            Key::Rule { id: odd.into() },
+            Key::Audit { account: "1".into(), millis: 1_700_000_000_000, event: "ev-1".into() },
+            Key::Usage { owner: "1".into(), minute: 28_000_000, node: "n/1".into() },
+            Key::Meta,
+        ];
+        for key in keys {
+            let text = key.to_string();
+            assert_eq!(Key::parse(&text).as_ref(), Some(&key), "{text}");
+        }
+    }
+
+    #[test]
+    fn escaping_keeps_ids_from_forging_keys() {
+        assert_eq!(zone("1/../x"), "zone/1%2F..%2Fx");
+        assert_eq!(Key::parse("zone/a/b"), None, "an unescaped / is no zone key");
+        assert_eq!(Key::parse("nonsense/x"), None);
+        assert_eq!(Key::parse("record/z"), None, "a record key names its zone and its id");
+        assert_eq!(parse_record(&record("1/z.", "g~r")), Some(("1/z.".to_string(), "g~r".into())));
+        assert_eq!(audit("1", 5, "e"), "audit/1/0000000000000005-e");
+        assert_eq!(usage("1", 7, "n"), "usage/1/000000000007/n");
+        assert_eq!(records("1/z."), "record/1%2Fz./");
+    }
+}
