@@ -17,6 +17,7 @@ pub mod ops;
 pub mod precedence;
 pub mod stage;
 pub mod usage;
+mod write;
 
 pub mod api;
 pub mod notify;
@@ -31,7 +32,6 @@ use crate::control::store::{Change, Compare, Op, Store, TxnOutcome};
 use crate::model::compile::Compiler;
 use crate::model::publish::SnapshotCell;
 use crate::model::snapshot::Snapshot;
-use crate::model::validate;
 use crate::settings::Served;
 pub use auth::Actor;
 pub use error::ControlError;
@@ -117,41 +117,6 @@ pub struct ControlPlane {
     following: std::sync::atomic::AtomicBool,
 }
 
-/// How many times a write is planned again after another node changed what it read.
-const PLAN_ATTEMPTS: usize = 8;
-
-/// One try of a write.
-enum Attempt {
-    Done(Value, Box<Plan>),
-    /// A guarded key changed since the state the plan read; the state must reach `revision` first.
-    Stale {
-        revision: u64,
-    },
-}
-
-/// A compare per key the plan writes (unless the plan compares it already): the key is still at the revision the
-/// plan saw. Staged keys are fresh (a new generation) and need none; audit entries are new by construction.
-fn guards_of(plan: &Plan, current: &ControlState) -> Vec<Compare> {
-    let mut guards: Vec<Compare> = Vec::new();
-    for op in &plan.ops {
-        let key = match op {
-            Op::Put { key, .. } | Op::Delete { key } => key,
-            Op::DeletePrefix { .. } => continue,
-        };
-        if key.starts_with(keys::AUDIT) || key.starts_with(keys::USAGE) {
-            continue;
-        }
-        if plan.compares.iter().chain(&guards).any(|c| &c.key == key) {
-            continue;
-        }
-        guards.push(Compare { key: key.clone(), mod_revision: current.key_revision(key) });
-    }
-    guards
-}
-
-/// How long a write waits for the feed to bring its own commit before reading the history itself.
-const FEED_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
 pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -223,163 +188,6 @@ impl ControlPlane {
         let control = self.current();
         let ctx = Ctx { actor, if_match: None, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
         f(&control, &ctx)
-    }
-
-    /// Plans, validates, commits and publishes one change. Returns the response with the commit revision.
-    ///
-    /// Every key the plan writes is guarded: the commit only applies if the key is still at the revision the plan
-    /// read, so two nodes that change the same document at once can never lose one of the changes. When a guard
-    /// (not the caller's own If-Match) fails, the state is brought up to date and the operation planned again.
-    pub fn execute(
-        &self,
-        caller: &Caller,
-        op: impl Fn(&ControlState, &Ctx) -> Result<Plan, ControlError>,
-    ) -> Result<(Value, Plan), ControlError> {
-        for _ in 0..PLAN_ATTEMPTS {
-            match self.try_execute(caller, &op)? {
-                Attempt::Done(response, plan) => {
-                    if !plan.collect.is_empty() {
-                        // A bulk change replaced a generation of records: its history is the bulk of the store's
-                        // growth, so it goes now rather than at the next periodic compaction.
-                        if let Err(e) = self.compact_history() {
-                            tracing::warn!(error = format!("{e:#}"), "compacting the store's history failed");
-                        }
-                    }
-                    return Ok((response, *plan));
-                }
-                Attempt::Stale { revision } => {
-                    // Another node changed what this plan read: wait until its change is here, then plan again.
-                    if !self.wait_applied(revision, FEED_WAIT) {
-                        self.catch_up()?;
-                    }
-                }
-            }
-        }
-        Err(ControlError::conflict(
-            "busy",
-            "the documents this change reads kept changing under concurrent writers; try again",
-        ))
-    }
-
-    fn try_execute(
-        &self,
-        caller: &Caller,
-        op: &impl Fn(&ControlState, &Ctx) -> Result<Plan, ControlError>,
-    ) -> Result<Attempt, ControlError> {
-        let started = std::time::Instant::now();
-        let (actor, remote) = (&caller.actor, caller.remote.as_str());
-        let ctx =
-            Ctx { actor, if_match: caller.if_match, now: unix_now(), secret: &self.secret, code_ttl: self.code_ttl };
-        // Planned before the writer lock: a bulk change (an import) parses its input and writes its records, under
-        // keys nothing reads yet, without holding up other writers; only its switch waits for the lock.
-        let mut base = self.current();
-        let mut plan = op(&base, &ctx)?;
-        let staged_ops = std::mem::take(&mut plan.staged);
-        let staged = stage::write(self.store.as_ref(), &staged_ops)?;
-        // A panic inside a write only ever touched a copy of the state, so a poisoned lock is safe to take over.
-        let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let locked = std::time::Instant::now();
-        let current = self.current();
-        if staged_ops.is_empty() && current.revision != base.revision {
-            // Others committed meanwhile: a small change is simply planned again on what is there now. (A bulk
-            // one keeps its plan: the guards below hold every key it read to the revision it read.)
-            base = current.clone();
-            plan = op(&base, &ctx)?;
-            if !plan.staged.is_empty() {
-                return Ok(Attempt::Stale { revision: current.revision });
-            }
-        }
-        if plan.ops.is_empty() && staged_ops.is_empty() {
-            let mut response = plan.response.clone();
-            add_revision(&mut response, current.revision);
-            return Ok(Attempt::Done(response, Box::new(plan)));
-        }
-        // The staged records are in the store at their own revisions already: the commit comes after them (and
-        // after whatever others committed meanwhile, which `current` holds).
-        let provisional = current.revision.max(staged.last_revision()) + 1;
-        let mut next = (*current).clone();
-        let main: Vec<Op> = plan.ops.iter().chain(&plan.collect).cloned().collect();
-        let mut trial = staged.changes();
-        trial.extend(changes_of(&main, &current, provisional));
-        let problems = next.apply(&trial);
-        if !problems.is_empty() {
-            // A document the model cannot read (a bad CIDR, an unknown site): the caller's input, refused whole.
-            return Err(ControlError::InvalidState(problems));
-        }
-        precedence::resolve(&current, &mut next, actor, &mut plan, ctx.now, provisional)?;
-        if let Some((action, target)) = &plan.audit {
-            let accounts = audit::affected_accounts(&plan.ops, &current, &next);
-            let event = audit::Event { actor, remote, action, target, refused: None };
-            plan.ops.extend(event.ops(&accounts, unix_millis())?);
-        }
-        let guards = guards_of(&plan, &base);
-        let mut changed = next.take_dirty();
-        validate::validate_changed(&next.state, Some(&changed)).map_err(|p| ControlError::InvalidState(p.0))?;
-        let mut compares = plan.compares.clone();
-        compares.extend(guards.iter().cloned());
-        let outcome = match stage::commit(self.store.as_ref(), &compares, &plan) {
-            Err(e) if e.code() == "outcome_unknown" => {
-                // The switch may have happened: the staged records may be live, so they stay.
-                staged.keep();
-                return Err(e);
-            }
-            other => other?,
-        };
-        let revision = match outcome {
-            TxnOutcome::Committed { revision } => {
-                staged.keep();
-                revision
-            }
-            TxnOutcome::Conflict { key, expected, actual } => {
-                let guarded = guards.iter().any(|g| g.key == key) && !plan.compares.iter().any(|c| c.key == key);
-                if guarded {
-                    return Ok(Attempt::Stale { revision: actual.max(current.revision + 1) });
-                }
-                return Err(ControlError::stale(format!(
-                    "{key} is at revision {actual}, not {expected}: read it again and retry"
-                )));
-            }
-        };
-        if revision != provisional && self.following.load(std::sync::atomic::Ordering::Relaxed) {
-            // Other nodes committed since `current`: the feed brings their changes and ours, in order. Waiting for
-            // it (without the writer lock, which the feed needs) is cheaper than reading the history again.
-            drop(compiler);
-            // A bulk change is hundreds of transactions for the feed to bring: give it time in proportion.
-            let wait = FEED_WAIT + std::time::Duration::from_millis(staged_ops.len() as u64 / 4);
-            let done = self.wait_applied(revision, wait);
-            compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if done || self.current().revision >= revision {
-                let mut response = plan.response.clone();
-                add_revision(&mut response, revision);
-                return Ok(Attempt::Done(response, Box::new(plan)));
-            }
-        }
-        let latest = self.current();
-        if revision != provisional || latest.revision != current.revision {
-            // Other commits landed since `current` (usage buckets, or another node on the same store): rebuild
-            // from the change history, which holds ours too, instead of trusting the provisional copy.
-            next = (*latest).clone();
-            let changes = self.store.changes_since(latest.revision, usize::MAX).map_err(|e| {
-                ControlError::internal(format!("committed at revision {revision}, but reading it back failed: {e}"))
-            })?;
-            for problem in next.apply(&changes) {
-                tracing::error!(problem, "a stored document was skipped");
-            }
-            changed = next.take_dirty();
-        }
-        let compiling = std::time::Instant::now();
-        self.publish(&mut compiler, next, Some(&changed), started);
-        tracing::debug!(
-            revision,
-            staged = staged_ops.len(),
-            before_lock_ms = (locked - started).as_secs_f64() * 1e3,
-            locked_ms = locked.elapsed().as_secs_f64() * 1e3,
-            compile_ms = compiling.elapsed().as_secs_f64() * 1e3,
-            "change committed and published"
-        );
-        let mut response = plan.response.clone();
-        add_revision(&mut response, revision);
-        Ok(Attempt::Done(response, Box::new(plan)))
     }
 
     /// Drops the change history this node no longer needs, so the store's size follows its live data. Only for a
@@ -488,29 +296,6 @@ impl ControlPlane {
 /// A store failure as the control plane reports it (see `ControlError`'s `From<StoreError>`).
 pub fn store_error(e: crate::control::store::StoreError) -> ControlError {
     ControlError::from(e)
-}
-
-fn add_revision(response: &mut Value, revision: u64) {
-    if let Value::Object(map) = response {
-        map.insert("revision".into(), Value::from(revision));
-    }
-}
-
-/// The changes a list of ops makes, as the store would record them (DeletePrefix expands to the keys it hits).
-fn changes_of(ops: &[Op], current: &ControlState, revision: u64) -> Vec<Change> {
-    let mut changes = Vec::new();
-    for op in ops {
-        match op {
-            Op::Put { key, value } => changes.push(Change { revision, key: key.clone(), value: Some(value.clone()) }),
-            Op::Delete { key } => changes.push(Change { revision, key: key.clone(), value: None }),
-            Op::DeletePrefix { prefix } => {
-                for key in current.keys_under(prefix) {
-                    changes.push(Change { revision, key, value: None });
-                }
-            }
-        }
-    }
-    changes
 }
 
 /// The key layout's version, in the store: 2 keys audit entries and usage buckets by account.

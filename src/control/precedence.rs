@@ -60,7 +60,7 @@ pub fn resolve(
         report.push(DetachedForeign { detached, owner: first.owner.0.clone(), name: first.name.to_string() });
         tell_owner(next, &mut extra, &items, now)?;
     }
-    let changes = super::changes_of(&extra.ops, next, revision);
+    let changes = super::write::changes_of(&extra.ops, next, revision);
     let problems = next.apply(&changes);
     if !problems.is_empty() {
         return Err(ControlError::internal(format!("detaching shadowed bindings: {}", problems.join("; "))));

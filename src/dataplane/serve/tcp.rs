@@ -208,22 +208,9 @@ async fn connection(
     let mut message = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
     loop {
-        // Between queries a shutdown closes the connection; a query already being read is still answered.
-        let next = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => break,
-            next = timeout(shared.limits.idle, reader.read_u16()) => next,
-        };
-        let len = match next {
-            Ok(Ok(len)) => len as usize,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => break, // idle: close quietly
-        };
-        message.resize(len, 0);
-        match timeout(shared.limits.read, reader.read_exact(&mut message)).await {
-            Ok(result) => result?,
-            Err(_) => break, // a message that trickles in too slowly
-        };
+        if !next_message(&mut reader, &shared.limits, &mut shutdown, &mut message).await? {
+            break;
+        }
         let started = std::time::Instant::now();
         let Some((snapshot, outcome)) = answer(shared, &message, peer, local, &mut out).await else {
             if let Some(events) = shared.observers.events() {
@@ -250,6 +237,32 @@ async fn connection(
     drop(tx);
     let _ = writer_task.await;
     Ok(())
+}
+
+/// Reads the next length-prefixed message into `message`; `false` when the connection should close: the client
+/// closed it, it stayed idle too long, a message trickled in too slowly, or the server is shutting down (between
+/// queries: a query already being read is still answered).
+async fn next_message(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    limits: &TcpLimits,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    message: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    let next = tokio::select! {
+        _ = shutdown.wait_for(|stop| *stop) => return Ok(false),
+        next = timeout(limits.idle, reader.read_u16()) => next,
+    };
+    let len = match next {
+        Ok(Ok(len)) => usize::from(len),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Ok(false), // idle: close quietly
+    };
+    message.resize(len, 0);
+    match timeout(limits.read, reader.read_exact(message)).await {
+        Ok(result) => result.map(|_| true),
+        Err(_) => Ok(false), // a message that trickles in too slowly
+    }
 }
 
 /// Answers one message into `out`, resolving outside the private zones when it must (the snapshot the request

@@ -4,15 +4,20 @@
 //! reads the state; it never builds tables. The rules are the product's contract: who may bind which VPC to which
 //! zone, which zone contents a private zone may hold, and which VPC prefixes can coexist on one listener.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
 use crate::dns::name::Name;
-use crate::dns::rdata::{type_name, RData, Record};
-use crate::model::state::{Changes, State, Uid, Vpc, VpcId, Zone};
-use smallvec::SmallVec;
+use crate::model::state::{Changes, State, Zone};
+
+mod records;
+mod tenancy;
+
+use records::check_zone_records;
+use tenancy::{check_prefixes, check_views};
+pub use tenancy::{shadowed, BindingKind, Shadowed};
 
 /// Every problem found in a state, each naming the offending item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -262,100 +267,6 @@ fn check_zone_binding(state: &State, zone: &Zone, p: &mut Vec<String>) {
     }
 }
 
-/// The per-record rules; with `only`, just the records of the listed (lower-case) owners, found through the
-/// zone's owner order, so checking a few owners of a large zone is cheap.
-fn check_zone_records(zone: &Zone, max_rrset: usize, only: Option<&BTreeSet<Name>>, p: &mut Vec<String>) {
-    let what = format!("zone {} ({})", zone.name, zone.origin);
-    let apex = zone.name.lower();
-    match only {
-        None => check_runs(zone.records.values(), &what, apex.wire(), max_rrset, p),
-        Some(owners) => {
-            for owner in owners {
-                check_runs(zone.records.at(owner).map(|(_, r)| r), &what, apex.wire(), max_rrset, p);
-            }
-        }
-    }
-}
-
-/// Checks records given in owner order (each owner's records together), record by record and owner by owner.
-fn check_runs<'z>(
-    records: impl Iterator<Item = &'z Record>,
-    what: &str,
-    apex: &[u8],
-    max_rrset: usize,
-    p: &mut Vec<String>,
-) {
-    let mut run: SmallVec<[&Record; 4]> = SmallVec::new();
-    for r in records {
-        let owner = r.owner.wire();
-        if !crate::dns::name::is_at_or_below(owner, apex) {
-            p.push(format!("{what}: record {} {} lies outside the zone", r.owner, type_name(r.rdata.rtype())));
-            continue;
-        }
-        let at_apex = owner.eq_ignore_ascii_case(apex);
-        match &r.rdata {
-            RData::Dname(_) => p.push(format!("{what}: {} DNAME: private zones do not serve DNAME", r.owner)),
-            RData::Ns(_) if !at_apex => p.push(format!(
-                "{what}: {} NS: private zones do not delegate (NS is allowed only at the apex)",
-                r.owner
-            )),
-            RData::Soa(_) if !at_apex => p.push(format!("{what}: {} SOA: an SOA belongs only at the apex", r.owner)),
-            // The apex always holds SOA and NS (generated when absent), so a CNAME there is beside other data.
-            RData::Cname(_) if at_apex => {
-                p.push(format!("{what}: {} CNAME: the apex holds SOA and NS, so it cannot hold a CNAME", r.owner))
-            }
-            _ => {}
-        }
-        if run.first().is_some_and(|first| !first.owner.wire().eq_ignore_ascii_case(owner)) {
-            check_owner(&run, what, apex, max_rrset, p);
-            run.clear();
-        }
-        run.push(r);
-    }
-    check_owner(&run, what, apex, max_rrset, p);
-}
-
-/// The rules about one owner's records together: CNAME alone and single, one SOA, RRset sizes.
-fn check_owner(records: &[&Record], what: &str, apex: &[u8], max_rrset: usize, p: &mut Vec<String>) {
-    let Some(first) = records.first() else { return };
-    let owner = &first.owner;
-    let mut cname: Option<&Name> = None;
-    let (mut cnames, mut soas) = (0usize, 0usize);
-    let mut per_type: SmallVec<[(u16, usize); 4]> = SmallVec::new();
-    for r in records {
-        match &r.rdata {
-            RData::Cname(target) => {
-                cnames += 1;
-                // Identical CNAME lines are one record (a file may repeat a line); different targets are an error.
-                match cname {
-                    Some(first) if !first.wire().eq_ignore_ascii_case(target.wire()) => {
-                        p.push(format!("{what}: {owner} has more than one CNAME"));
-                        return;
-                    }
-                    Some(_) => {}
-                    None => cname = Some(target),
-                }
-            }
-            RData::Soa(_) => soas += 1,
-            _ => {}
-        }
-        let t = r.rdata.rtype();
-        match per_type.iter_mut().find(|(rt, _)| *rt == t) {
-            Some((_, n)) => *n += 1,
-            None => per_type.push((t, 1)),
-        }
-    }
-    if cnames > 0 && records.len() > cnames {
-        p.push(format!("{what}: {owner} has a CNAME beside other data"));
-    }
-    if soas > 1 && owner.wire().eq_ignore_ascii_case(apex) {
-        p.push(format!("{what}: more than one SOA at the apex"));
-    }
-    for (t, n) in per_type.into_iter().filter(|(_, n)| *n > max_rrset) {
-        p.push(format!("{what}: {owner} {} has {n} records; an RRset holds at most {max_rrset}", type_name(t)));
-    }
-}
-
 /// Per account: at most so many zones, records, bytes of records and forwarding rules (`[limits]`).
 fn check_quotas(state: &State, rules_changed: bool, p: &mut Vec<String>) {
     let limits = state.served.limits;
@@ -390,195 +301,6 @@ fn check_quotas(state: &State, rules_changed: bool, p: &mut Vec<String>) {
             ));
         }
     }
-}
-
-/// Per VPC: no two visible zones of the same name, and no zone or rule of another account at or below a name that
-/// the VPC's own account binds there (a linked account adds names to a VPC, never takes the owner's).
-fn check_views(state: &State, p: &mut Vec<String>) {
-    let mut visible: BTreeMap<&VpcId, Vec<&Zone>> = BTreeMap::new();
-    for zone in state.zones.values() {
-        for vpc in &zone.scope {
-            visible.entry(vpc).or_default().push(zone);
-        }
-    }
-    for (vpc_id, zones) in visible {
-        let mut by_name: HashMap<Name, &Zone> = HashMap::new();
-        for zone in &zones {
-            if by_name.insert(zone.name.lower(), zone).is_some() {
-                p.push(format!("vpc {vpc_id} would see two zones named {}", zone.name));
-            }
-        }
-    }
-    for s in shadowed(state) {
-        p.push(format!(
-            "{} {} ({}) of account {} would shadow names that vpc {}'s own account {} binds there ({}): a \
-             linked account may add names to a VPC, never take over the owner's",
-            s.kind.noun(),
-            s.name,
-            s.id,
-            s.owner,
-            s.vpc,
-            s.vpc_owner,
-            s.own_name
-        ));
-    }
-}
-
-/// What binds a name to a VPC: a private zone or a forwarding rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BindingKind {
-    Zone,
-    Rule,
-}
-
-impl BindingKind {
-    pub fn noun(self) -> &'static str {
-        match self {
-            BindingKind::Zone => "zone",
-            BindingKind::Rule => "forward rule",
-        }
-    }
-}
-
-/// A zone or rule of one account, in the scope of a VPC of another, at or below a name the VPC's own account binds
-/// to that VPC: the VPC owner's binding wins (see [`shadowed`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Shadowed {
-    pub vpc: VpcId,
-    pub vpc_owner: Uid,
-    pub kind: BindingKind,
-    /// The zone's or rule's id.
-    pub id: String,
-    pub owner: Uid,
-    pub name: Name,
-    /// The VPC owner's own binding that it would shadow (the most specific one at or above `name`).
-    pub own_name: Name,
-}
-
-/// One binding of a name to a VPC.
-struct Binding<'s> {
-    kind: BindingKind,
-    id: &'s str,
-    owner: &'s Uid,
-    name: &'s Name,
-}
-
-/// Every foreign binding that would take names from a VPC's owner: a zone or rule of account A scoped to a VPC of
-/// account B ≠ A, at or below a name B binds to that VPC itself (a zone or a rule, at any depth). Validation refuses
-/// them, the control plane detaches them when B binds the name later, and `compile` never serves them (so a state
-/// that got one anyway, from a race between nodes, still answers with the owner's data). In state order.
-pub fn shadowed(state: &State) -> Vec<Shadowed> {
-    // The common case, checked without building anything: no binding is of another account than its VPC's.
-    let foreign =
-        |owner: &Uid, scope: &[VpcId]| scope.iter().any(|v| state.vpcs.get(v).is_some_and(|vpc| vpc.account != *owner));
-    let any_foreign = state.zones.values().any(|z| foreign(&z.account, &z.scope))
-        || state.rules.values().any(|r| foreign(&r.account, &r.scope));
-    if !any_foreign {
-        return Vec::new();
-    }
-    let mut by_vpc: BTreeMap<&VpcId, Vec<Binding>> = BTreeMap::new();
-    for zone in state.zones.values() {
-        for vpc in &zone.scope {
-            let binding = Binding { kind: BindingKind::Zone, id: &zone.id.0, owner: &zone.account, name: &zone.name };
-            by_vpc.entry(vpc).or_default().push(binding);
-        }
-    }
-    for rule in state.rules.values() {
-        for vpc in &rule.scope {
-            let binding = Binding { kind: BindingKind::Rule, id: &rule.id, owner: &rule.account, name: &rule.domain };
-            by_vpc.entry(vpc).or_default().push(binding);
-        }
-    }
-    let mut found = Vec::new();
-    for (vpc_id, bindings) in by_vpc {
-        let Some(vpc) = state.vpcs.get(vpc_id) else { continue };
-        if bindings.iter().all(|b| *b.owner == vpc.account) {
-            continue;
-        }
-        let own: Vec<&Binding> = bindings.iter().filter(|b| *b.owner == vpc.account).collect();
-        for foreign in bindings.iter().filter(|b| *b.owner != vpc.account) {
-            let above = own.iter().filter(|o| foreign.name.is_at_or_below(o.name)).max_by_key(|o| o.name.label_count());
-            if let Some(own) = above {
-                found.push(Shadowed {
-                    vpc: vpc.id.clone(),
-                    vpc_owner: vpc.account.clone(),
-                    kind: foreign.kind,
-                    id: foreign.id.to_string(),
-                    owner: foreign.owner.clone(),
-                    name: foreign.name.clone(),
-                    own_name: own.name.clone(),
-                });
-            }
-        }
-    }
-    found
-}
-
-/// One prefix of one VPC, as an address range.
-struct PrefixEntry<'a> {
-    net: IpNet,
-    start: u128,
-    end: u128,
-    vpc: &'a Vpc,
-}
-
-fn range(net: &IpNet) -> (u128, u128) {
-    match net {
-        IpNet::V4(n) => (u32::from(n.network()) as u128, u32::from(n.broadcast()) as u128),
-        IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
-    }
-}
-
-/// On a listener two VPCs share: no identical prefixes, and no overlap between VPCs of different accounts (the
-/// longest-prefix rule is for one account's nested networks, never to let one tenant capture another's sources).
-/// Prefixes are either nested or disjoint, so one sorted sweep with a stack of enclosing prefixes finds every pair.
-fn check_prefixes(state: &State, p: &mut Vec<String>) {
-    for v4 in [true, false] {
-        let mut entries: Vec<PrefixEntry> = state
-            .vpcs
-            .values()
-            .flat_map(|vpc| vpc.cidrs.iter().map(move |net| (vpc, net)))
-            .filter(|(_, net)| matches!(net, IpNet::V4(_)) == v4)
-            .map(|(vpc, net)| {
-                let (start, end) = range(net);
-                PrefixEntry { net: *net, start, end, vpc }
-            })
-            .collect();
-        entries.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
-        let mut stack: Vec<&PrefixEntry> = Vec::new();
-        for entry in &entries {
-            while stack.last().is_some_and(|top| top.end < entry.start) {
-                stack.pop();
-            }
-            for outer in &stack {
-                check_pair(outer, entry, p);
-            }
-            stack.push(entry);
-        }
-    }
-}
-
-fn check_pair(outer: &PrefixEntry, inner: &PrefixEntry, p: &mut Vec<String>) {
-    if outer.vpc.id == inner.vpc.id || !share_listener(outer.vpc, inner.vpc) {
-        return;
-    }
-    if outer.net == inner.net {
-        p.push(format!(
-            "vpcs {} and {} both claim {} on a shared listener: a source there would be ambiguous",
-            outer.vpc.id, inner.vpc.id, inner.net
-        ));
-    } else if outer.vpc.account != inner.vpc.account {
-        p.push(format!(
-            "vpc {} ({}, account {}) overlaps vpc {} ({}, account {}) on a shared listener: prefixes of different \
-             accounts must not overlap",
-            outer.vpc.id, outer.net, outer.vpc.account, inner.vpc.id, inner.net, inner.vpc.account
-        ));
-    }
-}
-
-/// Two VPCs share a listener when either accepts every listener, or both name a common one.
-fn share_listener(a: &Vpc, b: &Vpc) -> bool {
-    a.listeners.is_empty() || b.listeners.is_empty() || a.listeners.iter().any(|l| b.listeners.contains(l))
 }
 
 /// A link being created (from a file, the API or the operator) must name an account that owns at least one VPC, as

@@ -23,9 +23,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Query, ResponseCode};
-use hickory_proto::rr::{Name, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::op::Query;
+use hickory_proto::rr::{Record, RecordType};
 use hickory_resolver::config::{NameServerConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::xfer::DnsHandle;
@@ -34,17 +33,19 @@ use hickory_resolver::{NameServerPool, PoolContext, TlsConfig};
 
 use crate::dataplane::respond::{OwnedRr, RecurseJob, Resolution, Resolved};
 use crate::dns::rdata::rtype;
-use crate::dns::{Ede, Rcode, Transport};
+use crate::dns::{Ede, Rcode};
 use crate::model::lookup;
 use crate::model::snapshot::{Route, Snapshot};
 use crate::settings::ResolverSettings;
 
+mod chain;
+mod upstream;
+
+use chain::{finished, private, walk_chain, Next};
+use upstream::{cache_ttl, from_message, is_timeout, name_of};
+
 /// How many times a chain may restart at a CNAME target (as the private lookup: BIND 9.18's limit).
 const MAX_RESTARTS: usize = lookup::MAX_RESTARTS;
-/// The longest a cached answer is kept, whatever its TTL (BIND's `max-cache-ttl` default is a week; a day here).
-const MAX_CACHE_TTL: u32 = 86_400;
-/// Negative answers without an SOA are cached this long (RFC 2308 §5 leaves it to the resolver).
-const NEGATIVE_WITHOUT_SOA: u32 = 30;
 
 /// EDE 22, No Reachable Authority (RFC 8914 §4.23): no server of the route answered in time.
 const EDE_UNREACHABLE: Ede = Ede { code: 22, text: "no upstream answered in time" };
@@ -395,200 +396,9 @@ enum Failure {
     Final(Ede),
 }
 
-/// Walks the chain a route answered for `name`, appending its records (TTLs aged) to `answers`, and cuts it where
-/// it enters a name that routes elsewhere for this VPC: a private zone it sees, or another route, whose answer
-/// for that name is the one to serve — never this route's. Returns the name the chain reached and where it goes
-/// next (`None`: it stays with this route).
-fn walk_chain(
-    snapshot: &Snapshot,
-    job: &RecurseJob,
-    route: &Route,
-    name: &[u8],
-    resolved: &Resolved,
-    aged: u32,
-    answers: &mut Vec<OwnedRr>,
-) -> (Vec<u8>, Option<Next>) {
-    let mut current = name.to_vec();
-    for rr in &resolved.answers {
-        let owner_is_current = lower(&rr.owner).as_deref() == Some(current.as_slice());
-        answers.push(OwnedRr { ttl: rr.ttl.saturating_sub(aged), ..rr.clone() });
-        if rr.rtype != rtype::CNAME || !owner_is_current || job.qtype == rtype::CNAME {
-            continue;
-        }
-        let Some(target) = lower(&rr.rdata) else { break };
-        current = target;
-        match where_to(snapshot, job.vpc, &current) {
-            Where::Private => return (current, Some(Next::Private)),
-            Where::Route(r) if r != *route => return (current, Some(Next::Route(r))),
-            _ => {}
-        }
-    }
-    (current, None)
-}
-
-/// The route's answer as it ends the chain: its rcode and authority (TTLs aged), after the chain so far.
-fn finished(resolved: &Resolved, answers: Vec<OwnedRr>, aged: u32) -> Resolved {
-    let authority = resolved.authority.iter().map(|rr| OwnedRr { ttl: rr.ttl.saturating_sub(aged), ..rr.clone() });
-    Resolved { rcode: resolved.rcode, answers, authority: authority.collect(), ede: resolved.ede }
-}
-
-/// Completes a chain from the private zone that holds `name` (a public CNAME pointed into it).
-fn private(snapshot: &Snapshot, job: &RecurseJob, name: &[u8], mut answers: Vec<OwnedRr>) -> Resolved {
-    let answer = lookup::lookup(snapshot, job.vpc, name, job.qtype, job.transport);
-    // Owners that are "the query name" here mean `name`.
-    for mut rr in OwnedRr::from_answer(&answer.answer) {
-        if rr.owner.is_empty() {
-            rr.owner = name.into();
-        }
-        answers.push(rr);
-    }
-    let mut authority = OwnedRr::from_answer(&answer.authority);
-    for rr in &mut authority {
-        if rr.owner.is_empty() {
-            rr.owner = name.into();
-        }
-    }
-    Resolved { rcode: answer.rcode, answers, authority, ede: answer.ede }
-}
-
-enum Next {
-    Private,
-    Route(Route),
-}
-
-enum Where {
-    Private,
-    Route(Route),
-    Nowhere,
-}
-
-/// Who answers `name` (lower-case wire) for the VPC: a private zone, a route, or nobody.
-fn where_to(snapshot: &Snapshot, vpc: crate::model::snapshot::VpcIdx, name: &[u8]) -> Where {
-    let answer = lookup::lookup(snapshot, vpc, name, rtype::A, Transport::Udp);
-    match answer.recurse {
-        Some(r) if r.target.is_none() => match snapshot.routes.get(r.route as usize) {
-            Some(route) => Where::Route(route.clone()),
-            None => Where::Nowhere,
-        },
-        Some(_) => Where::Private,
-        None if answer.zone.is_some() => Where::Private,
-        None => Where::Nowhere,
-    }
-}
-
-/// How long an answer may be cached: its smallest TTL (positive), or the negative TTL of its SOA (RFC 2308 §5:
-/// min(SOA TTL, SOA MINIMUM)); at most a day.
-fn cache_ttl(resolved: &Resolved) -> u32 {
-    let positive = !resolved.answers.is_empty() && resolved.rcode == Rcode::NoError;
-    let ttl = if positive {
-        resolved.answers.iter().map(|rr| rr.ttl).min().unwrap_or(0)
-    } else {
-        resolved
-            .authority
-            .iter()
-            .find(|rr| rr.rtype == rtype::SOA)
-            .map(|soa| soa.ttl.min(soa_minimum(&soa.rdata).unwrap_or(soa.ttl)))
-            .unwrap_or(NEGATIVE_WITHOUT_SOA)
-    };
-    ttl.min(MAX_CACHE_TTL)
-}
-
-/// The MINIMUM field of an uncompressed SOA RDATA: its last four bytes.
-fn soa_minimum(rdata: &[u8]) -> Option<u32> {
-    let tail = rdata.get(rdata.len().checked_sub(4)?..)?;
-    Some(u32::from_be_bytes([tail[0], tail[1], tail[2], tail[3]]))
-}
-
-fn is_timeout(e: &NetError) -> bool {
-    matches!(e, NetError::Timeout) || e.to_string().contains("timed out")
-}
-
-/// A response's sections as owned records (names uncompressed), with its rcode.
-fn from_message(code: ResponseCode, answers: &[Record], authority: &[Record]) -> Resolved {
-    let rcode = match code {
-        ResponseCode::NoError => Rcode::NoError,
-        ResponseCode::NXDomain => Rcode::NxDomain,
-        ResponseCode::Refused => Rcode::Refused,
-        _ => Rcode::ServFail,
-    };
-    let owned = |records: &[Record], only_soa: bool| -> Vec<OwnedRr> {
-        records.iter().filter(|r| !only_soa || r.record_type() == RecordType::SOA).filter_map(owned_record).collect()
-    };
-    Resolved { rcode, answers: owned(answers, false), authority: owned(authority, true), ede: None }
-}
-
-/// One record with its owner and RDATA as uncompressed wire bytes.
-fn owned_record(record: &Record) -> Option<OwnedRr> {
-    let owner = record.name.to_bytes().ok()?;
-    let mut rdata = Vec::new();
-    let mut encoder = BinEncoder::new(&mut rdata);
-    // Canonical form: no compression pointers inside RDATA copied into another message.
-    encoder.set_canonical_form(true);
-    record.data.emit(&mut encoder).ok()?;
-    Some(OwnedRr { owner: owner.into(), rtype: u16::from(record.record_type()), ttl: record.ttl, rdata: rdata.into() })
-}
-
-/// A hickory name from a wire name.
-fn name_of(wire: &[u8]) -> Option<Name> {
-    let mut labels = Vec::new();
-    let mut pos = 0;
-    while let Some(&len) = wire.get(pos) {
-        if len == 0 {
-            let mut name = Name::from_labels(labels).ok()?;
-            name.set_fqdn(true);
-            return Some(name);
-        }
-        labels.push(wire.get(pos + 1..pos + 1 + len as usize)?);
-        pos += 1 + len as usize;
-    }
-    None
-}
-
 /// The lower-case copy of a wire name (a CNAME's RDATA is exactly one name).
-fn lower(wire: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn lower(wire: &[u8]) -> Option<Vec<u8>> {
     let len = crate::dns::name::wire_len(wire)?;
     let mut buf = [0u8; crate::dns::name::MAX_NAME_LEN];
     Some(crate::dns::name::lower_into(&wire[..len], &mut buf).to_vec())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rr(rtype: u16, ttl: u32, rdata: &[u8]) -> OwnedRr {
-        OwnedRr { owner: Box::new([]), rtype, ttl, rdata: rdata.into() }
-    }
-
-    #[test]
-    fn positive_answers_live_for_their_smallest_ttl_negative_for_the_soa() {
-        let positive = Resolved {
-            rcode: Rcode::NoError,
-            answers: vec![rr(rtype::A, 300, &[1, 2, 3, 4]), rr(rtype::A, 60, &[1, 2, 3, 5])],
-            authority: vec![],
-            ede: None,
-        };
-        assert_eq!(cache_ttl(&positive), 60);
-        // SOA TTL 3600, MINIMUM 120: the negative TTL is 120 (RFC 2308 §5).
-        let mut soa = b"\x02ns\x00\x04host\x00".to_vec();
-        soa.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 120]);
-        let negative = Resolved {
-            rcode: Rcode::NxDomain,
-            answers: vec![],
-            authority: vec![rr(rtype::SOA, 3600, &soa)],
-            ede: None,
-        };
-        assert_eq!(cache_ttl(&negative), 120);
-        let bare = Resolved { rcode: Rcode::NxDomain, answers: vec![], authority: vec![], ede: None };
-        assert_eq!(cache_ttl(&bare), NEGATIVE_WITHOUT_SOA);
-        let huge = Resolved { rcode: Rcode::NoError, answers: vec![rr(rtype::A, u32::MAX, &[1, 2, 3, 4])], ..bare };
-        assert_eq!(cache_ttl(&huge), MAX_CACHE_TTL);
-    }
-
-    #[test]
-    fn wire_names_convert_both_ways() {
-        let name = name_of(b"\x03www\x07example\x00").expect("name");
-        assert_eq!(name.to_string(), "www.example.");
-        assert_eq!(lower(b"\x03WWW\x07Example\x00").as_deref(), Some(&b"\x03www\x07example\x00"[..]));
-        assert_eq!(name_of(b"\x03ww"), None);
-    }
 }

@@ -14,22 +14,24 @@
 //! error proves it was never proposed (no connection, no leader); after an ambiguous failure (a timeout, a leader
 //! change mid-request) the caller is told the outcome is unknown, never that it failed or succeeded.
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use etcd_client::{
-    Certificate, Client, Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
-    TlsOptions, Txn, TxnOp, TxnOpResponse,
+    Compare as EtcdCompare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp, TxnOpResponse,
 };
 
 use super::{Change, Compare, Entry, Feed, FeedEvent, Op, Store, StoreError, TxnOutcome};
-use crate::settings::{EtcdSettings, EtcdTls};
+use crate::settings::EtcdSettings;
 
+mod client;
+mod txn;
 mod watch;
+
+use client::{tls_options, Member, OwnRuntime, Retry};
+use txn::{coalesce, revision_of, to_etcd_revision};
 
 /// etcd's default `--max-txn-ops`: a transaction with more operations is refused by the server.
 pub const MAX_TXN_OPS: usize = 128;
@@ -42,17 +44,6 @@ const PAGE_MAX_BYTES: usize = 256 << 20;
 /// How long a replayed history must be quiet before `changes_since` takes it as complete (see there).
 const REPLAY_QUIET: Duration = Duration::from_millis(400);
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, etcd_client::Error>> + Send>>;
-
-/// May the request be sent again to another member after this error?
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    /// Reads and idempotent writes: after any transport failure.
-    Always,
-    /// Transactions: only when the request surely was not proposed.
-    IfUnsent,
-}
-
 pub struct EtcdStore {
     runtime: OwnRuntime,
     members: Vec<Member>,
@@ -60,51 +51,6 @@ pub struct EtcdStore {
     preferred: AtomicUsize,
     prefix: String,
     timeout: Duration,
-}
-
-/// One endpoint and its client, connected on first use (a member that is down at start-up must not stop it).
-struct Member {
-    url: String,
-    options: ConnectOptions,
-    client: Mutex<Option<Client>>,
-}
-
-/// A runtime on a thread of its own. Dropping it from inside another runtime is fine: only the thread shuts it
-/// down (tokio refuses to drop a runtime from async code).
-struct OwnRuntime {
-    handle: tokio::runtime::Handle,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl OwnRuntime {
-    fn start() -> Result<OwnRuntime, StoreError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("etcd-client")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Etcd { op: "start the client runtime", detail: e.to_string() })?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("etcd-runtime".into())
-            .spawn(move || {
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                });
-            })
-            .map_err(|e| StoreError::Etcd { op: "start the client thread", detail: e.to_string() })?;
-        Ok(OwnRuntime { handle, _stop: stop })
-    }
-
-    /// Runs `fut` on this runtime and waits for it from any thread.
-    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Option<T> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv().ok()
-    }
 }
 
 impl EtcdStore {
@@ -175,88 +121,6 @@ impl EtcdStore {
             create_revision: revision_of(kv.create_revision())?,
             mod_revision: revision_of(kv.mod_revision())?,
         })
-    }
-
-    /// The client of member `i`, connecting it when needed.
-    async fn client(url: String, options: ConnectOptions) -> Result<Client, etcd_client::Error> {
-        Client::connect([url], Some(options)).await
-    }
-
-    /// Runs `call` against the members in turn, from the preferred one, until one answers or retrying is not
-    /// safe. Two passes at most, with a short pause between them.
-    fn call<T: Send + 'static>(
-        &self,
-        op: &'static str,
-        retry: Retry,
-        call: impl Fn(Client) -> BoxFuture<T>,
-    ) -> Result<T, StoreError> {
-        let n = self.members.len();
-        let first = self.preferred.load(Ordering::Relaxed) % n;
-        let mut errors = Vec::new();
-        for attempt in 0..2 * n {
-            if attempt == n {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            let i = (first + attempt) % n;
-            let member = &self.members[i];
-            let cached = member.client.lock().map_err(|_| StoreError::Poisoned)?.clone();
-            let timeout = self.timeout;
-            let outcome = match cached {
-                Some(client) => {
-                    let fut = call(client);
-                    self.runtime.run(async move { tokio::time::timeout(timeout, fut).await })
-                }
-                None => {
-                    let (url, options) = (member.url.clone(), member.options.clone());
-                    let connected = self
-                        .runtime
-                        .run(async move { tokio::time::timeout(timeout, Self::client(url, options)).await });
-                    match connected {
-                        Some(Ok(Ok(client))) => {
-                            *member.client.lock().map_err(|_| StoreError::Poisoned)? = Some(client.clone());
-                            let fut = call(client);
-                            self.runtime.run(async move { tokio::time::timeout(timeout, fut).await })
-                        }
-                        Some(Ok(Err(e))) => {
-                            // A refusal (bad credentials) is the same on every member.
-                            if classify(&e) == Failure::Refused {
-                                return Err(refused(op, &e));
-                            }
-                            // Nothing was sent: every request may move on.
-                            errors.push(format!("{}: {e}", member.url));
-                            continue;
-                        }
-                        Some(Err(_)) | None => {
-                            errors.push(format!("{}: no connection within {timeout:?}", member.url));
-                            continue;
-                        }
-                    }
-                }
-            };
-            match outcome {
-                Some(Ok(Ok(value))) => {
-                    self.preferred.store(i, Ordering::Relaxed);
-                    return Ok(value);
-                }
-                Some(Ok(Err(e))) => {
-                    let kind = classify(&e);
-                    if kind == Failure::Refused {
-                        return Err(refused(op, &e));
-                    }
-                    errors.push(format!("{}: {e}", member.url));
-                    if retry == Retry::IfUnsent && kind != Failure::Unsent {
-                        return Err(StoreError::Unknown { op, detail: errors.join("; ") });
-                    }
-                }
-                Some(Err(_)) | None => {
-                    errors.push(format!("{}: no answer within {timeout:?}", member.url));
-                    if retry == Retry::IfUnsent {
-                        return Err(StoreError::Unknown { op, detail: errors.join("; ") });
-                    }
-                }
-            }
-        }
-        Err(StoreError::Unavailable { op, detail: errors.join("; ") })
     }
 
     /// Every entry in [start, end) at one revision, in pages; with the revision read.
@@ -345,128 +209,6 @@ impl EtcdStore {
         self.runtime.handle.spawn(watch::follow(members, first, prefix, after, timeout, tx));
         rx
     }
-}
-
-/// What kind of failure an error is, for retrying.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    /// The request never reached a leader: safe to send again.
-    Unsent,
-    /// It may or may not have been applied.
-    Ambiguous,
-    /// The cluster answered and refused it (bad request, permission, too large): retrying cannot help.
-    Refused,
-}
-
-fn classify(e: &etcd_client::Error) -> Failure {
-    use tonic::Code;
-    match e {
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => Failure::Unsent,
-        etcd_client::Error::GRpcStatus(status) => {
-            let message = status.message();
-            match status.code() {
-                Code::Unavailable
-                    if message.contains("no leader")
-                        || message.contains("connect")
-                        || message.contains("not capable")
-                        || message.contains("transport error") =>
-                {
-                    Failure::Unsent
-                }
-                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted => {
-                    Failure::Ambiguous
-                }
-                _ => Failure::Refused,
-            }
-        }
-        _ => Failure::Ambiguous,
-    }
-}
-
-fn refused(op: &'static str, e: &etcd_client::Error) -> StoreError {
-    if let etcd_client::Error::GRpcStatus(status) = e {
-        if status.message().contains("compacted") {
-            // Filled in by the caller that knows the revisions.
-            return StoreError::Compacted { requested: 0, oldest: 0 };
-        }
-    }
-    StoreError::Etcd { op, detail: e.to_string() }
-}
-
-/// The ops with the same effect that etcd accepts: it refuses a transaction that names a key twice, so only the last
-/// write of each key is kept (the change feed then shows one change for it, not each step). A write inside a range
-/// deleted earlier in the same transaction cannot be expressed and is refused.
-fn coalesce(ops: &[Op]) -> Result<Vec<Op>, StoreError> {
-    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
-    let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for op in ops {
-        match op {
-            Op::Put { key, .. } | Op::Delete { key } => {
-                if key.is_empty() {
-                    return Err(StoreError::Invalid("an operation names an empty key".into()));
-                }
-                let covered =
-                    out.iter().any(|o| matches!(o, Op::DeletePrefix { prefix } if key.starts_with(prefix.as_str())));
-                if covered {
-                    return Err(StoreError::Invalid(format!(
-                        "{key} is written after a prefix delete that covers it in the same transaction (etcd refuses it)"
-                    )));
-                }
-                if let Some(&i) = last.get(key.as_str()) {
-                    out[i] = op.clone();
-                } else {
-                    last.insert(key.clone(), out.len());
-                    out.push(op.clone());
-                }
-            }
-            Op::DeletePrefix { prefix } => {
-                if prefix.is_empty() {
-                    return Err(StoreError::Invalid("a prefix delete needs a non-empty prefix".into()));
-                }
-                // Earlier writes under the prefix are deleted by it anyway.
-                let mut kept = Vec::with_capacity(out.len() + 1);
-                for o in out.drain(..) {
-                    let under = match &o {
-                        Op::Put { key, .. } | Op::Delete { key } => key.starts_with(prefix.as_str()),
-                        Op::DeletePrefix { prefix: p } => p.starts_with(prefix.as_str()),
-                    };
-                    if !under {
-                        kept.push(o);
-                    }
-                }
-                out = kept;
-                out.push(op.clone());
-                last = out
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, o)| match o {
-                        Op::Put { key, .. } | Op::Delete { key } => Some((key.clone(), i)),
-                        Op::DeletePrefix { .. } => None,
-                    })
-                    .collect();
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn revision_of(revision: i64) -> Result<u64, StoreError> {
-    u64::try_from(revision).map_err(|_| StoreError::Corrupt(format!("negative revision {revision}")))
-}
-
-fn to_etcd_revision(revision: u64) -> Result<i64, StoreError> {
-    i64::try_from(revision).map_err(|_| StoreError::Invalid(format!("revision {revision} is out of range")))
-}
-
-fn tls_options(tls: &EtcdTls) -> Result<TlsOptions, StoreError> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| StoreError::Io { op: "read", path: path.to_path_buf(), source })
-    };
-    let mut options = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
-    if let Some(client) = &tls.client {
-        options = options.identity(Identity::from_pem(read(&client.cert)?, read(&client.key)?));
-    }
-    Ok(options)
 }
 
 impl Store for EtcdStore {
@@ -704,30 +446,5 @@ impl Store for EtcdStore {
 
     fn txn_limits(&self) -> Option<(usize, usize)> {
         Some((MAX_TXN_OPS, MAX_TXN_BYTES))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn put(key: &str) -> Op {
-        Op::Put { key: key.into(), value: key.as_bytes().to_vec() }
-    }
-
-    #[test]
-    fn coalesce_keeps_each_keys_last_write_in_first_position() {
-        let ops = [put("a"), put("b"), Op::Delete { key: "a".into() }, put("c")];
-        assert_eq!(coalesce(&ops).unwrap(), [Op::Delete { key: "a".into() }, put("b"), put("c")]);
-    }
-
-    #[test]
-    fn coalesce_drops_writes_a_later_prefix_delete_covers_and_refuses_the_reverse() {
-        let ops = [put("r/1"), put("s"), Op::DeletePrefix { prefix: "r/".into() }];
-        assert_eq!(coalesce(&ops).unwrap(), [put("s"), Op::DeletePrefix { prefix: "r/".into() }]);
-        let ops = [Op::DeletePrefix { prefix: "r/".into() }, put("r/1")];
-        assert!(matches!(coalesce(&ops), Err(StoreError::Invalid(_))));
-        assert!(matches!(coalesce(&[put("")]), Err(StoreError::Invalid(_))));
-        assert!(matches!(coalesce(&[Op::DeletePrefix { prefix: String::new() }]), Err(StoreError::Invalid(_))));
     }
 }

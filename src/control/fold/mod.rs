@@ -8,56 +8,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
 
+mod zones;
+
+pub use zones::PendingRecords;
+
 use crate::control::docs::{
-    decode, generation_of, parse_policy, AccountDoc, InboxDoc, KeyDoc, LinkDoc, LinkRequestDoc, RecordDoc, RuleDoc,
-    ScopeDoc, UserDoc, VpcDoc, ZoneDoc,
+    decode, parse_policy, AccountDoc, InboxDoc, KeyDoc, LinkDoc, LinkRequestDoc, RuleDoc, ScopeDoc, UserDoc, VpcDoc,
+    ZoneDoc,
 };
 use crate::control::keys::{self, Key};
 use crate::control::store::Change;
-use crate::dns::name::Name;
 use crate::dns::rdata::Record;
 use crate::model::state::{
-    share_scope_ids, Account, Changes, DirtyZone, Link, RecordId, Served, Site, State, Uid, User, Vpc, VpcId, Zone,
-    ZoneId, ZoneRecords,
+    share_scope_ids, Account, Changes, Link, RecordId, Served, Site, State, Uid, User, Vpc, VpcId, ZoneId,
 };
-
-/// Record writes (`None` = removed) for a zone not seen yet, in the order they came: the last write of an id
-/// counts. A list, not a map, because at start-up it holds every record of the store, arriving in id order.
-#[derive(Debug, Clone, Default)]
-pub struct PendingRecords(Vec<(RecordId, Option<Record>, u64)>);
-
-impl PendingRecords {
-    /// The last write of `id`, if it holds a record: that record's revision.
-    fn revision(&self, id: &str) -> Option<u64> {
-        let (_, record, revision) = self.0.iter().rev().find(|(rid, _, _)| rid == id)?;
-        record.as_ref().map(|_| *revision)
-    }
-
-    /// The ids whose last write holds a record.
-    fn ids(&self) -> Vec<&str> {
-        let mut last: HashMap<&str, bool> = HashMap::new();
-        for (rid, record, _) in &self.0 {
-            last.insert(rid.as_str(), record.is_some());
-        }
-        last.into_iter().filter_map(|(id, live)| live.then_some(id)).collect()
-    }
-
-    /// The zone's records: the last write of each id that holds one.
-    fn into_records(self) -> ZoneRecords {
-        let mut writes = self.0;
-        // Stable: the writes of one id stay in the order they came (and ids that came in order cost one pass).
-        writes.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut live: Vec<(RecordId, Record, u64)> = Vec::with_capacity(writes.len());
-        let mut writes = writes.into_iter().peekable();
-        while let Some((id, record, revision)) = writes.next() {
-            let superseded = writes.peek().is_some_and(|next| next.0 == id);
-            if let (false, Some(record)) = (superseded, record) {
-                live.push((id, record, revision));
-            }
-        }
-        ZoneRecords::from_revisions(live)
-    }
-}
 
 /// Everything the control plane knows, in memory, as of `revision`.
 #[derive(Debug, Clone)]
@@ -316,84 +280,6 @@ impl ControlState {
         Ok(())
     }
 
-    fn apply_zone(&mut self, id: &str, value: Option<&[u8]>, revision: u64) -> Result<(), String> {
-        let id = ZoneId(id.to_string());
-        let Some(value) = value else {
-            self.zone_docs.remove(&id);
-            self.scopes.remove(&id);
-            self.state.zones.remove(&id);
-            self.pending_records.remove(&id);
-            self.staged.remove(&id);
-            self.dirty.zones.insert(id, DirtyZone { full: true, owners: BTreeSet::new() });
-            self.dirty.structure = true;
-            return Ok(());
-        };
-        let doc: ZoneDoc = decode(value)?;
-        let name = Name::from_text(&doc.name, Some(&Name::root())).map_err(|e| e.to_string())?;
-        let account = Uid(doc.account.clone());
-        let same_generation = self.zone_docs.get(&id).is_none_or(|old| old.generation == doc.generation);
-        let fallback = crate::model::state::Fallback::parse(&doc.fallback).unwrap_or_default();
-        match self.state.zones.get_mut(&id) {
-            // The document is rewritten with every content change: its revision is the zone's (the SOA serial).
-            Some(zone) if zone.name == name && zone.account == account && same_generation => {
-                zone.revision = revision;
-                zone.fallback = fallback;
-                self.dirty.zones.entry(id.clone()).or_default();
-            }
-            Some(zone) if zone.name == name && zone.account == account => {
-                // A switch of generation: the staged records of the new one become the zone's; the old ones are
-                // unreachable from now on (their deletion follows).
-                let staged = self.staged.entry(id.clone()).or_default();
-                let mut live = Vec::new();
-                staged.retain(|rid, (record, rev)| {
-                    let mine = generation_of(rid) == doc.generation;
-                    if mine {
-                        live.push((rid.clone(), record.clone(), *rev));
-                    }
-                    !mine
-                });
-                if staged.is_empty() {
-                    self.staged.remove(&id);
-                }
-                live.sort_by(|a, b| a.0.cmp(&b.0));
-                let records = crate::model::records::ZoneRecords::from_revisions(live);
-                records.index_ids();
-                zone.records = records;
-                zone.revision = revision;
-                zone.fallback = fallback;
-                self.dirty.zones.insert(id.clone(), DirtyZone { full: true, owners: BTreeSet::new() });
-            }
-            _ => {
-                // Keys are listed in order, so scope and records may have arrived before the zone itself.
-                let scope = self.scopes.get(&id).cloned().unwrap_or_default();
-                let mut pending = self.pending_records.remove(&id).unwrap_or_default();
-                // Writes of other generations wait aside (see `staged`).
-                if pending.0.iter().any(|(rid, _, _)| generation_of(rid) != doc.generation) {
-                    let (mine, others): (Vec<_>, Vec<_>) =
-                        pending.0.into_iter().partition(|(rid, _, _)| generation_of(rid) == doc.generation);
-                    pending = PendingRecords(mine);
-                    let staged = self.staged.entry(id.clone()).or_default();
-                    for (rid, record, rev) in others {
-                        match record {
-                            Some(record) => staged.insert(rid, (record, rev)),
-                            None => staged.remove(&rid),
-                        };
-                    }
-                }
-                let records = pending.into_records();
-                // Changes name records by id: index the ids now rather than on the first change.
-                records.index_ids();
-                let origin = format!("store zone {}", doc.id);
-                let zone = Zone { id: id.clone(), name, account, scope, records, revision, origin, fallback };
-                self.state.zones.insert(id.clone(), zone);
-                self.dirty.zones.insert(id.clone(), DirtyZone { full: true, owners: BTreeSet::new() });
-                self.dirty.structure = true;
-            }
-        }
-        self.zone_docs.insert(id, doc);
-        Ok(())
-    }
-
     fn apply_scope(&mut self, id: &str, value: Option<&[u8]>) -> Result<(), String> {
         let id = ZoneId(id.to_string());
         let mut vpcs: Vec<VpcId> = match value {
@@ -408,57 +294,6 @@ impl ControlState {
             self.scopes.remove(&id);
         } else {
             self.scopes.insert(id, vpcs);
-        }
-        Ok(())
-    }
-
-    fn apply_record(&mut self, zone_id: &str, rid: &str, value: Option<&[u8]>, revision: u64) -> Result<(), String> {
-        let new = match value {
-            Some(value) => {
-                let doc: RecordDoc = decode(value)?;
-                // Stored owners and data are absolute, so no origin is needed to read them back.
-                Some(doc.to_record(&Name::root())?)
-            }
-            None => None,
-        };
-        let other_generation = self
-            .zone_docs
-            .get(zone_id)
-            .is_some_and(|doc| self.state.zones.contains_key(zone_id) && generation_of(rid) != doc.generation);
-        if other_generation {
-            let staged = self.staged.entry(ZoneId(zone_id.to_string())).or_default();
-            match new {
-                Some(record) => {
-                    staged.insert(rid.into(), (record, revision));
-                }
-                None => {
-                    staged.remove(rid);
-                }
-            }
-            return Ok(());
-        }
-        let Some(zone) = self.state.zones.get_mut(zone_id) else {
-            // Records before their zone (or of a zone deleted in the same change): kept aside until it arrives.
-            // (Looked up before inserting: `entry` would copy the zone id for every record.)
-            match self.pending_records.get_mut(zone_id) {
-                Some(pending) => pending.0.push((rid.into(), new, revision)),
-                None if new.is_some() => {
-                    let pending = PendingRecords(vec![(rid.into(), new, revision)]);
-                    self.pending_records.insert(ZoneId(zone_id.to_string()), pending);
-                }
-                None => {}
-            }
-            return Ok(());
-        };
-        let old = zone.records.remove(rid);
-        if let Some(record) = &new {
-            zone.records.insert(rid.into(), record.clone(), revision);
-        }
-        let dirty = self.dirty.zones.entry(ZoneId(zone_id.to_string())).or_default();
-        if !dirty.full {
-            for record in old.iter().chain(new.iter()) {
-                dirty.owners.insert(record.owner.lower());
-            }
         }
         Ok(())
     }
@@ -488,7 +323,8 @@ fn apply_doc<K: Ord, T: for<'de> Deserialize<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::docs::{encode, record_id_in};
+    use crate::control::docs::{encode, generation_of, record_id_in, RecordDoc};
+    use crate::dns::name::Name;
     use crate::dns::rdata::RData;
     use serde::Serialize;
 

@@ -1,0 +1,132 @@
+//! Routes: one small handler per endpoint, each mapping HTTP to one control operation.
+
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{ApiError, ApiState};
+
+mod operator;
+mod tenant;
+
+use crate::control::ControlError;
+use operator::*;
+use tenant::*;
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Tenant endpoints, served on `[admin] listen`; every request needs an access key. Bodies are read whole within
+/// `body_timeout` before a handler runs, and refused changes are audited (see `refusals`).
+pub fn tenant_router(state: ApiState, body_timeout: std::time::Duration) -> Router {
+    Router::new()
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/users", get(users_list))
+        .route("/v1/users/{name}", put(user_put).delete(user_delete))
+        .route("/v1/keys", get(keys_list).post(key_create))
+        .route("/v1/keys/{id}", axum::routing::delete(key_delete))
+        .route("/v1/keys/{id}/rotate", post(key_rotate))
+        .route("/v1/vpcs", get(vpcs_list))
+        .route("/v1/foreign-zones", get(foreign_zones))
+        .route("/v1/foreign-zones/{id}/detach", post(foreign_zone_detach))
+        .route("/v1/foreign-rules", get(foreign_rules))
+        .route("/v1/foreign-rules/{id}/detach", post(foreign_rule_detach))
+        .route("/v1/links", get(links_list).post(link_request))
+        .route("/v1/links/requests/{id}/verify", post(link_verify))
+        .route("/v1/links/{account}", axum::routing::delete(link_remove))
+        .route("/v1/blocks/{account}", put(block_put).delete(block_delete))
+        .route("/v1/inbox", get(inbox))
+        .route("/v1/zones", get(zones_list).post(zone_create))
+        .route("/v1/zones/{id}", get(zone_get).delete(zone_delete))
+        .route("/v1/zones/{id}/scope", put(scope_set))
+        .route("/v1/zones/{id}/fallback", put(fallback_set))
+        .route("/v1/rules", get(rules_list).post(rule_create))
+        .route("/v1/rules/{id}", axum::routing::delete(rule_delete))
+        .route("/v1/zones/{id}/scope/{how}", post(scope_edit))
+        .route("/v1/zones/{id}/records", post(record_add))
+        .route("/v1/zones/{id}/records/{rid}", put(record_change).delete(record_remove))
+        .route("/v1/zones/{id}/file", get(zone_export).put(zone_import))
+        .route("/v1/usage", get(usage))
+        .route("/v1/audit", get(audit))
+        .route("/v1/explain", get(explain))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), super::refusals::audit_refused))
+        .layer(axum::extract::DefaultBodyLimit::max(super::refusals::BODY_LIMIT))
+        .layer(axum::middleware::from_fn(move |request, next| super::refusals::read_body(body_timeout, request, next)))
+        .with_state(state)
+}
+
+/// The largest request the operator socket takes: `apply` carries the whole state (an export of a large store is
+/// tens of megabytes), and only the operator can connect.
+const OPERATOR_BODY_LIMIT: usize = 1 << 30;
+
+/// Operator endpoints, served only on the owner-only Unix socket.
+pub fn operator_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/operator/accounts", get(op_accounts).post(op_account_put))
+        .route("/v1/operator/accounts/{uid}", axum::routing::delete(op_account_delete))
+        .route("/v1/operator/vpcs", get(op_vpcs).post(op_vpc_put))
+        .route("/v1/operator/vpcs/{id}", axum::routing::delete(op_vpc_delete))
+        .route("/v1/operator/keys", post(op_key_create))
+        .route("/v1/operator/links", post(op_link_put))
+        .route("/v1/operator/usage", get(op_usage))
+        .route("/v1/operator/apply", post(op_apply))
+        .route("/v1/operator/export", get(op_export))
+        .route("/v1/operator/backup", post(op_backup))
+        .route("/v1/operator/audit", get(op_audit))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .layer(axum::extract::DefaultBodyLimit::max(OPERATOR_BODY_LIMIT))
+        .with_state(state)
+}
+
+// ---- helpers ---------------------------------------------------------------------------------------------------
+
+/// A path no route serves: the API's JSON error, like every other answer.
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ControlError::not_found(format!("no endpoint {}", uri.path())).into()
+}
+
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let message = format!("{method} is not allowed on {}", uri.path());
+    ApiError::http(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+}
+
+/// The longest key lifetime one may ask for: 100 years.
+const MAX_KEY_DAYS: u64 = 36_500;
+
+/// Days from now, as a unix time; absurd lifetimes are refused rather than overflowed.
+fn expiry(days: Option<u64>) -> Result<Option<u64>, ControlError> {
+    match days {
+        None => Ok(None),
+        Some(0) => {
+            Err(ControlError::invalid("bad_expiry", "expires_in_days is at least 1 (a key of 0 days is born expired)"))
+        }
+        Some(d) if d <= MAX_KEY_DAYS => Ok(Some(crate::control::unix_now().saturating_add(d * 86_400))),
+        Some(_) => Err(ControlError::invalid("bad_expiry", format!("expires_in_days is at most {MAX_KEY_DAYS}"))),
+    }
+}
+
+/// A time range in Unix seconds; the default is the last hour.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+    limit: Option<usize>,
+}
+
+impl RangeQuery {
+    fn bounds(&self) -> (u64, u64) {
+        let now = crate::control::unix_now();
+        (self.from.unwrap_or(now.saturating_sub(3600)), self.to.unwrap_or(now))
+    }
+
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(1000).min(10_000)
+    }
+}
+
+type UsageResult = Result<Json<crate::control::usage::UsageReport>, ApiError>;

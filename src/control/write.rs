@@ -1,0 +1,302 @@
+//! The write path: plan → stage → lock → trial and validation → one store transaction → memory updated →
+//! snapshot published. Every acknowledged change is in the store before it is served.
+//!
+//! Every key a plan writes is guarded: the commit applies only if the key is still at the revision the plan read,
+//! so two nodes that change the same document at once never lose one of the changes. When a guard (not the
+//! caller's own If-Match) fails, the state is brought up to date and the operation planned again.
+
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::store::{Change, Compare, Op, TxnOutcome};
+use super::{
+    audit, keys, precedence, stage, unix_millis, unix_now, Caller, ControlError, ControlPlane, ControlState, Ctx, Plan,
+};
+use crate::model::compile::Compiler;
+use crate::model::state::Changes;
+use crate::model::validate;
+
+/// How many times a write is planned again after another node changed what it read.
+const PLAN_ATTEMPTS: usize = 8;
+
+/// How long a write waits for the feed to bring its own commit before reading the history itself.
+pub(super) const FEED_WAIT: Duration = Duration::from_secs(2);
+
+/// One try of a write.
+enum Attempt {
+    Done(Value, Box<Plan>),
+    /// A guarded key changed since the state the plan read; the state must reach `revision` first.
+    Stale {
+        revision: u64,
+    },
+}
+
+/// A plan tried on a copy of the state: the state it makes, what changed, and the compares its commit needs.
+struct Trial {
+    next: ControlState,
+    changed: Changes,
+    compares: Vec<Compare>,
+    guards: Vec<Compare>,
+}
+
+impl ControlPlane {
+    /// Plans, validates, commits and publishes one change. Returns the response with the commit revision.
+    pub fn execute(
+        &self,
+        caller: &Caller,
+        op: impl Fn(&ControlState, &Ctx) -> Result<Plan, ControlError>,
+    ) -> Result<(Value, Plan), ControlError> {
+        for _ in 0..PLAN_ATTEMPTS {
+            match self.try_execute(caller, &op)? {
+                Attempt::Done(response, plan) => {
+                    if !plan.collect.is_empty() {
+                        // A bulk change replaced a generation of records: its history is the bulk of the store's
+                        // growth, so it goes now rather than at the next periodic compaction.
+                        if let Err(e) = self.compact_history() {
+                            tracing::warn!(error = format!("{e:#}"), "compacting the store's history failed");
+                        }
+                    }
+                    return Ok((response, *plan));
+                }
+                Attempt::Stale { revision } => {
+                    // Another node changed what this plan read: wait until its change is here, then plan again.
+                    if !self.wait_applied(revision, FEED_WAIT) {
+                        self.catch_up()?;
+                    }
+                }
+            }
+        }
+        Err(ControlError::conflict(
+            "busy",
+            "the documents this change reads kept changing under concurrent writers; try again",
+        ))
+    }
+
+    fn try_execute(
+        &self,
+        caller: &Caller,
+        op: &impl Fn(&ControlState, &Ctx) -> Result<Plan, ControlError>,
+    ) -> Result<Attempt, ControlError> {
+        let started = Instant::now();
+        let ctx = Ctx {
+            actor: &caller.actor,
+            if_match: caller.if_match,
+            now: unix_now(),
+            secret: &self.secret,
+            code_ttl: self.code_ttl,
+        };
+        // Planned before the writer lock: a bulk change (an import) parses its input and writes its records, under
+        // keys nothing reads yet, without holding up other writers; only its switch waits for the lock.
+        let mut base = self.current();
+        let mut plan = op(&base, &ctx)?;
+        let staged_ops = std::mem::take(&mut plan.staged);
+        let staged = stage::write(self.store.as_ref(), &staged_ops)?;
+        // A panic inside a write only ever touched a copy of the state, so a poisoned lock is safe to take over.
+        let compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let locked = Instant::now();
+        let current = self.current();
+        if staged_ops.is_empty() && current.revision != base.revision {
+            // Others committed meanwhile: a small change is simply planned again on what is there now. (A bulk
+            // one keeps its plan: the guards below hold every key it read to the revision it read.)
+            base = current.clone();
+            plan = op(&base, &ctx)?;
+            if !plan.staged.is_empty() {
+                return Ok(Attempt::Stale { revision: current.revision });
+            }
+        }
+        if plan.ops.is_empty() && staged_ops.is_empty() {
+            return Ok(done(plan, current.revision));
+        }
+        // The staged records are in the store at their own revisions already: the commit comes after them (and
+        // after whatever others committed meanwhile, which `current` holds).
+        let provisional = current.revision.max(staged.last_revision()) + 1;
+        let trial = self.trial(caller, &ctx, &base, &current, &mut plan, staged.changes(), provisional)?;
+        let revision = match self.commit(&plan, &trial, staged, current.revision)? {
+            Ok(revision) => revision,
+            Err(stale) => return Ok(stale),
+        };
+        let bulk = staged_ops.len();
+        let Some(compiler) = self.await_own_commit(compiler, revision, provisional, bulk) else {
+            return Ok(done(plan, revision));
+        };
+        let compiling = Instant::now();
+        self.publish_committed(compiler, &current, trial, revision, provisional, started)?;
+        tracing::debug!(
+            revision,
+            staged = bulk,
+            before_lock_ms = (locked - started).as_secs_f64() * 1e3,
+            locked_ms = locked.elapsed().as_secs_f64() * 1e3,
+            compile_ms = compiling.elapsed().as_secs_f64() * 1e3,
+            "change committed and published"
+        );
+        Ok(done(plan, revision))
+    }
+
+    /// Commits the plan in one transaction (the staged records stay when it may have committed). `Ok(Err(stale))`
+    /// when a guard failed: another node changed what the plan read.
+    fn commit(
+        &self,
+        plan: &Plan,
+        trial: &Trial,
+        staged: stage::Staged<'_>,
+        current: u64,
+    ) -> Result<Result<u64, Attempt>, ControlError> {
+        let outcome = match stage::commit(self.store.as_ref(), &trial.compares, plan) {
+            Err(e) if e.code() == "outcome_unknown" => {
+                // The switch may have happened: the staged records may be live, so they stay.
+                staged.keep();
+                return Err(e);
+            }
+            other => other?,
+        };
+        match outcome {
+            TxnOutcome::Committed { revision } => {
+                staged.keep();
+                Ok(Ok(revision))
+            }
+            TxnOutcome::Conflict { key, expected, actual } => {
+                let guarded = trial.guards.iter().any(|g| g.key == key) && !plan.compares.iter().any(|c| c.key == key);
+                if guarded {
+                    return Ok(Err(Attempt::Stale { revision: actual.max(current + 1) }));
+                }
+                Err(ControlError::stale(format!(
+                    "{key} is at revision {actual}, not {expected}: read it again and retry"
+                )))
+            }
+        }
+    }
+
+    /// Tries the plan on a copy of `current` (with the staged records), settles the VPC owners' precedence, adds
+    /// the audit entries, and validates the result; the compares the commit needs, the plan's and a guard per key.
+    #[allow(clippy::too_many_arguments)]
+    fn trial(
+        &self,
+        caller: &Caller,
+        ctx: &Ctx,
+        base: &ControlState,
+        current: &ControlState,
+        plan: &mut Plan,
+        staged: Vec<Change>,
+        provisional: u64,
+    ) -> Result<Trial, ControlError> {
+        let mut next = current.clone();
+        let main: Vec<Op> = plan.ops.iter().chain(&plan.collect).cloned().collect();
+        let mut trial = staged;
+        trial.extend(changes_of(&main, current, provisional));
+        let problems = next.apply(&trial);
+        if !problems.is_empty() {
+            // A document the model cannot read (a bad CIDR, an unknown site): the caller's input, refused whole.
+            return Err(ControlError::InvalidState(problems));
+        }
+        precedence::resolve(current, &mut next, &caller.actor, plan, ctx.now, provisional)?;
+        if let Some((action, target)) = &plan.audit {
+            let accounts = audit::affected_accounts(&plan.ops, current, &next);
+            let event = audit::Event { actor: &caller.actor, remote: &caller.remote, action, target, refused: None };
+            plan.ops.extend(event.ops(&accounts, unix_millis())?);
+        }
+        let guards = guards_of(plan, base);
+        let changed = next.take_dirty();
+        validate::validate_changed(&next.state, Some(&changed)).map_err(|p| ControlError::InvalidState(p.0))?;
+        let mut compares = plan.compares.clone();
+        compares.extend(guards.iter().cloned());
+        Ok(Trial { next, changed, compares, guards })
+    }
+
+    /// When other nodes committed since the plan (a shared store), the feed brings their changes and ours, in
+    /// order: waiting for it (without the writer lock, which the feed needs) is cheaper than reading the history
+    /// again. `None` when the feed brought our commit (it is published); otherwise the lock, to publish it here.
+    fn await_own_commit<'l>(
+        &'l self,
+        compiler: MutexGuard<'l, Compiler>,
+        revision: u64,
+        provisional: u64,
+        bulk: usize,
+    ) -> Option<MutexGuard<'l, Compiler>> {
+        if revision == provisional || !self.following.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(compiler);
+        }
+        drop(compiler);
+        // A bulk change is hundreds of transactions for the feed to bring: give it time in proportion.
+        let wait = FEED_WAIT + Duration::from_millis(bulk as u64 / 4);
+        let done = self.wait_applied(revision, wait);
+        let compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (!(done || self.current().revision >= revision)).then_some(compiler)
+    }
+
+    /// Publishes a committed change: the trial's state when nothing else landed in between; otherwise the state
+    /// rebuilt from the change history, which holds ours too (never the provisional copy).
+    fn publish_committed(
+        &self,
+        mut compiler: MutexGuard<'_, Compiler>,
+        current: &Arc<ControlState>,
+        trial: Trial,
+        revision: u64,
+        provisional: u64,
+        started: Instant,
+    ) -> Result<(), ControlError> {
+        let latest = self.current();
+        let (next, changed) = if revision != provisional || latest.revision != current.revision {
+            let mut next = (*latest).clone();
+            let changes = self.store.changes_since(latest.revision, usize::MAX).map_err(|e| {
+                ControlError::internal(format!("committed at revision {revision}, but reading it back failed: {e}"))
+            })?;
+            for problem in next.apply(&changes) {
+                tracing::error!(problem, "a stored document was skipped");
+            }
+            let changed = next.take_dirty();
+            (next, changed)
+        } else {
+            (trial.next, trial.changed)
+        };
+        self.publish(&mut compiler, next, Some(&changed), started);
+        Ok(())
+    }
+}
+
+/// The answer to a done write: the plan's response with the revision it is at.
+fn done(plan: Plan, revision: u64) -> Attempt {
+    let mut response = plan.response.clone();
+    if let Value::Object(map) = &mut response {
+        map.insert("revision".into(), Value::from(revision));
+    }
+    Attempt::Done(response, Box::new(plan))
+}
+
+/// A compare per key the plan writes (unless the plan compares it already): the key is still at the revision the
+/// plan saw. Staged keys are fresh (a new generation) and need none; audit entries are new by construction.
+fn guards_of(plan: &Plan, current: &ControlState) -> Vec<Compare> {
+    let mut guards: Vec<Compare> = Vec::new();
+    for op in &plan.ops {
+        let key = match op {
+            Op::Put { key, .. } | Op::Delete { key } => key,
+            Op::DeletePrefix { .. } => continue,
+        };
+        if key.starts_with(keys::AUDIT) || key.starts_with(keys::USAGE) {
+            continue;
+        }
+        if plan.compares.iter().chain(&guards).any(|c| &c.key == key) {
+            continue;
+        }
+        guards.push(Compare { key: key.clone(), mod_revision: current.key_revision(key) });
+    }
+    guards
+}
+
+/// The changes a list of ops makes, as the store would record them (DeletePrefix expands to the keys it hits).
+pub(super) fn changes_of(ops: &[Op], current: &ControlState, revision: u64) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put { key, value } => changes.push(Change { revision, key: key.clone(), value: Some(value.clone()) }),
+            Op::Delete { key } => changes.push(Change { revision, key: key.clone(), value: None }),
+            Op::DeletePrefix { prefix } => {
+                for key in current.keys_under(prefix) {
+                    changes.push(Change { revision, key, value: None });
+                }
+            }
+        }
+    }
+    changes
+}
