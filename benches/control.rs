@@ -3,6 +3,8 @@
 //! plan, validation, durable commit (SQLite, synchronous=FULL on a temp file), memory update, compile, swap.
 //!
 //! Run: `cargo bench --bench control` (criterion prints the time per change; the target is < 10 ms).
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -120,7 +122,7 @@ fn bench(c: &mut Criterion) {
                     })
                     .expect("add");
                 let snap = plane.snapshot();
-                let vpc = snap.classifier.classify(local, source).expect("classified").vpc;
+                let vpc = snap.classifier().classify(local, source).expect("classified").vpc;
                 let qname = Name::from_text(&format!("{name}.big.internal."), None).expect("name");
                 let answer = lookup::lookup(&snap, vpc, qname.wire(), 1, Transport::Udp);
                 total += start.elapsed();

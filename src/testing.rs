@@ -7,7 +7,7 @@ use crate::model::snapshot::Snapshot;
 use crate::model::state::State;
 
 /// Account `1` (acme) and its VPC `v1` on 127.0.10.0/24, served on 127.0.0.1:53.
-pub const ONE_VPC: &str = r#"
+pub(crate) const ONE_VPC: &str = r#"
 [server]
 listen = ["127.0.0.1:53"]
 [[accounts]]
@@ -22,7 +22,7 @@ cidrs = ["127.0.10.0/24"]
 "#;
 
 /// `ONE_VPC` plus `zones` (TOML `[[zones]]` tables), loaded and validated.
-pub fn state(zones: &str, previous: Option<&State>) -> State {
+pub(crate) fn state(zones: &str, previous: Option<&State>) -> State {
     let text = format!("{ONE_VPC}{zones}");
     let loaded =
         crate::process::config::from_str(&text, Path::new("test.toml"), Path::new("."), previous).expect("config");
@@ -31,6 +31,6 @@ pub fn state(zones: &str, previous: Option<&State>) -> State {
 }
 
 /// `ONE_VPC` plus `zones`, compiled.
-pub fn snapshot(zones: &str) -> Snapshot {
+pub(crate) fn snapshot(zones: &str) -> Snapshot {
     Compiler::default().compile(&state(zones, None))
 }

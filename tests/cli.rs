@@ -1,5 +1,7 @@
 //! `vpcdns check` and `vpcdns explain`: every validation rule gives a clear error naming the item, and explain
 //! tells why a source gets its answer.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

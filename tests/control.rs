@@ -1,4 +1,6 @@
 //! The control plane end to end: a real server in store mode, the real CLI, a real store on disk, real dig.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

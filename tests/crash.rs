@@ -7,6 +7,8 @@
 //! logs no warning or error; `zones show` lists every record acknowledged in this and all earlier rounds with its
 //! data, and nothing else but, at most, the one write in flight at the kill; `dig` answers a sample of them. The
 //! seed is printed; `CRASH_SEED=<n>` replays a run's kill times.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -25,6 +25,8 @@
 //!
 //! BIND runs with `minimal-responses no-auth` (additional data for MX, SRV and NS targets, no NS in the authority of
 //! positive answers: what vpcdns does) and `minimal-any yes` (one RRset for ANY over UDP, RFC 8482).
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

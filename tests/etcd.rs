@@ -1,6 +1,8 @@
 //! Several vpcdns nodes sharing one state through a real etcd (started by the tests on loopback ports): writes
 //! through one node's admin API are answered by the others' DNS; races lose nothing; the nodes survive a leader
 //! failover, a compaction past their revision, and etcd being down.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "etcd")]
 
 mod common;

@@ -1,6 +1,8 @@
 //! IPv6 VPCs, tested like IPv4 ones: loopback has only `::1`, so this test makes its own network namespace (with
 //! `ip netns`), gives its loopback ULA addresses (fd00::/8, private to the namespace) and runs vpcdns and dig inside
 //! it. Nothing leaves the namespace; it is removed at the end.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Readiness for a service manager: with NOTIFY_SOCKET set (systemd's Type=notify), the server says READY=1 once it
 //! answers and STOPPING=1 when a SIGTERM starts the drain, then exits 0.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

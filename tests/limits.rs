@@ -1,4 +1,6 @@
 //! Resource bounds on the wire: one client network cannot take every TCP slot.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! The metrics endpoint: after a dig run, a scrape shows the queries by transport, rcode and VPC, the answers by
 //! owner and zone, the unclassified sources and the latency count, and `/ready` says the server is serving.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -8,6 +8,8 @@
 //! - arbitrary bytes never panic the handler.
 //!
 //! States have nested prefixes, listener-restricted VPCs and IPv6 VPCs; sources include IPv4-mapped IPv6.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

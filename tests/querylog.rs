@@ -1,5 +1,7 @@
 //! The query log: JSON lines for the listed VPCs, rotated by size; a writer that cannot keep up costs dropped
 //! (and counted) entries, never a delayed answer.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Hot swap: file edits and SIGHUP publish a new snapshot; an invalid state never replaces the served one; queries
 //! in flight during swaps are all answered.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

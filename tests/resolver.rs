@@ -1,6 +1,8 @@
 //! The VPC's resolver end to end: the "public internet" and the "on-premises" DNS are BIND instances on loopback
 //! ports; vpcdns resolves names outside its private zones through upstreams and forwarding rules, caches, crosses
 //! CNAMEs both ways, and fails in time with an Extended DNS Error.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Slowloris: idle and byte-by-byte TCP connections from one /24 while `dig +tcp` from another /24 keeps getting
 //! answers (≥ 99 %). CI runs a short one (300 connections, past the per-network cap of 256); the extended suite
 //! (`scripts/test-extended.sh`) runs 2,000.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -6,6 +6,8 @@
 //! the link is listed. Then account names that would carry a header (`"evil\r\nBcc: …"`, in the name or the email)
 //! are refused by the operator, and a message naming an account with the longest valid username has exactly one
 //! `From:`, `To:` and `Subject:` and no header line the test does not expect.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

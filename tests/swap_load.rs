@@ -1,6 +1,8 @@
 //! Reload and change safety under load (issue 4 §4): a bounded query load runs across 100 hot swaps — config
 //! edits and SIGHUPs in file mode, API writes in managed mode — and every query must be answered, never SERVFAIL, and
 //! always with a value that one of the states served (old or new).
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! server, CLI and store as an adversarial tenant would. The rule they hold the server to: a tenant may add service
 //! to another account's VPC only with that account's consent (the link), never take away or redirect what that
 //! account serves itself, and the VPC's owner can always see it and always undo it.
+// A failing expectation is the test (or benchmark) failing: expect() states it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

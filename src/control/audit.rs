@@ -19,10 +19,10 @@ use crate::control::store::{Compare, Op, Store, TxnOutcome};
 use crate::model::state::Uid;
 
 /// The account part of an audit key for entries that concern no account (operator housekeeping).
-pub const NO_ACCOUNT: &str = "-";
+pub(crate) const NO_ACCOUNT: &str = "-";
 
 /// What is written for one audited event: the same entry under each account it concerns.
-pub struct Event<'a> {
+pub(crate) struct Event<'a> {
     pub actor: &'a Actor,
     pub remote: &'a str,
     pub action: &'a str,
@@ -34,7 +34,7 @@ pub struct Event<'a> {
 impl Event<'_> {
     /// The store writes that record the event under every account of `accounts` (and, when that is empty, under
     /// [`NO_ACCOUNT`]).
-    pub fn ops(&self, accounts: &BTreeSet<Uid>, time_ms: u64) -> Result<Vec<Op>, ControlError> {
+    pub(crate) fn ops(&self, accounts: &BTreeSet<Uid>, time_ms: u64) -> Result<Vec<Op>, ControlError> {
         let event = super::auth::random_hex(6)?;
         let actor_account = match self.actor {
             Actor::Tenant(t) => t.account.0.clone(),
@@ -68,7 +68,7 @@ impl Event<'_> {
 /// Every account whose resources the writes touch: the owners of the zones, scopes, records, rules, VPCs, users
 /// and keys written, both ends of a link, and the blocking account of a block. Owners are looked up before and
 /// after the change, so a removal is attributed too.
-pub fn affected_accounts(ops: &[Op], before: &ControlState, after: &ControlState) -> BTreeSet<Uid> {
+pub(crate) fn affected_accounts(ops: &[Op], before: &ControlState, after: &ControlState) -> BTreeSet<Uid> {
     let mut accounts = BTreeSet::new();
     let zone_owner = |id: &str| {
         [before, after].iter().find_map(|c| c.state.zones.get(id).map(|z| z.account.clone())).or_else(|| {
@@ -107,7 +107,7 @@ pub fn affected_accounts(ops: &[Op], before: &ControlState, after: &ControlState
 
 /// Records a refused attempt (403, 404, 409, 422 on a change) in the audit of the caller's account and of the
 /// account whose resource it named. Best effort: a store failure is logged, never the caller's error.
-pub fn record_refusal(plane: &ControlPlane, event: &Event, owners: BTreeSet<Uid>) {
+pub(crate) fn record_refusal(plane: &ControlPlane, event: &Event, owners: BTreeSet<Uid>) {
     let control = plane.current();
     let mut accounts: BTreeSet<Uid> =
         owners.into_iter().filter(|uid| control.state.accounts.contains_key(uid)).collect();
@@ -127,12 +127,12 @@ pub fn record_refusal(plane: &ControlPlane, event: &Event, owners: BTreeSet<Uid>
 /// or every account's with each event once (the operator).
 /// An account's audit, oldest first.
 #[derive(Debug, Serialize)]
-pub struct AuditLog {
+pub(crate) struct AuditLog {
     pub entries: Vec<AuditEntry>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct AuditEntry {
+pub(crate) struct AuditEntry {
     pub time_ms: u64,
     pub principal: String,
     pub action: String,
@@ -147,12 +147,18 @@ pub struct AuditEntry {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Refused {
+pub(crate) struct Refused {
     pub status: u16,
     pub message: String,
 }
 
-pub fn read(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64, limit: usize) -> Result<AuditLog, ControlError> {
+pub(crate) fn read(
+    plane: &ControlPlane,
+    ctx: &Ctx,
+    from: u64,
+    to: u64,
+    limit: usize,
+) -> Result<AuditLog, ControlError> {
     let (from_ms, to_ms) = (from.saturating_mul(1000), to.saturating_add(1).saturating_mul(1000));
     let docs: Vec<AuditDoc> = match ctx.actor {
         Actor::Tenant(t) => {
@@ -194,7 +200,7 @@ pub fn read(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64, limit: usize) -
 /// Moves audit entries and usage buckets written by earlier versions (`audit/<ms>-<id>`, `usage/<minute>/<node>`,
 /// not keyed by account) to the per-account layout, a few at a time, each move guarded so that nodes migrating at
 /// once never duplicate an entry. Returns how many documents moved.
-pub fn migrate_legacy(store: &dyn Store) -> anyhow::Result<usize> {
+pub(crate) fn migrate_legacy(store: &dyn Store) -> anyhow::Result<usize> {
     let mut moved = 0;
     let (audit, _) = store.list(keys::AUDIT)?;
     let (usage, _) = store.list(keys::USAGE)?;

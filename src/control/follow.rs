@@ -15,7 +15,7 @@ use crate::control::store::FeedEvent;
 
 /// What the feed's state is, for metrics and readiness.
 #[derive(Debug, Default)]
-pub struct FeedHealth {
+pub(crate) struct FeedHealth {
     connected: AtomicBool,
     /// Unix time of the last change between connected and not.
     since: AtomicU64,
@@ -25,18 +25,18 @@ pub struct FeedHealth {
 }
 
 impl FeedHealth {
-    pub fn connected(&self) -> bool {
+    pub(crate) fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
-    pub fn applied(&self) -> u64 {
+    pub(crate) fn applied(&self) -> u64 {
         self.applied.load(Ordering::Relaxed)
     }
-    pub fn relists(&self) -> u64 {
+    pub(crate) fn relists(&self) -> u64 {
         self.relists.load(Ordering::Relaxed)
     }
 
     /// One line for `/ready`: whether the state follows the store, and since when it does not.
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         let applied = self.applied();
         if self.connected() {
             return format!("store: following, revision {applied}");
@@ -59,7 +59,7 @@ impl FeedHealth {
 }
 
 /// Applies the store's feed to `plane` until the process ends. Returns at once for a store without a feed.
-pub async fn follow(plane: Arc<ControlPlane>, health: Arc<FeedHealth>) {
+pub(crate) async fn follow(plane: Arc<ControlPlane>, health: Arc<FeedHealth>) {
     health.applied.store(plane.current().revision, Ordering::Relaxed);
     loop {
         let after = plane.current().revision;

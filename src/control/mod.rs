@@ -6,21 +6,21 @@
 //! file) → one store transaction (compares make stale writers fail with 412) → memory updated → snapshot swapped.
 //! Writers are serialized by a mutex; readers never wait for a commit.
 
-pub mod audit;
+pub(crate) mod audit;
 pub mod auth;
 pub mod docs;
-pub mod error;
-pub mod fold;
-pub mod follow;
+pub(crate) mod error;
+pub(crate) mod fold;
+pub(crate) mod follow;
 pub mod keys;
 pub mod ops;
-pub mod precedence;
-pub mod stage;
-pub mod usage;
+pub(crate) mod precedence;
+pub(crate) mod stage;
+pub(crate) mod usage;
 mod write;
 
 pub mod api;
-pub mod notify;
+pub(crate) mod notify;
 pub mod store;
 
 use std::sync::{Arc, Mutex, RwLock};

@@ -22,7 +22,7 @@ use crate::model::state::VpcId;
 use crate::model::validate::{shadowed, BindingKind, Shadowed};
 
 /// Settles every shadowing `next` holds, adding the detaching writes to `plan` (and applying them to `next`).
-pub fn resolve(
+pub(crate) fn resolve(
     current: &ControlState,
     next: &mut ControlState,
     actor: &Actor,

@@ -24,7 +24,7 @@ fn limits(store: &dyn Store) -> (usize, usize) {
 }
 
 /// Staged records written ahead of their commit; deleted again when dropped, unless the commit kept them.
-pub struct Staged<'s> {
+pub(crate) struct Staged<'s> {
     store: &'s dyn Store,
     ops: &'s [Op],
     /// The revision each transaction committed at, with how many of `ops` it took.
@@ -34,7 +34,7 @@ pub struct Staged<'s> {
 
 impl Staged<'_> {
     /// The staged writes as the store recorded them, each at the revision of its transaction.
-    pub fn changes(&self) -> Vec<crate::control::store::Change> {
+    pub(crate) fn changes(&self) -> Vec<crate::control::store::Change> {
         let mut changes = Vec::with_capacity(self.ops.len());
         let mut ops = self.ops.iter();
         for &(revision, n) in &self.written {
@@ -52,12 +52,12 @@ impl Staged<'_> {
     }
 
     /// The revision of the last staged transaction.
-    pub fn last_revision(&self) -> u64 {
+    pub(crate) fn last_revision(&self) -> u64 {
         self.written.last().map_or(0, |(revision, _)| *revision)
     }
 
     /// The commit that makes them reachable went through (or may have: an unknown outcome keeps them too).
-    pub fn keep(mut self) {
+    pub(crate) fn keep(mut self) {
         self.keep = true;
     }
 }
@@ -72,7 +72,7 @@ impl Drop for Staged<'_> {
 
 /// Writes a plan's staged records (fresh keys that nothing reads yet) in short transactions. Done before the
 /// writer lock is taken, so a large import never holds up other writers while its records go in.
-pub fn write<'s>(store: &'s dyn Store, staged: &'s [Op]) -> Result<Staged<'s>, ControlError> {
+pub(crate) fn write<'s>(store: &'s dyn Store, staged: &'s [Op]) -> Result<Staged<'s>, ControlError> {
     let (max_ops, max_bytes) = limits(store);
     let mut written = Staged { store, ops: staged, written: Vec::new(), keep: false };
     for chunk in chunks(staged, max_ops, max_bytes) {
@@ -89,7 +89,7 @@ pub fn write<'s>(store: &'s dyn Store, staged: &'s [Op]) -> Result<Staged<'s>, C
 
 /// Commits `plan`'s main transaction (with `compares`), then deletes what it made unreachable (`collect`); its
 /// staged records must be written already ([`write`]). The outcome is the main transaction's.
-pub fn commit(store: &dyn Store, compares: &[Compare], plan: &Plan) -> Result<TxnOutcome, ControlError> {
+pub(crate) fn commit(store: &dyn Store, compares: &[Compare], plan: &Plan) -> Result<TxnOutcome, ControlError> {
     let Some((max_ops, max_bytes)) = store.txn_limits() else {
         let all: Vec<Op> = plan.ops.iter().chain(&plan.collect).cloned().collect();
         return store.txn(compares, &all).map_err(store_error);
@@ -126,7 +126,7 @@ fn discard(store: &dyn Store, staged: &[Op]) {
 
 /// Splits `ops` into runs of at most `max_ops` operations and about `max_bytes` bytes (an op larger than
 /// `max_bytes` alone is a run of its own; the store refuses it with a clear error).
-pub fn chunks(ops: &[Op], max_ops: usize, max_bytes: usize) -> Vec<&[Op]> {
+pub(crate) fn chunks(ops: &[Op], max_ops: usize, max_bytes: usize) -> Vec<&[Op]> {
     let mut runs = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, op) in ops.iter().enumerate() {

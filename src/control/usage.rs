@@ -16,7 +16,7 @@ use crate::model::billing::{UsageKey, UsageKind};
 
 /// One line of a bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageLine {
+pub(crate) struct UsageLine {
     pub owner: String,
     pub consumer: String,
     pub vpc: String,
@@ -31,14 +31,14 @@ pub struct UsageLine {
 
 /// A bucket: one node's counts for one minute.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageDoc {
+pub(crate) struct UsageDoc {
     pub minute: u64,
     pub node: String,
     pub lines: Vec<UsageLine>,
 }
 
 /// A bucket of the layout before usage was keyed by owner, split into one bucket per owner.
-pub fn split_legacy(doc: &UsageDoc) -> Vec<Op> {
+pub(crate) fn split_legacy(doc: &UsageDoc) -> Vec<Op> {
     let mut by_owner: BTreeMap<&str, Vec<UsageLine>> = BTreeMap::new();
     for line in &doc.lines {
         by_owner.entry(line.owner.as_str()).or_default().push(line.clone());
@@ -53,7 +53,7 @@ pub fn split_legacy(doc: &UsageDoc) -> Vec<Op> {
 }
 
 /// Adds counts to this node's buckets (one document per billed account and minute), in one commit.
-pub fn persist(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &str) -> anyhow::Result<()> {
+pub(crate) fn persist(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &str) -> anyhow::Result<()> {
     let mut by_bucket: BTreeMap<(&str, u64), Vec<(&UsageKey, u64)>> = BTreeMap::new();
     for (key, n) in counts {
         by_bucket.entry((&*key.owner, key.minute)).or_default().push((key, *n));
@@ -94,7 +94,7 @@ pub fn persist(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &str
 /// Usage between two Unix times, summed over nodes: what answered for whom, per minute, and — apart — the
 /// resolver usage of the caller's own VPCs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UsageReport {
+pub(crate) struct UsageReport {
     pub from: u64,
     pub to: u64,
     /// Answers of private zones and forwarding rules.
@@ -108,7 +108,7 @@ pub struct UsageReport {
 
 /// Answers of one zone or rule to one consuming VPC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UsageItem {
+pub(crate) struct UsageItem {
     /// The billed account: the zone's or the rule's owner.
     pub owner: String,
     pub kind: UsageKind,
@@ -123,27 +123,27 @@ pub struct UsageItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MinuteUsage {
+pub(crate) struct MinuteUsage {
     pub minute: u64,
     pub queries: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ResolverUsage {
+pub(crate) struct ResolverUsage {
     pub total: u64,
     pub items: Vec<ResolverItem>,
 }
 
 /// Answers from the upstreams to one VPC (its account is billed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResolverItem {
+pub(crate) struct ResolverItem {
     pub account: String,
     pub vpc: String,
     pub queries: u64,
 }
 
 /// Usage billed to the caller's account (the operator sees every owner) between two Unix times, summed over nodes.
-pub fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<UsageReport, ControlError> {
+pub(crate) fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Result<UsageReport, ControlError> {
     let owner = match ctx.actor {
         super::Actor::Operator => None,
         super::Actor::Tenant(t) => Some(t.require_read()?.0.clone()),

@@ -15,12 +15,12 @@ use crate::model::snapshot::Snapshot;
 
 /// Counts merged from every task, waiting to be persisted.
 #[derive(Default)]
-pub struct Meter {
+pub(crate) struct Meter {
     pending: Mutex<HashMap<UsageKey, u64>>,
 }
 
 impl Meter {
-    pub fn merge(&self, counts: &mut HashMap<UsageKey, u64>) {
+    pub(crate) fn merge(&self, counts: &mut HashMap<UsageKey, u64>) {
         if counts.is_empty() {
             return;
         }
@@ -31,12 +31,12 @@ impl Meter {
     }
 
     /// Everything counted so far; the meter starts again from zero.
-    pub fn take(&self) -> HashMap<UsageKey, u64> {
+    pub(crate) fn take(&self) -> HashMap<UsageKey, u64> {
         self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default()
     }
 
     /// Puts counts back after a failed persist, so nothing is lost.
-    pub fn restore(&self, mut counts: HashMap<UsageKey, u64>) {
+    pub(crate) fn restore(&self, mut counts: HashMap<UsageKey, u64>) {
         self.merge(&mut counts);
     }
 }
@@ -45,19 +45,19 @@ impl Meter {
 const LOCAL_FLUSH: Duration = Duration::from_secs(1);
 
 /// A task's own counts.
-pub struct LocalMeter {
+pub(crate) struct LocalMeter {
     meter: Arc<Meter>,
     counts: HashMap<UsageKey, u64>,
     last_flush: Instant,
 }
 
 impl LocalMeter {
-    pub fn new(meter: Arc<Meter>) -> LocalMeter {
+    pub(crate) fn new(meter: Arc<Meter>) -> LocalMeter {
         LocalMeter { meter, counts: HashMap::new(), last_flush: Instant::now() }
     }
 
     /// Counts one handled request if it is billable; `snapshot` is the one it was answered under.
-    pub fn record(&mut self, snapshot: &Snapshot, outcome: &Outcome) {
+    pub(crate) fn record(&mut self, snapshot: &Snapshot, outcome: &Outcome) {
         let Some(key) = usage_key(snapshot, outcome.vpc, outcome.billed, outcome.rcode, current_minute()) else {
             return;
         };
@@ -67,7 +67,7 @@ impl LocalMeter {
         }
     }
 
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         self.meter.merge(&mut self.counts);
         self.last_flush = Instant::now();
     }
@@ -79,6 +79,6 @@ impl Drop for LocalMeter {
     }
 }
 
-pub fn current_minute() -> u64 {
+pub(crate) fn current_minute() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() / 60).unwrap_or(0)
 }

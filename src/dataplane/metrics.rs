@@ -23,7 +23,7 @@ use crate::model::snapshot::{Snapshot, VpcIdx};
 
 /// Upper bounds (seconds) of the query-duration buckets: from well under the typical 10 µs to the 100 ms at which
 /// something is badly wrong.
-pub const LATENCY_BOUNDS: [f64; 11] =
+pub(crate) const LATENCY_BOUNDS: [f64; 11] =
     [0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1];
 
 /// How often a thread or connection hands its counts over.
@@ -31,7 +31,7 @@ const LOCAL_FLUSH: Duration = Duration::from_secs(1);
 
 /// Counts of query durations, per bucket (the last is +Inf), with their sum.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Latencies {
+pub(crate) struct Latencies {
     pub buckets: [u64; LATENCY_BOUNDS.len() + 1],
     pub sum_seconds: f64,
 }
@@ -53,21 +53,21 @@ impl Latencies {
         self.sum_seconds += other.sum_seconds;
     }
 
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.buckets.iter().sum()
     }
 }
 
 /// One series of queries: transport, rcode, and the VPC (`None`: the source is in no VPC, or the query was refused
 /// before it was classified).
-pub type QueryLabels = (Transport, Rcode, Option<Arc<str>>);
+pub(crate) type QueryLabels = (Transport, Rcode, Option<Arc<str>>);
 
 /// One series of billed answers: what answered (zone or rule id, "upstreams"), the billed account, and the kind.
-pub type AnswerLabels = (Arc<str>, Arc<str>, UsageKind);
+pub(crate) type AnswerLabels = (Arc<str>, Arc<str>, UsageKind);
 
 /// Everything counted so far, by id: what the exporter reads.
 #[derive(Debug, Clone, Default)]
-pub struct Totals {
+pub(crate) struct Totals {
     pub queries: HashMap<QueryLabels, u64>,
     /// Billed answers (NOERROR, NODATA, NXDOMAIN).
     pub answers: HashMap<AnswerLabels, u64>,
@@ -81,14 +81,15 @@ impl Totals {
     /// Drops the series of VPCs, zones and rules the snapshot no longer has: the series follow the inventory, so a
     /// server that sees VPCs come and go for months does not keep every one it ever saw.
     fn prune(&mut self, snapshot: &Snapshot) {
-        if self.pruned == snapshot.generation {
+        if self.pruned == snapshot.generation() {
             return;
         }
-        self.pruned = snapshot.generation;
-        let vpcs: std::collections::HashSet<&str> = snapshot.vpcs.iter().map(|v| v.id.as_str()).collect();
+        self.pruned = snapshot.generation();
+        let vpcs: std::collections::HashSet<&str> = snapshot.vpcs().iter().map(|v| v.id.as_str()).collect();
         self.queries.retain(|(_, _, vpc), _| vpc.as_deref().is_none_or(|v| vpcs.contains(v)));
-        let zones: std::collections::HashSet<&str> = snapshot.zones.iter().map(|z| &*z.meter_id).collect();
-        let rules: std::collections::HashSet<&str> = snapshot.routes.iter().filter_map(|r| r.rule.as_deref()).collect();
+        let zones: std::collections::HashSet<&str> = snapshot.zones().iter().map(|z| &**z.meter_id()).collect();
+        let rules: std::collections::HashSet<&str> =
+            snapshot.routes().iter().filter_map(|r| r.rule.as_deref()).collect();
         self.answers.retain(|(item, _, kind), _| match kind {
             UsageKind::Zone => zones.contains(&**item),
             UsageKind::Rule => rules.contains(&**item),
@@ -99,7 +100,7 @@ impl Totals {
 
 /// The counters of rare events: atomics, bumped where they happen.
 #[derive(Debug, Default)]
-pub struct Events {
+pub(crate) struct Events {
     /// TCP connections refused by the connection caps.
     pub tcp_refused: AtomicU64,
     /// Open TCP connections.
@@ -117,13 +118,13 @@ pub struct Events {
 }
 
 impl Events {
-    pub fn count(counter: &AtomicU64) {
+    pub(crate) fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// The server's shared counters: totals handed over by the query loops, and the rare events.
-pub struct Metrics {
+pub(crate) struct Metrics {
     totals: Mutex<Totals>,
     /// The snapshot being served, to prune series by.
     snapshots: SnapshotCell,
@@ -137,12 +138,12 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub fn new(snapshots: SnapshotCell) -> Metrics {
+    pub(crate) fn new(snapshots: SnapshotCell) -> Metrics {
         Metrics { totals: Mutex::new(Totals::default()), snapshots, events: Events::default() }
     }
 
     /// A copy of the totals so far.
-    pub fn totals(&self) -> Totals {
+    pub(crate) fn totals(&self) -> Totals {
         self.totals.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
@@ -150,7 +151,7 @@ impl Metrics {
         let Ok(mut totals) = self.totals.lock() else { return };
         for (key, n) in local.queries.drain() {
             let (vpc, transport, rcode) = unpack(key);
-            let vpc = vpc.and_then(|v| snapshot.vpcs.get(v as usize)).map(|v| v.id.0.clone());
+            let vpc = vpc.and_then(|v| snapshot.vpcs().get(v as usize)).map(|v| v.id.0.clone());
             *totals.queries.entry((transport, rcode, vpc)).or_default() += n;
         }
         for ((billed, vpc), n) in local.answers.drain() {
@@ -166,7 +167,7 @@ impl Metrics {
 }
 
 /// The counts of one UDP thread or TCP connection, by the indexes of the snapshot they were taken under.
-pub struct LocalMetrics {
+pub(crate) struct LocalMetrics {
     metrics: Arc<Metrics>,
     /// The snapshot the indexes below refer to (a new one flushes first).
     snapshot: Option<Arc<Snapshot>>,
@@ -180,7 +181,7 @@ pub struct LocalMetrics {
 }
 
 impl LocalMetrics {
-    pub fn new(metrics: Arc<Metrics>) -> LocalMetrics {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> LocalMetrics {
         LocalMetrics {
             metrics,
             snapshot: None,
@@ -193,7 +194,13 @@ impl LocalMetrics {
     }
 
     /// Counts one answered request, handled under `snapshot` in `duration`.
-    pub fn record(&mut self, snapshot: &Arc<Snapshot>, outcome: &Outcome, transport: Transport, duration: Duration) {
+    pub(crate) fn record(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        outcome: &Outcome,
+        transport: Transport,
+        duration: Duration,
+    ) {
         if !self.snapshot.as_ref().is_some_and(|held| Arc::ptr_eq(held, snapshot)) {
             self.flush();
             self.snapshot = Some(snapshot.clone());
@@ -215,7 +222,7 @@ impl LocalMetrics {
 
     /// Hands the counts to the shared totals, and lets go of their snapshot: an idle thread must not keep a
     /// replaced snapshot (a whole generation of tables) alive.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         self.last_flush = Instant::now();
         if let Some(snapshot) = self.snapshot.take() {
             self.metrics.clone().merge(self, &snapshot);

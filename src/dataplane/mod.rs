@@ -2,10 +2,10 @@
 //! (`resolve`), and what is recorded of every answer (`metering`, `querylog`, `metrics`).
 
 pub mod explain;
-pub mod metering;
-pub mod metrics;
-pub mod observe;
-pub mod querylog;
-pub mod resolve;
+pub(crate) mod metering;
+pub(crate) mod metrics;
+pub(crate) mod observe;
+pub(crate) mod querylog;
+pub(crate) mod resolve;
 pub mod respond;
-pub mod serve;
+pub(crate) mod serve;

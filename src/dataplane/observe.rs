@@ -12,7 +12,7 @@ use crate::model::snapshot::Snapshot;
 
 /// Where answers are recorded, each optional: the usage meter (managed mode), the counters, the query log.
 #[derive(Clone, Default)]
-pub struct Observers {
+pub(crate) struct Observers {
     pub meter: Option<Arc<Meter>>,
     pub metrics: Option<Arc<Metrics>>,
     pub query_log: Option<Arc<QueryLog>>,
@@ -20,21 +20,21 @@ pub struct Observers {
 
 impl Observers {
     /// The counters of rare events, when metrics are on.
-    pub fn events(&self) -> Option<&Events> {
+    pub(crate) fn events(&self) -> Option<&Events> {
         self.metrics.as_deref().map(|m| &m.events)
     }
 }
 
 /// One UDP thread's, sender task's or TCP connection's recorder: its own meter and counters (no lock on the query
 /// path), handed to the shared ones about once a second and when it is dropped.
-pub struct Recorder {
+pub(crate) struct Recorder {
     meter: Option<LocalMeter>,
     metrics: Option<LocalMetrics>,
     query_log: Option<Arc<QueryLog>>,
 }
 
 impl Recorder {
-    pub fn new(observers: &Observers) -> Recorder {
+    pub(crate) fn new(observers: &Observers) -> Recorder {
         Recorder {
             meter: observers.meter.clone().map(LocalMeter::new),
             metrics: observers.metrics.clone().map(LocalMetrics::new),
@@ -43,12 +43,12 @@ impl Recorder {
     }
 
     /// Whether anything recorded needs the answer's latency (measuring it costs a clock read per answer).
-    pub fn timed(&self) -> bool {
+    pub(crate) fn timed(&self) -> bool {
         self.metrics.is_some() || self.query_log.is_some()
     }
 
     /// Records one answer sent, answered under `snapshot` (the one the request was classified under).
-    pub fn finish(&mut self, snapshot: &Arc<Snapshot>, exchange: &Exchange) {
+    pub(crate) fn finish(&mut self, snapshot: &Arc<Snapshot>, exchange: &Exchange) {
         if let Some(meter) = &mut self.meter {
             meter.record(snapshot, &exchange.outcome);
         }
@@ -61,7 +61,7 @@ impl Recorder {
     }
 
     /// Hands what was counted to the shared meter and counters (and lets go of the snapshot they were taken under).
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if let Some(meter) = &mut self.meter {
             meter.flush();
         }

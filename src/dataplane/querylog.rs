@@ -38,7 +38,7 @@ struct Entry {
 }
 
 /// The query path's handle on the log.
-pub struct QueryLog {
+pub(crate) struct QueryLog {
     sender: SyncSender<Entry>,
     vpcs: Option<HashSet<String>>,
     dropped: AtomicU64,
@@ -47,7 +47,7 @@ pub struct QueryLog {
 impl QueryLog {
     /// Starts the writer thread. The file is opened by the writer, so a path that cannot be opened (or a FIFO
     /// nobody reads) never holds up the server: entries are dropped and counted, and the error is logged.
-    pub fn start(settings: &QueryLogSettings) -> std::io::Result<Arc<QueryLog>> {
+    pub(crate) fn start(settings: &QueryLogSettings) -> std::io::Result<Arc<QueryLog>> {
         let (sender, receiver) = mpsc::sync_channel(settings.queue.max(1));
         let writer = Writer {
             path: settings.path.clone(),
@@ -62,14 +62,14 @@ impl QueryLog {
     }
 
     /// Entries dropped because the writer was behind.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
     /// Logs one finished exchange, answered under `snapshot`, if its VPC is logged and it had a question.
-    pub fn record(&self, snapshot: &Snapshot, exchange: &Exchange) {
+    pub(crate) fn record(&self, snapshot: &Snapshot, exchange: &Exchange) {
         let outcome = &exchange.outcome;
-        let vpc = outcome.vpc.and_then(|v| snapshot.vpcs.get(v as usize));
+        let vpc = outcome.vpc.and_then(|v| snapshot.vpcs().get(v as usize));
         if let Some(wanted) = &self.vpcs {
             if !vpc.is_some_and(|v| wanted.contains(v.id.as_str())) {
                 return;
@@ -78,7 +78,7 @@ impl QueryLog {
         let Some(question) = outcome.question else { return };
         let Some(name) = question.name(exchange.packet) else { return };
         let zone = match outcome.billed {
-            Billed::Zone(z) => snapshot.zones.get(z as usize).map(|z| z.meter_id.clone()),
+            Billed::Zone(z) => snapshot.zones().get(z as usize).map(|z| z.meter_id().clone()),
             _ => None,
         };
         let entry = Entry {

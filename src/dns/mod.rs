@@ -4,7 +4,7 @@
 pub mod cookie;
 pub mod name;
 pub mod rdata;
-pub mod text;
+pub(crate) mod text;
 pub mod wire;
 pub mod zonefile;
 

@@ -12,7 +12,7 @@ pub struct Token {
 }
 
 /// Splits text into tokens with the zone-file rules, ignoring line structure (used by [`crate::dns::rdata::RData::from_text`]).
-pub fn tokenize(text: &str) -> Result<Vec<Token>, String> {
+pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     let mut lexer = Lexer::new(text.as_bytes());
     let mut tokens = Vec::new();
     while let Some(entry) = lexer.next_entry().map_err(|(_, message)| message)? {

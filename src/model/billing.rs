@@ -25,7 +25,7 @@ pub enum Billed {
 /// What kind of usage a bucket line counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum UsageKind {
+pub(crate) enum UsageKind {
     /// Answers of a private zone: `item` is the zone id.
     #[default]
     Zone,
@@ -35,19 +35,9 @@ pub enum UsageKind {
     Resolver,
 }
 
-impl UsageKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            UsageKind::Zone => "zone",
-            UsageKind::Rule => "rule",
-            UsageKind::Resolver => "resolver",
-        }
-    }
-}
-
 /// One usage bucket's identity: a minute, the billed account, the consuming account and VPC, and what answered.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UsageKey {
+pub(crate) struct UsageKey {
     /// Minutes since the Unix epoch.
     pub minute: u64,
     /// The billed account.
@@ -61,11 +51,11 @@ pub struct UsageKey {
 }
 
 /// The item resolver usage is counted under.
-pub const UPSTREAMS: &str = "upstreams";
+pub(crate) const UPSTREAMS: &str = "upstreams";
 
 /// The party `billed` names under `snapshot` — the billed account, the kind, and what answered — for an answer to
 /// a query from `vpc` (needed for resolver usage only: its VPC's account pays).
-pub fn billed_party(
+pub(crate) fn billed_party(
     snapshot: &Snapshot,
     vpc: Option<VpcIdx>,
     billed: Billed,
@@ -73,15 +63,15 @@ pub fn billed_party(
     match billed {
         Billed::Nobody => None,
         Billed::Zone(zone) => {
-            let zone = snapshot.zones.get(zone as usize)?;
+            let zone = snapshot.zones().get(zone as usize)?;
             Some((zone.meter_owner.clone(), UsageKind::Zone, zone.meter_id.clone()))
         }
         Billed::Rule(route) => {
-            let route = snapshot.routes.get(route as usize)?;
+            let route = snapshot.routes().get(route as usize)?;
             Some((route.owner.clone()?, UsageKind::Rule, route.rule.clone()?))
         }
         Billed::Resolver => {
-            let vpc = snapshot.vpcs.get(vpc? as usize)?;
+            let vpc = snapshot.vpcs().get(vpc? as usize)?;
             Some((vpc.account.clone(), UsageKind::Resolver, Arc::from(UPSTREAMS)))
         }
     }
@@ -89,7 +79,7 @@ pub fn billed_party(
 
 /// The usage key of an answer with `rcode` to a query from `vpc`, billed as `billed` under `snapshot`; `None` when
 /// it is not billable.
-pub fn usage_key(
+pub(crate) fn usage_key(
     snapshot: &Snapshot,
     vpc: Option<VpcIdx>,
     billed: Billed,
@@ -100,7 +90,7 @@ pub fn usage_key(
         return None;
     }
     let (owner, kind, item) = billed_party(snapshot, vpc, billed)?;
-    let vpc = snapshot.vpcs.get(vpc? as usize)?;
+    let vpc = snapshot.vpcs().get(vpc? as usize)?;
     Some(UsageKey { minute, owner, consumer: vpc.account.clone(), vpc: vpc.id.0.clone(), kind, item })
 }
 
@@ -145,11 +135,11 @@ scope = ["vb"]
     fn zones_rules_and_upstreams_bill_their_own_party() {
         let state = crate::testing::state(STATE, None);
         let snap = crate::model::compile::Compiler::default().compile(&state);
-        let vb = snap.vpcs.iter().position(|v| v.id.as_str() == "vb").map(|i| i as VpcIdx);
+        let vb = snap.vpcs().iter().position(|v| v.id.as_str() == "vb").map(|i| i as VpcIdx);
         let key = |billed| usage_key(&snap, vb, billed, Rcode::NoError, 7);
         let zone = key(Billed::Zone(0)).expect("billable");
         assert_eq!((&*zone.owner, &*zone.consumer, zone.kind), ("1", "2", UsageKind::Zone));
-        let rule = snap.routes.iter().position(|r| r.rule.is_some()).map(|i| i as RouteIdx).expect("rule route");
+        let rule = snap.routes().iter().position(|r| r.rule.is_some()).map(|i| i as RouteIdx).expect("rule route");
         let rule = key(Billed::Rule(rule)).expect("billable");
         assert_eq!((&*rule.owner, &*rule.item, rule.kind), ("1", "onprem", UsageKind::Rule));
         let resolver = key(Billed::Resolver).expect("billable");

@@ -55,7 +55,7 @@ impl<K: std::hash::Hash + Eq + Copy> FamilyTable<K> {
 
 /// Longest-prefix tables for IPv4 and IPv6.
 #[derive(Default)]
-pub struct PrefixTable {
+pub(crate) struct PrefixTable {
     v4: FamilyTable<u32>,
     v6: FamilyTable<u128>,
 }
@@ -77,14 +77,14 @@ fn mask_v6(addr: u128, len: u8) -> u128 {
 }
 
 impl PrefixTable {
-    pub fn insert(&mut self, net: IpNet, vpc: VpcIdx) {
+    pub(crate) fn insert(&mut self, net: IpNet, vpc: VpcIdx) {
         match net {
             IpNet::V4(n) => self.v4.insert(n.prefix_len(), mask_v4(n.network().into(), n.prefix_len()), vpc, net),
             IpNet::V6(n) => self.v6.insert(n.prefix_len(), mask_v6(n.network().into(), n.prefix_len()), vpc, net),
         }
     }
 
-    pub fn find(&self, source: IpAddr) -> Option<(VpcIdx, IpNet)> {
+    pub(crate) fn find(&self, source: IpAddr) -> Option<(VpcIdx, IpNet)> {
         match normalize_ip(source) {
             IpAddr::V4(v4) => {
                 let addr = u32::from(v4);
@@ -120,7 +120,7 @@ impl Classifier {
 }
 
 /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`) classifies as IPv4.
-pub fn normalize_ip(ip: IpAddr) -> IpAddr {
+pub(crate) fn normalize_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -58,7 +58,7 @@ pub fn report(state: &State, snap: &Snapshot, q: &Question, cache: Option<CacheP
         q.source,
         q.listener
     );
-    match snap.classifier.classify(q.listener, q.source) {
+    match snap.classifier().classify(q.listener, q.source) {
         None => {
             let _ =
                 writeln!(out, "vpc:     none: {} lies in no VPC prefix accepted on {} → REFUSED", q.source, q.listener);
@@ -76,7 +76,7 @@ fn explain_vpc(
     cache: Option<CacheProbe>,
     out: &mut String,
 ) {
-    let Some(vpc) = snap.vpcs.get(class.vpc as usize) else { return };
+    let Some(vpc) = snap.vpcs().get(class.vpc as usize) else { return };
     let listener = match class.listener {
         Some(l) => format!("the table of listener {l}"),
         None => "the table of VPCs open to every listener".to_string(),
@@ -106,8 +106,8 @@ fn explain_vpc(
     holding.sort_by_key(|z| std::cmp::Reverse(z.name.label_count()));
     match holding.split_first() {
         None => {
-            let routed =
-                snap.upstream.is_some() || snap.views.get(class.vpc as usize).is_some_and(|v| !v.rules().is_empty());
+            let routed = snap.upstream().is_some()
+                || snap.views().get(class.vpc as usize).is_some_and(|v| !v.rules().is_empty());
             let then = if routed { "see route" } else { "→ REFUSED (no upstreams, no forwarding rule)" };
             let _ = writeln!(out, "zone:    none of them holds {} {then}", q.name);
         }
@@ -143,7 +143,7 @@ fn explain_chain(state: &State, snap: &Snapshot, vpc: u32, q: &Question, cache: 
             Owner::QName => q.name.to_string(),
             Owner::Name(wire) => name::wire_to_string(wire),
         };
-        let zone = &snap.zones[rr.zone as usize];
+        let zone = &snap.zones()[rr.zone as usize];
         let first = rr.rrset.first().map(|d| rdata_text(rr.rrset.rtype, d)).unwrap_or_default();
         let _ = writeln!(
             out,
@@ -169,7 +169,7 @@ fn explain_route(
     out: &mut String,
 ) {
     let name = recurse.target.map_or_else(|| q.name.to_string(), name::wire_to_string);
-    let Some(route) = snap.routes.get(recurse.route as usize) else { return };
+    let Some(route) = snap.routes().get(recurse.route as usize) else { return };
     let targets: Vec<String> = route.targets.iter().map(ToString::to_string).collect();
     let why = match recurse.reason {
         lookup::RecurseReason::Rule => {
@@ -217,7 +217,7 @@ fn unfollowed_cname_target(snap: &Snapshot, vpc: u32, answer: &lookup::Answer, q
     let target = last.rrset.first()?;
     let mut buf = [0u8; name::MAX_NAME_LEN];
     let lower = name::lower_into(target, &mut buf);
-    let view = snap.views.get(vpc as usize)?;
+    let view = snap.views().get(vpc as usize)?;
     match view.find_zone(lower) {
         Some(_) => None,
         None => Some(name::wire_to_string(target)),

@@ -109,7 +109,7 @@ impl<'s> Answer<'s> {
 /// Answers `qname`/`qtype` (class IN) for VPC `vpc` from `snap`. `qname` is the question's uncompressed wire name
 /// in the client's case.
 pub fn lookup<'s>(snap: &'s Snapshot, vpc: VpcIdx, qname: &[u8], qtype: u16, transport: Transport) -> Answer<'s> {
-    let Some(view) = snap.views.get(vpc as usize) else {
+    let Some(view) = snap.views().get(vpc as usize) else {
         return Answer::refused();
     };
     let mut buf = [0u8; MAX_NAME_LEN];
@@ -154,7 +154,7 @@ fn decide<'s>(snap: &Snapshot, view: &'s View, lower: &[u8]) -> Decision<'s> {
         }
         (Some((idx, z)), _) => Decision::Zone(idx, z),
         (None, Some((_, route))) => Decision::Recurse(route, RecurseReason::Rule),
-        (None, None) => match snap.upstream {
+        (None, None) => match snap.upstream() {
             Some(route) => Decision::Recurse(route, RecurseReason::Upstream),
             None => Decision::Refused,
         },
@@ -164,7 +164,7 @@ fn decide<'s>(snap: &Snapshot, view: &'s View, lower: &[u8]) -> Decision<'s> {
 /// Where a name a zone does not hold goes when the zone falls back to recursion: the VPC's most specific rule,
 /// else the upstreams.
 fn fallback_route(snap: &Snapshot, view: &View, lower: &[u8]) -> Option<RouteIdx> {
-    view.find_rule(lower).map(|(_, route)| route).or(snap.upstream)
+    view.find_rule(lower).map(|(_, route)| route).or(snap.upstream())
 }
 
 /// Follows the name through its zone and any CNAMEs, filling the answer and authority sections.
@@ -402,7 +402,7 @@ records = [{ name = "www", type = "A", data = "10.0.0.2" }]
         );
         let route = |name: &str| {
             let answer = ask(&snap, name, rtype::A);
-            answer.recurse.map(|r| (snap.routes[r.route as usize].label().to_string(), r.reason))
+            answer.recurse.map(|r| (snap.routes()[r.route as usize].label().to_string(), r.reason))
         };
         assert_eq!(route("www.corp.example."), Some(("same".into(), RecurseReason::Rule)), "a rule beats a zone");
         assert_eq!(route("www.in.example.net."), None, "a deeper zone beats a rule above it");

@@ -2,14 +2,14 @@
 //! it (`compile` → `snapshot`, `nodes`, `records`), and the pure query core over them (`classify`, `lookup`,
 //! `explain`). No I/O, no locks.
 
-pub mod billing;
-pub mod classify;
+pub(crate) mod billing;
+pub(crate) mod classify;
 pub mod compile;
 pub mod explain;
 pub mod lookup;
-pub mod nodes;
-pub mod publish;
-pub mod records;
+pub(crate) mod nodes;
+pub(crate) mod publish;
+pub(crate) mod records;
 pub mod snapshot;
 pub mod state;
 pub mod validate;

@@ -9,6 +9,8 @@
 //! `type u16, ttl u32, count u16` followed by `count` × (`rdlength u16`, RDATA). All big-endian. A node with no
 //! RRsets is an empty non-terminal. In the arena every node is preceded by its length (u32). Only this module
 //! writes or parses the encoding; the readers below never panic on any bytes (a short read ends the iteration).
+// Lengths and counts here become wire fields: a cast that could truncate one must say why it cannot.
+#![deny(clippy::cast_possible_truncation)]
 
 use std::sync::Arc;
 
@@ -160,34 +162,35 @@ fn write_rrset_header(out: &mut Vec<u8>, rtype: u16, ttl: u32, count: u16) {
 
 /// Writes one node's encoding. RRsets are given in the order they are to be stored (sorted by type); each is
 /// (type, TTL, RDATA in wire form). RDATA longer than 65,535 bytes cannot exist in DNS and is cut short.
-pub struct NodeWriter<'o> {
+pub(crate) struct NodeWriter<'o> {
     out: &'o mut Vec<u8>,
     /// Where the current RRset's count is, and how many records it has so far.
     open: Option<(usize, u16)>,
 }
 
 impl<'o> NodeWriter<'o> {
-    pub fn new(out: &'o mut Vec<u8>, name: &[u8]) -> NodeWriter<'o> {
+    pub(crate) fn new(out: &'o mut Vec<u8>, name: &[u8]) -> NodeWriter<'o> {
         let name = &name[..name.len().min(MAX_NAME_LEN)];
-        out.push(name.len() as u8);
+        // A wire name is at most 255 octets.
+        out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
         out.extend_from_slice(name);
         NodeWriter { out, open: None }
     }
 
     /// Starts an RRset; records follow with `record`.
-    pub fn rrset(&mut self, rtype: u16, ttl: u32) {
+    pub(crate) fn rrset(&mut self, rtype: u16, ttl: u32) {
         write_rrset_header(self.out, rtype, ttl, 0);
         self.open = Some((self.out.len() - 2, 0));
     }
 
-    pub fn record(&mut self, rdata: &[u8]) {
+    pub(crate) fn record(&mut self, rdata: &[u8]) {
         let Some((at, count)) = &mut self.open else { return };
         if *count == u16::MAX {
             return;
         }
         *count += 1;
         let rdata = &rdata[..rdata.len().min(usize::from(u16::MAX))];
-        self.out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        self.out.extend_from_slice(&u16::try_from(rdata.len()).unwrap_or(u16::MAX).to_be_bytes());
         self.out.extend_from_slice(rdata);
         let (at, count) = (*at, *count);
         self.out[at..at + 2].copy_from_slice(&count.to_be_bytes());
@@ -199,7 +202,7 @@ impl<'o> NodeWriter<'o> {
 /// Cheap to clone (two shared pointers): a patched table keeps its predecessor's arena, and the table holds the
 /// arena inline, so that a lookup in a small zone touches the table and then its bytes, nothing in between.
 #[derive(Clone)]
-pub struct NodeArena {
+pub(crate) struct NodeArena {
     bytes: Arc<[u8]>,
     /// `None` for zones of at most [`SCAN_NODES`] nodes, which are scanned: their bytes span a cache line or two,
     /// while a hash probe would cost a cache miss more (at 100,000 small zones, most lookups miss the cache).
@@ -207,7 +210,7 @@ pub struct NodeArena {
 }
 
 /// Zones of up to this many nodes are scanned instead of indexed.
-pub const SCAN_NODES: usize = 8;
+pub(crate) const SCAN_NODES: usize = 8;
 
 /// Open addressing with linear probing over one array of 8-byte slots: 32 bits of the name's hash above the
 /// node's offset (0 = empty). A probe reads one slot, usually in the same cache line as its neighbours, and the
@@ -227,7 +230,7 @@ impl NodeIndex {
         let mut slots = vec![0u64; capacity].into_boxed_slice();
         let mask = capacity - 1;
         for (hash, offset) in offsets {
-            let mut i = hash as usize & mask;
+            let mut i = low_bits(hash, mask);
             while slots[i] != 0 {
                 i = (i + 1) & mask;
             }
@@ -240,17 +243,27 @@ impl NodeIndex {
     fn candidates(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
         let mask = self.slots.len() - 1;
         let wanted = tag(hash);
-        let start = hash as usize & mask;
+        let start = low_bits(hash, mask);
         (0..self.slots.len())
             .map(move |step| self.slots[(start + step) & mask])
             .take_while(|&slot| slot != 0)
             .filter(move |&slot| (slot >> 32) as u32 == wanted)
-            .map(|slot| slot as u32)
+            .map(low32)
     }
 
     fn offsets(&self) -> impl Iterator<Item = u32> + '_ {
-        self.slots.iter().filter(|&&slot| slot != 0).map(|&slot| slot as u32)
+        self.slots.iter().filter(|&&slot| slot != 0).map(|&slot| low32(slot))
     }
+}
+
+/// The slot a hash starts probing at: its bits under `mask` (a power of two less one, below the table's size).
+fn low_bits(hash: u64, mask: usize) -> usize {
+    usize::try_from(hash & u64::try_from(mask).unwrap_or(u64::MAX)).unwrap_or(0)
+}
+
+/// A slot's offset: its low 32 bits.
+fn low32(slot: u64) -> u32 {
+    u32::try_from(slot & u64::from(u32::MAX)).unwrap_or(0)
 }
 
 /// A slot's hash bits: never 0, so that a used slot is never 0.
@@ -265,19 +278,19 @@ impl std::fmt::Debug for NodeArena {
 }
 
 /// Builds a [`NodeArena`] one node at a time.
-pub struct ArenaBuilder {
+pub(crate) struct ArenaBuilder {
     bytes: Vec<u8>,
     offsets: Vec<u32>,
 }
 
 impl ArenaBuilder {
-    pub fn with_capacity(nodes: usize, bytes: usize) -> ArenaBuilder {
+    pub(crate) fn with_capacity(nodes: usize, bytes: usize) -> ArenaBuilder {
         ArenaBuilder { bytes: Vec::with_capacity(bytes), offsets: Vec::with_capacity(nodes) }
     }
 
     /// Appends a node written by `write`; false (and nothing appended) once the arena would pass 4 GiB, which
     /// the record limits keep far away.
-    pub fn push(&mut self, name: &[u8], write: impl FnOnce(&mut NodeWriter)) -> bool {
+    pub(crate) fn push(&mut self, name: &[u8], write: impl FnOnce(&mut NodeWriter)) -> bool {
         let start = self.bytes.len();
         let Ok(offset) = u32::try_from(start) else { return false };
         self.bytes.extend_from_slice(&[0; 4]);
@@ -298,7 +311,7 @@ impl ArenaBuilder {
 
     /// Indexes every node. Should two nodes have the same lower-case owner, one with records wins over an empty
     /// one (an empty non-terminal), else the first wins; a small zone keeps only the winners, in order.
-    pub fn finish(self) -> NodeArena {
+    pub(crate) fn finish(self) -> NodeArena {
         let hasher = RandomState::new();
         // (hash, offset) of each distinct owner; the hash is kept so that neither growth nor the index rehashes.
         let mut offsets: HashTable<(u64, u32)> = HashTable::with_capacity(self.offsets.len());
@@ -338,7 +351,7 @@ impl ArenaBuilder {
 
 impl NodeArena {
     /// The node whose owner is `lower` (a lower-case wire name).
-    pub fn get(&self, lower: &[u8]) -> Option<Node<'_>> {
+    pub(crate) fn get(&self, lower: &[u8]) -> Option<Node<'_>> {
         match &self.index {
             Some(index) => {
                 let hash = index.hasher.hash_one(lower);
@@ -350,19 +363,15 @@ impl NodeArena {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match &self.index {
             Some(index) => index.len,
             None => self.scan().count(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Every indexed node, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = Node<'_>> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Node<'_>> {
         let indexed = self.index.iter().flat_map(|i| i.offsets().filter_map(|o| node_at(&self.bytes, o)));
         let scanned = self.index.is_none().then(|| self.scan()).into_iter().flatten();
         indexed.chain(scanned)
@@ -393,22 +402,23 @@ fn same_name(spelled: &[u8], lower: &[u8]) -> bool {
 
 /// A node held on its own (a changed node in a table's overlay).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedNode(Box<[u8]>);
+pub(crate) struct OwnedNode(Box<[u8]>);
 
 impl OwnedNode {
-    pub fn build(name: &[u8], write: impl FnOnce(&mut NodeWriter)) -> OwnedNode {
+    pub(crate) fn build(name: &[u8], write: impl FnOnce(&mut NodeWriter)) -> OwnedNode {
         let mut bytes = Vec::new();
         let mut writer = NodeWriter::new(&mut bytes, name);
         write(&mut writer);
         OwnedNode(bytes.into_boxed_slice())
     }
 
-    pub fn get(&self) -> Node<'_> {
+    pub(crate) fn get(&self) -> Node<'_> {
         Node { bytes: &self.0 }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

@@ -65,13 +65,13 @@ impl SnapshotCell {
 
 fn stamped(compiler: &mut Compiler, state: &State, changed: Option<&Changes>, started: Instant) -> Snapshot {
     let mut snapshot = compiler.compile_changed(state, changed);
-    snapshot.change_seconds = started.elapsed().as_secs_f64();
+    snapshot.set_change_seconds(started.elapsed().as_secs_f64());
     snapshot
 }
 
 /// Hands freed memory (file text, parse trees, the previous tables) back to the system. glibc keeps freed memory
 /// for reuse, so without this the peak of a load would stay resident until the next one.
-pub fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it is safe to call at any time.
     unsafe {
@@ -92,10 +92,10 @@ mod tests {
         let cell = SnapshotCell::first(&mut compiler, &state, started);
         let reader = cell.clone();
         let first = reader.load_full();
-        assert!(first.change_seconds >= 0.0);
+        assert!(first.change_seconds() >= 0.0);
         let next = cell.publish(&mut compiler, &state, None, Instant::now());
-        assert_eq!(next.generation, first.generation + 1);
-        assert_eq!(reader.load().generation, next.generation, "every clone sees the new snapshot");
-        assert_eq!(first.zones.len(), next.zones.len(), "the old snapshot stays whole for whoever holds it");
+        assert_eq!(next.generation(), first.generation() + 1);
+        assert_eq!(reader.load().generation(), next.generation(), "every clone sees the new snapshot");
+        assert_eq!(first.zones().len(), next.zones().len(), "the old snapshot stays whole for whoever holds it");
     }
 }

@@ -13,7 +13,7 @@ use hashbrown::HashTable;
 use crate::dns::name::{self, Name, MAX_NAME_LEN};
 use crate::model::classify::Classifier;
 use crate::model::nodes::{NodeArena, OwnedNode};
-use crate::model::state::{Uid, VpcId, ZoneId};
+use crate::model::state::{Uid, VpcId};
 
 pub use crate::model::classify::VpcIdx;
 /// Index of a zone in [`Snapshot::zones`].
@@ -22,24 +22,100 @@ pub type ZoneIdx = u32;
 /// One published state: what every query of one generation is answered from.
 pub struct Snapshot {
     /// Counts swaps since the process started.
-    pub generation: u64,
+    generation: u64,
     /// The state revision this snapshot was compiled from.
-    pub revision: u64,
+    revision: u64,
     /// How long the change behind this snapshot took, from its start (a reload, an API call) to this snapshot
     /// being ready to swap in; set by whoever publishes it.
-    pub change_seconds: f64,
+    change_seconds: f64,
     /// Shared with the next snapshot when a change leaves VPCs and listeners alone.
-    pub classifier: Arc<Classifier>,
-    pub vpcs: Arc<[VpcEntry]>,
+    classifier: Arc<Classifier>,
+    vpcs: Arc<[VpcEntry]>,
     /// `views[v]` is what VPC `v` sees; VPCs that see the same zones share one view.
-    pub views: Vec<Arc<View>>,
-    pub zones: Vec<Arc<ZoneTable>>,
+    views: Vec<Arc<View>>,
+    zones: Vec<Arc<ZoneTable>>,
     /// Where names outside private zones go: `routes[upstream]` is `[resolver] upstreams` (when set), the others
     /// are forwarding rules.
-    pub routes: Arc<[Route]>,
-    pub upstream: Option<RouteIdx>,
+    routes: Arc<[Route]>,
+    upstream: Option<RouteIdx>,
     /// Full UDP answers per second per source address in no VPC (0: unlimited).
-    pub query_limit: u32,
+    query_limit: u32,
+}
+
+/// What `compile` puts in a snapshot (only the model constructs one).
+pub(in crate::model) struct SnapshotParts {
+    pub(in crate::model) generation: u64,
+    pub(in crate::model) revision: u64,
+    pub(in crate::model) classifier: Arc<Classifier>,
+    pub(in crate::model) vpcs: Arc<[VpcEntry]>,
+    pub(in crate::model) views: Vec<Arc<View>>,
+    pub(in crate::model) zones: Vec<Arc<ZoneTable>>,
+    pub(in crate::model) routes: Arc<[Route]>,
+    pub(in crate::model) upstream: Option<RouteIdx>,
+    pub(in crate::model) query_limit: u32,
+}
+
+/// Reading a snapshot; its fields are private, so that only the model builds one and nobody changes one.
+impl Snapshot {
+    pub(in crate::model) fn new(p: SnapshotParts) -> Snapshot {
+        Snapshot {
+            generation: p.generation,
+            revision: p.revision,
+            change_seconds: 0.0,
+            classifier: p.classifier,
+            vpcs: p.vpcs,
+            views: p.views,
+            zones: p.zones,
+            routes: p.routes,
+            upstream: p.upstream,
+            query_limit: p.query_limit,
+        }
+    }
+
+    /// Stamps how long the change behind this snapshot took (by whoever publishes it).
+    pub(in crate::model) fn set_change_seconds(&mut self, seconds: f64) {
+        self.change_seconds = seconds;
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub fn change_seconds(&self) -> f64 {
+        self.change_seconds
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    pub fn vpcs(&self) -> &[VpcEntry] {
+        &self.vpcs
+    }
+
+    pub fn views(&self) -> &[Arc<View>] {
+        &self.views
+    }
+
+    pub fn zones(&self) -> &[Arc<ZoneTable>] {
+        &self.zones
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    pub fn upstream(&self) -> Option<RouteIdx> {
+        self.upstream
+    }
+
+    pub fn query_limit(&self) -> u32 {
+        self.query_limit
+    }
 }
 
 /// An index into [`Snapshot::routes`].
@@ -228,33 +304,42 @@ pub enum NameMatch<'z> {
 /// into a new base once it grows.
 #[derive(Debug)]
 pub struct ZoneTable {
-    pub id: ZoneId,
     /// Apex as its owner wrote it.
-    pub name: Name,
+    pub(in crate::model) name: Name,
     /// Apex in lower case: what views compare query names with.
-    pub apex: Name,
+    pub(in crate::model) apex: Name,
     /// The owner account, billed for the queries this zone answers.
-    pub owner: Uid,
+    pub(in crate::model) owner: Uid,
     /// Id and owner as shared strings, for metering without allocation.
-    pub meter_id: Arc<str>,
-    pub meter_owner: Arc<str>,
+    pub(in crate::model) meter_id: Arc<str>,
+    pub(in crate::model) meter_owner: Arc<str>,
     /// The state revision of the zone's content; compile reuses the table while it is unchanged.
-    pub revision: u64,
+    pub(in crate::model) revision: u64,
     /// The nameserver name generated SOA/NS used (a change of `[server].nameserver` recompiles the zone).
-    pub nameserver: Name,
+    pub(in crate::model) nameserver: Name,
     /// Every owner, the apex, and every empty non-terminal, as of the last full build.
     pub(crate) base: NodeArena,
     /// Nodes changed since the base was built, by lower-case owner (`None` = the name is gone).
     pub(crate) overlay: HashMap<Box<[u8]>, Option<Arc<OwnedNode>>, RandomState>,
     /// The TTL of the apex SOA in negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
-    pub negative_ttl: u32,
-    pub has_wildcards: bool,
-    pub record_count: usize,
+    pub(in crate::model) negative_ttl: u32,
+    pub(in crate::model) has_wildcards: bool,
+    pub(in crate::model) record_count: usize,
     /// A name the zone does not hold is resolved elsewhere (`fallback = "recurse"`), not NXDOMAIN.
-    pub fallback_recurse: bool,
+    pub(in crate::model) fallback_recurse: bool,
 }
 
 impl ZoneTable {
+    /// The zone's id, as usage and metrics name it.
+    pub fn meter_id(&self) -> &Arc<str> {
+        &self.meter_id
+    }
+
+    /// Records the zone holds (generated SOA and NS excluded).
+    pub fn record_count(&self) -> usize {
+        self.record_count
+    }
+
     /// This table for a lookup (through its own arena).
     pub fn zone_ref(&self) -> ZoneRef<'_> {
         ZoneRef { table: self, base: &self.base, patched: !self.overlay.is_empty() }

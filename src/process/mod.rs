@@ -5,4 +5,4 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod reload;
-pub mod telemetry;
+pub(crate) mod telemetry;

@@ -120,7 +120,7 @@ impl Reloader {
                 self.state = loaded.state;
                 self.settings = loaded.settings;
                 let snapshot = self.published.publish(&mut self.compiler, &self.state, None, started);
-                let generation = snapshot.generation;
+                let generation = snapshot.generation();
                 log_counts(&snapshot, "reloaded");
                 tracing::info!(
                     why,
@@ -215,12 +215,12 @@ impl std::fmt::Display for StateChanges {
 }
 
 fn log_counts(snapshot: &Snapshot, what: &str) {
-    let records: usize = snapshot.zones.iter().map(|z| z.record_count).sum();
+    let records: usize = snapshot.zones().iter().map(|z| z.record_count()).sum();
     tracing::info!(
-        generation = snapshot.generation,
-        revision = snapshot.revision,
-        vpcs = snapshot.vpcs.len(),
-        zones = snapshot.zones.len(),
+        generation = snapshot.generation(),
+        revision = snapshot.revision(),
+        vpcs = snapshot.vpcs().len(),
+        zones = snapshot.zones().len(),
         records,
         "state {what}"
     );

@@ -24,7 +24,7 @@ use crate::dns::Transport;
 use crate::model::publish::SnapshotCell;
 
 /// What the exporter reads.
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     pub metrics: Arc<Metrics>,
     pub snapshots: SnapshotCell,
     pub query_log: Option<Arc<QueryLog>>,
@@ -41,7 +41,7 @@ impl std::fmt::Debug for Telemetry {
 }
 
 impl Telemetry {
-    pub fn new(
+    pub(crate) fn new(
         metrics: Arc<Metrics>,
         snapshots: SnapshotCell,
         query_log: Option<Arc<QueryLog>>,
@@ -52,11 +52,11 @@ impl Telemetry {
     }
 
     /// Serving (true) or not yet / no longer (false): what `/ready` says.
-    pub fn set_ready(&self, ready: bool) {
+    pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
 
@@ -70,7 +70,7 @@ impl Telemetry {
     }
 
     /// The Prometheus text exposition of everything.
-    pub fn render(self: &Arc<Self>) -> Result<String, std::fmt::Error> {
+    pub(crate) fn render(self: &Arc<Self>) -> Result<String, std::fmt::Error> {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Scrape(self.clone())));
         let mut text = String::new();
@@ -159,11 +159,11 @@ fn encode_queries(encoder: &mut DescriptorEncoder, totals: &Totals) -> Result<()
 /// What is loaded: the snapshot's generation, the time its change took, and its inventory.
 fn encode_snapshot(encoder: &mut DescriptorEncoder, snapshots: &SnapshotCell) -> Result<(), std::fmt::Error> {
     let snapshot = snapshots.load();
-    let records: usize = snapshot.zones.iter().map(|z| z.record_count).sum();
-    let generation = i64::try_from(snapshot.generation).unwrap_or(i64::MAX);
+    let records: usize = snapshot.zones().iter().map(|z| z.record_count()).sum();
+    let generation = i64::try_from(snapshot.generation()).unwrap_or(i64::MAX);
     gauge(encoder, "vpcdns_snapshot_generation", "Generation of the snapshot being served", generation)?;
-    counter(encoder, "vpcdns_snapshot_swaps", "Snapshots published since start", snapshot.generation)?;
-    let last_swap = ConstGauge::new(snapshot.change_seconds);
+    counter(encoder, "vpcdns_snapshot_swaps", "Snapshots published since start", snapshot.generation())?;
+    let last_swap = ConstGauge::new(snapshot.change_seconds());
     let help = "How long the change behind the snapshot took, from its start to the swap";
     last_swap.encode(encoder.encode_descriptor(
         "vpcdns_snapshot_last_swap_seconds",
@@ -172,8 +172,8 @@ fn encode_snapshot(encoder: &mut DescriptorEncoder, snapshots: &SnapshotCell) ->
         last_swap.metric_type(),
     )?)?;
     gauge(encoder, "vpcdns_records", "Records loaded", count(records))?;
-    gauge(encoder, "vpcdns_zones", "Zones loaded", count(snapshot.zones.len()))?;
-    gauge(encoder, "vpcdns_vpcs", "VPCs loaded", count(snapshot.vpcs.len()))
+    gauge(encoder, "vpcdns_zones", "Zones loaded", count(snapshot.zones().len()))?;
+    gauge(encoder, "vpcdns_vpcs", "VPCs loaded", count(snapshot.vpcs().len()))
 }
 
 /// The rare events the query loops count as they happen.
@@ -275,14 +275,14 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) ->
 }
 
 /// Binds the metrics listener (an error names the address, so a taken port is reported at start-up).
-pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+pub(crate) async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     use anyhow::Context as _;
     tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))
 }
 
 /// Serves `GET /metrics` (the Prometheus text format) and `GET /ready` (200 while serving, 503 before and while
 /// shutting down) until the task is dropped.
-pub async fn serve_http(listener: tokio::net::TcpListener, telemetry: Arc<Telemetry>) {
+pub(crate) async fn serve_http(listener: tokio::net::TcpListener, telemetry: Arc<Telemetry>) {
     use axum::extract::State;
     use axum::http::{header, StatusCode};
     use axum::routing::get;

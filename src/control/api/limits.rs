@@ -12,19 +12,19 @@ use std::time::{Duration, Instant};
 const MAX_KEYS: usize = 100_000;
 
 /// A token bucket per key: `rate` tokens a second, at most `burst` saved up.
-pub struct RateLimiter<K> {
+pub(crate) struct RateLimiter<K> {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
-    pub fn new(rate: f64, burst: u32) -> RateLimiter<K> {
+    pub(crate) fn new(rate: f64, burst: u32) -> RateLimiter<K> {
         RateLimiter { rate: rate.max(f64::MIN_POSITIVE), burst: f64::from(burst.max(1)), buckets: Mutex::default() }
     }
 
     /// Takes a token for `key`, or says how long until one is there.
-    pub fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn take(&self, key: &K, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= MAX_KEYS {
             let (rate, burst) = (self.rate, self.burst);
@@ -43,25 +43,25 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
 }
 
 /// Open connections: all together and per client address.
-pub struct ConnectionCounts {
+pub(crate) struct ConnectionCounts {
     max: usize,
     per_address: usize,
     open: Mutex<(usize, HashMap<IpAddr, usize>)>,
 }
 
 /// A connection's place in the counts; given back when dropped.
-pub struct Slot {
+pub(crate) struct Slot {
     counts: Arc<ConnectionCounts>,
     ip: IpAddr,
 }
 
 impl ConnectionCounts {
-    pub fn new(max: usize, per_address: usize) -> Arc<ConnectionCounts> {
+    pub(crate) fn new(max: usize, per_address: usize) -> Arc<ConnectionCounts> {
         Arc::new(ConnectionCounts { max, per_address, open: Mutex::default() })
     }
 
     /// A slot for a connection from `ip`, unless that would pass either bound.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let from_ip = open.1.get(&ip).copied().unwrap_or(0);
         if open.0 >= self.max || from_ip >= self.per_address {

@@ -29,7 +29,7 @@ use super::{operator_router, tenant_router, ApiState};
 use crate::settings::AdminLimits;
 
 /// The bound admin listeners, ready to serve.
-pub struct AdminListeners {
+pub(crate) struct AdminListeners {
     tcp: std::net::TcpListener,
     pub tcp_addr: SocketAddr,
     tls: Option<TlsAcceptor>,
@@ -39,7 +39,7 @@ pub struct AdminListeners {
 
 impl AdminListeners {
     /// `https://…` or `http://…`, as clients should call it.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.tcp_addr)
     }
@@ -48,7 +48,7 @@ impl AdminListeners {
 /// Binds the tenant API on `listen` (with TLS when `tls` names a certificate and key) and the operator socket at
 /// `socket` (mode 0600). A stale socket from a previous run is replaced; anything else at that path is left alone
 /// and refused, and so is a directory that others may write to (they could swap the socket for their own).
-pub async fn bind(
+pub(crate) async fn bind(
     listen: SocketAddr,
     socket: &Path,
     tls: Option<&crate::settings::TlsFiles>,
@@ -117,7 +117,7 @@ fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 }
 
 /// Serves both routers until the process ends; the operator socket is removed when this returns or is dropped.
-pub async fn serve(listeners: AdminListeners, state: ApiState, limits: AdminLimits) -> anyhow::Result<()> {
+pub(crate) async fn serve(listeners: AdminListeners, state: ApiState, limits: AdminLimits) -> anyhow::Result<()> {
     let _socket = RemoveOnDrop(listeners.socket.clone());
     let operator = operator_router(state.clone());
     let tenant = tenant_router(state, limits.body_timeout);
@@ -129,7 +129,7 @@ pub async fn serve(listeners: AdminListeners, state: ApiState, limits: AdminLimi
 }
 
 /// Removes the operator socket when the server stops (a socket file left behind would only mislead).
-pub struct RemoveOnDrop(pub PathBuf);
+pub(crate) struct RemoveOnDrop(pub PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {

@@ -5,8 +5,8 @@
 //! call one operation and render its answer or its [`ApiError`]; they decide nothing themselves.
 
 mod error;
-pub mod limits;
-pub mod listen;
+pub(crate) mod limits;
+pub(crate) mod listen;
 mod refusals;
 mod routes;
 

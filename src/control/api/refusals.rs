@@ -17,11 +17,11 @@ use crate::control::{audit, auth, ControlState};
 use crate::model::state::Uid;
 
 /// The largest request body the tenant API reads (a zone file import is the largest).
-pub const BODY_LIMIT: usize = 8 << 20;
+pub(super) const BODY_LIMIT: usize = 8 << 20;
 
 /// Reads the request body whole, within `deadline` and [`BODY_LIMIT`]: a client that trickles a body is cut off
 /// (408), and no handler ever waits on the network.
-pub async fn read_body(deadline: Duration, request: Request, next: Next) -> Response {
+pub(super) async fn read_body(deadline: Duration, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     match tokio::time::timeout(deadline, axum::body::to_bytes(body, BODY_LIMIT)).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
@@ -41,7 +41,7 @@ pub async fn read_body(deadline: Duration, request: Request, next: Next) -> Resp
 }
 
 /// Audits refused changes (see the module documentation). Reads pass through untouched.
-pub async fn audit_refused(
+pub(super) async fn audit_refused(
     State(api): State<ApiState>,
     ConnectInfo(remote): ConnectInfo<std::net::SocketAddr>,
     matched: Option<MatchedPath>,

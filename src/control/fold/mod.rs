@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 mod zones;
 
-pub use zones::PendingRecords;
+pub(crate) use zones::PendingRecords;
 
 use crate::control::docs::{
     decode, parse_policy, AccountDoc, InboxDoc, KeyDoc, LinkDoc, LinkRequestDoc, RuleDoc, ScopeDoc, UserDoc, VpcDoc,

@@ -13,7 +13,7 @@ use crate::model::state::{DirtyZone, Fallback, RecordId, Uid, Zone, ZoneId, Zone
 /// Record writes (`None` = removed) for a zone not seen yet, in the order they came: the last write of an id
 /// counts. A list, not a map, because at start-up it holds every record of the store, arriving in id order.
 #[derive(Debug, Clone, Default)]
-pub struct PendingRecords(pub(super) Vec<(RecordId, Option<Record>, u64)>);
+pub(crate) struct PendingRecords(pub(super) Vec<(RecordId, Option<Record>, u64)>);
 
 impl PendingRecords {
     /// The last write of `id`, if it holds a record: that record's revision.

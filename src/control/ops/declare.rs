@@ -68,7 +68,7 @@ struct ExportRecord {
 }
 
 /// The state as a TOML document in the issue-2 schema (zones carry their records inline).
-pub fn export(state: &State) -> Result<String, ControlError> {
+pub(crate) fn export(state: &State) -> Result<String, ControlError> {
     let file = ExportFile {
         accounts: state.accounts.values().map(AccountDoc::from).collect(),
         users: state.users.values().map(UserDoc::from).collect(),
@@ -146,7 +146,7 @@ fn put_if_changed<T: Serialize>(
 }
 
 /// Brings the desired state into the store (see the module docs).
-pub fn apply(control: &ControlState, ctx: &Ctx, desired: &State, prune: bool) -> Result<Plan, ControlError> {
+pub(crate) fn apply(control: &ControlState, ctx: &Ctx, desired: &State, prune: bool) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let mut plan = Plan::default();
     let current = &control.state;

@@ -13,7 +13,7 @@ use crate::model::state::Uid;
 /// `GET /v1/explain`'s query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExplainRequest {
+pub(crate) struct ExplainRequest {
     pub source: IpAddr,
     pub name: String,
     #[serde(rename = "type")]
@@ -24,7 +24,7 @@ pub struct ExplainRequest {
 }
 
 /// The question `account` may have explained: its source must lie in one of the account's own VPCs.
-pub fn tenant_question(
+pub(crate) fn tenant_question(
     control: &ControlState,
     snapshot: &Snapshot,
     account: &Uid,
@@ -34,8 +34,8 @@ pub fn tenant_question(
         .listener
         .or_else(|| control.state.served.listen.first().copied())
         .ok_or_else(|| ControlError::invalid("no_listener", "give a listener"))?;
-    let class = snapshot.classifier.classify(listener, request.source);
-    let owns = class.and_then(|c| snapshot.vpcs.get(c.vpc as usize)).is_some_and(|v| *v.account == *account.0);
+    let class = snapshot.classifier().classify(listener, request.source);
+    let owns = class.and_then(|c| snapshot.vpcs().get(c.vpc as usize)).is_some_and(|v| *v.account == *account.0);
     if !owns {
         return Err(ControlError::forbidden("explain answers for sources in your own VPCs only"));
     }

@@ -15,11 +15,11 @@ use crate::model::state::{Uid, VpcId};
 
 /// The operator's list of accounts.
 #[derive(Debug, Serialize)]
-pub struct Accounts {
+pub(crate) struct Accounts {
     pub accounts: Vec<AccountDoc>,
 }
 
-pub fn list_accounts(control: &ControlState, actor: &Actor) -> Result<Accounts, ControlError> {
+pub(crate) fn list_accounts(control: &ControlState, actor: &Actor) -> Result<Accounts, ControlError> {
     actor.require_operator()?;
     let accounts = control
         .state
@@ -43,7 +43,7 @@ struct AccountChanged<'a> {
 }
 
 /// Creates or replaces an account.
-pub fn put_account(control: &ControlState, ctx: &Ctx, doc: AccountDoc) -> Result<Plan, ControlError> {
+pub(crate) fn put_account(control: &ControlState, ctx: &Ctx, doc: AccountDoc) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let mut plan = Plan::default();
     let key = keys::account(&doc.uid);
@@ -55,7 +55,7 @@ pub fn put_account(control: &ControlState, ctx: &Ctx, doc: AccountDoc) -> Result
 }
 
 /// Removes an account that owns nothing any more (zones and VPCs must go first; links and keys go with it).
-pub fn remove_account(control: &ControlState, ctx: &Ctx, uid: &str) -> Result<Plan, ControlError> {
+pub(crate) fn remove_account(control: &ControlState, ctx: &Ctx, uid: &str) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let uid = Uid(uid.to_string());
     if !control.state.accounts.contains_key(&uid) {
@@ -91,7 +91,7 @@ pub fn remove_account(control: &ControlState, ctx: &Ctx, uid: &str) -> Result<Pl
 
 /// The operator's list of VPCs.
 #[derive(Debug, Serialize)]
-pub struct Vpcs {
+pub(crate) struct Vpcs {
     pub vpcs: Vec<VpcView>,
 }
 
@@ -117,7 +117,7 @@ impl VpcView {
     }
 }
 
-pub fn list_vpcs(control: &ControlState, actor: &Actor) -> Result<Vpcs, ControlError> {
+pub(crate) fn list_vpcs(control: &ControlState, actor: &Actor) -> Result<Vpcs, ControlError> {
     actor.require_operator()?;
     Ok(Vpcs { vpcs: control.state.vpcs.values().map(VpcView::of).collect() })
 }
@@ -132,7 +132,7 @@ struct VpcChanged<'a> {
 }
 
 /// Creates or replaces a VPC (prefixes are validated with every other rule before commit).
-pub fn put_vpc(control: &ControlState, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, ControlError> {
+pub(crate) fn put_vpc(control: &ControlState, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let mut plan = Plan::default();
     let key = keys::vpc(&doc.id);
@@ -144,7 +144,7 @@ pub fn put_vpc(control: &ControlState, ctx: &Ctx, doc: VpcDoc) -> Result<Plan, C
 }
 
 /// Removes a VPC from the inventory and from every scope that lists it; the answer names those zones.
-pub fn remove_vpc(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
+pub(crate) fn remove_vpc(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let vpc = VpcId::new(id);
     if !control.state.vpcs.contains_key(&vpc) {
@@ -159,7 +159,7 @@ pub fn remove_vpc(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, C
 }
 
 /// Issues an access key for a root account (how a tenant gets its first key).
-pub fn create_root_key(
+pub(crate) fn create_root_key(
     control: &ControlState,
     ctx: &Ctx,
     account: &str,
@@ -192,7 +192,7 @@ struct Linked<'a> {
 }
 
 /// An operator-declared link (the operator's word; tenants link only through verification).
-pub fn put_link(control: &ControlState, ctx: &Ctx, account: &str, linked: &str) -> Result<Plan, ControlError> {
+pub(crate) fn put_link(control: &ControlState, ctx: &Ctx, account: &str, linked: &str) -> Result<Plan, ControlError> {
     ctx.actor.require_operator()?;
     let a = resolve_account(control, account)?;
     let b = resolve_account(control, linked)?;
@@ -206,7 +206,7 @@ pub fn put_link(control: &ControlState, ctx: &Ctx, account: &str, linked: &str) 
 }
 
 /// An account by uid, username or email (the operator may name accounts any way).
-pub fn resolve_account(control: &ControlState, text: &str) -> Result<Uid, ControlError> {
+pub(crate) fn resolve_account(control: &ControlState, text: &str) -> Result<Uid, ControlError> {
     let uid = Uid(text.to_string());
     if control.state.accounts.contains_key(&uid) {
         return Ok(uid);

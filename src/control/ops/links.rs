@@ -22,18 +22,16 @@ use super::super::keys;
 use super::super::{Ctx, Plan};
 use crate::model::state::{Account, Uid};
 
-/// How long a code is valid by default (`[admin] link_code_ttl_secs`).
-pub const CODE_TTL_SECS: u64 = 600;
 /// Wrong codes after which a request is dead.
-pub const MAX_TRIES: u32 = 5;
+pub(crate) const MAX_TRIES: u32 = 5;
 /// Wrong codes for one (requester, target) pair in a day after which the pair is locked until the target unblocks.
-pub const DAILY_FAILED_LIMIT: u32 = 10;
+pub(crate) const DAILY_FAILED_LIMIT: u32 = 10;
 /// Requests one account may make for one target per window.
-pub const PER_PAIR_LIMIT: usize = 3;
+pub(crate) const PER_PAIR_LIMIT: usize = 3;
 /// Requests one account may make per window, all targets together.
-pub const PER_ACCOUNT_LIMIT: usize = 10;
+pub(crate) const PER_ACCOUNT_LIMIT: usize = 10;
 /// The rate-limit window.
-pub const WINDOW_SECS: u64 = 3600;
+pub(crate) const WINDOW_SECS: u64 = 3600;
 const DAY_SECS: u64 = 86_400;
 
 /// The one answer for every name that cannot be linked: absent, a sub-user, on another site, without a VPC, or
@@ -134,7 +132,7 @@ fn open(secret: &[u8], request: &str, sealed: &str) -> Option<String> {
 const CODE_PLACEHOLDER: &str = "{code}";
 
 /// Step 1: A asks to link B. B's owner gets the code.
-pub fn request(control: &ControlState, ctx: &Ctx, target: &str) -> Result<Plan, ControlError> {
+pub(crate) fn request(control: &ControlState, ctx: &Ctx, target: &str) -> Result<Plan, ControlError> {
     let from = ctx.actor.tenant()?.require_write()?.clone();
     let to = resolve_target(control, &from, target)?;
     if control.state.links.iter().any(|l| l.account == from && l.linked == to.uid) {
@@ -202,7 +200,7 @@ pub fn request(control: &ControlState, ctx: &Ctx, target: &str) -> Result<Plan, 
 
 /// Step 2: A submits the code. A wrong code counts a try; the fifth kills the request; the tenth of a pair in a
 /// day locks the pair (the target blocks the requester) until the target unblocks. The target is told of both.
-pub fn verify(control: &ControlState, ctx: &Ctx, request_id: &str, code: &str) -> Result<Plan, ControlError> {
+pub(crate) fn verify(control: &ControlState, ctx: &Ctx, request_id: &str, code: &str) -> Result<Plan, ControlError> {
     let from = ctx.actor.tenant()?.require_write()?.clone();
     let request = control
         .link_requests
@@ -356,12 +354,12 @@ struct Unlinked<'a> {
 
 /// The root account's messages.
 #[derive(Debug, Serialize)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     pub messages: Vec<Message>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Message {
+pub(crate) struct Message {
     pub id: String,
     pub time: u64,
     pub from: String,
@@ -370,7 +368,7 @@ pub struct Message {
 }
 
 /// A failed verification is committed (the try counts) but answered as an error.
-pub fn verify_outcome(response: &Value) -> Result<(), ControlError> {
+pub(crate) fn verify_outcome(response: &Value) -> Result<(), ControlError> {
     if response.get("verified") == Some(&Value::Bool(false)) {
         if response.get("locked") == Some(&Value::Bool(true)) {
             return Err(ControlError::expired(format!(
@@ -395,14 +393,14 @@ fn decode_hex(text: &str) -> Vec<u8> {
 
 /// A's links (outgoing: accounts whose VPCs A may use) and the links to A (incoming).
 #[derive(Debug, Serialize)]
-pub struct Links {
+pub(crate) struct Links {
     pub linked: Vec<LinkView>,
     pub linked_by: Vec<LinkView>,
 }
 
 /// The other account of a link.
 #[derive(Debug, Serialize)]
-pub struct LinkView {
+pub(crate) struct LinkView {
     pub uid: String,
     pub name: String,
     pub added_at: u64,
@@ -410,7 +408,7 @@ pub struct LinkView {
     pub revision: u64,
 }
 
-pub fn list(control: &ControlState, ctx: &Ctx) -> Result<Links, ControlError> {
+pub(crate) fn list(control: &ControlState, ctx: &Ctx) -> Result<Links, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let view = |(a, b): &(Uid, Uid), d: &LinkDoc, other: &Uid| LinkView {
         uid: other.0.clone(),
@@ -425,7 +423,7 @@ pub fn list(control: &ControlState, ctx: &Ctx) -> Result<Links, ControlError> {
 }
 
 /// A or B removes the link A → B; B's VPCs leave every scope of A's zones at once, and the answer says which.
-pub fn remove(control: &ControlState, ctx: &Ctx, other: &str) -> Result<Plan, ControlError> {
+pub(crate) fn remove(control: &ControlState, ctx: &Ctx, other: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let other = super::inventory::resolve_account(control, other)?;
@@ -457,7 +455,7 @@ fn unlink_scopes(control: &ControlState, plan: &mut Plan, owner: &Uid, linked: &
 
 /// B blocks A: A's pending requests die, A cannot request again until unblocked, and a link A → B ends (B's VPCs
 /// leave A's scopes): blocking withdraws the consent a link stands for.
-pub fn block(control: &ControlState, ctx: &Ctx, requester: &str, blocked: bool) -> Result<Plan, ControlError> {
+pub(crate) fn block(control: &ControlState, ctx: &Ctx, requester: &str, blocked: bool) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let other = super::inventory::resolve_account(control, requester)?;
@@ -491,7 +489,7 @@ pub fn block(control: &ControlState, ctx: &Ctx, requester: &str, blocked: bool) 
 
 /// The root account's inbox. A link request's code shows only while the request is pending and unexpired;
 /// otherwise the message says why it no longer works.
-pub fn inbox(control: &ControlState, ctx: &Ctx) -> Result<Inbox, ControlError> {
+pub(crate) fn inbox(control: &ControlState, ctx: &Ctx) -> Result<Inbox, ControlError> {
     let me = ctx.actor.tenant()?.require_root()?;
     let mut messages = Vec::new();
     for ((account, _), m) in control.inbox.iter() {

@@ -4,11 +4,11 @@
 //! validates and commits their plans. A tenant only ever sees its own account's resources: another account's zone is
 //! "not found", never "forbidden", so that names of other tenants' resources do not leak.
 
-pub mod declare;
-pub mod explain;
-pub mod inventory;
-pub mod links;
-pub mod rules;
+pub(crate) mod declare;
+pub(crate) mod explain;
+pub(crate) mod inventory;
+pub(crate) mod links;
+pub(crate) mod rules;
 pub mod tenant;
 
 use std::collections::BTreeMap;

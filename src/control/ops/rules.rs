@@ -15,7 +15,7 @@ use crate::model::state::{Fallback, MAX_RULE_TARGETS};
 /// A rule as the API takes it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewRule {
+pub(crate) struct NewRule {
     /// Unique among the account's rules; the rule's id is `<uid>-<name>`.
     pub name: String,
     pub domain: String,
@@ -26,13 +26,13 @@ pub struct NewRule {
 
 /// The caller's rules.
 #[derive(Debug, Serialize)]
-pub struct Rules {
+pub(crate) struct Rules {
     pub rules: Vec<RuleView>,
 }
 
 /// A rule as answers show it.
 #[derive(Debug, Serialize)]
-pub struct RuleView {
+pub(crate) struct RuleView {
     pub id: String,
     pub domain: String,
     pub targets: Vec<String>,
@@ -58,7 +58,7 @@ struct FallbackSet<'a> {
     fallback: &'static str,
 }
 
-pub fn list_rules(control: &ControlState, ctx: &Ctx) -> Result<Rules, ControlError> {
+pub(crate) fn list_rules(control: &ControlState, ctx: &Ctx) -> Result<Rules, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let rules = control
         .state
@@ -70,7 +70,7 @@ pub fn list_rules(control: &ControlState, ctx: &Ctx) -> Result<Rules, ControlErr
     Ok(Rules { rules })
 }
 
-pub fn create_rule(control: &ControlState, ctx: &Ctx, input: &NewRule) -> Result<Plan, ControlError> {
+pub(crate) fn create_rule(control: &ControlState, ctx: &Ctx, input: &NewRule) -> Result<Plan, ControlError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let valid_name = (1..=48).contains(&input.name.len())
         && input.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
@@ -111,7 +111,7 @@ pub fn create_rule(control: &ControlState, ctx: &Ctx, input: &NewRule) -> Result
     Ok(plan)
 }
 
-pub fn delete_rule(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
+pub(crate) fn delete_rule(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     // Another account's rule is as absent as one that does not exist.
@@ -127,7 +127,7 @@ pub fn delete_rule(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, 
 }
 
 /// What the zone answers for names it does not hold: NXDOMAIN, or resolution through the VPC's rules and upstreams.
-pub fn set_fallback(control: &ControlState, ctx: &Ctx, id: &str, fallback: &str) -> Result<Plan, ControlError> {
+pub(crate) fn set_fallback(control: &ControlState, ctx: &Ctx, id: &str, fallback: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (_, doc) = own_zone(control, &me, id)?;

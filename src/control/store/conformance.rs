@@ -3,6 +3,8 @@
 //! name of the broken rule. Revisions are relative to the store's revision at the start (etcd's are cluster-wide).
 //! Only the feed's exact shape for several writes of one key in one transaction is left out: etcd refuses such a
 //! transaction, so its backend keeps the last write of each key, with the same final state.
+// A test suite, run by tests only: its expect() calls are its assertions.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 
 /// The lock, held until dropped (the kernel also lets go when the process dies).
-pub struct StoreLock {
+pub(crate) struct StoreLock {
     _file: Flock<File>,
 }
 
 /// Why the lock could not be taken.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error("the store {store} is held by another process{}", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Held { store: PathBuf, holder: Option<u32> },
     #[error("cannot lock {path}: {source}")]
@@ -24,14 +24,14 @@ pub enum LockError {
 }
 
 /// Where the lock of the store at `store` lives.
-pub fn lock_path(store: &Path) -> PathBuf {
+pub(crate) fn lock_path(store: &Path) -> PathBuf {
     let mut path = store.as_os_str().to_owned();
     path.push(".lock");
     PathBuf::from(path)
 }
 
 /// Takes the store's lock without waiting, and writes this process's id into the lock file.
-pub fn lock(store: &Path) -> Result<StoreLock, LockError> {
+pub(crate) fn lock(store: &Path) -> Result<StoreLock, LockError> {
     let path = lock_path(store);
     let io = |source| LockError::Io { path: path.clone(), source };
     let mut file = std::fs::OpenOptions::new()

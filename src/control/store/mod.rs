@@ -10,7 +10,7 @@
 pub mod conformance;
 #[cfg(feature = "etcd")]
 pub mod etcd;
-pub mod lock;
+pub(crate) mod lock;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};

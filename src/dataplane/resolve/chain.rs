@@ -79,7 +79,7 @@ enum Where {
 fn where_to(snapshot: &Snapshot, vpc: VpcIdx, name: &[u8]) -> Where {
     let answer = lookup::lookup(snapshot, vpc, name, rtype::A, Transport::Udp);
     match answer.recurse {
-        Some(r) if r.target.is_none() => match snapshot.routes.get(r.route as usize) {
+        Some(r) if r.target.is_none() => match snapshot.routes().get(r.route as usize) {
             Some(route) => Where::Route(route.clone()),
             None => Where::Nowhere,
         },

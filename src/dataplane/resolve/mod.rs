@@ -179,7 +179,7 @@ impl Resolver {
             latency_micros: AtomicU64::new(0),
         });
         // Routes that left the state (a rule removed, upstreams changed) go with their counters.
-        clients.retain(|r, _| snapshot.routes.contains(r));
+        clients.retain(|r, _| snapshot.routes().contains(r));
         clients.insert(route.clone(), client.clone());
         Some(client)
     }

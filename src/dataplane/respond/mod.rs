@@ -5,6 +5,8 @@
 //! deciding what goes in: EDNS, truncation, RA for a VPC that has a resolver. UDP and TCP differ only in the size
 //! limit and ANY handling. A name that resolves outside the private zones comes back as a [`RecurseJob`] for the
 //! shell to complete. Nothing here does I/O, reads a clock or panics.
+// Lengths and counts here become wire fields: a cast that could truncate one must say why it cannot.
+#![deny(clippy::cast_possible_truncation)]
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -152,12 +154,12 @@ pub fn handle(request: &Request, cx: &Context, out: &mut Vec<u8>) -> Handled {
         return Handled::Answered(Outcome::new(rcode, cookie_valid, Some(question)));
     }
     let snap = cx.snapshot;
-    let Some(class) = snap.classifier.classify(request.local, request.source) else {
+    let Some(class) = snap.classifier().classify(request.local, request.source) else {
         write_error(&query, Rcode::Refused, Some(EDE_PROHIBITED), cookie.as_ref(), out);
         let outcome = Outcome::new(Rcode::Refused, cookie_valid, Some(question));
         return Handled::Answered(Outcome { unclassified: true, ..outcome });
     };
-    let recursion = snap.vpcs.get(class.vpc as usize).is_some_and(|v| v.recursion);
+    let recursion = snap.vpcs().get(class.vpc as usize).is_some_and(|v| v.recursion);
     let answer = lookup::lookup(snap, class.vpc, query.qname, query.qtype, request.transport);
     let outcome = Outcome {
         vpc: Some(class.vpc),
@@ -287,7 +289,7 @@ fn encode(
     let reserve = if query.edns.is_some() { opt_len(answer.ede, cookie) } else { 0 };
     let an = rrsets(&mut enc, &answer.answer);
     let ns = rrsets(&mut enc, &answer.authority);
-    let truncated = enc.len() + reserve > limit;
+    let truncated = enc.written() + reserve > limit;
     let (an, ns, ar) = if truncated {
         truncate_to_question(enc.out(), query.question.len());
         (0, 0, 0)
@@ -324,7 +326,7 @@ fn additional(enc: &mut Encoder, rrs: &[Rr], limit: usize) -> u16 {
     for rr in rrs {
         let mark = enc.mark();
         let added = rrsets(enc, std::slice::from_ref(rr));
-        if enc.len() > limit {
+        if enc.written() > limit {
             enc.rollback(mark);
             break;
         }
@@ -334,6 +336,7 @@ fn additional(enc: &mut Encoder, rrs: &[Rr], limit: usize) -> u16 {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 
@@ -445,6 +448,7 @@ records = [
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod cookie_tests {
     use super::*;
 

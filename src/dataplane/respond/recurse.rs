@@ -1,5 +1,7 @@
 //! Answers completed outside the private zones: the job a query becomes when its name is routed to upstreams or a
 //! forwarding rule, the records that come back, and their encoding next to the private part of the answer.
+// Lengths and counts here become wire fields: a cast that could truncate one must say why it cannot.
+#![deny(clippy::cast_possible_truncation)]
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -49,9 +51,9 @@ impl RecurseJob {
         cookie: Option<CookieReply>,
         outcome: Outcome,
     ) -> Option<RecurseJob> {
-        let route = snap.routes.get(recurse.route as usize)?.clone();
+        let route = snap.routes().get(recurse.route as usize)?.clone();
         let vpc = outcome.vpc?;
-        let account = snap.vpcs.get(vpc as usize)?.account.clone();
+        let account = snap.vpcs().get(vpc as usize)?.account.clone();
         let mut target = [0u8; MAX_NAME_LEN];
         let target = lower_into(recurse.target.unwrap_or(query.qname), &mut target).to_vec();
         let billed = billed_for(outcome.billed, &route, recurse.route);
@@ -160,7 +162,7 @@ pub fn encode_resolved(job: &RecurseJob, resolution: &Resolution, out: &mut Vec<
     let reserve = if query.edns.is_some() { opt_len(resolved.ede, job.cookie.as_ref()) } else { 0 };
     let an = owned(&mut enc, &job.prefix, 0).saturating_add(owned(&mut enc, &resolved.answers, resolution.aged));
     let ns = owned(&mut enc, &resolved.authority, resolution.aged);
-    let truncated = enc.len() + reserve > job.limit;
+    let truncated = enc.written() + reserve > job.limit;
     let (an, ns) = if truncated {
         truncate_to_question(enc.out(), query.question.len());
         (0, 0)

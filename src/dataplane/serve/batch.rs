@@ -14,7 +14,7 @@ use std::os::fd::RawFd;
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 
 /// Packets moved per system call at most.
-pub const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 /// The largest datagram read; UDP payloads cannot be longer.
 const MAX_DATAGRAM: usize = 65535;
 /// Room for one IP_PKTINFO or IPV6_PKTINFO control message, in `u64`s so that it is aligned for `cmsghdr`.
@@ -22,7 +22,7 @@ const CONTROL_WORDS: usize = 8;
 
 /// One received datagram.
 #[derive(Debug, Clone, Copy)]
-pub struct Datagram {
+pub(crate) struct Datagram {
     pub len: usize,
     pub peer: SocketAddr,
     /// The address it was sent to: from PKTINFO on a wildcard socket, else the socket's own address.
@@ -41,7 +41,7 @@ struct Outgoing {
 }
 
 /// Buffers for one socket's batches: datagrams in, replies out.
-pub struct Batcher {
+pub(crate) struct Batcher {
     /// `BATCH` receive buffers of `MAX_DATAGRAM` bytes each (pages are touched only as far as packets reach).
     buffers: Vec<u8>,
     names: Vec<libc::sockaddr_storage>,
@@ -57,7 +57,7 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn new() -> Batcher {
+    pub(crate) fn new() -> Batcher {
         // SAFETY: these are plain C structs for which all-zero bytes are a valid (empty) value.
         let (name, iovec, header) = unsafe { (zeroed(), zeroed(), zeroed()) };
         Batcher {
@@ -74,14 +74,14 @@ impl Batcher {
     }
 
     /// The packet and the reply buffer of slot `i` at once.
-    pub fn slot(&mut self, i: usize) -> (&[u8], &mut Vec<u8>) {
+    pub(crate) fn slot(&mut self, i: usize) -> (&[u8], &mut Vec<u8>) {
         let len = self.received.get(i).map_or(0, |d| d.len);
         (&self.buffers[i * MAX_DATAGRAM..i * MAX_DATAGRAM + len], &mut self.replies[i])
     }
 
     /// Blocks until at least one datagram arrives (or the socket's receive timeout passes), then takes every one
     /// already queued, up to `BATCH`. With `pktinfo`, each datagram's destination comes from its control message.
-    pub fn receive(&mut self, fd: RawFd, local: SocketAddr, pktinfo: bool) -> io::Result<usize> {
+    pub(crate) fn receive(&mut self, fd: RawFd, local: SocketAddr, pktinfo: bool) -> io::Result<usize> {
         self.received.clear();
         self.outgoing.clear();
         for i in 0..BATCH {
@@ -134,7 +134,7 @@ impl Batcher {
 
     /// Queues the reply in slot `i` for `send`, to the datagram's source and, on a wildcard socket, from its
     /// destination.
-    pub fn queue_reply(&mut self, i: usize, wildcard: bool) {
+    pub(crate) fn queue_reply(&mut self, i: usize, wildcard: bool) {
         if let Some(d) = self.received.get(i) {
             let from = wildcard.then_some((d.local.ip(), d.ifindex));
             self.outgoing.push(Outgoing { slot: i, to: d.peer, from });
@@ -143,7 +143,7 @@ impl Batcher {
 
     /// Sends every queued reply, in as few calls as the kernel allows. A reply the kernel refuses is dropped (and
     /// counted in the result); the others still go.
-    pub fn send(&mut self, fd: RawFd) -> usize {
+    pub(crate) fn send(&mut self, fd: RawFd) -> usize {
         let count = self.outgoing.len();
         self.send_names.clear();
         self.send_names.extend(self.outgoing.iter().map(|o| SockaddrStorage::from(o.to)));
@@ -251,7 +251,12 @@ fn write_source(hdr: &mut libc::msghdr, ip: IpAddr, ifindex: u32) -> usize {
 
 /// Sends one datagram to `peer` from `local` (set with IP_PKTINFO / IPV6_PKTINFO, for a socket bound to a wildcard
 /// address): how an answer resolved off the batch path leaves from the address the query came to.
-pub fn send_from(socket: &std::net::UdpSocket, payload: &[u8], peer: SocketAddr, local: SocketAddr) -> io::Result<()> {
+pub(crate) fn send_from(
+    socket: &std::net::UdpSocket,
+    payload: &[u8],
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     use std::os::fd::AsRawFd;
     let iov = [io::IoSlice::new(payload)];

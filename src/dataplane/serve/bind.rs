@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
 /// A bound UDP socket and what the loop needs to know about it.
-pub struct UdpListener {
+pub(crate) struct UdpListener {
     pub socket: std::net::UdpSocket,
     /// The bound address (with the real port when port 0 was asked for).
     pub local: SocketAddr,
@@ -20,7 +20,7 @@ pub struct UdpListener {
 }
 
 /// Everything bound, ready to serve.
-pub struct Bound {
+pub(crate) struct Bound {
     pub udp: Vec<UdpListener>,
     pub tcp: Vec<std::net::TcpListener>,
     /// The addresses actually served, in `[server].listen` order.
@@ -31,7 +31,7 @@ pub struct Bound {
 const PORT_PICK_TRIES: usize = 32;
 
 /// Binds every address on UDP (`udp_sockets` sockets each) and TCP.
-pub fn bind_all(listen: &[SocketAddr], udp_sockets: usize) -> anyhow::Result<Bound> {
+pub(crate) fn bind_all(listen: &[SocketAddr], udp_sockets: usize) -> anyhow::Result<Bound> {
     let mut bound = Bound { udp: Vec::new(), tcp: Vec::new(), addresses: Vec::new() };
     for addr in listen {
         let (udp, tcp, actual) = bind_one(*addr, udp_sockets.max(1))?;

@@ -5,11 +5,11 @@
 //! itself, and records each one answer at the finish line (`observe::Recorder::finish`). Nothing here knows DNS
 //! beyond framing.
 
-pub mod batch;
-pub mod bind;
-pub mod rrl;
-pub mod tcp;
-pub mod udp;
+pub(crate) mod batch;
+pub(crate) mod bind;
+pub(crate) mod rrl;
+pub(crate) mod tcp;
+pub(crate) mod udp;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,19 +21,19 @@ use crate::dataplane::resolve::Resolver;
 use crate::dns::cookie::CookieKeys;
 use crate::model::publish::SnapshotCell;
 
-pub use bind::{bind_all, Bound};
+pub(crate) use bind::{bind_all, Bound};
 
 /// The DNS cookie secrets, rotated while serving.
-pub type Cookies = Arc<ArcSwap<CookieKeys>>;
+pub(crate) type Cookies = Arc<ArcSwap<CookieKeys>>;
 
 /// How often the cookie secret rotates (the previous one keeps validating for one more period).
 const COOKIE_ROTATION: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How long a shutdown waits for TCP connections to finish the queries they are answering.
-pub const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the loops serve with: the snapshot, where answers are recorded, the resolver, the TCP bounds and RRL.
-pub struct Service {
+pub(crate) struct Service {
     pub snapshots: SnapshotCell,
     pub observers: Observers,
     pub resolver: Arc<Resolver>,
@@ -44,7 +44,7 @@ pub struct Service {
 /// Serves every bound socket until `shutdown` turns true, then drains: UDP stops (each datagram is answered
 /// in its batch, so none is half-done), TCP stops accepting, and open connections answer what they have read
 /// and close; returns when they have, or after `DRAIN_DEADLINE`.
-pub async fn run(bound: Bound, service: Service, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn run(bound: Bound, service: Service, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let limiter = Arc::new(rrl::Limiter::new(service.rrl));
     let sources = Arc::new(rrl::SourceLimiter::new(service.rrl.slip));
     let keys = match CookieKeys::random() {

@@ -12,11 +12,11 @@ use std::time::Instant;
 
 use ahash::RandomState;
 
-pub use crate::settings::RrlSettings;
+pub(crate) use crate::settings::RrlSettings;
 
 /// What to do with one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Send,
     /// Send a truncated, empty reply instead (TC set).
     Slip,
@@ -30,7 +30,7 @@ struct Bucket {
 }
 
 /// The limiter shared by every UDP socket.
-pub struct Limiter {
+pub(crate) struct Limiter {
     settings: RrlSettings,
     buckets: Mutex<HashMap<IpAddr, Bucket, RandomState>>,
 }
@@ -39,16 +39,16 @@ pub struct Limiter {
 const MAX_BUCKETS: usize = 100_000;
 
 impl Limiter {
-    pub fn new(settings: RrlSettings) -> Limiter {
+    pub(crate) fn new(settings: RrlSettings) -> Limiter {
         Limiter { settings, buckets: Mutex::new(HashMap::default()) }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.settings.responses_per_second > 0
     }
 
     /// The verdict for one response to `source`.
-    pub fn check(&self, source: IpAddr, cookie_valid: bool, now: Instant) -> Verdict {
+    pub(crate) fn check(&self, source: IpAddr, cookie_valid: bool, now: Instant) -> Verdict {
         if !self.enabled() || cookie_valid {
             return Verdict::Send;
         }
@@ -78,7 +78,7 @@ impl Limiter {
 /// resolver caps each network interface); past it every `slip`-th query gets a truncated reply (a real client
 /// retries over TCP, which is not limited here) and the others none. The buckets are spread over shards, so the
 /// UDP threads rarely wait on each other.
-pub struct SourceLimiter {
+pub(crate) struct SourceLimiter {
     slip: u32,
     shards: Box<[Mutex<HashMap<IpAddr, SourceBucket, RandomState>>]>,
     hasher: RandomState,
@@ -95,13 +95,13 @@ const SOURCE_SHARDS: usize = 64;
 const MAX_SOURCES_PER_SHARD: usize = 4096;
 
 impl SourceLimiter {
-    pub fn new(slip: u32) -> SourceLimiter {
+    pub(crate) fn new(slip: u32) -> SourceLimiter {
         let shards = (0..SOURCE_SHARDS).map(|_| Mutex::new(HashMap::default())).collect();
         SourceLimiter { slip, shards, hasher: RandomState::new() }
     }
 
     /// The verdict for one query from `source` limited to `rate` a second (0: unlimited).
-    pub fn check(&self, source: IpAddr, rate: u32, now: Instant) -> Verdict {
+    pub(crate) fn check(&self, source: IpAddr, rate: u32, now: Instant) -> Verdict {
         if rate == 0 {
             return Verdict::Send;
         }
@@ -131,7 +131,7 @@ impl SourceLimiter {
 
 /// A truncated reply to the query in `packet` (header and question, QR and TC set, no records), for a query that
 /// gets no answer of its own (a limited source's, before anything was resolved).
-pub fn truncated_reply(packet: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn truncated_reply(packet: &[u8], out: &mut Vec<u8>) {
     out.clear();
     if packet.len() < 12 {
         return;
@@ -143,7 +143,7 @@ pub fn truncated_reply(packet: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The /24 or /56 a client belongs to.
-pub fn network(ip: IpAddr) -> IpAddr {
+pub(crate) fn network(ip: IpAddr) -> IpAddr {
     match crate::model::classify::normalize_ip(ip) {
         IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & 0xFFFF_FF00)),
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 72) - 1))),
@@ -151,7 +151,7 @@ pub fn network(ip: IpAddr) -> IpAddr {
 }
 
 /// Turns a response in `out` into its truncated form: header and question only, TC set, no records.
-pub fn truncate_in_place(out: &mut Vec<u8>) {
+pub(crate) fn truncate_in_place(out: &mut Vec<u8>) {
     if out.len() < 12 {
         return;
     }

@@ -23,7 +23,7 @@ use crate::model::snapshot::Snapshot;
 
 /// Bounds on TCP clients.
 #[derive(Clone)]
-pub struct TcpLimits {
+pub(crate) struct TcpLimits {
     /// Connections open at once, over all TCP listeners; more are closed on accept.
     pub connections: Arc<Semaphore>,
     /// The semaphore's size.
@@ -47,7 +47,7 @@ impl Default for TcpLimits {
 
 impl TcpLimits {
     /// The TCP bounds `[limits]` configures; read and write deadlines are fixed at 5 s.
-    pub fn new(settings: &crate::settings::TcpSettings) -> TcpLimits {
+    pub(crate) fn new(settings: &crate::settings::TcpSettings) -> TcpLimits {
         TcpLimits {
             connections: Arc::new(Semaphore::new(settings.connections)),
             max_connections: settings.connections,
@@ -102,7 +102,7 @@ impl Drop for PrefixSlot {
 
 /// What every connection shares.
 #[derive(Clone)]
-pub struct TcpShared {
+pub(crate) struct TcpShared {
     pub snapshots: SnapshotCell,
     pub limits: TcpLimits,
     pub observers: Observers,
@@ -111,7 +111,7 @@ pub struct TcpShared {
 }
 
 /// Accepts connections until the listener fails or `shutdown` turns true.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: std::net::TcpListener,
     shared: TcpShared,
     mut shutdown: tokio::sync::watch::Receiver<bool>,

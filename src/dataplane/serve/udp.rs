@@ -34,7 +34,7 @@ const RECEIVE_TIMEOUT: Duration = Duration::from_millis(200);
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything a UDP thread shares with the rest of the server.
-pub struct Shared {
+pub(crate) struct Shared {
     pub snapshots: SnapshotCell,
     pub observers: Observers,
     pub resolver: Arc<Resolver>,
@@ -48,7 +48,7 @@ pub struct Shared {
 }
 
 /// Starts the thread serving one UDP socket, and its sender of later answers.
-pub fn spawn(listener: UdpListener, shared: Shared, index: usize) -> io::Result<std::thread::JoinHandle<()>> {
+pub(crate) fn spawn(listener: UdpListener, shared: Shared, index: usize) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(format!("udp-{index}")).spawn(move || serve(listener, shared))
 }
 
@@ -127,8 +127,8 @@ fn answer_batch(
         let handled = respond::handle(&request, &cx, out);
         // The per-source limit comes first: a source past it costs no resolution and gets no full answer.
         if let Some(outcome) = handled.pending() {
-            let entry = outcome.vpc.and_then(|v| snapshot.vpcs.get(v as usize));
-            let rate = entry.map_or(snapshot.query_limit, |v| v.query_limit);
+            let entry = outcome.vpc.and_then(|v| snapshot.vpcs().get(v as usize));
+            let rate = entry.map_or(snapshot.query_limit(), |v| v.query_limit);
             match shared.sources.check(request.source, rate, arrived) {
                 Verdict::Send => {}
                 Verdict::Slip => {

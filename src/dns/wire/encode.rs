@@ -1,5 +1,7 @@
 //! Response encoding: the header, our OPT record, and records with name compression (RFC 1035 §4.1.4). It writes
 //! what it is told; which records go in, and what is truncated, is `respond`'s policy.
+// Lengths and counts here become wire fields: a cast that could truncate one must say why it cannot.
+#![deny(clippy::cast_possible_truncation)]
 
 use smallvec::SmallVec;
 
@@ -12,11 +14,14 @@ use crate::dns::{Ede, Rcode};
 use super::Edns;
 
 /// The class of every record we write.
-pub const CLASS_IN: u16 = 1;
+pub(super) const CLASS_IN: u16 = 1;
 /// EDNS option code of Extended DNS Errors (RFC 8914).
-pub const EDNS_OPTION_EDE: u16 = 15;
+pub(super) const EDNS_OPTION_EDE: u16 = 15;
 /// The size of our OPT record with no options.
 const OPT_LEN: usize = 11;
+/// A compression pointer to the question's name, right after the header.
+const QNAME_POINTER: [u8; 2] = [0xC0, 12];
+const _: () = assert!(HEADER_LEN == 12);
 /// At most this many name positions are remembered for compression: bounds the CPU one response can cost.
 const MAX_COMPRESSION_ENTRIES: usize = 64;
 
@@ -121,13 +126,9 @@ impl<'o> Encoder<'o> {
         Encoder { out, names }
     }
 
-    /// The message so far.
-    pub fn len(&self) -> usize {
+    /// How many bytes of the message are written so far.
+    pub fn written(&self) -> usize {
         self.out.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.out.is_empty()
     }
 
     pub fn mark(&self) -> Mark {
@@ -148,7 +149,7 @@ impl<'o> Encoder<'o> {
     /// One record.
     pub fn record(&mut self, owner: Owner, rtype: u16, ttl: u32, rdata: &[u8]) {
         match owner {
-            Owner::QName => self.out.extend_from_slice(&(0xC000u16 | HEADER_LEN as u16).to_be_bytes()),
+            Owner::QName => self.out.extend_from_slice(&QNAME_POINTER),
             Owner::Name(name) => self.name(name),
         }
         self.out.extend_from_slice(&rtype.to_be_bytes());
@@ -266,7 +267,7 @@ mod tests {
         let mark = enc.mark();
         enc.record(Owner::Name(b"\x01a\x00"), rtype::A, 1, &[1, 2, 3, 4]);
         enc.rollback(mark);
-        assert_eq!(enc.len(), HEADER_LEN);
+        assert_eq!(enc.written(), HEADER_LEN);
         enc.record(Owner::Name(b"\x01a\x00"), rtype::A, 1, &[1, 2, 3, 4]);
         assert_eq!(&enc.out()[HEADER_LEN..HEADER_LEN + 3], b"\x01a\x00", "written out again, not a dangling pointer");
     }

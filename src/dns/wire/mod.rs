@@ -5,10 +5,12 @@
 //! pointer is checked before use, compression pointers must point backwards and chains are bounded, and the whole
 //! message (every record of every section) is walked so that lying counts are caught. It decodes only; the
 //! decisions about what to answer live in `respond`.
+// Lengths and counts here become wire fields: a cast that could truncate one must say why it cannot.
+#![deny(clippy::cast_possible_truncation)]
 
 mod encode;
 
-pub use encode::{opt_len, set_count, write_header, write_opt, Encoder, Mark, Owner, CLASS_IN, EDNS_OPTION_EDE};
+pub use encode::{opt_len, set_count, write_header, write_opt, Encoder, Owner};
 
 use crate::dns::cookie::{ClientCookie, OPTION_COOKIE};
 use crate::dns::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
@@ -203,7 +205,7 @@ fn read_sections(packet: &[u8], start: usize, counts: [u16; 3]) -> Option<Option
                 }
                 edns = Some(Edns {
                     udp_size: rr.class,
-                    version: (rr.ttl >> 16) as u8,
+                    version: rr.ttl.to_be_bytes()[1],
                     dnssec_ok: rr.ttl & 0x8000 != 0,
                     cookie: read_options(rr.rdata)?,
                 });
@@ -231,6 +233,7 @@ fn read_options(mut rdata: &[u8]) -> Option<Option<ClientCookie>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

@@ -8,11 +8,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::model::classify::{normalize_ip, Classifier, PrefixTable};
-use crate::model::snapshot::{Route, RouteIdx, Snapshot, View, ViewRule, VpcEntry, ZoneIdx, ZoneTable};
+use crate::model::snapshot::{Route, RouteIdx, Snapshot, SnapshotParts, View, ViewRule, VpcEntry, ZoneIdx, ZoneTable};
 use crate::model::state::{Changes, State, ZoneId};
 use crate::model::validate::BindingKind;
 
-pub mod zone;
+pub(crate) mod zone;
 
 pub use zone::{compile_zone, patch_zone, GENERATED_TTL};
 
@@ -118,10 +118,9 @@ impl Compiler {
         drop(interned);
         structure.views.clone_from(&views);
         structure.tables.clone_from(&zones);
-        let snapshot = Snapshot {
+        let snapshot = Snapshot::new(SnapshotParts {
             generation: self.generation,
             revision: state.revision,
-            change_seconds: 0.0,
             classifier: structure.classifier.clone(),
             vpcs: structure.vpcs.clone(),
             views,
@@ -129,7 +128,7 @@ impl Compiler {
             routes: structure.routes.clone(),
             upstream: structure.upstream,
             query_limit: state.served.limits.queries_per_source,
-        };
+        });
         self.structure = Some(structure);
         snapshot
     }
@@ -321,9 +320,9 @@ records = [{{ name = "x.y.z", type = "A", data = "10.0.0.9" }}]
         let one = compiler.compile(&first);
         let second = testing::state(&zones("10.0.0.2"), Some(&first));
         let two = compiler.compile(&second);
-        assert_eq!(two.generation, one.generation + 1);
-        let (a1, b1) = (&one.zones[0], &one.zones[1]);
-        let (a2, b2) = (&two.zones[0], &two.zones[1]);
+        assert_eq!(two.generation(), one.generation() + 1);
+        let (a1, b1) = (&one.zones()[0], &one.zones()[1]);
+        let (a2, b2) = (&two.zones()[0], &two.zones()[1]);
         assert!(!Arc::ptr_eq(a1, a2), "the changed zone is rebuilt");
         assert!(Arc::ptr_eq(b1, b2), "the unchanged zone's table is shared");
         assert!(a2.revision > a1.revision, "the changed zone's serial grows");
@@ -380,7 +379,7 @@ scope = ["vpc-b"]
         let snap = Compiler::default().compile(&loaded.state);
         let www = Name::from_text("www.corp.internal.", None).expect("name");
         let answer = crate::model::lookup::lookup(&snap, 0, www.wire(), rtype::A, crate::dns::Transport::Udp);
-        let zone = answer.zone.and_then(|z| snap.zones.get(z as usize)).map(|t| t.id.0.clone());
+        let zone = answer.zone.and_then(|z| snap.zones().get(z as usize)).map(|t| t.meter_id.to_string());
         assert_eq!(zone.as_deref(), Some("2/corp.internal."), "the owner's zone answers");
         let api = Name::from_text("api.corp.internal.", None).expect("name");
         let answer = crate::model::lookup::lookup(&snap, 0, api.wire(), rtype::A, crate::dns::Transport::Udp);
@@ -390,7 +389,7 @@ scope = ["vpc-b"]
     #[test]
     fn generated_soa_ns_and_empty_non_terminals() {
         let snap = Compiler::default().compile(&testing::state(&zones("10.0.0.1"), None));
-        let b = &snap.zones[1];
+        let b = &snap.zones()[1];
         let apex = b.apex().expect("apex node");
         assert!(apex.rrset(rtype::SOA).is_some() && apex.rrset(rtype::NS).is_some());
         let ent = Name::from_text("y.z.b.internal.", None).expect("name");

@@ -141,7 +141,6 @@ fn finish(
     record_count: usize,
 ) -> ZoneTable {
     let mut table = ZoneTable {
-        id: zone.id.clone(),
         name: zone.name.clone(),
         apex: zone.name.lower(),
         owner: zone.account.clone(),
