@@ -7,7 +7,7 @@
 //! `validate` and `compile` see it. Nothing here reads files or knows TOML; `process::config` turns the file into
 //! these types and checks their ranges.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,29 +16,29 @@ use ipnet::IpNet;
 use crate::dns::name::Name;
 
 /// The DNS listen address when `[server]` gives none.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5300));
 /// MNAME of generated SOAs and target of generated NS records when `[server].nameserver` is not set.
-pub const DEFAULT_NAMESERVER: &str = "ns.vpcdns.internal.";
+pub(crate) const DEFAULT_NAMESERVER: &str = "ns.vpcdns.internal.";
 /// TTL of an inline record (or one written through the API) that gives none.
-pub const DEFAULT_RECORD_TTL: u32 = 300;
+pub(crate) const DEFAULT_RECORD_TTL: u32 = 300;
 /// Where the admin API listens when `[admin] listen` is not set.
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:5380";
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5380));
 /// Where `/metrics` and `/ready` are served when `[metrics]` is present without `listen`.
-pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9153";
+pub(crate) const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9153";
 /// How long a link verification code stays valid when `[admin] link_code_ttl_secs` is not set.
-pub const DEFAULT_LINK_CODE_TTL_SECS: u64 = 600;
+pub(crate) const DEFAULT_LINK_CODE_TTL_SECS: u64 = 600;
 /// The SMTP relay's port when `[notify.smtp]` gives none.
-pub const DEFAULT_SMTP_PORT: u16 = 25;
+pub(crate) const DEFAULT_SMTP_PORT: u16 = 25;
 /// The etcd key prefix when `[store] prefix` is not set.
-pub const DEFAULT_ETCD_PREFIX: &str = "/vpcdns/";
+pub(crate) const DEFAULT_ETCD_PREFIX: &str = "/vpcdns/";
 /// The deadline of one etcd request against one member when `[store] timeout_ms` is not set.
-pub const DEFAULT_ETCD_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_ETCD_TIMEOUT: Duration = Duration::from_secs(2);
 /// The query log is rotated past this size…
-pub const DEFAULT_QUERY_LOG_MAX_BYTES: u64 = 100 * 1024 * 1024;
+pub(crate) const DEFAULT_QUERY_LOG_MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// …keeping this many rotated files…
-pub const DEFAULT_QUERY_LOG_KEEP: u32 = 5;
+pub(crate) const DEFAULT_QUERY_LOG_KEEP: u32 = 5;
 /// …with at most this many entries waiting for the writer.
-pub const DEFAULT_QUERY_LOG_QUEUE: usize = 10_000;
+pub(crate) const DEFAULT_QUERY_LOG_QUEUE: usize = 10_000;
 
 /// The process's settings, from the configuration file.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -62,7 +62,7 @@ pub struct Settings {
 impl Settings {
     /// What changed from `old` that this process applies only when it starts again (a reload applies the rest):
     /// one line per group, for the reload's warning.
-    pub fn needs_restart(&self, old: &Settings) -> Vec<&'static str> {
+    pub(crate) fn needs_restart(&self, old: &Settings) -> Vec<&'static str> {
         let mut changed = Vec::new();
         if self.served.listen != old.served.listen {
             changed.push("[server].listen");
@@ -108,7 +108,7 @@ pub struct Served {
 impl Default for Served {
     fn default() -> Self {
         Served {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5300))],
+            listen: vec![DEFAULT_LISTEN],
             nameserver: Name::from_text(DEFAULT_NAMESERVER, None).unwrap_or_else(|_| Name::root()),
             limits: Limits::default(),
             upstreams: Vec::new(),
@@ -383,10 +383,10 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_ones() {
         let served = Served::default();
-        assert_eq!(served.listen, vec![DEFAULT_LISTEN.parse().expect("address")]);
+        assert_eq!(served.listen, vec![DEFAULT_LISTEN]);
         assert_eq!(served.nameserver.to_string(), DEFAULT_NAMESERVER);
         assert_eq!(DEFAULT_METRICS_LISTEN.parse::<SocketAddr>().map(|a| a.port()).ok(), Some(9153));
-        assert!(DEFAULT_ADMIN_LISTEN.parse::<SocketAddr>().is_ok());
+        assert_eq!(DEFAULT_ADMIN_LISTEN.port(), 5380);
     }
 
     #[test]

@@ -41,7 +41,7 @@ impl fmt::Display for Actor {
 }
 
 impl Tenant {
-    pub fn is_root(&self) -> bool {
+    pub(crate) fn is_root(&self) -> bool {
         self.user.is_none()
     }
 
@@ -54,7 +54,7 @@ impl Tenant {
     }
 
     /// Reading DNS resources of its own account.
-    pub fn require_read(&self) -> Result<&Uid, ControlError> {
+    pub(crate) fn require_read(&self) -> Result<&Uid, ControlError> {
         if self.can_read() {
             Ok(&self.account)
         } else {
@@ -63,7 +63,7 @@ impl Tenant {
     }
 
     /// Changing DNS resources of its own account.
-    pub fn require_write(&self) -> Result<&Uid, ControlError> {
+    pub(crate) fn require_write(&self) -> Result<&Uid, ControlError> {
         if self.can_write() {
             Ok(&self.account)
         } else {
@@ -72,7 +72,7 @@ impl Tenant {
     }
 
     /// Actions only the root account may take (its inbox, its users and their keys).
-    pub fn require_root(&self) -> Result<&Uid, ControlError> {
+    pub(crate) fn require_root(&self) -> Result<&Uid, ControlError> {
         if self.is_root() {
             Ok(&self.account)
         } else {
@@ -89,7 +89,7 @@ impl Actor {
         }
     }
 
-    pub fn require_operator(&self) -> Result<(), ControlError> {
+    pub(crate) fn require_operator(&self) -> Result<(), ControlError> {
         match self {
             Actor::Operator => Ok(()),
             Actor::Tenant(_) => Err(ControlError::forbidden("operator actions are only available on the local socket")),
@@ -98,13 +98,18 @@ impl Actor {
 }
 
 /// A freshly minted key: the full token is shown once; the document keeps only its hash.
-pub struct NewKey {
+pub(crate) struct NewKey {
     pub token: String,
     pub doc: KeyDoc,
 }
 
 /// Mints a key for `account` (and `user`, for a sub-user), valid until `expires`.
-pub fn mint_key(account: &Uid, user: Option<&str>, now: u64, expires: Option<u64>) -> Result<NewKey, ControlError> {
+pub(crate) fn mint_key(
+    account: &Uid,
+    user: Option<&str>,
+    now: u64,
+    expires: Option<u64>,
+) -> Result<NewKey, ControlError> {
     let id = random_hex(8)?;
     let secret = random_hex(32)?;
     Ok(NewKey {
@@ -121,7 +126,7 @@ pub fn mint_key(account: &Uid, user: Option<&str>, now: u64, expires: Option<u64
 }
 
 /// Resolves a bearer token to its actor. Every failure is the same 401 so that probing learns nothing.
-pub fn authenticate(control: &ControlState, token: &str, now: u64) -> Result<Actor, ControlError> {
+pub(crate) fn authenticate(control: &ControlState, token: &str, now: u64) -> Result<Actor, ControlError> {
     let unauthorized = || ControlError::Unauthenticated;
     let rest = token.strip_prefix("vpcdns_").ok_or_else(unauthorized)?;
     let (id, secret) = rest.split_once('_').ok_or_else(unauthorized)?;
@@ -147,23 +152,23 @@ pub fn authenticate(control: &ControlState, token: &str, now: u64) -> Result<Act
     Ok(Actor::Tenant(Tenant { account, user: doc.user.clone(), policies }))
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex_encode(&Sha256::digest(bytes))
 }
 
-pub fn hex_encode(bytes: &[u8]) -> String {
+pub(crate) fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `n` random bytes from the OS, hex-encoded.
-pub fn random_hex(n: usize) -> Result<String, ControlError> {
+pub(crate) fn random_hex(n: usize) -> Result<String, ControlError> {
     let mut bytes = vec![0u8; n];
     fill_random(&mut bytes)?;
     Ok(hex_encode(&bytes))
 }
 
 /// Fills `buf` from the operating system's CSPRNG. Failing is an error, never a predictable fallback.
-pub fn fill_random(buf: &mut [u8]) -> Result<(), ControlError> {
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), ControlError> {
     getrandom::fill(buf).map_err(|e| ControlError::internal(format!("the OS random source failed: {e}")))
 }
 

@@ -16,7 +16,7 @@ pub struct AccountDoc {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserDoc {
+pub(crate) struct UserDoc {
     pub account: String,
     pub name: String,
     pub policies: Vec<String>,
@@ -97,7 +97,7 @@ pub struct RuleDoc {
 }
 
 impl RuleDoc {
-    pub fn from_rule(rule: &crate::model::state::ForwardRule) -> RuleDoc {
+    pub(crate) fn from_rule(rule: &crate::model::state::ForwardRule) -> RuleDoc {
         RuleDoc {
             id: rule.id.clone(),
             account: rule.account.0.clone(),
@@ -107,7 +107,7 @@ impl RuleDoc {
         }
     }
 
-    pub fn to_rule(&self) -> Result<crate::model::state::ForwardRule, String> {
+    pub(crate) fn to_rule(&self) -> Result<crate::model::state::ForwardRule, String> {
         let domain = Name::from_text(&self.domain, Some(&Name::root())).map_err(|e| e.to_string())?;
         let targets = self
             .targets
@@ -125,12 +125,12 @@ impl RuleDoc {
 }
 
 /// The generation a record id belongs to (see [`ZoneDoc::generation`]).
-pub fn generation_of(rid: &str) -> &str {
+pub(crate) fn generation_of(rid: &str) -> &str {
     rid.split_once('~').map_or("", |(generation, _)| generation)
 }
 
 /// A record id in `generation`.
-pub fn record_id_in(generation: &str, base: &str) -> String {
+pub(crate) fn record_id_in(generation: &str, base: &str) -> String {
     if generation.is_empty() {
         base.to_string()
     } else {
@@ -154,7 +154,7 @@ pub struct RecordDoc {
 }
 
 impl RecordDoc {
-    pub fn from_record(r: &Record) -> RecordDoc {
+    pub(crate) fn from_record(r: &Record) -> RecordDoc {
         RecordDoc {
             name: r.owner.to_string(),
             rtype: rdata::type_name(r.rdata.rtype()).into_owned(),
@@ -164,7 +164,7 @@ impl RecordDoc {
     }
 
     /// Parses the record; `origin` completes relative names (API input may be relative to the zone).
-    pub fn to_record(&self, origin: &Name) -> Result<Record, String> {
+    pub(crate) fn to_record(&self, origin: &Name) -> Result<Record, String> {
         let rtype = rdata::type_from_mnemonic(&self.rtype).ok_or_else(|| format!("unknown type {:?}", self.rtype))?;
         let owner = Name::from_text(&self.name, Some(origin)).map_err(|e| format!("name {:?}: {e}", self.name))?;
         let rdata =
@@ -204,7 +204,7 @@ pub struct LinkRequestDoc {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockDoc {
+pub(crate) struct BlockDoc {
     pub account: String,
     pub blocked: String,
     pub at: u64,
@@ -232,7 +232,7 @@ pub struct InboxDoc {
 
 /// One audit entry, as stored under each account the event concerns (see `control::audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditDoc {
+pub(crate) struct AuditDoc {
     pub time_ms: u64,
     /// The account whose audit this copy is in.
     pub account: String,
@@ -262,7 +262,7 @@ pub fn encode<T: Serialize>(doc: &T) -> Vec<u8> {
     serde_json::to_vec(doc).unwrap_or_default()
 }
 
-pub fn parse_policy(text: &str) -> Option<Policy> {
+pub(crate) fn parse_policy(text: &str) -> Option<Policy> {
     match text {
         "DNSFullAccess" => Some(Policy::DnsFullAccess),
         "DNSReadOnlyAccess" => Some(Policy::DnsReadOnlyAccess),
@@ -270,7 +270,7 @@ pub fn parse_policy(text: &str) -> Option<Policy> {
     }
 }
 
-pub fn policy_name(policy: Policy) -> &'static str {
+pub(crate) fn policy_name(policy: Policy) -> &'static str {
     match policy {
         Policy::DnsFullAccess => "DNSFullAccess",
         Policy::DnsReadOnlyAccess => "DNSReadOnlyAccess",

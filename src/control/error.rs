@@ -47,13 +47,13 @@ impl ControlError {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> ControlError {
         ControlError::Invalid { code, message: message.into() }
     }
-    pub fn forbidden(message: impl Into<String>) -> ControlError {
+    pub(crate) fn forbidden(message: impl Into<String>) -> ControlError {
         ControlError::Forbidden(message.into())
     }
     pub fn not_found(what: impl Into<String>) -> ControlError {
         ControlError::NotFound { code: "not_found", message: what.into() }
     }
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> ControlError {
+    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> ControlError {
         ControlError::Conflict { code, message: message.into() }
     }
     pub fn stale(message: impl Into<String>) -> ControlError {
@@ -66,7 +66,7 @@ impl ControlError {
         ControlError::RateLimited { message: message.into(), retry_after: None }
     }
     /// Rate limited, with the time after which a retry may pass.
-    pub fn slow_down(message: impl Into<String>, wait: std::time::Duration) -> ControlError {
+    pub(crate) fn slow_down(message: impl Into<String>, wait: std::time::Duration) -> ControlError {
         let secs = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0)).max(1);
         ControlError::RateLimited { message: message.into(), retry_after: Some(secs) }
     }

@@ -6,25 +6,25 @@ use std::borrow::Cow;
 use std::fmt;
 
 pub const ACCOUNT: &str = "account/";
-pub const USER: &str = "user/";
+pub(crate) const USER: &str = "user/";
 pub const VPC: &str = "vpc/";
-pub const LINK: &str = "link/";
+pub(crate) const LINK: &str = "link/";
 pub const ZONE: &str = "zone/";
-pub const SCOPE: &str = "scope/";
-pub const RECORD: &str = "record/";
-pub const KEY: &str = "key/";
-pub const LINK_REQUEST: &str = "linkreq/";
-pub const BLOCK: &str = "block/";
-pub const INBOX: &str = "inbox/";
-pub const AUDIT: &str = "audit/";
-pub const USAGE: &str = "usage/";
-pub const RULE: &str = "rule/";
+pub(crate) const SCOPE: &str = "scope/";
+pub(crate) const RECORD: &str = "record/";
+pub(crate) const KEY: &str = "key/";
+pub(crate) const LINK_REQUEST: &str = "linkreq/";
+pub(crate) const BLOCK: &str = "block/";
+pub(crate) const INBOX: &str = "inbox/";
+pub(crate) const AUDIT: &str = "audit/";
+pub(crate) const USAGE: &str = "usage/";
+pub(crate) const RULE: &str = "rule/";
 /// The store's own bookkeeping (its key layout version).
-pub const META: &str = "meta/";
+pub(crate) const META: &str = "meta/";
 
 /// A key of the store, by what it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Key<'a> {
+pub(crate) enum Key<'a> {
     Account {
         uid: Cow<'a, str>,
     },
@@ -50,7 +50,7 @@ pub enum Key<'a> {
         zone: Cow<'a, str>,
         id: Cow<'a, str>,
     },
-    AccessKey {
+    Access {
         id: Cow<'a, str>,
     },
     LinkRequest {
@@ -86,7 +86,7 @@ pub enum Key<'a> {
 
 impl<'a> Key<'a> {
     /// The key a stored key names; `None` for a key of no known layout.
-    pub fn parse(key: &'a str) -> Option<Key<'a>> {
+    pub(crate) fn parse(key: &'a str) -> Option<Key<'a>> {
         let (kind, rest) = key.split_once('/')?;
         let raw: Vec<&'a str> = rest.split('/').collect();
         let part = |i: usize| raw.get(i).copied().map(unesc);
@@ -98,7 +98,7 @@ impl<'a> Key<'a> {
             ("zone", 1) => Key::Zone { id: part(0)? },
             ("scope", 1) => Key::Scope { zone: part(0)? },
             ("record", 2) => Key::Record { zone: part(0)?, id: part(1)? },
-            ("key", 1) => Key::AccessKey { id: part(0)? },
+            ("key", 1) => Key::Access { id: part(0)? },
             ("linkreq", 1) => Key::LinkRequest { id: part(0)? },
             ("block", 2) => Key::Block { account: part(0)?, blocked: part(1)? },
             ("inbox", 2) => Key::Inbox { account: part(0)?, id: part(1)? },
@@ -116,7 +116,7 @@ impl<'a> Key<'a> {
 
     /// Whether a document under this key is part of the served model's structure (VPCs, scopes, rules, links,
     /// accounts): a change to one may change what every VPC sees.
-    pub fn is_structure(&self) -> bool {
+    pub(crate) fn is_structure(&self) -> bool {
         matches!(
             self,
             Key::Account { .. }
@@ -139,7 +139,7 @@ impl fmt::Display for Key<'_> {
             Key::Zone { id } => write!(f, "{ZONE}{}", esc(id)),
             Key::Scope { zone } => write!(f, "{SCOPE}{}", esc(zone)),
             Key::Record { zone, id } => write!(f, "{RECORD}{}/{}", esc(zone), esc(id)),
-            Key::AccessKey { id } => write!(f, "{KEY}{}", esc(id)),
+            Key::Access { id } => write!(f, "{KEY}{}", esc(id)),
             Key::LinkRequest { id } => write!(f, "{LINK_REQUEST}{}", esc(id)),
             Key::Block { account, blocked } => write!(f, "{BLOCK}{}/{}", esc(account), esc(blocked)),
             Key::Inbox { account, id } => write!(f, "{INBOX}{}/{}", esc(account), esc(id)),
@@ -152,11 +152,11 @@ impl fmt::Display for Key<'_> {
 }
 
 /// `%` and `/` escaped, so that ids join into keys unambiguously.
-pub fn esc(part: &str) -> String {
+pub(crate) fn esc(part: &str) -> String {
     part.replace('%', "%25").replace('/', "%2F")
 }
 
-pub fn unesc(part: &str) -> Cow<'_, str> {
+pub(crate) fn unesc(part: &str) -> Cow<'_, str> {
     // Almost no id holds a '%': no copy then (start-up reads a million record keys).
     if part.contains('%') {
         Cow::Owned(part.replace("%2F", "/").replace("%25", "%"))
@@ -192,10 +192,10 @@ pub fn records(zone: &str) -> String {
 pub fn record(zone: &str, rid: &str) -> String {
     Key::Record { zone: zone.into(), id: rid.into() }.to_string()
 }
-pub fn access_key(id: &str) -> String {
-    Key::AccessKey { id: id.into() }.to_string()
+pub(crate) fn access_key(id: &str) -> String {
+    Key::Access { id: id.into() }.to_string()
 }
-pub fn link_request(id: &str) -> String {
+pub(crate) fn link_request(id: &str) -> String {
     Key::LinkRequest { id: id.into() }.to_string()
 }
 pub fn block(account: &str, blocked: &str) -> String {
@@ -215,7 +215,7 @@ pub fn usage(owner: &str, minute: u64, node: &str) -> String {
 }
 
 /// The (zone id, record id) of a record key.
-pub fn parse_record(key: &str) -> Option<(String, crate::model::state::RecordId)> {
+pub(crate) fn parse_record(key: &str) -> Option<(String, crate::model::state::RecordId)> {
     match Key::parse(key)? {
         Key::Record { zone, id } => Some((zone.into_owned(), id.as_ref().into())),
         _ => None,
@@ -237,7 +237,7 @@ mod tests {
             Key::Zone { id: "1/corp.internal.".into() },
             Key::Scope { zone: "1/corp.internal.".into() },
             Key::Record { zone: "1/corp.internal.".into(), id: "g1~abc".into() },
-            Key::AccessKey { id: odd.into() },
+            Key::Access { id: odd.into() },
             Key::LinkRequest { id: "r".into() },
             Key::Block { account: "1".into(), blocked: "2".into() },
             Key::Inbox { account: "1".into(), id: "m".into() },

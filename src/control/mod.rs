@@ -35,7 +35,7 @@ use crate::model::snapshot::Snapshot;
 use crate::settings::Served;
 pub use auth::Actor;
 pub use error::ControlError;
-pub use fold::ControlState;
+pub(crate) use fold::ControlState;
 
 /// What an operation wants done.
 #[derive(Debug, Default)]
@@ -117,11 +117,11 @@ pub struct ControlPlane {
     following: std::sync::atomic::AtomicBool,
 }
 
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-pub fn unix_millis() -> u64 {
+pub(crate) fn unix_millis() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
@@ -154,7 +154,7 @@ impl ControlPlane {
     }
 
     /// Sets how long link verification codes stay valid (`[admin] link_code_ttl_secs`).
-    pub fn with_code_ttl(mut self, secs: u64) -> ControlPlane {
+    pub(crate) fn with_code_ttl(mut self, secs: u64) -> ControlPlane {
         self.code_ttl = secs.max(1);
         self
     }
@@ -194,7 +194,7 @@ impl ControlPlane {
     /// store of this node alone (a shared store's history is the other nodes' feed; etcd compacts itself). A lone
     /// node only ever reads history above the revision in memory, and that revision moves only under the writer
     /// lock, after such a read: so history up to the revision in memory now is never read again.
-    pub fn compact_history(&self) -> anyhow::Result<()> {
+    pub(crate) fn compact_history(&self) -> anyhow::Result<()> {
         if self.store.is_shared() {
             return Ok(());
         }
@@ -214,7 +214,7 @@ impl ControlPlane {
     }
 
     /// Commits documents that are not part of the served model (usage buckets) without validation.
-    pub fn commit_internal(&self, ops: &[Op]) -> anyhow::Result<u64> {
+    pub(crate) fn commit_internal(&self, ops: &[Op]) -> anyhow::Result<u64> {
         let _writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match self.store.txn(&[], ops)? {
             TxnOutcome::Committed { revision } => Ok(revision),
@@ -225,7 +225,7 @@ impl ControlPlane {
     /// Folds changes other nodes committed (from the store's feed) into memory and publishes them. Revisions at or
     /// below the one already applied are skipped: this node's own commits arrive here too. Returns the revision
     /// now applied.
-    pub fn apply_feed(&self, changes: &[Change]) -> u64 {
+    pub(crate) fn apply_feed(&self, changes: &[Change]) -> u64 {
         let started = std::time::Instant::now();
         let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.current();
@@ -275,13 +275,13 @@ impl ControlPlane {
     }
 
     /// Says whether a feed from the store is being applied (set by `follow`).
-    pub fn set_following(&self, on: bool) {
+    pub(crate) fn set_following(&self, on: bool) {
         self.following.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Reads the whole state again and swaps it in (after the feed's history was compacted away). Returns the
     /// revision read.
-    pub fn resync(&self) -> anyhow::Result<u64> {
+    pub(crate) fn resync(&self) -> anyhow::Result<u64> {
         let started = std::time::Instant::now();
         let mut compiler = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let server = self.current().state.served.clone();
@@ -294,7 +294,7 @@ impl ControlPlane {
 }
 
 /// A store failure as the control plane reports it (see `ControlError`'s `From<StoreError>`).
-pub fn store_error(e: crate::control::store::StoreError) -> ControlError {
+pub(crate) fn store_error(e: crate::control::store::StoreError) -> ControlError {
     ControlError::from(e)
 }
 
@@ -316,7 +316,7 @@ fn upgrade_layout(store: &dyn Store) -> anyhow::Result<()> {
 }
 
 /// Reads every document into a fresh [`ControlState`].
-pub fn load_control(store: &dyn Store, server: Served) -> anyhow::Result<ControlState> {
+pub(crate) fn load_control(store: &dyn Store, server: Served) -> anyhow::Result<ControlState> {
     let started = std::time::Instant::now();
     let (entries, revision) = store.list("")?;
     tracing::debug!(keys = entries.len(), list_ms = started.elapsed().as_secs_f64() * 1e3, "store listed");

@@ -10,9 +10,9 @@ use std::net::IpAddr;
 use siphasher::sip::SipHasher24;
 
 /// The EDNS option code of COOKIE (RFC 7873 §4).
-pub const OPTION_COOKIE: u16 = 10;
+pub(crate) const OPTION_COOKIE: u16 = 10;
 /// A server cookie we issue: version, reserved, timestamp, hash.
-pub const SERVER_COOKIE_LEN: usize = 16;
+pub(crate) const SERVER_COOKIE_LEN: usize = 16;
 /// How old a server cookie may be (RFC 9018 §4.3: one hour), and how far in the future (five minutes).
 const MAX_AGE_SECS: u32 = 3600;
 const MAX_FUTURE_SECS: u32 = 300;

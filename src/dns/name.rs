@@ -9,9 +9,9 @@ use smallvec::SmallVec;
 use std::fmt;
 
 /// The longest name in wire format, root label included (RFC 1035 §2.3.4).
-pub const MAX_NAME_LEN: usize = 255;
+pub(crate) const MAX_NAME_LEN: usize = 255;
 /// The longest label (RFC 1035 §2.3.4).
-pub const MAX_LABEL_LEN: usize = 63;
+pub(crate) const MAX_LABEL_LEN: usize = 63;
 
 /// Why a text or wire name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum NameError {
 pub struct Name(SmallVec<[u8; INLINE_NAME]>);
 
 /// Wire bytes a [`Name`] holds without a heap allocation.
-pub const INLINE_NAME: usize = 32;
+pub(crate) const INLINE_NAME: usize = 32;
 
 impl Name {
     /// The root name `.`.
@@ -119,12 +119,12 @@ impl Name {
     }
 
     /// Number of labels, root excluded (`www.corp.internal.` has 3).
-    pub fn label_count(&self) -> usize {
+    pub(crate) fn label_count(&self) -> usize {
         label_count(&self.0)
     }
 
     /// True when `self` is `ancestor` or below it (case-insensitive).
-    pub fn is_at_or_below(&self, ancestor: &Name) -> bool {
+    pub(crate) fn is_at_or_below(&self, ancestor: &Name) -> bool {
         is_at_or_below(&self.0, &ancestor.0)
     }
 
@@ -137,19 +137,14 @@ impl Name {
         Some(Name(SmallVec::from_slice(&self.0[1 + len..])))
     }
 
-    /// The first label's bytes (empty for the root).
-    pub fn first_label(&self) -> &[u8] {
-        let len = self.0[0] as usize;
-        &self.0[1..1 + len]
-    }
-
     /// `*.<self>`: the wildcard owner below this name.
-    pub fn wildcard_child(&self) -> Option<Name> {
+    #[cfg(test)]
+    pub(crate) fn wildcard_child(&self) -> Option<Name> {
         self.prepend_label(b"*")
     }
 
     /// `<label>.<self>`, or `None` when the result would be too long.
-    pub fn prepend_label(&self, label: &[u8]) -> Option<Name> {
+    pub(crate) fn prepend_label(&self, label: &[u8]) -> Option<Name> {
         if label.is_empty() || label.len() > MAX_LABEL_LEN || self.0.len() + label.len() + 1 > MAX_NAME_LEN {
             return None;
         }
@@ -162,7 +157,7 @@ impl Name {
 
     /// Presentation form relative to `origin` when below it (`www` for `www.corp.internal.` in `corp.internal.`),
     /// `@` for the origin itself, absolute otherwise.
-    pub fn relative_to(&self, origin: &Name) -> String {
+    pub(crate) fn relative_to(&self, origin: &Name) -> String {
         if self.lower() == origin.lower() {
             return "@".into();
         }
@@ -203,7 +198,7 @@ pub fn unescape(rest: &[u8]) -> Option<(u8, usize)> {
 }
 
 /// Length of the uncompressed wire name at the start of `wire`, or `None` if it is not a valid name.
-pub fn wire_len(wire: &[u8]) -> Option<usize> {
+pub(crate) fn wire_len(wire: &[u8]) -> Option<usize> {
     let mut pos = 0;
     loop {
         let len = *wire.get(pos)? as usize;
@@ -221,7 +216,7 @@ pub fn wire_len(wire: &[u8]) -> Option<usize> {
 }
 
 /// Number of labels of a valid uncompressed wire name, root excluded.
-pub fn label_count(wire: &[u8]) -> usize {
+pub(crate) fn label_count(wire: &[u8]) -> usize {
     let mut count = 0;
     let mut pos = 0;
     while let Some(&len) = wire.get(pos) {
@@ -236,7 +231,7 @@ pub fn label_count(wire: &[u8]) -> usize {
 
 /// Copies a valid wire name into `buf` in lower case and returns the lowered slice. The query path uses this with a
 /// stack buffer so that matching never allocates.
-pub fn lower_into<'b>(wire: &[u8], buf: &'b mut [u8; MAX_NAME_LEN]) -> &'b [u8] {
+pub(crate) fn lower_into<'b>(wire: &[u8], buf: &'b mut [u8; MAX_NAME_LEN]) -> &'b [u8] {
     let len = wire.len().min(MAX_NAME_LEN);
     for (dst, src) in buf[..len].iter_mut().zip(wire) {
         *dst = src.to_ascii_lowercase();
@@ -246,7 +241,7 @@ pub fn lower_into<'b>(wire: &[u8], buf: &'b mut [u8; MAX_NAME_LEN]) -> &'b [u8] 
 
 /// The suffix of `wire` that has `labels` labels (root excluded), as a sub-slice: a suffix of a wire name starting
 /// at a label boundary is itself a wire name.
-pub fn suffix_with_labels(wire: &[u8], labels: usize) -> &[u8] {
+pub(crate) fn suffix_with_labels(wire: &[u8], labels: usize) -> &[u8] {
     let total = label_count(wire);
     let mut skip = total.saturating_sub(labels);
     let mut pos = 0;
@@ -258,7 +253,7 @@ pub fn suffix_with_labels(wire: &[u8], labels: usize) -> &[u8] {
 }
 
 /// True when the valid wire name `name` equals `ancestor` or lies below it (case-insensitive).
-pub fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
+pub(crate) fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
     if ancestor.len() > name.len() {
         return false;
     }
@@ -303,7 +298,7 @@ fn write_labels(wire: &[u8], out: &mut String) {
 }
 
 /// Presentation form of a valid wire name, with a trailing dot.
-pub fn wire_to_string(wire: &[u8]) -> String {
+pub(crate) fn wire_to_string(wire: &[u8]) -> String {
     if wire.first() == Some(&0) {
         return ".".into();
     }

@@ -15,9 +15,9 @@ pub use crate::dns::text::Token;
 use crate::dns::text::{Entry, Lexer};
 
 /// How deep `$INCLUDE` may nest.
-pub const MAX_INCLUDE_DEPTH: usize = 16;
+pub(crate) const MAX_INCLUDE_DEPTH: usize = 16;
 /// The largest TTL accepted (RFC 2181 §8).
-pub const MAX_TTL: u32 = 0x7fff_ffff;
+pub(crate) const MAX_TTL: u32 = 0x7fff_ffff;
 
 /// A parse failure: the file, the 1-based line where the offending record or directive starts (0 when the file
 /// itself cannot be read), and what is wrong.
@@ -31,18 +31,19 @@ pub struct ZoneFileError {
 
 /// Reads and parses a zone file. Every `$INCLUDE` must resolve (after canonicalisation) inside `include_root`;
 /// relative `$INCLUDE` paths are relative to `include_root`.
-pub fn parse_zone_file(path: &Path, origin: &Name, include_root: &Path) -> Result<Vec<Record>, ZoneFileError> {
+#[cfg(test)]
+pub(crate) fn parse_zone_file(path: &Path, origin: &Name, include_root: &Path) -> Result<Vec<Record>, ZoneFileError> {
     read_zone_file(path, origin, include_root).map(|loaded| loaded.records)
 }
 
 /// A parsed zone file and every file it `$INCLUDE`d (so a watcher can reload when any of them changes).
-pub struct LoadedZoneFile {
+pub(crate) struct LoadedZoneFile {
     pub records: Vec<Record>,
     pub included: Vec<PathBuf>,
 }
 
 /// As [`parse_zone_file`], also naming the included files.
-pub fn read_zone_file(path: &Path, origin: &Name, include_root: &Path) -> Result<LoadedZoneFile, ZoneFileError> {
+pub(crate) fn read_zone_file(path: &Path, origin: &Name, include_root: &Path) -> Result<LoadedZoneFile, ZoneFileError> {
     let bytes = fs::read(path).map_err(|e| ZoneFileError {
         file: path.to_path_buf(),
         line: 0,
@@ -57,7 +58,8 @@ pub fn read_zone_file(path: &Path, origin: &Name, include_root: &Path) -> Result
 }
 
 /// Parses zone-file text; `file` only names it in errors.
-pub fn parse_zone_str(
+#[cfg(test)]
+pub(crate) fn parse_zone_str(
     text: &str,
     file: &Path,
     origin: &Name,

@@ -41,10 +41,10 @@ impl Question {
 }
 
 /// What the live resolver's cache holds for (route, lower-case name, type): seconds left.
-pub type CacheProbe<'a> = &'a dyn Fn(&crate::model::snapshot::Route, &[u8], u16) -> Option<u64>;
+pub(crate) type CacheProbe<'a> = &'a dyn Fn(&crate::model::snapshot::Route, &[u8], u16) -> Option<u64>;
 
 /// The report, as text; with `cache` it says also what the running server's resolver cache holds for a routed name.
-pub fn report(state: &State, snap: &Snapshot, q: &Question, cache: Option<CacheProbe>) -> String {
+pub(crate) fn report(state: &State, snap: &Snapshot, q: &Question, cache: Option<CacheProbe>) -> String {
     let mut out = String::new();
     let transport = match q.transport {
         Transport::Udp => "UDP",

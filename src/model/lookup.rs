@@ -14,9 +14,9 @@ use crate::model::snapshot::{additional_target, NameMatch, RRset, RouteIdx, Snap
 
 /// How many times a query may restart at a CNAME target: BIND 9.18's `max-query-restarts` (11 since 9.18.29).
 /// A chain that needs more — or loops — ends in SERVFAIL with the CNAMEs found so far, as BIND answers it.
-pub const MAX_RESTARTS: usize = 11;
+pub(crate) const MAX_RESTARTS: usize = 11;
 /// Additional-section RRsets at the most: bounds the work one MX/SRV/NS answer can cause.
-pub const MAX_ADDITIONAL_RRSETS: usize = 16;
+pub(crate) const MAX_ADDITIONAL_RRSETS: usize = 16;
 
 pub use crate::dns::wire::Owner;
 
@@ -66,7 +66,7 @@ pub enum RecurseReason {
 }
 
 /// What BIND attaches to a chain cut at the restart limit.
-pub const EDE_MAX_RESTARTS: Ede = Ede { code: 0, text: "max. restarts reached" };
+pub(crate) const EDE_MAX_RESTARTS: Ede = Ede { code: 0, text: "max. restarts reached" };
 
 impl<'s> Answer<'s> {
     /// REFUSED: no AA, no records (the name lies in no zone this VPC sees, or the source is in no VPC).
@@ -86,18 +86,6 @@ impl<'s> Answer<'s> {
     /// An answer to complete by resolving outside: no records yet.
     fn recurse(route: RouteIdx, reason: RecurseReason) -> Answer<'s> {
         Answer { rcode: Rcode::NoError, recurse: Some(Recurse { route, target: None, reason }), ..Answer::refused() }
-    }
-
-    /// Every zone that contributed a record, in order of first contribution, without repeats.
-    pub fn contributors(&self) -> SmallVec<[ZoneIdx; 4]> {
-        let mut zones: SmallVec<[ZoneIdx; 4]> = SmallVec::new();
-        let all = self.answer.iter().chain(&self.authority).chain(&self.additional);
-        for rr in all {
-            if !zones.contains(&rr.zone) {
-                zones.push(rr.zone);
-            }
-        }
-        zones
     }
 
     fn holds(&self, rrset: &RRset) -> bool {

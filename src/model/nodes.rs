@@ -58,7 +58,7 @@ impl<'a> RRset<'a> {
     }
 
     /// The same records with another TTL.
-    pub fn at_ttl(self, ttl: u32) -> RRset<'a> {
+    pub(crate) fn at_ttl(self, ttl: u32) -> RRset<'a> {
         RRset { ttl, ..self }
     }
 }
@@ -115,12 +115,12 @@ impl<'a> Node<'a> {
         self.rrsets().find(|s| s.rtype == rtype)
     }
 
-    pub fn is_empty_non_terminal(&self) -> bool {
+    pub(crate) fn is_empty_non_terminal(&self) -> bool {
         self.rrsets().next().is_none()
     }
 
     /// How many records the node holds.
-    pub fn record_count(&self) -> usize {
+    pub(crate) fn record_count(&self) -> usize {
         self.rrsets().map(|s| s.len()).sum()
     }
 }

@@ -34,7 +34,7 @@ impl SnapshotCell {
     }
 
     /// The snapshot being served, to keep.
-    pub fn load_full(&self) -> Arc<Snapshot> {
+    pub(crate) fn load_full(&self) -> Arc<Snapshot> {
         self.0.load_full()
     }
 

@@ -142,7 +142,7 @@ impl ZoneRecords {
 
     /// Records loaded whole: one sort. Ids are unique in every caller; should an (owner, id) repeat, one of its
     /// records is kept.
-    pub fn from_revisions(records: impl IntoIterator<Item = (RecordId, Record, u64)>) -> ZoneRecords {
+    pub(crate) fn from_revisions(records: impl IntoIterator<Item = (RecordId, Record, u64)>) -> ZoneRecords {
         let entries = records.into_iter().map(|(id, record, revision)| Entry { id, record, revision }).collect();
         ZoneRecords::packed(entries)
     }
@@ -188,7 +188,7 @@ impl ZoneRecords {
     }
 
     /// Builds the index of ids now (it is otherwise built by the first lookup by id).
-    pub fn index_ids(&self) {
+    pub(crate) fn index_ids(&self) {
         self.ids();
     }
 
@@ -279,7 +279,7 @@ impl ZoneRecords {
     }
 
     /// Whether some record's owner lies strictly below `name`.
-    pub fn has_below(&self, name: &Name) -> bool {
+    pub(crate) fn has_below(&self, name: &Name) -> bool {
         let wire = name.wire();
         // Past the name's own records come the names whose wire ends with its wire: its descendants, and (only for
         // labels holding binary length-like bytes) a few names that merely end the same way, checked one by one.

@@ -17,7 +17,7 @@ use crate::model::state::{Uid, VpcId};
 
 pub use crate::model::classify::VpcIdx;
 /// Index of a zone in [`Snapshot::zones`].
-pub type ZoneIdx = u32;
+pub(crate) type ZoneIdx = u32;
 
 /// One published state: what every query of one generation is answered from.
 pub struct Snapshot {
@@ -85,7 +85,7 @@ impl Snapshot {
         self.revision
     }
 
-    pub fn change_seconds(&self) -> f64 {
+    pub(crate) fn change_seconds(&self) -> f64 {
         self.change_seconds
     }
 
@@ -119,7 +119,7 @@ impl Snapshot {
 }
 
 /// An index into [`Snapshot::routes`].
-pub type RouteIdx = u32;
+pub(crate) type RouteIdx = u32;
 
 /// A set of servers names are resolved through: the upstreams, or one forwarding rule's targets.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -203,24 +203,19 @@ impl View {
     }
 
     /// The view with these forwarding rules (sorted here, most labels first).
-    pub fn with_rules(mut self, mut rules: Vec<ViewRule>) -> View {
+    pub(crate) fn with_rules(mut self, mut rules: Vec<ViewRule>) -> View {
         rules.sort_by(|a, b| b.labels.cmp(&a.labels).then_with(|| a.domain.cmp(&b.domain)));
         self.rules = rules.into_boxed_slice();
         self
     }
 
     /// The most specific rule at or above the lower-case wire name `lower`: its label count and route.
-    pub fn find_rule(&self, lower: &[u8]) -> Option<(u8, RouteIdx)> {
+    pub(crate) fn find_rule(&self, lower: &[u8]) -> Option<(u8, RouteIdx)> {
         self.rules.iter().find(|r| is_suffix(lower, &r.domain)).map(|r| (r.labels, r.route))
     }
 
     pub fn rules(&self) -> &[ViewRule] {
         &self.rules
-    }
-
-    /// The indexes of the zones the view holds, in no particular order.
-    pub fn zone_indexes(&self) -> impl Iterator<Item = ZoneIdx> + '_ {
-        self.zones.iter().map(|z| z.idx)
     }
 
     /// How many zones the view holds.
@@ -233,7 +228,7 @@ impl View {
     }
 
     /// The most specific visible zone at or above the lower-case wire name `lower` (RFC 1034 §4.3.2 step 2).
-    pub fn find_zone(&self, lower: &[u8]) -> Option<(ZoneIdx, ZoneRef<'_>)> {
+    pub(crate) fn find_zone(&self, lower: &[u8]) -> Option<(ZoneIdx, ZoneRef<'_>)> {
         let mut starts = [0u8; 128];
         let count = label_starts(lower, &mut starts);
         for depth in (0..=count).rev() {
@@ -286,7 +281,7 @@ fn label_starts(wire: &[u8], starts: &mut [u8; 128]) -> usize {
 pub use crate::model::nodes::{Node, RRset};
 
 /// How a name matched inside one zone.
-pub enum NameMatch<'z> {
+pub(crate) enum NameMatch<'z> {
     /// The name exists (possibly as an empty non-terminal).
     Exact(Node<'z>),
     /// The name does not exist; a wildcard at its closest encloser covers it (RFC 4592 §3.3.1).
@@ -331,17 +326,17 @@ pub struct ZoneTable {
 
 impl ZoneTable {
     /// The zone's id, as usage and metrics name it.
-    pub fn meter_id(&self) -> &Arc<str> {
+    pub(crate) fn meter_id(&self) -> &Arc<str> {
         &self.meter_id
     }
 
     /// Records the zone holds (generated SOA and NS excluded).
-    pub fn record_count(&self) -> usize {
+    pub(crate) fn record_count(&self) -> usize {
         self.record_count
     }
 
     /// This table for a lookup (through its own arena).
-    pub fn zone_ref(&self) -> ZoneRef<'_> {
+    pub(crate) fn zone_ref(&self) -> ZoneRef<'_> {
         ZoneRef { table: self, base: &self.base, patched: !self.overlay.is_empty() }
     }
 
@@ -362,11 +357,13 @@ impl ZoneTable {
         self.zone_ref().apex()
     }
 
-    pub fn match_name(&self, lower: &[u8]) -> NameMatch<'_> {
+    #[cfg(test)]
+    pub(crate) fn match_name(&self, lower: &[u8]) -> NameMatch<'_> {
         self.zone_ref().match_name(lower)
     }
 
-    pub fn negative_soa(&self, zero_ttl: bool) -> RRset<'_> {
+    #[cfg(test)]
+    pub(crate) fn negative_soa(&self, zero_ttl: bool) -> RRset<'_> {
         self.zone_ref().negative_soa(zero_ttl)
     }
 }
@@ -375,14 +372,14 @@ impl ZoneTable {
 /// them. With those at hand, finding an existing name reads the view's entry and the arena, never the table:
 /// at 100,000 zones each of those reads is a cache miss, and the table would be one more.
 #[derive(Debug, Clone, Copy)]
-pub struct ZoneRef<'s> {
+pub(crate) struct ZoneRef<'s> {
     pub table: &'s ZoneTable,
     base: &'s NodeArena,
     patched: bool,
 }
 
 impl<'s> ZoneRef<'s> {
-    pub fn node(&self, lower: &[u8]) -> Option<Node<'s>> {
+    pub(crate) fn node(&self, lower: &[u8]) -> Option<Node<'s>> {
         if self.patched {
             if let Some(changed) = self.table.overlay.get(lower) {
                 return changed.as_deref().map(OwnedNode::get);
@@ -391,13 +388,13 @@ impl<'s> ZoneRef<'s> {
         self.base.get(lower)
     }
 
-    pub fn apex(&self) -> Option<Node<'s>> {
+    pub(crate) fn apex(&self) -> Option<Node<'s>> {
         self.node(self.table.apex.wire())
     }
 
     /// The apex SOA for the authority section of negative answers, with the negative TTL — or TTL 0, for
     /// NXDOMAIN answers to SOA questions. A zone without SOA gives an RRset of no records.
-    pub fn negative_soa(&self, zero_ttl: bool) -> RRset<'s> {
+    pub(crate) fn negative_soa(&self, zero_ttl: bool) -> RRset<'s> {
         let ttl = if zero_ttl { 0 } else { self.table.negative_ttl };
         match self.apex().and_then(|apex| apex.rrset(crate::dns::rdata::rtype::SOA)) {
             Some(soa) => soa.at_ttl(ttl),
@@ -406,7 +403,7 @@ impl<'s> ZoneRef<'s> {
     }
 
     /// RFC 1034 §4.3.2 step 3 within this zone, with RFC 4592 wildcards: `lower` must be at or below the apex.
-    pub fn match_name(&self, lower: &[u8]) -> NameMatch<'s> {
+    pub(crate) fn match_name(&self, lower: &[u8]) -> NameMatch<'s> {
         if let Some(node) = self.node(lower) {
             return NameMatch::Exact(node);
         }
@@ -446,7 +443,7 @@ impl<'s> ZoneRef<'s> {
 
 /// The name an RDATA of type `rtype` points at for additional-section processing (MX exchange, SRV target, NS
 /// name), as an uncompressed wire slice of the stored RDATA.
-pub fn additional_target(rtype: u16, rdata: &[u8]) -> Option<&[u8]> {
+pub(crate) fn additional_target(rtype: u16, rdata: &[u8]) -> Option<&[u8]> {
     use crate::dns::rdata::rtype as t;
     let start = match rtype {
         t::NS => 0,

@@ -207,7 +207,7 @@ pub struct ForwardRule {
 }
 
 /// The most targets one forwarding rule may have (as Route 53 Resolver allows).
-pub const MAX_RULE_TARGETS: usize = 6;
+pub(crate) const MAX_RULE_TARGETS: usize = 6;
 
 /// Everything that should be served, normalized.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -228,14 +228,14 @@ pub struct State {
 
 impl State {
     /// True when `account` may use `vpc_owner`'s VPCs: its own, or those of an account it has linked.
-    pub fn may_use_vpcs_of(&self, account: &Uid, vpc_owner: &Uid) -> bool {
+    pub(crate) fn may_use_vpcs_of(&self, account: &Uid, vpc_owner: &Uid) -> bool {
         account == vpc_owner || self.links.contains(&Link { account: account.clone(), linked: vpc_owner.clone() })
     }
 
     /// Points every scope entry at the id held by its VPC, so that each id is stored once however many zones see
     /// the VPC, and trims the scopes' spare capacity. Loaders call it once the state is built; entries naming no
     /// VPC stay as they are (validation reports them).
-    pub fn share_ids(&mut self) {
+    pub(crate) fn share_ids(&mut self) {
         for zone in self.zones.values_mut() {
             share_scope_ids(&self.vpcs, &mut zone.scope);
         }
@@ -249,7 +249,7 @@ impl State {
 }
 
 /// [`State::share_ids`] for one scope.
-pub fn share_scope_ids(vpcs: &BTreeMap<VpcId, Vpc>, scope: &mut Vec<VpcId>) {
+pub(crate) fn share_scope_ids(vpcs: &BTreeMap<VpcId, Vpc>, scope: &mut Vec<VpcId>) {
     for id in scope.iter_mut() {
         if let Some((shared, _)) = vpcs.get_key_value(id.as_str()) {
             if !Arc::ptr_eq(&shared.0, &id.0) {
@@ -261,7 +261,7 @@ pub fn share_scope_ids(vpcs: &BTreeMap<VpcId, Vpc>, scope: &mut Vec<VpcId>) {
 }
 
 /// A DNS server's address: `ip` (port 53) or `ip:port` (`[v6]:port`).
-pub fn parse_server_address(text: &str) -> Option<SocketAddr> {
+pub(crate) fn parse_server_address(text: &str) -> Option<SocketAddr> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Some(addr);
     }
@@ -269,7 +269,7 @@ pub fn parse_server_address(text: &str) -> Option<SocketAddr> {
 }
 
 /// Parses a CIDR and normalizes it: host bits cleared, `::ffff:a.b.c.d/n` turned into IPv4.
-pub fn parse_cidr(text: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_cidr(text: &str) -> Result<IpNet, String> {
     let net: IpNet =
         text.parse().map_err(|_| format!("{text:?} is not a CIDR prefix (e.g. \"10.0.0.0/16\" or \"fd00::/64\")"))?;
     if let IpNet::V6(v6) = net {

@@ -279,7 +279,7 @@ async fn run_dns(
 /// Tells the service manager about the server's state (sd_notify: `READY=1`, `STOPPING=1`) when it asked to be
 /// told, by setting NOTIFY_SOCKET (systemd's `Type=notify`). The socket may be a path or, with a leading `@`, an
 /// abstract name. Failing to notify is logged, never fatal: the server serves either way.
-pub fn notify_systemd(state: &str) {
+pub(crate) fn notify_systemd(state: &str) {
     let Some(target) = std::env::var_os("NOTIFY_SOCKET") else { return };
     let sent = (|| -> std::io::Result<()> {
         let socket = std::os::unix::net::UnixDatagram::unbound()?;
@@ -304,7 +304,7 @@ pub fn notify_systemd(state: &str) {
 /// The HMAC secret for verification codes: 32 random bytes in a file of its own (mode 0600), never in the store,
 /// so a copy of the store alone cannot be used to test guesses offline. A secret others may read, or one of all
 /// zeros (a placeholder, not a secret), is refused.
-pub fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::read(path) {
         Ok(bytes) if bytes.len() >= 32 => {

@@ -52,7 +52,7 @@ impl Reloader {
     }
 
     /// Compiles the first snapshot from a configuration already loaded and validated from `config_path`.
-    pub fn from_loaded(config_path: &Path, loaded: config::Loaded) -> Reloader {
+    pub(crate) fn from_loaded(config_path: &Path, loaded: config::Loaded) -> Reloader {
         let mut compiler = Compiler::default();
         let published = SnapshotCell::first(&mut compiler, &loaded.state, Instant::now());
         log_counts(&published.load(), "loaded");
@@ -79,7 +79,7 @@ impl Reloader {
     ///
     /// A change counts only once it has held still for one poll: a file caught in the middle of being rewritten in
     /// place (truncated, not yet written) must never be loaded as the new state.
-    pub fn files_changed(&mut self) -> bool {
+    pub(crate) fn files_changed(&mut self) -> bool {
         let now: Vec<Fingerprint> = self.watched.iter().map(|(path, _)| fingerprint(path)).collect();
         if self.watched.iter().zip(&now).all(|((_, loaded), current)| loaded == current) {
             self.settling = None;
@@ -152,7 +152,7 @@ fn fingerprints(paths: Vec<PathBuf>) -> Vec<(PathBuf, Fingerprint)> {
 /// What a reload changed, for its log line: zones added, removed and changed (by id), VPCs added, removed and
 /// changed.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct StateChanges {
+pub(crate) struct StateChanges {
     pub zones_added: Vec<String>,
     pub zones_removed: Vec<String>,
     pub zones_changed: Vec<String>,
@@ -162,7 +162,7 @@ pub struct StateChanges {
 }
 
 impl StateChanges {
-    pub fn between(old: &crate::model::state::State, new: &crate::model::state::State) -> StateChanges {
+    pub(crate) fn between(old: &crate::model::state::State, new: &crate::model::state::State) -> StateChanges {
         let mut changes = StateChanges::default();
         for (id, zone) in &new.zones {
             match old.zones.get(id) {
@@ -228,7 +228,7 @@ fn log_counts(snapshot: &Snapshot, what: &str) {
 
 /// Catches SIGHUP for [`watch`]. Installed before the server says it is ready: a SIGHUP that arrived before the
 /// handler would kill the process (the default action).
-pub fn catch_hangup() -> anyhow::Result<tokio::signal::unix::Signal> {
+pub(crate) fn catch_hangup() -> anyhow::Result<tokio::signal::unix::Signal> {
     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot install the SIGHUP handler")
 }
 

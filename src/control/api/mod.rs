@@ -71,7 +71,7 @@ pub struct ExplainInput<'a> {
 
 /// Link requests one account may attempt per hour (answered or refused); the stored requests have their own,
 /// lower limits (see `control::ops::links`).
-pub const LINK_ATTEMPTS_PER_HOUR: u32 = 30;
+pub(crate) const LINK_ATTEMPTS_PER_HOUR: u32 = 30;
 
 impl ApiState {
     pub fn new(
@@ -94,7 +94,7 @@ impl ApiState {
     }
 
     /// A token of the account's write budget, or 429 with the time to wait.
-    pub fn admit_write(&self, actor: &Actor) -> Result<(), ControlError> {
+    pub(crate) fn admit_write(&self, actor: &Actor) -> Result<(), ControlError> {
         let Actor::Tenant(t) = actor else { return Ok(()) };
         self.writes.take(&t.account, Instant::now()).map_err(|wait| {
             ControlError::slow_down("too many changes from your account: slow down (see Retry-After)", wait)
@@ -102,7 +102,7 @@ impl ApiState {
     }
 
     /// A token of the account's link-request budget, or 429.
-    pub fn admit_link_request(&self, actor: &Actor) -> Result<(), ControlError> {
+    pub(crate) fn admit_link_request(&self, actor: &Actor) -> Result<(), ControlError> {
         let Actor::Tenant(t) = actor else { return Ok(()) };
         self.link_attempts.take(&t.account, Instant::now()).map_err(|wait| {
             ControlError::slow_down(
@@ -168,7 +168,7 @@ impl ApiState {
     }
 
     /// A tenant's write, within its account's write budget.
-    pub async fn tenant_write(
+    pub(crate) async fn tenant_write(
         &self,
         caller: Caller,
         op: impl Fn(&crate::control::ControlState, &Ctx) -> Result<Plan, ControlError> + Send + 'static,
@@ -206,7 +206,7 @@ impl ApiState {
 
 /// The tenant behind a request on the tenant listener: authenticated by its access key (failures throttled per
 /// address and key id), with its address and the revision its `If-Match` expects.
-pub struct TenantCaller(pub Caller);
+pub(crate) struct TenantCaller(pub Caller);
 
 impl axum::extract::FromRequestParts<ApiState> for TenantCaller {
     type Rejection = ApiError;
@@ -224,7 +224,7 @@ impl axum::extract::FromRequestParts<ApiState> for TenantCaller {
 
 /// The operator, on its owner-only socket (the socket's permissions are the authentication), with the revision
 /// its `If-Match` expects.
-pub struct OperatorCaller(pub Caller);
+pub(crate) struct OperatorCaller(pub Caller);
 
 impl axum::extract::FromRequestParts<ApiState> for OperatorCaller {
     type Rejection = ApiError;
@@ -235,7 +235,7 @@ impl axum::extract::FromRequestParts<ApiState> for OperatorCaller {
 }
 
 /// `Json<T>` whose rejections (bad JSON, wrong content type, unknown fields) are answered in the API's error format.
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
 where
@@ -254,7 +254,7 @@ where
 
 /// A text body (a zone file, a state file) whose rejections (not UTF-8, too large) are answered in the API's error
 /// format, like every other error.
-pub struct ApiText(pub String);
+pub(crate) struct ApiText(pub String);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiText {
     type Rejection = ApiError;
@@ -269,7 +269,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiText {
 
 /// `Path<T>` whose rejections (a segment that does not decode to UTF-8, say) are answered in the API's error
 /// format.
-pub struct ApiPath<T>(pub T);
+pub(crate) struct ApiPath<T>(pub T);
 
 impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
 where
@@ -287,7 +287,7 @@ where
 }
 
 /// `Query<T>` whose rejections are answered in the API's error format.
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
 where

@@ -82,7 +82,7 @@ impl ControlState {
 
     /// [`State::share_ids`], for the scopes held here too: after a bulk load, where scopes may come before their
     /// VPCs.
-    pub fn share_ids(&mut self) {
+    pub(crate) fn share_ids(&mut self) {
         self.state.share_ids();
         for scope in self.scopes.values_mut() {
             share_scope_ids(&self.state.vpcs, scope);
@@ -90,17 +90,17 @@ impl ControlState {
     }
 
     /// What changed since the last call (and forget it).
-    pub fn take_dirty(&mut self) -> Changes {
+    pub(crate) fn take_dirty(&mut self) -> Changes {
         std::mem::take(&mut self.dirty)
     }
 
     /// Whether anything but zone content changed since the last `take_dirty`.
-    pub fn structure_changed(&self) -> bool {
+    pub(crate) fn structure_changed(&self) -> bool {
         self.dirty.structure
     }
 
     /// The mod_revision of `key`, 0 when absent (the value a create's compare expects).
-    pub fn key_revision(&self, key: &str) -> u64 {
+    pub(crate) fn key_revision(&self, key: &str) -> u64 {
         if let Some((zone, rid)) = keys::parse_record(key) {
             let zone = ZoneId(zone);
             return match self.state.zones.get(&zone) {
@@ -112,7 +112,7 @@ impl ControlState {
     }
 
     /// Every key held, records' included, that starts with `prefix`.
-    pub fn keys_under(&self, prefix: &str) -> Vec<String> {
+    pub(crate) fn keys_under(&self, prefix: &str) -> Vec<String> {
         if let Some(zone) = prefix.strip_prefix(keys::RECORD).and_then(|z| z.strip_suffix('/')) {
             // A zone's records (ids are escaped, so the zone part never holds a '/').
             if !zone.contains('/') {
@@ -179,7 +179,7 @@ impl ControlState {
             Key::Scope { zone } => self.apply_scope(&zone, value),
             Key::Record { zone, id } => self.apply_record(&zone, &id, value, change.revision),
             Key::Rule { id } => self.apply_rule(&id, value),
-            Key::AccessKey { id } => apply_doc(&mut self.keys, id.into_owned(), value),
+            Key::Access { id } => apply_doc(&mut self.keys, id.into_owned(), value),
             Key::LinkRequest { id } => apply_doc(&mut self.link_requests, id.into_owned(), value),
             Key::Block { account, blocked } => {
                 let pair = (Uid(account.into_owned()), Uid(blocked.into_owned()));
@@ -299,7 +299,7 @@ impl ControlState {
     }
 
     /// The account a principal-facing name (email or username) resolves to, root accounts only.
-    pub fn account_by_name(&self, text: &str) -> Option<&Account> {
+    pub(crate) fn account_by_name(&self, text: &str) -> Option<&Account> {
         self.state.accounts.values().find(|a| a.name == text || a.email.eq_ignore_ascii_case(text))
     }
 }

@@ -97,7 +97,7 @@ pub(crate) struct Vpcs {
 
 /// A VPC as the operator sees it.
 #[derive(Debug, Serialize)]
-pub struct VpcView {
+pub(crate) struct VpcView {
     pub id: String,
     pub account: String,
     pub region: String,
@@ -106,7 +106,7 @@ pub struct VpcView {
 }
 
 impl VpcView {
-    pub fn of(v: &crate::model::state::Vpc) -> VpcView {
+    pub(crate) fn of(v: &crate::model::state::Vpc) -> VpcView {
         VpcView {
             id: v.id.as_str().to_string(),
             account: v.account.0.clone(),

@@ -24,7 +24,7 @@ use crate::model::state::{Uid, VpcId, Zone, ZoneId};
 use crate::model::validate::BindingKind;
 
 /// A zone of the caller's own account, or 404.
-pub fn own_zone<'c>(
+pub(crate) fn own_zone<'c>(
     control: &'c ControlState,
     account: &Uid,
     id: &str,
@@ -38,13 +38,13 @@ pub fn own_zone<'c>(
 
 /// The compare for an `If-Match` the caller sent, if any.
 /// A fresh record generation name (see `ZoneDoc::generation`): time-ordered, never reused.
-pub fn new_generation() -> Result<String, super::ControlError> {
+pub(crate) fn new_generation() -> Result<String, super::ControlError> {
     Ok(format!("g{:x}{}", super::unix_now(), super::auth::random_hex(3)?))
 }
 
 /// Deletes of every record of zone `id` that generation `keep` does not hold: the zone's current generation (one
 /// prefix delete, or one delete per record for ids without a generation) and anything staged and left behind.
-pub fn collect_generations(control: &ControlState, id: &str, keep: &str) -> Vec<crate::control::store::Op> {
+pub(crate) fn collect_generations(control: &ControlState, id: &str, keep: &str) -> Vec<crate::control::store::Op> {
     use crate::control::store::Op;
     let zone_id = crate::model::state::ZoneId(id.to_string());
     let mut ops = Vec::new();
@@ -82,21 +82,21 @@ pub fn if_match(plan: &mut super::Plan, key: String, expected: Option<u64>) {
 
 /// An account as answers name it: its uid and, when known, its name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AccountRef {
+pub(crate) struct AccountRef {
     pub uid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 impl AccountRef {
-    pub fn of(control: &ControlState, uid: &Uid) -> AccountRef {
+    pub(crate) fn of(control: &ControlState, uid: &Uid) -> AccountRef {
         AccountRef { uid: uid.0.clone(), name: control.state.accounts.get(uid).map(|a| a.name.clone()) }
     }
 }
 
 /// A zone as answers show it.
 #[derive(Debug, Clone, Serialize)]
-pub struct ZoneView {
+pub(crate) struct ZoneView {
     pub id: String,
     pub name: String,
     pub account: String,
@@ -107,7 +107,7 @@ pub struct ZoneView {
 }
 
 impl ZoneView {
-    pub fn of(control: &ControlState, zone: &Zone) -> ZoneView {
+    pub(crate) fn of(control: &ControlState, zone: &Zone) -> ZoneView {
         ZoneView {
             id: zone.id.0.clone(),
             name: zone.name.to_string(),
@@ -122,7 +122,7 @@ impl ZoneView {
 
 /// VPCs taken out of one zone's or rule's scope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Detached {
+pub(crate) struct Detached {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,7 +133,7 @@ pub struct Detached {
 /// Takes VPCs out of zone and rule scopes: for every zone and rule (of `owner`, or of every account), the VPCs that
 /// `gone` selects leave its scope, and the changed scope documents are written. Returns what left where, as the
 /// answer's `removed_from_scopes` says it: `{"zone": id, "vpcs": […]}` and `{"rule": id, "vpcs": […]}`.
-pub fn remove_from_scopes(
+pub(crate) fn remove_from_scopes(
     control: &ControlState,
     plan: &mut Plan,
     owner: Option<&Uid>,
@@ -157,7 +157,7 @@ pub fn remove_from_scopes(
 }
 
 /// Writes the scope of one zone or rule without `vpcs`; the answer's entry, or `None` when none of them was in it.
-pub fn detach_vpcs(
+pub(crate) fn detach_vpcs(
     control: &ControlState,
     plan: &mut Plan,
     kind: BindingKind,

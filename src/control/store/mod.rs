@@ -19,7 +19,7 @@ pub use sqlite::SqliteStore;
 
 /// What a store shared by several nodes reports to each of them: the changes others commit, as they commit them
 /// (see [`Store::feed`]).
-pub type Feed = tokio::sync::mpsc::Receiver<FeedEvent>;
+pub(crate) type Feed = tokio::sync::mpsc::Receiver<FeedEvent>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeedEvent {
@@ -206,7 +206,7 @@ pub fn open(settings: &crate::settings::StoreSettings) -> Result<std::sync::Arc<
 /// bound (empty prefix, or one made only of `char::MAX`). UTF-8 byte order equals code point order, so
 /// bumping the last bumpable character gives a valid UTF-8 exclusive upper bound for a byte-ordered range
 /// scan — which, unlike LIKE, treats `%` and `_` literally.
-pub fn prefix_end(prefix: &str) -> Option<String> {
+pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         if let Some(next) = next_char(last) {

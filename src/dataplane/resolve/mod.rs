@@ -86,7 +86,7 @@ struct RouteClient {
 
 /// What the resolver has done, for the metrics exporter.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ResolverStats {
+pub(crate) struct ResolverStats {
     pub cache_hits: u64,
     pub cache_misses: u64,
     /// Resolutions refused because too many were in progress.
@@ -97,7 +97,7 @@ pub struct ResolverStats {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct RouteStats {
+pub(crate) struct RouteStats {
     pub label: Arc<str>,
     pub queries: u64,
     pub failures: u64,
@@ -185,7 +185,7 @@ impl Resolver {
     }
 
     /// What the resolver has done so far.
-    pub fn stats(&self) -> ResolverStats {
+    pub(crate) fn stats(&self) -> ResolverStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let clients = self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let routes = clients
@@ -208,7 +208,7 @@ impl Resolver {
 
     /// How many more seconds the cache holds an answer of `route` for `name` (lower-case wire) and `qtype`, in the
     /// part of the cache of `account` (the only part its explain may see).
-    pub fn cache_remaining(&self, route: &Route, account: &str, name: &[u8], qtype: u16) -> Option<u64> {
+    pub(crate) fn cache_remaining(&self, route: &Route, account: &str, name: &[u8], qtype: u16) -> Option<u64> {
         let id = self.clients.lock().ok()?.get(route)?.id;
         let cache = self.cache.lock().ok()?;
         let hit = cache.peek(&(id, Arc::from(account), name.into(), qtype))?;

@@ -25,9 +25,9 @@ mod recurse;
 pub use recurse::{encode_resolved, OwnedRr, RecurseJob, Resolution, Resolved};
 
 /// Our EDNS UDP payload size, and the most we send over UDP (the DNS Flag Day 2020 value).
-pub const EDNS_UDP_SIZE: u16 = 1232;
+pub(crate) const EDNS_UDP_SIZE: u16 = 1232;
 /// The UDP limit without EDNS (RFC 1035 §4.2.1).
-pub const PLAIN_UDP_SIZE: usize = 512;
+pub(crate) const PLAIN_UDP_SIZE: usize = 512;
 const CLASS_IN: u16 = 1;
 
 /// One request as it arrived: the packet, who sent it, the address it arrived on (the listener it is classified
@@ -96,7 +96,7 @@ impl Outcome {
 
 /// One finished exchange, as the finish line records it: the request, what became of it, and how long it took.
 #[derive(Debug, Clone, Copy)]
-pub struct Exchange<'a> {
+pub(crate) struct Exchange<'a> {
     /// The query as received.
     pub packet: &'a [u8],
     pub source: IpAddr,
@@ -233,7 +233,7 @@ fn precheck(query: &Query, transport: Transport) -> Option<Rcode> {
 }
 
 /// The largest response the client accepts: 512 without EDNS; with EDNS its size, at least 512 and at most ours.
-pub fn size_limit(query: &Query, transport: Transport) -> usize {
+pub(crate) fn size_limit(query: &Query, transport: Transport) -> usize {
     match (transport, query.edns) {
         (Transport::Tcp, _) => u16::MAX as usize,
         (Transport::Udp, None) => PLAIN_UDP_SIZE,

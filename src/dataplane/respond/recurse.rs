@@ -96,7 +96,7 @@ pub struct OwnedRr {
 
 impl OwnedRr {
     /// The records of an answer section, owned.
-    pub fn from_answer(rrs: &[Rr]) -> Vec<OwnedRr> {
+    pub(crate) fn from_answer(rrs: &[Rr]) -> Vec<OwnedRr> {
         let mut out = Vec::new();
         for rr in rrs {
             let owner: Box<[u8]> = match rr.owner {

@@ -106,7 +106,7 @@ pub struct Encoder<'o> {
 
 /// A point an [`Encoder`] can go back to (a record set that did not fit).
 #[derive(Clone, Copy)]
-pub struct Mark {
+pub(crate) struct Mark {
     len: usize,
     names: usize,
 }
@@ -131,12 +131,12 @@ impl<'o> Encoder<'o> {
         self.out.len()
     }
 
-    pub fn mark(&self) -> Mark {
+    pub(crate) fn mark(&self) -> Mark {
         Mark { len: self.out.len(), names: self.names.len() }
     }
 
     /// Takes back everything written since `mark`.
-    pub fn rollback(&mut self, mark: Mark) {
+    pub(crate) fn rollback(&mut self, mark: Mark) {
         self.out.truncate(mark.len);
         self.names.truncate(mark.names);
     }

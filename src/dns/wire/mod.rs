@@ -17,14 +17,14 @@ use crate::dns::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use crate::dns::rdata::rtype;
 
 /// Header flag bits (RFC 1035 §4.1.1).
-pub const FLAG_QR: u16 = 0x8000;
-pub const FLAG_AA: u16 = 0x0400;
-pub const FLAG_TC: u16 = 0x0200;
-pub const FLAG_RD: u16 = 0x0100;
-pub const FLAG_RA: u16 = 0x0080;
-pub const FLAG_CD: u16 = 0x0010;
+pub(crate) const FLAG_QR: u16 = 0x8000;
+pub(crate) const FLAG_AA: u16 = 0x0400;
+pub(crate) const FLAG_TC: u16 = 0x0200;
+pub(crate) const FLAG_RD: u16 = 0x0100;
+pub(crate) const FLAG_RA: u16 = 0x0080;
+pub(crate) const FLAG_CD: u16 = 0x0010;
 /// Length of the DNS header.
-pub const HEADER_LEN: usize = 12;
+pub(crate) const HEADER_LEN: usize = 12;
 /// At most this many compression pointers are followed in one name.
 const MAX_POINTER_HOPS: usize = 64;
 

@@ -60,7 +60,7 @@ impl Compiler {
     /// As `compile`, using what is known of the change: a zone whose changed owners are listed is patched (its
     /// table's overlay gains the rebuilt nodes) instead of rebuilt; when only zone content changed, what the
     /// structure decides (classification, views' zone lists, routes) is the last compile's.
-    pub fn compile_changed(&mut self, state: &State, changed: Option<&Changes>) -> Snapshot {
+    pub(crate) fn compile_changed(&mut self, state: &State, changed: Option<&Changes>) -> Snapshot {
         self.generation += 1;
         let mut cache = HashMap::with_capacity(state.zones.len());
         let mut zones = Vec::with_capacity(state.zones.len());

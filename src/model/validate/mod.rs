@@ -17,7 +17,7 @@ mod tenancy;
 
 use records::check_zone_records;
 use tenancy::{check_prefixes, check_views};
-pub use tenancy::{shadowed, BindingKind, Shadowed};
+pub(crate) use tenancy::{shadowed, BindingKind, Shadowed};
 
 /// Every problem found in a state, each naming the offending item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,7 +34,7 @@ pub fn validate(state: &State) -> Result<(), Problems> {
 /// links, scopes, views, rules, prefixes — is checked whole when the structure changed, and not at all when only
 /// zone content did (none of those rules reads records). Given the state before the change was valid, the result
 /// is the same as `validate`'s, at a cost that grows with neither unchanged zones nor other tenants' items.
-pub fn validate_changed(state: &State, changed: Option<&Changes>) -> Result<(), Problems> {
+pub(crate) fn validate_changed(state: &State, changed: Option<&Changes>) -> Result<(), Problems> {
     let mut p = Vec::new();
     let structure = changed.is_none_or(|c| c.structure);
     if structure {
@@ -68,7 +68,7 @@ pub fn validate_changed(state: &State, changed: Option<&Changes>) -> Result<(), 
 }
 
 /// `[a-z][a-z0-9._-]{1,63}`: starts with a letter, so a username is never all digits and never a uid.
-pub fn is_valid_username(name: &str) -> bool {
+pub(crate) fn is_valid_username(name: &str) -> bool {
     let bytes = name.as_bytes();
     (2..=64).contains(&bytes.len())
         && bytes[0].is_ascii_lowercase()
@@ -220,7 +220,7 @@ fn check_rules(state: &State, p: &mut Vec<String>) {
 /// Where a forwarding rule may send queries: never to an address that is no server (unspecified, multicast,
 /// broadcast, port 0); to loopback and link-local addresses (this host, its metadata services) only where the
 /// operator allows them (`[resolver] allow_targets`).
-pub fn check_target(target: SocketAddr, allow: &[IpNet]) -> Result<(), String> {
+pub(crate) fn check_target(target: SocketAddr, allow: &[IpNet]) -> Result<(), String> {
     let ip = crate::model::classify::normalize_ip(target.ip());
     if target.port() == 0 {
         return Err(format!("target {target}: port 0 is no server"));
@@ -306,7 +306,7 @@ fn check_quotas(state: &State, rules_changed: bool, p: &mut Vec<String>) {
 /// A link being created (from a file, the API or the operator) must name an account that owns at least one VPC, as
 /// the service we model requires. This is a rule of creation, not an invariant: removing the last VPC of a linked
 /// account later is allowed (it simply leaves every scope).
-pub fn check_new_link(
+pub(crate) fn check_new_link(
     state: &State,
     account: &crate::model::state::Uid,
     linked: &crate::model::state::Uid,

@@ -43,13 +43,13 @@ pub(super) fn check_views(state: &State, p: &mut Vec<String>) {
 
 /// What binds a name to a VPC: a private zone or a forwarding rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BindingKind {
+pub(crate) enum BindingKind {
     Zone,
     Rule,
 }
 
 impl BindingKind {
-    pub fn noun(self) -> &'static str {
+    pub(crate) fn noun(self) -> &'static str {
         match self {
             BindingKind::Zone => "zone",
             BindingKind::Rule => "forward rule",
@@ -60,7 +60,7 @@ impl BindingKind {
 /// A zone or rule of one account, in the scope of a VPC of another, at or below a name the VPC's own account binds
 /// to that VPC: the VPC owner's binding wins (see [`shadowed`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Shadowed {
+pub(crate) struct Shadowed {
     pub vpc: VpcId,
     pub vpc_owner: Uid,
     pub kind: BindingKind,
@@ -84,7 +84,7 @@ struct Binding<'s> {
 /// account B ≠ A, at or below a name B binds to that VPC itself (a zone or a rule, at any depth). Validation refuses
 /// them, the control plane detaches them when B binds the name later, and `compile` never serves them (so a state
 /// that got one anyway, from a race between nodes, still answers with the owner's data). In state order.
-pub fn shadowed(state: &State) -> Vec<Shadowed> {
+pub(crate) fn shadowed(state: &State) -> Vec<Shadowed> {
     // The common case, checked without building anything: no binding is of another account than its VPC's.
     let foreign =
         |owner: &Uid, scope: &[VpcId]| scope.iter().any(|v| state.vpcs.get(v).is_some_and(|vpc| vpc.account != *owner));

@@ -103,7 +103,7 @@ where
 
 /// The transport for an `http://addr:port` or `https://addr:port` URL (HTTPS needs the CA that signed the
 /// server's certificate).
-pub fn tenant_transport(url: &str, key: String, ca: Option<PathBuf>) -> anyhow::Result<Transport> {
+pub(crate) fn tenant_transport(url: &str, key: String, ca: Option<PathBuf>) -> anyhow::Result<Transport> {
     let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
         (Some(rest), _) => (true, rest),
         (None, Some(rest)) => (false, rest),

@@ -41,7 +41,7 @@ pub fn seg(text: &str) -> String {
 }
 
 /// `?a=1&b=2` from the parameters that are set.
-pub fn query_string(params: &[(&str, Option<String>)]) -> String {
+pub(crate) fn query_string(params: &[(&str, Option<String>)]) -> String {
     let parts: Vec<String> = params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", seg(v)))).collect();
     if parts.is_empty() {
         String::new()

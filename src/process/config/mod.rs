@@ -99,7 +99,7 @@ pub fn from_str(text: &str, path: &Path, base: &Path, previous: Option<&State>) 
 
 /// Parses a state file (the configuration's schema without `[store]`, zone records inline) sent to the admin API
 /// or the operator CLI: it may not read any file.
-pub fn parse_state_file(text: &str) -> Result<State, String> {
+pub(crate) fn parse_state_file(text: &str) -> Result<State, String> {
     let loaded =
         from_str(text, Path::new("apply.toml"), Path::new("/nonexistent"), None).map_err(|e| format!("{e:#}"))?;
     if loaded.settings.control.is_some() {

@@ -186,7 +186,7 @@ impl Builder<'_> {
     }
 
     fn admin_listen(&mut self, admin: Option<&RawAdmin>) -> SocketAddr {
-        let default = SocketAddr::from(([127, 0, 0, 1], 5380));
+        let default = settings::DEFAULT_ADMIN_LISTEN;
         let Some(text) = admin.and_then(|a| a.listen.as_deref()) else { return default };
         text.parse().unwrap_or_else(|_| {
             self.problems.push(format!("[admin].listen: {text:?} is not an address:port"));

@@ -38,7 +38,7 @@ struct Changed<'a> {
     result: &'static str,
 }
 
-pub fn list_users(control: &ControlState, ctx: &Ctx) -> Result<Users, ControlError> {
+pub(crate) fn list_users(control: &ControlState, ctx: &Ctx) -> Result<Users, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let users = control
         .state
@@ -54,7 +54,12 @@ pub fn list_users(control: &ControlState, ctx: &Ctx) -> Result<Users, ControlErr
     Ok(Users { users })
 }
 
-pub fn put_user(control: &ControlState, ctx: &Ctx, name: &str, policies: Vec<String>) -> Result<Plan, ControlError> {
+pub(crate) fn put_user(
+    control: &ControlState,
+    ctx: &Ctx,
+    name: &str,
+    policies: Vec<String>,
+) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_root()?.clone();
     for p in &policies {
@@ -76,7 +81,7 @@ pub fn put_user(control: &ControlState, ctx: &Ctx, name: &str, policies: Vec<Str
     Ok(plan)
 }
 
-pub fn remove_user(control: &ControlState, ctx: &Ctx, name: &str) -> Result<Plan, ControlError> {
+pub(crate) fn remove_user(control: &ControlState, ctx: &Ctx, name: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_root()?.clone();
     if !control.state.users.contains_key(&(me.clone(), name.to_string())) {
@@ -123,7 +128,7 @@ struct Issued<'a> {
     expires: Option<u64>,
 }
 
-pub fn list_keys(control: &ControlState, ctx: &Ctx) -> Result<Keys, ControlError> {
+pub(crate) fn list_keys(control: &ControlState, ctx: &Ctx) -> Result<Keys, ControlError> {
     let me = ctx.actor.tenant()?.require_root()?;
     let keys = control
         .keys
@@ -141,7 +146,7 @@ pub fn list_keys(control: &ControlState, ctx: &Ctx) -> Result<Keys, ControlError
 }
 
 /// A new key for the root account or one of its sub-users; the token is shown only in this answer.
-pub fn create_key(
+pub(crate) fn create_key(
     control: &ControlState,
     ctx: &Ctx,
     user: Option<&str>,
@@ -162,7 +167,7 @@ pub fn create_key(
 }
 
 /// Deletes a key; with `rotate`, issues its replacement for the same principal in the same transaction.
-pub fn remove_key(control: &ControlState, ctx: &Ctx, id: &str, rotate: bool) -> Result<Plan, ControlError> {
+pub(crate) fn remove_key(control: &ControlState, ctx: &Ctx, id: &str, rotate: bool) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_root()?.clone();
     let old = control
@@ -192,19 +197,19 @@ pub fn remove_key(control: &ControlState, ctx: &Ctx, id: &str, rotate: bool) -> 
 /// The caller's own VPCs, and every VPC it may put into a scope (its own and those of accounts it has linked).
 /// The caller's VPCs, and those it may put into a scope.
 #[derive(Debug, Serialize)]
-pub struct TenantVpcs {
+pub(crate) struct TenantVpcs {
     pub vpcs: Vec<super::inventory::VpcView>,
     pub selectable: Vec<SelectableVpc>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct SelectableVpc {
+pub(crate) struct SelectableVpc {
     pub id: String,
     pub account: String,
     pub region: String,
 }
 
-pub fn list_vpcs(control: &ControlState, ctx: &Ctx) -> Result<TenantVpcs, ControlError> {
+pub(crate) fn list_vpcs(control: &ControlState, ctx: &Ctx) -> Result<TenantVpcs, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let vpcs = control.state.vpcs.values().filter(|v| &v.account == me).map(super::inventory::VpcView::of).collect();
     let selectable = control
@@ -224,12 +229,12 @@ pub fn list_vpcs(control: &ControlState, ctx: &Ctx) -> Result<TenantVpcs, Contro
 /// Every zone of another account that answers in the caller's VPCs (so B sees what A put there).
 /// Other accounts' zones and rules that answer in the caller's VPCs.
 #[derive(Debug, Serialize)]
-pub struct ForeignZones {
+pub(crate) struct ForeignZones {
     pub zones: Vec<ForeignZone>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ForeignZone {
+pub(crate) struct ForeignZone {
     pub zone: String,
     pub id: String,
     pub owner: AccountRef,
@@ -237,12 +242,12 @@ pub struct ForeignZone {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ForeignRules {
+pub(crate) struct ForeignRules {
     pub rules: Vec<ForeignRule>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ForeignRule {
+pub(crate) struct ForeignRule {
     pub rule: String,
     pub domain: String,
     pub targets: Vec<String>,
@@ -250,7 +255,7 @@ pub struct ForeignRule {
     pub in_vpcs: Vec<String>,
 }
 
-pub fn foreign_zones(control: &ControlState, ctx: &Ctx) -> Result<ForeignZones, ControlError> {
+pub(crate) fn foreign_zones(control: &ControlState, ctx: &Ctx) -> Result<ForeignZones, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let zones = control
         .state
@@ -272,7 +277,7 @@ pub fn foreign_zones(control: &ControlState, ctx: &Ctx) -> Result<ForeignZones, 
 
 /// Every forwarding rule of another account that applies in the caller's VPCs: where their queries for the domain
 /// go instead of the upstreams.
-pub fn foreign_rules(control: &ControlState, ctx: &Ctx) -> Result<ForeignRules, ControlError> {
+pub(crate) fn foreign_rules(control: &ControlState, ctx: &Ctx) -> Result<ForeignRules, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let rules = control
         .state
@@ -309,7 +314,7 @@ struct DetachedAnswer {
 
 /// The VPC owner takes its VPCs (all of them, or those named) out of another account's zone or rule, without
 /// removing the link. A zone or rule that answers in none of the caller's VPCs is not found.
-pub fn detach_foreign(
+pub(crate) fn detach_foreign(
     control: &ControlState,
     ctx: &Ctx,
     kind: BindingKind,

@@ -22,13 +22,13 @@ use crate::model::state::Uid;
 
 /// The caller's zones.
 #[derive(Debug, Serialize)]
-pub struct Zones {
+pub(crate) struct Zones {
     pub zones: Vec<ZoneView>,
 }
 
 /// A zone with its records (each with its id and revision).
 #[derive(Debug, Serialize)]
-pub struct ZoneDetail {
+pub(crate) struct ZoneDetail {
     pub id: String,
     pub name: String,
     pub account: String,
@@ -39,7 +39,7 @@ pub struct ZoneDetail {
 }
 
 #[derive(Debug, Serialize)]
-pub struct RecordView {
+pub(crate) struct RecordView {
     pub id: String,
     pub name: String,
     #[serde(rename = "type")]
@@ -49,13 +49,13 @@ pub struct RecordView {
     pub revision: u64,
 }
 
-pub fn list_zones(control: &ControlState, ctx: &Ctx) -> Result<Zones, ControlError> {
+pub(crate) fn list_zones(control: &ControlState, ctx: &Ctx) -> Result<Zones, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let zones = control.state.zones.values().filter(|z| &z.account == me).map(|z| ZoneView::of(control, z)).collect();
     Ok(Zones { zones })
 }
 
-pub fn get_zone(control: &ControlState, ctx: &Ctx, id: &str) -> Result<ZoneDetail, ControlError> {
+pub(crate) fn get_zone(control: &ControlState, ctx: &Ctx, id: &str) -> Result<ZoneDetail, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let (zone, _) = own_zone(control, me, id)?;
     let view = ZoneView::of(control, zone);
@@ -127,7 +127,7 @@ struct Imported<'a> {
 /// Zone creation input.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewZone {
+pub(crate) struct NewZone {
     pub name: String,
     #[serde(default)]
     pub scope: Vec<String>,
@@ -174,7 +174,7 @@ fn zone_name(text: &str) -> Result<Name, ControlError> {
         .map_err(|e| ControlError::invalid("bad_name", format!("zone name {text:?}: {e}")))
 }
 
-pub fn create_zone(control: &ControlState, ctx: &Ctx, input: NewZone) -> Result<Plan, ControlError> {
+pub(crate) fn create_zone(control: &ControlState, ctx: &Ctx, input: NewZone) -> Result<Plan, ControlError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let name = zone_name(&input.name)?;
     let id = format!("{}/{}", me.0, name.lower());
@@ -207,7 +207,7 @@ pub fn create_zone(control: &ControlState, ctx: &Ctx, input: NewZone) -> Result<
     Ok(plan)
 }
 
-pub fn delete_zone(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
+pub(crate) fn delete_zone(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     own_zone(control, &me, id)?;
@@ -223,7 +223,7 @@ pub fn delete_zone(control: &ControlState, ctx: &Ctx, id: &str) -> Result<Plan, 
 
 /// Every VPC named may go into a scope of `me`: its own, or of an account it has linked. An unknown VPC and another
 /// account's unlinked VPC get the same answer, which names no owner: nothing leaks.
-pub fn check_selectable(control: &ControlState, me: &Uid, vpcs: &[String]) -> Result<(), ControlError> {
+pub(crate) fn check_selectable(control: &ControlState, me: &Uid, vpcs: &[String]) -> Result<(), ControlError> {
     for v in vpcs {
         match control.state.vpcs.get(v.as_str()) {
             Some(vpc) if control.state.may_use_vpcs_of(me, &vpc.account) => {}
@@ -240,7 +240,7 @@ pub fn check_selectable(control: &ControlState, me: &Uid, vpcs: &[String]) -> Re
 
 /// How a scope request changes the scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScopeChange {
+pub(crate) enum ScopeChange {
     /// A full replace, as the service we model does it.
     Set,
     Add,
@@ -248,7 +248,7 @@ pub enum ScopeChange {
 }
 
 /// Changes a zone's effective scope. VPCs of accounts the owner has not linked are refused here (and by validation).
-pub fn change_scope(
+pub(crate) fn change_scope(
     control: &ControlState,
     ctx: &Ctx,
     id: &str,
@@ -305,7 +305,7 @@ pub fn add_record(control: &ControlState, ctx: &Ctx, id: &str, input: RecordInpu
     Ok(plan)
 }
 
-pub fn change_record(
+pub(crate) fn change_record(
     control: &ControlState,
     ctx: &Ctx,
     id: &str,
@@ -330,7 +330,7 @@ pub fn change_record(
     Ok(plan)
 }
 
-pub fn remove_record(control: &ControlState, ctx: &Ctx, id: &str, rid: &str) -> Result<Plan, ControlError> {
+pub(crate) fn remove_record(control: &ControlState, ctx: &Ctx, id: &str, rid: &str) -> Result<Plan, ControlError> {
     let expected = ctx.if_match;
     let me = ctx.actor.tenant()?.require_write()?.clone();
     let (_, doc) = own_zone(control, &me, id)?;
@@ -373,7 +373,7 @@ pub fn import_zone(control: &ControlState, ctx: &Ctx, id: &str, text: &str) -> R
 }
 
 /// The zone as an RFC 1035 master file.
-pub fn export_zone(control: &ControlState, ctx: &Ctx, id: &str) -> Result<String, ControlError> {
+pub(crate) fn export_zone(control: &ControlState, ctx: &Ctx, id: &str) -> Result<String, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
     let (zone, _) = own_zone(control, me, id)?;
     let mut text = format!("$ORIGIN {}\n", zone.name);

@@ -34,9 +34,9 @@ use client::{tls_options, Member, OwnRuntime, Retry};
 use txn::{coalesce, revision_of, to_etcd_revision};
 
 /// etcd's default `--max-txn-ops`: a transaction with more operations is refused by the server.
-pub const MAX_TXN_OPS: usize = 128;
+pub(crate) const MAX_TXN_OPS: usize = 128;
 /// etcd's default `--max-request-bytes` is 1.5 MiB; this leaves room for the request's framing.
-pub const MAX_TXN_BYTES: usize = 1_400_000;
+pub(crate) const MAX_TXN_BYTES: usize = 1_400_000;
 /// Keys per page when listing: every page is read at the revision of the first.
 const PAGE: i64 = 1000;
 /// The largest page accepted: a thousand keys of etcd's largest values (1.5 MiB each) could not fit anyway.

@@ -22,7 +22,7 @@ mod schema;
 mod tests;
 
 use backup::*;
-pub use schema::SCHEMA_VERSION;
+pub(crate) use schema::SCHEMA_VERSION;
 use schema::{configure, migrate, schema_version, start_checkpointer, MIGRATIONS, WAL_SIZE_LIMIT};
 
 /// How long a writer waits for another process's write lock before giving up with SQLITE_BUSY.

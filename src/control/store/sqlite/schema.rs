@@ -33,7 +33,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
 ];
 
 /// The schema version this binary writes and the newest it can read.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// How often the checkpointer copies the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
