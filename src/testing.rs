@@ -6,31 +6,55 @@ use crate::model::compile::Compiler;
 use crate::model::snapshot::Snapshot;
 use crate::model::state::State;
 
-/// Account `1` (acme) and its VPC `v1` on 127.0.10.0/24, served on 127.0.0.1:53.
-pub(crate) const ONE_VPC: &str = r#"
-[server]
-listen = ["127.0.0.1:53"]
-[[accounts]]
-uid = "1"
-name = "acme"
-email = "root@acme.example"
-site = "intl"
-[[vpcs]]
-id = "v1"
-account = "1"
-cidrs = ["127.0.10.0/24"]
-"#;
+/// An intl-site root account `uid` named `name` (`root@{name}.example`) with one VPC, `vpc` on `cidr`.
+fn account(uid: &str, name: &str, vpc: &str, cidr: &str) -> String {
+    format!(
+        "[[accounts]]\nuid = \"{uid}\"\nname = \"{name}\"\nemail = \"root@{name}.example\"\nsite = \"intl\"\n\
+         [[vpcs]]\nid = \"{vpc}\"\naccount = \"{uid}\"\ncidrs = [\"{cidr}\"]\n"
+    )
+}
 
-/// `ONE_VPC` plus `zones` (TOML `[[zones]]` tables), loaded and validated.
+/// Account `1` (acme) and its VPC `v1` on 127.0.10.0/24, served on 127.0.0.1:53.
+fn one_vpc() -> String {
+    format!("[server]\nlisten = [\"127.0.0.1:53\"]\n{}", account("1", "acme", "v1", "127.0.10.0/24"))
+}
+
+/// Account `2` (beta) and its VPC `vb` on 127.0.20.0/24, linked by acme: added to the one VPC by the tests of what
+/// one account may do in another's VPC. Rule targets may be on loopback.
+pub(crate) fn linked_beta() -> String {
+    let resolver = "[resolver]\nallow_targets = [\"127.0.0.0/8\"]\n";
+    format!("{resolver}{}[[links]]\naccount = \"1\"\nlinked = \"beta\"\n", account("2", "beta", "vb", "127.0.20.0/24"))
+}
+
+/// A `[[zones]]` table: `name` of `account`, scoped to `vpc`, with no records.
+pub(crate) fn zone(account: &str, name: &str, vpc: &str) -> String {
+    format!("[[zones]]\nname = \"{name}\"\naccount = \"{account}\"\nscope = [\"{vpc}\"]\n")
+}
+
+/// A `[[forward_rules]]` table: `id` of `account` sends `domain` to 127.0.0.53 from `vpc`.
+pub(crate) fn rule(account: &str, id: &str, domain: &str, vpc: &str) -> String {
+    format!(
+        "[[forward_rules]]\nid = \"{id}\"\naccount = \"{account}\"\ndomain = \"{domain}\"\n\
+         targets = [\"127.0.0.53\"]\nscope = [\"{vpc}\"]\n"
+    )
+}
+
+/// The one VPC plus `extra`, loaded but not validated.
+pub(crate) fn loaded(extra: &str) -> State {
+    let text = format!("{}{extra}", one_vpc());
+    crate::process::config::from_str(&text, Path::new("test.toml"), Path::new("."), None).expect("config").state
+}
+
+/// The one VPC plus `zones` (TOML `[[zones]]` tables), loaded and validated.
 pub(crate) fn state(zones: &str, previous: Option<&State>) -> State {
-    let text = format!("{ONE_VPC}{zones}");
+    let text = format!("{}{zones}", one_vpc());
     let loaded =
         crate::process::config::from_str(&text, Path::new("test.toml"), Path::new("."), previous).expect("config");
     crate::model::validate::validate(&loaded.state).expect("valid test state");
     loaded.state
 }
 
-/// `ONE_VPC` plus `zones`, compiled.
+/// The one VPC plus `zones`, compiled.
 pub(crate) fn snapshot(zones: &str) -> Snapshot {
     Compiler::default().compile(&state(zones, None))
 }

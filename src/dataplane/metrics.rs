@@ -277,15 +277,7 @@ mod tests {
         let published = SnapshotCell::holding(with_v1.clone());
         let metrics = Arc::new(Metrics::new(published.clone()));
         let mut local = LocalMetrics::new(metrics.clone());
-        let outcome = Outcome {
-            rcode: Rcode::NoError,
-            vpc: Some(0),
-            billed: Billed::Zone(0),
-            truncated: false,
-            cookie_valid: false,
-            unclassified: false,
-            question: None,
-        };
+        let outcome = Outcome::from_first_zone();
         local.record(&with_v1, &outcome, Transport::Udp, Duration::from_micros(20));
         local.flush();
         assert!(local.snapshot.is_none(), "a flush lets go of the snapshot");

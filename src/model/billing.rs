@@ -98,42 +98,19 @@ pub(crate) fn usage_key(
 mod tests {
     use super::*;
 
-    const STATE: &str = r#"
-[resolver]
-upstreams = ["192.0.2.53"]
-allow_targets = []
-
-[[accounts]]
-uid = "2"
-name = "beta"
-email = "b@beta.example"
-site = "intl"
-
-[[vpcs]]
-id = "vb"
-account = "2"
-cidrs = ["10.2.0.0/16"]
-
-[[links]]
-account = "1"
-linked = "beta"
-
-[[zones]]
-name = "corp.internal."
-account = "1"
-scope = ["v1", "vb"]
-
-[[forward_rules]]
-id = "onprem"
-account = "1"
-domain = "onprem.example."
-targets = ["192.0.2.1"]
-scope = ["vb"]
-"#;
+    /// acme's zone in its VPC and beta's (linked), and acme's rule in beta's VPC.
+    fn state() -> String {
+        let zone = "[[zones]]\nname = \"corp.internal.\"\naccount = \"1\"\nscope = [\"v1\", \"vb\"]\n";
+        let rule = crate::testing::rule("1", "onprem", "onprem.example.", "vb");
+        format!(
+            "{}{zone}{rule}",
+            crate::testing::linked_beta().replace("[resolver]", "[resolver]\nupstreams = [\"192.0.2.53\"]")
+        )
+    }
 
     #[test]
     fn zones_rules_and_upstreams_bill_their_own_party() {
-        let state = crate::testing::state(STATE, None);
+        let state = crate::testing::state(&state(), None);
         let snap = crate::model::compile::Compiler::default().compile(&state);
         let vb = snap.vpcs().iter().position(|v| v.id.as_str() == "vb").map(|i| i as VpcIdx);
         let key = |billed| usage_key(&snap, vb, billed, Rcode::NoError, 7);

@@ -358,23 +358,8 @@ mod tests {
     /// take what neither holds, and a zone's fallback sends its absent names out.
     #[test]
     fn the_most_specific_of_zones_and_rules_decides() {
-        let snap = testing::snapshot(
-            r#"
-[resolver]
-upstreams = ["127.0.0.1:5399"]
-allow_targets = ["127.0.0.0/8"]
-[[forward_rules]]
-id = "same"
-account = "1"
-domain = "corp.example."
-targets = ["127.0.0.2"]
-scope = ["v1"]
-[[forward_rules]]
-id = "above"
-account = "1"
-domain = "example.net."
-targets = ["127.0.0.3"]
-scope = ["v1"]
+        let resolver = "[resolver]\nupstreams = [\"127.0.0.1:5399\"]\nallow_targets = [\"127.0.0.0/8\"]\n";
+        let zones = r#"
 [[zones]]
 name = "corp.example."
 account = "1"
@@ -386,8 +371,10 @@ account = "1"
 scope = ["v1"]
 fallback = "recurse"
 records = [{ name = "www", type = "A", data = "10.0.0.2" }]
-"#,
-        );
+"#;
+        let same = testing::rule("1", "same", "corp.example.", "v1");
+        let above = testing::rule("1", "above", "example.net.", "v1");
+        let snap = testing::snapshot(&format!("{resolver}{same}{above}{zones}"));
         let route = |name: &str| {
             let answer = ask(&snap, name, rtype::A);
             answer.recurse.map(|r| (snap.routes()[r.route as usize].label().to_string(), r.reason))

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeCounterValue, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 use crate::control::follow::FeedHealth;
 use crate::dataplane::metrics::{Events, Metrics, Totals, LATENCY_BOUNDS};
 use crate::dataplane::querylog::QueryLog;
-use crate::dataplane::resolve::{Resolver, ResolverStats};
+use crate::dataplane::resolve::{Resolver, ResolverStats, RouteStats};
 use crate::dns::Transport;
 use crate::model::publish::SnapshotCell;
 
@@ -206,35 +206,30 @@ fn by_action(
     ConstCounter::new(dropped).encode(family.encode_family(&[("action", "drop")])?)
 }
 
+/// A counter family with one series per route, labelled by the route.
+fn per_route<N: EncodeCounterValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    routes: &[RouteStats],
+    value: impl Fn(&RouteStats) -> N,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for route in routes {
+        ConstCounter::new(value(route)).encode(family.encode_family(&[("route", &*route.label)])?)?;
+    }
+    Ok(())
+}
+
 /// Upstream queries, failures and latency per route (rule id or "upstreams"), and the cache's hits and misses.
 fn encode_resolver(encoder: &mut DescriptorEncoder, stats: &ResolverStats) -> Result<(), std::fmt::Error> {
-    let mut family = encoder.encode_descriptor(
-        "vpcdns_upstream_queries",
-        "Queries sent to a route's servers (rule id, or upstreams)",
-        None,
-        MetricType::Counter,
-    )?;
-    for route in &stats.routes {
-        ConstCounter::new(route.queries).encode(family.encode_family(&[("route", &*route.label)])?)?;
-    }
-    let mut family = encoder.encode_descriptor(
-        "vpcdns_upstream_failures",
-        "Queries a route's servers did not answer usably (timeouts, errors)",
-        None,
-        MetricType::Counter,
-    )?;
-    for route in &stats.routes {
-        ConstCounter::new(route.failures).encode(family.encode_family(&[("route", &*route.label)])?)?;
-    }
-    let mut family = encoder.encode_descriptor(
-        "vpcdns_upstream_latency_seconds",
-        "Time spent waiting for a route's servers, summed (divide by vpcdns_upstream_queries_total)",
-        None,
-        MetricType::Counter,
-    )?;
-    for route in &stats.routes {
-        ConstCounter::new(route.latency_seconds).encode(family.encode_family(&[("route", &*route.label)])?)?;
-    }
+    let routes = &stats.routes;
+    let help = "Queries sent to a route's servers (rule id, or upstreams)";
+    per_route(encoder, "vpcdns_upstream_queries", help, routes, |r| r.queries)?;
+    let help = "Queries a route's servers did not answer usably (timeouts, errors)";
+    per_route(encoder, "vpcdns_upstream_failures", help, routes, |r| r.failures)?;
+    let help = "Time spent waiting for a route's servers, summed (divide by vpcdns_upstream_queries_total)";
+    per_route(encoder, "vpcdns_upstream_latency_seconds", help, routes, |r| r.latency_seconds)?;
     counter(encoder, "vpcdns_resolver_cache_hits", "Answers served from the resolver cache", stats.cache_hits)?;
     let help = "Resolutions the cache could not answer";
     counter(encoder, "vpcdns_resolver_cache_misses", help, stats.cache_misses)?;
@@ -307,8 +302,6 @@ mod tests {
     use super::*;
     use crate::dataplane::metrics::LocalMetrics;
     use crate::dataplane::respond::Outcome;
-    use crate::dns::Rcode;
-    use crate::model::billing::Billed;
 
     #[test]
     fn a_scrape_shows_what_was_counted_and_what_is_loaded() {
@@ -318,15 +311,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new(snapshots.clone()));
         let telemetry = Arc::new(Telemetry::new(metrics.clone(), snapshots, None, None, None));
         let mut local = LocalMetrics::new(metrics.clone());
-        let outcome = Outcome {
-            rcode: Rcode::NoError,
-            vpc: Some(0),
-            billed: Billed::Zone(0),
-            truncated: false,
-            cookie_valid: false,
-            unclassified: false,
-            question: None,
-        };
+        let outcome = Outcome::from_first_zone();
         local.record(&snapshot, &outcome, Transport::Udp, std::time::Duration::from_micros(20));
         local.flush();
         Events::count(&metrics.events.tcp_refused);

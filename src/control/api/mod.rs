@@ -226,6 +226,18 @@ impl axum::extract::FromRequestParts<ApiState> for TenantCaller {
 /// its `If-Match` expects.
 pub(crate) struct OperatorCaller(pub Caller);
 
+impl From<TenantCaller> for Caller {
+    fn from(caller: TenantCaller) -> Caller {
+        caller.0
+    }
+}
+
+impl From<OperatorCaller> for Caller {
+    fn from(caller: OperatorCaller) -> Caller {
+        caller.0
+    }
+}
+
 impl axum::extract::FromRequestParts<ApiState> for OperatorCaller {
     type Rejection = ApiError;
 
@@ -235,22 +247,9 @@ impl axum::extract::FromRequestParts<ApiState> for OperatorCaller {
 }
 
 /// `Json<T>` whose rejections (bad JSON, wrong content type, unknown fields) are answered in the API's error format.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
 pub(crate) struct ApiJson<T>(pub T);
-
-impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
-where
-    Json<T>: axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(ApiError::http(rejection.status(), "bad_body", rejection.body_text())),
-        }
-    }
-}
 
 /// A text body (a zone file, a state file) whose rejections (not UTF-8, too large) are answered in the API's error
 /// format, like every other error.
@@ -260,49 +259,38 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiText {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match String::from_request(req, state).await {
-            Ok(text) => Ok(ApiText(text)),
-            Err(rejection) => Err(ApiError::http(rejection.status(), "bad_body", rejection.body_text())),
-        }
+        Ok(ApiText(String::from_request(req, state).await?))
     }
 }
 
 /// `Path<T>` whose rejections (a segment that does not decode to UTF-8, say) are answered in the API's error
 /// format.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub(crate) struct ApiPath<T>(pub T);
 
-impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
-where
-    axum::extract::Path<T>: axum::extract::FromRequestParts<S, Rejection = axum::extract::rejection::PathRejection>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
-            Err(rejection) => Err(ApiError::http(rejection.status(), "bad_path", rejection.body_text())),
-        }
-    }
-}
-
 /// `Query<T>` whose rejections are answered in the API's error format.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub(crate) struct ApiQuery<T>(pub T);
 
-impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
-where
-    axum::extract::Query<T>: axum::extract::FromRequestParts<S, Rejection = axum::extract::rejection::QueryRejection>,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => Err(ApiError::http(rejection.status(), "bad_query", rejection.body_text())),
+/// Axum's rejections in the API's error format, the code naming the part of the request at fault.
+macro_rules! rejections_with_code {
+    ($($rejection:ty => $code:literal),* $(,)?) => {$(
+        impl From<$rejection> for ApiError {
+            fn from(rejection: $rejection) -> ApiError {
+                ApiError::http(rejection.status(), $code, rejection.body_text())
+            }
         }
-    }
+    )*};
 }
+
+rejections_with_code!(
+    axum::extract::rejection::JsonRejection => "bad_body",
+    axum::extract::rejection::StringRejection => "bad_body",
+    axum::extract::rejection::PathRejection => "bad_path",
+    axum::extract::rejection::QueryRejection => "bad_query",
+);
 
 /// The revision an `If-Match` header expects (`"12"`, `12` or `W/"12"`).
 pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ControlError> {

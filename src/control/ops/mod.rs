@@ -36,7 +36,6 @@ pub(crate) fn own_zone<'c>(
     }
 }
 
-/// The compare for an `If-Match` the caller sent, if any.
 /// A fresh record generation name (see `ZoneDoc::generation`): time-ordered, never reused.
 pub(crate) fn new_generation() -> Result<String, super::ControlError> {
     Ok(format!("g{:x}{}", super::unix_now(), super::auth::random_hex(3)?))

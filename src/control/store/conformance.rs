@@ -42,16 +42,17 @@ pub fn run_all(fresh: &mut dyn FnMut() -> Arc<dyn Store>) {
     concurrent_compare_and_swap_counts_exactly(fresh().as_ref());
 }
 
-fn put(key: &str, value: &str) -> Op {
+/// Shorthands for the operations the checks (and the backends' own tests) write.
+pub(crate) fn put(key: &str, value: &str) -> Op {
     Op::Put { key: key.into(), value: value.as_bytes().to_vec() }
 }
-fn del(key: &str) -> Op {
+pub(crate) fn del(key: &str) -> Op {
     Op::Delete { key: key.into() }
 }
-fn del_prefix(prefix: &str) -> Op {
+pub(crate) fn del_prefix(prefix: &str) -> Op {
     Op::DeletePrefix { prefix: prefix.into() }
 }
-fn cmp(key: &str, mod_revision: u64) -> Compare {
+pub(crate) fn cmp(key: &str, mod_revision: u64) -> Compare {
     Compare { key: key.into(), mod_revision }
 }
 fn keys(entries: &[Entry]) -> Vec<&str> {

@@ -92,6 +92,13 @@ impl Outcome {
             question,
         }
     }
+
+    /// A NOERROR answer from the snapshot's first zone to a query from its first VPC (a fixture of the tests that
+    /// count answers).
+    #[cfg(test)]
+    pub(crate) fn from_first_zone() -> Outcome {
+        Outcome { vpc: Some(0), billed: Billed::Zone(0), ..Outcome::new(Rcode::NoError, false, None) }
+    }
 }
 
 /// One finished exchange, as the finish line records it: the request, what became of it, and how long it took.

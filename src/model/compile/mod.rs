@@ -333,56 +333,24 @@ records = [{{ name = "x.y.z", type = "A", data = "10.0.0.9" }}]
     /// past validation) still answers with the owner's: the foreign bindings are not served in that VPC.
     #[test]
     fn a_vpc_owners_names_win_even_in_a_state_that_was_never_validated() {
-        let text = r#"
-[server]
-listen = ["127.0.0.1:53"]
-[resolver]
-allow_targets = ["127.0.0.0/8"]
-[[accounts]]
-uid = "1"
-name = "acme"
-email = "root@acme.example"
-site = "intl"
-[[accounts]]
-uid = "2"
-name = "beta"
-email = "root@beta.example"
-site = "intl"
-[[vpcs]]
-id = "vpc-b"
-account = "2"
-cidrs = ["127.0.20.0/24"]
-[[links]]
-account = "1"
-linked = "beta"
-[[zones]]
-name = "corp.internal."
-account = "2"
-scope = ["vpc-b"]
-records = [{ name = "www", type = "A", data = "10.2.0.1" }]
-[[zones]]
-name = "www.corp.internal."
-account = "1"
-scope = ["vpc-b"]
-records = [{ name = "@", type = "A", data = "10.1.0.1" }]
-[[forward_rules]]
-id = "r"
-account = "1"
-domain = "api.corp.internal."
-targets = ["127.0.0.53"]
-scope = ["vpc-b"]
-"#;
-        let loaded =
-            crate::process::config::from_str(text, std::path::Path::new("t.toml"), std::path::Path::new("."), None)
-                .expect("config");
-        assert!(crate::model::validate::validate(&loaded.state).is_err(), "validation refuses this state");
-        let snap = Compiler::default().compile(&loaded.state);
+        let extra = [
+            &testing::linked_beta(),
+            "[[zones]]\nname = \"corp.internal.\"\naccount = \"2\"\nscope = [\"vb\"]\n\
+             records = [{ name = \"www\", type = \"A\", data = \"10.2.0.1\" }]\n",
+            "[[zones]]\nname = \"www.corp.internal.\"\naccount = \"1\"\nscope = [\"vb\"]\n\
+             records = [{ name = \"@\", type = \"A\", data = \"10.1.0.1\" }]\n",
+            &testing::rule("1", "r", "api.corp.internal.", "vb"),
+        ];
+        let state = testing::loaded(&extra.concat());
+        assert!(crate::model::validate::validate(&state).is_err(), "validation refuses this state");
+        let snap = Compiler::default().compile(&state);
+        let vb = snap.vpcs().iter().position(|v| v.id.as_str() == "vb").expect("vb") as u32;
         let www = Name::from_text("www.corp.internal.", None).expect("name");
-        let answer = crate::model::lookup::lookup(&snap, 0, www.wire(), rtype::A, crate::dns::Transport::Udp);
+        let answer = crate::model::lookup::lookup(&snap, vb, www.wire(), rtype::A, crate::dns::Transport::Udp);
         let zone = answer.zone.and_then(|z| snap.zones().get(z as usize)).map(|t| t.meter_id.to_string());
         assert_eq!(zone.as_deref(), Some("2/corp.internal."), "the owner's zone answers");
         let api = Name::from_text("api.corp.internal.", None).expect("name");
-        let answer = crate::model::lookup::lookup(&snap, 0, api.wire(), rtype::A, crate::dns::Transport::Udp);
+        let answer = crate::model::lookup::lookup(&snap, vb, api.wire(), rtype::A, crate::dns::Transport::Udp);
         assert!(answer.recurse.is_none(), "the linked account's rule takes nothing");
     }
 

@@ -322,6 +322,7 @@ pub(crate) fn check_new_link(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, rule, zone};
 
     #[test]
     fn emails_are_bare_addresses() {
@@ -337,71 +338,28 @@ mod tests {
         }
     }
 
-    /// Accounts 1 (acme, vpc-a) and 2 (beta, vpc-b), acme linked beta; plus `extra`.
+    /// Accounts 1 (acme, v1) and 2 (beta, vb), acme linked beta; plus `extra`.
     fn linked(extra: &str) -> Result<(), Problems> {
-        let text = format!(
-            r#"
-[server]
-listen = ["127.0.0.1:53"]
-[resolver]
-allow_targets = ["127.0.0.0/8"]
-[[accounts]]
-uid = "1"
-name = "acme"
-email = "root@acme.example"
-site = "intl"
-[[accounts]]
-uid = "2"
-name = "beta"
-email = "root@beta.example"
-site = "intl"
-[[vpcs]]
-id = "vpc-a"
-account = "1"
-cidrs = ["127.0.10.0/24"]
-[[vpcs]]
-id = "vpc-b"
-account = "2"
-cidrs = ["127.0.20.0/24"]
-[[links]]
-account = "1"
-linked = "beta"
-{extra}"#
-        );
-        let loaded =
-            crate::process::config::from_str(&text, std::path::Path::new("t.toml"), std::path::Path::new("."), None)
-                .expect("config");
-        validate(&loaded.state)
-    }
-
-    fn zone(account: &str, name: &str, vpc: &str) -> String {
-        format!("[[zones]]\nname = \"{name}\"\naccount = \"{account}\"\nscope = [\"{vpc}\"]\n")
-    }
-
-    fn rule(account: &str, id: &str, domain: &str, vpc: &str) -> String {
-        format!(
-            "[[forward_rules]]\nid = \"{id}\"\naccount = \"{account}\"\ndomain = \"{domain}\"\n\
-             targets = [\"127.0.0.53\"]\nscope = [\"{vpc}\"]\n"
-        )
+        validate(&testing::loaded(&format!("{}{extra}", testing::linked_beta())))
     }
 
     /// A linked account's zone or rule never takes a name the VPC's owner binds there, whichever binds with a zone
     /// and whichever with a rule, at the name or below it; above it, or in its own VPC, it adds service.
     #[test]
     fn a_linked_account_never_takes_the_vpc_owners_names() {
-        let owner_binds = [zone("2", "corp.internal.", "vpc-b"), rule("2", "beta-r", "corp.internal.", "vpc-b")];
+        let owner_binds = [zone("2", "corp.internal.", "vb"), rule("2", "beta-r", "corp.internal.", "vb")];
         for own in &owner_binds {
             for foreign in [
-                zone("1", "corp.internal.", "vpc-b"),
-                zone("1", "x.corp.internal.", "vpc-b"),
-                rule("1", "acme-r", "corp.internal.", "vpc-b"),
-                rule("1", "acme-r", "deep.x.corp.internal.", "vpc-b"),
+                zone("1", "corp.internal.", "vb"),
+                zone("1", "x.corp.internal.", "vb"),
+                rule("1", "acme-r", "corp.internal.", "vb"),
+                rule("1", "acme-r", "deep.x.corp.internal.", "vb"),
             ] {
                 let problems = linked(&format!("{own}{foreign}")).expect_err("refused");
                 assert!(problems.0.iter().any(|p| p.contains("would shadow")), "{own}{foreign}: {problems}");
             }
-            assert!(linked(&format!("{own}{}", rule("1", "acme-r", "internal.", "vpc-b"))).is_ok(), "above: fine");
-            assert!(linked(&format!("{own}{}", rule("1", "acme-r", "corp.internal.", "vpc-a"))).is_ok(), "own VPC");
+            assert!(linked(&format!("{own}{}", rule("1", "acme-r", "internal.", "vb"))).is_ok(), "above: fine");
+            assert!(linked(&format!("{own}{}", rule("1", "acme-r", "corp.internal.", "v1"))).is_ok(), "own VPC");
         }
     }
 

@@ -244,24 +244,16 @@ pub enum ZonesCommand {
 pub enum RecordsCommand {
     Add {
         zone: String,
-        name: String,
-        #[arg(value_name = "TYPE")]
-        rtype: String,
-        data: String,
-        #[arg(long)]
-        ttl: Option<u32>,
+        #[command(flatten)]
+        record: RecordArgs,
         #[arg(long)]
         if_match: Option<u64>,
     },
     Change {
         zone: String,
         id: String,
-        name: String,
-        #[arg(value_name = "TYPE")]
-        rtype: String,
-        data: String,
-        #[arg(long)]
-        ttl: Option<u32>,
+        #[command(flatten)]
+        record: RecordArgs,
         #[arg(long)]
         if_match: Option<u64>,
     },
@@ -271,6 +263,23 @@ pub enum RecordsCommand {
         #[arg(long)]
         if_match: Option<u64>,
     },
+}
+
+/// A record as `records add` and `records change` take it.
+#[derive(Args)]
+pub struct RecordArgs {
+    name: String,
+    #[arg(value_name = "TYPE")]
+    rtype: String,
+    data: String,
+    #[arg(long)]
+    ttl: Option<u32>,
+}
+
+impl RecordArgs {
+    fn body(&self) -> Value {
+        json!({ "name": self.name, "type": self.rtype, "ttl": self.ttl, "data": self.data })
+    }
 }
 
 /// A request the command maps to.
@@ -422,19 +431,12 @@ fn zones_call(c: ZonesCommand) -> anyhow::Result<Call> {
 fn records_call(c: RecordsCommand) -> Call {
     use Method as M;
     match c {
-        RecordsCommand::Add { zone, name, rtype, data, ttl, if_match } => Call {
+        RecordsCommand::Add { zone, record, if_match } => {
+            Call { if_match, ..with_json(call(M::POST, format!("/v1/zones/{}/records", seg(&zone))), record.body()) }
+        }
+        RecordsCommand::Change { zone, id, record, if_match } => Call {
             if_match,
-            ..with_json(
-                call(M::POST, format!("/v1/zones/{}/records", seg(&zone))),
-                json!({ "name": name, "type": rtype, "ttl": ttl, "data": data }),
-            )
-        },
-        RecordsCommand::Change { zone, id, name, rtype, data, ttl, if_match } => Call {
-            if_match,
-            ..with_json(
-                call(M::PUT, format!("/v1/zones/{}/records/{}", seg(&zone), seg(&id))),
-                json!({ "name": name, "type": rtype, "ttl": ttl, "data": data }),
-            )
+            ..with_json(call(M::PUT, format!("/v1/zones/{}/records/{}", seg(&zone), seg(&id))), record.body())
         },
         RecordsCommand::Rm { zone, id, if_match } => {
             Call { if_match, ..call(M::DELETE, format!("/v1/zones/{}/records/{}", seg(&zone), seg(&id))) }

@@ -1,12 +1,14 @@
 //! Routes: one small handler per endpoint, each mapping HTTP to one control operation.
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiQuery, ApiState, OperatorCaller, TenantCaller};
+use crate::control::Caller;
 
 mod operator;
 mod tenant;
@@ -47,8 +49,8 @@ pub fn tenant_router(state: ApiState, body_timeout: std::time::Duration) -> Rout
         .route("/v1/zones/{id}/records", post(record_add))
         .route("/v1/zones/{id}/records/{rid}", put(record_change).delete(record_remove))
         .route("/v1/zones/{id}/file", get(zone_export).put(zone_import))
-        .route("/v1/usage", get(usage))
-        .route("/v1/audit", get(audit))
+        .route("/v1/usage", get(usage::<TenantCaller>))
+        .route("/v1/audit", get(audit::<TenantCaller>))
         .route("/v1/explain", get(explain))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
@@ -71,11 +73,11 @@ pub fn operator_router(state: ApiState) -> Router {
         .route("/v1/operator/vpcs/{id}", axum::routing::delete(op_vpc_delete))
         .route("/v1/operator/keys", post(op_key_create))
         .route("/v1/operator/links", post(op_link_put))
-        .route("/v1/operator/usage", get(op_usage))
+        .route("/v1/operator/usage", get(usage::<OperatorCaller>))
         .route("/v1/operator/apply", post(op_apply))
         .route("/v1/operator/export", get(op_export))
         .route("/v1/operator/backup", post(op_backup))
-        .route("/v1/operator/audit", get(op_audit))
+        .route("/v1/operator/audit", get(audit::<OperatorCaller>))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(axum::extract::DefaultBodyLimit::max(OPERATOR_BODY_LIMIT))
@@ -130,3 +132,24 @@ impl RangeQuery {
 }
 
 type UsageResult = Result<Json<crate::control::usage::UsageReport>, ApiError>;
+
+/// The caller's usage in a range (a tenant: its own; the operator: everyone's).
+async fn usage<C: Into<Caller>>(
+    State(api): State<ApiState>,
+    caller: C,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> UsageResult {
+    let (from, to) = q.bounds();
+    let caller: Caller = caller.into();
+    Ok(Json(api.plane.read(&caller.actor, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to))?))
+}
+
+/// The caller's audit entries in a range (a tenant: its own account's; the operator: every account's).
+async fn audit<C: Into<Caller>>(
+    State(api): State<ApiState>,
+    caller: C,
+    ApiQuery(q): ApiQuery<RangeQuery>,
+) -> ApiResult {
+    let (from, to) = q.bounds();
+    api.read(&caller.into(), |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, q.limit()))
+}

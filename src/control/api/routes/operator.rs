@@ -7,7 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ApiText, OperatorCaller};
-use super::{expiry, ApiResult, RangeQuery, UsageResult};
+use super::{expiry, ApiResult};
 use crate::control::docs::{AccountDoc, VpcDoc};
 use crate::control::ops::inventory;
 use crate::control::ControlError;
@@ -81,24 +81,6 @@ pub(super) async fn op_link_put(
     ApiJson(body): ApiJson<LinkPutBody>,
 ) -> ApiResult {
     api.write(caller, move |c, ctx| inventory::put_link(c, ctx, &body.account, &body.linked)).await
-}
-
-pub(super) async fn op_usage(
-    State(api): State<ApiState>,
-    OperatorCaller(caller): OperatorCaller,
-    ApiQuery(q): ApiQuery<RangeQuery>,
-) -> UsageResult {
-    let (from, to) = q.bounds();
-    Ok(Json(api.plane.read(&caller.actor, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to))?))
-}
-
-pub(super) async fn op_audit(
-    State(api): State<ApiState>,
-    OperatorCaller(caller): OperatorCaller,
-    ApiQuery(q): ApiQuery<RangeQuery>,
-) -> ApiResult {
-    let (from, to) = q.bounds();
-    api.read(&caller, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, q.limit()))
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ApiText, ExplainInput, TenantCaller};
-use super::{expiry, ApiResult, RangeQuery, UsageResult};
+use super::{expiry, ApiResult};
 use crate::control::ops::tenant::{NewZone, RecordInput, ScopeChange};
 use crate::control::ops::{explain, links, rules, tenant};
 use crate::control::ControlError;
@@ -330,24 +330,6 @@ pub(super) async fn zone_import(
     ApiText(body): ApiText,
 ) -> ApiResult {
     api.tenant_write(caller, move |c, ctx| tenant::import_zone(c, ctx, &id, &body)).await
-}
-
-pub(super) async fn usage(
-    State(api): State<ApiState>,
-    TenantCaller(caller): TenantCaller,
-    ApiQuery(q): ApiQuery<RangeQuery>,
-) -> UsageResult {
-    let (from, to) = q.bounds();
-    Ok(Json(api.plane.read(&caller.actor, |_, ctx| crate::control::usage::query(&api.plane, ctx, from, to))?))
-}
-
-pub(super) async fn audit(
-    State(api): State<ApiState>,
-    TenantCaller(caller): TenantCaller,
-    ApiQuery(q): ApiQuery<RangeQuery>,
-) -> ApiResult {
-    let (from, to) = q.bounds();
-    api.read(&caller, |_, ctx| crate::control::audit::read(&api.plane, ctx, from, to, q.limit()))
 }
 
 #[derive(Serialize)]

@@ -257,48 +257,35 @@ pub(crate) struct ForeignRule {
 
 pub(crate) fn foreign_zones(control: &ControlState, ctx: &Ctx) -> Result<ForeignZones, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
-    let zones = control
-        .state
-        .zones
-        .values()
-        .filter(|z| &z.account != me)
-        .filter_map(|z| {
-            let in_vpcs = my_vpcs_in(control, me, &z.scope);
-            (!in_vpcs.is_empty()).then(|| ForeignZone {
-                zone: z.name.to_string(),
-                id: z.id.0.clone(),
-                owner: AccountRef::of(control, &z.account),
-                in_vpcs,
-            })
-        })
-        .collect();
-    Ok(ForeignZones { zones })
+    let zones = control.state.zones.values().filter_map(|z| {
+        let in_vpcs = foreign_in_my_vpcs(control, me, &z.account, &z.scope)?;
+        let owner = AccountRef::of(control, &z.account);
+        Some(ForeignZone { zone: z.name.to_string(), id: z.id.0.clone(), owner, in_vpcs })
+    });
+    Ok(ForeignZones { zones: zones.collect() })
 }
 
 /// Every forwarding rule of another account that applies in the caller's VPCs: where their queries for the domain
 /// go instead of the upstreams.
 pub(crate) fn foreign_rules(control: &ControlState, ctx: &Ctx) -> Result<ForeignRules, ControlError> {
     let me = ctx.actor.tenant()?.require_read()?;
-    let rules = control
-        .state
-        .rules
-        .values()
-        .filter(|r| &r.account != me)
-        .filter_map(|r| {
-            let in_vpcs = my_vpcs_in(control, me, &r.scope);
-            (!in_vpcs.is_empty()).then(|| ForeignRule {
-                rule: r.id.clone(),
-                domain: r.domain.to_string(),
-                targets: r.targets.iter().map(ToString::to_string).collect(),
-                owner: AccountRef::of(control, &r.account),
-                in_vpcs,
-            })
-        })
-        .collect();
-    Ok(ForeignRules { rules })
+    let rules = control.state.rules.values().filter_map(|r| {
+        let in_vpcs = foreign_in_my_vpcs(control, me, &r.account, &r.scope)?;
+        let targets = r.targets.iter().map(ToString::to_string).collect();
+        let owner = AccountRef::of(control, &r.account);
+        Some(ForeignRule { rule: r.id.clone(), domain: r.domain.to_string(), targets, owner, in_vpcs })
+    });
+    Ok(ForeignRules { rules: rules.collect() })
 }
 
 /// The caller's own VPCs among `scope`.
+/// The caller's VPCs in the scope of another account's item; `None` for its own items and those in none of its
+/// VPCs.
+fn foreign_in_my_vpcs(control: &ControlState, me: &Uid, owner: &Uid, scope: &[VpcId]) -> Option<Vec<String>> {
+    let in_vpcs = my_vpcs_in(control, me, scope);
+    (owner != me && !in_vpcs.is_empty()).then_some(in_vpcs)
+}
+
 fn my_vpcs_in(control: &ControlState, me: &Uid, scope: &[VpcId]) -> Vec<String> {
     scope
         .iter()

@@ -16,7 +16,7 @@ use super::super::{collect_generations, if_match, new_generation, own_zone, Zone
 use crate::dns::name::Name;
 use crate::dns::rdata::Record;
 use crate::dns::zonefile;
-use crate::model::state::Uid;
+use crate::model::state::{Uid, Zone};
 
 // ---- zones and scopes -------------------------------------------------------------------------------------------
 
@@ -305,6 +305,22 @@ pub fn add_record(control: &ControlState, ctx: &Ctx, id: &str, input: RecordInpu
     Ok(plan)
 }
 
+/// Record `rid` of zone `id`, which the caller may write: the zone, its document and the record's key, or 404.
+fn own_record<'c>(
+    control: &'c ControlState,
+    ctx: &Ctx,
+    id: &str,
+    rid: &str,
+) -> Result<(&'c Zone, &'c ZoneDoc, String), ControlError> {
+    let me = ctx.actor.tenant()?.require_write()?;
+    let (zone, doc) = own_zone(control, me, id)?;
+    let key = keys::record(id, rid);
+    if control.key_revision(&key) == 0 {
+        return Err(ControlError::not_found(format!("no record {rid:?} in zone {id}")));
+    }
+    Ok((zone, doc, key))
+}
+
 pub(crate) fn change_record(
     control: &ControlState,
     ctx: &Ctx,
@@ -312,17 +328,11 @@ pub(crate) fn change_record(
     rid: &str,
     input: RecordInput,
 ) -> Result<Plan, ControlError> {
-    let expected = ctx.if_match;
-    let me = ctx.actor.tenant()?.require_write()?.clone();
-    let (zone, doc) = own_zone(control, &me, id)?;
-    let key = keys::record(id, rid);
-    if control.key_revision(&key) == 0 {
-        return Err(ControlError::not_found(format!("no record {rid:?} in zone {id}")));
-    }
+    let (zone, doc, key) = own_record(control, ctx, id, rid)?;
     let record = input.parse(&zone.name)?;
     let mut plan = Plan::default();
     touch_zone(&mut plan, doc, None);
-    if_match(&mut plan, key.clone(), expected);
+    if_match(&mut plan, key.clone(), ctx.if_match);
     let stored = RecordDoc::from_record(&record);
     plan.put(key, &stored);
     plan.respond(&RecordStored::of(id, rid, &stored));
@@ -331,16 +341,10 @@ pub(crate) fn change_record(
 }
 
 pub(crate) fn remove_record(control: &ControlState, ctx: &Ctx, id: &str, rid: &str) -> Result<Plan, ControlError> {
-    let expected = ctx.if_match;
-    let me = ctx.actor.tenant()?.require_write()?.clone();
-    let (_, doc) = own_zone(control, &me, id)?;
-    let key = keys::record(id, rid);
-    if control.key_revision(&key) == 0 {
-        return Err(ControlError::not_found(format!("no record {rid:?} in zone {id}")));
-    }
+    let (_, doc, key) = own_record(control, ctx, id, rid)?;
     let mut plan = Plan::default();
     touch_zone(&mut plan, doc, None);
-    if_match(&mut plan, key.clone(), expected);
+    if_match(&mut plan, key.clone(), ctx.if_match);
     plan.delete(key);
     plan.respond(&ZoneChanged { zone: Some(id), id: rid, name: None, scope: None, result: Some("removed") });
     plan.audit = Some(("record.remove".into(), format!("{id} {rid}")));

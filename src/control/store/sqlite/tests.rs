@@ -2,24 +2,9 @@
 
 use super::schema::schema_version;
 use super::*;
+use crate::control::store::conformance::{cmp, del, del_prefix, put};
 use std::fs::{self, File};
 use std::sync::Arc;
-
-fn put(key: &str, value: &str) -> Op {
-    Op::Put { key: key.into(), value: value.as_bytes().to_vec() }
-}
-
-fn del(key: &str) -> Op {
-    Op::Delete { key: key.into() }
-}
-
-fn del_prefix(prefix: &str) -> Op {
-    Op::DeletePrefix { prefix: prefix.into() }
-}
-
-fn cmp(key: &str, mod_revision: u64) -> Compare {
-    Compare { key: key.into(), mod_revision }
-}
 
 fn committed(revision: u64) -> TxnOutcome {
     TxnOutcome::Committed { revision }
