@@ -1,5 +1,5 @@
 #!/bin/bash
-# Side-by-side benchmark of vpcdns against Knot DNS, NSD and BIND 9 on this machine, loopback only.
+# Side-by-side benchmark of vpcdns against Knot DNS, NSD, BIND 9 and hickory-server on this machine, loopback only.
 #
 #   bash benches/peers.sh            # qps + server CPU per query, latency at a fixed rate, memory: ~10 min
 #   bash benches/peers.sh memory     # RSS at 100,000 and 1,000,000 records (vpcdns and Knot), start-up times
@@ -18,10 +18,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WD=${WORKDIR:-/tmp/vpcdns-bench}
 DUR=${DUR:-15}
 RATE=${RATE:-20000}
-SERVERS=${SERVERS:-"vpcdns vpcdns-1000 knot nsd bind"}
+SERVERS=${SERVERS:-"vpcdns vpcdns-1000 knot nsd bind hickory"}
 MODE=${1:-qps}
 VPCDNS=$ROOT/target/release/vpcdns
-PORT_vpcdns=5310; PORT_vpcdns1000=5311; PORT_knot=5312; PORT_nsd=5313; PORT_bind=5314
+# hickory-server serving the zone through its own path (examples/hickory_floor.rs): why vpcdns does not use it.
+HICKORY=$ROOT/target/release/examples/hickory_floor
+PORT_vpcdns=5310; PORT_vpcdns1000=5311; PORT_knot=5312; PORT_nsd=5313; PORT_bind=5314; PORT_hickory=5315
 HZ=$(getconf CLK_TCK)
 SPID=""
 mkdir -p "$WD/run" "$WD/results"
@@ -44,6 +46,10 @@ install() {
     fi
     [ -x "$VPCDNS" ] && [ -z "$(find "$ROOT/src" "$ROOT/Cargo.toml" -newer "$VPCDNS" | head -1)" ] ||
         (cd "$ROOT" && cargo build --release --quiet) || die "cargo build failed"
+    case " $SERVERS ${MEMORY_SERVERS:-} " in
+      *" hickory "*) [ -x "$HICKORY" ] && [ "$HICKORY" -nt "$ROOT/examples/hickory_floor.rs" ] ||
+          (cd "$ROOT" && cargo build --release --quiet --example hickory_floor) || die "cargo build failed" ;;
+    esac
 }
 
 data() {  # data DIR RECORDS [gen.py options]
@@ -147,6 +153,7 @@ start() {
         "$VPCDNS" serve --config "$d/vpcdns-$PORT.toml" > "$dir/out.log" 2>&1 & SPID=$! ;;
       knot) conf_knot "$dir" "$d/corp.internal.zone" "$PORT"; knotd -c "$dir/knot.conf" > "$dir/out.log" 2>&1 & SPID=$! ;;
       nsd)  conf_nsd "$dir" "$d/corp.internal.zone" "$PORT"; nsd -d -c "$dir/nsd.conf" > "$dir/out.log" 2>&1 & SPID=$! ;;
+      hickory) "$HICKORY" "$d/corp.internal.zone" corp.internal. "127.0.0.1:$PORT" > "$dir/out.log" 2>&1 & SPID=$! ;;
       bind) conf_bind "$dir" "$d/corp.internal.zone" "$PORT"; named -f -c "$dir/named.conf" -n 2 > "$dir/out.log" 2>&1 & SPID=$! ;;
     esac
     local i got=""
@@ -225,6 +232,7 @@ ratios() {  # server CPU per query of every server against Knot's and NSD's
                 if (us["knot"] > 0) line = line sprintf("  vs knot %.2f (%.2f)", us[s] / us["knot"], tus[s] / tus["knot"])
                 if (us["nsd"] > 0) line = line sprintf("  vs nsd %.2f (%.2f)", us[s] / us["nsd"], tus[s] / tus["nsd"])
                 if (s == "vpcdns-1000" && us["vpcdns"] > 0) line = line sprintf("  vs vpcdns (8 VPCs) %.2f", us[s] / us["vpcdns"])
+                if (s == "hickory" && us["vpcdns"] > 0) line = line sprintf("  vs vpcdns %.2f (%.2f)", us[s] / us["vpcdns"], tus[s] / tus["vpcdns"])
                 print line } }' "$1"
 }
 
