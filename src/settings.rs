@@ -63,29 +63,16 @@ impl Settings {
     /// What changed from `old` that this process applies only when it starts again (a reload applies the rest):
     /// one line per group, for the reload's warning.
     pub(crate) fn needs_restart(&self, old: &Settings) -> Vec<&'static str> {
-        let mut changed = Vec::new();
-        if self.served.listen != old.served.listen {
-            changed.push("[server].listen");
-        }
-        if self.tcp != old.tcp {
-            changed.push("[limits] tcp_connections, tcp_connections_per_network, tcp_idle_ms");
-        }
-        if self.rrl != old.rrl {
-            changed.push("[rrl]");
-        }
-        if self.resolver != old.resolver {
-            changed.push("[resolver] timeouts, attempts, deadline, cache and pending bounds");
-        }
-        if self.metrics != old.metrics {
-            changed.push("[metrics]");
-        }
-        if self.query_log != old.query_log {
-            changed.push("[query_log]");
-        }
-        if self.control != old.control {
-            changed.push("[store], [admin] or [notify]");
-        }
-        changed
+        let groups = [
+            (self.served.listen != old.served.listen, "[server].listen"),
+            (self.tcp != old.tcp, "[limits] tcp_connections, tcp_connections_per_network, tcp_idle_ms"),
+            (self.rrl != old.rrl, "[rrl]"),
+            (self.resolver != old.resolver, "[resolver] timeouts, attempts, deadline, cache and pending bounds"),
+            (self.metrics != old.metrics, "[metrics]"),
+            (self.query_log != old.query_log, "[query_log]"),
+            (self.control != old.control, "[store], [admin] or [notify]"),
+        ];
+        groups.into_iter().filter(|(changed, _)| *changed).map(|(_, group)| group).collect()
     }
 }
 

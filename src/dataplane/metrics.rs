@@ -253,6 +253,20 @@ fn unpack(key: u64) -> (Option<u32>, Transport, Rcode) {
     (vpc, transport, rcode)
 }
 
+/// Test fixture: zone `t.internal.` in VPC `v1`, and counters that have counted one answer from it over UDP (flushed;
+/// the local counters stay open for more).
+#[cfg(test)]
+pub(crate) fn one_answer_counted() -> (SnapshotCell, Arc<Metrics>, LocalMetrics) {
+    let zone = "[[zones]]\nname = \"t.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n";
+    let snapshot = Arc::new(crate::testing::snapshot(zone));
+    let published = SnapshotCell::holding(snapshot.clone());
+    let metrics = Arc::new(Metrics::new(published.clone()));
+    let mut local = LocalMetrics::new(metrics.clone());
+    local.record(&snapshot, &Outcome::from_first_zone(), Transport::Udp, Duration::from_micros(20));
+    local.flush();
+    (published, metrics, local)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,14 +286,8 @@ mod tests {
     /// series with it.
     #[test]
     fn series_follow_the_inventory() {
-        let zone = "[[zones]]\nname = \"t.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n";
-        let with_v1 = Arc::new(crate::testing::snapshot(zone));
-        let published = SnapshotCell::holding(with_v1.clone());
-        let metrics = Arc::new(Metrics::new(published.clone()));
-        let mut local = LocalMetrics::new(metrics.clone());
+        let (published, metrics, mut local) = one_answer_counted();
         let outcome = Outcome::from_first_zone();
-        local.record(&with_v1, &outcome, Transport::Udp, Duration::from_micros(20));
-        local.flush();
         assert!(local.snapshot.is_none(), "a flush lets go of the snapshot");
         let totals = metrics.totals();
         let v1: Option<Arc<str>> = Some(Arc::from("v1"));

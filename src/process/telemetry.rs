@@ -300,20 +300,11 @@ pub(crate) async fn serve_http(listener: tokio::net::TcpListener, telemetry: Arc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::metrics::LocalMetrics;
-    use crate::dataplane::respond::Outcome;
 
     #[test]
     fn a_scrape_shows_what_was_counted_and_what_is_loaded() {
-        let zone = "[[zones]]\nname = \"t.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n";
-        let snapshot = Arc::new(crate::testing::snapshot(zone));
-        let snapshots = SnapshotCell::holding(snapshot.clone());
-        let metrics = Arc::new(Metrics::new(snapshots.clone()));
+        let (snapshots, metrics, _) = crate::dataplane::metrics::one_answer_counted();
         let telemetry = Arc::new(Telemetry::new(metrics.clone(), snapshots, None, None, None));
-        let mut local = LocalMetrics::new(metrics.clone());
-        let outcome = Outcome::from_first_zone();
-        local.record(&snapshot, &outcome, Transport::Udp, std::time::Duration::from_micros(20));
-        local.flush();
         Events::count(&metrics.events.tcp_refused);
         let text = telemetry.render().expect("render");
         for line in [

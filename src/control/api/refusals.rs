@@ -94,6 +94,12 @@ pub(super) async fn audit_refused(
     Response::from_parts(parts, Body::from(bytes))
 }
 
+/// The owner of an item found by its id, or, for an id that names none, the uid the id starts with
+/// (`<uid><separator>…`): a refused attempt on a zone or rule that does not exist is still its would-be owner's.
+fn owner_by_id(found: Option<&Uid>, id: &str, separator: char) -> Option<Uid> {
+    found.cloned().or_else(|| id.split_once(separator).map(|(uid, _)| Uid(uid.to_string())))
+}
+
 /// The accounts whose resources a path names: a zone id's owner (`<uid>/<name>`), a rule id's (`<uid>-<name>`),
 /// the owner of a foreign zone or rule, and an account named by uid, username or email.
 fn owners_named(control: &ControlState, template: &str, path: &str) -> BTreeSet<Uid> {
@@ -103,18 +109,12 @@ fn owners_named(control: &ControlState, template: &str, path: &str) -> BTreeSet<
     for (i, (name, value)) in names.iter().zip(&values).enumerate() {
         let collection = i.checked_sub(1).and_then(|j| names.get(j)).copied().unwrap_or_default();
         let owner = match (collection, *name) {
-            ("zones" | "foreign-zones", "{id}") => control
-                .state
-                .zones
-                .get(value.as_str())
-                .map(|z| z.account.clone())
-                .or_else(|| value.split_once('/').map(|(uid, _)| Uid(uid.to_string()))),
-            ("rules" | "foreign-rules", "{id}") => control
-                .state
-                .rules
-                .get(value.as_str())
-                .map(|r| r.account.clone())
-                .or_else(|| value.split_once('-').map(|(uid, _)| Uid(uid.to_string()))),
+            ("zones" | "foreign-zones", "{id}") => {
+                owner_by_id(control.state.zones.get(value.as_str()).map(|z| &z.account), value, '/')
+            }
+            ("rules" | "foreign-rules", "{id}") => {
+                owner_by_id(control.state.rules.get(value.as_str()).map(|r| &r.account), value, '-')
+            }
             (_, "{account}") => {
                 let uid = Uid(value.clone());
                 if control.state.accounts.contains_key(&uid) {
