@@ -2,13 +2,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{get, on, post, put, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ApiError, ApiQuery, ApiState, OperatorCaller, TenantCaller};
-use crate::control::Caller;
+use super::{ApiError, ApiPath, ApiQuery, ApiState, OperatorCaller, TenantCaller};
+use crate::control::ops;
+use crate::control::{Caller, ControlState, Ctx, Plan};
 
 mod operator;
 mod tenant;
@@ -19,32 +20,61 @@ use tenant::*;
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
+const DELETE: MethodFilter = MethodFilter::DELETE;
+const POST: MethodFilter = MethodFilter::POST;
+const PUT: MethodFilter = MethodFilter::PUT;
+
+/// `GET` of a tenant read that takes nothing but the caller: its users, keys, VPCs, zones, rules, links, inbox.
+fn tenant_read<T: serde::Serialize + 'static>(
+    op: fn(&ControlState, &Ctx) -> Result<T, ControlError>,
+) -> MethodRouter<ApiState> {
+    get(move |State(api): State<ApiState>, TenantCaller(caller): TenantCaller| async move { api.read(&caller, op) })
+}
+
+/// A tenant write that the path alone names (`DELETE /v1/keys/{id}`, `PUT /v1/blocks/{account}`): `op` gets the
+/// path's one segment.
+fn by_path<F>(method: MethodFilter, op: F) -> MethodRouter<ApiState>
+where
+    F: Fn(&ControlState, &Ctx, &str) -> Result<Plan, ControlError> + Clone + Send + Sync + 'static,
+{
+    let handler =
+        move |State(api): State<ApiState>, TenantCaller(caller): TenantCaller, ApiPath(id): ApiPath<String>| {
+            let op = op.clone();
+            async move { api.tenant_write(caller, move |c, ctx| op(c, ctx, &id)).await }
+        };
+    on(method, handler)
+}
+
 /// Tenant endpoints, served on `[admin] listen`; every request needs an access key. Bodies are read whole within
 /// `body_timeout` before a handler runs, and refused changes are audited (see `refusals`).
 pub fn tenant_router(state: ApiState, body_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/v1/whoami", get(whoami))
-        .route("/v1/users", get(users_list))
-        .route("/v1/users/{name}", put(user_put).delete(user_delete))
-        .route("/v1/keys", get(keys_list).post(key_create))
-        .route("/v1/keys/{id}", axum::routing::delete(key_delete))
-        .route("/v1/keys/{id}/rotate", post(key_rotate))
-        .route("/v1/vpcs", get(vpcs_list))
-        .route("/v1/foreign-zones", get(foreign_zones))
+        .route("/v1/users", tenant_read(ops::tenant::list_users))
+        .route("/v1/users/{name}", put(user_put).merge(by_path(DELETE, ops::tenant::remove_user)))
+        .route("/v1/keys", tenant_read(ops::tenant::list_keys).post(key_create))
+        .route("/v1/keys/{id}", by_path(DELETE, |c, ctx, id| ops::tenant::remove_key(c, ctx, id, false)))
+        .route("/v1/keys/{id}/rotate", by_path(POST, |c, ctx, id| ops::tenant::remove_key(c, ctx, id, true)))
+        .route("/v1/vpcs", tenant_read(ops::tenant::list_vpcs))
+        .route("/v1/foreign-zones", tenant_read(ops::tenant::foreign_zones))
         .route("/v1/foreign-zones/{id}/detach", post(foreign_zone_detach))
-        .route("/v1/foreign-rules", get(foreign_rules))
+        .route("/v1/foreign-rules", tenant_read(ops::tenant::foreign_rules))
         .route("/v1/foreign-rules/{id}/detach", post(foreign_rule_detach))
-        .route("/v1/links", get(links_list).post(link_request))
+        .route("/v1/links", tenant_read(ops::links::list).post(link_request))
         .route("/v1/links/requests/{id}/verify", post(link_verify))
-        .route("/v1/links/{account}", axum::routing::delete(link_remove))
-        .route("/v1/blocks/{account}", put(block_put).delete(block_delete))
-        .route("/v1/inbox", get(inbox))
-        .route("/v1/zones", get(zones_list).post(zone_create))
-        .route("/v1/zones/{id}", get(zone_get).delete(zone_delete))
+        .route("/v1/links/{account}", by_path(DELETE, ops::links::remove))
+        .route(
+            "/v1/blocks/{account}",
+            by_path(PUT, |c, ctx, account| ops::links::block(c, ctx, account, true))
+                .merge(by_path(DELETE, |c, ctx, account| ops::links::block(c, ctx, account, false))),
+        )
+        .route("/v1/inbox", tenant_read(ops::links::inbox))
+        .route("/v1/zones", tenant_read(ops::tenant::list_zones).post(zone_create))
+        .route("/v1/zones/{id}", get(zone_get).merge(by_path(DELETE, ops::tenant::delete_zone)))
         .route("/v1/zones/{id}/scope", put(scope_set))
         .route("/v1/zones/{id}/fallback", put(fallback_set))
-        .route("/v1/rules", get(rules_list).post(rule_create))
-        .route("/v1/rules/{id}", axum::routing::delete(rule_delete))
+        .route("/v1/rules", tenant_read(ops::rules::list_rules).post(rule_create))
+        .route("/v1/rules/{id}", by_path(DELETE, ops::rules::delete_rule))
         .route("/v1/zones/{id}/scope/{how}", post(scope_edit))
         .route("/v1/zones/{id}/records", post(record_add))
         .route("/v1/zones/{id}/records/{rid}", put(record_change).delete(record_remove))

@@ -30,10 +30,6 @@ pub(super) async fn whoami(
     Ok(Json(WhoAmI { principal: caller.actor.to_string(), account }))
 }
 
-pub(super) async fn users_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
-    api.read(&caller, tenant::list_users)
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UserBody {
@@ -50,18 +46,6 @@ pub(super) async fn user_put(
     api.tenant_write(caller, move |c, ctx| tenant::put_user(c, ctx, &name, body.policies.clone())).await
 }
 
-pub(super) async fn user_delete(
-    State(api): State<ApiState>,
-    TenantCaller(caller): TenantCaller,
-    ApiPath(name): ApiPath<String>,
-) -> ApiResult {
-    api.tenant_write(caller, move |c, ctx| tenant::remove_user(c, ctx, &name)).await
-}
-
-pub(super) async fn keys_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
-    api.read(&caller, tenant::list_keys)
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct KeyBody {
@@ -76,34 +60,6 @@ pub(super) async fn key_create(
 ) -> ApiResult {
     let expires = expiry(body.expires_in_days)?;
     api.tenant_write(caller, move |c, ctx| tenant::create_key(c, ctx, body.user.as_deref(), expires)).await
-}
-
-pub(super) async fn key_delete(
-    State(api): State<ApiState>,
-    TenantCaller(caller): TenantCaller,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult {
-    api.tenant_write(caller, move |c, ctx| tenant::remove_key(c, ctx, &id, false)).await
-}
-
-pub(super) async fn key_rotate(
-    State(api): State<ApiState>,
-    TenantCaller(caller): TenantCaller,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult {
-    api.tenant_write(caller, move |c, ctx| tenant::remove_key(c, ctx, &id, true)).await
-}
-
-pub(super) async fn vpcs_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
-    api.read(&caller, tenant::list_vpcs)
-}
-
-pub(super) async fn foreign_zones(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
-    api.read(&caller, tenant::foreign_zones)
-}
-
-pub(super) async fn foreign_rules(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
-    api.read(&caller, tenant::foreign_rules)
 }
 
 #[derive(Deserialize, Default)]
@@ -129,10 +85,6 @@ pub(super) async fn foreign_rule_detach(
     ApiJson(body): ApiJson<DetachBody>,
 ) -> ApiResult {
     api.tenant_write(caller, move |c, ctx| tenant::detach_foreign(c, ctx, BindingKind::Rule, &id, &body.vpcs)).await
-}
-
-pub(super) async fn links_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
-    api.read(&caller, links::list)
 }
 
 #[derive(Deserialize)]
@@ -167,38 +119,6 @@ pub(super) async fn link_verify(
     Ok(response)
 }
 
-pub(super) async fn link_remove(
-    State(api): State<ApiState>,
-    TenantCaller(caller): TenantCaller,
-    ApiPath(account): ApiPath<String>,
-) -> ApiResult {
-    api.tenant_write(caller, move |c, ctx| links::remove(c, ctx, &account)).await
-}
-
-pub(super) async fn block_put(
-    State(api): State<ApiState>,
-    TenantCaller(caller): TenantCaller,
-    ApiPath(account): ApiPath<String>,
-) -> ApiResult {
-    api.tenant_write(caller, move |c, ctx| links::block(c, ctx, &account, true)).await
-}
-
-pub(super) async fn block_delete(
-    State(api): State<ApiState>,
-    TenantCaller(caller): TenantCaller,
-    ApiPath(account): ApiPath<String>,
-) -> ApiResult {
-    api.tenant_write(caller, move |c, ctx| links::block(c, ctx, &account, false)).await
-}
-
-pub(super) async fn inbox(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
-    api.read(&caller, links::inbox)
-}
-
-pub(super) async fn zones_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
-    api.read(&caller, tenant::list_zones)
-}
-
 pub(super) async fn zone_create(
     State(api): State<ApiState>,
     TenantCaller(caller): TenantCaller,
@@ -213,14 +133,6 @@ pub(super) async fn zone_get(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
     api.read(&caller, move |c, ctx| tenant::get_zone(c, ctx, &id))
-}
-
-pub(super) async fn zone_delete(
-    State(api): State<ApiState>,
-    TenantCaller(caller): TenantCaller,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult {
-    api.tenant_write(caller, move |c, ctx| tenant::delete_zone(c, ctx, &id)).await
 }
 
 #[derive(Deserialize)]
@@ -268,24 +180,12 @@ pub(super) async fn fallback_set(
     api.tenant_write(caller, move |c, ctx| rules::set_fallback(c, ctx, &id, &body.fallback)).await
 }
 
-pub(super) async fn rules_list(State(api): State<ApiState>, TenantCaller(caller): TenantCaller) -> ApiResult {
-    api.read(&caller, rules::list_rules)
-}
-
 pub(super) async fn rule_create(
     State(api): State<ApiState>,
     TenantCaller(caller): TenantCaller,
     ApiJson(body): ApiJson<rules::NewRule>,
 ) -> ApiResult {
     api.tenant_write(caller, move |c, ctx| rules::create_rule(c, ctx, &body)).await
-}
-
-pub(super) async fn rule_delete(
-    State(api): State<ApiState>,
-    TenantCaller(caller): TenantCaller,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult {
-    api.tenant_write(caller, move |c, ctx| rules::delete_rule(c, ctx, &id)).await
 }
 
 pub(super) async fn record_add(
