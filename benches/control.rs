@@ -50,6 +50,8 @@ fn seed(store: &SqliteStore) {
                 cidrs: vec!["127.0.10.0/24".into()],
                 listeners: vec![],
                 query_limit: None,
+                endpoints: vec![],
+                cloud_id: None,
             },
         ),
     ];
@@ -155,6 +157,8 @@ fn small_plane(dir: &std::path::Path, rules: usize) -> ControlPlane {
             cidrs: vec![cidr.into()],
             listeners: vec![],
             query_limit: None,
+            endpoints: vec![],
+            cloud_id: None,
         };
         ops.push(put(keys::vpc(&format!("v{uid}")), &vpc));
     }

@@ -73,6 +73,8 @@ fn state(shape: Shape) -> State {
                     cidrs: vec![cidr],
                     listeners: vec![],
                     query_limit: None,
+                    endpoints: vec![],
+                    cloud_id: None,
                 },
             )
         })
@@ -158,7 +160,8 @@ fn curve(c: &mut Criterion, axis: &str, shapes: &[(usize, Shape)]) {
             b.iter(|| {
                 let (source, q) = &qs[i % qs.len()];
                 i += 1;
-                let request = respond::Request { packet: q, source: *source, local, transport: Transport::Udp };
+                let request =
+                    respond::Request { packet: q, source: *source, local, transport: Transport::Udp, identity: None };
                 respond::handle(&request, &cx, &mut out)
             })
         });

@@ -25,7 +25,7 @@ LAYERS = {
     # The crate root files.
     "main.rs": {"dns", "settings.rs", "model", "dataplane", "control", "process"},
     "lib.rs": {"dns", "settings.rs", "model", "dataplane", "control", "process"},
-    "testing.rs": {"dns", "settings.rs", "model", "process"},
+    "testing.rs": {"dns", "settings.rs", "model", "dataplane", "process"},
 }
 
 

@@ -90,6 +90,28 @@ pub struct Served {
     pub upstreams: Vec<SocketAddr>,
     /// Loopback and link-local prefixes that forwarding rules may target (none by default).
     pub allow_targets: Vec<IpNet>,
+    /// The front ends whose PROXY v2 headers say who the client is.
+    pub proxy: ProxySettings,
+}
+
+/// Trusted front ends (`[server] proxy_from`, `proxy_listen`, `proxy_vpc_tlv`): load balancers, private endpoints
+/// or a DNS front end such as dnsdist that put a PROXY v2 header before every query they relay.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// Sources whose every datagram and connection must start with a header; from any other source a header is
+    /// never honoured.
+    pub from: Vec<IpNet>,
+    /// Listeners that serve front ends only: a query from any other source is dropped there.
+    pub listeners: Vec<SocketAddr>,
+    /// A vendor TLV type whose value is a VPC id, for front ends the operator runs.
+    pub vpc_tlv: Option<u8>,
+}
+
+impl ProxySettings {
+    /// A vendor TLV type (0xE0-0xEF) that no cloud front end already uses.
+    pub fn is_custom_tlv(t: u8) -> bool {
+        (0xE0..=0xEF).contains(&t) && !matches!(t, 0xE0 | 0xE1 | 0xEA | 0xEE)
+    }
 }
 
 impl Default for Served {
@@ -100,6 +122,7 @@ impl Default for Served {
             limits: Limits::default(),
             upstreams: Vec::new(),
             allow_targets: Vec::new(),
+            proxy: ProxySettings::default(),
         }
     }
 }

@@ -1,6 +1,13 @@
 //! Test fixtures shared by the unit tests: one account with one VPC, plus whatever zones a test adds.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dataplane::metrics::{LocalMetrics, Metrics};
+use crate::dataplane::respond::Outcome;
+use crate::dns::Transport;
+use crate::model::publish::SnapshotCell;
 
 use crate::model::compile::Compiler;
 use crate::model::snapshot::Snapshot;
@@ -57,4 +64,17 @@ pub(crate) fn state(zones: &str, previous: Option<&State>) -> State {
 /// The one VPC plus `zones`, compiled.
 pub(crate) fn snapshot(zones: &str) -> Snapshot {
     Compiler::default().compile(&state(zones, None))
+}
+
+/// Test fixture: zone `t.internal.` in VPC `v1`, and counters that have counted one answer from it over UDP (flushed;
+/// the local counters stay open for more).
+pub(crate) fn one_answer_counted() -> (SnapshotCell, Arc<Metrics>, LocalMetrics) {
+    let zone = "[[zones]]\nname = \"t.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n";
+    let snapshot = Arc::new(snapshot(zone));
+    let published = SnapshotCell::holding(snapshot.clone());
+    let metrics = Arc::new(Metrics::new(published.clone()));
+    let mut local = LocalMetrics::new(metrics.clone());
+    local.record(&snapshot, &Outcome::from_first_zone(), Transport::Udp, Duration::from_micros(20));
+    local.flush();
+    (published, metrics, local)
 }

@@ -8,17 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::{Server, ACCOUNT};
-
-/// A TCP connection from `source` (bound before connecting, so it can stand for a client network).
-fn connect_from(source: Ipv4Addr, server: SocketAddr) -> TcpStream {
-    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrStorage};
-    let fd = socket::socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).expect("socket");
-    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(std::net::SocketAddrV4::new(source, 0)))
-        .expect("bind");
-    socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(server)).expect("connect");
-    TcpStream::from(fd)
-}
+use common::{connect_from, Server, ACCOUNT};
 
 /// One query for www.corp.internal/A over `stream`; the answer's rcode, or None when the server closed it.
 fn ask(stream: &mut TcpStream) -> Option<u8> {

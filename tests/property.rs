@@ -136,6 +136,8 @@ fn build_state(vpc_specs: &[VpcSpec], links: &[(usize, usize)], zones: &[ZoneSpe
                 cidrs: cidrs.into_iter().map(|p| PREFIXES[p].parse().expect("cidr")).collect(),
                 listeners: spec.listener.map(|l| LISTENERS[l].parse().expect("listener")).into_iter().collect(),
                 query_limit: None,
+                endpoints: Vec::new(),
+                cloud_id: None,
             };
             (v.id.clone(), v)
         })
@@ -297,7 +299,7 @@ proptest! {
             let qname = n(QNAMES[qn]);
             let mut out = Vec::new();
             let packet = query_packet(&qname, QTYPES[qt]);
-            let request = respond::Request { packet: &packet, source, local, transport };
+            let request = respond::Request { packet: &packet, source, local, transport, identity: None };
             let cx = respond::Context { snapshot: &snap, cookies: None, now: 0 };
             let handled = respond::handle(&request, &cx, &mut out).without_resolver(&mut out);
             let outcome = handled.expect("a query is always answered");
@@ -333,7 +335,7 @@ proptest! {
         let source = IpAddr::V4(Ipv4Addr::new(127, 0, 60, 1));
         let cx = respond::Context { snapshot: &snap, cookies: None, now: 0 };
         for transport in [Transport::Udp, Transport::Tcp] {
-            let request = respond::Request { packet: &bytes, source, local: "127.0.0.1:53".parse().expect("addr"), transport };
+            let request = respond::Request { packet: &bytes, source, local: "127.0.0.1:53".parse().expect("addr"), transport, identity: None };
             let _ = respond::handle(&request, &cx, &mut out).without_resolver(&mut out);
         }
     }

@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     for source in [Ipv4Addr::new(127, 0, 10, 7), Ipv4Addr::new(127, 0, 99, 1)] {
         for (transport, limit) in [(Transport::Udp, 1232), (Transport::Tcp, 65535)] {
             for cookies in [None, Some(keys)] {
-                let request = respond::Request { packet: data, source: IpAddr::V4(source), local, transport };
+                let request = respond::Request { packet: data, source: IpAddr::V4(source), local, transport, identity: None };
                 let cx = respond::Context { snapshot: snap, cookies, now: 1_700_000_000 };
                 if respond::handle(&request, &cx, &mut out).without_resolver(&mut out).is_some() {
                     check(data, &out, limit);

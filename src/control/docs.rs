@@ -34,6 +34,12 @@ pub struct VpcDoc {
     /// Full UDP answers per second per source address; absent: the server's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_limit: Option<u32>,
+    /// Endpoint ids a trusted front end names the VPC by (PROXY v2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    /// The VPC's id in the cloud, when a front end sends it and it differs from `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_id: Option<String>,
 }
 
 impl From<&Account> for AccountDoc {
@@ -58,6 +64,8 @@ impl From<&Vpc> for VpcDoc {
             cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
             listeners: v.listeners.iter().map(ToString::to_string).collect(),
             query_limit: v.query_limit,
+            endpoints: v.endpoints.clone(),
+            cloud_id: v.cloud_id.clone(),
         }
     }
 }

@@ -24,7 +24,13 @@ fn response_text(snap: &Snapshot, q: &Question) -> String {
     query.extend_from_slice(&1u16.to_be_bytes());
     query.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
     let mut out = Vec::new();
-    let request = respond::Request { packet: &query, source: q.source, local: q.listener, transport: q.transport };
+    let request = respond::Request {
+        packet: &query,
+        source: q.source,
+        local: q.listener,
+        transport: q.transport,
+        identity: None,
+    };
     let cx = respond::Context { snapshot: snap, cookies: None, now: 0 };
     match respond::handle(&request, &cx, &mut out) {
         respond::Handled::Dropped => return "  (no response: the packet is dropped)\n".into(),

@@ -115,6 +115,8 @@ pub(crate) struct Events {
     pub udp_send_dropped: AtomicU64,
     /// Requests dropped without an answer (responses, packets too short for a DNS header).
     pub requests_dropped: AtomicU64,
+    /// Datagrams and connections dropped before their query was read, by cause (`proxy::Dropped::ALL`).
+    pub proxy_dropped: [AtomicU64; 8],
 }
 
 impl Events {
@@ -253,20 +255,6 @@ fn unpack(key: u64) -> (Option<u32>, Transport, Rcode) {
     (vpc, transport, rcode)
 }
 
-/// Test fixture: zone `t.internal.` in VPC `v1`, and counters that have counted one answer from it over UDP (flushed;
-/// the local counters stay open for more).
-#[cfg(test)]
-pub(crate) fn one_answer_counted() -> (SnapshotCell, Arc<Metrics>, LocalMetrics) {
-    let zone = "[[zones]]\nname = \"t.internal.\"\naccount = \"1\"\nscope = [\"v1\"]\n";
-    let snapshot = Arc::new(crate::testing::snapshot(zone));
-    let published = SnapshotCell::holding(snapshot.clone());
-    let metrics = Arc::new(Metrics::new(published.clone()));
-    let mut local = LocalMetrics::new(metrics.clone());
-    local.record(&snapshot, &Outcome::from_first_zone(), Transport::Udp, Duration::from_micros(20));
-    local.flush();
-    (published, metrics, local)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,7 +274,7 @@ mod tests {
     /// series with it.
     #[test]
     fn series_follow_the_inventory() {
-        let (published, metrics, mut local) = one_answer_counted();
+        let (published, metrics, mut local) = crate::testing::one_answer_counted();
         let outcome = Outcome::from_first_zone();
         assert!(local.snapshot.is_none(), "a flush lets go of the snapshot");
         let totals = metrics.totals();

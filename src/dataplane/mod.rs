@@ -5,6 +5,7 @@ pub mod explain;
 pub(crate) mod metering;
 pub(crate) mod metrics;
 pub(crate) mod observe;
+pub mod proxy;
 pub(crate) mod querylog;
 pub(crate) mod resolve;
 pub mod respond;

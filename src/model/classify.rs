@@ -9,6 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use ahash::RandomState;
 use ipnet::IpNet;
 
+use crate::model::identity::{Identity, MAX_IDENTITY};
+
 /// Index of a VPC in the snapshot's `vpcs` and `views`.
 pub type VpcIdx = u32;
 
@@ -20,6 +22,19 @@ pub struct Classification {
     pub cidr: IpNet,
     /// The listener-specific table used, when the VPC is restricted to listeners.
     pub listener: Option<SocketAddr>,
+    /// The VPC was named by a front end's identity, not found by prefix.
+    pub by_identity: bool,
+}
+
+/// Who sent a packet, as far as PROXY v2 goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// A trusted front end: the packet must start with a PROXY v2 header.
+    FrontEnd,
+    /// A client talking directly: no header is honoured.
+    Client,
+    /// A client on a listener that serves front ends only: dropped.
+    Refused,
 }
 
 /// The prefixes of one length: masked address → (VPC, the prefix as configured).
@@ -98,6 +113,12 @@ impl PrefixTable {
     }
 }
 
+/// A VPC's prefixes and listeners, as a front end's identity is checked against them.
+pub(crate) struct Member {
+    pub cidrs: Box<[IpNet]>,
+    pub listeners: Box<[SocketAddr]>,
+}
+
 /// Source → VPC for every listener. VPCs without a listener restriction are in every table.
 #[derive(Default)]
 pub struct Classifier {
@@ -105,6 +126,17 @@ pub struct Classifier {
     pub(crate) unrestricted: PrefixTable,
     /// For each local address some VPC names: the unrestricted VPCs plus those restricted to it.
     pub(crate) by_listener: HashMap<SocketAddr, PrefixTable, RandomState>,
+    /// The VPC each identity names (`model::identity` keys): every VPC by its id (and cloud id), and the VPCs
+    /// with endpoints by each endpoint id.
+    pub(crate) identities: HashMap<Box<[u8]>, VpcIdx, RandomState>,
+    /// Each VPC's prefixes and listeners, to check the client a front end names against the VPC it names.
+    pub(crate) members: Vec<Member>,
+    /// Trusted front ends (`[server] proxy_from`).
+    pub(crate) front_ends: Vec<IpNet>,
+    /// Listeners that serve front ends only (`[server] proxy_listen`).
+    pub(crate) proxy_listeners: Vec<SocketAddr>,
+    /// The operator's TLV type that carries a VPC id (`[server] proxy_vpc_tlv`).
+    pub(crate) vpc_tlv: Option<u8>,
 }
 
 impl Classifier {
@@ -115,7 +147,51 @@ impl Classifier {
             Some(table) => (table, Some(local)),
             None => (&self.unrestricted, None),
         };
-        table.find(source).map(|(vpc, cidr)| Classification { vpc, cidr, listener })
+        table.find(source).map(|(vpc, cidr)| Classification { vpc, cidr, listener, by_identity: false })
+    }
+
+    /// The VPC a trusted front end names, when the client it names is inside that VPC and the query arrived on a
+    /// listener the VPC accepts; `None` otherwise (the caller answers REFUSED: an identity never falls back to
+    /// prefixes).
+    pub fn classify_identity(
+        &self,
+        local: SocketAddr,
+        identity: Identity<'_>,
+        source: IpAddr,
+    ) -> Option<Classification> {
+        let mut buf = [0u8; MAX_IDENTITY + 1];
+        let vpc = *self.identities.get(identity.key(&mut buf)?)?;
+        let Member { cidrs, listeners } = self.members.get(vpc as usize)?;
+        let local = SocketAddr::new(normalize_ip(local.ip()), local.port());
+        if !listeners.is_empty() && !listeners.contains(&local) {
+            return None;
+        }
+        let source = normalize_ip(source);
+        let cidr = cidrs.iter().filter(|net| net.contains(&source)).max_by_key(|net| net.prefix_len())?;
+        let listener = (!listeners.is_empty()).then_some(local);
+        Some(Classification { vpc, cidr: *cidr, listener, by_identity: true })
+    }
+
+    /// Whether `peer`, which sent a packet to `local`, is a trusted front end.
+    pub fn sender(&self, local: SocketAddr, peer: IpAddr) -> Sender {
+        if self.front_ends.is_empty() && self.proxy_listeners.is_empty() {
+            return Sender::Client;
+        }
+        let peer = normalize_ip(peer);
+        if self.front_ends.iter().any(|net| net.contains(&peer)) {
+            return Sender::FrontEnd;
+        }
+        let local = SocketAddr::new(normalize_ip(local.ip()), local.port());
+        if self.proxy_listeners.contains(&local) {
+            Sender::Refused
+        } else {
+            Sender::Client
+        }
+    }
+
+    /// The operator's TLV type that carries a VPC id, if any.
+    pub fn vpc_tlv(&self) -> Option<u8> {
+        self.vpc_tlv
     }
 }
 

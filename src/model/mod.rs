@@ -6,6 +6,7 @@ pub(crate) mod billing;
 pub(crate) mod classify;
 pub mod compile;
 pub mod explain;
+pub mod identity;
 pub mod lookup;
 pub(crate) mod nodes;
 pub(crate) mod publish;

@@ -114,6 +114,20 @@ pub struct Vpc {
     /// Queries per second one source address of this VPC gets full answers to; `None`: `[limits]
     /// queries_per_source`; 0: unlimited.
     pub query_limit: Option<u32>,
+    /// The endpoint ids a trusted front end names this VPC by in its PROXY v2 header (`vpce-…`, `alibaba:…`,
+    /// `psc:…`, `azure:…`; see `model::identity`).
+    pub endpoints: Vec<String>,
+    /// The VPC's id in the cloud, when a front end sends it (Alibaba PrivateLink) and it differs from `id`.
+    pub cloud_id: Option<String>,
+}
+
+impl Vpc {
+    /// A VPC with endpoints or a cloud id is told apart by the identity its front end sends, not by its prefixes:
+    /// its prefixes may overlap other accounts' (every account starts from the same default ranges), and a query
+    /// without that identity never lands in it.
+    pub fn identified(&self) -> bool {
+        !self.endpoints.is_empty() || self.cloud_id.is_some()
+    }
 }
 
 /// A verified link: `account` may put `linked`'s VPCs into its zones' scopes.

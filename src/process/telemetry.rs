@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::control::follow::FeedHealth;
 use crate::dataplane::metrics::{Events, Metrics, Totals, LATENCY_BOUNDS};
+use crate::dataplane::proxy::Dropped;
 use crate::dataplane::querylog::QueryLog;
 use crate::dataplane::resolve::{Resolver, ResolverStats, RouteStats};
 use crate::dns::Transport;
@@ -191,7 +192,15 @@ fn encode_events(encoder: &mut DescriptorEncoder, events: &Events) -> Result<(),
     let help = "UDP replies the kernel did not take";
     counter(encoder, "vpcdns_udp_replies_dropped", help, load(&events.udp_send_dropped))?;
     let help = "Requests dropped without an answer (responses, packets too short for a DNS header)";
-    counter(encoder, "vpcdns_requests_dropped", help, load(&events.requests_dropped))
+    counter(encoder, "vpcdns_requests_dropped", help, load(&events.requests_dropped))?;
+    let help = "Datagrams and TCP connections dropped before their query was read: a trusted front end's PROXY v2 \
+                header missing or malformed (by cause), or a client on a listener for front ends only";
+    let mut family = encoder.encode_descriptor("vpcdns_proxy_dropped", help, None, MetricType::Counter)?;
+    for dropped in Dropped::ALL {
+        let n = load(&events.proxy_dropped[dropped.index()]);
+        ConstCounter::new(n).encode(family.encode_family(&[("cause", dropped.label())])?)?;
+    }
+    Ok(())
 }
 
 fn by_action(
@@ -303,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_scrape_shows_what_was_counted_and_what_is_loaded() {
-        let (snapshots, metrics, _) = crate::dataplane::metrics::one_answer_counted();
+        let (snapshots, metrics, _) = crate::testing::one_answer_counted();
         let telemetry = Arc::new(Telemetry::new(metrics.clone(), snapshots, None, None, None));
         Events::count(&metrics.events.tcp_refused);
         let text = telemetry.render().expect("render");

@@ -258,6 +258,8 @@ impl ControlState {
             cidrs,
             listeners,
             query_limit: doc.query_limit,
+            endpoints: doc.endpoints,
+            cloud_id: doc.cloud_id,
         };
         self.state.vpcs.insert(id, vpc);
         Ok(())

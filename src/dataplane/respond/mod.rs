@@ -17,6 +17,7 @@ use crate::dns::wire::{
 };
 use crate::dns::{Ede, Rcode, Transport};
 use crate::model::billing::Billed;
+use crate::model::identity::Identity;
 use crate::model::lookup::{self, Answer, Rr};
 use crate::model::snapshot::{Snapshot, VpcIdx};
 
@@ -35,9 +36,13 @@ const CLASS_IN: u16 = 1;
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub packet: &'a [u8],
+    /// The client: the packet's sender, or the client a trusted front end's PROXY v2 header names.
     pub source: IpAddr,
+    /// The address the packet arrived on (this server's own, never the front end's).
     pub local: SocketAddr,
     pub transport: Transport,
+    /// The VPC or endpoint a trusted front end named in its header; when present it alone picks the VPC.
+    pub identity: Option<Identity<'a>>,
 }
 
 /// What a request is answered against: the snapshot, the cookie secrets (none: cookies are not answered), and the
@@ -161,7 +166,12 @@ pub fn handle(request: &Request, cx: &Context, out: &mut Vec<u8>) -> Handled {
         return Handled::Answered(Outcome::new(rcode, cookie_valid, Some(question)));
     }
     let snap = cx.snapshot;
-    let Some(class) = snap.classifier().classify(request.local, request.source) else {
+    let classifier = snap.classifier();
+    let class = match request.identity {
+        Some(identity) => classifier.classify_identity(request.local, identity, request.source),
+        None => classifier.classify(request.local, request.source),
+    };
+    let Some(class) = class else {
         write_error(&query, Rcode::Refused, Some(EDE_PROHIBITED), cookie.as_ref(), out);
         let outcome = Outcome::new(Rcode::Refused, cookie_valid, Some(question));
         return Handled::Answered(Outcome { unclassified: true, ..outcome });
@@ -385,7 +395,7 @@ records = [
         let mut out = Vec::new();
         let local = "127.0.0.1:53".parse().expect("addr");
         let source = "127.0.10.9".parse().expect("addr");
-        let request = Request { packet: bytes, source, local, transport };
+        let request = Request { packet: bytes, source, local, transport, identity: None };
         let cx = Context { snapshot: snap, cookies: None, now: 0 };
         let outcome = handle(&request, &cx, &mut out).without_resolver(&mut out);
         outcome.map(|o| (out, o))
@@ -478,7 +488,7 @@ mod cookie_tests {
         let mut out = Vec::new();
         let cx = Context { snapshot: &snap, cookies: Some(&keys), now: 1_700_000_000 };
         let ask = |packet: &[u8], source: IpAddr, out: &mut Vec<u8>| {
-            let request = Request { packet, source, local, transport: Transport::Udp };
+            let request = Request { packet, source, local, transport: Transport::Udp, identity: None };
             handle(&request, &cx, out).without_resolver(out).expect("answer")
         };
         let first = ask(&query(&[7; 8]), source, &mut out);

@@ -15,9 +15,12 @@ use tokio::time::timeout;
 
 use crate::dataplane::metrics::{Events, Metrics};
 use crate::dataplane::observe::{Observers, Recorder};
+use crate::dataplane::proxy::{self, Dropped};
 use crate::dataplane::resolve::Resolver;
 use crate::dataplane::respond::{self, encode_resolved, Context, Exchange, Handled, Outcome, Request};
 use crate::dns::Transport;
+use crate::model::classify::Sender;
+use crate::model::identity::Identity;
 use crate::model::publish::SnapshotCell;
 use crate::model::snapshot::Snapshot;
 
@@ -143,10 +146,24 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let Some(slot) = PrefixSlot::take(&shared.limits, peer.ip()) else {
+        let local = match stream.local_addr() {
+            Ok(local) => local,
+            Err(_) => continue,
+        };
+        // A front end's clients are known only once its header is read: the cap per client network is taken then.
+        let front_end = match shared.snapshots.load().classifier().sender(local, peer.ip()) {
+            Sender::FrontEnd => true,
+            Sender::Client => false,
+            Sender::Refused => {
+                count_dropped(&shared, Dropped::NotFrontEnd);
+                continue;
+            }
+        };
+        let slot = if front_end { None } else { PrefixSlot::take(&shared.limits, peer.ip()) };
+        if !front_end && slot.is_none() {
             refused("cap per client network reached", peer);
             continue; // dropping the stream closes it
-        };
+        }
         let Ok(permit) = shared.limits.connections.clone().try_acquire_owned() else {
             refused("connection cap reached", peer);
             continue;
@@ -154,7 +171,7 @@ pub(crate) async fn serve(
         let open = shared.observers.metrics.clone().map(OpenConnection::new);
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer, &shared, shutdown).await {
+            if let Err(e) = connection(stream, peer, front_end, &shared, shutdown).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop((permit, slot, open));
@@ -187,12 +204,34 @@ const MAX_IN_FLIGHT: usize = 32;
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
+    front_end: bool,
     shared: &TcpShared,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let local = stream.local_addr()?;
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
+    // A front end's connection opens with one PROXY v2 header: every query on it is that client's.
+    let header = if front_end { read_header(&mut reader, &shared.limits).await? } else { Vec::new() };
+    let relayed = match proxy::relay(shared.snapshots.load().classifier(), local, peer.ip(), &header) {
+        Ok(relayed) => relayed,
+        Err(dropped) => {
+            count_dropped(shared, dropped);
+            return Ok(());
+        }
+    };
+    let (client, identity) = (relayed.client, relayed.identity);
+    let _slot = if front_end {
+        let Some(slot) = PrefixSlot::take(&shared.limits, client) else {
+            if let Some(events) = shared.observers.events() {
+                Events::count(&events.tcp_refused);
+            }
+            return Ok(());
+        };
+        Some(slot)
+    } else {
+        None
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(MAX_IN_FLIGHT);
     let write_deadline = shared.limits.write;
     let writer_task = tokio::spawn(async move {
@@ -212,7 +251,7 @@ async fn connection(
             break;
         }
         let started = std::time::Instant::now();
-        let Some((snapshot, outcome)) = answer(shared, &message, peer, local, &mut out).await else {
+        let Some((snapshot, outcome)) = answer(shared, &message, (client, identity), local, &mut out).await else {
             if let Some(events) = shared.observers.events() {
                 Events::count(&events.requests_dropped);
             }
@@ -220,7 +259,7 @@ async fn connection(
         };
         let exchange = Exchange {
             packet: &message,
-            source: peer.ip(),
+            source: client,
             transport: Transport::Tcp,
             outcome,
             latency: started.elapsed(),
@@ -265,12 +304,45 @@ async fn next_message(
     }
 }
 
+/// Reads the PROXY v2 header a front end's connection opens with (the fixed part, then the length it gives), within
+/// the read deadline. What it returns is checked by `proxy::relay`; a header cut short comes back short.
+async fn read_header(reader: &mut tokio::net::tcp::OwnedReadHalf, limits: &TcpLimits) -> std::io::Result<Vec<u8>> {
+    let mut header = vec![0u8; 16];
+    match timeout(limits.read, reader.read_exact(&mut header)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Vec::new()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Ok(Vec::new()),
+    }
+    if header[..12] != proxy::SIGNATURE {
+        return Ok(header); // refused by the parser: no length to trust
+    }
+    let rest = usize::from(u16::from_be_bytes([header[14], header[15]]));
+    if 16 + rest > proxy::MAX_HEADER {
+        return Ok(header); // refused as too long without reading it
+    }
+    header.resize(16 + rest, 0);
+    match timeout(limits.read, reader.read_exact(&mut header[16..])).await {
+        Ok(Ok(_)) => Ok(header),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(header[..16].to_vec()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(header[..16].to_vec()),
+    }
+}
+
+/// Counts a connection dropped before its first query was read.
+fn count_dropped(shared: &TcpShared, dropped: Dropped) {
+    if let Some(events) = shared.observers.events() {
+        Events::count(&events.proxy_dropped[dropped.index()]);
+    }
+}
+
 /// Answers one message into `out`, resolving outside the private zones when it must (the snapshot the request
 /// was classified under is kept across the wait: the answer is recorded under it). `None`: no response.
 async fn answer(
     shared: &TcpShared,
     message: &[u8],
-    peer: SocketAddr,
+    (client, identity): (IpAddr, Option<Identity<'_>>),
     local: SocketAddr,
     out: &mut Vec<u8>,
 ) -> Option<(Arc<Snapshot>, Outcome)> {
@@ -278,7 +350,7 @@ async fn answer(
     let handled = {
         let keys = shared.cookies.load();
         let cx = Context { snapshot: &snapshot, cookies: Some(&keys), now: super::unix_seconds() };
-        let request = Request { packet: message, source: peer.ip(), local, transport: Transport::Tcp };
+        let request = Request { packet: message, source: client, local, transport: Transport::Tcp, identity };
         respond::handle(&request, &cx, out)
     };
     let outcome = match handled {

@@ -22,6 +22,7 @@ use super::bind::UdpListener;
 use super::rrl::{Limiter, SourceLimiter, Verdict};
 use crate::dataplane::metrics::Events;
 use crate::dataplane::observe::{Observers, Recorder};
+use crate::dataplane::proxy;
 use crate::dataplane::resolve::Resolver;
 use crate::dataplane::respond::{self, encode_resolved, Context, Exchange, Handled, RecurseJob, Request, Resolution};
 use crate::dns::Transport;
@@ -58,8 +59,11 @@ struct Later {
     resolution: Resolution,
     /// The snapshot the request was classified under (the job's indexes refer to it).
     snapshot: Arc<Snapshot>,
+    /// Where the answer goes: the client, or the front end that relayed its query.
     peer: SocketAddr,
     local: SocketAddr,
+    /// The client (behind a front end, the one its header named).
+    client: std::net::IpAddr,
     arrived: Instant,
 }
 
@@ -122,8 +126,25 @@ fn answer_batch(
     let cx = Context { snapshot: &snapshot, cookies: Some(&keys), now: super::unix_seconds() };
     for i in 0..batch.received.len() {
         let datagram = batch.received[i];
-        let (packet, out) = batch.slot(i);
-        let request = Request { packet, source: datagram.peer.ip(), local: datagram.local, transport: Transport::Udp };
+        let (raw, out) = batch.slot(i);
+        // A trusted front end's PROXY v2 header says who the client is; the reply still goes to the front end.
+        let relayed = match proxy::relay(snapshot.classifier(), datagram.local, datagram.peer.ip(), raw) {
+            Ok(relayed) => relayed,
+            Err(dropped) => {
+                if let Some(events) = shared.observers.events() {
+                    Events::count(&events.proxy_dropped[dropped.index()]);
+                }
+                continue;
+            }
+        };
+        let packet = relayed.query;
+        let request = Request {
+            packet,
+            source: relayed.client,
+            local: datagram.local,
+            transport: Transport::Udp,
+            identity: relayed.identity,
+        };
         let handled = respond::handle(&request, &cx, out);
         // The per-source limit comes first: a source past it costs no resolution and gets no full answer.
         if let Some(outcome) = handled.pending() {
@@ -153,7 +174,8 @@ fn answer_batch(
             Handled::Recurse(job) => match shared.resolver.cached(&job, &snapshot) {
                 Some(resolution) => encode_resolved(&job, &resolution, out),
                 None => {
-                    resolve_later(shared, job, Arc::clone(&snapshot), datagram.peer, datagram.local, arrived, later);
+                    let to = Later::to(datagram.peer, datagram.local, request.source);
+                    resolve_later(shared, job, Arc::clone(&snapshot), to, arrived, later);
                     continue;
                 }
             },
@@ -166,13 +188,25 @@ fn answer_batch(
     }
 }
 
+/// Where a later answer goes, and for whom.
+struct Addressed {
+    peer: SocketAddr,
+    local: SocketAddr,
+    client: std::net::IpAddr,
+}
+
+impl Later {
+    fn to(peer: SocketAddr, local: SocketAddr, client: std::net::IpAddr) -> Addressed {
+        Addressed { peer, local, client }
+    }
+}
+
 /// Resolves a job off the batch; its answer goes to the socket's sender of later answers.
 fn resolve_later(
     shared: &Shared,
     job: Box<RecurseJob>,
     snapshot: Arc<Snapshot>,
-    peer: SocketAddr,
-    local: SocketAddr,
+    to: Addressed,
     arrived: Instant,
     later: &mpsc::UnboundedSender<Later>,
 ) {
@@ -181,7 +215,8 @@ fn resolve_later(
     shared.runtime.spawn(async move {
         let resolution = resolver.complete(&job, &snapshot).await;
         // A closed channel means the server is stopping: the answer is dropped, as a datagram may be.
-        let _ = later.send(Later { job, resolution, snapshot, peer, local, arrived });
+        let (peer, local, client) = (to.peer, to.local, to.client);
+        let _ = later.send(Later { job, resolution, snapshot, peer, local, client, arrived });
     });
 }
 
@@ -207,7 +242,7 @@ async fn send_later(
         let outcome = encode_resolved(&done.job, &done.resolution, &mut out);
         let latency = done.arrived.elapsed();
         let exchange =
-            Exchange { packet: &done.job.packet, source: done.peer.ip(), transport: Transport::Udp, outcome, latency };
+            Exchange { packet: &done.job.packet, source: done.client, transport: Transport::Udp, outcome, latency };
         if !deliver(&shared, &mut recorder, &done.snapshot, &exchange, &mut out) {
             continue;
         }

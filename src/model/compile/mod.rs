@@ -7,7 +7,10 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::model::classify::{normalize_ip, Classifier, PrefixTable};
+use std::net::SocketAddr;
+
+use crate::model::classify::{normalize_ip, Classifier, Member, PrefixTable};
+use crate::model::identity;
 use crate::model::snapshot::{Route, RouteIdx, Snapshot, SnapshotParts, View, ViewRule, VpcEntry, ZoneIdx, ZoneTable};
 use crate::model::state::{Changes, State, ZoneId};
 use crate::model::validate::BindingKind;
@@ -272,6 +275,11 @@ fn build_classifier(state: &State) -> Classifier {
     }
     for (idx, vpc) in state.vpcs.values().enumerate() {
         let idx = idx as u32;
+        add_identities(&mut classifier, vpc, idx);
+        if vpc.identified() {
+            // Found by its front end's identity only: its prefixes may overlap anyone's.
+            continue;
+        }
         for net in &vpc.cidrs {
             if vpc.listeners.is_empty() {
                 classifier.unrestricted.insert(*net, idx);
@@ -286,7 +294,25 @@ fn build_classifier(state: &State) -> Classifier {
             }
         }
     }
+    let proxy = &state.served.proxy;
+    // parse_cidr normalized every prefix (IPv4-mapped IPv6 as IPv4), as classification compares.
+    classifier.front_ends = proxy.from.clone();
+    classifier.proxy_listeners =
+        proxy.listeners.iter().map(|l| SocketAddr::new(normalize_ip(l.ip()), l.port())).collect();
+    classifier.vpc_tlv = proxy.vpc_tlv;
     classifier
+}
+
+/// The identities that name `vpc` (its id, cloud id and endpoint ids) and what they are checked against.
+fn add_identities(classifier: &mut Classifier, vpc: &crate::model::state::Vpc, idx: u32) {
+    let ids = std::iter::once(vpc.id.as_str()).chain(vpc.cloud_id.as_deref());
+    let keys =
+        ids.filter_map(identity::vpc_id_key).chain(vpc.endpoints.iter().filter_map(|e| identity::endpoint_key(e).ok()));
+    for key in keys {
+        classifier.identities.entry(key).or_insert(idx);
+    }
+    let listeners = vpc.listeners.iter().map(|l| SocketAddr::new(normalize_ip(l.ip()), l.port())).collect();
+    classifier.members.push(Member { cidrs: vpc.cidrs.clone().into_boxed_slice(), listeners });
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ mod records;
 mod tenancy;
 
 use records::check_zone_records;
-use tenancy::{check_prefixes, check_views};
+use tenancy::{check_identities, check_prefixes, check_views};
 pub(crate) use tenancy::{shadowed, BindingKind, Shadowed};
 
 /// Every problem found in a state, each naming the offending item.
@@ -58,6 +58,7 @@ pub(crate) fn validate_changed(state: &State, changed: Option<&Changes>) -> Resu
         check_rules(state, &mut p);
         check_views(state, &mut p);
         check_prefixes(state, &mut p);
+        check_identities(state, &mut p);
     }
     check_quotas(state, structure, &mut p);
     if p.is_empty() {
@@ -398,5 +399,30 @@ mod tests {
         assert!(!is_valid_username("a"));
         assert!(!is_valid_username("Acme"));
         assert!(!is_valid_username(&"a".repeat(65)));
+    }
+
+    fn overlapping(endpoints: [&str; 2], cloud: &str) -> Result<(), Problems> {
+        let vpc = |id: &str, account: &str, extra: &str| {
+            format!("[[vpcs]]\nid = \"{id}\"\naccount = \"{account}\"\ncidrs = [\"172.16.0.0/12\"]\n{extra}")
+        };
+        let a = if endpoints[0].is_empty() { String::new() } else { format!("endpoints = [\"{}\"]\n", endpoints[0]) };
+        let b = if endpoints[1].is_empty() { String::new() } else { format!("endpoints = [\"{}\"]\n", endpoints[1]) };
+        let b = format!("{b}{cloud}");
+        linked(&format!("{}{}", vpc("va", "1", &a), vpc("vb2", "2", &b)))
+    }
+
+    /// Tenants' prefixes may overlap when their front ends tell them apart; an identity names one VPC.
+    #[test]
+    fn overlapping_tenants_are_told_apart_by_identity() {
+        assert!(overlapping(["vpce-a", "alibaba:ep-b"], "").is_ok());
+        assert!(overlapping(["vpce-a", ""], "cloud_id = \"vpc-77\"\n").is_ok(), "a cloud id identifies too");
+        let ambiguous = overlapping(["", ""], "").expect_err("no identity: ambiguous");
+        assert!(ambiguous.0.iter().any(|p| p.contains("would be ambiguous")), "{ambiguous}");
+        let twice = overlapping(["vpce-a", "vpce-a"], "").expect_err("one endpoint, two VPCs");
+        assert!(twice.0.iter().any(|p| p.contains("already names vpc va")), "{twice}");
+        let stolen = overlapping(["vpce-a", ""], "cloud_id = \"va\"\n").expect_err("another VPC's id");
+        assert!(stolen.0.iter().any(|p| p.contains("cloud_id va already names vpc va")), "{stolen}");
+        let bad = overlapping(["ep-1", "vpce-b"], "").expect_err("not an endpoint");
+        assert!(bad.0.iter().any(|p| p.contains("expected an AWS endpoint id")), "{bad}");
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use ipnet::IpNet;
 
 use crate::dns::name::Name;
+use crate::model::identity;
 use crate::model::state::{State, Uid, Vpc, VpcId, Zone};
 
 /// Per VPC: no two visible zones of the same name, and no zone or rule of another account at or below a name that
@@ -176,7 +177,12 @@ pub(super) fn check_prefixes(state: &State, p: &mut Vec<String>) {
 }
 
 fn check_pair(outer: &PrefixEntry, inner: &PrefixEntry, p: &mut Vec<String>) {
-    if outer.vpc.id == inner.vpc.id || !share_listener(outer.vpc, inner.vpc) {
+    // A VPC told apart by its front end's identity is never found by prefix: its ranges may overlap anyone's.
+    if outer.vpc.id == inner.vpc.id
+        || !share_listener(outer.vpc, inner.vpc)
+        || outer.vpc.identified()
+        || inner.vpc.identified()
+    {
         return;
     }
     if outer.net == inner.net {
@@ -196,4 +202,46 @@ fn check_pair(outer: &PrefixEntry, inner: &PrefixEntry, p: &mut Vec<String>) {
 /// Two VPCs share a listener when either accepts every listener, or both name a common one.
 fn share_listener(a: &Vpc, b: &Vpc) -> bool {
     a.listeners.is_empty() || b.listeners.is_empty() || a.listeners.iter().any(|l| b.listeners.contains(l))
+}
+
+/// What front ends may name: every endpoint id well formed and naming one VPC, no cloud id that is another VPC's id
+/// or cloud id, and every `proxy_listen` address served.
+pub(super) fn check_identities(state: &State, p: &mut Vec<String>) {
+    let mut named: HashMap<Box<[u8]>, &VpcId> = HashMap::new();
+    for vpc in state.vpcs.values() {
+        if let Some(key) = identity::vpc_id_key(vpc.id.as_str()) {
+            named.insert(key, &vpc.id);
+        }
+    }
+    for vpc in state.vpcs.values() {
+        let mut keys = Vec::new();
+        if let Some(cloud) = &vpc.cloud_id {
+            match identity::vpc_id_key(cloud) {
+                Some(key) if cloud.bytes().all(|b| b.is_ascii_graphic()) => {
+                    keys.push((key, format!("cloud_id {cloud}")))
+                }
+                _ => p.push(format!("vpc {}: cloud_id {cloud:?} must be printable ASCII without spaces", vpc.id)),
+            }
+        }
+        for endpoint in &vpc.endpoints {
+            match identity::endpoint_key(endpoint) {
+                Ok(key) => keys.push((key, format!("endpoint {endpoint}"))),
+                Err(message) => p.push(format!("vpc {}: {message}", vpc.id)),
+            }
+        }
+        for (key, what) in keys {
+            match named.insert(key, &vpc.id) {
+                Some(other) if other != &vpc.id => p.push(format!(
+                    "vpc {}: {what} already names vpc {other}: a front end's identity must name one VPC",
+                    vpc.id
+                )),
+                _ => {}
+            }
+        }
+    }
+    for listener in &state.served.proxy.listeners {
+        if !state.served.listen.contains(listener) {
+            p.push(format!("[server].proxy_listen: {listener} is not one of [server].listen"));
+        }
+    }
 }

@@ -150,6 +150,11 @@ pub(super) struct RawSmtp {
 pub(super) struct RawServer {
     pub(super) listen: Option<Vec<String>>,
     pub(super) nameserver: Option<String>,
+    #[serde(default)]
+    pub(super) proxy_from: Vec<String>,
+    #[serde(default)]
+    pub(super) proxy_listen: Vec<String>,
+    pub(super) proxy_vpc_tlv: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +187,9 @@ pub(super) struct RawVpc {
     pub(super) listeners: Vec<String>,
     /// Full UDP answers per second per source address (default `[limits] queries_per_source`; 0: unlimited).
     pub(super) query_limit: Option<u32>,
+    #[serde(default)]
+    pub(super) endpoints: Vec<String>,
+    pub(super) cloud_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,8 +10,8 @@ use super::Builder;
 use crate::dns::name::Name;
 use crate::model::state::{parse_cidr, parse_server_address};
 use crate::settings::{
-    self, AdminLimits, ControlSettings, EtcdSettings, EtcdTls, EtcdUser, Limits, QueryLogSettings, ResolverSettings,
-    RrlSettings, Served, Settings, SmtpSettings, StoreSettings, TcpSettings, TlsFiles,
+    self, AdminLimits, ControlSettings, EtcdSettings, EtcdTls, EtcdUser, Limits, ProxySettings, QueryLogSettings,
+    ResolverSettings, RrlSettings, Served, Settings, SmtpSettings, StoreSettings, TcpSettings, TlsFiles,
 };
 
 impl Builder<'_> {
@@ -72,7 +72,41 @@ impl Builder<'_> {
                 })
                 .collect()
         });
-        Served { listen, nameserver, limits: quotas(limits), upstreams, allow_targets }
+        let proxy = self.proxy(raw);
+        Served { listen, nameserver, limits: quotas(limits), upstreams, allow_targets, proxy }
+    }
+
+    /// `[server] proxy_from`, `proxy_listen`, `proxy_vpc_tlv`: the trusted front ends and what they send.
+    fn proxy(&mut self, raw: &RawServer) -> ProxySettings {
+        let from = raw
+            .proxy_from
+            .iter()
+            .filter_map(|text| {
+                parse_cidr(text).map_err(|e| self.problems.push(format!("[server].proxy_from: {e}"))).ok()
+            })
+            .collect();
+        let listeners = raw
+            .proxy_listen
+            .iter()
+            .filter_map(|text| {
+                let addr = text.parse::<SocketAddr>().ok();
+                if addr.is_none() {
+                    self.problems.push(format!("[server].proxy_listen: {text:?} is not an address:port"));
+                }
+                addr
+            })
+            .collect();
+        let vpc_tlv = raw.proxy_vpc_tlv.and_then(|n| match u8::try_from(n) {
+            Ok(t) if ProxySettings::is_custom_tlv(t) => Some(t),
+            _ => {
+                self.problems.push(format!(
+                    "[server].proxy_vpc_tlv: {n:#x} is not a free vendor TLV type (0xE2-0xE9, 0xEB-0xED or 0xEF; \
+                     0xE0, 0xE1, 0xEA and 0xEE are the clouds' own)"
+                ));
+                None
+            }
+        });
+        ProxySettings { from, listeners, vpc_tlv }
     }
 
     fn listen_address(&mut self, text: &str) -> Option<SocketAddr> {

@@ -136,6 +136,8 @@ impl Builder<'_> {
                 cidrs,
                 listeners,
                 query_limit: v.query_limit,
+                endpoints: v.endpoints,
+                cloud_id: v.cloud_id,
             };
             if vpcs.insert(vpc.id.clone(), vpc).is_some() {
                 self.problems.push(format!("vpc id {} is defined twice", v.id));
