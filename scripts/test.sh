@@ -19,6 +19,8 @@ command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missi
 command -v protoc >/dev/null 2>&1 || missing="$missing protobuf-compiler libprotobuf-dev"
 command -v etcd >/dev/null 2>&1 || missing="$missing etcd-server"
 command -v etcdctl >/dev/null 2>&1 || missing="$missing etcd-client"
+# dnsdist is the front end of tests/dnsdist.rs: PROXY v2 with vendor TLVs, as a cloud's private endpoints send.
+command -v dnsdist >/dev/null 2>&1 || [ -x /usr/bin/dnsdist ] || missing="$missing dnsdist"
 if [ -n "$missing" ]; then
   echo "== installing:$missing"
   sudo=""
