@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The long suites, kept out of CI's time budget: slowloris (thousands of slow TCP clients), and fuzzing runs of
 # every fuzz target: `handle` (the whole DNS request handler), `api` (hostile requests through the real admin API
-# routers on an in-memory store) and `zonefile` (tenant zone-file text through the parser that refuses $INCLUDE).
-# Usage: scripts/test-extended.sh [fuzz seconds per target, default 1800] [targets…, default all three]
+# routers on an in-memory store), `zonefile` (tenant zone-file text through the parser that refuses $INCLUDE) and
+# `proxy` (PROXY v2 headers from a trusted front end, then the query behind them).
+# Usage: scripts/test-extended.sh [fuzz seconds per target, default 1800] [targets…, default all four]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzz_seconds="${1:-1800}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(handle api zonefile)
+[ ${#targets[@]} -gt 0 ] || targets=(handle api zonefile proxy)
 
 if [ -z "${SKIP_SLOWLORIS:-}" ]; then
   echo "== slowloris (release build)"

@@ -67,6 +67,8 @@ const SOURCES: [&str; 9] = [
     "::ffff:127.0.60.200",
 ];
 const LISTENERS: [&str; 2] = ["127.0.0.1:53", "127.0.0.2:53"];
+/// Endpoint ids a VPC may have; a front end's header names one of them, a VPC id, or something unknown.
+const ENDPOINTS: [&str; 4] = ["vpce-0", "alibaba:ep-1", "psc:2", "vpce-3"];
 
 fn n(text: &str) -> Name {
     Name::from_text(text, None).expect("valid name")
@@ -78,11 +80,68 @@ struct VpcSpec {
     prefixes: Vec<usize>,
     /// None: every listener; Some(i): only `LISTENERS[i]`.
     listener: Option<usize>,
+    /// Some(i): the VPC has endpoint `ENDPOINTS[i]`, so a front end names it and its prefixes may overlap.
+    endpoint: Option<usize>,
 }
 
 fn vpc_spec() -> impl Strategy<Value = VpcSpec> {
-    (0..3usize, prop::collection::vec(0..PREFIXES.len(), 1..3), prop::option::of(0..LISTENERS.len()))
-        .prop_map(|(owner, prefixes, listener)| VpcSpec { owner, prefixes, listener })
+    (
+        0..3usize,
+        prop::collection::vec(0..PREFIXES.len(), 1..3),
+        prop::option::of(0..LISTENERS.len()),
+        prop::option::weighted(0.4, 0..ENDPOINTS.len()),
+    )
+        .prop_map(|(owner, prefixes, listener, endpoint)| VpcSpec { owner, prefixes, listener, endpoint })
+}
+
+/// What a front end's header names: an endpoint id, a VPC id (`vpc<i>`), or an endpoint no VPC has.
+#[derive(Debug, Clone, Copy)]
+enum Named {
+    Endpoint(usize),
+    VpcId(usize),
+    Unknown,
+}
+
+fn named() -> impl Strategy<Value = Option<Named>> {
+    prop::option::weighted(
+        0.5,
+        prop_oneof![
+            (0..ENDPOINTS.len()).prop_map(Named::Endpoint),
+            (0..5usize).prop_map(Named::VpcId),
+            Just(Named::Unknown)
+        ],
+    )
+}
+
+/// The identity bytes a front end sends for `named`, as `Identity` borrows them.
+fn identity_of(named: Named, buf: &mut Vec<u8>) -> vpcdns::model::identity::Identity<'_> {
+    use vpcdns::model::identity::{Identity, IdentityKind};
+    buf.clear();
+    let kind = match named {
+        Named::Endpoint(i) => match ENDPOINTS[i].split_once(':') {
+            Some(("alibaba", id)) => {
+                buf.extend_from_slice(id.as_bytes());
+                IdentityKind::AlibabaEndpoint
+            }
+            Some(("psc", n)) => {
+                buf.extend_from_slice(&n.parse::<u64>().expect("psc id").to_be_bytes());
+                IdentityKind::PscConnection
+            }
+            _ => {
+                buf.extend_from_slice(ENDPOINTS[i].as_bytes());
+                IdentityKind::AwsEndpoint
+            }
+        },
+        Named::VpcId(i) => {
+            buf.extend_from_slice(format!("vpc{i}").as_bytes());
+            IdentityKind::VpcId
+        }
+        Named::Unknown => {
+            buf.extend_from_slice(b"vpce-nobody");
+            IdentityKind::AwsEndpoint
+        }
+    };
+    Identity { kind, value: buf }
 }
 
 #[derive(Debug, Clone)]
@@ -136,7 +195,7 @@ fn build_state(vpc_specs: &[VpcSpec], links: &[(usize, usize)], zones: &[ZoneSpe
                 cidrs: cidrs.into_iter().map(|p| PREFIXES[p].parse().expect("cidr")).collect(),
                 listeners: spec.listener.map(|l| LISTENERS[l].parse().expect("listener")).into_iter().collect(),
                 query_limit: None,
-                endpoints: Vec::new(),
+                endpoints: spec.endpoint.map(|e| ENDPOINTS[e].to_string()).into_iter().collect(),
                 cloud_id: None,
             };
             (v.id.clone(), v)
@@ -205,16 +264,28 @@ fn build_state(vpc_specs: &[VpcSpec], links: &[(usize, usize)], zones: &[ZoneSpe
 }
 
 /// The model: the VPC a (listener, source) belongs to — the longest of the prefixes that hold the source, among
-/// the VPCs that accept the listener; IPv4-mapped IPv6 counts as IPv4.
-fn model_vpc(state: &State, listener: SocketAddr, source: IpAddr) -> Option<VpcId> {
+/// the VPCs that accept the listener and have no endpoint (those are named by their front ends only); IPv4-mapped
+/// IPv6 counts as IPv4. With a front end's identity: the VPC it names, when that VPC accepts the listener and holds
+/// the source; never a fallback to prefixes.
+fn model_vpc(state: &State, listener: SocketAddr, source: IpAddr, named: Option<Named>) -> Option<VpcId> {
     let source = match source {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(source, IpAddr::V4),
         v4 => v4,
     };
+    let accepts = |v: &Vpc| v.listeners.is_empty() || v.listeners.contains(&listener);
+    if let Some(named) = named {
+        let vpc = state.vpcs.values().find(|v| match named {
+            Named::Endpoint(i) => v.endpoints.iter().any(|e| e == ENDPOINTS[i]),
+            Named::VpcId(i) => v.id.as_str() == format!("vpc{i}"),
+            Named::Unknown => false,
+        })?;
+        let holds = vpc.cidrs.iter().any(|net| net.contains(&source));
+        return (accepts(vpc) && holds).then(|| vpc.id.clone());
+    }
     state
         .vpcs
         .values()
-        .filter(|v| v.listeners.is_empty() || v.listeners.contains(&listener))
+        .filter(|v| v.endpoints.is_empty() && accepts(v))
         .flat_map(|v| v.cidrs.iter().filter(|net| net.contains(&source)).map(move |net| (net.prefix_len(), v)))
         .max_by_key(|(len, _)| *len)
         .map(|(_, v)| v.id.clone())
@@ -278,7 +349,7 @@ proptest! {
         links in prop::collection::vec((0..3usize, 0..3usize), 0..4),
         zones in prop::collection::vec(zone_spec(), 1..6),
         queries in prop::collection::vec(
-            (0..SOURCES.len(), 0..LISTENERS.len(), 0..QNAMES.len(), 0..QTYPES.len(), any::<bool>()),
+            (0..SOURCES.len(), 0..LISTENERS.len(), 0..QNAMES.len(), 0..QTYPES.len(), any::<bool>(), named()),
             1..20,
         ),
     ) {
@@ -292,21 +363,23 @@ proptest! {
         }
         prop_assume!(validate(&state).is_ok());
         let snap = Compiler::default().compile(&state);
-        for (src, li, qn, qt, tcp) in queries {
+        let mut identity_bytes = Vec::new();
+        for (src, li, qn, qt, tcp, named) in queries {
             let source: IpAddr = SOURCES[src].parse().expect("source");
             let local: SocketAddr = LISTENERS[li].parse().expect("listener");
             let transport = if tcp { Transport::Tcp } else { Transport::Udp };
             let qname = n(QNAMES[qn]);
             let mut out = Vec::new();
             let packet = query_packet(&qname, QTYPES[qt]);
-            let request = respond::Request { packet: &packet, source, local, transport, identity: None };
+            let identity = named.map(|named| identity_of(named, &mut identity_bytes));
+            let request = respond::Request { packet: &packet, source, local, transport, identity };
             let cx = respond::Context { snapshot: &snap, cookies: None, now: 0 };
             let handled = respond::handle(&request, &cx, &mut out).without_resolver(&mut out);
             let outcome = handled.expect("a query is always answered");
             let msg = hickory_proto::op::Message::from_vec(&out).expect("our response decodes");
             let records: Vec<&hickory_proto::rr::Record> =
                 msg.answers.iter().chain(&msg.authorities).chain(&msg.additionals).collect();
-            let Some(vpc) = model_vpc(&state, local, source) else {
+            let Some(vpc) = model_vpc(&state, local, source, named) else {
                 prop_assert_eq!(outcome.rcode, Rcode::Refused, "{} on {} is in no VPC", source, local);
                 prop_assert!(records.is_empty(), "REFUSED carries no records");
                 continue;
@@ -328,7 +401,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic_the_handler(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
-        let specs: Vec<VpcSpec> = (0..4).map(|i| VpcSpec { owner: i % 3, prefixes: vec![i], listener: None }).collect();
+        let specs: Vec<VpcSpec> = (0..4).map(|i| VpcSpec { owner: i % 3, prefixes: vec![i], listener: None, endpoint: None }).collect();
         let state = build_state(&specs, &[], &[]);
         let snap = Compiler::default().compile(&state);
         let mut out = Vec::new();
@@ -345,15 +418,15 @@ proptest! {
 #[test]
 fn the_model_classifies_by_longest_prefix_and_listener() {
     let specs = vec![
-        VpcSpec { owner: 0, prefixes: vec![0], listener: None },
-        VpcSpec { owner: 0, prefixes: vec![1], listener: Some(1) },
+        VpcSpec { owner: 0, prefixes: vec![0], listener: None, endpoint: None },
+        VpcSpec { owner: 0, prefixes: vec![1], listener: Some(1), endpoint: None },
     ];
     let state = build_state(&specs, &[], &[]);
     let (l1, l2): (SocketAddr, SocketAddr) = (LISTENERS[0].parse().unwrap(), LISTENERS[1].parse().unwrap());
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-    assert_eq!(model_vpc(&state, l1, ip("127.0.60.200")).map(|v| v.0.to_string()), Some("vpc0".into()));
-    assert_eq!(model_vpc(&state, l2, ip("127.0.60.200")).map(|v| v.0.to_string()), Some("vpc1".into()));
-    assert_eq!(model_vpc(&state, l2, ip("::ffff:127.0.60.200")).map(|v| v.0.to_string()), Some("vpc1".into()));
-    assert_eq!(model_vpc(&state, l1, ip("127.0.99.1")), None);
+    assert_eq!(model_vpc(&state, l1, ip("127.0.60.200"), None).map(|v| v.0.to_string()), Some("vpc0".into()));
+    assert_eq!(model_vpc(&state, l2, ip("127.0.60.200"), None).map(|v| v.0.to_string()), Some("vpc1".into()));
+    assert_eq!(model_vpc(&state, l2, ip("::ffff:127.0.60.200"), None).map(|v| v.0.to_string()), Some("vpc1".into()));
+    assert_eq!(model_vpc(&state, l1, ip("127.0.99.1"), None), None);
     let _: IpNet = PREFIXES[0].parse().unwrap();
 }
