@@ -67,6 +67,12 @@ enum Command {
         /// Explain the TCP answer (ANY and truncation differ).
         #[arg(long)]
         tcp: bool,
+        /// The query as relayed by a front end naming this endpoint (vpce-…, alibaba:…, psc:…, azure:…).
+        #[arg(long, conflicts_with = "vpc_id")]
+        endpoint: Option<String>,
+        /// The query as relayed by a front end naming this VPC id (Alibaba PrivateLink, or `proxy_vpc_tlv`).
+        #[arg(long)]
+        vpc_id: Option<String>,
         /// The query name.
         name: String,
         /// The query type (A, AAAA, MX, TYPE65534, …).
@@ -132,13 +138,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Explain { config, source, listener, tcp, name, qtype } => {
+        Command::Explain { config, source, listener, tcp, endpoint, vpc_id, name, qtype } => {
             let loaded = reload::load_valid(&config, None)?;
             let snapshot = Compiler::default().compile(&loaded.state);
             let Some(listener) = listener.or_else(|| loaded.state.served.listen.first().copied()) else {
                 bail!("no listener: give --listener");
             };
             let question = explain::Question::parse(listener, source, &name, &qtype, tcp)
+                .and_then(|q| q.through(endpoint.as_deref(), vpc_id.as_deref()))
                 .map_err(|(_, message)| anyhow::anyhow!(message))?;
             vpcdns::out!("{}", vpcdns::dataplane::explain::explain(&loaded.state, &snapshot, &question, None));
             Ok(())

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use common::{connect_from, Server};
+use common::{connect_from, run_cli, Server};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RData;
 use vpcdns::dataplane::proxy::{build, Command};
@@ -180,4 +180,82 @@ fn a_tcp_connection_carries_one_header_for_all_its_queries() {
         stream.read_exact(&mut body).expect("answer");
         assert_eq!(answer(&body), (ResponseCode::NoError, vec!["10.0.0.3".to_string()]));
     }
+}
+
+#[test]
+fn explain_follows_the_front_ends_identity() {
+    let (server, _) = server();
+    let config = server.config_path();
+    let config = config.to_str().expect("path");
+    let explain = |extra: &[&str]| {
+        let mut args = vec!["explain", "-c", config, "--source", "172.16.0.9"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["www.corp.internal.", "A"]);
+        let (code, out, err) = run_cli(&args);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let through_b = explain(&["--endpoint", "alibaba:ep-bbb"]);
+    assert!(through_b.contains("vpc:     vpc-b") && through_b.contains("10.0.0.2"), "{through_b}");
+    let by_id = explain(&["--vpc-id", "vpc-c"]);
+    assert!(by_id.contains("vpc:     vpc-c") && by_id.contains("10.0.0.3"), "{by_id}");
+    let direct = explain(&[]);
+    assert!(direct.contains("REFUSED"), "the overlapping VPCs are not found by prefix: {direct}");
+    let (code, _, err) = run_cli(&["explain", "-c", config, "--source", "172.16.0.9", "--endpoint", "ep-1", "x.", "A"]);
+    assert!(code != 0 && err.contains("expected an AWS endpoint id"), "{err}");
+}
+
+/// Managed mode: the operator gives VPCs their endpoint ids; each tenant sees its own VPCs' ids and nothing else,
+/// and the front end's identity picks the VPC as in file mode.
+#[test]
+fn managed_endpoints_are_the_operators_and_each_tenant_sees_its_own() {
+    let mut s = common::store::StoreServer::start();
+    // Trust the front end: the [server] section is the test harness's, so edit it and start again.
+    s.kill();
+    let config = std::fs::read_to_string(s.config()).expect("config");
+    let trusted = config.replacen(
+        "listen = [\"127.0.0.1:0\"]\n",
+        "listen = [\"127.0.0.1:0\"]\nproxy_from = [\"127.0.0.77/32\"]\n",
+        1,
+    );
+    std::fs::write(s.config(), trusted).expect("config");
+    s.spawn();
+    s.put_account("1", "acme");
+    s.put_account("2", "beta");
+    for (id, account, endpoint) in [("vpc-a", "1", "vpce-aaa"), ("vpc-b", "2", "psc:7")] {
+        let args = ["vpcs", "put", "--id", id, "--account", account, "--cidr", "172.16.0.0/12", "--endpoint", endpoint];
+        s.operator(&args).expect("vpc");
+    }
+    let bad = common::store::err(s.operator(&[
+        "vpcs",
+        "put",
+        "--id",
+        "x",
+        "--account",
+        "1",
+        "--cidr",
+        "10.0.0.0/8",
+        "--endpoint",
+        "psc:7",
+    ]));
+    assert!(bad.contains("already names vpc vpc-b"), "{bad}");
+    let acme = common::store::token(s.operator(&["key", "acme"]));
+    let beta = common::store::token(s.operator(&["key", "beta"]));
+    for (key, vpc, address) in [(&acme, "vpc-a", "10.0.0.1"), (&beta, "vpc-b", "10.0.0.2")] {
+        let zone = s.admin(key, &["zones", "create", "corp.internal.", "--scope", vpc]).expect("zone");
+        let id = zone["id"].as_str().expect("zone id").to_string();
+        s.admin(key, &["records", "add", &id, "www", "A", address]).expect("record");
+    }
+    let mine = s.admin(&acme, &["vpcs"]).expect("vpcs");
+    assert_eq!(mine["vpcs"][0]["endpoints"], serde_json::json!(["vpce-aaa"]), "{mine}");
+    assert!(!mine.to_string().contains("psc:7"), "another tenant's endpoint: {mine}");
+    let addr: SocketAddr = s.dns.parse().expect("dns address");
+    for (tlv, expected) in [((0xEA, &b"\x01vpce-aaa"[..]), "10.0.0.1"), ((0xE0, &7u64.to_be_bytes()[..]), "10.0.0.2")] {
+        let mut packet = build(Command::Proxy, true, Some(client("172.16.0.9")), &[tlv], false);
+        packet.extend(query("www.corp.internal."));
+        let reply = udp(addr, FRONT_END, &packet).expect("an answer");
+        assert_eq!(answer(&reply), (ResponseCode::NoError, vec![expected.to_string()]));
+    }
+    let (_, export, _) = run_cli(&["operator", "--config", &s.config(), "export"]);
+    assert!(export.contains("vpce-aaa") && export.contains("psc:7"), "export keeps the endpoints: {export}");
 }

@@ -29,7 +29,7 @@ fn response_text(snap: &Snapshot, q: &Question) -> String {
         source: q.source,
         local: q.listener,
         transport: q.transport,
-        identity: None,
+        identity: q.identity.as_ref().map(|i| i.borrow()),
     };
     let cx = respond::Context { snapshot: snap, cookies: None, now: 0 };
     match respond::handle(&request, &cx, &mut out) {

@@ -29,6 +29,9 @@ struct Entry {
     vpc: Option<Arc<str>>,
     account: Option<Arc<str>>,
     source: IpAddr,
+    /// The front end that relayed the query (PROXY v2), when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    front_end: Option<IpAddr>,
     name: String,
     #[serde(rename = "type")]
     qtype: String,
@@ -86,6 +89,7 @@ impl QueryLog {
             vpc: vpc.map(|v| v.id.0.clone()),
             account: vpc.map(|v| v.account.clone()),
             source: exchange.source,
+            front_end: exchange.front_end,
             name: crate::dns::name::wire_to_string(name),
             qtype: crate::dns::rdata::type_name(question.qtype).into_owned(),
             rcode: outcome.rcode.name(),
@@ -229,6 +233,7 @@ mod tests {
                 vpc: None,
                 account: None,
                 source: IpAddr::from([127, 0, 0, 1]),
+                front_end: None,
                 name: format!("n{i}.t."),
                 qtype: "A".into(),
                 rcode: "NOERROR",

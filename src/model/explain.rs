@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::dns::name::{self, Name};
 use crate::dns::rdata::{type_name, RData};
 use crate::dns::Transport;
+use crate::model::identity::OwnedIdentity;
 use crate::model::lookup::{self, Owner};
 use crate::model::snapshot::Snapshot;
 use crate::model::state::{State, Zone};
@@ -19,6 +20,8 @@ pub struct Question {
     pub name: Name,
     pub qtype: u16,
     pub transport: Transport,
+    /// The VPC or endpoint a front end names (the query as relayed with PROXY v2), if any.
+    pub identity: Option<OwnedIdentity>,
 }
 
 impl Question {
@@ -36,7 +39,28 @@ impl Question {
         let qtype =
             crate::dns::rdata::type_from_mnemonic(qtype).ok_or(("bad_type", format!("unknown type {qtype:?}")))?;
         let transport = if tcp { Transport::Tcp } else { Transport::Udp };
-        Ok(Question { listener, source, name, qtype, transport })
+        Ok(Question { listener, source, name, qtype, transport, identity: None })
+    }
+
+    /// The same question relayed by a front end that names an endpoint (`vpce-…`, `alibaba:…`, `psc:…`,
+    /// `azure:…`) or a VPC id; at most one of the two.
+    pub fn through(mut self, endpoint: Option<&str>, vpc_id: Option<&str>) -> Result<Question, (&'static str, String)> {
+        self.identity = match (endpoint, vpc_id) {
+            (None, None) => None,
+            (Some(e), None) => Some(OwnedIdentity::endpoint(e).map_err(|m| ("bad_endpoint", m))?),
+            (None, Some(v)) => Some(OwnedIdentity::vpc_id(v).map_err(|m| ("bad_vpc_id", m))?),
+            (Some(_), Some(_)) => return Err(("bad_identity", "give an endpoint or a VPC id, not both".into())),
+        };
+        Ok(self)
+    }
+
+    /// Classification as the server does it: by the front end's identity when there is one, else by prefix.
+    pub(crate) fn classify(&self, snap: &Snapshot) -> Option<crate::model::classify::Classification> {
+        let classifier = snap.classifier();
+        match &self.identity {
+            Some(identity) => classifier.classify_identity(self.listener, identity.borrow(), self.source),
+            None => classifier.classify(self.listener, self.source),
+        }
     }
 }
 
@@ -58,7 +82,18 @@ pub(crate) fn report(state: &State, snap: &Snapshot, q: &Question, cache: Option
         q.source,
         q.listener
     );
-    match snap.classifier().classify(q.listener, q.source) {
+    if let Some(identity) = &q.identity {
+        let _ = writeln!(out, "via:     a front end naming {}", identity.borrow());
+    }
+    match q.classify(snap) {
+        None if q.identity.is_some() => {
+            let _ = writeln!(
+                out,
+                "vpc:     none: the identity names no VPC, or one that does not hold {} or accept listener {} → \
+                 REFUSED (an identity never falls back to prefixes)",
+                q.source, q.listener
+            );
+        }
         None => {
             let _ =
                 writeln!(out, "vpc:     none: {} lies in no VPC prefix accepted on {} → REFUSED", q.source, q.listener);
@@ -77,13 +112,17 @@ fn explain_vpc(
     out: &mut String,
 ) {
     let Some(vpc) = snap.vpcs().get(class.vpc as usize) else { return };
-    let listener = match class.listener {
-        Some(l) => format!("the table of listener {l}"),
-        None => "the table of VPCs open to every listener".to_string(),
+    let listener = match (class.listener, class.by_identity) {
+        (Some(l), false) => format!("the table of listener {l}"),
+        (None, false) => "the table of VPCs open to every listener".to_string(),
+        (Some(l), true) => format!("listener {l}, which the VPC accepts"),
+        (None, true) => "a VPC open to every listener".to_string(),
     };
+    let how = if class.by_identity { "named by the front end's identity, source in" } else { "source in" };
+    let by = if class.by_identity { "" } else { " by longest prefix," };
     let _ = writeln!(
         out,
-        "vpc:     {} (account {}), source in {} by longest prefix, from {listener}",
+        "vpc:     {} (account {}), {how} {}{by} from {listener}",
         vpc.id,
         account_label(state, &vpc.account),
         class.cidr

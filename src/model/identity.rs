@@ -76,8 +76,38 @@ impl fmt::Display for Identity<'_> {
     }
 }
 
+/// An identity that owns its bytes: what `explain` is asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedIdentity {
+    pub kind: IdentityKind,
+    pub value: Vec<u8>,
+}
+
+impl OwnedIdentity {
+    /// An endpoint id as the configuration spells it (`vpce-…`, `alibaba:…`, `psc:…`, `azure:…`).
+    pub fn endpoint(text: &str) -> Result<OwnedIdentity, String> {
+        let (kind, value) = endpoint_parts(text)?;
+        Ok(OwnedIdentity { kind, value })
+    }
+
+    /// A VPC id, as Alibaba PrivateLink or the operator's own TLV sends it.
+    pub fn vpc_id(id: &str) -> Result<OwnedIdentity, String> {
+        Ok(OwnedIdentity { kind: IdentityKind::VpcId, value: id_bytes(id, id)? })
+    }
+
+    pub fn borrow(&self) -> Identity<'_> {
+        Identity { kind: self.kind, value: &self.value }
+    }
+}
+
 /// An endpoint name of the configuration, as its lookup key; the error says what a valid one looks like.
 pub fn endpoint_key(text: &str) -> Result<Box<[u8]>, String> {
+    let (kind, value) = endpoint_parts(text)?;
+    key_of(kind, &value).ok_or_else(|| format!("endpoint {text:?} is too long"))
+}
+
+/// An endpoint name's kind and the bytes a front end sends for it.
+fn endpoint_parts(text: &str) -> Result<(IdentityKind, Vec<u8>), String> {
     let (kind, value): (IdentityKind, Vec<u8>) = if let Some(rest) = text.strip_prefix("alibaba:") {
         (IdentityKind::AlibabaEndpoint, id_bytes(rest, text)?)
     } else if let Some(rest) = text.strip_prefix("psc:") {
@@ -94,7 +124,7 @@ pub fn endpoint_key(text: &str) -> Result<Box<[u8]>, String> {
              azure:<link id>"
         ));
     };
-    key_of(kind, &value).ok_or_else(|| format!("endpoint {text:?} is too long"))
+    Ok((kind, value))
 }
 
 /// The lookup key of a VPC id (the VPC's own id or its `cloud_id`).

@@ -103,6 +103,12 @@ pub(crate) struct VpcView {
     pub region: String,
     pub cidrs: Vec<String>,
     pub listeners: Vec<String>,
+    /// What front ends name the VPC by (PROXY v2): its endpoint ids and cloud id. Shown to its owner and the
+    /// operator only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_id: Option<String>,
 }
 
 impl VpcView {
@@ -113,6 +119,8 @@ impl VpcView {
             region: v.region.clone(),
             cidrs: v.cidrs.iter().map(ToString::to_string).collect(),
             listeners: v.listeners.iter().map(ToString::to_string).collect(),
+            endpoints: v.endpoints.clone(),
+            cloud_id: v.cloud_id.clone(),
         }
     }
 }

@@ -109,9 +109,12 @@ impl Outcome {
 /// One finished exchange, as the finish line records it: the request, what became of it, and how long it took.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Exchange<'a> {
-    /// The query as received.
+    /// The query as received (behind a front end: without its PROXY v2 header).
     pub packet: &'a [u8],
+    /// The client (behind a front end, the one its header named).
     pub source: IpAddr,
+    /// The front end that relayed the query, if one did.
+    pub front_end: Option<IpAddr>,
     pub transport: Transport,
     pub outcome: Outcome,
     pub latency: std::time::Duration,

@@ -220,7 +220,7 @@ async fn connection(
             return Ok(());
         }
     };
-    let (client, identity) = (relayed.client, relayed.identity);
+    let (client, identity, relayed_by) = (relayed.client, relayed.identity, relayed.front_end);
     let _slot = if front_end {
         let Some(slot) = PrefixSlot::take(&shared.limits, client) else {
             if let Some(events) = shared.observers.events() {
@@ -260,6 +260,7 @@ async fn connection(
         let exchange = Exchange {
             packet: &message,
             source: client,
+            front_end: relayed_by,
             transport: Transport::Tcp,
             outcome,
             latency: started.elapsed(),

@@ -64,6 +64,8 @@ struct Later {
     local: SocketAddr,
     /// The client (behind a front end, the one its header named).
     client: std::net::IpAddr,
+    /// The front end that relayed the query, if one did.
+    front_end: Option<std::net::IpAddr>,
     arrived: Instant,
 }
 
@@ -174,14 +176,26 @@ fn answer_batch(
             Handled::Recurse(job) => match shared.resolver.cached(&job, &snapshot) {
                 Some(resolution) => encode_resolved(&job, &resolution, out),
                 None => {
-                    let to = Later::to(datagram.peer, datagram.local, request.source);
+                    let to = Addressed {
+                        peer: datagram.peer,
+                        local: datagram.local,
+                        client: request.source,
+                        front_end: relayed.front_end,
+                    };
                     resolve_later(shared, job, Arc::clone(&snapshot), to, arrived, later);
                     continue;
                 }
             },
         };
         let latency = if recorder.timed() { arrived.elapsed() } else { Duration::ZERO };
-        let exchange = Exchange { packet, source: request.source, transport: Transport::Udp, outcome, latency };
+        let exchange = Exchange {
+            packet,
+            source: request.source,
+            front_end: relayed.front_end,
+            transport: Transport::Udp,
+            outcome,
+            latency,
+        };
         if deliver(shared, recorder, &snapshot, &exchange, out) {
             batch.queue_reply(i, wildcard);
         }
@@ -193,12 +207,7 @@ struct Addressed {
     peer: SocketAddr,
     local: SocketAddr,
     client: std::net::IpAddr,
-}
-
-impl Later {
-    fn to(peer: SocketAddr, local: SocketAddr, client: std::net::IpAddr) -> Addressed {
-        Addressed { peer, local, client }
-    }
+    front_end: Option<std::net::IpAddr>,
 }
 
 /// Resolves a job off the batch; its answer goes to the socket's sender of later answers.
@@ -215,8 +224,8 @@ fn resolve_later(
     shared.runtime.spawn(async move {
         let resolution = resolver.complete(&job, &snapshot).await;
         // A closed channel means the server is stopping: the answer is dropped, as a datagram may be.
-        let (peer, local, client) = (to.peer, to.local, to.client);
-        let _ = later.send(Later { job, resolution, snapshot, peer, local, client, arrived });
+        let (peer, local, client, front_end) = (to.peer, to.local, to.client, to.front_end);
+        let _ = later.send(Later { job, resolution, snapshot, peer, local, client, front_end, arrived });
     });
 }
 
@@ -241,8 +250,14 @@ async fn send_later(
         let Some(done) = done else { break };
         let outcome = encode_resolved(&done.job, &done.resolution, &mut out);
         let latency = done.arrived.elapsed();
-        let exchange =
-            Exchange { packet: &done.job.packet, source: done.client, transport: Transport::Udp, outcome, latency };
+        let exchange = Exchange {
+            packet: &done.job.packet,
+            source: done.client,
+            front_end: done.front_end,
+            transport: Transport::Udp,
+            outcome,
+            latency,
+        };
         if !deliver(&shared, &mut recorder, &done.snapshot, &exchange, &mut out) {
             continue;
         }

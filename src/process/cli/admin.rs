@@ -72,6 +72,12 @@ pub enum AdminCommand {
         listener: Option<std::net::SocketAddr>,
         #[arg(long)]
         tcp: bool,
+        /// As relayed by a front end naming this endpoint of one of your VPCs.
+        #[arg(long, conflicts_with = "vpc_id")]
+        endpoint: Option<String>,
+        /// As relayed by a front end naming this VPC id.
+        #[arg(long)]
+        vpc_id: Option<String>,
         name: String,
         #[arg(default_value = "A")]
         qtype: String,
@@ -360,7 +366,7 @@ fn to_call(command: AdminCommand) -> anyhow::Result<Call> {
         AdminCommand::Records(c) => records_call(c),
         AdminCommand::Usage(range) => call(M::GET, range.url("/v1/usage")),
         AdminCommand::Audit(range) => call(M::GET, range.url("/v1/audit")),
-        AdminCommand::Explain { source, listener, tcp, name, qtype } => call(
+        AdminCommand::Explain { source, listener, tcp, endpoint, vpc_id, name, qtype } => call(
             M::GET,
             format!(
                 "/v1/explain{}",
@@ -368,6 +374,8 @@ fn to_call(command: AdminCommand) -> anyhow::Result<Call> {
                     ("source", Some(source.to_string())),
                     ("listener", listener.map(|l| l.to_string())),
                     ("tcp", tcp.then(|| "true".to_string())),
+                    ("endpoint", endpoint),
+                    ("vpc_id", vpc_id),
                     ("name", Some(name)),
                     ("type", Some(qtype)),
                 ])

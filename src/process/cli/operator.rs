@@ -103,6 +103,12 @@ pub enum VpcsCommand {
         /// Full UDP answers per second per source address (default: [limits] queries_per_source; 0: unlimited).
         #[arg(long)]
         query_limit: Option<u32>,
+        /// An endpoint id front ends name the VPC by (vpce-…, alibaba:…, psc:…, azure:…); repeatable.
+        #[arg(long = "endpoint")]
+        endpoints: Vec<String>,
+        /// The VPC's id in the cloud, when a front end sends it (Alibaba PrivateLink) and it differs from --id.
+        #[arg(long)]
+        cloud_id: Option<String>,
     },
     /// Remove a VPC; it leaves every scope, and the answer says which.
     Rm {
@@ -219,11 +225,20 @@ fn to_request(command: Prepared) -> (Method, String, Option<String>) {
             (M::DELETE, format!("/v1/operator/accounts/{}", seg(&uid)), None)
         }
         OperatorCommand::Vpcs(VpcsCommand::List) => (M::GET, "/v1/operator/vpcs".into(), None),
-        OperatorCommand::Vpcs(VpcsCommand::Put { id, account, region, cidrs, listeners, query_limit }) => (
+        OperatorCommand::Vpcs(VpcsCommand::Put {
+            id,
+            account,
+            region,
+            cidrs,
+            listeners,
+            query_limit,
+            endpoints,
+            cloud_id,
+        }) => (
             M::POST,
             "/v1/operator/vpcs".into(),
             Some(json!({ "id": id, "account": account, "region": region, "cidrs": cidrs, "listeners": listeners,
-                         "query_limit": query_limit })),
+                         "query_limit": query_limit, "endpoints": endpoints, "cloud_id": cloud_id })),
         ),
         OperatorCommand::Vpcs(VpcsCommand::Rm { id }) => (M::DELETE, format!("/v1/operator/vpcs/{}", seg(&id)), None),
         OperatorCommand::Key { account, expires_in_days } => (
