@@ -4,6 +4,7 @@
 #   bash benches/peers.sh            # qps + server CPU per query, latency at a fixed rate, memory: ~10 min
 #   bash benches/peers.sh memory     # RSS at 100,000 and 1,000,000 records (vpcdns and Knot), start-up times
 #   SERVERS="vpcdns knot" DUR=10 bash benches/peers.sh
+#   bash benches/peers.sh proxy      # CPU per query with a PROXY v2 header (one TLV) against without: vpcdns, Knot
 #
 # Every server gets the same generated zone (benches/gen.py: corp.internal., 10,000 hosts plus AAAA/CNAME/TXT/MX)
 # on its own 127.0.0.1 port. vpcdns serves it through the full VPC path: two linked accounts, 8 VPCs, 41 zones,
@@ -23,6 +24,8 @@ MODE=${1:-qps}
 VPCDNS=$ROOT/target/release/vpcdns
 # hickory-server serving the zone through its own path (examples/hickory_floor.rs): why vpcdns does not use it.
 HICKORY=$ROOT/target/release/examples/hickory_floor
+# A UDP sender that can put a PROXY v2 header before each query (examples/udp_load.rs): dnsperf cannot.
+UDP_LOAD=$ROOT/target/release/examples/udp_load
 PORT_vpcdns=5310; PORT_vpcdns1000=5311; PORT_knot=5312; PORT_nsd=5313; PORT_bind=5314; PORT_hickory=5315
 HZ=$(getconf CLK_TCK)
 SPID=""
@@ -60,10 +63,12 @@ data() {  # data DIR RECORDS [gen.py options]
 port_free() { ! ss -Hlnu "sport = :$1" | grep -q . && ! ss -Hlnt "sport = :$1" | grep -q .; }
 
 # ---------------------------------------------------------------- server configs
-conf_knot() {  # DIR ZONEFILE PORT
+conf_knot() {  # DIR ZONEFILE PORT — with PROXY=1, PROXY v2 headers from 127.0.0.77 are honoured
     mkdir -p "$1/db"; cp "$2" "$1/corp.internal.zone"
+    local allow=""; [ -n "${PROXY:-}" ] && allow="    proxy-allowlist: 127.0.0.77"
     cat > "$1/knot.conf" <<EOF
 server:
+$allow
     rundir: "$1"
     pidfile: "$1/knot.pid"
     listen: 127.0.0.1@$3
@@ -150,6 +155,8 @@ start() {
     case $s in
       vpcdns|vpcdns-1000)
         sed "s/127.0.0.1:[0-9]*/127.0.0.1:$PORT/" "$d/vpcdns.toml" > "$d/vpcdns-$PORT.toml"
+        # With PROXY=1: 127.0.0.77 is a trusted front end whose TLV 0xE4 names the client's VPC by id.
+        [ -z "${PROXY:-}" ] || sed -i '/^listen = /a proxy_from = ["127.0.0.77/32"]\nproxy_vpc_tlv = 0xE4' "$d/vpcdns-$PORT.toml"
         "$VPCDNS" serve --config "$d/vpcdns-$PORT.toml" > "$dir/out.log" 2>&1 & SPID=$! ;;
       knot) conf_knot "$dir" "$d/corp.internal.zone" "$PORT"; knotd -c "$dir/knot.conf" > "$dir/out.log" 2>&1 & SPID=$! ;;
       nsd)  conf_nsd "$dir" "$d/corp.internal.zone" "$PORT"; nsd -d -c "$dir/nsd.conf" > "$dir/out.log" 2>&1 & SPID=$! ;;
@@ -236,6 +243,54 @@ ratios() {  # server CPU per query of every server against Knot's and NSD's
                 print line } }' "$1"
 }
 
+# load_run DATADIR yes|no -> "qps us_per_query lost": two udp_load senders at once, one per client (VPC 0 of the
+# owner account, VPC 1 of the linked one); with "yes" both send from the front end 127.0.0.77 and put a PROXY v2
+# header naming the client and, in TLV 0xE4, its VPC id before every query.
+load_run() {
+    local d=$1 header=$2 out=$WD/results/load c0 c1 comp=0 lost=0 qps=0 f pa
+    c0=$(cpu_ticks "$SPID")
+    if [ "$header" = yes ]; then
+        "$UDP_LOAD" "127.0.0.1:$PORT" 127.0.0.77 "$d/queries.txt" "$DUR" 127.100.0.1 0xE4=vpc-00000 > "$out.a" 2>&1 & pa=$!
+        "$UDP_LOAD" "127.0.0.1:$PORT" 127.0.0.77 "$d/queries.txt" "$DUR" 127.100.1.1 0xE4=vpc-00001 > "$out.b" 2>&1
+    else
+        "$UDP_LOAD" "127.0.0.1:$PORT" 127.100.0.1 "$d/queries.txt" "$DUR" > "$out.a" 2>&1 & pa=$!
+        "$UDP_LOAD" "127.0.0.1:$PORT" 127.100.1.1 "$d/queries.txt" "$DUR" > "$out.b" 2>&1
+    fi
+    wait $pa
+    c1=$(cpu_ticks "$SPID")
+    for f in "$out.a" "$out.b"; do
+        comp=$((comp + $(awk '{print $4}' "$f"))); lost=$((lost + $(awk '{print $6}' "$f")))
+        qps=$(echo "$qps + $(awk '{print $8}' "$f")" | bc)
+    done
+    printf "%.0f %s %s\n" "$qps" "$(echo "scale=2; ($c1 - $c0) / $HZ * 1000000 / $comp" | bc)" "$lost"
+}
+
+# Server CPU per answered query with a PROXY v2 header (one TLV) against without, vpcdns and Knot (proxy-allowlist)
+# side by side on the same traffic from the same sender.
+bench_proxy() {
+    local tsv=$WD/results/proxy.tsv d=$WD/d10k s header r
+    [ -x "$UDP_LOAD" ] && [ "$UDP_LOAD" -nt "$ROOT/examples/udp_load.rs" ] ||
+        (cd "$ROOT" && cargo build --release --quiet --example udp_load) || die "cargo build failed"
+    data "$d" 10000 --vpcs 8
+    printf "server\theader\tqps\tµs CPU/query\tlost\n" > "$tsv"
+    for s in ${PROXY_SERVERS:-vpcdns knot}; do
+        PROXY=1 start "$s" "$d" || continue
+        "$UDP_LOAD" "127.0.0.1:$PORT" 127.100.0.1 "$d/queries.txt" 2 > /dev/null 2>&1  # warm-up
+        for header in no yes; do
+            read -r q u l <<< "$(load_run "$d" "$header")"
+            printf "%s\t%s\t%s\t%s\t%s\n" "$s" "$header" "$q" "$u" "$l" >> "$tsv"
+            log "$s: $(tail -1 "$tsv")"
+        done
+        stop
+    done
+    echo; echo "== PROXY v2: server CPU per answered query (udp_load ${DUR}s, 2 clients x 64 outstanding) =="
+    column -t -s $'\t' "$tsv"
+    awk -F'\t' 'NR > 1 { us[$1 "/" $2] = $4 }
+        END { if (us["vpcdns/no"] > 0) printf "\nvpcdns with a header: %.2f x without", us["vpcdns/yes"] / us["vpcdns/no"]
+              if (us["knot/yes"] > 0) printf "; %.2f x Knot with a header", us["vpcdns/yes"] / us["knot/yes"]
+              print "" }' "$tsv"
+}
+
 # Zones of 100,000 and 1,000,000 records (80,000 / 800,000 hosts plus their AAAA, CNAME, TXT and apex records):
 # start-up to the first answer, RSS, memory per record above an almost empty zone, and a full reload of the whole
 # zone rewritten with a new serial (vpcdns: SIGHUP; Knot: knotc zone-reload), until the new serial is answered.
@@ -290,6 +345,7 @@ install
 case $MODE in
     qps) bench_qps ;;
     memory) bench_memory ;;
+    proxy) bench_proxy ;;
     all) bench_qps; bench_memory ;;
-    *) die "usage: peers.sh [qps|memory|all]" ;;
+    *) die "usage: peers.sh [qps|memory|proxy|all]" ;;
 esac
