@@ -37,7 +37,8 @@ fn main() -> anyhow::Result<()> {
         Some((client, tlv)) => {
             let client: IpAddr = client.parse().context("CLIENT")?;
             let (kind, value) = tlv.split_once('=').context("TLV_TYPE=VALUE")?;
-            let kind = u8::from_str_radix(kind.trim_start_matches("0x").trim_start_matches("0X"), 16).context("TLV_TYPE")?;
+            let kind =
+                u8::from_str_radix(kind.trim_start_matches("0x").trim_start_matches("0X"), 16).context("TLV_TYPE")?;
             let addresses = (SocketAddr::new(client, 40000), server);
             build(Command::Proxy, true, Some(addresses), &[(kind, value.as_bytes())], false)
         }

@@ -34,6 +34,7 @@ fn zone(account: &str, vpc: &str, address: &str) -> String {
 fn server() -> (Server, SocketAddr) {
     let config = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nproxy_from = [\"{FRONT_END}/32\"]\nproxy_vpc_tlv = 0xE4\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n\
          {}{}{}\
          [[vpcs]]\nid = \"vpc-a\"\naccount = \"1\"\ncidrs = [\"172.16.0.0/12\"]\nendpoints = [\"vpce-aaa\"]\n\
          [[vpcs]]\nid = \"vpc-b\"\naccount = \"2\"\ncidrs = [\"172.16.0.0/12\"]\nendpoints = [\"alibaba:ep-bbb\"]\n\
@@ -159,6 +160,17 @@ fn headers_count_only_from_trusted_front_ends_and_only_when_whole() {
     assert_eq!(answer(&reply).0, ResponseCode::Refused);
     // The server is still serving direct clients.
     assert_eq!(server.dig(DIRECT, "www.direct.internal.", "A").data("A"), vec!["10.0.5.1"]);
+    // The drops by cause, and what the front end relayed (the LOCAL health check), are in the metrics.
+    let metrics = common::metrics_addr(&server);
+    let expected = [
+        "vpcdns_proxy_dropped_total{cause=\"signature\"} 2",
+        "vpcdns_proxy_dropped_total{cause=\"checksum\"} 1",
+        "vpcdns_relayed_queries_total{front_end=\"127.0.0.77/32\"} 1",
+    ];
+    server.wait_until("the metrics count the drops and the relayed query", || {
+        let (_, text) = common::http_get(&metrics, "/metrics");
+        expected.iter().all(|line| text.contains(line))
+    });
 }
 
 #[test]

@@ -73,6 +73,8 @@ pub(crate) struct Totals {
     pub answers: HashMap<AnswerLabels, u64>,
     pub unclassified: u64,
     pub latencies: Latencies,
+    /// Queries relayed by front ends, by the `[server] proxy_from` prefix they came from.
+    pub relayed: HashMap<String, u64>,
     /// The snapshot generation series were last pruned for.
     pruned: u64,
 }
@@ -95,6 +97,9 @@ impl Totals {
             UsageKind::Rule => rules.contains(&**item),
             UsageKind::Resolver => true,
         });
+        let front_ends: std::collections::HashSet<String> =
+            snapshot.classifier().front_ends().iter().map(ToString::to_string).collect();
+        self.relayed.retain(|net, _| front_ends.contains(net));
     }
 }
 
@@ -161,6 +166,11 @@ impl Metrics {
                 *totals.answers.entry((item, owner, kind)).or_default() += n;
             }
         }
+        for (i, n) in local.relayed.drain() {
+            if let Some(net) = snapshot.classifier().front_ends().get(i) {
+                *totals.relayed.entry(net.to_string()).or_default() += n;
+            }
+        }
         totals.unclassified += std::mem::take(&mut local.unclassified);
         totals.latencies.add(&std::mem::take(&mut local.latencies));
         let current = self.snapshots.load();
@@ -178,6 +188,8 @@ pub(crate) struct LocalMetrics {
     /// Billed answers by what billed them, with the VPC (needed to name the account resolver usage bills).
     answers: HashMap<(Billed, Option<VpcIdx>), u64, ahash::RandomState>,
     unclassified: u64,
+    /// Relayed queries by the index of their front end's prefix in the snapshot.
+    relayed: HashMap<usize, u64, ahash::RandomState>,
     latencies: Latencies,
     last_flush: Instant,
 }
@@ -190,6 +202,7 @@ impl LocalMetrics {
             queries: HashMap::default(),
             answers: HashMap::default(),
             unclassified: 0,
+            relayed: HashMap::default(),
             latencies: Latencies::default(),
             last_flush: Instant::now(),
         }
@@ -219,6 +232,14 @@ impl LocalMetrics {
         self.latencies.observe(duration);
         if self.last_flush.elapsed() >= LOCAL_FLUSH {
             self.flush();
+        }
+    }
+
+    /// Counts a query a front end relayed, by the `proxy_from` prefix it came from; after `record` of the same
+    /// answer (which took the snapshot the index refers to).
+    pub(crate) fn relayed(&mut self, snapshot: &Snapshot, front_end: std::net::IpAddr) {
+        if let Some(i) = snapshot.classifier().front_end_of(front_end) {
+            *self.relayed.entry(i).or_default() += 1;
         }
     }
 

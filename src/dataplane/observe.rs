@@ -54,6 +54,9 @@ impl Recorder {
         }
         if let Some(metrics) = &mut self.metrics {
             metrics.record(snapshot, &exchange.outcome, exchange.transport, exchange.latency);
+            if let Some(front_end) = exchange.front_end {
+                metrics.relayed(snapshot, front_end);
+            }
         }
         if let Some(log) = &self.query_log {
             log.record(snapshot, exchange);

@@ -177,8 +177,7 @@ impl Classifier {
         if self.front_ends.is_empty() && self.proxy_listeners.is_empty() {
             return Sender::Client;
         }
-        let peer = normalize_ip(peer);
-        if self.front_ends.iter().any(|net| net.contains(&peer)) {
+        if self.front_end_of(peer).is_some() {
             return Sender::FrontEnd;
         }
         let local = SocketAddr::new(normalize_ip(local.ip()), local.port());
@@ -187,6 +186,17 @@ impl Classifier {
         } else {
             Sender::Client
         }
+    }
+
+    /// The trusted front ends' prefixes (`[server] proxy_from`).
+    pub fn front_ends(&self) -> &[IpNet] {
+        &self.front_ends
+    }
+
+    /// The index in [`Classifier::front_ends`] of the prefix holding a front end's address.
+    pub fn front_end_of(&self, peer: IpAddr) -> Option<usize> {
+        let peer = normalize_ip(peer);
+        self.front_ends.iter().position(|net| net.contains(&peer))
     }
 
     /// The operator's TLV type that carries a VPC id, if any.

@@ -143,6 +143,11 @@ fn encode_queries(encoder: &mut DescriptorEncoder, totals: &Totals) -> Result<()
             ConstCounter::new(*n).encode(family.encode_family(&[("zone", &**item), ("owner", &**owner)])?)?;
         }
     }
+    let help = "Queries relayed by front ends (PROXY v2), by the [server] proxy_from prefix they came from";
+    let mut family = encoder.encode_descriptor("vpcdns_relayed_queries", help, None, MetricType::Counter)?;
+    for (front_end, n) in &totals.relayed {
+        ConstCounter::new(*n).encode(family.encode_family(&[("front_end", front_end.as_str())])?)?;
+    }
     let help = "Queries from sources in no VPC (answered REFUSED)";
     counter(encoder, "vpcdns_unclassified_queries", help, totals.unclassified)?;
     // Per bucket, not cumulative: the encoder accumulates; it writes the bound f64::MAX as +Inf.
