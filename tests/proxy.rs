@@ -34,7 +34,7 @@ fn zone(account: &str, vpc: &str, address: &str) -> String {
 fn server() -> (Server, SocketAddr) {
     let config = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nproxy_from = [\"{FRONT_END}/32\"]\nproxy_vpc_tlv = 0xE4\n\
-         [metrics]\nlisten = \"127.0.0.1:0\"\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n[query_log]\npath = \"q.jsonl\"\n\
          {}{}{}\
          [[vpcs]]\nid = \"vpc-a\"\naccount = \"1\"\ncidrs = [\"172.16.0.0/12\"]\nendpoints = [\"vpce-aaa\"]\n\
          [[vpcs]]\nid = \"vpc-b\"\naccount = \"2\"\ncidrs = [\"172.16.0.0/12\"]\nendpoints = [\"alibaba:ep-bbb\"]\n\
@@ -103,7 +103,7 @@ fn relayed(server: SocketAddr, client_ip: &str, tlvs: &[(u8, &[u8])]) -> (Respon
 
 #[test]
 fn three_tenants_on_the_same_prefix_each_get_their_own_zone() {
-    let (_server, addr) = server();
+    let (running, addr) = server();
     let noerror = ResponseCode::NoError;
     let aws = relayed(addr, "172.16.0.9", &[(0xEA, b"\x01vpce-aaa")]);
     assert_eq!(aws, (noerror, vec!["10.0.0.1".to_string()]), "AWS endpoint → acme's VPC");
@@ -117,6 +117,18 @@ fn three_tenants_on_the_same_prefix_each_get_their_own_zone() {
     assert_eq!(custom, (noerror, vec!["10.0.0.3".to_string()]), "the operator's TLV names a VPC by id");
     // The same client address through two endpoints: two answers.
     assert_ne!(aws.1, ali.1);
+    // The query log names the relayed client, the front end and the identity.
+    let log = running.dir.path().join("q.jsonl");
+    running.wait_until("the query log line of the AWS query", || {
+        std::fs::read_to_string(&log).is_ok_and(|text| {
+            text.lines().any(|l| {
+                l.contains("\"source\":\"172.16.0.9\"")
+                    && l.contains("\"front_end\":\"127.0.0.77\"")
+                    && l.contains("\"identity\":\"vpce-aaa\"")
+                    && l.contains("\"vpc\":\"vpc-a\"")
+            })
+        })
+    });
 }
 
 #[test]

@@ -32,6 +32,9 @@ struct Entry {
     /// The front end that relayed the query (PROXY v2), when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     front_end: Option<IpAddr>,
+    /// The endpoint or VPC the front end's header named (`vpce-…`, `psc:…`, a VPC id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<String>,
     name: String,
     #[serde(rename = "type")]
     qtype: String,
@@ -90,6 +93,7 @@ impl QueryLog {
             account: vpc.map(|v| v.account.clone()),
             source: exchange.source,
             front_end: exchange.front_end,
+            identity: exchange.identity.map(|i| i.to_string()),
             name: crate::dns::name::wire_to_string(name),
             qtype: crate::dns::rdata::type_name(question.qtype).into_owned(),
             rcode: outcome.rcode.name(),
@@ -234,6 +238,7 @@ mod tests {
                 account: None,
                 source: IpAddr::from([127, 0, 0, 1]),
                 front_end: None,
+                identity: None,
                 name: format!("n{i}.t."),
                 qtype: "A".into(),
                 rcode: "NOERROR",

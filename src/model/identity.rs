@@ -45,6 +45,11 @@ pub struct Identity<'a> {
 }
 
 impl Identity<'_> {
+    /// A copy that owns its bytes.
+    pub fn to_owned(&self) -> OwnedIdentity {
+        OwnedIdentity { kind: self.kind, value: self.value.to_vec() }
+    }
+
     /// The lookup key, `kind ‖ value`, written into `buf`; `None` when the value is too long to be one.
     pub fn key<'b>(&self, buf: &'b mut [u8; MAX_IDENTITY + 1]) -> Option<&'b [u8]> {
         let len = self.value.len();

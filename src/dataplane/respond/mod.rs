@@ -113,8 +113,9 @@ pub(crate) struct Exchange<'a> {
     pub packet: &'a [u8],
     /// The client (behind a front end, the one its header named).
     pub source: IpAddr,
-    /// The front end that relayed the query, if one did.
+    /// The front end that relayed the query, if one did, and the endpoint or VPC its header named.
     pub front_end: Option<IpAddr>,
+    pub identity: Option<Identity<'a>>,
     pub transport: Transport,
     pub outcome: Outcome,
     pub latency: std::time::Duration,

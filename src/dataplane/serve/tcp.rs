@@ -261,6 +261,7 @@ async fn connection(
             packet: &message,
             source: client,
             front_end: relayed_by,
+            identity,
             transport: Transport::Tcp,
             outcome,
             latency: started.elapsed(),

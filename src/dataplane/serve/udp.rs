@@ -26,6 +26,7 @@ use crate::dataplane::proxy;
 use crate::dataplane::resolve::Resolver;
 use crate::dataplane::respond::{self, encode_resolved, Context, Exchange, Handled, RecurseJob, Request, Resolution};
 use crate::dns::Transport;
+use crate::model::identity::OwnedIdentity;
 use crate::model::publish::SnapshotCell;
 use crate::model::snapshot::Snapshot;
 
@@ -64,8 +65,10 @@ struct Later {
     local: SocketAddr,
     /// The client (behind a front end, the one its header named).
     client: std::net::IpAddr,
-    /// The front end that relayed the query, if one did.
+    /// The front end that relayed the query, if one did, and the identity it named (kept for the query log:
+    /// the datagram's buffer is reused by then).
     front_end: Option<std::net::IpAddr>,
+    identity: Option<OwnedIdentity>,
     arrived: Instant,
 }
 
@@ -181,6 +184,7 @@ fn answer_batch(
                         local: datagram.local,
                         client: request.source,
                         front_end: relayed.front_end,
+                        identity: relayed.identity.map(|i| i.to_owned()),
                     };
                     resolve_later(shared, job, Arc::clone(&snapshot), to, arrived, later);
                     continue;
@@ -192,6 +196,7 @@ fn answer_batch(
             packet,
             source: request.source,
             front_end: relayed.front_end,
+            identity: relayed.identity,
             transport: Transport::Udp,
             outcome,
             latency,
@@ -208,6 +213,7 @@ struct Addressed {
     local: SocketAddr,
     client: std::net::IpAddr,
     front_end: Option<std::net::IpAddr>,
+    identity: Option<OwnedIdentity>,
 }
 
 /// Resolves a job off the batch; its answer goes to the socket's sender of later answers.
@@ -224,8 +230,8 @@ fn resolve_later(
     shared.runtime.spawn(async move {
         let resolution = resolver.complete(&job, &snapshot).await;
         // A closed channel means the server is stopping: the answer is dropped, as a datagram may be.
-        let (peer, local, client, front_end) = (to.peer, to.local, to.client, to.front_end);
-        let _ = later.send(Later { job, resolution, snapshot, peer, local, client, front_end, arrived });
+        let Addressed { peer, local, client, front_end, identity } = to;
+        let _ = later.send(Later { job, resolution, snapshot, peer, local, client, front_end, identity, arrived });
     });
 }
 
@@ -254,6 +260,7 @@ async fn send_later(
             packet: &done.job.packet,
             source: done.client,
             front_end: done.front_end,
+            identity: done.identity.as_ref().map(OwnedIdentity::borrow),
             transport: Transport::Udp,
             outcome,
             latency,
