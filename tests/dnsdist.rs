@@ -32,6 +32,11 @@ impl Drop for Dnsdist {
     }
 }
 
+/// A TLV value as a Lua string literal's contents (decimal escapes).
+fn lua_bytes(value: &str) -> String {
+    value.bytes().map(|b| format!("\\{b:03}")).collect()
+}
+
 /// dnsdist relaying to `backend` with PROXY v2; each (port, TLV type, value) is a listener that adds that TLV.
 fn dnsdist(backend: &str, endpoints: &[(u16, u8, &str)]) -> Dnsdist {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -47,11 +52,16 @@ fn dnsdist(backend: &str, endpoints: &[(u16, u8, &str)]) -> Dnsdist {
          getServer(0):setUp()\n"
     ));
     for (port, tlv, value) in endpoints {
-        let lua: String = value.bytes().map(|b| format!("\\{b:03}")).collect();
+        let lua = lua_bytes(value);
         conf.push_str(&format!(
             "addAction(DSTPortRule({port}), SetProxyProtocolValuesAction({{[{tlv}]=\"{lua}\"}}))\n"
         ));
     }
+    run_dnsdist(dir, &conf)
+}
+
+/// dnsdist on the configuration `conf` (Lua), in `dir`.
+fn run_dnsdist(dir: tempfile::TempDir, conf: &str) -> Dnsdist {
     let path = dir.path().join("dnsdist.conf");
     std::fs::write(&path, conf).expect("dnsdist.conf");
     let child = Command::new("dnsdist")
@@ -105,11 +115,7 @@ fn tenants_on_one_prefix_through_dnsdist_get_their_own_zones() {
     let ask = |port: u16, extra: &[&str]| {
         dig_at(&format!("{DNSDIST}:{port}"), CLIENT, "www.corp.internal.", "A", extra).data("A")
     };
-    // dnsdist takes a moment to listen.
-    let started = Instant::now();
-    while ask(aws, &[]).is_empty() && started.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ask_when_up(aws);
     for transport in [&[][..], &["+tcp"][..]] {
         assert_eq!(ask(aws, transport), vec!["10.0.0.1"], "AWS endpoint {transport:?}");
         assert_eq!(ask(alibaba, transport), vec!["10.0.0.2"], "Alibaba endpoint {transport:?}");
@@ -118,4 +124,65 @@ fn tenants_on_one_prefix_through_dnsdist_get_their_own_zones() {
     // Straight to vpcdns, the same client is in none of them: the overlapping VPCs are found by identity only.
     let direct = server.dig(CLIENT, "www.corp.internal.", "A");
     assert!(direct.data("A").is_empty(), "{direct:?}");
+}
+
+/// Waits until dnsdist answers on `port` (it takes a moment to listen); the answer's A records.
+fn ask_when_up(port: u16) -> Vec<String> {
+    let ask = || dig_at(&format!("{DNSDIST}:{port}"), CLIENT, "www.corp.internal.", "A", &[]).data("A");
+    let started = Instant::now();
+    loop {
+        let answer = ask();
+        if !answer.is_empty() || started.elapsed() > Duration::from_secs(20) {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// dnsdist's packet cache is looked up before the PROXY v2 header is added, so one cache shared by endpoints answers
+/// one tenant with another's answer (the README says to keep it off or per VPC); one pool and cache per endpoint
+/// keeps tenants apart, cache hits included.
+#[test]
+fn dnsdists_packet_cache_must_be_one_per_vpc() {
+    let server = server();
+    let backend = &server.addrs[0];
+    let (a, b) = (free_port(), free_port());
+    let endpoint_tlvs = |conf: &mut String, pools: bool| {
+        for (port, tlv, value, pool) in [(a, 0xEA, "\u{1}vpce-aaa", "a"), (b, 0xE1, "\u{2}ep-bbb", "b")] {
+            conf.push_str(&format!(
+                "addAction(DSTPortRule({port}), SetProxyProtocolValuesAction({{[{tlv}]=\"{}\"}}))\n",
+                lua_bytes(value)
+            ));
+            if pools {
+                conf.push_str(&format!("addAction(DSTPortRule({port}), PoolAction(\"{pool}\"))\n"));
+            }
+        }
+    };
+    let listeners = format!("setSecurityPollSuffix(\"\")\nsetLocal(\"{DNSDIST}:{a}\")\naddLocal(\"{DNSDIST}:{b}\")\n");
+    let server_args = format!("useProxyProtocol=true, source=\"{FRONT_END}\", checkInterval=3600");
+
+    // One cache for both endpoints: the second tenant gets the first one's answer.
+    let mut shared = listeners.clone();
+    shared.push_str(&format!("newServer({{address=\"{backend}\", {server_args}}})\ngetServer(0):setUp()\n"));
+    shared.push_str("getPool(\"\"):setCache(newPacketCache(1000))\n");
+    endpoint_tlvs(&mut shared, false);
+    let dnsdist = run_dnsdist(tempfile::tempdir().expect("temp dir"), &shared);
+    assert_eq!(ask_when_up(a), vec!["10.0.0.1"]);
+    assert_eq!(ask_when_up(b), vec!["10.0.0.1"], "a shared packet cache crosses tenants");
+    drop(dnsdist);
+
+    // A pool and a cache per endpoint: each tenant its own answer, from the cache too.
+    let mut apart = listeners;
+    for (i, pool) in ["a", "b"].iter().enumerate() {
+        apart.push_str(&format!(
+            "newServer({{address=\"{backend}\", pool=\"{pool}\", {server_args}}})\ngetServer({i}):setUp()\n\
+             getPool(\"{pool}\"):setCache(newPacketCache(1000))\n"
+        ));
+    }
+    endpoint_tlvs(&mut apart, true);
+    let _dnsdist = run_dnsdist(tempfile::tempdir().expect("temp dir"), &apart);
+    for _ in 0..2 {
+        assert_eq!(ask_when_up(a), vec!["10.0.0.1"]);
+        assert_eq!(ask_when_up(b), vec!["10.0.0.2"]);
+    }
 }

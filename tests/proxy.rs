@@ -283,3 +283,33 @@ fn managed_endpoints_are_the_operators_and_each_tenant_sees_its_own() {
     let (_, export, _) = run_cli(&["operator", "--config", &s.config(), "export"]);
     assert!(export.contains("vpce-aaa") && export.contains("psc:7"), "export keeps the endpoints: {export}");
 }
+
+/// A listener for front ends only: a client talking to it directly is dropped, the front end is answered; the
+/// other listener still serves clients directly.
+#[test]
+fn a_front_end_only_listener_drops_everyone_else() {
+    let (server, port) = Server::start_on_free_port(
+        |port| {
+            format!(
+                "[server]\nlisten = [\"127.0.0.1:{port}\", \"127.0.0.2:{port}\"]\nproxy_from = [\"{FRONT_END}/32\"]\n\
+                 proxy_listen = [\"127.0.0.2:{port}\"]\n\
+                 [[accounts]]\nuid = \"1\"\nname = \"acme\"\nemail = \"root@acme.example\"\nsite = \"intl\"\n\
+                 [[vpcs]]\nid = \"direct\"\naccount = \"1\"\ncidrs = [\"127.0.50.0/24\"]\n\
+                 [[zones]]\nname = \"direct.internal.\"\naccount = \"1\"\nscope = [\"direct\"]\n\
+                 records = [{{ name = \"www\", type = \"A\", data = \"10.0.5.1\" }}]\n"
+            )
+        },
+        &[],
+    );
+    let open: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let proxied: SocketAddr = format!("127.0.0.2:{port}").parse().expect("address");
+    let plain = query("www.direct.internal.");
+    let reply = udp(open, DIRECT, &plain).expect("the open listener answers clients");
+    assert_eq!(answer(&reply), (ResponseCode::NoError, vec!["10.0.5.1".to_string()]));
+    assert_eq!(udp(proxied, DIRECT, &plain), None, "a client on the front ends' listener is dropped");
+    let mut relayed = build(Command::Proxy, true, Some(client(DIRECT)), &[], false);
+    relayed.extend(query("www.direct.internal."));
+    let reply = udp(proxied, FRONT_END, &relayed).expect("the front end is answered");
+    assert_eq!(answer(&reply), (ResponseCode::NoError, vec!["10.0.5.1".to_string()]));
+    drop(server);
+}
