@@ -52,7 +52,8 @@ def without_tests(text):
     if cut:
         text = text[: cut.start()]
     text = re.sub(r"//[^\n]*", "", text)
-    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
+    # re.S: a backslash before a line break (a string continued on the next line) is an escape too.
+    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text, flags=re.S)
     return text
 
 

@@ -128,19 +128,7 @@ fn explain_vpc(
         class.cidr
     );
     let visible: Vec<&Zone> = state.zones.values().filter(|z| z.scope.contains(&vpc.id)).collect();
-    let _ = writeln!(out, "sees:    {} zone(s)", visible.len());
-    for zone in &visible {
-        let via = if *zone.account.0 == *vpc.account {
-            "own account".to_string()
-        } else {
-            format!(
-                "owner {} linked account {}",
-                account_label(state, &zone.account.0),
-                account_label(state, &vpc.account)
-            )
-        };
-        let _ = writeln!(out, "         {} [{}] — {via}", zone.name, zone.id);
-    }
+    write_visible(state, &vpc.account, &visible, out);
     let mut holding: Vec<&&Zone> = visible.iter().filter(|z| q.name.is_at_or_below(&z.name)).collect();
     holding.sort_by_key(|z| std::cmp::Reverse(z.name.label_count()));
     match holding.split_first() {
@@ -164,6 +152,19 @@ fn explain_vpc(
         }
     }
     explain_chain(state, snap, class.vpc, q, cache, out);
+}
+
+/// The zones a VPC of `account` sees, and through which account each.
+fn write_visible(state: &State, account: &str, visible: &[&Zone], out: &mut String) {
+    let _ = writeln!(out, "sees:    {} zone(s)", visible.len());
+    for zone in visible {
+        let via = if *zone.account.0 == *account {
+            "own account".to_string()
+        } else {
+            format!("owner {} linked account {}", account_label(state, &zone.account.0), account_label(state, account))
+        };
+        let _ = writeln!(out, "         {} [{}] — {via}", zone.name, zone.id);
+    }
 }
 
 fn explain_chain(state: &State, snap: &Snapshot, vpc: u32, q: &Question, cache: Option<CacheProbe>, out: &mut String) {

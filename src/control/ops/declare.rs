@@ -204,6 +204,29 @@ struct Applied {
 /// `control::stage`): one switch instead of many writes, within any store's transaction limits.
 const RESTAGE_ABOVE: usize = 64;
 
+/// The puts and deletes that make the stored records of `zone` (in `generation`) the file's.
+fn record_changes(control: &ControlState, zone: &crate::model::state::Zone, generation: &str) -> Vec<Op> {
+    let id = &zone.id.0;
+    let wanted: BTreeMap<String, &Record> =
+        zone.records.values().map(|r| (record_id_in(generation, &record_id(r)), r)).collect();
+    let stored: BTreeMap<&str, &Record> = control
+        .state
+        .zones
+        .get(&zone.id)
+        .map(|z| z.records.iter().map(|(rid, r)| (rid.as_str(), r)).collect())
+        .unwrap_or_default();
+    let mut ops = Vec::new();
+    for (rid, record) in &wanted {
+        if !stored.get(rid.as_str()).is_some_and(|r| *r == *record) {
+            ops.push(Op::Put { key: keys::record(id, rid), value: encode(&RecordDoc::from_record(record)) });
+        }
+    }
+    for rid in stored.keys().filter(|rid| !wanted.contains_key(**rid)) {
+        ops.push(Op::Delete { key: keys::record(id, rid) });
+    }
+    ops
+}
+
 fn apply_zone(control: &ControlState, zone: &crate::model::state::Zone, plan: &mut Plan) -> Result<(), ControlError> {
     let id = &zone.id.0;
     let generation = control.zone_docs.get(&zone.id).map(|d| d.generation.clone()).unwrap_or_default();
@@ -219,24 +242,7 @@ fn apply_zone(control: &ControlState, zone: &crate::model::state::Zone, plan: &m
         },
     };
     let scope = ScopeDoc { vpcs: zone.scope.iter().map(|v| v.0.to_string()).collect() };
-    let wanted: BTreeMap<String, &Record> =
-        zone.records.values().map(|r| (record_id_in(&generation, &record_id(r)), r)).collect();
-    let stored: BTreeMap<&str, &Record> = control
-        .state
-        .zones
-        .get(&zone.id)
-        .map(|z| z.records.iter().map(|(rid, r)| (rid.as_str(), r)).collect())
-        .unwrap_or_default();
-    let mut record_ops = Vec::new();
-    for (rid, record) in &wanted {
-        let same = stored.get(rid.as_str()).is_some_and(|r| *r == *record);
-        if !same {
-            record_ops.push(Op::Put { key: keys::record(id, rid), value: encode(&RecordDoc::from_record(record)) });
-        }
-    }
-    for rid in stored.keys().filter(|rid| !wanted.contains_key(**rid)) {
-        record_ops.push(Op::Delete { key: keys::record(id, rid) });
-    }
+    let mut record_ops = record_changes(control, zone, &generation);
     if record_ops.len() > RESTAGE_ABOVE {
         let next = new_generation()?;
         record_ops.clear();

@@ -132,15 +132,11 @@ fn open(secret: &[u8], request: &str, sealed: &str) -> Option<String> {
 const CODE_PLACEHOLDER: &str = "{code}";
 
 /// Step 1: A asks to link B. B's owner gets the code.
-pub(crate) fn request(control: &ControlState, ctx: &Ctx, target: &str) -> Result<Plan, ControlError> {
-    let from = ctx.actor.tenant()?.require_write()?.clone();
-    let to = resolve_target(control, &from, target)?;
-    if control.state.links.iter().any(|l| l.account == from && l.linked == to.uid) {
-        return Err(ControlError::conflict("already_linked", format!("{target} is already linked")));
-    }
+/// The stored requests' limits: per pair and per requesting account, over the last `WINDOW_SECS`.
+fn check_request_rate(control: &ControlState, from: &Uid, to: &Uid, now: u64) -> Result<(), ControlError> {
     let recent: Vec<&LinkRequestDoc> =
-        control.link_requests.values().filter(|r| r.account == from.0 && r.created + WINDOW_SECS > ctx.now).collect();
-    if recent.iter().filter(|r| r.target == to.uid.0).count() >= PER_PAIR_LIMIT {
+        control.link_requests.values().filter(|r| r.account == from.0 && r.created + WINDOW_SECS > now).collect();
+    if recent.iter().filter(|r| r.target == to.0).count() >= PER_PAIR_LIMIT {
         return Err(ControlError::rate_limited(format!(
             "at most {PER_PAIR_LIMIT} link requests to one account per hour"
         )));
@@ -148,6 +144,16 @@ pub(crate) fn request(control: &ControlState, ctx: &Ctx, target: &str) -> Result
     if recent.len() >= PER_ACCOUNT_LIMIT {
         return Err(ControlError::rate_limited(format!("at most {PER_ACCOUNT_LIMIT} link requests per hour")));
     }
+    Ok(())
+}
+
+pub(crate) fn request(control: &ControlState, ctx: &Ctx, target: &str) -> Result<Plan, ControlError> {
+    let from = ctx.actor.tenant()?.require_write()?.clone();
+    let to = resolve_target(control, &from, target)?;
+    if control.state.links.iter().any(|l| l.account == from && l.linked == to.uid) {
+        return Err(ControlError::conflict("already_linked", format!("{target} is already linked")));
+    }
+    check_request_rate(control, &from, &to.uid, ctx.now)?;
     let mut plan = Plan::default();
     // A new request supersedes any pending one for the same pair.
     for old in

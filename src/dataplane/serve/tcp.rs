@@ -146,27 +146,8 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let local = match stream.local_addr() {
-            Ok(local) => local,
-            Err(_) => continue,
-        };
-        // A front end's clients are known only once its header is read: the cap per client network is taken then.
-        let front_end = match shared.snapshots.load().classifier().sender(local, peer.ip()) {
-            Sender::FrontEnd => true,
-            Sender::Client => false,
-            Sender::Refused => {
-                count_dropped(&shared, Dropped::NotFrontEnd);
-                continue;
-            }
-        };
-        let slot = if front_end { None } else { PrefixSlot::take(&shared.limits, peer.ip()) };
-        if !front_end && slot.is_none() {
-            refused("cap per client network reached", peer);
+        let Some((front_end, slot, permit)) = admit(&shared, &stream, peer, refused) else {
             continue; // dropping the stream closes it
-        }
-        let Ok(permit) = shared.limits.connections.clone().try_acquire_owned() else {
-            refused("connection cap reached", peer);
-            continue;
         };
         let open = shared.observers.metrics.clone().map(OpenConnection::new);
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
@@ -177,6 +158,36 @@ pub(crate) async fn serve(
             drop((permit, slot, open));
         });
     }
+}
+
+/// Whether a new connection may stay: not a client on a front-end-only listener, within the cap per client network
+/// (for a front end, taken once its header names the client) and the total cap. Returns whether it comes from a
+/// front end, the network slot and the connection permit.
+fn admit(
+    shared: &TcpShared,
+    stream: &TcpStream,
+    peer: SocketAddr,
+    refused: impl Fn(&str, SocketAddr),
+) -> Option<(bool, Option<PrefixSlot>, tokio::sync::OwnedSemaphorePermit)> {
+    let local = stream.local_addr().ok()?;
+    let front_end = match shared.snapshots.load().classifier().sender(local, peer.ip()) {
+        Sender::FrontEnd => true,
+        Sender::Client => false,
+        Sender::Refused => {
+            count_dropped(shared, Dropped::NotFrontEnd);
+            return None;
+        }
+    };
+    let slot = if front_end { None } else { PrefixSlot::take(&shared.limits, peer.ip()) };
+    if !front_end && slot.is_none() {
+        refused("cap per client network reached", peer);
+        return None;
+    }
+    let Ok(permit) = shared.limits.connections.clone().try_acquire_owned() else {
+        refused("connection cap reached", peer);
+        return None;
+    };
+    Some((front_end, slot, permit))
 }
 
 /// Counts an open connection in the metrics for as long as it lives.
@@ -210,39 +221,12 @@ async fn connection(
 ) -> std::io::Result<()> {
     let local = stream.local_addr()?;
     stream.set_nodelay(true)?;
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, writer) = stream.into_split();
     // A front end's connection opens with one PROXY v2 header: every query on it is that client's.
     let header = if front_end { read_header(&mut reader, &shared.limits).await? } else { Vec::new() };
-    let relayed = match proxy::relay(shared.snapshots.load().classifier(), local, peer.ip(), &header) {
-        Ok(relayed) => relayed,
-        Err(dropped) => {
-            count_dropped(shared, dropped);
-            return Ok(());
-        }
-    };
+    let Some((relayed, _slot)) = relayed_client(shared, local, peer, front_end, &header) else { return Ok(()) };
     let (client, identity, relayed_by) = (relayed.client, relayed.identity, relayed.front_end);
-    let _slot = if front_end {
-        let Some(slot) = PrefixSlot::take(&shared.limits, client) else {
-            if let Some(events) = shared.observers.events() {
-                Events::count(&events.tcp_refused);
-            }
-            return Ok(());
-        };
-        Some(slot)
-    } else {
-        None
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(MAX_IN_FLIGHT);
-    let write_deadline = shared.limits.write;
-    let writer_task = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            match timeout(write_deadline, writer.write_all(&frame)).await {
-                Ok(Ok(())) => {}
-                _ => return, // a client that does not read, or a broken connection
-            }
-        }
-        let _ = writer.shutdown().await;
-    });
+    let (tx, writer_task) = spawn_writer(writer, shared.limits.write);
     let mut recorder = Recorder::new(&shared.observers);
     let mut message = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
@@ -268,16 +252,68 @@ async fn connection(
         };
         recorder.finish(&snapshot, &exchange);
         drop(snapshot);
-        let mut frame = Vec::with_capacity(out.len() + 2);
-        frame.extend_from_slice(&u16::try_from(out.len()).unwrap_or(u16::MAX).to_be_bytes());
-        frame.extend_from_slice(&out);
-        if tx.send(frame).await.is_err() {
+        if tx.send(framed(&out)).await.is_err() {
             break; // the writer gave up
         }
     }
     drop(tx);
     let _ = writer_task.await;
     Ok(())
+}
+
+/// Who the connection's queries are from: a front end's header read (or the peer itself), and for a front end's
+/// client its network slot, held for as long as the connection lives. `None`: close (counted).
+fn relayed_client<'h>(
+    shared: &TcpShared,
+    local: SocketAddr,
+    peer: SocketAddr,
+    front_end: bool,
+    header: &'h [u8],
+) -> Option<(proxy::Relayed<'h>, Option<PrefixSlot>)> {
+    let relayed = match proxy::relay(shared.snapshots.load().classifier(), local, peer.ip(), header) {
+        Ok(relayed) => relayed,
+        Err(dropped) => {
+            count_dropped(shared, dropped);
+            return None;
+        }
+    };
+    if !front_end {
+        return Some((relayed, None));
+    }
+    let Some(slot) = PrefixSlot::take(&shared.limits, relayed.client) else {
+        if let Some(events) = shared.observers.events() {
+            Events::count(&events.tcp_refused);
+        }
+        return None;
+    };
+    Some((relayed, Some(slot)))
+}
+
+/// The task that writes a connection's answers in order, each within `deadline`; it stops at the first that does
+/// not go out (a client that does not read, or a broken connection) and closes the write side when the sender goes.
+fn spawn_writer(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    deadline: Duration,
+) -> (tokio::sync::mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(MAX_IN_FLIGHT);
+    let task = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            match timeout(deadline, writer.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    (tx, task)
+}
+
+/// A message with its two-byte length prefix (RFC 1035 §4.2.2).
+fn framed(message: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(message.len() + 2);
+    frame.extend_from_slice(&u16::try_from(message.len()).unwrap_or(u16::MAX).to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
 }
 
 /// Reads the next length-prefixed message into `message`; `false` when the connection should close: the client

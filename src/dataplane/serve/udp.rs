@@ -24,7 +24,9 @@ use crate::dataplane::metrics::Events;
 use crate::dataplane::observe::{Observers, Recorder};
 use crate::dataplane::proxy;
 use crate::dataplane::resolve::Resolver;
-use crate::dataplane::respond::{self, encode_resolved, Context, Exchange, Handled, RecurseJob, Request, Resolution};
+use crate::dataplane::respond::{
+    self, encode_resolved, Context, Exchange, Handled, Outcome, RecurseJob, Request, Resolution,
+};
 use crate::dns::Transport;
 use crate::model::identity::OwnedIdentity;
 use crate::model::publish::SnapshotCell;
@@ -129,69 +131,71 @@ fn answer_batch(
     let snapshot = shared.snapshots.load();
     let keys = shared.cookies.load();
     let cx = Context { snapshot: &snapshot, cookies: Some(&keys), now: super::unix_seconds() };
+    let round = Round { shared, snapshot: &snapshot, cx, arrived, later };
     for i in 0..batch.received.len() {
         let datagram = batch.received[i];
         let (raw, out) = batch.slot(i);
+        if round.answer(datagram.peer, datagram.local, raw, out, recorder) {
+            batch.queue_reply(i, wildcard);
+        }
+    }
+}
+
+/// What every datagram of one batch is answered with.
+struct Round<'a> {
+    shared: &'a Shared,
+    snapshot: &'a Arc<Snapshot>,
+    cx: Context<'a>,
+    arrived: Instant,
+    later: &'a mpsc::UnboundedSender<Later>,
+}
+
+impl Round<'_> {
+    /// Answers one datagram from `peer` to `local` into `out`; whether a reply is to be sent now.
+    fn answer(
+        &self,
+        peer: SocketAddr,
+        local: SocketAddr,
+        raw: &[u8],
+        out: &mut Vec<u8>,
+        recorder: &mut Recorder,
+    ) -> bool {
+        let (shared, snapshot) = (self.shared, self.snapshot);
         // A trusted front end's PROXY v2 header says who the client is; the reply still goes to the front end.
-        let relayed = match proxy::relay(snapshot.classifier(), datagram.local, datagram.peer.ip(), raw) {
+        let relayed = match proxy::relay(snapshot.classifier(), local, peer.ip(), raw) {
             Ok(relayed) => relayed,
             Err(dropped) => {
-                if let Some(events) = shared.observers.events() {
-                    Events::count(&events.proxy_dropped[dropped.index()]);
-                }
-                continue;
+                count(shared, |e| &e.proxy_dropped[dropped.index()]);
+                return false;
             }
         };
         let packet = relayed.query;
-        let request = Request {
-            packet,
-            source: relayed.client,
-            local: datagram.local,
-            transport: Transport::Udp,
-            identity: relayed.identity,
-        };
-        let handled = respond::handle(&request, &cx, out);
+        let request =
+            Request { packet, source: relayed.client, local, transport: Transport::Udp, identity: relayed.identity };
+        let handled = respond::handle(&request, &self.cx, out);
         // The per-source limit comes first: a source past it costs no resolution and gets no full answer.
-        if let Some(outcome) = handled.pending() {
-            let entry = outcome.vpc.and_then(|v| snapshot.vpcs().get(v as usize));
-            let rate = entry.map_or(snapshot.query_limit(), |v| v.query_limit);
-            match shared.sources.check(request.source, rate, arrived) {
-                Verdict::Send => {}
-                Verdict::Slip => {
-                    count(shared, |e| &e.source_slipped);
-                    super::rrl::truncated_reply(packet, out);
-                    batch.queue_reply(i, wildcard);
-                    continue;
-                }
-                Verdict::Drop => {
-                    count(shared, |e| &e.source_dropped);
-                    continue;
-                }
-            }
+        if let Some(verdict) = handled.pending().and_then(|outcome| self.limited(outcome, request.source, packet, out))
+        {
+            return verdict;
         }
         let outcome = match handled {
             Handled::Answered(outcome) => outcome,
             Handled::Dropped => {
                 // Not a query we answer (a response, a packet too short for a header): dropped, as RFC 1035 allows.
                 count(shared, |e| &e.requests_dropped);
-                continue;
+                return false;
             }
-            Handled::Recurse(job) => match shared.resolver.cached(&job, &snapshot) {
+            Handled::Recurse(job) => match shared.resolver.cached(&job, snapshot) {
                 Some(resolution) => encode_resolved(&job, &resolution, out),
                 None => {
-                    let to = Addressed {
-                        peer: datagram.peer,
-                        local: datagram.local,
-                        client: request.source,
-                        front_end: relayed.front_end,
-                        identity: relayed.identity.map(|i| i.to_owned()),
-                    };
-                    resolve_later(shared, job, Arc::clone(&snapshot), to, arrived, later);
-                    continue;
+                    let (front_end, identity) = (relayed.front_end, relayed.identity.map(|i| i.to_owned()));
+                    let to = Addressed { peer, local, client: request.source, front_end, identity };
+                    resolve_later(shared, job, Arc::clone(snapshot), to, self.arrived, self.later);
+                    return false;
                 }
             },
         };
-        let latency = if recorder.timed() { arrived.elapsed() } else { Duration::ZERO };
+        let latency = if recorder.timed() { self.arrived.elapsed() } else { Duration::ZERO };
         let exchange = Exchange {
             packet,
             source: request.source,
@@ -201,8 +205,26 @@ fn answer_batch(
             outcome,
             latency,
         };
-        if deliver(shared, recorder, &snapshot, &exchange, out) {
-            batch.queue_reply(i, wildcard);
+        deliver(shared, recorder, snapshot, &exchange, out)
+    }
+
+    /// The per-source query limit at the VPC's rate: `None` when the source is within it; else whether to send
+    /// what is in `out` (a truncated reply, on a slip).
+    fn limited(&self, outcome: &Outcome, source: std::net::IpAddr, packet: &[u8], out: &mut Vec<u8>) -> Option<bool> {
+        let snapshot = self.snapshot;
+        let entry = outcome.vpc.and_then(|v| snapshot.vpcs().get(v as usize));
+        let rate = entry.map_or(snapshot.query_limit(), |v| v.query_limit);
+        match self.shared.sources.check(source, rate, self.arrived) {
+            Verdict::Send => None,
+            Verdict::Slip => {
+                count(self.shared, |e| &e.source_slipped);
+                super::rrl::truncated_reply(packet, out);
+                Some(true)
+            }
+            Verdict::Drop => {
+                count(self.shared, |e| &e.source_dropped);
+                Some(false)
+            }
         }
     }
 }
@@ -309,7 +331,7 @@ fn deliver(
 }
 
 /// Counts a rare event, when metrics are on.
-fn count(shared: &Shared, pick: fn(&Events) -> &std::sync::atomic::AtomicU64) {
+fn count(shared: &Shared, pick: impl Fn(&Events) -> &std::sync::atomic::AtomicU64) {
     if let Some(events) = shared.observers.events() {
         Events::count(pick(events));
     }

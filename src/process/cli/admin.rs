@@ -65,23 +65,43 @@ pub enum AdminCommand {
     /// Who changed what in your account, when, from where.
     Audit(Range),
     /// Why a source in one of your VPCs gets its answer (against the live state).
-    Explain {
-        #[arg(long)]
-        source: std::net::IpAddr,
-        #[arg(long)]
-        listener: Option<std::net::SocketAddr>,
-        #[arg(long)]
-        tcp: bool,
-        /// As relayed by a front end naming this endpoint of one of your VPCs.
-        #[arg(long, conflicts_with = "vpc_id")]
-        endpoint: Option<String>,
-        /// As relayed by a front end naming this VPC id.
-        #[arg(long)]
-        vpc_id: Option<String>,
-        name: String,
-        #[arg(default_value = "A")]
-        qtype: String,
-    },
+    Explain(ExplainArgs),
+}
+
+/// `admin explain`'s question.
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    source: std::net::IpAddr,
+    #[arg(long)]
+    listener: Option<std::net::SocketAddr>,
+    #[arg(long)]
+    tcp: bool,
+    /// As relayed by a front end naming this endpoint of one of your VPCs.
+    #[arg(long, conflicts_with = "vpc_id")]
+    endpoint: Option<String>,
+    /// As relayed by a front end naming this VPC id.
+    #[arg(long)]
+    vpc_id: Option<String>,
+    name: String,
+    #[arg(default_value = "A")]
+    qtype: String,
+}
+
+impl ExplainArgs {
+    /// `GET /v1/explain` with the question in the query string.
+    fn path(self) -> String {
+        let query = query_string(&[
+            ("source", Some(self.source.to_string())),
+            ("listener", self.listener.map(|l| l.to_string())),
+            ("tcp", self.tcp.then(|| "true".to_string())),
+            ("endpoint", self.endpoint),
+            ("vpc_id", self.vpc_id),
+            ("name", Some(self.name)),
+            ("type", Some(self.qtype)),
+        ]);
+        format!("/v1/explain{query}")
+    }
 }
 
 #[derive(Subcommand)]
@@ -366,21 +386,7 @@ fn to_call(command: AdminCommand) -> anyhow::Result<Call> {
         AdminCommand::Records(c) => records_call(c),
         AdminCommand::Usage(range) => call(M::GET, range.url("/v1/usage")),
         AdminCommand::Audit(range) => call(M::GET, range.url("/v1/audit")),
-        AdminCommand::Explain { source, listener, tcp, endpoint, vpc_id, name, qtype } => call(
-            M::GET,
-            format!(
-                "/v1/explain{}",
-                query_string(&[
-                    ("source", Some(source.to_string())),
-                    ("listener", listener.map(|l| l.to_string())),
-                    ("tcp", tcp.then(|| "true".to_string())),
-                    ("endpoint", endpoint),
-                    ("vpc_id", vpc_id),
-                    ("name", Some(name)),
-                    ("type", Some(qtype)),
-                ])
-            ),
-        ),
+        AdminCommand::Explain(question) => call(M::GET, question.path()),
     })
 }
 

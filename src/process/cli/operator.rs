@@ -116,6 +116,17 @@ pub enum VpcsCommand {
     },
 }
 
+/// Whether a server answers on the operator socket. Only a socket that is absent or refuses connections means the
+/// server is stopped; anything else (permission denied, say) must not lead to writing a live store behind the
+/// server's back.
+async fn server_running(socket: &std::path::Path) -> anyhow::Result<bool> {
+    match tokio::net::UnixStream::connect(socket).await {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => Ok(false),
+        Err(e) => anyhow::bail!("cannot use the operator socket {}: {e}", socket.display()),
+    }
+}
+
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let loaded = crate::process::config::load(&args.config, None)?;
     let settings = loaded
@@ -124,13 +135,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         .clone()
         .context("the configuration has no [store]: operator commands need the store")?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    // Only a socket that is absent or refuses connections means the server is stopped; anything else (permission
-    // denied, say) must not lead to writing a live store behind the server's back.
-    let running = match tokio::net::UnixStream::connect(&settings.socket).await {
-        Ok(_) => true,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => false,
-        Err(e) => anyhow::bail!("cannot use the operator socket {}: {e}", settings.socket.display()),
-    };
+    let running = server_running(&settings.socket).await?;
     // Without a socket that answers, the command runs here on the store — but only when no server holds it: a
     // server whose socket was removed must not be written behind its back.
     let lock = match (&settings.store, running) {

@@ -53,7 +53,7 @@ impl Builder<'_> {
                 if texts.is_empty() {
                     self.problems.push("[server].listen is empty: give at least one address".into());
                 }
-                texts.iter().filter_map(|text| self.listen_address(text)).collect()
+                texts.iter().filter_map(|text| self.address("[server].listen", text)).collect()
             }
         };
         let nameserver = match &raw.nameserver {
@@ -85,23 +85,14 @@ impl Builder<'_> {
                 parse_cidr(text).map_err(|e| self.problems.push(format!("[server].proxy_from: {e}"))).ok()
             })
             .collect();
-        let listeners = raw
-            .proxy_listen
-            .iter()
-            .filter_map(|text| {
-                let addr = text.parse::<SocketAddr>().ok();
-                if addr.is_none() {
-                    self.problems.push(format!("[server].proxy_listen: {text:?} is not an address:port"));
-                }
-                addr
-            })
-            .collect();
+        let listeners =
+            raw.proxy_listen.iter().filter_map(|text| self.address("[server].proxy_listen", text)).collect();
         let vpc_tlv = raw.proxy_vpc_tlv.and_then(|n| match u8::try_from(n) {
             Ok(t) if ProxySettings::is_custom_tlv(t) => Some(t),
             _ => {
                 self.problems.push(format!(
                     "[server].proxy_vpc_tlv: {n:#x} is not a free vendor TLV type (0xE2-0xE9, 0xEB-0xED or 0xEF; \
-                     0xE0, 0xE1, 0xEA and 0xEE are the clouds' own)"
+                     the clouds use 0xE0, 0xE1, 0xEA and 0xEE)"
                 ));
                 None
             }
@@ -109,12 +100,12 @@ impl Builder<'_> {
         ProxySettings { from, listeners, vpc_tlv }
     }
 
-    fn listen_address(&mut self, text: &str) -> Option<SocketAddr> {
+    /// An `address:port` of setting `key`, or a problem.
+    fn address(&mut self, key: &str, text: &str) -> Option<SocketAddr> {
         let addr = text.parse::<SocketAddr>().ok();
         if addr.is_none() {
-            self.problems.push(format!(
-                "[server].listen: {text:?} is not an address:port (e.g. \"127.0.0.1:5300\" or \"[::1]:5300\")"
-            ));
+            self.problems
+                .push(format!("{key}: {text:?} is not an address:port (e.g. \"127.0.0.1:5300\" or \"[::1]:5300\")"));
         }
         addr
     }

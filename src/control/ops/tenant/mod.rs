@@ -301,6 +301,18 @@ struct DetachedAnswer {
 
 /// The VPC owner takes its VPCs (all of them, or those named) out of another account's zone or rule, without
 /// removing the link. A zone or rule that answers in none of the caller's VPCs is not found.
+/// The VPCs to detach: those named (each must be one of the caller's in the scope), or all of the caller's.
+fn chosen_vpcs(mine: &[String], named: &[String], id: &str) -> Result<Vec<VpcId>, ControlError> {
+    if let Some(v) = named.iter().find(|v| !mine.contains(v)) {
+        return Err(ControlError::invalid(
+            "vpc_not_in_scope",
+            format!("vpc {v:?} is not one of your VPCs in the scope of {id}"),
+        ));
+    }
+    let chosen = if named.is_empty() { mine } else { named };
+    Ok(chosen.iter().map(|v| VpcId::new(v)).collect())
+}
+
 pub(crate) fn detach_foreign(
     control: &ControlState,
     ctx: &Ctx,
@@ -325,19 +337,7 @@ pub(crate) fn detach_foreign(
     if *owner == me || mine.is_empty() {
         return Err(not_found());
     }
-    let chosen: Vec<VpcId> = if vpcs.is_empty() {
-        mine.iter().map(|v| VpcId::new(v)).collect()
-    } else {
-        for v in vpcs {
-            if !mine.contains(v) {
-                return Err(ControlError::invalid(
-                    "vpc_not_in_scope",
-                    format!("vpc {v:?} is not one of your VPCs in the scope of {id}"),
-                ));
-            }
-        }
-        vpcs.iter().map(|v| VpcId::new(v)).collect()
-    };
+    let chosen = chosen_vpcs(&mine, vpcs, id)?;
     let mut plan = Plan::default();
     let detached = super::detach_vpcs(control, &mut plan, kind, id, &chosen).ok_or_else(not_found)?;
     let me_name = control.state.accounts.get(&me).map_or(me.0.clone(), |a| a.name.clone());
