@@ -1,6 +1,5 @@
 //! The `vpcdns` command: CLI, logging, runtime and exit codes — nothing else.
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use vpcdns::model::compile::Compiler;
 use vpcdns::model::explain;
+use vpcdns::process::cli::admin::ExplainArgs;
 use vpcdns::process::reload;
 
 #[derive(Parser)]
@@ -58,26 +58,8 @@ enum Command {
     Explain {
         #[arg(long, short)]
         config: PathBuf,
-        /// The query's source address.
-        #[arg(long)]
-        source: IpAddr,
-        /// The local address the query arrives on (default: the first [server].listen address).
-        #[arg(long)]
-        listener: Option<SocketAddr>,
-        /// Explain the TCP answer (ANY and truncation differ).
-        #[arg(long)]
-        tcp: bool,
-        /// The query as relayed by a front end naming this endpoint (vpce-…, alibaba:…, psc:…, azure:…).
-        #[arg(long, conflicts_with = "vpc_id")]
-        endpoint: Option<String>,
-        /// The query as relayed by a front end naming this VPC id (Alibaba PrivateLink, or `proxy_vpc_tlv`).
-        #[arg(long)]
-        vpc_id: Option<String>,
-        /// The query name.
-        name: String,
-        /// The query type (A, AAAA, MX, TYPE65534, …).
-        #[arg(default_value = "A")]
-        qtype: String,
+        #[command(flatten)]
+        question: ExplainArgs,
     },
 }
 
@@ -138,14 +120,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Explain { config, source, listener, tcp, endpoint, vpc_id, name, qtype } => {
+        Command::Explain { config, question: q } => {
             let loaded = reload::load_valid(&config, None)?;
             let snapshot = Compiler::default().compile(&loaded.state);
-            let Some(listener) = listener.or_else(|| loaded.state.served.listen.first().copied()) else {
+            let Some(listener) = q.listener.or_else(|| loaded.state.served.listen.first().copied()) else {
                 bail!("no listener: give --listener");
             };
-            let question = explain::Question::parse(listener, source, &name, &qtype, tcp)
-                .and_then(|q| q.through(endpoint.as_deref(), vpc_id.as_deref()))
+            let question = explain::Question::parse(listener, q.source, &q.name, &q.qtype, q.tcp)
+                .and_then(|question| question.through(q.endpoint.as_deref(), q.vpc_id.as_deref()))
                 .map_err(|(_, message)| anyhow::anyhow!(message))?;
             vpcdns::out!("{}", vpcdns::dataplane::explain::explain(&loaded.state, &snapshot, &question, None));
             Ok(())

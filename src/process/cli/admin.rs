@@ -68,24 +68,29 @@ pub enum AdminCommand {
     Explain(ExplainArgs),
 }
 
-/// `admin explain`'s question.
+/// The question `explain` takes, on the command line (`vpcdns explain`) and through the API (`admin explain`).
 #[derive(Args)]
 pub struct ExplainArgs {
+    /// The query's source address.
     #[arg(long)]
-    source: std::net::IpAddr,
+    pub source: std::net::IpAddr,
+    /// The local address the query arrives on (default: the first [server].listen address).
     #[arg(long)]
-    listener: Option<std::net::SocketAddr>,
+    pub listener: Option<std::net::SocketAddr>,
+    /// Explain the TCP answer (ANY and truncation differ).
     #[arg(long)]
-    tcp: bool,
-    /// As relayed by a front end naming this endpoint of one of your VPCs.
+    pub tcp: bool,
+    /// The query as relayed by a front end naming this endpoint (vpce-…, alibaba:…, psc:…, azure:…).
     #[arg(long, conflicts_with = "vpc_id")]
-    endpoint: Option<String>,
-    /// As relayed by a front end naming this VPC id.
+    pub endpoint: Option<String>,
+    /// The query as relayed by a front end naming this VPC id (Alibaba PrivateLink, or `proxy_vpc_tlv`).
     #[arg(long)]
-    vpc_id: Option<String>,
-    name: String,
+    pub vpc_id: Option<String>,
+    /// The query name.
+    pub name: String,
+    /// The query type (A, AAAA, MX, TYPE65534, …).
     #[arg(default_value = "A")]
-    qtype: String,
+    pub qtype: String,
 }
 
 impl ExplainArgs {
