@@ -208,6 +208,16 @@ impl Etcd {
         }
     }
 
+    /// SIGSTOP member `i` (a frozen VM, a stalled disk: it holds its connections and answers nothing), or SIGCONT it
+    /// again.
+    pub fn pause(&self, i: usize, stopped: bool) {
+        if let Some(child) = &self.members[i].child {
+            let signal = if stopped { nix::sys::signal::Signal::SIGSTOP } else { nix::sys::signal::Signal::SIGCONT };
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+            nix::sys::signal::kill(pid, signal).expect("signal");
+        }
+    }
+
     /// Starts member `i` again on its data (after `kill`).
     pub fn restart(&mut self, i: usize) {
         self.spawn(i);

@@ -78,7 +78,9 @@ impl EtcdStore {
     }
 
     /// Runs `call` against the members in turn, from the preferred one, until one answers or retrying is not
-    /// safe. Two passes at most, with a short pause between them.
+    /// safe. Two passes at most, with a short pause between them. A member that does not answer in time, or fails
+    /// ambiguously, stops being the preferred one at once: the next request goes to another member, so one hung
+    /// member (a frozen VM, a stalled disk, dropped packets) costs at most the requests in flight on it.
     pub(super) fn call<T: Send + 'static>(
         &self,
         op: &'static str,
@@ -93,58 +95,25 @@ impl EtcdStore {
                 std::thread::sleep(Duration::from_millis(200));
             }
             let i = (first + attempt) % n;
-            let member = &self.members[i];
-            let cached = member.client.lock().map_err(|_| StoreError::Poisoned)?.clone();
-            let timeout = self.timeout;
-            let outcome = match cached {
-                Some(client) => {
-                    let fut = call(client);
-                    self.runtime.run(async move { tokio::time::timeout(timeout, fut).await })
-                }
-                None => {
-                    let (url, options) = (member.url.clone(), member.options.clone());
-                    let connected = self
-                        .runtime
-                        .run(async move { tokio::time::timeout(timeout, Self::client(url, options)).await });
-                    match connected {
-                        Some(Ok(Ok(client))) => {
-                            *member.client.lock().map_err(|_| StoreError::Poisoned)? = Some(client.clone());
-                            let fut = call(client);
-                            self.runtime.run(async move { tokio::time::timeout(timeout, fut).await })
-                        }
-                        Some(Ok(Err(e))) => {
-                            // A refusal (bad credentials) is the same on every member.
-                            if classify(&e) == Failure::Refused {
-                                return Err(refused(op, &e));
-                            }
-                            // Nothing was sent: every request may move on.
-                            errors.push(format!("{}: {e}", member.url));
-                            continue;
-                        }
-                        Some(Err(_)) | None => {
-                            errors.push(format!("{}: no connection within {timeout:?}", member.url));
-                            continue;
-                        }
-                    }
-                }
-            };
-            match outcome {
-                Some(Ok(Ok(value))) => {
+            match self.attempt(i, &call)? {
+                Attempt::Answered(value) => {
                     self.preferred.store(i, Ordering::Relaxed);
                     return Ok(value);
                 }
-                Some(Ok(Err(e))) => {
-                    let kind = classify(&e);
+                Attempt::Unsent(error) => errors.push(error),
+                Attempt::Failed(error, kind) => {
                     if kind == Failure::Refused {
-                        return Err(refused(op, &e));
+                        return Err(refused(op, &error));
                     }
-                    errors.push(format!("{}: {e}", member.url));
+                    errors.push(format!("{}: {error}", self.members[i].url));
+                    self.avoid(i);
                     if retry == Retry::IfUnsent && kind != Failure::Unsent {
                         return Err(StoreError::Unknown { op, detail: errors.join("; ") });
                     }
                 }
-                Some(Err(_)) | None => {
-                    errors.push(format!("{}: no answer within {timeout:?}", member.url));
+                Attempt::TimedOut => {
+                    errors.push(format!("{}: no answer within {:?}", self.members[i].url, self.timeout));
+                    self.avoid(i);
                     if retry == Retry::IfUnsent {
                         return Err(StoreError::Unknown { op, detail: errors.join("; ") });
                     }
@@ -153,6 +122,67 @@ impl EtcdStore {
         }
         Err(StoreError::Unavailable { op, detail: errors.join("; ") })
     }
+
+    /// One try of `call` on member `i`, connecting it first when needed.
+    fn attempt<T: Send + 'static>(
+        &self,
+        i: usize,
+        call: &impl Fn(Client) -> BoxFuture<T>,
+    ) -> Result<Attempt<T>, StoreError> {
+        let member = &self.members[i];
+        let timeout = self.timeout;
+        let cached = member.client.lock().map_err(|_| StoreError::Poisoned)?.clone();
+        let client = match cached {
+            Some(client) => client,
+            None => {
+                let (url, options) = (member.url.clone(), member.options.clone());
+                let connected =
+                    self.runtime.run(async move { tokio::time::timeout(timeout, Self::client(url, options)).await });
+                match connected {
+                    Some(Ok(Ok(client))) => {
+                        *member.client.lock().map_err(|_| StoreError::Poisoned)? = Some(client.clone());
+                        client
+                    }
+                    // A refusal (bad credentials) is the same on every member.
+                    Some(Ok(Err(e))) if classify(&e) == Failure::Refused => {
+                        return Ok(Attempt::Failed(e, Failure::Refused))
+                    }
+                    // Nothing was sent: every request may move on.
+                    Some(Ok(Err(e))) => return Ok(Attempt::Unsent(format!("{}: {e}", member.url))),
+                    Some(Err(_)) | None => {
+                        self.avoid(i);
+                        return Ok(Attempt::Unsent(format!("{}: no connection within {timeout:?}", member.url)));
+                    }
+                }
+            }
+        };
+        let fut = call(client);
+        Ok(match self.runtime.run(async move { tokio::time::timeout(timeout, fut).await }) {
+            Some(Ok(Ok(value))) => Attempt::Answered(value),
+            Some(Ok(Err(e))) => {
+                let kind = classify(&e);
+                Attempt::Failed(e, kind)
+            }
+            Some(Err(_)) | None => Attempt::TimedOut,
+        })
+    }
+
+    /// Stops preferring member `i` (when it still is the preferred one): the next request starts at the next member.
+    fn avoid(&self, i: usize) {
+        let n = self.members.len();
+        let _ = self.preferred.compare_exchange(i, (i + 1) % n, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// What one try on one member came to.
+enum Attempt<T> {
+    Answered(T),
+    /// Not sent (no connection): any request may go on to the next member.
+    Unsent(String),
+    /// An error from the member, and whether a retry elsewhere is safe.
+    Failed(etcd_client::Error, Failure),
+    /// No answer within the per-attempt deadline: the request may have been applied.
+    TimedOut,
 }
 
 /// What kind of failure an error is, for retrying.
