@@ -596,3 +596,29 @@ fn a_hung_member_stops_writes_only_briefly() {
     assert!(back < Duration::from_secs(6), "writes came back only after {back:?}");
     assert!(failed <= 2, "{failed} writes failed: more than the ones in flight on the hung member");
 }
+
+/// Issue 16, finding 3: a node whose watch is on a member that hangs must notice (no progress notice within 1.5 s)
+/// and resume on another member, so its DNS is behind the cluster by seconds, not by HTTP/2's keepalive.
+#[test]
+fn a_watch_on_a_hung_member_moves_on() {
+    let _serial = serial();
+    let etcd = Etcd::start(3);
+    let a = node(&etcd, "a");
+    let b = node(&etcd, "b");
+    let (key, zone) = inventory(&a);
+    // Both nodes started on their first endpoint: b's watch is on member 0. Hang it, then write through a.
+    etcd.pause(0, true);
+    let hung = Instant::now();
+    let mut acked = None;
+    while acked.is_none() && hung.elapsed() < Duration::from_secs(20) {
+        if a.admin(&key, &["records", "add", &zone, "late", "A", "10.8.0.1"]).is_ok() {
+            acked = Some(hung.elapsed());
+        }
+    }
+    let acked = acked.expect("the write was acknowledged");
+    let seen = wait_answer(&b.dns, "late.corp.internal", "10.8.0.1", Duration::from_secs(20));
+    etcd.pause(0, false);
+    let seen = seen.expect("node b never saw the write");
+    println!("member 0 hung: write acknowledged after {acked:?}, answered by the other node {seen:?} later");
+    assert!(seen < Duration::from_secs(5), "node b was behind by {seen:?}");
+}

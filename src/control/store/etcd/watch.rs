@@ -2,11 +2,18 @@
 //! revision after the last one delivered, on the members in turn; fragments of a large batch joined so that a
 //! revision is never delivered in halves; progress notices as liveness.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions, EventType, WatchOptions};
 
 use crate::control::store::{Change, FeedEvent};
+
+/// How often the stream asks its member for a progress notice.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// A member that sends nothing — no change, no progress notice — for this long is taken for hung (a frozen VM, a
+/// stalled disk, dropped packets: its connection stays open), and the watch resumes on another member.
+const SILENCE: Duration = Duration::from_millis(1500);
 
 /// The watch loop behind [`EtcdStore::watch`].
 pub(super) async fn follow(
@@ -89,17 +96,23 @@ async fn watch_once(
     // The events of the batch being received (several messages when etcd fragments it).
     let mut changes: Vec<Change> = Vec::new();
     // Ask for a progress notice now and then: it says the member is alive and how far the stream is.
-    let mut progress = tokio::time::interval(Duration::from_secs(1));
+    let mut progress = tokio::time::interval(PROGRESS_EVERY);
+    let mut heard = Instant::now();
     loop {
         let message = tokio::select! {
             m = stream.message() => m,
             _ = progress.tick() => {
-                if let Err(e) = stream.request_progress().await {
-                    return broken(e.to_string(), delivered);
+                if heard.elapsed() > SILENCE {
+                    return broken(format!("no progress notice within {SILENCE:?}"), delivered);
                 }
-                continue;
+                match tokio::time::timeout(SILENCE, stream.request_progress()).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => return broken(e.to_string(), delivered),
+                    Err(_) => return broken(format!("a progress request not taken within {SILENCE:?}"), delivered),
+                }
             }
         };
+        heard = Instant::now();
         let response = match message {
             Ok(Some(r)) => r,
             Ok(None) => return broken("the watch stream ended".into(), delivered),
@@ -114,16 +127,7 @@ async fn watch_once(
         if response.created() && tx.send(FeedEvent::Connected).await.is_err() {
             return WatchEnd::ReceiverGone;
         }
-        for event in response.events() {
-            let Some(kv) = event.kv() else { continue };
-            let Ok(revision) = u64::try_from(kv.mod_revision()) else { continue };
-            let Some(key) = std::str::from_utf8(kv.key()).ok().and_then(|k| k.strip_prefix(prefix)) else { continue };
-            let value = match event.event_type() {
-                EventType::Put => Some(kv.value().to_vec()),
-                EventType::Delete => None,
-            };
-            changes.push(Change { revision, key: key.to_string(), value });
-        }
+        changes.extend(response.events().iter().filter_map(|event| change_of(event, prefix)));
         if response.0.fragment {
             // More pieces of this batch follow.
             continue;
@@ -142,4 +146,16 @@ async fn watch_once(
             }
         }
     }
+}
+
+/// A watch event as a change of the store: the key without the prefix, the value (none for a delete).
+fn change_of(event: &etcd_client::Event, prefix: &str) -> Option<Change> {
+    let kv = event.kv()?;
+    let revision = u64::try_from(kv.mod_revision()).ok()?;
+    let key = std::str::from_utf8(kv.key()).ok()?.strip_prefix(prefix)?;
+    let value = match event.event_type() {
+        EventType::Put => Some(kv.value().to_vec()),
+        EventType::Delete => None,
+    };
+    Some(Change { revision, key: key.to_string(), value })
 }
