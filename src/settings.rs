@@ -350,6 +350,8 @@ pub struct EtcdSettings {
     pub user: Option<EtcdUser>,
     /// Deadline of one attempt against one member.
     pub timeout: Duration,
+    /// Past this long without word from the store (no change, no progress notice), `/ready` says not ready.
+    pub max_staleness: Option<Duration>,
 }
 
 impl EtcdSettings {
@@ -361,6 +363,7 @@ impl EtcdSettings {
             tls: None,
             user: None,
             timeout: DEFAULT_ETCD_TIMEOUT,
+            max_staleness: None,
         }
     }
 }

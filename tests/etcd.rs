@@ -622,3 +622,40 @@ fn a_watch_on_a_hung_member_moves_on() {
     println!("member 0 hung: write acknowledged after {acked:?}, answered by the other node {seen:?} later");
     assert!(seen < Duration::from_secs(5), "node b was behind by {seen:?}");
 }
+
+/// Issue 16, finding 5: with `[store] max_staleness_s`, a node that has gone longer than that without word from the
+/// store says it is not ready (a load balancer stops sending it traffic), and says why; it keeps answering DNS for
+/// clients that still reach it, and is ready again once the store is back.
+#[test]
+fn a_node_staler_than_allowed_is_not_ready() {
+    let _serial = serial();
+    let mut etcd = Etcd::start(1);
+    let section = format!("{}max_staleness_s = 2\n", etcd.store_section("a"));
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
+    let a = StoreServer::start_on(&section, UNLIMITED_WRITES, metrics, &[("vpcdns.secret", SECRET)]);
+    let (key, zone) = inventory(&a);
+    a.admin(&key, &["records", "add", &zone, "www", "A", "10.9.0.1"]).expect("write");
+    let ready = || http_get(&metrics_addr_in(&a.log()), "/ready");
+    assert_eq!(ready().0, 200, "{}", ready().1);
+    etcd.kill(0);
+    let killed = Instant::now();
+    let (status, body) = loop {
+        let (status, body) = ready();
+        if status == 503 || killed.elapsed() > Duration::from_secs(15) {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!("store down: not ready after {:?}: {body}", killed.elapsed());
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("max_staleness_s = 2"), "{body}");
+    assert!(killed.elapsed() >= Duration::from_secs(2), "not ready before the store was stale");
+    assert_eq!(query_a(&a.dns, "www.corp.internal"), Some(vec!["10.9.0.1".parse().expect("ip")]), "DNS still answers");
+    etcd.restart(0);
+    etcd.wait_for_leader(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ready().0 != 200 {
+        assert!(Instant::now() < deadline, "never ready again: {}", ready().1);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

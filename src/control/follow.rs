@@ -19,12 +19,47 @@ pub(crate) struct FeedHealth {
     connected: AtomicBool,
     /// Unix time of the last change between connected and not.
     since: AtomicU64,
+    /// Unix milliseconds of the last word from the store: a change, a progress notice, a (re)connection.
+    heard: AtomicU64,
+    /// Past this long without word from the store, the node reports not ready (`[store] max_staleness_s`).
+    max_staleness: Option<Duration>,
     applied: AtomicU64,
     relists: AtomicU64,
     last_error: Mutex<String>,
 }
 
 impl FeedHealth {
+    /// A feed that has just been heard from; `max_staleness` bounds how long it may go without word.
+    pub(crate) fn new(max_staleness: Option<Duration>) -> FeedHealth {
+        let health = FeedHealth { max_staleness, ..FeedHealth::default() };
+        health.heard_now();
+        health
+    }
+
+    fn heard_now(&self) {
+        self.heard.store(super::unix_millis(), Ordering::Relaxed);
+    }
+
+    /// How long since the store was last heard from.
+    pub(crate) fn stale_for(&self) -> Duration {
+        Duration::from_millis(super::unix_millis().saturating_sub(self.heard.load(Ordering::Relaxed)))
+    }
+
+    /// `Err(why)` when the node has gone longer than `max_staleness` without word from the store: a load balancer
+    /// should stop sending it traffic (DNS keeps answering for clients that still reach it).
+    pub(crate) fn fresh(&self) -> Result<(), String> {
+        let stale = self.stale_for();
+        match self.max_staleness {
+            Some(max) if stale > max => Err(format!(
+                "store: no word for {:.1} s (max_staleness_s = {}), serving revision {}",
+                stale.as_secs_f64(),
+                max.as_secs(),
+                self.applied()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }
@@ -68,11 +103,13 @@ pub(crate) async fn follow(plane: Arc<ControlPlane>, health: Arc<FeedHealth>) {
         while let Some(event) = feed.recv().await {
             match event {
                 FeedEvent::Connected => {
+                    health.heard_now();
                     if health.set_connected(true) {
                         tracing::info!(revision = plane.current().revision, "store feed connected");
                     }
                 }
                 FeedEvent::Changes(mut changes) => {
+                    health.heard_now();
                     health.set_connected(true);
                     // Behind (a bulk change arrives as hundreds of transactions): fold everything already waiting
                     // into one apply and one compile instead of one per transaction.
@@ -101,6 +138,7 @@ pub(crate) async fn follow(plane: Arc<ControlPlane>, health: Arc<FeedHealth>) {
                     }
                 }
                 FeedEvent::Progress(_) => {
+                    health.heard_now();
                     health.set_connected(true);
                 }
                 FeedEvent::Disconnected(error) => note_disconnected(&plane, &health, &error),

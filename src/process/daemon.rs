@@ -97,7 +97,11 @@ async fn serve_store(
     let api_task = tokio::spawn(api::listen::serve(admin, state, control.admin_limits));
     // A shared store: the state was listed at one revision; from the next, follow what other nodes commit.
     let feed = plane.store().is_shared().then(|| {
-        let health = Arc::new(FeedHealth::default());
+        let max_staleness = match &control.store {
+            crate::settings::StoreSettings::Etcd(etcd) => etcd.max_staleness,
+            crate::settings::StoreSettings::Sqlite(_) => None,
+        };
+        let health = Arc::new(FeedHealth::new(max_staleness));
         tokio::spawn(follow(plane.clone(), health.clone()));
         health
     });

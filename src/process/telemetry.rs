@@ -61,12 +61,16 @@ impl Telemetry {
         self.ready.load(Ordering::Relaxed)
     }
 
-    /// The body of `/ready`: the state, and on a node following a shared store, how it follows.
-    fn ready_text(&self) -> String {
-        let head = if self.is_ready() { "ready" } else { "not ready" };
-        match &self.feed {
-            Some(feed) => format!("{head}\n{}\n", feed.detail()),
-            None => format!("{head}\n"),
+    /// What `/ready` answers: serving and, on a node following a shared store, not staler than allowed; the body
+    /// says the state and how the node follows the store.
+    fn readiness(&self) -> (bool, String) {
+        let stale = self.feed.as_ref().and_then(|feed| feed.fresh().err());
+        let ready = self.is_ready() && stale.is_none();
+        let head = if ready { "ready" } else { "not ready" };
+        match (&self.feed, stale) {
+            (Some(_), Some(why)) => (ready, format!("{head}\n{why}\n")),
+            (Some(feed), None) => (ready, format!("{head}\n{}\n", feed.detail())),
+            (None, _) => (ready, format!("{head}\n")),
         }
     }
 
@@ -258,6 +262,10 @@ fn encode_feed(encoder: &mut DescriptorEncoder, feed: &FeedHealth) -> Result<(),
     gauge(encoder, "vpcdns_store_connected", help, i64::from(feed.connected()))?;
     let help = "The store revision this node's state is at";
     gauge(encoder, "vpcdns_store_applied_revision", help, i64::try_from(feed.applied()).unwrap_or(i64::MAX))?;
+    let help = "Seconds since the store was last heard from (a change, a progress notice); past [store] \
+                max_staleness_s /ready says not ready";
+    let mut family = encoder.encode_descriptor("vpcdns_store_staleness_seconds", help, None, MetricType::Gauge)?;
+    ConstGauge::new(feed.stale_for().as_secs_f64()).encode(family.encode_family::<[(&str, &str); 0]>(&[])?)?;
     let help = "Times the node read the whole state again because the history it needed was compacted";
     counter(encoder, "vpcdns_store_relists", help, feed.relists())
 }
@@ -302,8 +310,8 @@ pub(crate) async fn serve_http(listener: tokio::net::TcpListener, telemetry: Arc
         }
     };
     let ready = |State(telemetry): State<Arc<Telemetry>>| async move {
-        let status = if telemetry.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-        (status, telemetry.ready_text())
+        let (ready, text) = telemetry.readiness();
+        (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, text)
     };
     let app = axum::Router::new().route("/metrics", get(scrape)).route("/ready", get(ready)).with_state(telemetry);
     if let Err(e) = axum::serve(listener, app).await {

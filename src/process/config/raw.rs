@@ -110,6 +110,7 @@ pub(super) struct RawStore {
     pub(super) user: Option<String>,
     pub(super) password_file: Option<PathBuf>,
     pub(super) timeout_ms: Option<u64>,
+    pub(super) max_staleness_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

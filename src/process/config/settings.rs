@@ -263,7 +263,8 @@ impl Builder<'_> {
             "sqlite" => {
                 if store.has_etcd_fields() {
                     self.problems.push(
-                        "[store]: endpoints, prefix, tls_*, user, password_file and timeout_ms are for kind = \"etcd\""
+                        "[store]: endpoints, prefix, tls_*, user, password_file, timeout_ms and max_staleness_s are for \
+                         kind = \"etcd\""
                             .into(),
                     );
                 }
@@ -318,7 +319,11 @@ impl Builder<'_> {
         if timeout.is_zero() {
             self.problems.push("[store].timeout_ms must be at least 1".into());
         }
-        EtcdSettings { endpoints, prefix, tls, user, timeout: timeout.max(Duration::from_millis(1)) }
+        let max_staleness = store.max_staleness_s.map(Duration::from_secs);
+        if max_staleness.is_some_and(|m| m.is_zero()) {
+            self.problems.push("[store].max_staleness_s must be at least 1".into());
+        }
+        EtcdSettings { endpoints, prefix, tls, user, timeout: timeout.max(Duration::from_millis(1)), max_staleness }
     }
 
     fn etcd_user(&mut self, store: &RawStore) -> Option<EtcdUser> {
@@ -355,6 +360,7 @@ impl RawStore {
             || self.user.is_some()
             || self.password_file.is_some()
             || self.timeout_ms.is_some()
+            || self.max_staleness_s.is_some()
     }
 }
 
