@@ -341,6 +341,6 @@ mod tests {
         }
         assert!(!telemetry.is_ready());
         telemetry.set_ready(true);
-        assert_eq!(telemetry.ready_text(), "ready\n");
+        assert_eq!(telemetry.readiness(), (true, "ready\n".to_string()));
     }
 }
