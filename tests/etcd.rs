@@ -659,3 +659,24 @@ fn a_node_staler_than_allowed_is_not_ready() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Issue 16, finding 2 (its read half): every write answers with its commit revision, and `?min_revision=` (CLI:
+/// `--min-revision`) makes any node wait until it has applied it, so a client reads its own write through any node;
+/// a node that does not get there in time answers 503 `behind` instead of an old state.
+#[test]
+fn a_client_reads_its_own_write_through_another_node() {
+    let _serial = serial();
+    let etcd = Etcd::start(1);
+    let a = node(&etcd, "a");
+    let b = node(&etcd, "b");
+    let (key, zone) = inventory(&a);
+    let added = a.admin(&key, &["records", "add", &zone, "mine", "A", "10.10.0.1"]).expect("write");
+    let revision = added["revision"].as_u64().expect("a write answers with its revision");
+    let shown = b.admin(&key, &["zones", "show", &zone, "--min-revision", &revision.to_string()]).expect("read");
+    assert!(shown.to_string().contains("10.10.0.1"), "{shown}");
+    let started = Instant::now();
+    let future = (revision + 1_000_000).to_string();
+    let behind = common::store::err(b.admin(&key, &["zones", "list", "--min-revision", &future]));
+    assert!(behind.contains("503 behind"), "{behind}");
+    assert!(started.elapsed() < Duration::from_secs(15), "the wait is bounded");
+}

@@ -1,6 +1,7 @@
-//! Two layers around the tenant routes: request bodies are read whole within a deadline before any handler runs,
-//! and a refused change (403, 404, 409, 422) is written to the audit of the caller's account and of the account
-//! whose resource the path names, so an owner sees who tried what on its zones, rules and links.
+//! Layers around the routes: request bodies are read whole within a deadline before any handler runs; a refused
+//! change (403, 404, 409, 422) is written to the audit of the caller's account and of the account whose resource the
+//! path names, so an owner sees who tried what on its zones, rules and links; and `?min_revision=` makes a request
+//! wait until this node has applied a given revision (read your own writes through any node).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 use super::ApiState;
-use crate::control::{audit, auth, ControlState};
+use crate::control::{audit, auth, ControlError, ControlState};
 use crate::model::state::Uid;
 
 /// The largest request body the tenant API reads (a zone file import is the largest).
@@ -132,4 +133,45 @@ fn owners_named(control: &ControlState, template: &str, path: &str) -> BTreeSet<
 
 fn percent_decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
+}
+
+/// How long a read with `?min_revision=` waits for this node to get there.
+const MIN_REVISION_WAIT: Duration = Duration::from_secs(5);
+
+/// `?min_revision=N` on any request: wait until this node's state is at revision N (the revision a write answered
+/// with), so a client reads its own writes through any node; then the request goes on without the parameter. A node
+/// that does not get there within `MIN_REVISION_WAIT` answers 503 `behind`.
+pub(super) async fn min_revision(State(api): State<ApiState>, mut request: Request, next: Next) -> Response {
+    let Some(query) = request.uri().query() else { return next.run(request).await };
+    let mut wanted = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("min_revision=") {
+            Some(value) => match value.parse::<u64>() {
+                Ok(n) => wanted = Some(n),
+                Err(_) => {
+                    let error = ControlError::invalid("bad_min_revision", "min_revision takes a revision number");
+                    return ApiError::from(error).into_response();
+                }
+            },
+            None => rest.push(pair),
+        }
+    }
+    let Some(revision) = wanted else { return next.run(request).await };
+    let plane = api.plane.clone();
+    let reached = tokio::task::spawn_blocking(move || plane.reach(revision, MIN_REVISION_WAIT)).await;
+    match reached {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return ApiError::from(e).into_response(),
+        Err(e) => {
+            return ApiError::from(ControlError::internal(format!("waiting for a revision: {e}"))).into_response()
+        }
+    }
+    let path = request.uri().path().to_string();
+    let uri = if rest.is_empty() { path } else { format!("{path}?{}", rest.join("&")) };
+    match uri.parse() {
+        Ok(uri) => *request.uri_mut() = uri,
+        Err(_) => return ApiError::from(ControlError::invalid("bad_uri", "the request's URI")).into_response(),
+    }
+    next.run(request).await
 }

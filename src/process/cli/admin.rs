@@ -23,6 +23,10 @@ pub struct AdminArgs {
     /// Print the JSON answer instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Wait until the node has applied this revision (the one a write answered with) before answering: read your
+    /// own writes through any node.
+    #[arg(long, global = true)]
+    pub min_revision: Option<u64>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -332,7 +336,11 @@ fn with_json(mut c: Call, value: Value) -> Call {
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let transport = client::tenant_transport(&args.url, args.key.clone(), args.ca.clone())?;
-    let call = to_call(args.command)?;
+    let mut call = to_call(args.command)?;
+    if let Some(revision) = args.min_revision {
+        let joiner = if call.path.contains('?') { '&' } else { '?' };
+        call.path = format!("{}{joiner}min_revision={revision}", call.path);
+    }
     let mut headers = vec![("content-type", "application/json".to_string())];
     if let Some(r) = call.if_match {
         headers.push(("if-match", format!("\"{r}\"")));

@@ -85,6 +85,7 @@ pub fn tenant_router(state: ApiState, body_timeout: std::time::Duration) -> Rout
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), super::refusals::audit_refused))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::refusals::min_revision))
         .layer(axum::extract::DefaultBodyLimit::max(super::refusals::BODY_LIMIT))
         .layer(axum::middleware::from_fn(move |request, next| super::refusals::read_body(body_timeout, request, next)))
         .with_state(state)
@@ -111,6 +112,7 @@ pub fn operator_router(state: ApiState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(axum::extract::DefaultBodyLimit::max(OPERATOR_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), super::refusals::min_revision))
         .with_state(state)
 }
 
