@@ -253,5 +253,5 @@ criterion_main!(benches);
 
 /// `actor` as a caller of the control plane (no If-Match).
 fn bench_caller(actor: &Actor) -> vpcdns::control::Caller {
-    vpcdns::control::Caller { actor: actor.clone(), remote: "bench".into(), if_match: None }
+    vpcdns::control::Caller { actor: actor.clone(), remote: "bench".into(), if_match: None, idempotency: None }
 }

@@ -603,3 +603,29 @@ fn every_resource_takes_if_match_and_usage_reads_ranges() {
     let (future, later) = ((now + 7200).to_string(), (now + 9000).to_string());
     assert_eq!(s.admin(&acme, &["usage", "--from", &future, "--to", &later]).expect("usage")["total"], 0);
 }
+
+/// A change sent with an Idempotency-Key is made once, however often it is retried (the CLI sends a fresh key per
+/// command, and the same one when it retries `503 outcome_unknown` itself); the key for another request is refused.
+#[test]
+fn a_retried_change_with_its_idempotency_key_is_made_once() {
+    let s = StoreServer::start();
+    let (acme, _) = inventory(&s);
+    let zone = s.admin(&acme, &["zones", "create", "corp.internal.", "--scope", "vpc-acme"]).expect("zone");
+    let zone_id = zone["id"].as_str().expect("zone id").to_string();
+    let add = ["records", "add", &zone_id, "www", "A", "10.0.0.1", "--idempotency-key", "retry-1"];
+    let first = s.admin(&acme, &add).expect("first");
+    let again = s.admin(&acme, &add).expect("retry");
+    assert_eq!(first, again, "the retry gets the first answer");
+    let shown = s.admin(&acme, &["zones", "show", &zone_id]).expect("zone");
+    let records = shown["records"].as_array().expect("records");
+    assert_eq!(records.iter().filter(|r| r["name"] == "www.corp.internal.").count(), 1, "{shown}");
+    let other =
+        err(s.admin(&acme, &["records", "add", &zone_id, "db", "A", "10.0.0.2", "--idempotency-key", "retry-1"]));
+    assert!(other.contains("409 idempotency_key_reused"), "{other}");
+    // Without the option every command is its own change.
+    s.admin(&acme, &["records", "add", &zone_id, "www", "A", "10.0.0.1"]).expect("a second, separate add");
+    let shown = s.admin(&acme, &["zones", "show", &zone_id]).expect("zone");
+    let count =
+        shown["records"].as_array().expect("records").iter().filter(|r| r["name"] == "www.corp.internal.").count();
+    assert_eq!(count, 2, "{shown}");
+}

@@ -250,7 +250,7 @@ mod tests {
     }
 
     fn caller(actor: Actor) -> crate::control::Caller {
-        crate::control::Caller { actor, remote: "test".into(), if_match: None }
+        crate::control::Caller { actor, remote: "test".into(), if_match: None, idempotency: None }
     }
 
     /// Entries are keyed by account: a tenant's read is a range over its own keys, and the operator's changes to

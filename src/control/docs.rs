@@ -284,3 +284,15 @@ pub(crate) fn policy_name(policy: Policy) -> &'static str {
         Policy::DnsReadOnlyAccess => "DNSReadOnlyAccess",
     }
 }
+
+/// The first outcome of a change sent with an `Idempotency-Key`: a retry with the same key gets it again instead of
+/// making the change twice. Written in the change's own transaction; dropped after a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyDoc {
+    /// The request the key was first used for (method and path): the same key for another request is refused.
+    pub request: String,
+    /// The answer, without its revision (the document's own revision is the commit's).
+    pub response: serde_json::Value,
+    /// Unix time of the change.
+    pub created: u64,
+}

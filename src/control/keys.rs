@@ -21,6 +21,8 @@ pub(crate) const USAGE: &str = "usage/";
 pub(crate) const RULE: &str = "rule/";
 /// The store's own bookkeeping (its key layout version).
 pub(crate) const META: &str = "meta/";
+/// The first outcome of a change sent with an `Idempotency-Key`.
+pub(crate) const IDEMPOTENCY: &str = "idem/";
 
 /// A key of the store, by what it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,11 @@ pub(crate) enum Key<'a> {
         minute: u64,
         node: Cow<'a, str>,
     },
+    /// The first outcome of a change `scope` (an account uid, or `operator`) sent with idempotency key `key`.
+    Idempotency {
+        scope: Cow<'a, str>,
+        key: Cow<'a, str>,
+    },
     /// The store's own bookkeeping.
     Meta,
 }
@@ -108,6 +115,7 @@ impl<'a> Key<'a> {
                 Key::Audit { account: part(0)?, millis: millis.parse().ok()?, event: unesc(event) }
             }
             ("usage", 3) => Key::Usage { owner: part(0)?, minute: raw.get(1)?.parse().ok()?, node: part(2)? },
+            ("idem", 2) => Key::Idempotency { scope: part(0)?, key: part(1)? },
             ("meta", _) => Key::Meta,
             _ => return None,
         };
@@ -146,6 +154,7 @@ impl fmt::Display for Key<'_> {
             Key::Rule { id } => write!(f, "{RULE}{}", esc(id)),
             Key::Audit { account, millis, event } => write!(f, "{AUDIT}{}/{millis:016}-{}", esc(account), esc(event)),
             Key::Usage { owner, minute, node } => write!(f, "{USAGE}{}/{minute:012}/{}", esc(owner), esc(node)),
+            Key::Idempotency { scope, key } => write!(f, "{IDEMPOTENCY}{}/{}", esc(scope), esc(key)),
             Key::Meta => f.write_str(META),
         }
     }
@@ -188,6 +197,9 @@ pub fn scope(id: &str) -> String {
 /// The prefix of every record of a zone.
 pub fn records(zone: &str) -> String {
     format!("{RECORD}{}/", esc(zone))
+}
+pub(crate) fn idempotency(scope: &str, key: &str) -> String {
+    Key::Idempotency { scope: scope.into(), key: key.into() }.to_string()
 }
 pub fn record(zone: &str, rid: &str) -> String {
     Key::Record { zone: zone.into(), id: rid.into() }.to_string()

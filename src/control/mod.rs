@@ -82,12 +82,41 @@ pub struct Caller {
     pub remote: String,
     /// The revision the request's `If-Match` expects of the document it changes (none: any).
     pub if_match: Option<u64>,
+    /// The request's `Idempotency-Key`, with what the request is (method and path).
+    pub idempotency: Option<Idempotency>,
+}
+
+/// A change sent with an `Idempotency-Key`: its first outcome is stored with it, and a retry with the same key gets
+/// that outcome again instead of making the change twice.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    /// Method and path: the same key for another request is refused.
+    pub request: String,
+}
+
+impl Idempotency {
+    /// How long an outcome is kept for retries.
+    pub(crate) const KEEP_SECS: u64 = 24 * 3600;
+
+    /// A key as a client sends it: 1 to 64 characters of letters, digits, `.`, `_`, `:` and `-`.
+    pub fn new(key: &str, request: String) -> Result<Idempotency, ControlError> {
+        let valid = (1..=64).contains(&key.len())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        if !valid {
+            return Err(ControlError::invalid(
+                "bad_idempotency_key",
+                "Idempotency-Key takes 1 to 64 letters, digits, '.', '_', ':' or '-'",
+            ));
+        }
+        Ok(Idempotency { key: key.to_string(), request })
+    }
 }
 
 impl Caller {
     /// The operator, on its socket.
     pub fn operator() -> Caller {
-        Caller { actor: Actor::Operator, remote: "unix-socket".into(), if_match: None }
+        Caller { actor: Actor::Operator, remote: "unix-socket".into(), if_match: None, idempotency: None }
     }
 }
 
@@ -220,6 +249,26 @@ impl ControlPlane {
             TxnOutcome::Committed { revision } => Ok(revision),
             TxnOutcome::Conflict { key, .. } => anyhow::bail!("unexpected conflict on {key}"),
         }
+    }
+
+    /// Drops the outcomes of idempotent changes older than [`Idempotency::KEEP_SECS`], in the store and in memory.
+    /// Every node may do it: a delete repeated by another node changes nothing.
+    pub(crate) fn expire_idempotency(&self, now: u64) -> anyhow::Result<usize> {
+        let expired: Vec<String> = self
+            .current()
+            .idempotency
+            .iter()
+            .filter(|(_, doc)| doc.created.saturating_add(Idempotency::KEEP_SECS) < now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for chunk in expired.chunks(100) {
+            let ops: Vec<Op> = chunk.iter().map(|key| Op::Delete { key: key.clone() }).collect();
+            let revision = self.commit_internal(&ops)?;
+            let changes: Vec<Change> =
+                chunk.iter().map(|key| Change { revision, key: key.clone(), value: None }).collect();
+            self.apply_feed(&changes);
+        }
+        Ok(expired.len())
     }
 
     /// Folds changes other nodes committed (from the store's feed) into memory and publishes them. Revisions at or

@@ -74,23 +74,31 @@ impl ControlPlane {
         ))
     }
 
+    /// What an operation may use besides the state: the caller, the time, the secret, the code lifetime.
+    fn ctx<'a>(&'a self, caller: &'a Caller) -> Ctx<'a> {
+        Ctx {
+            actor: &caller.actor,
+            if_match: caller.if_match,
+            now: unix_now(),
+            secret: &self.secret,
+            code_ttl: self.code_ttl,
+        }
+    }
+
     fn try_execute(
         &self,
         caller: &Caller,
         op: &impl Fn(&ControlState, &Ctx) -> Result<Plan, ControlError>,
     ) -> Result<Attempt, ControlError> {
         let started = Instant::now();
-        let ctx = Ctx {
-            actor: &caller.actor,
-            if_match: caller.if_match,
-            now: unix_now(),
-            secret: &self.secret,
-            code_ttl: self.code_ttl,
-        };
+        let ctx = self.ctx(caller);
         // Planned before the writer lock: a bulk change (an import) parses its input and writes its records, under
         // keys nothing reads yet, without holding up other writers; only its switch waits for the lock.
         let mut base = self.current();
-        let mut plan = op(&base, &ctx)?;
+        let mut plan = match planned(caller, &base, &ctx, op)? {
+            Ok(plan) => plan,
+            Err(replayed) => return Ok(replayed),
+        };
         let staged_ops = std::mem::take(&mut plan.staged);
         let staged = stage::write(self.store.as_ref(), &staged_ops)?;
         // A panic inside a write only ever touched a copy of the state, so a poisoned lock is safe to take over.
@@ -101,7 +109,10 @@ impl ControlPlane {
             // Others committed meanwhile: a small change is simply planned again on what is there now. (A bulk
             // one keeps its plan: the guards below hold every key it read to the revision it read.)
             base = current.clone();
-            plan = op(&base, &ctx)?;
+            plan = match planned(caller, &base, &ctx, op)? {
+                Ok(plan) => plan,
+                Err(replayed) => return Ok(replayed),
+            };
             if !plan.staged.is_empty() {
                 return Ok(Attempt::Stale { revision: current.revision });
             }
@@ -256,6 +267,60 @@ impl ControlPlane {
 }
 
 /// The answer to a done write: the plan's response with the revision it is at.
+/// The store key of the caller's idempotency key: per account (the operator has its own).
+fn idempotency_key(caller: &Caller, idempotency: &super::Idempotency) -> String {
+    let scope = match caller.actor.tenant() {
+        Ok(tenant) => tenant.account.0.clone(),
+        Err(_) => "operator".to_string(),
+    };
+    keys::idempotency(&scope, &idempotency.key)
+}
+
+/// A change already made under the caller's `Idempotency-Key`: its first answer, with the revision it was
+/// committed at. A key already used for another request is refused.
+fn replay(caller: &Caller, base: &ControlState) -> Result<Option<Attempt>, ControlError> {
+    let Some(idempotency) = &caller.idempotency else { return Ok(None) };
+    let key = idempotency_key(caller, idempotency);
+    let Some(doc) = base.idempotency.get(&key) else { return Ok(None) };
+    if doc.request != idempotency.request {
+        return Err(ControlError::conflict(
+            "idempotency_key_reused",
+            format!(
+                "Idempotency-Key {} was used for {}; use a new key for another request",
+                idempotency.key, doc.request
+            ),
+        ));
+    }
+    let plan = Plan { response: doc.response.clone(), ..Plan::default() };
+    Ok(Some(done(plan, base.key_revision(&key))))
+}
+
+/// The operation's plan; with an `Idempotency-Key`, its answer is stored in the same transaction (the key's
+/// absence is guarded like every key written, so two racing retries commit once). `Err(done)`: the key's change
+/// was made already, and `done` is its first answer.
+fn planned(
+    caller: &Caller,
+    base: &ControlState,
+    ctx: &Ctx,
+    op: &impl Fn(&ControlState, &Ctx) -> Result<Plan, ControlError>,
+) -> Result<Result<Plan, Attempt>, ControlError> {
+    if let Some(replayed) = replay(caller, base)? {
+        return Ok(Err(replayed));
+    }
+    let mut plan = op(base, ctx)?;
+    if let Some(idempotency) = &caller.idempotency {
+        if !plan.ops.is_empty() || !plan.staged.is_empty() {
+            let doc = crate::control::docs::IdempotencyDoc {
+                request: idempotency.request.clone(),
+                response: plan.response.clone(),
+                created: ctx.now,
+            };
+            plan.put(idempotency_key(caller, idempotency), &doc);
+        }
+    }
+    Ok(Ok(plan))
+}
+
 fn done(plan: Plan, revision: u64) -> Attempt {
     let mut response = plan.response.clone();
     if let Value::Object(map) = &mut response {
@@ -299,4 +364,53 @@ pub(super) fn changes_of(ops: &[Op], current: &ControlState, revision: u64) -> V
         }
     }
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::control::docs::AccountDoc;
+    use crate::control::ops::inventory::put_account;
+    use crate::control::store::sqlite::SqliteStore;
+    use crate::control::Idempotency;
+
+    fn plane() -> ControlPlane {
+        let server = crate::testing::state("", None).served;
+        ControlPlane::open(Arc::new(SqliteStore::open_in_memory().expect("store")), server, vec![7; 32]).expect("plane")
+    }
+
+    fn account(uid: &str) -> AccountDoc {
+        AccountDoc { uid: uid.into(), name: format!("a{uid}"), email: format!("r@a{uid}.example"), site: "intl".into() }
+    }
+
+    fn with_key(key: &str, request: &str) -> Caller {
+        Caller { idempotency: Some(Idempotency::new(key, request.into()).expect("key")), ..Caller::operator() }
+    }
+
+    /// A retry with the same key gets the first answer and changes nothing; the key for another request is
+    /// refused; a day later the key is gone.
+    #[test]
+    fn a_retried_change_is_made_once() {
+        let plane = plane();
+        let put = |caller: &Caller, uid: &str| {
+            let doc = account(uid);
+            plane.execute(caller, |c, ctx| put_account(c, ctx, doc.clone())).map(|(answer, _)| answer)
+        };
+        let first = put(&with_key("k1", "POST /v1/operator/accounts"), "9").expect("first");
+        let revision = plane.current().revision;
+        let again = put(&with_key("k1", "POST /v1/operator/accounts"), "9").expect("retry");
+        assert_eq!(again, first, "the first answer, its revision included");
+        assert_eq!(plane.current().revision, revision, "nothing was written again");
+        let reused = put(&with_key("k1", "DELETE /v1/operator/accounts/9"), "9").expect_err("another request");
+        assert_eq!(reused.code(), "idempotency_key_reused");
+        assert!(Idempotency::new("bad key", String::new()).is_err());
+        assert_eq!(plane.expire_idempotency(unix_now()).expect("expire"), 0, "kept for a day");
+        let later = unix_now() + Idempotency::KEEP_SECS + 1;
+        assert_eq!(plane.expire_idempotency(later).expect("expire"), 1);
+        assert!(plane.current().idempotency.is_empty());
+        let after = put(&with_key("k1", "POST /v1/operator/accounts"), "9").expect("a new change");
+        assert_ne!(after["revision"], first["revision"], "an expired key makes the change again");
+    }
 }

@@ -95,16 +95,7 @@ async fn serve_store(
     let state = ApiState::new(plane.clone(), mailer, &control.admin_limits, api_hooks(Some(resolver.clone())));
     let socket = api::listen::RemoveOnDrop(control.socket.clone());
     let api_task = tokio::spawn(api::listen::serve(admin, state, control.admin_limits));
-    // A shared store: the state was listed at one revision; from the next, follow what other nodes commit.
-    let feed = plane.store().is_shared().then(|| {
-        let max_staleness = match &control.store {
-            crate::settings::StoreSettings::Etcd(etcd) => etcd.max_staleness,
-            crate::settings::StoreSettings::Sqlite(_) => None,
-        };
-        let health = Arc::new(FeedHealth::new(max_staleness));
-        tokio::spawn(follow(plane.clone(), health.clone()));
-        health
-    });
+    let feed = follow_shared_store(&plane, &control);
     let meter = Arc::new(Meter::default());
     let persister = tokio::spawn(persist_usage_loop(plane.clone(), meter.clone(), control.node.clone()));
     let compactor = tokio::spawn(compact_loop(plane.clone()));
@@ -143,13 +134,34 @@ pub fn api_hooks(resolver: Option<Arc<Resolver>>) -> api::ApiHooks {
 }
 
 /// Compacts the store's change history now and then (see `ControlPlane::compact_history`).
+/// On a shared store — the state was listed at one revision — follows what other nodes commit from the next one;
+/// the feed's health is for metrics and `/ready`.
+fn follow_shared_store(plane: &Arc<ControlPlane>, control: &ControlSettings) -> Option<Arc<FeedHealth>> {
+    if !plane.store().is_shared() {
+        return None;
+    }
+    let max_staleness = match &control.store {
+        crate::settings::StoreSettings::Etcd(etcd) => etcd.max_staleness,
+        crate::settings::StoreSettings::Sqlite(_) => None,
+    };
+    let health = Arc::new(FeedHealth::new(max_staleness));
+    tokio::spawn(follow(plane.clone(), health.clone()));
+    Some(health)
+}
+
 async fn compact_loop(plane: Arc<ControlPlane>) {
     let mut ticks = tokio::time::interval(COMPACT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let plane = plane.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || plane.compact_history()).await {
+        let done = tokio::task::spawn_blocking(move || {
+            if let Err(e) = plane.expire_idempotency(crate::control::unix_now()) {
+                tracing::warn!(error = format!("{e:#}"), "dropping expired idempotency keys failed; will retry");
+            }
+            plane.compact_history()
+        });
+        if let Ok(Err(e)) = done.await {
             tracing::warn!(error = format!("{e:#}"), "compacting the store's history failed; will retry");
         }
     }

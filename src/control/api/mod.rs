@@ -218,7 +218,8 @@ impl axum::extract::FromRequestParts<ApiState> for TenantCaller {
         };
         let actor = api.tenant(&parts.headers, Some(remote))?;
         let if_match = if_match(&parts.headers)?;
-        Ok(TenantCaller(Caller { actor, remote: remote.to_string(), if_match }))
+        let idempotency = idempotency(parts)?;
+        Ok(TenantCaller(Caller { actor, remote: remote.to_string(), if_match, idempotency }))
     }
 }
 
@@ -242,7 +243,8 @@ impl axum::extract::FromRequestParts<ApiState> for OperatorCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &ApiState) -> Result<Self, ApiError> {
-        Ok(OperatorCaller(Caller { if_match: if_match(&parts.headers)?, ..Caller::operator() }))
+        let (if_match, idempotency) = (if_match(&parts.headers)?, idempotency(parts)?);
+        Ok(OperatorCaller(Caller { if_match, idempotency, ..Caller::operator() }))
     }
 }
 
@@ -293,6 +295,18 @@ rejections_with_code!(
 );
 
 /// The revision an `If-Match` header expects (`"12"`, `12` or `W/"12"`).
+/// The request's `Idempotency-Key`, on a change (reads are repeatable anyway).
+fn idempotency(parts: &axum::http::request::Parts) -> Result<Option<crate::control::Idempotency>, ControlError> {
+    if parts.method == axum::http::Method::GET {
+        return Ok(None);
+    }
+    let Some(value) = parts.headers.get("idempotency-key") else { return Ok(None) };
+    let key = value.to_str().unwrap_or_default();
+    let body = parts.extensions.get::<refusals::BodyDigest>().map_or("", |d| d.0.as_str());
+    let request = format!("{} {} {body}", parts.method, parts.uri.path());
+    crate::control::Idempotency::new(key, request).map(Some)
+}
+
 pub fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ControlError> {
     let Some(value) = headers.get(axum::http::header::IF_MATCH) else { return Ok(None) };
     let text = value.to_str().unwrap_or_default().trim().trim_start_matches("W/").trim_matches('"');

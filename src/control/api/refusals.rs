@@ -23,9 +23,12 @@ pub(super) const BODY_LIMIT: usize = 8 << 20;
 /// Reads the request body whole, within `deadline` and [`BODY_LIMIT`]: a client that trickles a body is cut off
 /// (408), and no handler ever waits on the network.
 pub(super) async fn read_body(deadline: Duration, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     match tokio::time::timeout(deadline, axum::body::to_bytes(body, BODY_LIMIT)).await {
-        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Ok(bytes)) => {
+            note_digest(&mut parts, &bytes);
+            next.run(Request::from_parts(parts, Body::from(bytes))).await
+        }
         Ok(Err(_)) => ApiError::http(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -174,4 +177,34 @@ pub(super) async fn min_revision(State(api): State<ApiState>, mut request: Reque
         Err(_) => return ApiError::from(ControlError::invalid("bad_uri", "the request's URI")).into_response(),
     }
     next.run(request).await
+}
+
+/// The SHA-256 of a request body sent with an `Idempotency-Key` (hex, first 16 bytes): what, beside the method and
+/// path, a retry must repeat for the key to return the first outcome.
+#[derive(Clone, Debug)]
+pub(crate) struct BodyDigest(pub String);
+
+fn note_digest(parts: &mut axum::http::request::Parts, body: &[u8]) {
+    if parts.headers.contains_key("idempotency-key") {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(body);
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        parts.extensions.insert(BodyDigest(hex));
+    }
+}
+
+/// For the operator's routes, which take bodies up to 1 GiB and no body deadline (the socket is the operator's):
+/// the digest of a body sent with an `Idempotency-Key`.
+pub(super) async fn digest_body(request: Request, next: Next) -> Response {
+    if !request.headers().contains_key("idempotency-key") {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            note_digest(&mut parts, &bytes);
+            next.run(Request::from_parts(parts, Body::from(bytes))).await
+        }
+        Err(e) => ApiError::http(axum::http::StatusCode::BAD_REQUEST, "bad_body", e.to_string()).into_response(),
+    }
 }

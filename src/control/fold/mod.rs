@@ -13,8 +13,8 @@ mod zones;
 pub(crate) use zones::PendingRecords;
 
 use crate::control::docs::{
-    decode, parse_policy, AccountDoc, InboxDoc, KeyDoc, LinkDoc, LinkRequestDoc, RuleDoc, ScopeDoc, UserDoc, VpcDoc,
-    ZoneDoc,
+    decode, parse_policy, AccountDoc, IdempotencyDoc, InboxDoc, KeyDoc, LinkDoc, LinkRequestDoc, RuleDoc, ScopeDoc,
+    UserDoc, VpcDoc, ZoneDoc,
 };
 use crate::control::keys::{self, Key};
 use crate::control::store::Change;
@@ -47,6 +47,9 @@ pub struct ControlState {
     pub link_requests: BTreeMap<String, LinkRequestDoc>,
     pub blocks: BTreeSet<(Uid, Uid)>,
     pub inbox: BTreeMap<(Uid, String), InboxDoc>,
+    /// First outcomes of changes sent with an `Idempotency-Key`, by store key. Persistent: a trial copy is cheap
+    /// however many there are.
+    pub idempotency: imbl::HashMap<String, std::sync::Arc<IdempotencyDoc>>,
     /// What changed since the last `take_dirty`: which owners of which zones, and whether anything else did (for
     /// incremental validation and compilation).
     dirty: Changes,
@@ -76,6 +79,7 @@ impl ControlState {
             link_requests: BTreeMap::new(),
             blocks: BTreeSet::new(),
             inbox: BTreeMap::new(),
+            idempotency: imbl::HashMap::new(),
             dirty: Changes::default(),
         }
     }
@@ -191,6 +195,17 @@ impl ControlState {
             }
             Key::Inbox { account, id } => {
                 apply_doc(&mut self.inbox, (Uid(account.into_owned()), id.into_owned()), value)
+            }
+            Key::Idempotency { .. } => {
+                match value {
+                    Some(v) => {
+                        self.idempotency.insert(change.key.clone(), std::sync::Arc::new(decode::<IdempotencyDoc>(v)?));
+                    }
+                    None => {
+                        self.idempotency.remove(&change.key);
+                    }
+                }
+                Ok(())
             }
             Key::Audit { .. } | Key::Usage { .. } | Key::Meta => Ok(()),
         }

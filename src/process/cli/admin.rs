@@ -27,6 +27,10 @@ pub struct AdminArgs {
     /// own writes through any node.
     #[arg(long, global = true)]
     pub min_revision: Option<u64>,
+    /// The Idempotency-Key sent with a change (default: a fresh random one per command). A change retried with the
+    /// same key is made once; the CLI retries `503 outcome_unknown` itself with it.
+    #[arg(long, global = true)]
+    pub idempotency_key: Option<String>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -345,13 +349,48 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     if let Some(r) = call.if_match {
         headers.push(("if-match", format!("\"{r}\"")));
     }
-    let answer = transport.send(call.method, &call.path, call.body, &headers).await?;
+    let change = call.method != Method::GET;
+    if change {
+        let key = match args.idempotency_key {
+            Some(key) => key,
+            None => crate::control::auth::random_hex(16).map_err(|e| anyhow::anyhow!("{e}"))?,
+        };
+        headers.push(("idempotency-key", key));
+    }
+    let answer = send_retrying(&transport, call, &headers, change).await?;
     // explain's answer is a report for people: print it as it is.
     if let (false, Some(text)) = (args.json, answer.body.get("explain").and_then(|v| v.as_str())) {
         crate::out!("{text}");
         return Ok(());
     }
     client::print(&answer, args.json)
+}
+
+/// How many times a change whose outcome the server could not tell (`503 outcome_unknown`) is sent, in all.
+const TRIES: usize = 3;
+
+/// Sends the request; a change that got `503 outcome_unknown` is sent again (with the same Idempotency-Key, so it is
+/// made at most once), up to [`TRIES`] times, a second apart.
+async fn send_retrying(
+    transport: &client::Transport,
+    call: Call,
+    headers: &[(&str, String)],
+    change: bool,
+) -> anyhow::Result<client::Answer> {
+    let body = match call.body {
+        Some(body) => Some(axum::body::to_bytes(body, usize::MAX).await.map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    let mut tries = 1;
+    loop {
+        let answer = transport.send(call.method.clone(), &call.path, body.clone().map(Body::from), headers).await?;
+        let unknown = answer.status.as_u16() == 503 && answer.body["error"]["code"] == "outcome_unknown";
+        if !(change && unknown) || tries == TRIES {
+            return Ok(answer);
+        }
+        tries += 1;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 fn to_call(command: AdminCommand) -> anyhow::Result<Call> {

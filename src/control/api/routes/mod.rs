@@ -113,6 +113,7 @@ pub fn operator_router(state: ApiState) -> Router {
         .method_not_allowed_fallback(no_method)
         .layer(axum::extract::DefaultBodyLimit::max(OPERATOR_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), super::refusals::min_revision))
+        .layer(axum::middleware::from_fn(super::refusals::digest_body))
         .with_state(state)
 }
 
