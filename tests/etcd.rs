@@ -424,8 +424,8 @@ fn etcd_over_tls_with_client_certificates_and_authentication() {
     }
     etcd.user = Some("root:rootpw".into());
     let tls = etcd.tls().cloned().expect("tls");
-    let section = |password_file: &str, with_cert: bool| {
-        let mut s = etcd.store_section("n");
+    let section = |node: &str, password_file: &str, with_cert: bool| {
+        let mut s = etcd.store_section(node);
         s.push_str(&format!("tls_ca = {:?}\n", tls.ca.display().to_string()));
         if with_cert {
             s.push_str(&format!(
@@ -438,13 +438,14 @@ fn etcd_over_tls_with_client_certificates_and_authentication() {
         s
     };
     let files: [(&str, &[u8]); 3] = [("vpcdns.secret", SECRET), ("good.pw", b"s3cret\n"), ("bad.pw", b"wrong\n")];
-    let a = StoreServer::start_on(&section("good.pw", true), "", "", &files);
-    let b = StoreServer::start_on(&section("good.pw", true), "", "", &files);
+    let a = StoreServer::start_on(&section("n1", "good.pw", true), "", "", &files);
+    let b = StoreServer::start_on(&section("n2", "good.pw", true), "", "", &files);
     let (key, zone) = inventory(&a);
     a.admin(&key, &["records", "add", &zone, "tls", "A", "10.9.0.1"]).expect("write over TLS");
     assert!(wait_answer(&b.dns, "tls.corp.internal", "10.9.0.1", Duration::from_secs(2)).is_some());
     // A wrong password, or no client certificate, stops the start-up with an error that says why.
-    for (config, expect) in [(section("bad.pw", true), "password"), (section("good.pw", false), "tls_cert and tls_key")]
+    for (config, expect) in
+        [(section("n3", "bad.pw", true), "password"), (section("n3", "good.pw", false), "tls_cert and tls_key")]
     {
         let dir = tempfile::tempdir().expect("dir");
         let text = format!("[server]\nlisten = [\"127.0.0.1:0\"]\n{config}[admin]\nlisten = \"127.0.0.1:0\"\n");
@@ -679,4 +680,58 @@ fn a_client_reads_its_own_write_through_another_node() {
     let behind = common::store::err(b.admin(&key, &["zones", "list", "--min-revision", &future]));
     assert!(behind.contains("503 behind"), "{behind}");
     assert!(started.elapsed() < Duration::from_secs(15), "the wait is bounded");
+}
+
+/// Issue 16, finding 6: a node holds its name under an etcd lease while it runs, so a second node started under the
+/// same name (both would count usage under it, losing each other's counts) is refused with a clear error; after a
+/// clean shutdown the name is free at once.
+#[test]
+fn two_running_nodes_never_share_a_name() {
+    let _serial = serial();
+    let etcd = Etcd::start(1);
+    let mut a = node(&etcd, "a");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n{}[admin]\nlisten = \"127.0.0.1:0\"\nsocket = \"twin.sock\"\n",
+        etcd.store_section("a")
+    );
+    std::fs::write(dir.path().join("vpcdns.toml"), config).expect("config");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut secret = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dir.path().join("vpcdns.secret"))
+            .expect("secret");
+        std::io::Write::write_all(&mut secret, SECRET).expect("secret");
+    }
+    let mut twin = std::process::Command::new(common::BIN)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("vpcdns.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the twin");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = twin.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(40) {
+            let _ = twin.kill();
+            panic!("a second node named \"a\" kept running");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut twin.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("held by another running node"), "{stderr}");
+    // A clean shutdown gives the name back: a node under it starts at once.
+    a.terminate();
+    let again = Instant::now();
+    let _b = node(&etcd, "a");
+    assert!(again.elapsed() < Duration::from_secs(8), "the name came free only after {:?}", again.elapsed());
 }

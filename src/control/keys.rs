@@ -23,6 +23,8 @@ pub(crate) const RULE: &str = "rule/";
 pub(crate) const META: &str = "meta/";
 /// The first outcome of a change sent with an `Idempotency-Key`.
 pub(crate) const IDEMPOTENCY: &str = "idem/";
+/// A running node's name, held under its lease (shared stores).
+pub(crate) const NODE: &str = "node/";
 
 /// A key of the store, by what it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +89,10 @@ pub(crate) enum Key<'a> {
         scope: Cow<'a, str>,
         key: Cow<'a, str>,
     },
+    /// A running node's name (etcd: held under the node's lease).
+    Node {
+        name: Cow<'a, str>,
+    },
     /// The store's own bookkeeping.
     Meta,
 }
@@ -116,6 +122,7 @@ impl<'a> Key<'a> {
             }
             ("usage", 3) => Key::Usage { owner: part(0)?, minute: raw.get(1)?.parse().ok()?, node: part(2)? },
             ("idem", 2) => Key::Idempotency { scope: part(0)?, key: part(1)? },
+            ("node", 1) => Key::Node { name: part(0)? },
             ("meta", _) => Key::Meta,
             _ => return None,
         };
@@ -155,6 +162,7 @@ impl fmt::Display for Key<'_> {
             Key::Audit { account, millis, event } => write!(f, "{AUDIT}{}/{millis:016}-{}", esc(account), esc(event)),
             Key::Usage { owner, minute, node } => write!(f, "{USAGE}{}/{minute:012}/{}", esc(owner), esc(node)),
             Key::Idempotency { scope, key } => write!(f, "{IDEMPOTENCY}{}/{}", esc(scope), esc(key)),
+            Key::Node { name } => write!(f, "{NODE}{}", esc(name)),
             Key::Meta => f.write_str(META),
         }
     }
@@ -197,6 +205,9 @@ pub fn scope(id: &str) -> String {
 /// The prefix of every record of a zone.
 pub fn records(zone: &str) -> String {
     format!("{RECORD}{}/", esc(zone))
+}
+pub(crate) fn node(name: &str) -> String {
+    Key::Node { name: name.into() }.to_string()
 }
 pub(crate) fn idempotency(scope: &str, key: &str) -> String {
     Key::Idempotency { scope: scope.into(), key: key.into() }.to_string()

@@ -75,16 +75,12 @@ async fn serve_store(
         _ => None,
     };
     let store = crate::control::store::open(&control.store)?;
+    // Each node counts usage under its own name: a name another running node holds is refused.
+    store.claim_node(&control.node).with_context(|| format!("cannot run as node {:?}", control.node))?;
     let secret = read_or_create_secret(&control.secret_file)?;
     let plane =
         Arc::new(ControlPlane::open(store, settings.served.clone(), secret)?.with_code_ttl(control.link_code_ttl_secs));
-    // In managed mode there is no file state to reload: SIGHUP is acknowledged, never fatal.
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangup.recv().await.is_some() {
-            tracing::info!("SIGHUP: managed mode has nothing to reload (changes come through the admin API)");
-        }
-    });
+    acknowledge_hangups()?;
     tracing::info!(store = %control.store, revision = plane.current().revision, "store opened");
     let mailer = match &control.smtp {
         Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
@@ -106,9 +102,14 @@ async fn serve_store(
     .await;
     persister.abort();
     compactor.abort();
-    // What was counted since the last persist is written before exit.
+    // What was counted since the last persist is written before exit; then the node's name is free again.
     let node = control.node.clone();
-    let flushed = tokio::task::spawn_blocking(move || persist_usage(&plane, &meter, &node)).await;
+    let flushed = tokio::task::spawn_blocking(move || {
+        let persisted = persist_usage(&plane, &meter, &node);
+        plane.store().release_node();
+        persisted
+    })
+    .await;
     if let Ok(Err(e)) = flushed {
         tracing::warn!(error = format!("{e:#}"), "the last usage counts were not persisted");
     }
@@ -134,6 +135,17 @@ pub fn api_hooks(resolver: Option<Arc<Resolver>>) -> api::ApiHooks {
 }
 
 /// Compacts the store's change history now and then (see `ControlPlane::compact_history`).
+/// In managed mode there is no file state to reload: SIGHUP is acknowledged in the log, never fatal.
+fn acknowledge_hangups() -> anyhow::Result<()> {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: managed mode has nothing to reload (changes come through the admin API)");
+        }
+    });
+    Ok(())
+}
+
 /// On a shared store — the state was listed at one revision — follows what other nodes commit from the next one;
 /// the feed's health is for metrics and `/ready`.
 fn follow_shared_store(plane: &Arc<ControlPlane>, control: &ControlSettings) -> Option<Arc<FeedHealth>> {

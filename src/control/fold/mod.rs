@@ -139,7 +139,7 @@ impl ControlState {
             self.revision = self.revision.max(change.revision);
             // Audit entries and usage buckets are append-only and read from the store on demand: not held here.
             // Records keep their revisions themselves.
-            let held = [keys::AUDIT, keys::USAGE, "meta/"].iter().all(|p| !change.key.starts_with(p));
+            let held = [keys::AUDIT, keys::USAGE, keys::NODE, "meta/"].iter().all(|p| !change.key.starts_with(p));
             if !change.key.starts_with(keys::RECORD) {
                 match &change.value {
                     Some(_) if held => {
@@ -207,7 +207,7 @@ impl ControlState {
                 }
                 Ok(())
             }
-            Key::Audit { .. } | Key::Usage { .. } | Key::Meta => Ok(()),
+            Key::Audit { .. } | Key::Usage { .. } | Key::Node { .. } | Key::Meta => Ok(()),
         }
     }
 

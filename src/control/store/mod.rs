@@ -177,6 +177,15 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// Holds this node's name (`[store] node`) for as long as it runs, refusing a name another running node holds
+    /// (a store only this process writes has nothing to claim: its lock already says so).
+    fn claim_node(&self, _name: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Gives the node's name back at a clean shutdown.
+    fn release_node(&self) {}
+
     /// Whether other nodes write to this store too (then [`Store::feed`] gives their changes).
     fn is_shared(&self) -> bool {
         false

@@ -27,6 +27,7 @@ use super::{Change, Compare, Entry, Feed, FeedEvent, Op, Store, StoreError, TxnO
 use crate::settings::EtcdSettings;
 
 mod client;
+mod node;
 mod txn;
 mod watch;
 
@@ -51,6 +52,8 @@ pub struct EtcdStore {
     preferred: AtomicUsize,
     prefix: String,
     timeout: Duration,
+    /// The lease this node's name is held under (0: none).
+    lease: std::sync::atomic::AtomicI64,
 }
 
 impl EtcdStore {
@@ -83,6 +86,7 @@ impl EtcdStore {
             preferred: AtomicUsize::new(0),
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
+            lease: std::sync::atomic::AtomicI64::new(0),
         };
         match store.revision() {
             Ok(_) => Ok(store),
@@ -438,6 +442,14 @@ impl Store for EtcdStore {
 
     fn feed(&self, after: u64) -> Option<Feed> {
         Some(self.watch(after))
+    }
+
+    fn claim_node(&self, name: &str) -> Result<(), StoreError> {
+        self.claim(name)
+    }
+
+    fn release_node(&self) {
+        self.release();
     }
 
     fn is_shared(&self) -> bool {
