@@ -15,6 +15,9 @@ use ipnet::IpNet;
 
 use crate::dns::name::Name;
 
+/// How much history an etcd store keeps (`[store] history_s`): as kube-apiserver compacts every 5 minutes.
+pub const DEFAULT_ETCD_HISTORY: Duration = Duration::from_secs(300);
+
 /// The DNS listen address when `[server]` gives none.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5300));
 /// MNAME of generated SOAs and target of generated NS records when `[server].nameserver` is not set.
@@ -352,6 +355,9 @@ pub struct EtcdSettings {
     pub timeout: Duration,
     /// Past this long without word from the store (no change, no progress notice), `/ready` says not ready.
     pub max_staleness: Option<Duration>,
+    /// How much change history the store keeps (older history is compacted away); a node behind by less catches up
+    /// from it, one behind by more reads the whole state again.
+    pub history: Duration,
 }
 
 impl EtcdSettings {
@@ -364,6 +370,7 @@ impl EtcdSettings {
             user: None,
             timeout: DEFAULT_ETCD_TIMEOUT,
             max_staleness: None,
+            history: DEFAULT_ETCD_HISTORY,
         }
     }
 }

@@ -735,3 +735,29 @@ fn two_running_nodes_never_share_a_name() {
     let _b = node(&etcd, "a");
     assert!(again.elapsed() < Duration::from_secs(8), "the name came free only after {:?}", again.elapsed());
 }
+
+/// Issue 16, finding 4 (its first part): vpcdns compacts etcd's history on a schedule, keeping `[store] history_s`
+/// of it (5 minutes by default, as kube-apiserver does), so etcd never fills its quota with old revisions.
+#[test]
+fn the_shared_history_is_compacted_on_a_schedule() {
+    let _serial = serial();
+    let etcd = Etcd::start(1);
+    let section = format!("{}history_s = 2\n", etcd.store_section("a"));
+    let a = StoreServer::start_on(&section, UNLIMITED_WRITES, "", &[("vpcdns.secret", SECRET)]);
+    let (key, zone) = inventory(&a);
+    for i in 0..5 {
+        a.admin(&key, &["records", "add", &zone, &format!("c{i}"), "A", "10.11.0.1"]).expect("write");
+    }
+    let started = Instant::now();
+    let compacted = loop {
+        match etcd.ctl(&["get", "--rev=2", "--prefix", "/vpcdns/"]) {
+            Err(e) if e.contains("compacted") => break Some(started.elapsed()),
+            _ if started.elapsed() > Duration::from_secs(20) => break None,
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    let compacted = compacted.expect("etcd's history was never compacted");
+    println!("history_s = 2: revision 2 compacted {compacted:?} after the writes");
+    // The node still serves and writes after the compaction.
+    a.admin(&key, &["records", "add", &zone, "after", "A", "10.11.0.2"]).expect("write after compaction");
+}

@@ -144,6 +144,11 @@ pub struct ControlPlane {
     applied: (Mutex<u64>, std::sync::Condvar),
     /// Set while a feed of other nodes' commits is applied (shared stores).
     following: std::sync::atomic::AtomicBool,
+    /// A shared store's next compaction point: the revision this node had at that time. Compacting there, one
+    /// `history` later, leaves every node that long to catch up from the history.
+    compaction_mark: Mutex<(std::time::Instant, u64)>,
+    /// How much history a shared store keeps (`[store] history_s`).
+    history: std::time::Duration,
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -179,6 +184,8 @@ impl ControlPlane {
             code_ttl: crate::settings::DEFAULT_LINK_CODE_TTL_SECS,
             applied: (Mutex::new(revision), std::sync::Condvar::new()),
             following: std::sync::atomic::AtomicBool::new(false),
+            compaction_mark: Mutex::new((std::time::Instant::now(), revision)),
+            history: crate::settings::DEFAULT_ETCD_HISTORY,
         })
     }
 
@@ -186,6 +193,17 @@ impl ControlPlane {
     pub(crate) fn with_code_ttl(mut self, secs: u64) -> ControlPlane {
         self.code_ttl = secs.max(1);
         self
+    }
+
+    /// Sets how much history a shared store keeps.
+    pub(crate) fn with_history(mut self, history: std::time::Duration) -> ControlPlane {
+        self.history = history;
+        self
+    }
+
+    /// How often the history is looked at: often enough that it is compacted within half its length late.
+    pub(crate) fn compaction_interval(&self) -> std::time::Duration {
+        (self.history / 2).clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(30))
     }
 
     pub fn published(&self) -> SnapshotCell {
@@ -225,11 +243,28 @@ impl ControlPlane {
     /// lock, after such a read: so history up to the revision in memory now is never read again.
     pub(crate) fn compact_history(&self) -> anyhow::Result<()> {
         if self.store.is_shared() {
-            return Ok(());
+            return self.compact_shared(self.history);
         }
         let revision = self.current().revision;
         if revision > 0 {
             self.store.compact(revision)?;
+        }
+        Ok(())
+    }
+
+    /// A shared store keeps `history` of changes: once the mark is that old, the store is compacted at the mark's
+    /// revision and the mark moves to now. Every node may do it; compacting at or below an earlier point does nothing.
+    fn compact_shared(&self, history: std::time::Duration) -> anyhow::Result<()> {
+        let mut mark = self.compaction_mark.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if mark.0.elapsed() < history {
+            return Ok(());
+        }
+        let (_, revision) = *mark;
+        *mark = (std::time::Instant::now(), self.current().revision);
+        drop(mark);
+        if revision > 0 {
+            self.store.compact(revision)?;
+            tracing::info!(revision, "compacted the shared store's history");
         }
         Ok(())
     }

@@ -78,8 +78,12 @@ async fn serve_store(
     // Each node counts usage under its own name: a name another running node holds is refused.
     store.claim_node(&control.node).with_context(|| format!("cannot run as node {:?}", control.node))?;
     let secret = read_or_create_secret(&control.secret_file)?;
-    let plane =
-        Arc::new(ControlPlane::open(store, settings.served.clone(), secret)?.with_code_ttl(control.link_code_ttl_secs));
+    let history = match &control.store {
+        crate::settings::StoreSettings::Etcd(etcd) => etcd.history,
+        crate::settings::StoreSettings::Sqlite(_) => crate::settings::DEFAULT_ETCD_HISTORY,
+    };
+    let plane = ControlPlane::open(store, settings.served.clone(), secret)?;
+    let plane = Arc::new(plane.with_code_ttl(control.link_code_ttl_secs).with_history(history));
     acknowledge_hangups()?;
     tracing::info!(store = %control.store, revision = plane.current().revision, "store opened");
     let mailer = match &control.smtp {
@@ -162,7 +166,7 @@ fn follow_shared_store(plane: &Arc<ControlPlane>, control: &ControlSettings) -> 
 }
 
 async fn compact_loop(plane: Arc<ControlPlane>) {
-    let mut ticks = tokio::time::interval(COMPACT_EVERY);
+    let mut ticks = tokio::time::interval(COMPACT_EVERY.min(plane.compaction_interval()));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;

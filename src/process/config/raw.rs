@@ -111,6 +111,7 @@ pub(super) struct RawStore {
     pub(super) password_file: Option<PathBuf>,
     pub(super) timeout_ms: Option<u64>,
     pub(super) max_staleness_s: Option<u64>,
+    pub(super) history_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

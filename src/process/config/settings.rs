@@ -323,7 +323,20 @@ impl Builder<'_> {
         if max_staleness.is_some_and(|m| m.is_zero()) {
             self.problems.push("[store].max_staleness_s must be at least 1".into());
         }
-        EtcdSettings { endpoints, prefix, tls, user, timeout: timeout.max(Duration::from_millis(1)), max_staleness }
+        let history = store.history_s.map_or(settings::DEFAULT_ETCD_HISTORY, Duration::from_secs);
+        if history.is_zero() {
+            self.problems.push("[store].history_s must be at least 1".into());
+        }
+        let timeout = timeout.max(Duration::from_millis(1));
+        EtcdSettings {
+            endpoints,
+            prefix,
+            tls,
+            user,
+            timeout,
+            max_staleness,
+            history: history.max(Duration::from_secs(1)),
+        }
     }
 
     fn etcd_user(&mut self, store: &RawStore) -> Option<EtcdUser> {
@@ -361,6 +374,7 @@ impl RawStore {
             || self.password_file.is_some()
             || self.timeout_ms.is_some()
             || self.max_staleness_s.is_some()
+            || self.history_s.is_some()
     }
 }
 
