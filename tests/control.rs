@@ -609,7 +609,7 @@ fn every_resource_takes_if_match_and_usage_reads_ranges() {
 #[test]
 fn a_retried_change_with_its_idempotency_key_is_made_once() {
     let s = StoreServer::start();
-    let (acme, _) = inventory(&s);
+    let (acme, beta) = inventory(&s);
     let zone = s.admin(&acme, &["zones", "create", "corp.internal.", "--scope", "vpc-acme"]).expect("zone");
     let zone_id = zone["id"].as_str().expect("zone id").to_string();
     let add = ["records", "add", &zone_id, "www", "A", "10.0.0.1", "--idempotency-key", "retry-1"];
@@ -622,6 +622,11 @@ fn a_retried_change_with_its_idempotency_key_is_made_once() {
     let other =
         err(s.admin(&acme, &["records", "add", &zone_id, "db", "A", "10.0.0.2", "--idempotency-key", "retry-1"]));
     assert!(other.contains("409 idempotency_key_reused"), "{other}");
+    // Keys are per account: another tenant's change under the same key is its own, never acme's answer.
+    let theirs =
+        s.admin(&beta, &["zones", "create", "beta.internal.", "--scope", "vpc-beta", "--idempotency-key", "retry-1"]);
+    let theirs = theirs.expect("beta's own change under the same key");
+    assert_eq!(theirs["name"], "beta.internal.", "{theirs}");
     // Without the option every command is its own change.
     s.admin(&acme, &["records", "add", &zone_id, "www", "A", "10.0.0.1"]).expect("a second, separate add");
     let shown = s.admin(&acme, &["zones", "show", &zone_id]).expect("zone");

@@ -273,6 +273,11 @@ fn managed_endpoints_are_the_operators_and_each_tenant_sees_its_own() {
     let mine = s.admin(&acme, &["vpcs"]).expect("vpcs");
     assert_eq!(mine["vpcs"][0]["endpoints"], serde_json::json!(["vpce-aaa"]), "{mine}");
     assert!(!mine.to_string().contains("psc:7"), "another tenant's endpoint: {mine}");
+    // A tenant cannot explain through another tenant's endpoint: one answer, whatever exists.
+    let foreign = common::store::err(
+        s.admin(&acme, &["explain", "--source", "172.16.0.9", "--endpoint", "psc:7", "www.corp.internal."]),
+    );
+    assert!(foreign.contains("403"), "{foreign}");
     let addr: SocketAddr = s.dns.parse().expect("dns address");
     for (tlv, expected) in [((0xEA, &b"\x01vpce-aaa"[..]), "10.0.0.1"), ((0xE0, &7u64.to_be_bytes()[..]), "10.0.0.2")] {
         let mut packet = build(Command::Proxy, true, Some(client("172.16.0.9")), &[tlv], false);
