@@ -46,6 +46,7 @@ echo "== cargo deny (bans, licenses, sources; deny.toml)"
 command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --quiet
 cargo deny check bans licenses sources
 echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
 cargo clippy --all-targets --locked --features etcd -- -D warnings
 echo "== cargo test"
 log=$(mktemp)

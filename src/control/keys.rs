@@ -206,6 +206,8 @@ pub fn scope(id: &str) -> String {
 pub fn records(zone: &str) -> String {
     format!("{RECORD}{}/", esc(zone))
 }
+/// (Claimed only on etcd: an embedded store has one node.)
+#[cfg(feature = "etcd")]
 pub(crate) fn node(name: &str) -> String {
     Key::Node { name: name.into() }.to_string()
 }
