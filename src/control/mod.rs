@@ -349,20 +349,17 @@ impl ControlPlane {
     }
 
     /// Waits (at most `timeout`) until the state in memory has reached `revision`.
-    /// Waits until this node's state is at `revision` or later — a client reading its own write (whose answer
-    /// carried the commit revision) through any node. `Unavailable` ("behind") when it is not within `timeout`.
-    pub(crate) fn reach(&self, revision: u64, timeout: std::time::Duration) -> Result<(), ControlError> {
-        if self.wait_applied(revision, timeout) {
-            return Ok(());
-        }
-        Err(ControlError::Unavailable {
+    /// Why a request that asked for `revision` (a client reading its own write through any node) is not answered:
+    /// this node did not get there within `timeout`.
+    pub(crate) fn behind(&self, revision: u64, timeout: std::time::Duration) -> ControlError {
+        ControlError::Unavailable {
             code: "behind",
             message: format!(
                 "this node is at revision {}, not yet at min_revision {revision} after {timeout:?}: retry, or ask \
                  another node",
                 self.current().revision
             ),
-        })
+        }
     }
 
     fn wait_applied(&self, revision: u64, timeout: std::time::Duration) -> bool {

@@ -161,14 +161,14 @@ pub(super) async fn min_revision(State(api): State<ApiState>, mut request: Reque
         }
     }
     let Some(revision) = wanted else { return next.run(request).await };
-    let plane = api.plane.clone();
-    let reached = tokio::task::spawn_blocking(move || plane.reach(revision, MIN_REVISION_WAIT)).await;
-    match reached {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return ApiError::from(e).into_response(),
-        Err(e) => {
-            return ApiError::from(ControlError::internal(format!("waiting for a revision: {e}"))).into_response()
+    // Waited for here, holding no thread: a client asking for a revision no node has costs only its own connection
+    // (bounded by the per-address and total connection caps), never a worker others need.
+    let deadline = tokio::time::Instant::now() + MIN_REVISION_WAIT;
+    while api.plane.current().revision < revision {
+        if tokio::time::Instant::now() >= deadline {
+            return ApiError::from(api.plane.behind(revision, MIN_REVISION_WAIT)).into_response();
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let path = request.uri().path().to_string();
     let uri = if rest.is_empty() { path } else { format!("{path}?{}", rest.join("&")) };
