@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The long suites, kept out of CI's time budget: slowloris (thousands of slow TCP clients), and fuzzing runs of
+# The long suites, kept out of CI's time budget: growth (100,000 audited changes), slowloris (thousands of slow TCP
+# clients), and fuzzing runs of
 # every fuzz target: `handle` (the whole DNS request handler), `api` (hostile requests through the real admin API
 # routers on an in-memory store), `zonefile` (tenant zone-file text through the parser that refuses $INCLUDE) and
 # `proxy` (PROXY v2 headers from a trusted front end, then the query behind them).
@@ -10,6 +11,11 @@ fuzz_seconds="${1:-1800}"
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(handle api zonefile proxy)
+
+if [ -z "${SKIP_GROWTH:-}" ]; then
+  echo "== growth: 100,000 audited changes, start-up time and store size at each quarter"
+  VPCDNS_GROWTH_CHANGES=100000 cargo test --release --test growth -- --nocapture 2>&1 | grep -E "after|round|test result"
+fi
 
 if [ -z "${SKIP_SLOWLORIS:-}" ]; then
   echo "== slowloris (release build)"

@@ -271,6 +271,34 @@ pub struct ControlSettings {
     pub link_code_ttl_secs: u64,
     /// Bounds on the tenant API's connections and writes.
     pub admin_limits: AdminLimits,
+    /// How long audit entries and usage buckets are kept.
+    pub retention: Retention,
+}
+
+/// How long the history beside the served state is kept (`[store] audit_retention_s`, `usage_minutes_s`,
+/// `usage_hours_s`, `usage_days_s`): audit entries are deleted after `audit`; usage is kept per minute for
+/// `usage_minutes`, then rolled into hours kept for `usage_hours`, then into days kept for `usage_days`, then
+/// deleted. Each is counted from the end of the entry's or bucket's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub audit: Duration,
+    pub usage_minutes: Duration,
+    pub usage_hours: Duration,
+    pub usage_days: Duration,
+}
+
+impl Default for Retention {
+    /// Audit entries for 400 days and daily usage for 400 days (13 months, as the clouds' billing history), hourly
+    /// usage for 35 days, per-minute usage for 2 days.
+    fn default() -> Retention {
+        const DAY: u64 = 86_400;
+        Retention {
+            audit: Duration::from_secs(400 * DAY),
+            usage_minutes: Duration::from_secs(2 * DAY),
+            usage_hours: Duration::from_secs(35 * DAY),
+            usage_days: Duration::from_secs(400 * DAY),
+        }
+    }
 }
 
 /// A PEM certificate chain and its private key.

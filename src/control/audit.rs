@@ -165,8 +165,8 @@ pub(crate) fn read(
             let me = t.require_read()?;
             let start = format!("{}{}/{from_ms:016}", keys::AUDIT, keys::esc(&me.0));
             let end = format!("{}{}/{to_ms:016}", keys::AUDIT, keys::esc(&me.0));
-            let entries = plane.store().range(&start, &end).map_err(super::store_error)?;
-            entries.iter().filter_map(|e| docs::decode::<AuditDoc>(&e.value).ok()).take(limit).collect()
+            let entries = plane.store().range(&start, &end, limit).map_err(super::store_error)?;
+            entries.iter().filter_map(|e| docs::decode::<AuditDoc>(&e.value).ok()).collect()
         }
         Actor::Operator => {
             let (entries, _) = plane.store().list(keys::AUDIT).map_err(super::store_error)?;

@@ -18,6 +18,9 @@ pub(crate) const BLOCK: &str = "block/";
 pub(crate) const INBOX: &str = "inbox/";
 pub(crate) const AUDIT: &str = "audit/";
 pub(crate) const USAGE: &str = "usage/";
+/// Usage rolled up per hour, then per day (see `control::retention`).
+pub(crate) const USAGE_HOURS: &str = "usageh/";
+pub(crate) const USAGE_DAYS: &str = "usaged/";
 pub(crate) const RULE: &str = "rule/";
 /// The store's own bookkeeping (its key layout version).
 pub(crate) const META: &str = "meta/";
@@ -25,6 +28,55 @@ pub(crate) const META: &str = "meta/";
 pub(crate) const IDEMPOTENCY: &str = "idem/";
 /// A running node's name, held under its lease (shared stores).
 pub(crate) const NODE: &str = "node/";
+
+/// Every prefix whose documents are folded into memory: what start-up reads. The rest — audit entries and usage
+/// buckets (history, read on demand and bounded by retention), node leases and `meta/` — is never read whole, so
+/// start-up costs the same however much history there is.
+pub(crate) const FOLDED: [&str; 13] =
+    [ACCOUNT, USER, VPC, LINK, ZONE, SCOPE, RECORD, KEY, LINK_REQUEST, BLOCK, INBOX, RULE, IDEMPOTENCY];
+
+/// Whether a key's document is folded into memory (see [`FOLDED`]).
+pub(crate) fn is_folded(key: &str) -> bool {
+    FOLDED.iter().any(|p| key.starts_with(p))
+}
+
+/// How much time one usage bucket covers: a minute while fresh, then an hour, then a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Span {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Span {
+    pub(crate) const ALL: [Span; 3] = [Span::Minute, Span::Hour, Span::Day];
+
+    pub(crate) fn prefix(self) -> &'static str {
+        match self {
+            Span::Minute => USAGE,
+            Span::Hour => USAGE_HOURS,
+            Span::Day => USAGE_DAYS,
+        }
+    }
+
+    /// Its length in minutes (a bucket's key names its first minute, a multiple of this).
+    pub(crate) fn minutes(self) -> u64 {
+        match self {
+            Span::Minute => 1,
+            Span::Hour => 60,
+            Span::Day => 1440,
+        }
+    }
+
+    /// The span buckets of this one are rolled into.
+    pub(crate) fn next(self) -> Option<Span> {
+        match self {
+            Span::Minute => Some(Span::Hour),
+            Span::Hour => Some(Span::Day),
+            Span::Day => None,
+        }
+    }
+}
 
 /// A key of the store, by what it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +130,10 @@ pub(crate) enum Key<'a> {
         millis: u64,
         event: Cow<'a, str>,
     },
-    /// A usage bucket: the owner billed, the minute, the node that counted (each node writes only its own).
+    /// A usage bucket: the owner billed, its span and first minute, the node that counted (each node writes only
+    /// its own minutes; roll-ups keep the node).
     Usage {
+        span: Span,
         owner: Cow<'a, str>,
         minute: u64,
         node: Cow<'a, str>,
@@ -120,7 +174,10 @@ impl<'a> Key<'a> {
                 let (millis, event) = raw.get(1)?.split_once('-')?;
                 Key::Audit { account: part(0)?, millis: millis.parse().ok()?, event: unesc(event) }
             }
-            ("usage", 3) => Key::Usage { owner: part(0)?, minute: raw.get(1)?.parse().ok()?, node: part(2)? },
+            ("usage" | "usageh" | "usaged", 3) => {
+                let span = Span::ALL.into_iter().find(|s| s.prefix().strip_suffix('/') == Some(kind))?;
+                Key::Usage { span, owner: part(0)?, minute: raw.get(1)?.parse().ok()?, node: part(2)? }
+            }
             ("idem", 2) => Key::Idempotency { scope: part(0)?, key: part(1)? },
             ("node", 1) => Key::Node { name: part(0)? },
             ("meta", _) => Key::Meta,
@@ -160,7 +217,9 @@ impl fmt::Display for Key<'_> {
             Key::Inbox { account, id } => write!(f, "{INBOX}{}/{}", esc(account), esc(id)),
             Key::Rule { id } => write!(f, "{RULE}{}", esc(id)),
             Key::Audit { account, millis, event } => write!(f, "{AUDIT}{}/{millis:016}-{}", esc(account), esc(event)),
-            Key::Usage { owner, minute, node } => write!(f, "{USAGE}{}/{minute:012}/{}", esc(owner), esc(node)),
+            Key::Usage { span, owner, minute, node } => {
+                write!(f, "{}{}/{minute:012}/{}", span.prefix(), esc(owner), esc(node))
+            }
             Key::Idempotency { scope, key } => write!(f, "{IDEMPOTENCY}{}/{}", esc(scope), esc(key)),
             Key::Node { name } => write!(f, "{NODE}{}", esc(name)),
             Key::Meta => f.write_str(META),
@@ -207,7 +266,7 @@ pub fn records(zone: &str) -> String {
     format!("{RECORD}{}/", esc(zone))
 }
 /// (Claimed only on etcd: an embedded store has one node.)
-#[cfg(feature = "etcd")]
+#[cfg(any(test, feature = "etcd"))]
 pub(crate) fn node(name: &str) -> String {
     Key::Node { name: name.into() }.to_string()
 }
@@ -236,7 +295,10 @@ pub fn audit(account: &str, millis: u64, event: &str) -> String {
     Key::Audit { account: account.into(), millis, event: event.into() }.to_string()
 }
 pub fn usage(owner: &str, minute: u64, node: &str) -> String {
-    Key::Usage { owner: owner.into(), minute, node: node.into() }.to_string()
+    usage_bucket(Span::Minute, owner, minute, node)
+}
+pub(crate) fn usage_bucket(span: Span, owner: &str, minute: u64, node: &str) -> String {
+    Key::Usage { span, owner: owner.into(), minute, node: node.into() }.to_string()
 }
 
 /// The (zone id, record id) of a record key.
@@ -268,7 +330,9 @@ mod tests {
             Key::Inbox { account: "1".into(), id: "m".into() },
             Key::Rule { id: odd.into() },
             Key::Audit { account: "1".into(), millis: 1_700_000_000_000, event: "ev-1".into() },
-            Key::Usage { owner: "1".into(), minute: 28_000_000, node: "n/1".into() },
+            Key::Usage { span: Span::Minute, owner: "1".into(), minute: 28_000_000, node: "n/1".into() },
+            Key::Usage { span: Span::Hour, owner: "1".into(), minute: 28_000_020, node: "n".into() },
+            Key::Usage { span: Span::Day, owner: "1".into(), minute: 28_000_800, node: "n".into() },
             Key::Meta,
         ];
         for key in keys {
@@ -286,6 +350,10 @@ mod tests {
         assert_eq!(parse_record(&record("1/z.", "g~r")), Some(("1/z.".to_string(), "g~r".into())));
         assert_eq!(audit("1", 5, "e"), "audit/1/0000000000000005-e");
         assert_eq!(usage("1", 7, "n"), "usage/1/000000000007/n");
+        assert_eq!(usage_bucket(Span::Hour, "1", 60, "n"), "usageh/1/000000000060/n");
+        assert!(!is_folded(&usage_bucket(Span::Day, "1", 0, "n")) && !is_folded(&audit("1", 0, "e")));
+        assert!(is_folded(&record("1/z.", "r")) && is_folded(&idempotency("1", "k")));
+        assert!(!is_folded("meta/layout") && !is_folded(&node("n")));
         assert_eq!(records("1/z."), "record/1%2Fz./");
     }
 }

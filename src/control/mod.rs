@@ -15,6 +15,7 @@ pub(crate) mod follow;
 pub mod keys;
 pub mod ops;
 pub(crate) mod precedence;
+pub(crate) mod retention;
 pub(crate) mod stage;
 pub(crate) mod usage;
 mod write;
@@ -279,10 +280,18 @@ impl ControlPlane {
 
     /// Commits documents that are not part of the served model (usage buckets) without validation.
     pub(crate) fn commit_internal(&self, ops: &[Op]) -> anyhow::Result<u64> {
+        match self.commit_guarded(&[], ops)? {
+            Some(revision) => Ok(revision),
+            None => anyhow::bail!("unexpected conflict"),
+        }
+    }
+
+    /// Like [`ControlPlane::commit_internal`], under compares: None when one failed (nothing was written).
+    pub(crate) fn commit_guarded(&self, compares: &[Compare], ops: &[Op]) -> anyhow::Result<Option<u64>> {
         let _writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match self.store.txn(&[], ops)? {
-            TxnOutcome::Committed { revision } => Ok(revision),
-            TxnOutcome::Conflict { key, .. } => anyhow::bail!("unexpected conflict on {key}"),
+        match self.store.txn(compares, ops)? {
+            TxnOutcome::Committed { revision } => Ok(Some(revision)),
+            TxnOutcome::Conflict { .. } => Ok(None),
         }
     }
 
@@ -415,7 +424,7 @@ fn upgrade_layout(store: &dyn Store) -> anyhow::Result<()> {
 /// Reads every document into a fresh [`ControlState`].
 pub(crate) fn load_control(store: &dyn Store, server: Served) -> anyhow::Result<ControlState> {
     let started = std::time::Instant::now();
-    let (entries, revision) = store.list("")?;
+    let (entries, revision) = store.list_prefixes(&keys::FOLDED)?;
     tracing::debug!(keys = entries.len(), list_ms = started.elapsed().as_secs_f64() * 1e3, "store listed");
     let mut control = ControlState::new(server);
     let changes: Vec<Change> =

@@ -11,7 +11,8 @@ use super::docs;
 use super::error::ControlError;
 use super::keys;
 use super::{ControlPlane, Ctx};
-use crate::control::store::Op;
+use crate::control::keys::Span;
+use crate::control::store::{Compare, Op};
 use crate::model::billing::{UsageKey, UsageKind};
 
 /// One line of a bucket.
@@ -52,43 +53,66 @@ pub(crate) fn split_legacy(doc: &UsageDoc) -> Vec<Op> {
         .collect()
 }
 
-/// Adds counts to this node's buckets (one document per billed account and minute), in one commit.
+/// Adds counts to this node's buckets (one document per billed account and minute), in one commit. Each bucket is
+/// written with a compare on the revision it was read at, so that nothing else writing it meanwhile (a roll-up
+/// moving it to its hour, or a second node wrongly under this node's name) loses counts: on a conflict the buckets
+/// are read again and the counts added again (at most a few times; then the caller keeps the counts for later).
 pub(crate) fn persist(plane: &ControlPlane, counts: &HashMap<UsageKey, u64>, node: &str) -> anyhow::Result<()> {
     let mut by_bucket: BTreeMap<(&str, u64), Vec<(&UsageKey, u64)>> = BTreeMap::new();
     for (key, n) in counts {
         by_bucket.entry((&*key.owner, key.minute)).or_default().push((key, *n));
     }
-    let mut ops = Vec::new();
-    for ((owner, minute), adds) in by_bucket {
-        let key = keys::usage(owner, minute, node);
-        let mut doc: UsageDoc = match plane.store().get(&key)? {
-            Some(entry) => docs::decode(&entry.value).map_err(|e| anyhow::anyhow!("{key}: {e}"))?,
-            None => UsageDoc { minute, node: node.to_string(), lines: Vec::new() },
-        };
-        for (k, n) in adds {
-            let found = doc.lines.iter_mut().find(|l| {
-                l.owner == *k.owner
-                    && l.consumer == *k.consumer
-                    && l.vpc == *k.vpc
-                    && l.zone == *k.item
-                    && l.kind == k.kind
-            });
-            match found {
-                Some(line) => line.queries += n,
-                None => doc.lines.push(UsageLine {
-                    owner: k.owner.to_string(),
-                    consumer: k.consumer.to_string(),
-                    vpc: k.vpc.to_string(),
-                    zone: k.item.to_string(),
-                    kind: k.kind,
-                    queries: n,
-                }),
+    for _ in 0..PERSIST_TRIES {
+        let mut compares = Vec::new();
+        let mut ops = Vec::new();
+        for ((owner, minute), adds) in &by_bucket {
+            let key = keys::usage(owner, *minute, node);
+            let entry = plane.store().get(&key)?;
+            let mut doc: UsageDoc = match &entry {
+                Some(entry) => docs::decode(&entry.value).map_err(|e| anyhow::anyhow!("{key}: {e}"))?,
+                None => UsageDoc { minute: *minute, node: node.to_string(), lines: Vec::new() },
+            };
+            for (k, n) in adds {
+                add_line(&mut doc.lines, line_of(k, *n));
             }
+            compares.push(Compare { key: key.clone(), mod_revision: entry.map_or(0, |e| e.mod_revision) });
+            ops.push(Op::Put { key, value: docs::encode(&doc) });
         }
-        ops.push(Op::Put { key, value: docs::encode(&doc) });
+        if plane.commit_guarded(&compares, &ops)?.is_some() {
+            return Ok(());
+        }
     }
-    plane.commit_internal(&ops)?;
-    Ok(())
+    anyhow::bail!(
+        "usage buckets kept changing under this node ({PERSIST_TRIES} tries): is another node named {node:?}?"
+    )
+}
+
+const PERSIST_TRIES: usize = 4;
+
+fn line_of(k: &UsageKey, queries: u64) -> UsageLine {
+    UsageLine {
+        owner: k.owner.to_string(),
+        consumer: k.consumer.to_string(),
+        vpc: k.vpc.to_string(),
+        zone: k.item.to_string(),
+        kind: k.kind,
+        queries,
+    }
+}
+
+/// Adds a line's queries to the line of the same owner, consumer, VPC, item and kind, or appends it.
+pub(crate) fn add_line(lines: &mut Vec<UsageLine>, add: UsageLine) {
+    let same = |l: &&mut UsageLine| {
+        l.owner == add.owner
+            && l.consumer == add.consumer
+            && l.vpc == add.vpc
+            && l.zone == add.zone
+            && l.kind == add.kind
+    };
+    match lines.iter_mut().find(same) {
+        Some(line) => line.queries += add.queries,
+        None => lines.push(add),
+    }
 }
 
 /// Usage between two Unix times, summed over nodes: what answered for whom, per minute, and — apart — the
@@ -152,15 +176,20 @@ pub(crate) fn query(plane: &ControlPlane, ctx: &Ctx, from: u64, to: u64) -> Resu
         return Err(ControlError::invalid("bad_range", "`to` is before `from`"));
     }
     let (first, last) = (from / 60, to / 60);
-    // A tenant reads its own buckets (one range); the operator reads every owner's and keeps the minutes asked for.
-    let entries = match &owner {
-        Some(owner) => {
-            let start = keys::usage(owner, first, "");
-            let end = keys::usage(owner, last.saturating_add(1), "");
-            plane.store().range(&start, &end).map_err(super::store_error)?
-        }
-        None => plane.store().list(keys::USAGE).map_err(super::store_error)?.0,
-    };
+    // Every span of buckets (minutes, then hours and days once rolled up) counts where its first minute is in range.
+    let mut entries = Vec::new();
+    for span in Span::ALL {
+        entries.extend(match &owner {
+            // A tenant reads its own buckets (one range per span).
+            Some(owner) => {
+                let start = keys::usage_bucket(span, owner, first, "");
+                let end = keys::usage_bucket(span, owner, last.saturating_add(1), "");
+                plane.store().range(&start, &end, usize::MAX).map_err(super::store_error)?
+            }
+            // The operator reads every owner's and keeps the minutes asked for.
+            None => plane.store().list(span.prefix()).map_err(super::store_error)?.0,
+        });
+    }
     let mut totals: BTreeMap<(String, UsageKind, String, String, String), u64> = BTreeMap::new();
     let mut per_minute: BTreeMap<u64, u64> = BTreeMap::new();
     for entry in entries {

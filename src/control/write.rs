@@ -338,7 +338,7 @@ fn guards_of(plan: &Plan, current: &ControlState) -> Vec<Compare> {
             Op::Put { key, .. } | Op::Delete { key } => key,
             Op::DeletePrefix { .. } => continue,
         };
-        if key.starts_with(keys::AUDIT) || key.starts_with(keys::USAGE) {
+        if !keys::is_folded(key) {
             continue;
         }
         if plan.compares.iter().chain(&guards).any(|c| &c.key == key) {

@@ -15,7 +15,8 @@ use anyhow::Context;
 use crate::control::api::{self, ApiState};
 use crate::control::follow::{follow, FeedHealth};
 use crate::control::notify::Mailer;
-use crate::control::{auth, usage, ControlPlane};
+use crate::control::retention::{self, Swept};
+use crate::control::{auth, unix_now, usage, ControlPlane};
 use crate::dataplane::metering::Meter;
 use crate::dataplane::observe::Observers;
 use crate::dataplane::resolve::Resolver;
@@ -23,7 +24,7 @@ use crate::dataplane::serve;
 use crate::model::publish::SnapshotCell;
 use crate::process::reload::{self, Reloader};
 use crate::process::telemetry::{self, Telemetry};
-use crate::settings::{ControlSettings, Settings};
+use crate::settings::{ControlSettings, Retention, Settings};
 
 /// Serves until SIGTERM/SIGINT.
 pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usize>) -> anyhow::Result<()> {
@@ -99,6 +100,7 @@ async fn serve_store(
     let meter = Arc::new(Meter::default());
     let persister = tokio::spawn(persist_usage_loop(plane.clone(), meter.clone(), control.node.clone()));
     let compactor = tokio::spawn(compact_loop(plane.clone()));
+    let sweeper = tokio::spawn(retention_loop(plane.clone(), control.retention));
     let observe = Observe { meter: Some(meter.clone()), feed };
     let result = run_dns(&settings, plane.published(), resolver, udp_sockets, Some(admin_line), observe, async move {
         api_task.await.context("the admin API task failed")?
@@ -106,6 +108,7 @@ async fn serve_store(
     .await;
     persister.abort();
     compactor.abort();
+    sweeper.abort();
     // What was counted since the last persist is written before exit; then the node's name is free again.
     let node = control.node.clone();
     let flushed = tokio::task::spawn_blocking(move || {
@@ -184,6 +187,30 @@ async fn compact_loop(plane: Arc<ControlPlane>) {
 }
 
 const COMPACT_EVERY: Duration = Duration::from_secs(30);
+
+/// Applies the retention settings to audit entries and usage buckets now and then: at least every 10 minutes,
+/// and twice within the shortest retention.
+async fn retention_loop(plane: Arc<ControlPlane>, retention: Retention) {
+    let shortest = [retention.audit, retention.usage_minutes, retention.usage_hours, retention.usage_days]
+        .into_iter()
+        .min()
+        .unwrap_or(SWEEP_AT_LEAST_EVERY);
+    let mut ticks = tokio::time::interval((shortest / 2).clamp(Duration::from_secs(1), SWEEP_AT_LEAST_EVERY));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let plane = plane.clone();
+        let swept = tokio::task::spawn_blocking(move || retention::sweep(&plane, &retention, unix_now())).await;
+        match swept {
+            Ok(Ok(swept)) if swept != Swept::default() => tracing::info!(?swept, "history past its retention swept"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = format!("{e:#}"), "sweeping the history failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "the history sweeper failed"),
+        }
+    }
+}
+
+const SWEEP_AT_LEAST_EVERY: Duration = Duration::from_secs(600);
 
 /// How often counted usage is written to the store.
 const USAGE_PERSIST_EVERY: Duration = Duration::from_secs(5);

@@ -139,7 +139,7 @@ impl ControlState {
             self.revision = self.revision.max(change.revision);
             // Audit entries and usage buckets are append-only and read from the store on demand: not held here.
             // Records keep their revisions themselves.
-            let held = [keys::AUDIT, keys::USAGE, keys::NODE, "meta/"].iter().all(|p| !change.key.starts_with(p));
+            let held = keys::is_folded(&change.key);
             if !change.key.starts_with(keys::RECORD) {
                 match &change.value {
                     Some(_) if held => {
@@ -166,8 +166,8 @@ impl ControlState {
     fn apply_one(&mut self, change: &Change) -> Result<(), String> {
         let value = change.value.as_deref();
         // Audit entries and usage buckets (of any layout, the legacy ones included) are read from the store on
-        // demand; `meta/` is the store's own bookkeeping.
-        if [keys::AUDIT, keys::USAGE, keys::META].iter().any(|p| change.key.starts_with(p)) {
+        // demand; `meta/` and `node/` are the store's own bookkeeping.
+        if !keys::is_folded(&change.key) {
             return Ok(());
         }
         let key = Key::parse(&change.key).ok_or("unknown key")?;

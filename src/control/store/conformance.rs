@@ -15,7 +15,7 @@ type Check = fn(&dyn Store);
 
 /// Every check, in order, each on a fresh store from `fresh`.
 pub fn run_all(fresh: &mut dyn FnMut() -> Arc<dyn Store>) {
-    let checks: [(&str, Check); 14] = [
+    let checks: [(&str, Check); 15] = [
         ("revision_counts_effective_transactions", revision_counts_effective_transactions),
         ("entries_carry_create_and_mod_revisions", entries_carry_create_and_mod_revisions),
         ("ops_on_one_key_apply_in_order", ops_on_one_key_apply_in_order),
@@ -26,6 +26,7 @@ pub fn run_all(fresh: &mut dyn FnMut() -> Arc<dyn Store>) {
         ("prefixes_are_literal", prefixes_are_literal),
         ("list_reports_its_snapshot_revision", list_reports_its_snapshot_revision),
         ("range_is_half_open_and_ordered", range_is_half_open_and_ordered),
+        ("list_prefixes_reads_several_prefixes_at_once", list_prefixes_reads_several_prefixes_at_once),
         ("delete_prefix_records_one_change_per_key", delete_prefix_records_one_change_per_key),
         ("changes_since_is_ordered_and_limited", changes_since_is_ordered_and_limited),
         ("changes_since_never_splits_a_revision", changes_since_never_splits_a_revision),
@@ -168,10 +169,23 @@ fn list_reports_its_snapshot_revision(s: &dyn Store) {
 fn range_is_half_open_and_ordered(s: &dyn Store) {
     let audit = ["audit/001", "audit/002", "audit/003", "audit/010"];
     txn(s, &[], &audit.iter().map(|k| put(k, k)).collect::<Vec<_>>());
-    assert_eq!(keys(&s.range("audit/002", "audit/010").expect("range")), ["audit/002", "audit/003"]);
-    assert_eq!(keys(&s.range("audit/", "audit0").expect("range")), audit);
-    assert_eq!(s.range("audit/003", "audit/003").expect("range"), vec![]);
-    assert_eq!(s.range("z", "a").expect("range"), vec![]);
+    let range = |start, end, limit| -> Vec<String> {
+        s.range(start, end, limit).expect("range").into_iter().map(|e| e.key).collect()
+    };
+    assert_eq!(range("audit/002", "audit/010", 10), ["audit/002", "audit/003"]);
+    assert_eq!(range("audit/", "audit0", 10), audit);
+    assert_eq!(range("audit/", "audit0", 2), ["audit/001", "audit/002"], "the first by key, at most limit");
+    assert!(range("audit/", "audit0", 0).is_empty());
+    assert!(range("audit/003", "audit/003", 10).is_empty());
+    assert!(range("z", "a", 10).is_empty());
+}
+
+fn list_prefixes_reads_several_prefixes_at_once(s: &dyn Store) {
+    txn(s, &[], &[put("a/1", "1"), put("b/1", "1"), put("c/1", "1"), put("ab", "1")]);
+    let (entries, revision) = s.list_prefixes(&["c/", "a/"]).expect("list");
+    assert_eq!(keys(&entries), ["a/1", "c/1"], "only the prefixes asked for, sorted by key");
+    assert_eq!(revision, s.revision().expect("revision"));
+    assert!(s.list_prefixes(&[]).expect("list").0.is_empty());
 }
 
 fn delete_prefix_records_one_change_per_key(s: &dyn Store) {

@@ -140,9 +140,13 @@ pub trait Store: Send + Sync + 'static {
     /// revision of that snapshot.
     fn list(&self, prefix: &str) -> Result<(Vec<Entry>, u64), StoreError>;
 
-    /// Like list, but only keys in [start, end) — for time-ordered keys such as audit entries and usage
-    /// buckets. Empty when `start >= end`.
-    fn range(&self, start: &str, end: &str) -> Result<Vec<Entry>, StoreError>;
+    /// Every entry under any of `prefixes`, sorted by key, read in one consistent snapshot, with its revision:
+    /// what start-up reads (the served state's prefixes, not the audit and usage history beside them).
+    fn list_prefixes(&self, prefixes: &[&str]) -> Result<(Vec<Entry>, u64), StoreError>;
+
+    /// Like list, but only keys in [start, end), and at most `limit` of them (the first by key) — for
+    /// time-ordered keys such as audit entries and usage buckets. Empty when `start >= end`.
+    fn range(&self, start: &str, end: &str, limit: usize) -> Result<Vec<Entry>, StoreError>;
 
     /// Atomically: if every compare holds, apply every op (in order) under one new revision and return
     /// Committed; else change nothing and return Conflict naming the first failing compare. The transaction is

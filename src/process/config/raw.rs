@@ -112,6 +112,10 @@ pub(super) struct RawStore {
     pub(super) timeout_ms: Option<u64>,
     pub(super) max_staleness_s: Option<u64>,
     pub(super) history_s: Option<u64>,
+    pub(super) audit_retention_s: Option<u64>,
+    pub(super) usage_minutes_s: Option<u64>,
+    pub(super) usage_hours_s: Option<u64>,
+    pub(super) usage_days_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

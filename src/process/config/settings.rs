@@ -11,7 +11,7 @@ use crate::dns::name::Name;
 use crate::model::state::{parse_cidr, parse_server_address};
 use crate::settings::{
     self, AdminLimits, ControlSettings, EtcdSettings, EtcdTls, EtcdUser, Limits, ProxySettings, QueryLogSettings,
-    ResolverSettings, RrlSettings, Served, Settings, SmtpSettings, StoreSettings, TcpSettings, TlsFiles,
+    ResolverSettings, Retention, RrlSettings, Served, Settings, SmtpSettings, StoreSettings, TcpSettings, TlsFiles,
 };
 
 impl Builder<'_> {
@@ -197,6 +197,7 @@ impl Builder<'_> {
             self.problems.push("[admin].link_code_ttl_secs must be at least 1".into());
         }
         let admin_limits = self.admin_limits(admin);
+        let retention = self.retention(store);
         Some(ControlSettings {
             store: store_settings,
             admin_listen,
@@ -207,7 +208,26 @@ impl Builder<'_> {
             tls,
             link_code_ttl_secs,
             admin_limits,
+            retention,
         })
+    }
+
+    /// `[store]`'s retention settings, each at least a second, each span no shorter than the one before it.
+    fn retention(&mut self, store: &RawStore) -> Retention {
+        let d = Retention::default();
+        let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+        let r = Retention {
+            audit: secs(store.audit_retention_s, d.audit),
+            usage_minutes: secs(store.usage_minutes_s, d.usage_minutes),
+            usage_hours: secs(store.usage_hours_s, d.usage_hours),
+            usage_days: secs(store.usage_days_s, d.usage_days),
+        };
+        if [r.audit, r.usage_minutes, r.usage_hours, r.usage_days].iter().any(Duration::is_zero) {
+            self.problems.push(
+                "[store]: audit_retention_s, usage_minutes_s, usage_hours_s and usage_days_s must be at least 1".into(),
+            );
+        }
+        r
     }
 
     fn admin_listen(&mut self, admin: Option<&RawAdmin>) -> SocketAddr {

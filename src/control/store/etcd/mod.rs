@@ -127,30 +127,46 @@ impl EtcdStore {
         })
     }
 
-    /// Every entry in [start, end) at one revision, in pages; with the revision read.
-    fn scan(&self, start: Vec<u8>, end: Vec<u8>) -> Result<(Vec<Entry>, u64), StoreError> {
+    /// Every entry in each [start, end) of `ranges` (at most `limit` in all), at one revision, in pages; with the
+    /// revision read.
+    fn scan(&self, ranges: &[(Vec<u8>, Vec<u8>)], limit: usize) -> Result<(Vec<Entry>, u64), StoreError> {
         // A compaction between two pages makes the older revision unreadable: start over (bounded).
         let mut last_error = None;
         for _ in 0..3 {
-            match self.scan_once(start.clone(), end.clone()) {
+            let mut at = None;
+            let mut entries = Vec::new();
+            let scanned = ranges.iter().try_for_each(|(start, end)| {
+                let left = limit.saturating_sub(entries.len());
+                self.scan_once(start.clone(), end.clone(), &mut at, left, &mut entries)
+            });
+            match scanned {
                 Err(StoreError::Compacted { requested, oldest }) => {
                     last_error = Some(StoreError::Compacted { requested, oldest })
                 }
-                other => return other,
+                Err(e) => return Err(e),
+                Ok(()) => return Ok((entries, revision_of(at.unwrap_or(0))?)),
             }
         }
         Err(last_error.unwrap_or(StoreError::Corrupt("listing never completed".into())))
     }
 
-    fn scan_once(&self, start: Vec<u8>, end: Vec<u8>) -> Result<(Vec<Entry>, u64), StoreError> {
-        let mut entries = Vec::new();
+    /// Adds at most `limit` entries of [start, end) to `entries`, at revision `at` (set by the first page read).
+    fn scan_once(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        at: &mut Option<i64>,
+        limit: usize,
+        entries: &mut Vec<Entry>,
+    ) -> Result<(), StoreError> {
         let mut from = start;
-        let mut at: Option<i64> = None;
-        loop {
-            let (page_from, page_end) = (from.clone(), end.clone());
+        let mut left = limit;
+        while left > 0 {
+            let (page_from, page_end, page_at) = (from.clone(), end.clone(), *at);
+            let page = i64::try_from(left).unwrap_or(PAGE).min(PAGE);
             let response = self.call("list keys", Retry::Always, move |client| {
-                let mut options = GetOptions::new().with_range(page_end.clone()).with_limit(PAGE);
-                if let Some(revision) = at {
+                let mut options = GetOptions::new().with_range(page_end.clone()).with_limit(page);
+                if let Some(revision) = page_at {
                     options = options.with_revision(revision);
                 }
                 let key = page_from.clone();
@@ -158,19 +174,17 @@ impl EtcdStore {
                 let mut kv = client.kv_client().max_decoding_message_size(PAGE_MAX_BYTES);
                 Box::pin(async move { kv.get(key, Some(options)).await })
             })?;
-            let revision = response.header().map(|h| h.revision()).unwrap_or(0);
-            let at_revision = *at.get_or_insert(revision);
+            at.get_or_insert(response.header().map(|h| h.revision()).unwrap_or(0));
             for kv in response.kvs() {
                 entries.push(self.entry(kv)?);
             }
-            if !response.more() || response.kvs().is_empty() {
-                return Ok((entries, revision_of(at_revision)?));
-            }
-            let Some(last) = response.kvs().last() else { return Ok((entries, revision_of(at_revision)?)) };
+            left = left.saturating_sub(response.kvs().len());
+            let Some(last) = response.kvs().last().filter(|_| response.more()) else { return Ok(()) };
             // The next key after `last`: the same bytes with a zero byte appended.
             from = last.key().to_vec();
             from.push(0);
         }
+        Ok(())
     }
 
     /// The highest mod_revision of a key under the prefix (0 when there is none).
@@ -236,14 +250,22 @@ impl Store for EtcdStore {
     }
 
     fn list(&self, prefix: &str) -> Result<(Vec<Entry>, u64), StoreError> {
-        self.scan(self.key(prefix), self.prefix_end(prefix))
+        self.scan(&[(self.key(prefix), self.prefix_end(prefix))], usize::MAX)
     }
 
-    fn range(&self, start: &str, end: &str) -> Result<Vec<Entry>, StoreError> {
-        if start >= end {
+    fn list_prefixes(&self, prefixes: &[&str]) -> Result<(Vec<Entry>, u64), StoreError> {
+        let ranges: Vec<_> = prefixes.iter().map(|p| (self.key(p), self.prefix_end(p))).collect();
+        let (mut entries, revision) = self.scan(&ranges, usize::MAX)?;
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        entries.dedup_by(|a, b| a.key == b.key);
+        Ok((entries, revision))
+    }
+
+    fn range(&self, start: &str, end: &str, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        if start >= end || limit == 0 {
             return Ok(Vec::new());
         }
-        Ok(self.scan(self.key(start), self.key(end))?.0)
+        Ok(self.scan(&[(self.key(start), self.key(end))], limit)?.0)
     }
 
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError> {

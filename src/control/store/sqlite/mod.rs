@@ -40,7 +40,7 @@ const META_COMPACTED: &str = "compacted";
 
 const ENTRY_BY_KEY: &str = "SELECT key, value, create_revision, mod_revision FROM kv WHERE key = ?1";
 const ENTRIES_BETWEEN: &str =
-    "SELECT key, value, create_revision, mod_revision FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key";
+    "SELECT key, value, create_revision, mod_revision FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3";
 const CHANGES_AFTER: &str =
     "SELECT revision, key, value FROM changes WHERE revision > ?1 ORDER BY revision, seq LIMIT ?2";
 const CHANGES_AT: &str = "SELECT revision, key, value FROM changes WHERE revision = ?1 ORDER BY seq";
@@ -159,8 +159,27 @@ impl Store for SqliteStore {
         })
     }
 
-    fn range(&self, start: &str, end: &str) -> Result<Vec<Entry>, StoreError> {
-        self.with_conn(|conn| query_entries(conn, ENTRIES_BETWEEN, [start, end]))
+    fn list_prefixes(&self, prefixes: &[&str]) -> Result<(Vec<Entry>, u64), StoreError> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).op("begin a read")?;
+            let revision = meta_get(&tx, META_REVISION)?;
+            let mut entries = Vec::new();
+            for prefix in prefixes {
+                let (filter, bounds) = prefix_filter(prefix);
+                let sql =
+                    format!("SELECT key, value, create_revision, mod_revision FROM kv WHERE {filter} ORDER BY key");
+                entries.extend(query_entries(&tx, &sql, params_from_iter(&bounds))?);
+            }
+            tx.commit().op("end a read")?;
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            entries.dedup_by(|a, b| a.key == b.key);
+            Ok((entries, revision))
+        })
+    }
+
+    fn range(&self, start: &str, end: &str, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(|conn| query_entries(conn, ENTRIES_BETWEEN, params![start, end, limit]))
     }
 
     fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError> {

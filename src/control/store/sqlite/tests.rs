@@ -137,17 +137,6 @@ fn list_reports_its_snapshot_revision() {
 }
 
 #[test]
-fn range_is_half_open_and_ordered() {
-    let s = mem();
-    let audit = ["audit/001", "audit/002", "audit/003", "audit/010"];
-    s.txn(&[], &audit.iter().map(|k| put(k, k)).collect::<Vec<_>>()).unwrap();
-    assert_eq!(keys(&s.range("audit/002", "audit/010").unwrap()), ["audit/002", "audit/003"]);
-    assert_eq!(keys(&s.range("audit/", "audit0").unwrap()), audit);
-    assert_eq!(s.range("audit/003", "audit/003").unwrap(), vec![]);
-    assert_eq!(s.range("z", "a").unwrap(), vec![]);
-}
-
-#[test]
 fn delete_prefix_records_one_change_per_key_in_key_order() {
     let s = mem();
     s.txn(&[], &[put("t/2", "x"), put("t/1", "x"), put("t0", "x"), put("t", "x")]).unwrap();
