@@ -761,3 +761,51 @@ fn the_shared_history_is_compacted_on_a_schedule() {
     // The node still serves and writes after the compaction.
     a.admin(&key, &["records", "add", &zone, "after", "A", "10.11.0.2"]).expect("write after compaction");
 }
+
+/// Issue 16, finding 2: the CLI retries a change whose outcome the node could not tell (`503 outcome_unknown`) by
+/// itself, with the same Idempotency-Key, so the change is made exactly once. The only member hangs while the write
+/// is in flight (the node's calls time out: outcome unknown, after the node's own two retries under the key) and
+/// comes back before the CLI's retry; etcd then applies the requests it held, and the retry finds the first outcome
+/// instead of adding the record again.
+#[test]
+fn the_cli_retries_an_unknown_outcome_and_the_change_is_made_once() {
+    let _serial = serial();
+    let etcd = Etcd::start(1);
+    let a = node(&etcd, "a");
+    let (key, zone) = inventory(&a);
+    etcd.pause(0, true);
+    let url = format!("http://{}", a.admin);
+    let (cli_key, cli_zone) = (key.clone(), zone.clone());
+    let write = std::thread::spawn(move || {
+        let args = [
+            "admin",
+            "--url",
+            &url,
+            "--key",
+            &cli_key,
+            "--json",
+            "records",
+            "add",
+            &cli_zone,
+            "once",
+            "A",
+            "10.12.0.1",
+        ];
+        std::process::Command::new(common::BIN).args(args).output().expect("run vpcdns")
+    });
+    // The node sends the change to the hung member three times (each 1 s without an answer), then answers
+    // outcome_unknown; the CLI waits a second before sending it again: the member is back by then.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !a.log().contains("the client must send it again") {
+        assert!(Instant::now() < deadline, "the node never gave up: {}", a.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    etcd.pause(0, false);
+    let out = write.join().expect("the CLI thread");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the change failed: {stderr}");
+    assert!(stderr.contains("outcome_unknown") && stderr.contains("same Idempotency-Key"), "no retry: {stderr}");
+    let shown = a.admin(&key, &["zones", "show", &zone]).expect("zone");
+    let copies = shown["records"].as_array().expect("records").iter().filter(|r| r["data"] == "10.12.0.1").count();
+    assert_eq!(copies, 1, "{shown}");
+}

@@ -20,6 +20,8 @@ use crate::model::validate;
 
 /// How many times a write is planned again after another node changed what it read.
 const PLAN_ATTEMPTS: usize = 8;
+/// How many times a change with an idempotency key is sent again after the store could not tell its outcome.
+const UNKNOWN_RETRIES: usize = 2;
 
 /// How long a write waits for the feed to bring its own commit before reading the history itself.
 pub(super) const FEED_WAIT: Duration = Duration::from_secs(2);
@@ -48,8 +50,26 @@ impl ControlPlane {
         caller: &Caller,
         op: impl Fn(&ControlState, &Ctx) -> Result<Plan, ControlError>,
     ) -> Result<(Value, Plan), ControlError> {
+        let mut unknown = 0;
         for _ in 0..PLAN_ATTEMPTS {
-            match self.try_execute(caller, &op)? {
+            let attempt = match self.try_execute(caller, &op) {
+                // With an idempotency key, sending the change again is safe: its commit compares the key's absence,
+                // so if the first commit went in, this one conflicts and is answered with the first outcome. The
+                // store has stopped preferring the member that did not answer, so the retry goes elsewhere.
+                Err(e)
+                    if e.code() == "outcome_unknown" && caller.idempotency.is_some() && unknown < UNKNOWN_RETRIES =>
+                {
+                    unknown += 1;
+                    tracing::info!(error = %e, "outcome unknown: sending the change again under its idempotency key");
+                    continue;
+                }
+                Err(e) if e.code() == "outcome_unknown" => {
+                    tracing::warn!(error = %e, tries = unknown + 1, "outcome unknown: the client must send it again");
+                    return Err(e);
+                }
+                other => other?,
+            };
+            match attempt {
                 Attempt::Done(response, plan) => {
                     if !plan.collect.is_empty() {
                         // A bulk change replaced a generation of records: its history is the bulk of the store's

@@ -28,6 +28,8 @@ struct Member {
     client: u16,
     peer: u16,
     child: Option<Child>,
+    /// Where its data lives (default: a directory in the cluster's dir).
+    data: Option<std::path::PathBuf>,
 }
 
 /// The etcd binary (Debian's etcd-server puts it in /usr/bin).
@@ -51,7 +53,16 @@ impl Etcd {
         Etcd::start_with(n, true)
     }
 
+    /// Like `start`, with member `i`'s data in `data` (a small file system of the test's, say).
+    pub fn start_with_data(n: usize, i: usize, data: std::path::PathBuf) -> Etcd {
+        Etcd::start_full(n, false, Some((i, data)))
+    }
+
     fn start_with(n: usize, tls: bool) -> Etcd {
+        Etcd::start_full(n, tls, None)
+    }
+
+    fn start_full(n: usize, tls: bool, data: Option<(usize, std::path::PathBuf)>) -> Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
         let tls = tls.then(|| make_certs(dir.path()));
         let mut ports: Vec<u16> = Vec::new();
@@ -62,7 +73,13 @@ impl Etcd {
             }
         }
         let members: Vec<Member> = (0..n)
-            .map(|i| Member { name: format!("m{i}"), client: ports[2 * i], peer: ports[2 * i + 1], child: None })
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client: ports[2 * i],
+                peer: ports[2 * i + 1],
+                child: None,
+                data: data.as_ref().filter(|(j, _)| *j == i).map(|(_, d)| d.clone()),
+            })
             .collect();
         let mut etcd = Etcd { dir, members, tls, user: None };
         for i in 0..n {
@@ -76,7 +93,7 @@ impl Etcd {
         let cluster: Vec<String> =
             self.members.iter().map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer)).collect();
         let m = &self.members[i];
-        let data = self.dir.path().join(&m.name);
+        let data = m.data.clone().unwrap_or_else(|| self.dir.path().join(&m.name));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -218,9 +235,19 @@ impl Etcd {
         }
     }
 
-    /// Starts member `i` again on its data (after `kill`).
+    /// Starts member `i` again on its data (after `kill`, or after it exited).
     pub fn restart(&mut self, i: usize) {
+        self.kill(i);
         self.spawn(i);
+    }
+
+    /// Whether member `i` has ended by itself (etcd exits on a write its disk refuses).
+    pub fn exited(&mut self, i: usize) -> bool {
+        self.members[i].child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some())
+    }
+
+    pub fn members(&self) -> usize {
+        self.members.len()
     }
 }
 

@@ -389,6 +389,8 @@ async fn send_retrying(
             return Ok(answer);
         }
         tries += 1;
+        // Said on stderr, so that a person (or a script reading stdout) knows why the answer took longer.
+        eprintln!("vpcdns: the server could not tell whether the change was made (503 outcome_unknown); sending it again with the same Idempotency-Key (try {tries} of {TRIES})");
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
