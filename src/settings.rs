@@ -358,6 +358,16 @@ pub enum StoreSettings {
     Etcd(EtcdSettings),
 }
 
+impl StoreSettings {
+    /// How much change history a shared store keeps (the embedded store's own is compacted as it goes).
+    pub fn history(&self) -> Duration {
+        match self {
+            StoreSettings::Etcd(etcd) => etcd.history,
+            StoreSettings::Sqlite(_) => DEFAULT_ETCD_HISTORY,
+        }
+    }
+}
+
 impl std::fmt::Display for StoreSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

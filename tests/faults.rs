@@ -197,7 +197,9 @@ fn undo(etcd: &mut Etcd, fault: Fault, disk: &Disk, victim: Option<usize>) {
         (Fault::DiskFull, Some(i)) => {
             disk.free();
             // The member exits on the first write its disk refuses; if no write needed space yet, it still runs.
-            if etcd.exited(i) {
+            let exited = etcd.exited(i);
+            println!("disk full: member {i} {}", if exited { "exited, restarted" } else { "still ran" });
+            if exited {
                 etcd.restart(i);
             }
         }
@@ -210,7 +212,7 @@ fn undo(etcd: &mut Etcd, fault: Fault, disk: &Disk, victim: Option<usize>) {
 struct Figures {
     fault: Fault,
     back: Option<Duration>,
-    /// The longest an acknowledged write took.
+    /// The longest an acknowledged write in flight during the fault or after it took.
     slowest: Option<Duration>,
     failed: usize,
     converged: Option<Duration>,
@@ -251,7 +253,7 @@ fn figures(
     let staleness = samples.iter().filter(|s| s.at >= t0 && s.at < until).map(|s| s.staleness).fold(0.0, f64::max);
     let slowest = attempts
         .iter()
-        .filter(|a| a.started >= t0 && a.started < until && matches!(a.outcome, Outcome::Acked(_)))
+        .filter(|a| a.ended >= t0 && a.started < until && matches!(a.outcome, Outcome::Acked(_)))
         .map(|a| a.ended - a.started)
         .max();
     Figures { fault, back, slowest, failed, converged, staleness }

@@ -79,12 +79,8 @@ async fn serve_store(
     // Each node counts usage under its own name: a name another running node holds is refused.
     store.claim_node(&control.node).with_context(|| format!("cannot run as node {:?}", control.node))?;
     let secret = read_or_create_secret(&control.secret_file)?;
-    let history = match &control.store {
-        crate::settings::StoreSettings::Etcd(etcd) => etcd.history,
-        crate::settings::StoreSettings::Sqlite(_) => crate::settings::DEFAULT_ETCD_HISTORY,
-    };
     let plane = ControlPlane::open(store, settings.served.clone(), secret)?;
-    let plane = Arc::new(plane.with_code_ttl(control.link_code_ttl_secs).with_history(history));
+    let plane = Arc::new(plane.with_code_ttl(control.link_code_ttl_secs).with_history(control.store.history()));
     acknowledge_hangups()?;
     tracing::info!(store = %control.store, revision = plane.current().revision, "store opened");
     let mailer = match &control.smtp {
@@ -98,17 +94,17 @@ async fn serve_store(
     let api_task = tokio::spawn(api::listen::serve(admin, state, control.admin_limits));
     let feed = follow_shared_store(&plane, &control);
     let meter = Arc::new(Meter::default());
-    let persister = tokio::spawn(persist_usage_loop(plane.clone(), meter.clone(), control.node.clone()));
-    let compactor = tokio::spawn(compact_loop(plane.clone()));
-    let sweeper = tokio::spawn(retention_loop(plane.clone(), control.retention));
+    let background = Background(vec![
+        tokio::spawn(persist_usage_loop(plane.clone(), meter.clone(), control.node.clone())),
+        tokio::spawn(compact_loop(plane.clone())),
+        tokio::spawn(retention_loop(plane.clone(), control.retention)),
+    ]);
     let observe = Observe { meter: Some(meter.clone()), feed };
     let result = run_dns(&settings, plane.published(), resolver, udp_sockets, Some(admin_line), observe, async move {
         api_task.await.context("the admin API task failed")?
     })
     .await;
-    persister.abort();
-    compactor.abort();
-    sweeper.abort();
+    drop(background);
     // What was counted since the last persist is written before exit; then the node's name is free again.
     let node = control.node.clone();
     let flushed = tokio::task::spawn_blocking(move || {
@@ -122,6 +118,15 @@ async fn serve_store(
     }
     drop(socket);
     result
+}
+
+/// The control plane's background tasks (usage persistence, compaction, retention): stopped when dropped.
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
 }
 
 /// The API's calls into the configuration parser and the data plane. With the running server's resolver (once it
