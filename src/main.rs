@@ -63,22 +63,40 @@ enum Command {
     },
 }
 
+/// Exit codes: 0 done; 1 the command failed here (a bad file, a local error); 2 a usage error (clap's); 3 the
+/// server refused (4xx: the request must change); 4 the server failed or did not answer (5xx, unreachable: retry
+/// later). README, "Exit codes".
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The server logs what it does; a command run by a person says only what went wrong (RUST_LOG overrides).
+    let serving = matches!(cli.command, Command::Serve { .. });
+    init_logging(cli.log_format, if serving { "info" } else { "warn" });
+    let json = match &cli.command {
+        Command::Admin(args) => args.json,
+        Command::Operator(args) => args.json,
+        _ => false,
+    };
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vpcdns: {e:#}");
-            ExitCode::FAILURE
+            let failure = e.downcast_ref::<vpcdns::process::cli::client::Failure>();
+            match (json, failure) {
+                (true, Some(failure)) => eprintln!("{}", failure.to_json()),
+                (true, None) => eprintln!("{}", serde_json::json!({ "code": "error", "message": format!("{e:#}") })),
+                (false, _) => eprintln!("vpcdns: {e:#}"),
+            }
+            ExitCode::from(failure.map_or(1, |f| f.exit_code()))
         }
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colours only for a person at a terminal, and never with NO_COLOR set (no-color.org).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

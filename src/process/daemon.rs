@@ -53,7 +53,8 @@ pub fn serve(config: PathBuf, watch_interval: Duration, udp_sockets: Option<usiz
                 let published = reloader.published();
                 let hangup = reload::catch_hangup()?;
                 let watcher = tokio::spawn(reload::watch(reloader, hangup, watch_interval));
-                run_dns(&settings, published, resolver, udp_sockets, None, Observe::default(), async move {
+                let ports = Ports::bind(&settings, udp_sockets).await?;
+                run_dns(&settings, ports, published, resolver, None, Observe::default(), async move {
                     watcher.await.context("the reload task failed")?
                 })
                 .await
@@ -68,6 +69,10 @@ async fn serve_store(
     resolver: Arc<Resolver>,
     udp_sockets: usize,
 ) -> anyhow::Result<()> {
+    // Every port first, so that a port in use (another server on it) fails before anything is created on disk.
+    let ports = Ports::bind(&settings, udp_sockets).await?;
+    let tenant = api::listen::bind_tenant(control.admin_listen, control.tls.as_ref())?;
+    api::listen::check_socket_directory(&control.socket)?;
     // The store, its WAL, backups and the secret are the tenants' data: owner-only, whatever the caller's umask.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // The embedded store is this server's alone while it runs: operator commands go through its socket.
@@ -87,7 +92,7 @@ async fn serve_store(
         Some(smtp) => Some(Arc::new(Mailer::new(smtp)?)),
         None => None,
     };
-    let admin = api::listen::bind(control.admin_listen, &control.socket, control.tls.as_ref()).await?;
+    let admin = tenant.with_operator_socket(&control.socket)?;
     let admin_line = format!("vpcdns admin: {} operator socket {}", admin.url(), control.socket.display());
     let state = ApiState::new(plane.clone(), mailer, &control.admin_limits, api_hooks(Some(resolver.clone())));
     let socket = api::listen::RemoveOnDrop(control.socket.clone());
@@ -100,7 +105,7 @@ async fn serve_store(
         tokio::spawn(retention_loop(plane.clone(), control.retention)),
     ]);
     let observe = Observe { meter: Some(meter.clone()), feed };
-    let result = run_dns(&settings, plane.published(), resolver, udp_sockets, Some(admin_line), observe, async move {
+    let result = run_dns(&settings, ports, plane.published(), resolver, Some(admin_line), observe, async move {
         api_task.await.context("the admin API task failed")?
     })
     .await;
@@ -256,17 +261,34 @@ fn persist_usage(plane: &ControlPlane, meter: &Meter, node: &str) -> anyhow::Res
     persisted
 }
 
-/// Binds DNS, prints the readiness line(s), and runs until a signal or until `background` fails.
+/// The DNS sockets and the metrics listener, bound before anything else is done.
+struct Ports {
+    dns: serve::Bound,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+impl Ports {
+    async fn bind(settings: &Settings, udp_sockets: usize) -> anyhow::Result<Ports> {
+        let dns = serve::bind_all(&settings.served.listen, udp_sockets)?;
+        let metrics = match settings.metrics {
+            Some(addr) => Some(telemetry::bind(addr).await?),
+            None => None,
+        };
+        Ok(Ports { dns, metrics })
+    }
+}
+
+/// Serves DNS on the bound sockets, prints the readiness line(s), and runs until a signal or until `background`
+/// fails.
 async fn run_dns(
     settings: &Settings,
+    ports: Ports,
     snapshots: SnapshotCell,
     resolver: Arc<Resolver>,
-    udp_sockets: usize,
     extra_line: Option<String>,
     observe: Observe,
     background: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let bound = serve::bind_all(&settings.served.listen, udp_sockets)?;
     let query_log = match &settings.query_log {
         Some(log_settings) => {
             let log =
@@ -277,10 +299,10 @@ async fn run_dns(
         None => None,
     };
     let metrics = settings.metrics.map(|_| Arc::new(crate::dataplane::metrics::Metrics::new(snapshots.clone())));
-    let telemetry = match (settings.metrics, &metrics) {
-        (Some(addr), Some(metrics)) => {
-            let listener = telemetry::bind(addr).await?;
-            let addr = listener.local_addr().unwrap_or(addr);
+    let bound = ports.dns;
+    let telemetry = match (ports.metrics, &metrics) {
+        (Some(listener), Some(metrics)) => {
+            let addr = listener.local_addr().context("the metrics listener's address")?;
             let telemetry = Arc::new(Telemetry::new(
                 metrics.clone(),
                 snapshots.clone(),

@@ -161,14 +161,27 @@ impl Drop for StoreServer {
     }
 }
 
-/// Runs the binary; the JSON it printed, or its stderr.
+/// Runs the binary; the JSON it printed, or its error as `<status> <code>: <message>` (with `--json` the CLI
+/// prints its error as JSON on stderr: `{"status","code","message","problems"}`), each problem on a line of its own.
 pub fn run(args: &[&str]) -> Result<Value, String> {
     let out = Command::new(BIN).args(args).output().expect("run vpcdns");
     if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        return Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null));
     }
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let Some(error) = stderr.lines().rev().find_map(|l| serde_json::from_str::<Value>(l).ok()) else {
+        return Err(stderr);
+    };
+    let mut text = match error["status"].as_u64() {
+        Some(status) => {
+            format!("{status} {}: {}", error["code"].as_str().unwrap_or(""), error["message"].as_str().unwrap_or(""))
+        }
+        None => format!("{}: {}", error["code"].as_str().unwrap_or(""), error["message"].as_str().unwrap_or("")),
+    };
+    for p in error["problems"].as_array().into_iter().flatten() {
+        text.push_str(&format!("\n  {}", p.as_str().unwrap_or_default()));
+    }
+    Err(text)
 }
 
 /// The token of a key-creating answer.

@@ -45,44 +45,59 @@ impl AdminListeners {
     }
 }
 
-/// Binds the tenant API on `listen` (with TLS when `tls` names a certificate and key) and the operator socket at
-/// `socket` (mode 0600). A stale socket from a previous run is replaced; anything else at that path is left alone
-/// and refused, and so is a directory that others may write to (they could swap the socket for their own).
-pub(crate) async fn bind(
+/// The tenant API's listener, bound: the operator socket is added once the store is open (a socket file is the
+/// only thing the listeners put on disk, and nothing goes on disk before every port is bound).
+pub(crate) struct TenantListener {
+    tcp: std::net::TcpListener,
+    tcp_addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+}
+
+/// Binds the tenant API on `listen`, with TLS when `tls` names a certificate and key.
+pub(crate) fn bind_tenant(
     listen: SocketAddr,
-    socket: &Path,
     tls: Option<&crate::settings::TlsFiles>,
-) -> anyhow::Result<AdminListeners> {
+) -> anyhow::Result<TenantListener> {
     let tls = match tls {
         Some(files) => Some(tls_acceptor(&files.cert, &files.key)?),
         None => None,
     };
-    check_socket_directory(socket)?;
     let tcp = std::net::TcpListener::bind(listen).with_context(|| format!("cannot bind the admin API on {listen}"))?;
     tcp.set_nonblocking(true)?;
     let tcp_addr = tcp.local_addr()?;
-    match std::fs::symlink_metadata(socket) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(socket)
-            .with_context(|| format!("cannot remove the stale socket {}", socket.display()))?,
-        Ok(_) => anyhow::bail!(
-            "{} exists and is not a socket: move it away, or set [admin] socket to another path",
-            socket.display()
-        ),
-        Err(_) => {}
+    Ok(TenantListener { tcp, tcp_addr, tls })
+}
+
+impl TenantListener {
+    /// Adds the operator socket at `socket` (mode 0600). A stale socket from a previous run is replaced; anything
+    /// else at that path is left alone and refused, and so is a directory that others may write to (they could
+    /// swap the socket for their own).
+    pub(crate) fn with_operator_socket(self, socket: &Path) -> anyhow::Result<AdminListeners> {
+        check_socket_directory(socket)?;
+        match std::fs::symlink_metadata(socket) {
+            Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(socket)
+                .with_context(|| format!("cannot remove the stale socket {}", socket.display()))?,
+            Ok(_) => anyhow::bail!(
+                "{} exists and is not a socket: move it away, or set [admin] socket to another path",
+                socket.display()
+            ),
+            Err(_) => {}
+        }
+        // The socket is created with mode 0600 from the start (umask 0177 around the bind), so there is no window in
+        // which another local user could connect; the explicit chmod below states the intent again.
+        let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(socket);
+        nix::sys::stat::umask(previous);
+        let unix = bound.with_context(|| format!("cannot bind the operator socket {}", socket.display()))?;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", socket.display()))?;
+        let TenantListener { tcp, tcp_addr, tls } = self;
+        Ok(AdminListeners { tcp, tcp_addr, tls, unix, socket: socket.to_path_buf() })
     }
-    // The socket is created with mode 0600 from the start (umask 0177 around the bind), so there is no window in
-    // which another local user could connect; the explicit chmod below states the intent again.
-    let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = UnixListener::bind(socket);
-    nix::sys::stat::umask(previous);
-    let unix = bound.with_context(|| format!("cannot bind the operator socket {}", socket.display()))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict {}", socket.display()))?;
-    Ok(AdminListeners { tcp, tcp_addr, tls, unix, socket: socket.to_path_buf() })
 }
 
 /// The operator socket's directory must not be writable by group or others.
-fn check_socket_directory(socket: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_socket_directory(socket: &Path) -> anyhow::Result<()> {
     let dir = match socket.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::env::current_dir().context("the current directory")?,

@@ -52,15 +52,17 @@ impl Transport {
         let request = builder.body(body.unwrap_or_else(Body::empty)).context("cannot build the request")?;
         let response = match self {
             Transport::Tcp { addr, .. } => {
-                let stream = tokio::net::TcpStream::connect(addr).await.with_context(|| {
-                    format!("cannot reach the admin API at {addr}: is vpcdns serving with [store]?")
+                let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
+                    Failure::Unreachable(format!(
+                        "cannot reach the admin API at {addr}: {e} (is vpcdns serving with [store]?)"
+                    ))
                 })?;
                 exchange(TokioIo::new(stream), request).await?
             }
             Transport::Tls { addr, host, ca, .. } => {
                 let stream = tokio::net::TcpStream::connect(addr)
                     .await
-                    .with_context(|| format!("cannot reach the admin API at {addr}"))?;
+                    .map_err(|e| Failure::Unreachable(format!("cannot reach the admin API at {addr}: {e}")))?;
                 let connector = tls_connector(ca)?;
                 let name = rustls_pki_types::ServerName::try_from(host.clone())
                     .with_context(|| format!("{host:?} is not a server name"))?;
@@ -68,9 +70,9 @@ impl Transport {
                 exchange(TokioIo::new(tls), request).await?
             }
             Transport::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path)
-                    .await
-                    .with_context(|| format!("cannot reach the operator socket {}", path.display()))?;
+                let stream = tokio::net::UnixStream::connect(path).await.map_err(|e| {
+                    Failure::Unreachable(format!("cannot reach the operator socket {}: {e}", path.display()))
+                })?;
                 exchange(TokioIo::new(stream), request).await?
             }
             Transport::InProcess(router) => {
@@ -134,19 +136,69 @@ fn tls_connector(ca: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsConnec
     Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
 }
 
-/// Prints an answer: an error as `error <code>: message` (exit 1), else JSON (`--json`) or a table.
+/// Why a command against the API did not succeed, by what the caller can do about it (see [`Failure::exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The server answered and refused (4xx): the request must change.
+    #[error("{}", describe(*status, code, message, problems))]
+    Refused { status: u16, code: String, message: String, problems: Vec<String> },
+    /// The server failed (5xx): the same request may succeed later.
+    #[error("{}", describe(*status, code, message, problems))]
+    Failed { status: u16, code: String, message: String, problems: Vec<String> },
+    /// No answer at all: the server is not there, or not reachable.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+impl Failure {
+    /// The exit code: 3 for a refusal, 4 for a failure or no answer (2 is a usage error, 1 anything else).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Refused { .. } => 3,
+            Failure::Failed { .. } | Failure::Unreachable(_) => 4,
+        }
+    }
+
+    /// The same error as one JSON object, for `--json`: `{"status","code","message","problems"}`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Failure::Refused { status, code, message, problems }
+            | Failure::Failed { status, code, message, problems } => {
+                serde_json::json!({ "status": status, "code": code, "message": message, "problems": problems })
+            }
+            Failure::Unreachable(message) => serde_json::json!({ "code": "unreachable", "message": message }),
+        }
+    }
+
+    fn of(answer: &Answer) -> Failure {
+        let error = &answer.body["error"];
+        let status = answer.status.as_u16();
+        let code = error["code"].as_str().unwrap_or("error").to_string();
+        let message = error["message"].as_str().map(str::to_string).unwrap_or_else(|| answer.text.trim().to_string());
+        let problems = error["problems"]
+            .as_array()
+            .map(|a| a.iter().map(|p| p.as_str().unwrap_or_default().to_string()).collect())
+            .unwrap_or_default();
+        if answer.status.is_server_error() {
+            Failure::Failed { status, code, message, problems }
+        } else {
+            Failure::Refused { status, code, message, problems }
+        }
+    }
+}
+
+fn describe(status: u16, code: &str, message: &str, problems: &[String]) -> String {
+    let mut text = format!("{status} {code}: {message}");
+    for p in problems {
+        text.push_str(&format!("\n  {p}"));
+    }
+    text
+}
+
+/// Prints an answer: JSON (`--json`) or a table; an error answer is returned as a [`Failure`].
 pub fn print(answer: &Answer, json: bool) -> anyhow::Result<()> {
     if !answer.status.is_success() {
-        let error = &answer.body["error"];
-        let code = error["code"].as_str().unwrap_or("error");
-        let message = error["message"].as_str().map(str::to_string).unwrap_or_else(|| answer.text.clone());
-        let mut text = format!("{} {code}: {message}", answer.status.as_u16());
-        if let Some(problems) = error["problems"].as_array() {
-            for p in problems {
-                text.push_str(&format!("\n  {}", p.as_str().unwrap_or_default()));
-            }
-        }
-        bail!(text);
+        return Err(Failure::of(answer).into());
     }
     if json || answer.body.is_null() {
         match answer.body {
