@@ -72,8 +72,8 @@ fn main() -> ExitCode {
     let serving = matches!(cli.command, Command::Serve { .. });
     init_logging(cli.log_format, if serving { "info" } else { "warn" });
     let json = match &cli.command {
-        Command::Admin(args) => args.json,
-        Command::Operator(args) => args.json,
+        Command::Admin(args) => args.output.json,
+        Command::Operator(args) => args.output.json,
         _ => false,
     };
     match run(cli.command) {

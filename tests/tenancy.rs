@@ -206,12 +206,12 @@ fn an_owners_audit_shows_what_others_did_and_tried() {
     let zone_id = zone.expect("zone")["id"].as_str().expect("id").to_string();
     s.admin(&beta, &["links", "rm", "acme"]).expect("beta removes the link");
     assert!(
-        audit_shows(&s, &acme, |e| e["action"] == "link.remove" && e["principal"] == "root:1002"),
+        audit_shows(&s, &acme, |e| e["action"] == "link.remove" && e["principal"] == "root@beta"),
         "acme's audit shows beta's removal: {:?}",
         audit(&s, &acme)
     );
     assert!(err(s.admin(&beta, &["zones", "rm", &zone_id])).contains("404"));
-    let refused = |e: &Value| e["principal"] == "root:1002" && e["refused"]["status"] == 404;
+    let refused = |e: &Value| e["principal"] == "root@beta" && e["refused"]["status"] == 404;
     assert!(audit_shows(&s, &acme, refused), "acme sees beta's try: {:?}", audit(&s, &acme));
     assert!(audit_shows(&s, &beta, refused), "beta's own audit has it too");
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::store::StoreServer;
+use common::store::{token, StoreServer};
 use common::{free_port, BIN};
 
 /// A managed server whose DNS port is taken (the example server runs there) fails with a clear error and leaves
@@ -93,4 +93,79 @@ fn logs_for_people_and_no_socket_left_behind() {
     assert!(!stderr.contains('\u{1b}') && !stdout.contains('\u{1b}'), "colours on a pipe: {stderr}");
     let log = s.log();
     assert!(!log.contains('\u{1b}'), "the server's log on a file has colours");
+}
+
+/// `vpcdns admin …` as a person runs it (text, no `--json`): stdout, or the error on stderr.
+fn admin(s: &StoreServer, key: &str, args: &[&str]) -> Result<String, String> {
+    let url = format!("http://{}", s.admin);
+    let (code, stdout, stderr) = cli(&[&["admin", "--url", url.as_str(), "--key", key, "--utc"], args].concat());
+    if code == 0 {
+        Ok(stdout)
+    } else {
+        Err(stderr)
+    }
+}
+
+/// Two accounts with a VPC each and their root keys.
+fn two_accounts(s: &StoreServer) -> (String, String) {
+    s.put_account("1001", "acme");
+    s.put_account("1002", "beta");
+    for (id, account, cidr) in [("vpc-acme", "1001", "127.0.95.0/24"), ("vpc-beta", "1002", "127.0.96.0/24")] {
+        s.operator(&["vpcs", "put", "--id", id, "--account", account, "--cidr", cidr]).expect("vpc");
+    }
+    (token(s.operator(&["key", "acme"])), token(s.operator(&["key", "beta"])))
+}
+
+/// Answers read as text for people: names instead of JSON objects, lists with commas, times in RFC 3339, a message
+/// per block; principals named `user@account` everywhere; zones found however their name is written.
+#[test]
+fn the_walk_through_reads_without_json() {
+    let s = StoreServer::start();
+    let (acme, beta) = two_accounts(&s);
+    let whoami = admin(&s, &acme, &["whoami"]).expect("whoami");
+    assert!(whoami.contains("account: acme (1001)") && whoami.contains("principal: root@acme"), "{whoami}");
+
+    // Created without the dot, used in another letter case.
+    admin(&s, &acme, &["zones", "create", "Foo.Internal", "--scope", "vpc-acme"]).expect("zone");
+    admin(&s, &acme, &["records", "add", "1001/foo.internal", "www", "A", "10.0.0.1"]).expect("record, no dot");
+    admin(&s, &acme, &["records", "add", "1001/FOO.INTERNAL.", "api", "A", "10.0.0.2"]).expect("record, capitals");
+    let shown = admin(&s, &acme, &["zones", "show", "1001/Foo.Internal"]).expect("zone");
+    let lower = shown.to_lowercase();
+    assert!(lower.contains("www.foo.internal.") && lower.contains("api.foo.internal."), "{shown}");
+    assert!(shown.contains("scope: vpc-acme\n"), "{shown}");
+
+    // A link request and its mail.
+    let requested = admin(&s, &acme, &["links", "request", "root@beta.example"]).expect("request");
+    let expires = requested.lines().find(|l| l.starts_with("expires: ")).expect("expires");
+    assert!(expires.ends_with('Z') && expires.contains('T'), "an RFC 3339 time: {expires}");
+    let inbox = admin(&s, &beta, &["inbox"]).expect("inbox");
+    assert!(inbox.lines().all(|l| l.chars().count() <= 120), "a line wider than a terminal:\n{inbox}");
+    assert!(inbox.contains("From:") && inbox.contains("acme (uid 1001)"), "{inbox}");
+    let code = inbox.split("Verification code: ").nth(1).and_then(|r| r.get(..6)).expect("code");
+    let request = requested.lines().find_map(|l| l.strip_prefix("request: ")).expect("request id");
+    let wrong = admin(&s, &acme, &["links", "verify", request, "999999x"]).expect_err("a wrong code");
+    assert!(wrong.contains("4 tries left"), "{wrong}");
+    admin(&s, &acme, &["links", "verify", request, code]).expect("verified");
+    let scoped = admin(&s, &acme, &["zones", "scope", "1001/foo.internal", "--add", "vpc-beta"]).expect("scope");
+    assert!(scoped.contains("scope: vpc-acme, vpc-beta"), "{scoped}");
+    let foreign = admin(&s, &beta, &["foreign-zones"]).expect("foreign zones");
+    assert!(foreign.contains("acme (1001)") && foreign.contains("vpc-beta") && !foreign.contains('{'), "{foreign}");
+    let removed = admin(&s, &beta, &["links", "rm", "acme"]).expect("unlink");
+    assert!(removed.contains("vpc-beta") && !removed.contains('['), "{removed}");
+
+    // Keys and the audit name their principals one way.
+    admin(&s, &acme, &["users", "put", "reader", "--policy", "DNSReadOnlyAccess"]).expect("user");
+    admin(&s, &acme, &["keys", "create", "--user", "reader"]).expect("key");
+    let audit = admin(&s, &acme, &["audit", "--since", "1h"]).expect("audit");
+    assert!(audit.contains("root@acme") && !audit.contains("root:1001"), "{audit}");
+    assert!(audit.contains("for reader@acme (DNSReadOnlyAccess)"), "{audit}");
+    let first = audit.lines().nth(2).expect("an entry");
+    assert!(first.trim_start().starts_with("20") && first.contains('Z'), "times first, in words: {first}");
+    let json = s.admin(&acme, &["audit"]).expect("audit");
+    assert!(json["entries"][0]["time_ms"].is_u64(), "--json keeps Unix times: {json}");
+
+    // A stale If-Match names the document as people know it.
+    let stale = admin(&s, &acme, &["zones", "scope", "1001/foo.internal", "--add", "vpc-acme", "--if-match", "1"]);
+    let stale = stale.expect_err("stale");
+    assert!(stale.contains("412") && stale.contains("1001/foo.internal.") && !stale.contains("%2F"), "{stale}");
 }

@@ -24,6 +24,8 @@ pub(crate) const NO_ACCOUNT: &str = "-";
 /// What is written for one audited event: the same entry under each account it concerns.
 pub(crate) struct Event<'a> {
     pub actor: &'a Actor,
+    /// The actor as people see it (`Actor::principal`).
+    pub principal: &'a str,
     pub remote: &'a str,
     pub action: &'a str,
     pub target: &'a str,
@@ -50,7 +52,7 @@ impl Event<'_> {
                 let doc = AuditDoc {
                     time_ms,
                     account: account.to_string(),
-                    principal: self.actor.to_string(),
+                    principal: self.principal.to_string(),
                     action: self.action.to_string(),
                     target: self.target.to_string(),
                     remote: self.remote.to_string(),
@@ -303,7 +305,7 @@ mod tests {
         let legacy = AuditDoc {
             time_ms: 1_000,
             account: "1".into(),
-            principal: "root:1".into(),
+            principal: "root@acme".into(),
             action: "zone.create".into(),
             target: "1/x.".into(),
             remote: "r".into(),

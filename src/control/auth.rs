@@ -40,6 +40,23 @@ impl fmt::Display for Actor {
     }
 }
 
+impl Actor {
+    /// The actor as people see it everywhere (answers, audit): `operator`, `root@acme`, `reader@acme` — the
+    /// account's name (its uid when it has none).
+    pub(crate) fn principal(&self, state: &crate::model::state::State) -> String {
+        match self {
+            Actor::Operator => "operator".into(),
+            Actor::Tenant(t) => principal_of(state, &t.account, t.user.as_deref()),
+        }
+    }
+}
+
+/// `<user>@<account name>`, `root@<account name>` for the root account.
+pub(crate) fn principal_of(state: &crate::model::state::State, account: &Uid, user: Option<&str>) -> String {
+    let name = state.accounts.get(account).map_or(account.0.as_str(), |a| a.name.as_str());
+    format!("{}@{name}", user.unwrap_or("root"))
+}
+
 impl Tenant {
     pub(crate) fn is_root(&self) -> bool {
         self.user.is_none()

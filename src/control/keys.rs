@@ -227,6 +227,21 @@ impl fmt::Display for Key<'_> {
     }
 }
 
+/// What a key names, for people (`zone 1001/corp.internal.`, not its escaped stored form).
+pub(crate) fn describe(key: &str) -> String {
+    match Key::parse(key) {
+        Some(Key::Zone { id }) => format!("zone {id}"),
+        Some(Key::Scope { zone }) => format!("the scope of zone {zone}"),
+        Some(Key::Record { zone, id }) => format!("record {id} of zone {zone}"),
+        Some(Key::User { account, name }) => format!("user {name} of account {account}"),
+        Some(Key::Rule { id }) => format!("rule {id}"),
+        Some(Key::Vpc { id }) => format!("VPC {id}"),
+        Some(Key::Account { uid }) => format!("account {uid}"),
+        Some(Key::Access { id }) => format!("key {id}"),
+        _ => key.to_string(),
+    }
+}
+
 /// `%` and `/` escaped, so that ids join into keys unambiguously.
 pub(crate) fn esc(part: &str) -> String {
     part.replace('%', "%25").replace('/', "%2F")

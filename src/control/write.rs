@@ -193,7 +193,8 @@ impl ControlPlane {
                     return Ok(Err(Attempt::Stale { revision: actual.max(current + 1) }));
                 }
                 Err(ControlError::stale(format!(
-                    "{key} is at revision {actual}, not {expected}: read it again and retry"
+                    "{} is at revision {actual}, not {expected}: read it again and retry",
+                    keys::describe(&key)
                 )))
             }
         }
@@ -224,7 +225,15 @@ impl ControlPlane {
         precedence::resolve(current, &mut next, &caller.actor, plan, ctx.now, provisional)?;
         if let Some((action, target)) = &plan.audit {
             let accounts = audit::affected_accounts(&plan.ops, current, &next);
-            let event = audit::Event { actor: &caller.actor, remote: &caller.remote, action, target, refused: None };
+            let principal = caller.actor.principal(&current.state);
+            let event = audit::Event {
+                actor: &caller.actor,
+                principal: &principal,
+                remote: &caller.remote,
+                action,
+                target,
+                refused: None,
+            };
             plan.ops.extend(event.ops(&accounts, unix_millis())?);
         }
         let guards = guards_of(plan, base);

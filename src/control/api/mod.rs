@@ -9,6 +9,7 @@ pub(crate) mod limits;
 pub(crate) mod listen;
 mod refusals;
 mod routes;
+mod zone_ids;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

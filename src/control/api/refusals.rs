@@ -86,8 +86,10 @@ pub(super) async fn audit_refused(
     // Written off the request path: the answer does not wait for the audit.
     tokio::task::spawn_blocking(move || {
         let remote = remote.to_string();
+        let principal = actor.principal(&plane.current().state);
         let event = audit::Event {
             actor: &actor,
+            principal: &principal,
             remote: &remote,
             action: &action,
             target: &target,

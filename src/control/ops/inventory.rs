@@ -179,7 +179,8 @@ pub(crate) fn create_root_key(
     let mut plan = Plan::default();
     plan.put(keys::access_key(&key.doc.id), &key.doc);
     plan.respond(&RootKey { id: &key.doc.id, account: &uid.0, token: &key.token, expires });
-    plan.audit = Some(("key.create".into(), format!("root:{}", uid.0)));
+    let owner = crate::control::auth::principal_of(&control.state, &uid, None);
+    plan.audit = Some(("key.create".into(), format!("{} for {owner} (full access)", key.doc.id)));
     Ok(plan)
 }
 

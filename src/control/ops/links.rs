@@ -178,10 +178,10 @@ pub(crate) fn request(control: &ControlState, ctx: &Ctx, target: &str) -> Result
     plan.put(keys::link_request(&id), &doc);
     let requester = control.state.accounts.get(&from).map_or(from.0.clone(), |a| format!("{} (uid {})", a.name, a.uid));
     let subject = "vpcdns: verification code for a link request".to_string();
-    let minutes = ctx.code_ttl.div_ceil(60);
+    let valid_for = duration_words(ctx.code_ttl);
     let template = format!(
         "Account {requester} asks to link your account {}, so that it can add your VPCs to the scope of its private \
-         zones.\n\nVerification code: {CODE_PLACEHOLDER}\nRequest: {id}\nThe code is valid for {minutes} minute(s). \
+         zones.\n\nVerification code: {CODE_PLACEHOLDER}\nRequest: {id}\nThe code is valid for {valid_for}. \
          If you did not expect this, ignore it, or block the requester.\n",
         to.name
     );
@@ -388,7 +388,8 @@ pub(crate) fn verify_outcome(response: &Value) -> Result<(), ControlError> {
                 "wrong code: the request is dead after 5 wrong tries; request a new code",
             ));
         }
-        return Err(ControlError::invalid("wrong_code", format!("wrong code: {left} tries left")));
+        let tries = if left == 1 { "try" } else { "tries" };
+        return Err(ControlError::invalid("wrong_code", format!("wrong code: {left} {tries} left")));
     }
     Ok(())
 }
@@ -531,4 +532,10 @@ pub(crate) fn inbox(control: &ControlState, ctx: &Ctx) -> Result<Inbox, ControlE
         });
     }
     Ok(Inbox { messages })
+}
+
+/// A duration for people: `45 seconds`, `1 minute`, `10 minutes` (rounded up to whole minutes past one).
+pub(crate) fn duration_words(seconds: u64) -> String {
+    let (n, unit) = if seconds < 60 { (seconds, "second") } else { (seconds.div_ceil(60), "minute") };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::client;
-use super::{query_string, seg, Range};
+use super::{query_string, seg, AuditRange, Range};
 
 /// Connection to the admin API.
 #[derive(Args)]
@@ -20,9 +20,8 @@ pub struct AdminArgs {
     /// For an https:// URL: the PEM certificate of the CA that signed the server's certificate.
     #[arg(long, env = "VPCDNS_CA")]
     pub ca: Option<std::path::PathBuf>,
-    /// Print the JSON answer instead of a table.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: super::OutputArgs,
     /// Wait until the node has applied this revision (the one a write answered with) before answering: read your
     /// own writes through any node.
     #[arg(long, global = true)]
@@ -71,7 +70,7 @@ pub enum AdminCommand {
     /// Queries billed to your account (default: the last hour), by zone, consuming account and VPC.
     Usage(Range),
     /// Who changed what in your account, when, from where.
-    Audit(Range),
+    Audit(AuditRange),
     /// Why a source in one of your VPCs gets its answer (against the live state).
     Explain(ExplainArgs),
 }
@@ -359,11 +358,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     }
     let answer = send_retrying(&transport, call, &headers, change).await?;
     // explain's answer is a report for people: print it as it is.
-    if let (false, Some(text)) = (args.json, answer.body.get("explain").and_then(|v| v.as_str())) {
+    if let (false, Some(text)) = (args.output.json, answer.body.get("explain").and_then(|v| v.as_str())) {
         crate::out!("{text}");
         return Ok(());
     }
-    client::print(&answer, args.json)
+    client::print(&answer, args.output)
 }
 
 /// How many times a change whose outcome the server could not tell (`503 outcome_unknown`) is sent, in all.

@@ -195,66 +195,15 @@ fn describe(status: u16, code: &str, message: &str, problems: &[String]) -> Stri
     text
 }
 
-/// Prints an answer: JSON (`--json`) or a table; an error answer is returned as a [`Failure`].
-pub fn print(answer: &Answer, json: bool) -> anyhow::Result<()> {
+/// Prints an answer: JSON (`--json`) or text for people; an error answer is returned as a [`Failure`].
+pub fn print(answer: &Answer, output: super::OutputArgs) -> anyhow::Result<()> {
     if !answer.status.is_success() {
         return Err(Failure::of(answer).into());
     }
-    if json || answer.body.is_null() {
-        match answer.body {
-            Value::Null => crate::out!("{}", answer.text),
-            ref body => crate::outln!("{}", serde_json::to_string_pretty(body).unwrap_or_default()),
-        }
-        return Ok(());
+    match &answer.body {
+        Value::Null => crate::out!("{}", answer.text),
+        body if output.json => crate::outln!("{}", serde_json::to_string_pretty(body).unwrap_or_default()),
+        body => crate::out!("{}", super::render::render(body, super::render::Style { utc: output.utc })),
     }
-    print_table(&answer.body);
     Ok(())
-}
-
-/// A readable form: the first array of objects as a table, other fields as `key: value` lines.
-fn print_table(body: &Value) {
-    let Value::Object(map) = body else {
-        crate::outln!("{body}");
-        return;
-    };
-    for (key, value) in map {
-        match value {
-            Value::Array(rows) if rows.iter().all(Value::is_object) => {
-                crate::outln!("{key}:");
-                table(rows);
-            }
-            other => crate::outln!("{key}: {}", scalar(other)),
-        }
-    }
-}
-
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-fn table(rows: &[Value]) {
-    let Some(Value::Object(first)) = rows.first() else {
-        crate::outln!("  (none)");
-        return;
-    };
-    let columns: Vec<&String> = first.keys().collect();
-    let cells: Vec<Vec<String>> =
-        rows.iter().map(|r| columns.iter().map(|c| scalar(&r[c.as_str()])).collect()).collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| cells.iter().map(|row| row[i].len()).chain([c.len()]).max().unwrap_or(0))
-        .collect();
-    let line = |values: Vec<&str>| {
-        let parts: Vec<String> = values.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
-        crate::outln!("  {}", parts.join("  ").trim_end());
-    };
-    line(columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>().iter().map(String::as_str).collect());
-    for row in &cells {
-        line(row.iter().map(String::as_str).collect());
-    }
 }

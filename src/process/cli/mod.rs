@@ -3,6 +3,18 @@
 pub mod admin;
 pub mod client;
 pub mod operator;
+pub mod render;
+
+/// How answers are printed (both clients).
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct OutputArgs {
+    /// Print the API's JSON (answers on stdout, errors on stderr) instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Times in UTC (default: the local time zone); `--json` always gives Unix seconds.
+    #[arg(long, global = true)]
+    pub utc: bool,
+}
 
 /// Writes command output to stdout. A reader that went away (`vpcdns … | head`) ends the command quietly, as with
 /// any Unix tool, instead of the panic `print!` raises on a closed pipe.
@@ -50,27 +62,43 @@ pub(crate) fn query_string(params: &[(&str, Option<String>)]) -> String {
     }
 }
 
-/// A time range in Unix seconds (default: the last hour), and an optional count limit.
+/// A time range (default: the last hour). Times as people write them: Unix seconds, a time ago (`1h`, `2d`), a
+/// date (`2026-12-01`) or an RFC 3339 time.
 #[derive(clap::Args)]
 pub struct Range {
-    /// Unix seconds.
-    #[arg(long)]
+    /// From (default: an hour ago): `1h`, `2d`, `2026-12-01`, `2026-12-01T10:00:00Z` or Unix seconds.
+    #[arg(long, alias = "since", value_parser = render::parse_time)]
     pub from: Option<u64>,
-    /// Unix seconds.
-    #[arg(long)]
+    /// Until (default: now), written as `--from`.
+    #[arg(long, alias = "until", value_parser = render::parse_time)]
     pub to: Option<u64>,
-    /// At most this many entries (audit).
+}
+
+/// A time range and how many entries at most.
+#[derive(clap::Args)]
+pub struct AuditRange {
+    #[command(flatten)]
+    pub range: Range,
+    /// At most this many entries (default 1000).
     #[arg(long)]
     pub limit: Option<usize>,
 }
 
-impl Range {
-    /// `path?from=…&to=…&limit=…` with the parameters that are set.
+impl AuditRange {
     pub fn url(&self, path: &str) -> String {
+        self.range.url_with(path, self.limit)
+    }
+}
+
+impl Range {
+    /// `path?from=…&to=…` with the parameters that are set.
+    pub fn url(&self, path: &str) -> String {
+        self.url_with(path, None)
+    }
+
+    fn url_with(&self, path: &str, limit: Option<usize>) -> String {
         let s = |v: Option<u64>| v.map(|v| v.to_string());
-        format!(
-            "{path}{}",
-            query_string(&[("from", s(self.from)), ("to", s(self.to)), ("limit", self.limit.map(|v| v.to_string()))])
-        )
+        let limit = limit.map(|v| v.to_string());
+        format!("{path}{}", query_string(&[("from", s(self.from)), ("to", s(self.to)), ("limit", limit)]))
     }
 }

@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::client::{self, Transport};
-use super::{seg, Range};
+use super::{seg, AuditRange, Range};
 use crate::control::api::{operator_router, ApiState};
 use crate::control::ControlPlane;
 
@@ -22,9 +22,8 @@ pub struct OperatorArgs {
     /// The server's configuration (its [store] and [admin] sections say where the store and socket are).
     #[arg(long, short)]
     pub config: PathBuf,
-    /// Print the JSON answer instead of a table.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: super::OutputArgs,
     #[command(subcommand)]
     pub command: OperatorCommand,
 }
@@ -58,7 +57,7 @@ pub enum OperatorCommand {
     /// Queries billed to every owner (default: the last hour), summed over nodes.
     Usage(Range),
     /// Every account's audit log.
-    Audit(Range),
+    Audit(AuditRange),
     /// Copy the whole store, consistently, while the server runs (or not).
     Backup { path: PathBuf },
     /// Replace the store with a backup (the server must be stopped).
@@ -183,7 +182,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     drop(lock);
-    client::print(&answer, args.json)
+    client::print(&answer, args.output)
 }
 
 /// Reads what a command needs from local files: `apply` sends the state with its zone files inlined.

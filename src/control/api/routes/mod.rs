@@ -48,6 +48,14 @@ where
 /// Tenant endpoints, served on `[admin] listen`; every request needs an access key. Bodies are read whole within
 /// `body_timeout` before a handler runs, and refused changes are audited (see `refusals`).
 pub fn tenant_router(state: ApiState, body_timeout: std::time::Duration) -> Router {
+    let plane = state.plane.clone();
+    let routes = tenant_routes(state, body_timeout);
+    // Before routing: a zone named as people write it (no trailing dot, any letter case) is the zone they mean.
+    let canonical = tower::util::MapRequest::new(routes, move |request| super::zone_ids::canonical(request, &plane));
+    Router::new().fallback_service(canonical)
+}
+
+fn tenant_routes(state: ApiState, body_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/v1/whoami", get(whoami))
         .route("/v1/users", tenant_read(ops::tenant::list_users))

@@ -27,7 +27,7 @@ pub(super) async fn whoami(
     let control = api.plane.current();
     let tenant = caller.actor.tenant()?;
     let account = crate::control::ops::AccountRef::of(&control, &tenant.account);
-    Ok(Json(WhoAmI { principal: caller.actor.to_string(), account }))
+    Ok(Json(WhoAmI { principal: caller.actor.principal(&control.state), account }))
 }
 
 #[derive(Deserialize)]

@@ -162,7 +162,12 @@ pub(crate) fn create_key(
     let mut plan = Plan::default();
     plan.put(keys::access_key(&key.doc.id), &key.doc);
     plan.respond(&Issued { id: &key.doc.id, replaces: None, user, token: &key.token, expires });
-    plan.audit = Some(("key.create".into(), key.doc.id.clone()));
+    let owner = crate::control::auth::principal_of(&control.state, &me, user);
+    let policy = match user.and_then(|u| control.state.users.get(&(me.clone(), u.to_string()))) {
+        Some(u) => u.policies.iter().map(|p| crate::control::docs::policy_name(*p)).collect::<Vec<_>>().join(", "),
+        None => "full access".into(),
+    };
+    plan.audit = Some(("key.create".into(), format!("{} for {owner} ({policy})", key.doc.id)));
     Ok(plan)
 }
 
