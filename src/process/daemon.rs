@@ -73,19 +73,7 @@ async fn serve_store(
     let ports = Ports::bind(&settings, udp_sockets).await?;
     let tenant = api::listen::bind_tenant(control.admin_listen, control.tls.as_ref())?;
     api::listen::check_socket_directory(&control.socket)?;
-    // The store, its WAL, backups and the secret are the tenants' data: owner-only, whatever the caller's umask.
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    // The embedded store is this server's alone while it runs: operator commands go through its socket.
-    let _lock = match &control.store {
-        crate::settings::StoreSettings::Sqlite(path) => Some(crate::control::store::lock::lock(path)?),
-        _ => None,
-    };
-    let store = crate::control::store::open(&control.store)?;
-    // Each node counts usage under its own name: a name another running node holds is refused.
-    store.claim_node(&control.node).with_context(|| format!("cannot run as node {:?}", control.node))?;
-    let secret = read_or_create_secret(&control.secret_file)?;
-    let plane = ControlPlane::open(store, settings.served.clone(), secret)?;
-    let plane = Arc::new(plane.with_code_ttl(control.link_code_ttl_secs).with_history(control.store.history()));
+    let (plane, _lock) = open_plane(&control, &settings)?;
     acknowledge_hangups()?;
     tracing::info!(store = %control.store, revision = plane.current().revision, "store opened");
     let mailer = match &control.smtp {
@@ -123,6 +111,27 @@ async fn serve_store(
     }
     drop(socket);
     result
+}
+
+/// Opens the store (locked while this server runs, for the embedded one) and the control plane on it.
+fn open_plane(
+    control: &ControlSettings,
+    settings: &Settings,
+) -> anyhow::Result<(Arc<ControlPlane>, Option<crate::control::store::lock::StoreLock>)> {
+    // The store, its WAL, backups and the secret are the tenants' data: owner-only, whatever the caller's umask.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // The embedded store is this server's alone while it runs: operator commands go through its socket.
+    let lock = match &control.store {
+        crate::settings::StoreSettings::Sqlite(path) => Some(crate::control::store::lock::lock(path)?),
+        _ => None,
+    };
+    let store = crate::control::store::open(&control.store)?;
+    // Each node counts usage under its own name: a name another running node holds is refused.
+    store.claim_node(&control.node).with_context(|| format!("cannot run as node {:?}", control.node))?;
+    let secret = read_or_create_secret(&control.secret_file)?;
+    let plane = ControlPlane::open(store, settings.served.clone(), secret)?;
+    let plane = plane.with_code_ttl(control.link_code_ttl_secs).with_history(control.store.history());
+    Ok((Arc::new(plane), lock))
 }
 
 /// The control plane's background tasks (usage persistence, compaction, retention): stopped when dropped.
