@@ -1,67 +1,15 @@
 //! The `vpcdns` command: CLI, logging, runtime and exit codes — nothing else.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 
 use vpcdns::model::compile::Compiler;
 use vpcdns::model::explain;
-use vpcdns::process::cli::admin::ExplainArgs;
+use vpcdns::process::cli::app::{Cli, Command, LogFormat};
 use vpcdns::process::reload;
-
-#[derive(Parser)]
-#[command(name = "vpcdns", version, about = "Multi-tenant private DNS for VPCs")]
-struct Cli {
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the configuration's zones on every [server].listen address, UDP and TCP.
-    Serve {
-        #[arg(long, short)]
-        config: PathBuf,
-        /// How often config and zone files are checked for changes, in milliseconds.
-        #[arg(long, default_value_t = 1000)]
-        watch_interval_ms: u64,
-        /// UDP sockets per listen address (SO_REUSEPORT); default: one per CPU.
-        #[arg(long)]
-        udp_sockets: Option<usize>,
-    },
-    /// Validate a configuration: exit 0, or print every problem and exit 1.
-    Check {
-        #[arg(long, short)]
-        config: PathBuf,
-    },
-    /// Tenant operations through the admin API.
-    Admin(vpcdns::process::cli::admin::AdminArgs),
-    /// Operator operations: the inventory (accounts, VPCs), root keys.
-    Operator(vpcdns::process::cli::operator::OperatorArgs),
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions { shell: clap_complete::Shell },
-    /// Print the man page (roff), generated from these definitions.
-    Man,
-    /// Say why a source gets the answer it gets, without sockets.
-    Explain {
-        #[arg(long, short)]
-        config: PathBuf,
-        #[command(flatten)]
-        question: ExplainArgs,
-    },
-}
 
 /// Exit codes: 0 done; 1 the command failed here (a bad file, a local error); 2 a usage error (clap's); 3 the
 /// server refused (4xx: the request must change); 4 the server failed or did not answer (5xx, unreachable: retry

@@ -169,3 +169,51 @@ fn the_walk_through_reads_without_json() {
     let stale = stale.expect_err("stale");
     assert!(stale.contains("412") && stale.contains("1001/foo.internal.") && !stale.contains("%2F"), "{stale}");
 }
+
+/// Link requests are visible to both sides (`links requests`), one can be declined, blocks are listed, and inbox
+/// messages can be read and deleted; a message about a request says whether its code still works.
+#[test]
+fn link_requests_blocks_and_the_inbox() {
+    let s = StoreServer::start();
+    let (acme, beta) = two_accounts(&s);
+    let first = s.admin(&acme, &["links", "request", "root@beta.example"]).expect("request");
+    let first = first["request"].as_str().expect("id").to_string();
+    let mine = admin(&s, &acme, &["links", "requests"]).expect("requests");
+    assert!(mine.contains("outgoing:") && mine.contains(&first) && mine.contains("beta (1002)"), "{mine}");
+    assert!(mine.contains("pending") && mine.contains("5"), "state and tries left: {mine}");
+    let theirs = s.admin(&beta, &["links", "requests"]).expect("requests");
+    assert_eq!(theirs["incoming"][0]["requester"]["name"], "acme", "{theirs}");
+    assert_eq!(theirs["incoming"][0]["state"], "pending");
+
+    // Declined: the code stops working, and the mail says so.
+    let inbox = s.admin(&beta, &["inbox"]).expect("inbox");
+    assert_eq!(inbox["messages"][0]["code"], "valid", "{inbox}");
+    assert!(inbox["messages"][0]["code_expires"].is_u64());
+    let code = inbox["messages"][0]["body"].as_str().expect("body");
+    let code = code.split("Verification code: ").nth(1).and_then(|r| r.get(..6)).expect("code").to_string();
+    admin(&s, &beta, &["links", "decline", &first]).expect("declined");
+    let refused = admin(&s, &acme, &["links", "verify", &first, &code]).expect_err("a declined request");
+    assert!(refused.contains("declined"), "{refused}");
+    let inbox = s.admin(&beta, &["inbox"]).expect("inbox");
+    assert_eq!(inbox["messages"][0]["code"], "no longer valid: the request is declined", "{inbox}");
+    assert!(!inbox.to_string().contains(&code), "a declined request's code is not shown again");
+    let theirs = admin(&s, &beta, &["links", "requests"]).expect("requests");
+    assert!(theirs.contains("declined"), "{theirs}");
+
+    // Read and remove a message.
+    let id = inbox["messages"][0]["id"].as_str().expect("message id").to_string();
+    assert_eq!(inbox["messages"][0]["read"], false);
+    let read = admin(&s, &beta, &["inbox", "read", &id]).expect("read");
+    assert!(read.contains("no longer valid") && read.contains("read: yes"), "{read}");
+    assert_eq!(s.admin(&beta, &["inbox"]).expect("inbox")["messages"][0]["read"], true);
+    admin(&s, &beta, &["inbox", "rm", &id]).expect("removed");
+    assert_eq!(s.admin(&beta, &["inbox"]).expect("inbox")["messages"].as_array().map(Vec::len), Some(0));
+
+    // Blocks.
+    assert!(admin(&s, &beta, &["blocks", "list"]).expect("blocks").contains("blocks: (none)"));
+    admin(&s, &beta, &["links", "block", "acme"]).expect("block");
+    let blocks = admin(&s, &beta, &["blocks", "list"]).expect("blocks");
+    assert!(blocks.contains("acme") && blocks.contains("1001"), "{blocks}");
+    let again = admin(&s, &acme, &["links", "request", "root@beta.example"]).expect_err("blocked");
+    assert!(again.contains("404"), "{again}");
+}

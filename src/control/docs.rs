@@ -236,6 +236,9 @@ pub struct InboxDoc {
     /// That code, sealed under a key derived from the server secret (see `ops::links`): hex of nonce and ciphertext.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sealed: String,
+    /// Whether its owner has read it (`inbox read`).
+    #[serde(default)]
+    pub read: bool,
 }
 
 /// One audit entry, as stored under each account the event concerns (see `control::audit`).

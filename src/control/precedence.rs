@@ -121,6 +121,7 @@ fn tell_owner(control: &ControlState, plan: &mut Plan, items: &[Shadowed], now: 
         body: body.clone(),
         request: None,
         sealed: String::new(),
+        read: false,
     };
     plan.put(keys::inbox(&first.owner.0, &id), &message);
     plan.mail.push((first.owner.0.clone(), subject, body));

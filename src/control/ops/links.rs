@@ -118,7 +118,7 @@ fn seal(secret: &[u8], request: &str, code: &str) -> Result<String, ControlError
 }
 
 /// The code a sealed inbox entry holds, when it opens under this secret.
-fn open(secret: &[u8], request: &str, sealed: &str) -> Option<String> {
+pub(super) fn open(secret: &[u8], request: &str, sealed: &str) -> Option<String> {
     let bytes = decode_hex(sealed);
     let (nonce, ciphertext) = bytes.split_at_checked(12)?;
     let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
@@ -129,7 +129,7 @@ fn open(secret: &[u8], request: &str, sealed: &str) -> Option<String> {
 }
 
 /// Where an inbox message shows its request's code.
-const CODE_PLACEHOLDER: &str = "{code}";
+pub(super) const CODE_PLACEHOLDER: &str = "{code}";
 
 /// Step 1: A asks to link B. B's owner gets the code.
 /// The stored requests' limits: per pair and per requesting account, over the last `WINDOW_SECS`.
@@ -196,6 +196,7 @@ pub(crate) fn request(control: &ControlState, ctx: &Ctx, target: &str) -> Result
         body: template,
         request: Some(id.clone()),
         sealed: seal(ctx.secret, &id, &code)?,
+        read: false,
     };
     plan.put(keys::inbox(&to.uid.0, &message_id), &message);
     plan.mail.push((to.uid.0.clone(), subject, body));
@@ -319,6 +320,7 @@ fn tell_target(
         body: body.clone(),
         request: None,
         sealed: String::new(),
+        read: false,
     };
     plan.put(keys::inbox(&request.target, &id), &message);
     plan.mail.push((request.target.clone(), subject.to_string(), body));
@@ -356,21 +358,6 @@ struct Unlinked<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     blocked: Option<bool>,
     removed_from_scopes: Vec<super::Detached>,
-}
-
-/// The root account's messages.
-#[derive(Debug, Serialize)]
-pub(crate) struct Inbox {
-    pub messages: Vec<Message>,
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct Message {
-    pub id: String,
-    pub time: u64,
-    pub from: String,
-    pub subject: String,
-    pub body: String,
 }
 
 /// A failed verification is committed (the try counts) but answered as an error.
@@ -492,46 +479,6 @@ pub(crate) fn block(control: &ControlState, ctx: &Ctx, requester: &str, blocked:
     plan.respond(&Unlinked { account: &other.0, linked: None, blocked: Some(blocked), removed_from_scopes: removed });
     plan.audit = Some((if blocked { "link.block" } else { "link.unblock" }.into(), other.0));
     Ok(plan)
-}
-
-/// The root account's inbox. A link request's code shows only while the request is pending and unexpired;
-/// otherwise the message says why it no longer works.
-pub(crate) fn inbox(control: &ControlState, ctx: &Ctx) -> Result<Inbox, ControlError> {
-    let me = ctx.actor.tenant()?.require_root()?;
-    let mut messages = Vec::new();
-    for ((account, _), m) in control.inbox.iter() {
-        if account != me {
-            continue;
-        }
-        let body = match &m.request {
-            Some(request) => {
-                let live = control.link_requests.get(request).filter(|r| r.status == "pending" && r.expires > ctx.now);
-                let shown = match (live, open(ctx.secret, request, &m.sealed)) {
-                    (Some(_), Some(code)) => code,
-                    _ => {
-                        let why = control.link_requests.get(request).map_or("gone", |r| {
-                            if r.status == "pending" {
-                                "expired"
-                            } else {
-                                r.status.as_str()
-                            }
-                        });
-                        format!("(no longer valid: the request is {why})")
-                    }
-                };
-                m.body.replace(CODE_PLACEHOLDER, &shown)
-            }
-            None => m.body.clone(),
-        };
-        messages.push(Message {
-            id: m.id.clone(),
-            time: m.time,
-            from: m.from.clone(),
-            subject: m.subject.clone(),
-            body,
-        });
-    }
-    Ok(Inbox { messages })
 }
 
 /// A duration for people: `45 seconds`, `1 minute`, `10 minutes` (rounded up to whole minutes past one).

@@ -6,8 +6,10 @@
 
 pub(crate) mod declare;
 pub(crate) mod explain;
+pub(crate) mod inbox;
 pub(crate) mod inventory;
 pub(crate) mod links;
+pub(crate) mod requests;
 pub(crate) mod rules;
 pub mod tenant;
 

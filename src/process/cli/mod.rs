@@ -1,6 +1,7 @@
 //! The command-line clients of the admin API: `vpcdns admin` (tenants) and `vpcdns operator` (the inventory).
 
 pub mod admin;
+pub mod app;
 pub mod client;
 pub mod operator;
 pub mod render;

@@ -36,67 +36,101 @@ pub enum OperatorCommand {
     /// VPCs and their prefixes.
     #[command(subcommand)]
     Vpcs(VpcsCommand),
-    /// Issue an access key for a root account (named by uid, username or email).
+    /// Issue an access key for a root account (named by uid, username or email); the token is printed once.
+    #[command(after_help = "Example:\n  vpcdns operator --config managed.toml key root@acme.example")]
     Key {
+        /// The account: uid, username or email.
         account: String,
+        /// The key stops working after this many days (default: never).
         #[arg(long)]
         expires_in_days: Option<u64>,
     },
     /// Declare a link (the operator's word, without verification).
-    Link { account: String, linked: String },
-    /// Bring a state file (issue-2 schema) into the store, through the same validation; idempotent.
+    #[command(after_help = "Example:\n  vpcdns operator --config managed.toml link acme beta")]
+    Link {
+        /// The account that may use the other's VPCs (uid, username or email).
+        account: String,
+        /// The account whose VPCs it may use.
+        linked: String,
+    },
+    /// Bring a state file (the config file's schema) into the store, through the same validation; idempotent.
+    #[command(after_help = "Example:\n  vpcdns operator --config managed.toml apply -f state.toml --prune")]
     Apply {
+        /// The state file (as `export` writes it, or a config file's accounts, VPCs, links and zones).
         #[arg(long, short)]
         file: PathBuf,
         /// Also remove accounts, users, VPCs, links and zones that the file does not declare.
         #[arg(long)]
         prune: bool,
     },
-    /// Write the store's state as a state file (issue-2 schema, records inline).
+    /// Write the store's state as a state file (the config file's schema, records inline).
     Export,
     /// Queries billed to every owner (default: the last hour), summed over nodes.
     Usage(Range),
     /// Every account's audit log.
     Audit(AuditRange),
     /// Copy the whole store, consistently, while the server runs (or not).
-    Backup { path: PathBuf },
+    Backup {
+        /// Where the copy goes (written beside, then renamed into place).
+        path: PathBuf,
+    },
     /// Replace the store with a backup (the server must be stopped).
-    Restore { path: PathBuf },
+    Restore {
+        /// The backup to restore.
+        path: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum AccountsCommand {
+    /// List every root account.
     List,
     /// Create or update an account.
+    #[command(after_help = "Example:\n  vpcdns operator --config managed.toml accounts put --uid 1001 --name acme \
+                      --email root@acme.example --site intl")]
     Put {
+        /// The account's uid (never used to name it for links).
         #[arg(long)]
         uid: String,
+        /// Its username (unique).
         #[arg(long)]
         name: String,
+        /// Its owner's email (unique): link codes are mailed there.
         #[arg(long)]
         email: String,
         /// `cn` or `intl`.
         #[arg(long)]
         site: String,
     },
+    /// Delete an account (refused while it owns VPCs, zones or rules).
+    #[command(after_help = "Example:\n  vpcdns operator --config managed.toml accounts rm 1001")]
     Rm {
+        /// The account's uid.
         uid: String,
     },
 }
 
 #[derive(Subcommand)]
 pub enum VpcsCommand {
+    /// List every VPC.
     List,
     /// Create or update a VPC.
+    #[command(after_help = "Example:\n  vpcdns operator --config managed.toml vpcs put --id vpc-acme --account 1001 \
+                      --cidr 10.0.0.0/16")]
     Put {
+        /// The VPC's id.
         #[arg(long)]
         id: String,
+        /// The owner's uid.
         #[arg(long)]
         account: String,
+        /// Its region (informational).
         #[arg(long, default_value = "")]
         region: String,
+        /// A source prefix of the VPC (repeatable).
         #[arg(long = "cidr", required = true)]
         cidrs: Vec<String>,
+        /// Only queries arriving on this address:port (repeatable; default: any listener).
         #[arg(long = "listener")]
         listeners: Vec<String>,
         /// Full UDP answers per second per source address (default: [limits] queries_per_source; 0: unlimited).
@@ -110,7 +144,9 @@ pub enum VpcsCommand {
         cloud_id: Option<String>,
     },
     /// Remove a VPC; it leaves every scope, and the answer says which.
+    #[command(after_help = "Example:\n  vpcdns operator --config managed.toml vpcs rm vpc-acme")]
     Rm {
+        /// The VPC's id.
         id: String,
     },
 }

@@ -12,7 +12,8 @@ pub struct Style {
 }
 
 /// Fields that hold Unix seconds, and the one that holds Unix milliseconds.
-const SECONDS: [&str; 8] = ["expires", "created", "added_at", "time", "minute", "from", "to", "expires_at"];
+const SECONDS: [&str; 9] =
+    ["expires", "created", "added_at", "time", "minute", "from", "to", "expires_at", "code_expires"];
 const MILLIS: &str = "time_ms";
 
 /// Columns shown first when present; the rest follow in the answer's (alphabetical) order.

@@ -69,14 +69,19 @@ fn tenant_routes(state: ApiState, body_timeout: std::time::Duration) -> Router {
         .route("/v1/foreign-rules", tenant_read(ops::tenant::foreign_rules))
         .route("/v1/foreign-rules/{id}/detach", post(foreign_rule_detach))
         .route("/v1/links", tenant_read(ops::links::list).post(link_request))
+        .route("/v1/links/requests", tenant_read(ops::requests::list))
         .route("/v1/links/requests/{id}/verify", post(link_verify))
+        .route("/v1/links/requests/{id}/decline", by_path(POST, ops::requests::decline))
         .route("/v1/links/{account}", by_path(DELETE, ops::links::remove))
         .route(
             "/v1/blocks/{account}",
             by_path(PUT, |c, ctx, account| ops::links::block(c, ctx, account, true))
                 .merge(by_path(DELETE, |c, ctx, account| ops::links::block(c, ctx, account, false))),
         )
-        .route("/v1/inbox", tenant_read(ops::links::inbox))
+        .route("/v1/blocks", tenant_read(ops::requests::blocks))
+        .route("/v1/inbox", tenant_read(ops::inbox::inbox))
+        .route("/v1/inbox/{id}", by_path(DELETE, ops::inbox::remove))
+        .route("/v1/inbox/{id}/read", by_path(POST, ops::inbox::read))
         .route("/v1/zones", tenant_read(ops::tenant::list_zones).post(zone_create))
         .route("/v1/zones/{id}", get(zone_get).merge(by_path(DELETE, ops::tenant::delete_zone)))
         .route("/v1/zones/{id}/scope", put(scope_set))

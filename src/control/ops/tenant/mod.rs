@@ -364,6 +364,7 @@ pub(crate) fn detach_foreign(
         body: body.clone(),
         request: None,
         sealed: String::new(),
+        read: false,
     };
     plan.put(keys::inbox(&owner.0, &message_id), &message);
     plan.mail.push((owner.0.clone(), subject, body));

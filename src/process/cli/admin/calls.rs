@@ -40,7 +40,14 @@ pub(super) fn to_call(command: AdminCommand) -> anyhow::Result<Call> {
         AdminCommand::Detach(DetachCommand::Rule { id, vpcs }) => {
             with_json(call(M::POST, format!("/v1/foreign-rules/{}/detach", seg(&id))), json!({ "vpcs": vpcs }))
         }
-        AdminCommand::Inbox => call(M::GET, "/v1/inbox".into()),
+        AdminCommand::Inbox { command: None } => call(M::GET, "/v1/inbox".into()),
+        AdminCommand::Inbox { command: Some(InboxCommand::Read { id }) } => {
+            call(M::POST, format!("/v1/inbox/{}/read", seg(&id)))
+        }
+        AdminCommand::Inbox { command: Some(InboxCommand::Rm { id }) } => {
+            call(M::DELETE, format!("/v1/inbox/{}", seg(&id)))
+        }
+        AdminCommand::Blocks(BlocksCommand::List) => call(M::GET, "/v1/blocks".into()),
         AdminCommand::Links(c) => links_call(c),
         AdminCommand::Zones(c) => zones_call(c)?,
         AdminCommand::Rules(RulesCommand::List) => call(M::GET, "/v1/rules".into()),
@@ -62,6 +69,8 @@ fn links_call(c: LinksCommand) -> Call {
     use Method as M;
     match c {
         LinksCommand::List => call(M::GET, "/v1/links".into()),
+        LinksCommand::Requests => call(M::GET, "/v1/links/requests".into()),
+        LinksCommand::Decline { request } => call(M::POST, format!("/v1/links/requests/{}/decline", seg(&request))),
         LinksCommand::Request { target } => with_json(call(M::POST, "/v1/links".into()), json!({ "target": target })),
         LinksCommand::Verify { request, code } => {
             with_json(call(M::POST, format!("/v1/links/requests/{}/verify", seg(&request))), json!({ "code": code }))
