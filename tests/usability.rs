@@ -217,3 +217,34 @@ fn link_requests_blocks_and_the_inbox() {
     let again = admin(&s, &acme, &["links", "request", "root@beta.example"]).expect_err("blocked");
     assert!(again.contains("404"), "{again}");
 }
+
+/// An export applied back is `unchanged`: records made through the API keep their ids.
+#[test]
+fn an_export_applied_back_changes_nothing_and_keeps_every_id() {
+    let s = StoreServer::start();
+    let (acme, _) = two_accounts(&s);
+    s.admin(&acme, &["zones", "create", "corp.internal.", "--scope", "vpc-acme"]).expect("zone");
+    for (name, data) in [("www", "10.0.0.1"), ("api", "10.0.0.2")] {
+        s.admin(&acme, &["records", "add", "1001/corp.internal.", name, "A", data]).expect("record");
+    }
+    let ids = |s: &StoreServer| -> Vec<String> {
+        let shown = s.admin(&acme, &["zones", "show", "1001/corp.internal."]).expect("zone");
+        let mut ids: Vec<String> = shown["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| r["id"].as_str().expect("id").to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = ids(&s);
+    let config = s.config();
+    let (code, export, stderr) = cli(&["operator", "--config", &config, "export"]);
+    assert_eq!(code, 0, "{stderr}");
+    let file = s.dir.path().join("state.toml");
+    std::fs::write(&file, export).expect("write the export");
+    let applied = s.operator(&["apply", "-f", &file.display().to_string()]).expect("apply");
+    assert_eq!((applied["result"].as_str(), applied["writes"].as_u64()), (Some("unchanged"), Some(0)), "{applied}");
+    assert_eq!(ids(&s), before, "the ids survived");
+}

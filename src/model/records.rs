@@ -355,7 +355,21 @@ impl FromIterator<(RecordId, Record)> for ZoneRecords {
 
 /// Records from a file or the config, keyed by their position (stable for the same file).
 pub fn records_from(records: Vec<Record>) -> ZoneRecords {
-    records.into_iter().enumerate().map(|(i, r)| (compact_str::format_compact!("f{i:07}"), r)).collect()
+    records_with_ids(records.into_iter().map(|r| (None, r)).collect())
+}
+
+/// Records with the ids a file gives them (an export carries the store's ids); the others get `f<n>` ids.
+pub fn records_with_ids(records: Vec<(Option<String>, Record)>) -> ZoneRecords {
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (id, r))| (id.map_or_else(|| compact_str::format_compact!("f{i:07}"), Into::into), r))
+        .collect()
+}
+
+/// Whether a record id was given by its file (`records_with_ids`), not made up for it.
+pub(crate) fn is_declared_id(id: &str) -> bool {
+    !(id.len() == 8 && id.starts_with('f') && id[1..].bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

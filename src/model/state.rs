@@ -137,7 +137,7 @@ pub struct Link {
     pub linked: Uid,
 }
 
-pub use crate::model::records::{records_from, RecordId, ZoneRecords};
+pub use crate::model::records::{records_from, records_with_ids, RecordId, ZoneRecords};
 
 /// What a change did to one zone, for incremental validation and compilation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

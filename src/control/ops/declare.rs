@@ -60,6 +60,10 @@ struct ExportZone {
 
 #[derive(Serialize)]
 struct ExportRecord {
+    /// The stored id (without its generation), so that applying the export keeps every id; none for a record
+    /// whose id was made up when its file was read (it gets one derived from its content).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
     name: String,
     #[serde(rename = "type")]
     rtype: String,
@@ -92,10 +96,13 @@ pub(crate) fn export(state: &State) -> Result<String, ControlError> {
                 fallback: (z.fallback == crate::model::state::Fallback::Recurse).then_some("recurse"),
                 records: z
                     .records
-                    .values()
-                    .map(|r| {
+                    .iter()
+                    .map(|(rid, r)| {
                         let doc = RecordDoc::from_record(r);
                         ExportRecord {
+                            id: Some(rid.split_once('~').map_or(rid.as_str(), |(_, base)| base))
+                                .filter(|base| crate::model::records::is_declared_id(base))
+                                .map(str::to_string),
                             name: r.owner.relative_to(&z.name),
                             rtype: doc.rtype,
                             ttl: doc.ttl,
@@ -129,6 +136,16 @@ fn record_id(record: &Record) -> String {
     let text = format!("{}\t{}\t{}\t{}", doc.name.to_ascii_lowercase(), doc.rtype, doc.ttl, doc.data);
     let digest = Sha256::digest(text.as_bytes());
     format!("d{}", super::super::auth::hex_encode(&digest[..8]))
+}
+
+/// The stored id of a declared record in `generation`: the id its file gave it (an export carries them), else one
+/// derived from its content.
+fn declared_id(generation: &str, rid: &str, record: &Record) -> String {
+    if crate::model::records::is_declared_id(rid) {
+        record_id_in(generation, rid)
+    } else {
+        record_id_in(generation, &record_id(record))
+    }
 }
 
 /// Writes `doc` at `key` unless the stored document is already equal.
@@ -208,7 +225,7 @@ const RESTAGE_ABOVE: usize = 64;
 fn record_changes(control: &ControlState, zone: &crate::model::state::Zone, generation: &str) -> Vec<Op> {
     let id = &zone.id.0;
     let wanted: BTreeMap<String, &Record> =
-        zone.records.values().map(|r| (record_id_in(generation, &record_id(r)), r)).collect();
+        zone.records.iter().map(|(rid, r)| (declared_id(generation, rid, r), r)).collect();
     let stored: BTreeMap<&str, &Record> = control
         .state
         .zones
@@ -246,8 +263,8 @@ fn apply_zone(control: &ControlState, zone: &crate::model::state::Zone, plan: &m
     if record_ops.len() > RESTAGE_ABOVE {
         let next = new_generation()?;
         record_ops.clear();
-        for record in zone.records.values() {
-            let key = keys::record(id, &record_id_in(&next, &record_id(record)));
+        for (rid, record) in zone.records.iter() {
+            let key = keys::record(id, &declared_id(&next, rid, record));
             plan.staged.push(Op::Put { key, value: encode(&RecordDoc::from_record(record)) });
         }
         plan.collect.extend(collect_generations(control, id, &next));

@@ -222,6 +222,8 @@ pub(super) struct RawZone {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRecord {
+    /// The record's id (an export carries the store's, so that applying it keeps them).
+    pub(super) id: Option<String>,
     pub(super) name: String,
     #[serde(rename = "type")]
     pub(super) rtype: String,

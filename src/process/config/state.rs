@@ -11,7 +11,7 @@ use crate::dns::name::Name;
 use crate::dns::rdata::{self, RData, Record};
 use crate::dns::zonefile;
 use crate::model::state::{
-    parse_cidr, parse_server_address, records_from, Account, Fallback, ForwardRule, Link, Policy, Site, State, Uid,
+    parse_cidr, parse_server_address, records_with_ids, Account, Fallback, ForwardRule, Link, Policy, Site, State, Uid,
     User, Vpc, VpcId, Zone, ZoneId, ZoneRecords,
 };
 use crate::settings::{Served, DEFAULT_RECORD_TTL};
@@ -189,7 +189,7 @@ impl Builder<'_> {
                 let loaded = zonefile::read_zone_file(&path, &origin, self.base)?;
                 self.watched.push(path.clone());
                 self.watched.extend(loaded.included);
-                (loaded.records, path.display().to_string())
+                (loaded.records.into_iter().map(|r| (None, r)).collect(), path.display().to_string())
             }
             (None, inline) => {
                 let records = self.inline_records(&origin, inline.unwrap_or_default());
@@ -202,7 +202,7 @@ impl Builder<'_> {
             .iter()
             .map(|v| vpcs.get_key_value(v.as_str()).map_or_else(|| VpcId::new(v), |(id, _)| id.clone()))
             .collect();
-        let records = records_from(records);
+        let records = records_with_ids(records);
         let revision = self.zone_revision(&id, &origin, &account, &records);
         let fallback = match raw.fallback.as_deref().map(Fallback::parse) {
             None => Fallback::NxDomain,
@@ -215,9 +215,20 @@ impl Builder<'_> {
         Ok(Some(Zone { id, name: origin, account, scope, records, revision, origin: source, fallback }))
     }
 
-    fn inline_records(&mut self, origin: &Name, raw: Vec<RawRecord>) -> Vec<Record> {
+    fn inline_records(&mut self, origin: &Name, raw: Vec<RawRecord>) -> Vec<(Option<String>, Record)> {
         let mut records = Vec::with_capacity(raw.len());
+        let mut ids = std::collections::BTreeSet::new();
         for r in raw {
+            if let Some(id) = &r.id {
+                if id.is_empty() || id.contains(['/', '~']) || !crate::model::records::is_declared_id(id) {
+                    self.problems.push(format!("zone {origin}: record id {id:?}: not a record id"));
+                    continue;
+                }
+                if !ids.insert(id.clone()) {
+                    self.problems.push(format!("zone {origin}: record id {id:?} given twice"));
+                    continue;
+                }
+            }
             let Some(rtype) = rdata::type_from_mnemonic(&r.rtype) else {
                 self.problems.push(format!("zone {origin}: record {:?}: unknown type {:?}", r.name, r.rtype));
                 continue;
@@ -230,7 +241,7 @@ impl Builder<'_> {
                 }
             };
             match RData::from_text(rtype, &r.data, origin) {
-                Ok(rdata) => records.push(Record { owner, ttl: r.ttl.unwrap_or(DEFAULT_RECORD_TTL), rdata }),
+                Ok(rdata) => records.push((r.id, Record { owner, ttl: r.ttl.unwrap_or(DEFAULT_RECORD_TTL), rdata })),
                 Err(e) => self.problems.push(format!("zone {origin}: record {} {} {:?}: {e}", r.name, r.rtype, r.data)),
             }
         }
