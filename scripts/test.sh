@@ -5,24 +5,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# dig queries the servers the tests start; openssl makes the TLS test's certificate; named (BIND 9) is the
-# reference of the differential test, which starts its own instance on a loopback port.
+# Each tool the tests need, the Debian package that has it, and why: the list is printed before anything is
+# installed.
 missing=""
-command -v python3 >/dev/null 2>&1 || missing="$missing python3"
-command -v dig >/dev/null 2>&1 || missing="$missing bind9-dnsutils"
-command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
-command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || missing="$missing bind9"
-# ip (iproute2) makes the network namespace in which the IPv6 test runs its own hosts.
-command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing="$missing iproute2"
-# The etcd store (cargo feature "etcd"): its client compiles etcd's protobufs (protoc), and tests/etcd.rs starts
-# real etcd members on loopback ports (etcd, etcdctl).
-command -v protoc >/dev/null 2>&1 || missing="$missing protobuf-compiler libprotobuf-dev"
-command -v etcd >/dev/null 2>&1 || missing="$missing etcd-server"
-command -v etcdctl >/dev/null 2>&1 || missing="$missing etcd-client"
-# dnsdist is the front end of tests/dnsdist.rs: PROXY v2 with vendor TLVs, as a cloud's private endpoints send.
-command -v dnsdist >/dev/null 2>&1 || [ -x /usr/bin/dnsdist ] || missing="$missing dnsdist"
+why=""
+need() { # need <present?> <package(s)> <why>
+  if ! eval "$1" >/dev/null 2>&1; then
+    missing="$missing $2"
+    why="$why\n  $2: $3"
+  fi
+}
+need "command -v python3" python3 "scripts/check-layers.py checks the import layering"
+need "command -v dig" bind9-dnsutils "dig is the DNS client of every integration test"
+need "command -v openssl" openssl "the TLS tests make their certificates with it"
+need "command -v named || [ -x /usr/sbin/named ]" bind9 "BIND 9 is the reference of tests/differential.rs and an upstream"
+need "command -v ip || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ]" iproute2 "ip netns: the IPv6 and differential tests' own network namespaces"
+need "command -v protoc" "protobuf-compiler libprotobuf-dev" "the etcd client compiles etcd's protobufs"
+need "command -v etcd" etcd-server "tests/etcd.rs and tests/faults.rs start real etcd members"
+need "command -v etcdctl" etcd-client "the etcd tests read the cluster's state with it"
+need "command -v dnsdist || [ -x /usr/bin/dnsdist ]" dnsdist "the PROXY v2 front end of tests/dnsdist.rs"
 if [ -n "$missing" ]; then
-  echo "== installing:$missing"
+  printf '== installing with apt-get (Debian packages):%b\n' "$why"
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   # Keep the package scripts from starting a system-wide named on port 53: the tests run their own.
@@ -43,7 +46,12 @@ cargo fmt --all -- --check
 echo "== layering (scripts/check-layers.py: no import cycle, every layer rule of ARCHITECTURE.md)"
 python3 scripts/check-layers.py
 echo "== cargo deny (bans, licenses, sources; deny.toml)"
-command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --quiet
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  # No registry we can reach serves a prebuilt cargo-deny: it is compiled from crates.io, once, without
+  # optimizations (it only reads Cargo.lock and deny.toml, so a debug build is fast enough and much quicker to make).
+  echo "== installing cargo-deny: compiled once from crates.io (cargo install --debug; a few minutes)"
+  cargo install cargo-deny --locked --debug --quiet
+fi
 cargo deny check bans licenses sources
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
