@@ -248,3 +248,15 @@ fn an_export_applied_back_changes_nothing_and_keeps_every_id() {
     assert_eq!((applied["result"].as_str(), applied["writes"].as_u64()), (Some("unchanged"), Some(0)), "{applied}");
     assert_eq!(ids(&s), before, "the ids survived");
 }
+
+/// The contract is served to anyone at `/v1/openapi.json`, as OpenAPI 3.1.
+#[test]
+fn the_api_serves_its_openapi_document() {
+    let s = StoreServer::start();
+    let (status, body) = common::http_get(&s.admin, "/v1/openapi.json");
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/zones/{id}/records"]["post"]["requestBody"].is_object(), "{body}");
+    assert!(doc["components"]["schemas"]["ZoneDetail"].is_object());
+}

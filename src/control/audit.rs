@@ -128,12 +128,12 @@ pub(crate) fn record_refusal(plane: &ControlPlane, event: &Event, owners: BTreeS
 /// The audit log between two Unix times, oldest first, at most `limit` entries: the caller's account's (a tenant),
 /// or every account's with each event once (the operator).
 /// An account's audit, oldest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AuditLog {
     pub entries: Vec<AuditEntry>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct AuditEntry {
     pub time_ms: u64,
     pub principal: String,
@@ -148,7 +148,7 @@ pub(crate) struct AuditEntry {
     pub account: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Refused {
     pub status: u16,
     pub message: String,

@@ -7,7 +7,7 @@ use crate::dns::name::Name;
 use crate::dns::rdata::{self, RData, Record};
 use crate::model::state::{Account, Policy, Uid, User, Vpc, VpcId};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccountDoc {
     pub uid: String,
     pub name: String,
@@ -22,7 +22,7 @@ pub(crate) struct UserDoc {
     pub policies: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VpcDoc {
     pub id: String,
     pub account: String,

@@ -117,7 +117,7 @@ pub(crate) fn add_line(lines: &mut Vec<UsageLine>, add: UsageLine) {
 
 /// Usage between two Unix times, summed over nodes: what answered for whom, per minute, and — apart — the
 /// resolver usage of the caller's own VPCs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub(crate) struct UsageReport {
     pub from: u64,
     pub to: u64,
@@ -131,7 +131,7 @@ pub(crate) struct UsageReport {
 }
 
 /// Answers of one zone or rule to one consuming VPC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub(crate) struct UsageItem {
     /// The billed account: the zone's or the rule's owner.
     pub owner: String,
@@ -146,20 +146,20 @@ pub(crate) struct UsageItem {
     pub queries: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub(crate) struct MinuteUsage {
     pub minute: u64,
     pub queries: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub(crate) struct ResolverUsage {
     pub total: u64,
     pub items: Vec<ResolverItem>,
 }
 
 /// Answers from the upstreams to one VPC (its account is billed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub(crate) struct ResolverItem {
     pub account: String,
     pub vpc: String,

@@ -25,6 +25,7 @@ pub enum Billed {
 /// What kind of usage a bucket line counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(utoipa::ToSchema)]
 pub(crate) enum UsageKind {
     /// Answers of a private zone: `item` is the zone id.
     #[default]

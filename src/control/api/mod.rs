@@ -7,6 +7,7 @@
 mod error;
 pub(crate) mod limits;
 pub(crate) mod listen;
+pub(crate) mod openapi;
 mod refusals;
 mod routes;
 mod zone_ids;

@@ -12,12 +12,12 @@ use super::links::{open, CODE_PLACEHOLDER};
 use crate::model::state::Uid;
 
 /// The root account's messages, newest last.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Inbox {
     pub messages: Vec<Message>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Message {
     pub id: String,
     pub time: u64,

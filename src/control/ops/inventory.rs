@@ -14,7 +14,7 @@ use super::super::{Ctx, Plan};
 use crate::model::state::{Uid, VpcId};
 
 /// The operator's list of accounts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Accounts {
     pub accounts: Vec<AccountDoc>,
 }
@@ -90,13 +90,13 @@ pub(crate) fn remove_account(control: &ControlState, ctx: &Ctx, uid: &str) -> Re
 }
 
 /// The operator's list of VPCs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Vpcs {
     pub vpcs: Vec<VpcView>,
 }
 
 /// A VPC as the operator sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct VpcView {
     pub id: String,
     pub account: String,

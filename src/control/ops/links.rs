@@ -386,14 +386,14 @@ fn decode_hex(text: &str) -> Vec<u8> {
 }
 
 /// A's links (outgoing: accounts whose VPCs A may use) and the links to A (incoming).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Links {
     pub linked: Vec<LinkView>,
     pub linked_by: Vec<LinkView>,
 }
 
 /// The other account of a link.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LinkView {
     pub uid: String,
     pub name: String,

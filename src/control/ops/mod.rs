@@ -82,7 +82,7 @@ pub fn if_match(plan: &mut super::Plan, key: String, expected: Option<u64>) {
 }
 
 /// An account as answers name it: its uid and, when known, its name.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct AccountRef {
     pub uid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,7 +96,7 @@ impl AccountRef {
 }
 
 /// A zone as answers show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct ZoneView {
     pub id: String,
     pub name: String,
@@ -122,7 +122,7 @@ impl ZoneView {
 }
 
 /// VPCs taken out of one zone's or rule's scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub(crate) struct Detached {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,

@@ -12,13 +12,13 @@ use super::AccountRef;
 use crate::model::state::Uid;
 
 /// The caller's link requests: those it sent, and those sent to it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Requests {
     pub outgoing: Vec<Outgoing>,
     pub incoming: Vec<Incoming>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Outgoing {
     pub id: String,
     pub target: AccountRef,
@@ -28,7 +28,7 @@ pub(crate) struct Outgoing {
     pub tries_left: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Incoming {
     pub id: String,
     pub requester: AccountRef,
@@ -100,7 +100,7 @@ struct Declined<'a> {
 }
 
 /// The accounts whose link requests the caller refuses.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Blocks {
     pub blocks: Vec<AccountRef>,
 }

@@ -15,6 +15,7 @@ use crate::model::state::{Fallback, MAX_RULE_TARGETS};
 /// A rule as the API takes it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub(crate) struct NewRule {
     /// Unique among the account's rules; the rule's id is `<uid>-<name>`.
     pub name: String,
@@ -25,13 +26,13 @@ pub(crate) struct NewRule {
 }
 
 /// The caller's rules.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Rules {
     pub rules: Vec<RuleView>,
 }
 
 /// A rule as answers show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RuleView {
     pub id: String,
     pub domain: String,

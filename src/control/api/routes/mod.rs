@@ -18,6 +18,12 @@ use crate::control::ControlError;
 use operator::*;
 use tenant::*;
 
+/// The request and answer types the contract (`openapi`) describes.
+pub(super) use operator::{BackedUp, BackupBody, LinkPutBody, RootKeyBody};
+pub(super) use tenant::{
+    CodeBody, DetachBody, Explained, FallbackBody, KeyBody, LinkBody, ScopeBody, UserBody, WhoAmI,
+};
+
 type ApiResult = Result<Json<Value>, ApiError>;
 
 const DELETE: MethodFilter = MethodFilter::DELETE;
@@ -57,6 +63,7 @@ pub fn tenant_router(state: ApiState, body_timeout: std::time::Duration) -> Rout
 
 fn tenant_routes(state: ApiState, body_timeout: std::time::Duration) -> Router {
     Router::new()
+        .route("/v1/openapi.json", get(contract))
         .route("/v1/whoami", get(whoami))
         .route("/v1/users", tenant_read(ops::tenant::list_users))
         .route("/v1/users/{name}", put(user_put).merge(by_path(DELETE, ops::tenant::remove_user)))
@@ -131,6 +138,15 @@ pub fn operator_router(state: ApiState) -> Router {
 }
 
 // ---- helpers ---------------------------------------------------------------------------------------------------
+
+/// The API's OpenAPI 3.1 document, made once (it is compiled in).
+static CONTRACT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| serde_json::to_string(&super::openapi::document()).unwrap_or_default());
+
+/// `GET /v1/openapi.json`: the contract, to anyone (it holds nothing of any tenant's).
+async fn contract() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], CONTRACT.as_str())
+}
 
 /// A path no route serves: the API's JSON error, like every other answer.
 async fn no_route(uri: axum::http::Uri) -> ApiError {

@@ -54,7 +54,8 @@ pub(super) async fn op_vpc_delete(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RootKeyBody {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct RootKeyBody {
     account: String,
     expires_in_days: Option<u64>,
 }
@@ -70,7 +71,8 @@ pub(super) async fn op_key_create(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct LinkPutBody {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct LinkPutBody {
     account: String,
     linked: String,
 }
@@ -85,7 +87,8 @@ pub(super) async fn op_link_put(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ApplyQuery {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct ApplyQuery {
     #[serde(default)]
     prune: bool,
 }
@@ -111,12 +114,14 @@ pub(super) async fn op_export(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct BackupBody {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct BackupBody {
+    #[schema(value_type = String)]
     path: std::path::PathBuf,
 }
 
-#[derive(Serialize)]
-pub(super) struct BackedUp {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BackedUp {
     backup: String,
     revision: u64,
 }

@@ -14,8 +14,8 @@ use crate::control::ops::{explain, links, rules, tenant};
 use crate::control::ControlError;
 use crate::model::validate::BindingKind;
 
-#[derive(Serialize)]
-pub(super) struct WhoAmI {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct WhoAmI {
     principal: String,
     account: crate::control::ops::AccountRef,
 }
@@ -32,7 +32,8 @@ pub(super) async fn whoami(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct UserBody {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct UserBody {
     #[serde(default)]
     policies: Vec<String>,
 }
@@ -48,7 +49,8 @@ pub(super) async fn user_put(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub(super) struct KeyBody {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct KeyBody {
     user: Option<String>,
     expires_in_days: Option<u64>,
 }
@@ -64,7 +66,8 @@ pub(super) async fn key_create(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DetachBody {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct DetachBody {
     #[serde(default)]
     vpcs: Vec<String>,
 }
@@ -89,7 +92,8 @@ pub(super) async fn foreign_rule_detach(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct LinkBody {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct LinkBody {
     target: String,
 }
 
@@ -104,7 +108,8 @@ pub(super) async fn link_request(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CodeBody {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct CodeBody {
     code: String,
 }
 
@@ -137,7 +142,8 @@ pub(super) async fn zone_get(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ScopeBody {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct ScopeBody {
     vpcs: Vec<String>,
 }
 
@@ -167,7 +173,8 @@ pub(super) async fn scope_edit(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct FallbackBody {
+#[derive(utoipa::ToSchema)]
+pub(crate) struct FallbackBody {
     fallback: String,
 }
 
@@ -232,8 +239,8 @@ pub(super) async fn zone_import(
     api.tenant_write(caller, move |c, ctx| tenant::import_zone(c, ctx, &id, &body)).await
 }
 
-#[derive(Serialize)]
-pub(super) struct Explained {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Explained {
     explain: String,
 }
 

@@ -16,12 +16,12 @@ use crate::model::validate::BindingKind;
 // ---- users and keys --------------------------------------------------------------------------------------------
 
 /// The account's sub-users.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Users {
     pub users: Vec<UserView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub name: String,
     pub policies: Vec<&'static str>,
@@ -103,12 +103,12 @@ fn account_name(control: &ControlState, uid: &Uid) -> String {
 }
 
 /// The account's access keys (never their secrets).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Keys {
     pub keys: Vec<KeyView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub id: String,
     pub user: Option<String>,
@@ -201,13 +201,13 @@ pub(crate) fn remove_key(control: &ControlState, ctx: &Ctx, id: &str, rotate: bo
 
 /// The caller's own VPCs, and every VPC it may put into a scope (its own and those of accounts it has linked).
 /// The caller's VPCs, and those it may put into a scope.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TenantVpcs {
     pub vpcs: Vec<super::inventory::VpcView>,
     pub selectable: Vec<SelectableVpc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct SelectableVpc {
     pub id: String,
     pub account: String,
@@ -233,12 +233,12 @@ pub(crate) fn list_vpcs(control: &ControlState, ctx: &Ctx) -> Result<TenantVpcs,
 
 /// Every zone of another account that answers in the caller's VPCs (so B sees what A put there).
 /// Other accounts' zones and rules that answer in the caller's VPCs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ForeignZones {
     pub zones: Vec<ForeignZone>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ForeignZone {
     pub zone: String,
     pub id: String,
@@ -246,12 +246,12 @@ pub(crate) struct ForeignZone {
     pub in_vpcs: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ForeignRules {
     pub rules: Vec<ForeignRule>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ForeignRule {
     pub rule: String,
     pub domain: String,

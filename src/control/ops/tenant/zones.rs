@@ -21,13 +21,13 @@ use crate::model::state::{Uid, Zone};
 // ---- zones and scopes -------------------------------------------------------------------------------------------
 
 /// The caller's zones.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Zones {
     pub zones: Vec<ZoneView>,
 }
 
 /// A zone with its records (each with its id and revision).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ZoneDetail {
     pub id: String,
     pub name: String,
@@ -38,7 +38,7 @@ pub(crate) struct ZoneDetail {
     pub scope_revision: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RecordView {
     pub id: String,
     pub name: String,
@@ -127,6 +127,7 @@ struct Imported<'a> {
 /// Zone creation input.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub(crate) struct NewZone {
     pub name: String,
     #[serde(default)]
@@ -141,6 +142,7 @@ pub(crate) struct NewZone {
 /// A record as the API takes it: the name may be relative to the zone, TTL defaults to 300.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct RecordInput {
     pub name: String,
     #[serde(rename = "type")]
