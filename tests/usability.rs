@@ -260,3 +260,65 @@ fn the_api_serves_its_openapi_document() {
     assert!(doc["paths"]["/v1/zones/{id}/records"]["post"]["requestBody"].is_object(), "{body}");
     assert!(doc["components"]["schemas"]["ZoneDetail"].is_object());
 }
+
+/// One HTTP request to the admin API with a key: (status, JSON body).
+fn api(s: &StoreServer, key: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&s.admin).expect("connect");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    let auth = if key.is_empty() { String::new() } else { format!("Authorization: Bearer {key}\r\n") };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let json = response.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok()).unwrap_or_default();
+    (status, json)
+}
+
+/// List routes page (`limit`, `cursor`), the CLI follows the pages, and every error has one shape.
+#[test]
+fn lists_page_and_errors_share_one_shape() {
+    let s = StoreServer::start();
+    let (acme, _) = two_accounts(&s);
+    for i in 0..5 {
+        s.admin(&acme, &["zones", "create", &format!("z{i}.internal."), "--scope", "vpc-acme"]).expect("zone");
+    }
+    let (status, first) = api(&s, &acme, "GET", "/v1/zones?limit=2", "");
+    assert_eq!((status, first["zones"].as_array().map(Vec::len)), (200, Some(2)), "{first}");
+    let mut seen: Vec<String> = first["zones"].as_array().expect("zones").iter().map(|z| z["id"].to_string()).collect();
+    let mut cursor = first["next_cursor"].as_str().expect("a next page").to_string();
+    for _ in 0..5 {
+        let (_, page) = api(&s, &acme, "GET", &format!("/v1/zones?limit=2&cursor={cursor}"), "");
+        seen.extend(page["zones"].as_array().expect("zones").iter().map(|z| z["id"].to_string()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "every zone once: {seen:?}");
+    let listed = admin(&s, &acme, &["zones", "list"]).expect("zones");
+    assert_eq!(listed.matches(".internal.").count(), 10, "the CLI follows every page (id and name): {listed}");
+
+    let errors = [
+        api(&s, &acme, "GET", "/v1/nothing", ""),
+        api(&s, &acme, "PATCH", "/v1/zones", ""),
+        api(&s, &acme, "POST", "/v1/zones", "{not json"),
+        api(&s, &acme, "GET", "/v1/usage?from=yesterday", ""),
+        api(&s, &acme, "GET", "/v1/zones?cursor=zz", ""),
+        api(&s, "", "GET", "/v1/zones", ""),
+        api(&s, &acme, "POST", "/v1/zones", "{\"name\": \"z0.internal.\"}"),
+        api(&s, &acme, "POST", "/v1/zones", &"x".repeat(9 << 20)),
+    ];
+    let statuses: Vec<u16> = errors.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses, [404, 405, 400, 400, 400, 401, 409, 413]);
+    for (status, body) in &errors {
+        let error = &body["error"];
+        assert!(error["code"].is_string() && error["message"].is_string(), "{status}: {body}");
+        assert_eq!(body.as_object().map(|o| o.len()), Some(1), "only `error`: {body}");
+    }
+}

@@ -8,6 +8,7 @@ mod error;
 pub(crate) mod limits;
 pub(crate) mod listen;
 pub(crate) mod openapi;
+mod paging;
 mod refusals;
 mod routes;
 mod zone_ids;
@@ -188,6 +189,17 @@ impl ApiState {
         let answer = self.plane.read(&caller.actor, f)?;
         let json = serde_json::to_value(answer).map_err(|e| ControlError::internal(format!("an answer: {e}")))?;
         Ok(Json(json))
+    }
+
+    /// A list read, one page of it (see `paging`).
+    pub(crate) fn read_page<T: serde::Serialize>(
+        &self,
+        caller: &Caller,
+        page: &paging::Page,
+        f: impl FnOnce(&crate::control::ControlState, &Ctx) -> Result<T, ControlError>,
+    ) -> Result<Json<Value>, ApiError> {
+        let Json(answer) = self.read(caller, f)?;
+        Ok(Json(paging::paged(answer, page)?))
     }
 
     /// Mails what a committed plan asks for. The change is committed: delivery happens in the background, bounded

@@ -89,6 +89,41 @@ impl Transport {
     }
 }
 
+/// The most pages a list command follows (10,000 items each): far beyond any account's quotas.
+const MAX_PAGES: usize = 1000;
+
+impl Transport {
+    /// A GET of a list, every page of it (`next_cursor`): each page's lists appended to the first's.
+    pub async fn get_all(&self, path: &str, headers: &[(&str, String)]) -> anyhow::Result<Answer> {
+        let mut answer = self.send(Method::GET, path, None, headers).await?;
+        for _ in 1..MAX_PAGES {
+            let Some(cursor) = answer.body.get("next_cursor").and_then(Value::as_str).map(str::to_string) else {
+                break;
+            };
+            let joiner = if path.contains('?') { '&' } else { '?' };
+            let next = self.send(Method::GET, &format!("{path}{joiner}cursor={cursor}"), None, headers).await?;
+            if !next.status.is_success() {
+                return Ok(next);
+            }
+            let (Value::Object(all), Value::Object(page)) = (&mut answer.body, next.body) else { break };
+            all.remove("next_cursor");
+            for (field, value) in page {
+                match (all.get_mut(&field), value) {
+                    (Some(Value::Array(items)), Value::Array(more)) => items.extend(more),
+                    (_, value) if field == "next_cursor" => {
+                        all.insert(field, value);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Value::Object(all) = &mut answer.body {
+            all.remove("next_cursor");
+        }
+        Ok(answer)
+    }
+}
+
 async fn exchange<I>(io: I, request: Request<Body>) -> anyhow::Result<(StatusCode, Vec<u8>)>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,

@@ -212,7 +212,10 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     };
     let (method, path, body) = to_request(command);
     let headers = [("content-type", "application/json".to_string())];
-    let answer = transport.send(method, &path, body.map(Body::from), &headers).await?;
+    let answer = match method {
+        Method::GET => transport.get_all(&path, &headers).await?,
+        method => transport.send(method, &path, body.map(Body::from), &headers).await?,
+    };
     if answer.status.is_success() && path.starts_with("/v1/operator/export") {
         crate::out!("{}", answer.text);
         return Ok(());

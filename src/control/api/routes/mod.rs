@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::paging::Page;
 use super::{ApiError, ApiPath, ApiQuery, ApiState, OperatorCaller, TenantCaller};
 use crate::control::ops;
 use crate::control::{Caller, ControlState, Ctx, Plan};
@@ -34,7 +35,11 @@ const PUT: MethodFilter = MethodFilter::PUT;
 fn tenant_read<T: serde::Serialize + 'static>(
     op: fn(&ControlState, &Ctx) -> Result<T, ControlError>,
 ) -> MethodRouter<ApiState> {
-    get(move |State(api): State<ApiState>, TenantCaller(caller): TenantCaller| async move { api.read(&caller, op) })
+    get(
+        move |State(api): State<ApiState>, TenantCaller(caller): TenantCaller, ApiQuery(page): ApiQuery<Page>| async move {
+            api.read_page(&caller, &page, op)
+        },
+    )
 }
 
 /// A tenant write that the path alone names (`DELETE /v1/keys/{id}`, `PUT /v1/blocks/{account}`): `op` gets the

@@ -75,7 +75,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         };
         headers.push(("idempotency-key", key));
     }
-    let answer = send_retrying(&transport, call, &headers, change).await?;
+    let answer = match change {
+        true => send_retrying(&transport, call, &headers, change).await?,
+        false => transport.get_all(&call.path, &headers).await?,
+    };
     // explain's answer is a report for people: print it as it is.
     if let (false, Some(text)) = (args.output.json, answer.body.get("explain").and_then(|v| v.as_str())) {
         crate::out!("{text}");
