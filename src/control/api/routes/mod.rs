@@ -31,15 +31,22 @@ const DELETE: MethodFilter = MethodFilter::DELETE;
 const POST: MethodFilter = MethodFilter::POST;
 const PUT: MethodFilter = MethodFilter::PUT;
 
-/// `GET` of a tenant read that takes nothing but the caller: its users, keys, VPCs, zones, rules, links, inbox.
+/// `GET` of a list that takes nothing but the caller (its users, keys, VPCs, zones, rules, links, inbox; the
+/// operator's accounts and VPCs), a page at a time.
+fn paged_read<C, T>(op: fn(&ControlState, &Ctx) -> Result<T, ControlError>) -> MethodRouter<ApiState>
+where
+    C: axum::extract::FromRequestParts<ApiState> + Into<Caller> + Send + 'static,
+    T: serde::Serialize + 'static,
+{
+    get(move |State(api): State<ApiState>, caller: C, ApiQuery(page): ApiQuery<Page>| async move {
+        api.read_page(&caller.into(), &page, op)
+    })
+}
+
 fn tenant_read<T: serde::Serialize + 'static>(
     op: fn(&ControlState, &Ctx) -> Result<T, ControlError>,
 ) -> MethodRouter<ApiState> {
-    get(
-        move |State(api): State<ApiState>, TenantCaller(caller): TenantCaller, ApiQuery(page): ApiQuery<Page>| async move {
-            api.read_page(&caller, &page, op)
-        },
-    )
+    paged_read::<TenantCaller, T>(op)
 }
 
 /// A tenant write that the path alone names (`DELETE /v1/keys/{id}`, `PUT /v1/blocks/{account}`): `op` gets the
@@ -123,9 +130,15 @@ const OPERATOR_BODY_LIMIT: usize = 1 << 30;
 /// Operator endpoints, served only on the owner-only Unix socket.
 pub fn operator_router(state: ApiState) -> Router {
     Router::new()
-        .route("/v1/operator/accounts", get(op_accounts).post(op_account_put))
+        .route(
+            "/v1/operator/accounts",
+            paged_read::<OperatorCaller, _>(|c, ctx| ops::inventory::list_accounts(c, ctx.actor)).post(op_account_put),
+        )
         .route("/v1/operator/accounts/{uid}", axum::routing::delete(op_account_delete))
-        .route("/v1/operator/vpcs", get(op_vpcs).post(op_vpc_put))
+        .route(
+            "/v1/operator/vpcs",
+            paged_read::<OperatorCaller, _>(|c, ctx| ops::inventory::list_vpcs(c, ctx.actor)).post(op_vpc_put),
+        )
         .route("/v1/operator/vpcs/{id}", axum::routing::delete(op_vpc_delete))
         .route("/v1/operator/keys", post(op_key_create))
         .route("/v1/operator/links", post(op_link_put))

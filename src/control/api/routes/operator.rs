@@ -7,18 +7,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::super::{ApiError, ApiJson, ApiPath, ApiQuery, ApiState, ApiText, OperatorCaller};
-use super::{expiry, ApiResult, Page};
+use super::{expiry, ApiResult};
 use crate::control::docs::{AccountDoc, VpcDoc};
 use crate::control::ops::inventory;
 use crate::control::ControlError;
-
-pub(super) async fn op_accounts(
-    State(api): State<ApiState>,
-    OperatorCaller(caller): OperatorCaller,
-    ApiQuery(page): ApiQuery<Page>,
-) -> ApiResult {
-    api.read_page(&caller, &page, |c, ctx| inventory::list_accounts(c, ctx.actor))
-}
 
 pub(super) async fn op_account_put(
     State(api): State<ApiState>,
@@ -34,14 +26,6 @@ pub(super) async fn op_account_delete(
     ApiPath(uid): ApiPath<String>,
 ) -> ApiResult {
     api.write(caller, move |c, ctx| inventory::remove_account(c, ctx, &uid)).await
-}
-
-pub(super) async fn op_vpcs(
-    State(api): State<ApiState>,
-    OperatorCaller(caller): OperatorCaller,
-    ApiQuery(page): ApiQuery<Page>,
-) -> ApiResult {
-    api.read_page(&caller, &page, |c, ctx| inventory::list_vpcs(c, ctx.actor))
 }
 
 pub(super) async fn op_vpc_put(
