@@ -486,3 +486,19 @@ pub(crate) fn duration_words(seconds: u64) -> String {
     let (n, unit) = if seconds < 60 { (seconds, "second") } else { (seconds.div_ceil(60), "minute") };
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_tries_read_as_words() {
+        assert_eq!(duration_words(45), "45 seconds");
+        assert_eq!(duration_words(1), "1 second");
+        assert_eq!(duration_words(60), "1 minute");
+        assert_eq!(duration_words(600), "10 minutes");
+        assert_eq!(duration_words(61), "2 minutes");
+        let one_left = serde_json::json!({"verified": false, "tries_left": 1});
+        assert!(verify_outcome(&one_left).unwrap_err().to_string().ends_with("wrong code: 1 try left"));
+    }
+}
