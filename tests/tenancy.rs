@@ -321,6 +321,37 @@ fn requests_and_scopes_reveal_nothing_about_other_accounts() {
     assert!(limited, "the requester is rate-limited");
 }
 
+/// Zone ids are found however they are spelled (issue 17), but never across accounts, and a refusal reads the same
+/// whether another account has a zone of that name or not: every way in (show, change, delete, records, foreign
+/// detach) answers 404 with the id as written, folded to lower case with its dot.
+#[test]
+fn a_loosely_spelled_zone_id_reveals_no_other_account_zone() {
+    let s = server();
+    let (acme, beta) = tenants(&s);
+    s.admin(&beta, &["zones", "create", "secret.internal.", "--scope", "vpc-beta"]).expect("beta's zone");
+    let probes = |zone: &str| -> Vec<String> {
+        [
+            vec!["zones", "show", zone],
+            vec!["zones", "rm", zone],
+            vec!["zones", "fallback", zone, "recurse"],
+            vec!["records", "add", zone, "www", "A", "10.0.0.9"],
+            vec!["detach", "zone", zone],
+        ]
+        .iter()
+        .map(|args| err(s.admin(&acme, args)))
+        .collect()
+    };
+    let theirs = probes("1002/SECRET.Internal");
+    let absent = probes("1002/NOTHERE.Internal");
+    for (there, not) in theirs.iter().zip(&absent) {
+        assert!(there.contains("404"), "{there}");
+        assert_eq!(there.replace("secret", "NAME"), not.replace("nothere", "NAME"), "one answer for both");
+    }
+    // Beta's zone is untouched, and still its own.
+    let shown = s.admin(&beta, &["zones", "show", "1002/secret.internal."]).expect("beta's zone");
+    assert_eq!(shown["records"].as_array().map(Vec::len), Some(0), "{shown}");
+}
+
 /// Finding 18: `$INCLUDE` is refused wherever the parser finds it; no sub-user is named root; no key is born
 /// expired.
 #[test]

@@ -191,6 +191,11 @@ fn link_requests_blocks_and_the_inbox() {
     assert!(inbox["messages"][0]["code_expires"].is_u64());
     let code = inbox["messages"][0]["body"].as_str().expect("body");
     let code = code.split("Verification code: ").nth(1).and_then(|r| r.get(..6)).expect("code").to_string();
+    // Only the target declines; nobody reads or deletes another account's mail.
+    let message = inbox["messages"][0]["id"].as_str().expect("message id").to_string();
+    assert!(admin(&s, &acme, &["links", "decline", &first]).expect_err("not acme's to decline").contains("404"));
+    assert!(admin(&s, &acme, &["inbox", "read", &message]).expect_err("beta's mail").contains("404"));
+    assert!(admin(&s, &acme, &["inbox", "rm", &message]).expect_err("beta's mail").contains("404"));
     admin(&s, &beta, &["links", "decline", &first]).expect("declined");
     let refused = admin(&s, &acme, &["links", "verify", &first, &code]).expect_err("a declined request");
     assert!(refused.contains("declined"), "{refused}");

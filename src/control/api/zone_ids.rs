@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, Uri};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
+use crate::control::ops::zone_id_as_named;
 use crate::control::ControlPlane;
 use crate::model::state::ZoneId;
 
@@ -35,12 +36,12 @@ fn rewritten(uri: &Uri, plane: &ControlPlane) -> Option<Uri> {
         return None;
     }
     let (account, name) = written.split_once('/')?;
-    let wanted = loose(name);
+    let wanted = zone_id_as_named(name);
     let mut matches = state
         .zones
         .range(ZoneId(format!("{account}/"))..)
         .take_while(|(id, _)| id.0.starts_with(&format!("{account}/")))
-        .filter(|(id, _)| id.0.split_once('/').is_some_and(|(_, n)| loose(n) == wanted));
+        .filter(|(id, _)| id.0.split_once('/').is_some_and(|(_, n)| zone_id_as_named(n) == wanted));
     let (found, _) = matches.next()?;
     if matches.next().is_some() {
         return None;
@@ -55,14 +56,4 @@ fn rewritten(uri: &Uri, plane: &ControlPlane) -> Option<Uri> {
         None => new_path,
     };
     with_query.parse().ok()
-}
-
-/// A zone name compared loosely: lower case, with its trailing dot.
-fn loose(name: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    if lower.ends_with('.') {
-        lower
-    } else {
-        lower + "."
-    }
 }

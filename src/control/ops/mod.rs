@@ -34,7 +34,19 @@ pub(crate) fn own_zone<'c>(
     let id = ZoneId(id.to_string());
     match (control.state.zones.get(&id), control.zone_docs.get(&id)) {
         (Some(zone), Some(doc)) if &zone.account == account => Ok((zone, doc)),
-        _ => Err(ControlError::not_found(format!("no zone {:?} in your account", id.0))),
+        _ => Err(ControlError::not_found(format!("no zone {:?} in your account", zone_id_as_named(&id.0)))),
+    }
+}
+
+/// A zone id as a refusal names it: in lower case with its trailing dot, however it was written. The API rewrites
+/// a loosely written id to the zone it names (`api::zone_ids`), any account's: echoing ids as received would tell
+/// another account's zones (named canonically) from absent ones (named as written).
+pub(crate) fn zone_id_as_named(id: &str) -> String {
+    let lower = id.to_ascii_lowercase();
+    if lower.ends_with('.') {
+        lower
+    } else {
+        lower + "."
     }
 }
 

@@ -326,8 +326,12 @@ pub(crate) fn detach_foreign(
     vpcs: &[String],
 ) -> Result<Plan, ControlError> {
     let me = ctx.actor.tenant()?.require_write()?.clone();
+    let named = match kind {
+        BindingKind::Zone => super::zone_id_as_named(id),
+        BindingKind::Rule => id.to_string(),
+    };
     let not_found =
-        || ControlError::not_found(format!("no {} {id:?} of another account answers in your VPCs", kind.noun()));
+        || ControlError::not_found(format!("no {} {named:?} of another account answers in your VPCs", kind.noun()));
     let (owner, name, scope) = match kind {
         BindingKind::Zone => {
             let z = control.state.zones.get(id).ok_or_else(not_found)?;
