@@ -108,7 +108,8 @@ fn roll(plane: &ControlPlane, start: &str, end: &str, into: Span) -> anyhow::Res
         if batch.is_empty() {
             return Ok(rolled);
         }
-        let mut targets: BTreeMap<String, Vec<(Entry, UsageDoc)>> = BTreeMap::new();
+        // Each target bucket: its key, an empty bucket of its own (used when it does not exist yet), the sources.
+        let mut targets: BTreeMap<String, (UsageDoc, Vec<(Entry, UsageDoc)>)> = BTreeMap::new();
         for entry in batch {
             let Some(keys::Key::Usage { owner, minute, node, .. }) = keys::Key::parse(&entry.key) else {
                 anyhow::bail!("{}: not a usage bucket", entry.key);
@@ -116,11 +117,12 @@ fn roll(plane: &ControlPlane, start: &str, end: &str, into: Span) -> anyhow::Res
             let first = minute / into.minutes() * into.minutes();
             let target = keys::usage_bucket(into, &owner, first, &node);
             let doc: UsageDoc = docs::decode(&entry.value).map_err(|e| anyhow::anyhow!("{}: {e}", entry.key))?;
-            targets.entry(target).or_default().push((entry, doc));
+            let empty = UsageDoc { minute: first, node: node.into_owned(), lines: Vec::new() };
+            targets.entry(target).or_insert_with(|| (empty, Vec::new())).1.push((entry, doc));
         }
-        for (target, sources) in targets {
+        for (target, (empty, sources)) in targets {
             let moved = sources.len();
-            if !merge_into(plane, &target, sources)? {
+            if !merge_into(plane, &target, empty, sources)? {
                 return Ok(rolled);
             }
             rolled += moved;
@@ -128,18 +130,18 @@ fn roll(plane: &ControlPlane, start: &str, end: &str, into: Span) -> anyhow::Res
     }
 }
 
-/// One roll-up transaction: `target` gets the sources' lines, the sources go. False on a conflict.
-fn merge_into(plane: &ControlPlane, target: &str, sources: Vec<(Entry, UsageDoc)>) -> anyhow::Result<bool> {
+/// One roll-up transaction: `target` (`empty` until it exists) gets the sources' lines, the sources go. False on a
+/// conflict.
+fn merge_into(
+    plane: &ControlPlane,
+    target: &str,
+    empty: UsageDoc,
+    sources: Vec<(Entry, UsageDoc)>,
+) -> anyhow::Result<bool> {
     let existing = plane.store().get(target)?;
     let mut doc = match &existing {
         Some(entry) => docs::decode::<UsageDoc>(&entry.value).map_err(|e| anyhow::anyhow!("{target}: {e}"))?,
-        None => {
-            let (node, minute) = match keys::Key::parse(target) {
-                Some(keys::Key::Usage { node, minute, .. }) => (node.into_owned(), minute),
-                _ => anyhow::bail!("{target}: not a usage bucket"),
-            };
-            UsageDoc { minute, node, lines: Vec::new() }
-        }
+        None => empty,
     };
     let mut compares = vec![Compare { key: target.to_string(), mod_revision: existing.map_or(0, |e| e.mod_revision) }];
     let mut ops = Vec::new();
